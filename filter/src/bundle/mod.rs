@@ -1,0 +1,181 @@
+//! The bundle path: an OPA bundle (`.tar.gz` with `.manifest`, `*.rego`, `data.json` /
+//! `data.yaml`) read within limits (`archive`), its manifest (`manifest`) and the optional
+//! precompiled regorus program that `policy-bundler build` adds. A bundle that fails any
+//! check is an error with a stable code; nothing here evaluates policy.
+
+pub mod archive;
+pub mod build;
+pub mod manifest;
+
+use regorus::Value;
+
+pub use archive::{Limits, MAX_FILES};
+pub use manifest::{Manifest, ProgramInfo};
+
+/// Where `policy-bundler build` puts the precompiled program inside the bundle.
+pub const PROGRAM_FILE: &str = ".zerohop/program.rvm";
+
+/// One Rego module of the bundle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Module {
+    /// Path inside the bundle, e.g. `envoy/authz.rego`.
+    pub path: String,
+    pub source: String,
+}
+
+/// A bundle read and checked: everything evaluation needs.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    pub manifest: Manifest,
+    pub modules: Vec<Module>,
+    /// All data files merged at their directory paths.
+    pub data: Value,
+    /// The precompiled program, if the bundle carries one.
+    pub program: Option<Vec<u8>>,
+    /// Every file in the bundle and its size, in archive order.
+    pub files: Vec<(String, usize)>,
+}
+
+/// Why a bundle was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BundleError {
+    #[error("bundle is not a gzip stream: {0}")]
+    NotGzip(String),
+    #[error("bundle is not a valid tar archive: {0}")]
+    NotTar(String),
+    #[error("bundle entry {path:?} is not allowed: {reason}")]
+    BadEntry { path: String, reason: &'static str },
+    #[error("bundle holds {path:?} twice")]
+    Duplicate { path: String },
+    #[error("bundle is larger than the limit: more than {limit} bytes uncompressed")]
+    TooLarge { limit: u64 },
+    #[error("bundle holds more than {limit} files")]
+    TooManyFiles { limit: usize },
+    #[error("bundle .manifest is invalid: {0}")]
+    Manifest(String),
+    #[error("bundle data file {path}: {message}")]
+    Data { path: String, message: String },
+    #[error("bundle file {path} is outside the manifest roots {roots:?}")]
+    OutsideRoots { path: String, roots: Vec<String> },
+    #[error("bundle file {path} is not UTF-8")]
+    NotUtf8 { path: String },
+}
+
+impl BundleError {
+    /// A stable kebab-case code for logs and metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            BundleError::NotGzip(_) => "not-gzip",
+            BundleError::NotTar(_) => "not-tar",
+            BundleError::BadEntry { .. } => "bad-entry",
+            BundleError::Duplicate { .. } => "duplicate-entry",
+            BundleError::TooLarge { .. } => "too-large",
+            BundleError::TooManyFiles { .. } => "too-many-files",
+            BundleError::Manifest(_) => "bad-manifest",
+            BundleError::Data { .. } => "bad-data",
+            BundleError::OutsideRoots { .. } => "outside-roots",
+            BundleError::NotUtf8 { .. } => "not-utf8",
+        }
+    }
+}
+
+impl Bundle {
+    /// Reads a bundle `.tar.gz`.
+    pub fn from_targz(bytes: &[u8], limits: &Limits) -> Result<Self, BundleError> {
+        Self::from_files(archive::read_targz(bytes, limits)?)
+    }
+
+    /// Assembles a bundle from its files (path inside the bundle, content).
+    pub fn from_files(files: Vec<(String, Vec<u8>)>) -> Result<Self, BundleError> {
+        let mut manifest = Manifest::default();
+        let mut modules = Vec::new();
+        let mut data_files = Vec::new();
+        let mut program = None;
+        let listing = files.iter().map(|(p, b)| (p.clone(), b.len())).collect();
+        for (path, bytes) in files {
+            let name = path.rsplit('/').next().unwrap_or(&path);
+            if path == ".manifest" {
+                manifest = Manifest::parse(&bytes)?;
+            } else if path == PROGRAM_FILE {
+                program = Some(bytes);
+            } else if name.ends_with(".rego") {
+                let source = String::from_utf8(bytes)
+                    .map_err(|_| BundleError::NotUtf8 { path: path.clone() })?;
+                modules.push(Module { path, source });
+            } else if matches!(name, "data.json" | "data.yaml" | "data.yml") {
+                data_files.push((path, bytes));
+            }
+            // OPA ignores every other file; so do we.
+        }
+        let mut data = Value::new_object();
+        for (path, bytes) in data_files {
+            let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
+            manifest.check_in_roots(dir, &path)?;
+            merge_data(&mut data, dir, parse_data(&path, &bytes)?, &path)?;
+        }
+        Ok(Self {
+            manifest,
+            modules,
+            data,
+            program,
+            files: listing,
+        })
+    }
+}
+
+fn parse_data(path: &str, bytes: &[u8]) -> Result<Value, BundleError> {
+    let data_error = |message: String| BundleError::Data {
+        path: path.to_string(),
+        message,
+    };
+    let text = std::str::from_utf8(bytes).map_err(|_| BundleError::NotUtf8 {
+        path: path.to_string(),
+    })?;
+    if path.ends_with(".json") {
+        Value::from_json_str(text).map_err(|e| data_error(e.to_string()))
+    } else {
+        yaml_serde::from_str::<serde_json::Value>(text)
+            .map(Value::from)
+            .map_err(|e| data_error(e.to_string()))
+    }
+}
+
+/// Places `value` at `dir` (`a/b` → `data.a.b`), merging objects; anything else that meets an
+/// existing value is a conflict, as in OPA.
+fn merge_data(root: &mut Value, dir: &str, value: Value, path: &str) -> Result<(), BundleError> {
+    let conflict = || BundleError::Data {
+        path: path.to_string(),
+        message: "conflicts with data from another file".to_string(),
+    };
+    let mut target = root;
+    for segment in dir.split('/').filter(|s| !s.is_empty()) {
+        let object = target.as_object_mut().map_err(|_| conflict())?;
+        target = object.get_or_insert_with(Value::from(segment), Value::new_object);
+    }
+    merge_value(target, value).map_err(|()| conflict())
+}
+
+fn merge_value(target: &mut Value, value: Value) -> Result<(), ()> {
+    match value {
+        Value::Object(incoming) => {
+            let object = target.as_object_mut().map_err(|_| ())?;
+            for (key, value) in incoming.iter() {
+                match object.get_mut(key) {
+                    Some(existing) => merge_value(existing, value.clone())?,
+                    None => {
+                        object.insert(key.clone(), value.clone());
+                    }
+                }
+            }
+            Ok(())
+        }
+        other if *target == Value::new_object() => {
+            *target = other;
+            Ok(())
+        }
+        _ => Err(()),
+    }
+}
+
+#[cfg(test)]
+mod tests;

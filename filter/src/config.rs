@@ -1,0 +1,270 @@
+//! Plugin configuration: the JSON string Istio passes from `WasmPlugin.pluginConfig`.
+//!
+//! Parsed in two steps: `RawConfig` mirrors the JSON exactly (unknown keys rejected), then
+//! `Config::parse` validates it. Every error names the key at fault. Defaults live here only.
+
+use base64::Engine as _;
+use serde::Deserialize;
+
+use crate::request::decision::is_valid_reply_status;
+
+/// OPA-Envoy's default decision path.
+pub const DEFAULT_PATH: &str = "envoy/authz/allow";
+/// Envoy's ext_authz answers 403 when the authorizer fails; so do we.
+pub const DEFAULT_STATUS_ON_ERROR: u16 = 403;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    path: Option<String>,
+    bundle: RawBundle,
+    #[serde(default)]
+    dry_run: bool,
+    status_on_error: Option<u16>,
+    #[serde(default)]
+    fail_open: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBundle {
+    inline: Option<String>,
+}
+
+/// A validated plugin configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The rule whose value is the decision.
+    pub path: DecisionPath,
+    /// Where the policy bundle comes from.
+    pub bundle: BundleSource,
+    /// Evaluate and log, but never block a request.
+    pub dry_run: bool,
+    /// The status sent when the decision is undefined or evaluation fails.
+    pub status_on_error: u16,
+    /// Let requests through when no decision can be made (evaluation error, no bundle).
+    pub fail_open: bool,
+}
+
+/// Where the bundle comes from. A bundle `service` joins `Inline` here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BundleSource {
+    /// A bundle `.tar.gz` carried in the configuration itself.
+    Inline(Vec<u8>),
+}
+
+/// OPA-Envoy's `path` (`envoy/authz/allow`) and the rule it names (`data.envoy.authz.allow`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecisionPath {
+    path: String,
+    rule: String,
+}
+
+impl DecisionPath {
+    /// Parses a path as OPA-Envoy does: surrounding slashes ignored, `/` separates segments.
+    /// Each segment must be a Rego identifier, so the path names one rule.
+    pub fn parse(path: &str) -> Result<Self, String> {
+        let trimmed = path.trim_matches('/');
+        if trimmed.is_empty() {
+            return Err("must name a rule, e.g. \"envoy/authz/allow\"".to_string());
+        }
+        for segment in trimmed.split('/') {
+            if !is_rego_identifier(segment) {
+                return Err(format!(
+                    "segment {segment:?} of {path:?} is not a Rego identifier (letters, digits, _)"
+                ));
+            }
+        }
+        Ok(Self {
+            path: trimmed.to_string(),
+            rule: format!("data.{}", trimmed.replace('/', ".")),
+        })
+    }
+
+    /// The path as configured, e.g. `envoy/authz/allow`.
+    pub fn as_path(&self) -> &str {
+        &self.path
+    }
+
+    /// The rule reference, e.g. `data.envoy.authz.allow`.
+    pub fn rule(&self) -> &str {
+        &self.rule
+    }
+}
+
+impl Default for DecisionPath {
+    fn default() -> Self {
+        Self {
+            path: DEFAULT_PATH.to_string(),
+            rule: format!("data.{}", DEFAULT_PATH.replace('/', ".")),
+        }
+    }
+}
+
+fn is_rego_identifier(segment: &str) -> bool {
+    let mut chars = segment.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// A configuration that cannot be used. The message always names the key at fault.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("plugin configuration is not valid JSON for zerohop: at `{key}`: {message}")]
+    Syntax { key: String, message: String },
+    #[error("plugin configuration key `{key}`: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+impl Config {
+    /// Parses and validates the plugin configuration.
+    pub fn parse(json: &[u8]) -> Result<Self, ConfigError> {
+        let mut deserializer = serde_json::Deserializer::from_slice(json);
+        let raw: RawConfig = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+            let key = e.path().to_string();
+            ConfigError::Syntax {
+                key: if key == "." {
+                    "(top level)".to_string()
+                } else {
+                    key
+                },
+                message: e.into_inner().to_string(),
+            }
+        })?;
+        Self::validate(raw)
+    }
+
+    fn validate(raw: RawConfig) -> Result<Self, ConfigError> {
+        let path = match raw.path {
+            None => DecisionPath::default(),
+            Some(p) => DecisionPath::parse(&p).map_err(|message| ConfigError::Invalid {
+                key: "path",
+                message,
+            })?,
+        };
+        let status_on_error = raw.status_on_error.unwrap_or(DEFAULT_STATUS_ON_ERROR);
+        if !is_valid_reply_status(status_on_error) {
+            return Err(ConfigError::Invalid {
+                key: "status_on_error",
+                message: format!("{status_on_error} is not an HTTP status Envoy can send"),
+            });
+        }
+        let bundle = match raw.bundle.inline {
+            Some(encoded) => BundleSource::Inline(
+                base64::engine::general_purpose::STANDARD
+                    .decode(encoded.trim())
+                    .map_err(|e| ConfigError::Invalid {
+                        key: "bundle.inline",
+                        message: format!("not base64: {e}"),
+                    })?,
+            ),
+            None => {
+                return Err(ConfigError::Invalid {
+                    key: "bundle",
+                    message: "needs `inline` (the base64 of a bundle .tar.gz)".to_string(),
+                })
+            }
+        };
+        Ok(Self {
+            path,
+            bundle,
+            dry_run: raw.dry_run,
+            status_on_error,
+            fail_open: raw.fail_open,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Result<Config, ConfigError> {
+        Config::parse(json.as_bytes())
+    }
+
+    #[test]
+    fn defaults_match_opa_envoy() {
+        let config = parse(r#"{"bundle":{"inline":"aGk="}}"#).unwrap();
+        assert_eq!(config.path.rule(), "data.envoy.authz.allow");
+        assert_eq!(config.bundle, BundleSource::Inline(b"hi".to_vec()));
+        assert_eq!(config.status_on_error, 403);
+        assert!(!config.dry_run);
+        assert!(!config.fail_open);
+    }
+
+    #[test]
+    fn path_is_a_rule_reference() {
+        let config = parse(r#"{"path":"/istio/authz/allow/","bundle":{"inline":""}}"#).unwrap();
+        assert_eq!(config.path.as_path(), "istio/authz/allow");
+        assert_eq!(config.path.rule(), "data.istio.authz.allow");
+        let err = parse(r#"{"path":"istio/authz-x","bundle":{"inline":""}}"#).unwrap_err();
+        assert!(
+            matches!(err, ConfigError::Invalid { key: "path", .. }),
+            "{err}"
+        );
+        let err = parse(r#"{"path":"","bundle":{"inline":""}}"#).unwrap_err();
+        assert!(
+            matches!(err, ConfigError::Invalid { key: "path", .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = parse(r#"{"bundle":{"inline":""},"dryrun":true}"#).unwrap_err();
+        assert!(err.to_string().contains("dryrun"), "{err}");
+        let err = parse(r#"{"bundle":{"inlined":""}}"#).unwrap_err();
+        assert!(err.to_string().contains("inlined"), "{err}");
+    }
+
+    #[test]
+    fn wrong_types_name_the_key() {
+        let err = parse(r#"{"bundle":{"inline":""},"dry_run":"yes"}"#).unwrap_err();
+        assert_eq!(
+            err,
+            ConfigError::Syntax {
+                key: "dry_run".into(),
+                message: err_message(&err)
+            }
+        );
+        let err = parse(r#"{"bundle":{"inline":7}}"#).unwrap_err();
+        assert!(err.to_string().contains("`bundle.inline`"), "{err}");
+        let err = parse(r#"{"bundle":{"inline":""},"status_on_error":"503"}"#).unwrap_err();
+        assert!(err.to_string().contains("`status_on_error`"), "{err}");
+    }
+
+    fn err_message(err: &ConfigError) -> String {
+        match err {
+            ConfigError::Syntax { message, .. } | ConfigError::Invalid { message, .. } => {
+                message.clone()
+            }
+        }
+    }
+
+    #[test]
+    fn invalid_values_are_rejected() {
+        let err = parse(r#"{"bundle":{"inline":""},"status_on_error":99}"#).unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::Invalid {
+                key: "status_on_error",
+                ..
+            }
+        ));
+        let err = parse(r#"{"bundle":{"inline":"***"}}"#).unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::Invalid {
+                key: "bundle.inline",
+                ..
+            }
+        ));
+        let err = parse(r#"{"bundle":{}}"#).unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid { key: "bundle", .. }));
+        let err = parse(r#"{"path":"x"}"#).unwrap_err();
+        assert!(err.to_string().contains("bundle"), "{err}");
+        let err = parse("not json").unwrap_err();
+        assert!(matches!(err, ConfigError::Syntax { .. }));
+    }
+}

@@ -1,0 +1,313 @@
+//! Evaluation with regorus behind one type. A `Policy` is built once per bundle activation
+//! (never per request) and evaluates the decision rule for an `input`:
+//! - a bundle with a precompiled program for the rule runs it on the RVM, without parsing Rego;
+//! - otherwise the Rego is compiled to an RVM program when the bundle is loaded;
+//! - Rego the RVM compiler cannot handle yet runs on the regorus interpreter.
+
+use std::sync::Arc;
+
+use regorus::languages::rego::compiler::Compiler;
+use regorus::rvm::program::{DeserializationResult, Program};
+use regorus::rvm::RegoVM;
+use regorus::Value;
+
+use crate::bundle::{Bundle, ProgramInfo};
+use crate::config::DecisionPath;
+use crate::REGORUS_VERSION;
+
+/// Instructions one evaluation may run: far above any authorization policy, low enough to
+/// stop runaway recursion before it ties up a worker.
+pub const MAX_INSTRUCTIONS: usize = 5_000_000;
+
+/// How the decision rule is evaluated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The bundle's precompiled program.
+    Precompiled,
+    /// Rego compiled to a program when the bundle was loaded.
+    CompiledAtLoad,
+    /// The regorus interpreter (the RVM compiler rejected this Rego).
+    Interpreted,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Precompiled => "precompiled",
+            Mode::CompiledAtLoad => "compiled-at-load",
+            Mode::Interpreted => "interpreted",
+        }
+    }
+}
+
+/// Why a bundle could not become an evaluable policy.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LoadError {
+    #[error("{0}")]
+    Rego(RegoError),
+    #[error("bundle data: {0}")]
+    Data(String),
+    #[error("decision rule {rule}: {message}")]
+    Compile { rule: String, message: String },
+    #[error("precompiled program was built with regorus {found}, this filter runs regorus {expected}: rebuild the bundle with the matching policy-bundler")]
+    ProgramVersion {
+        found: String,
+        expected: &'static str,
+    },
+    #[error("precompiled program is unusable: {0}")]
+    Program(String),
+}
+
+impl LoadError {
+    /// A stable kebab-case code for logs and metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            LoadError::Rego(_) => "rego-error",
+            LoadError::Data(_) => "bad-data",
+            LoadError::Compile { .. } => "compile-error",
+            LoadError::ProgramVersion { .. } => "program-version",
+            LoadError::Program(_) => "bad-program",
+        }
+    }
+}
+
+/// A Rego error at a place in a module: `file:line:column: message`, plus the source excerpt
+/// regorus shows for it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}:{column}: {message}")]
+pub struct RegoError {
+    pub file: String,
+    pub line: u32,
+    pub column: u32,
+    pub message: String,
+    pub snippet: String,
+}
+
+impl RegoError {
+    /// Reads regorus's multi-line report (`--> file:line:col`, excerpt, `error: message`).
+    fn from_regorus(file: &str, report: &str) -> Self {
+        let location = report
+            .lines()
+            .find_map(|l| l.trim_start().strip_prefix("--> "));
+        let (line, column) = location
+            .and_then(|loc| {
+                let mut parts = loc.rsplitn(3, ':');
+                let column = parts.next()?.trim().parse().ok()?;
+                let line = parts.next()?.trim().parse().ok()?;
+                Some((line, column))
+            })
+            .unwrap_or((1, 1));
+        let message = report
+            .lines()
+            .rev()
+            .find_map(|l| l.strip_prefix("error: "))
+            .unwrap_or(report)
+            .trim()
+            .to_string();
+        let snippet = report
+            .lines()
+            .filter(|l| {
+                !l.starts_with("error: ")
+                    && !l.trim_start().starts_with("--> ")
+                    && !l.trim().is_empty()
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        Self {
+            file: file.to_string(),
+            line,
+            column,
+            message,
+            snippet,
+        }
+    }
+}
+
+/// Why an evaluation produced no decision.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EvalError {
+    #[error("undefined decision")]
+    Undefined,
+    #[error("evaluation failed: {0}")]
+    Failed(String),
+}
+
+enum Backend {
+    Vm(Box<RegoVM>),
+    Interpreter(Box<regorus::Engine>),
+}
+
+/// A bundle ready to evaluate one decision rule.
+pub struct Policy {
+    backend: Backend,
+    rule: String,
+    mode: Mode,
+    revision: String,
+}
+
+impl Policy {
+    /// Loads `bundle` to evaluate the rule named by `path`.
+    pub fn load(bundle: &Bundle, path: &DecisionPath) -> Result<Self, LoadError> {
+        let rule = path.rule().to_string();
+        let precompiled = match (&bundle.program, bundle.manifest.program()) {
+            (Some(bytes), Some(info)) if info.entrypoints.contains(&rule) => {
+                Some(deserialize(bytes, info)?)
+            }
+            (Some(_), None) => {
+                return Err(LoadError::Program(
+                    "the manifest has no metadata.zerohop entry describing it".into(),
+                ))
+            }
+            _ => None,
+        };
+        let (backend, mode) = match precompiled {
+            Some(program) => (vm(program, &bundle.data)?, Mode::Precompiled),
+            None => match compile(bundle, &[rule.as_str()])? {
+                Compiled::Program(program) => (vm(program, &bundle.data)?, Mode::CompiledAtLoad),
+                Compiled::Interpreter { engine, .. } => {
+                    (Backend::Interpreter(engine), Mode::Interpreted)
+                }
+            },
+        };
+        Ok(Self {
+            backend,
+            rule,
+            mode,
+            revision: bundle.manifest.revision.clone(),
+        })
+    }
+
+    /// Evaluates the decision rule for `input`.
+    pub fn evaluate(&mut self, input: Value) -> Result<Value, EvalError> {
+        let result = match &mut self.backend {
+            Backend::Vm(vm) => {
+                vm.set_input(input);
+                vm.execute_entry_point_by_name(&self.rule)
+                    .map_err(|e| EvalError::Failed(e.to_string()))
+            }
+            Backend::Interpreter(engine) => {
+                engine.set_input(input);
+                engine
+                    .eval_rule(self.rule.clone())
+                    .map_err(|e| EvalError::Failed(format!("{e:#}")))
+            }
+        }?;
+        match result {
+            Value::Undefined => Err(EvalError::Undefined),
+            value => Ok(value),
+        }
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    pub fn revision(&self) -> &str {
+        &self.revision
+    }
+
+    pub fn rule(&self) -> &str {
+        &self.rule
+    }
+}
+
+/// The outcome of compiling a bundle's Rego for some rules.
+pub enum Compiled {
+    Program(Arc<Program>),
+    /// The RVM compiler refused; the reason says why and the interpreter takes over.
+    Interpreter {
+        engine: Box<regorus::Engine>,
+        reason: String,
+    },
+}
+
+/// Parses the bundle's modules with its data and compiles `rules` into one RVM program.
+/// `policy-bundler build` and bundle activation both come here.
+pub fn compile(bundle: &Bundle, rules: &[&str]) -> Result<Compiled, LoadError> {
+    let mut engine = parse(bundle)?;
+    let mut compiled = None;
+    for rule in rules {
+        let policy = engine
+            .compile_with_entrypoint(&(*rule).into())
+            .map_err(|e| LoadError::Compile {
+                rule: (*rule).to_string(),
+                message: format!("{e:#}"),
+            })?;
+        compiled = Some(policy);
+    }
+    let Some(policy) = compiled else {
+        return Err(LoadError::Compile {
+            rule: String::new(),
+            message: "no decision rule to compile".into(),
+        });
+    };
+    match Compiler::compile_from_policy(&policy, rules) {
+        Ok(program) => Ok(Compiled::Program(program)),
+        Err(e) => Ok(Compiled::Interpreter {
+            engine: Box::new(engine),
+            reason: e.to_string(),
+        }),
+    }
+}
+
+/// Parses the bundle's modules and loads its data into an interpreter.
+pub fn parse(bundle: &Bundle) -> Result<regorus::Engine, LoadError> {
+    let mut engine = regorus::Engine::new();
+    engine.set_rego_v0(bundle.manifest.rego_v0());
+    // OPA-Envoy does not evaluate with strict builtin errors: a failing builtin is undefined.
+    engine.set_strict_builtin_errors(false);
+    for module in &bundle.modules {
+        let package = engine
+            .add_policy(module.path.clone(), module.source.clone())
+            .map_err(|e| {
+                LoadError::Rego(RegoError::from_regorus(&module.path, &format!("{e:#}")))
+            })?;
+        let data_path = package
+            .trim_start_matches("data")
+            .trim_start_matches('.')
+            .replace('.', "/");
+        bundle
+            .manifest
+            .check_in_roots(&data_path, &module.path)
+            .map_err(|e| {
+                LoadError::Rego(RegoError {
+                    file: module.path.clone(),
+                    line: 1,
+                    column: 1,
+                    message: e.to_string(),
+                    snippet: String::new(),
+                })
+            })?;
+    }
+    engine
+        .add_data(bundle.data.clone())
+        .map_err(|e| LoadError::Data(format!("{e:#}")))?;
+    Ok(engine)
+}
+
+fn deserialize(bytes: &[u8], info: &ProgramInfo) -> Result<Arc<Program>, LoadError> {
+    if info.regorus != REGORUS_VERSION {
+        return Err(LoadError::ProgramVersion {
+            found: info.regorus.clone(),
+            expected: REGORUS_VERSION,
+        });
+    }
+    match Program::deserialize_binary(bytes).map_err(LoadError::Program)? {
+        DeserializationResult::Complete(program) => Ok(Arc::new(program)),
+        DeserializationResult::Partial(_) => Err(LoadError::Program(
+            "it needs builtins this filter does not have, or another format version".into(),
+        )),
+    }
+}
+
+fn vm(program: Arc<Program>, data: &Value) -> Result<Backend, LoadError> {
+    let mut vm = RegoVM::new();
+    vm.load_program(program);
+    vm.set_max_instructions(MAX_INSTRUCTIONS);
+    vm.set_data(data.clone())
+        .map_err(|e| LoadError::Data(e.to_string()))?;
+    Ok(Backend::Vm(Box::new(vm)))
+}
+
+#[cfg(test)]
+mod tests;

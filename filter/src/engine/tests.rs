@@ -1,0 +1,212 @@
+use super::*;
+use crate::bundle::build::build;
+use crate::bundle::Limits;
+
+const AUTHZ: &str = r#"
+package envoy.authz
+
+import rego.v1
+
+default allow := false
+
+allow if {
+    input.attributes.request.http.method == "GET"
+    input.parsed_path[0] == "public"
+}
+
+allow if input.source_principal in data.admins
+
+decision := {"allowed": allow, "headers": {"x-checked": "yes"}}
+"#;
+
+fn path(p: &str) -> DecisionPath {
+    DecisionPath::parse(p).unwrap()
+}
+
+fn source_files(rego: &str) -> Vec<(String, Vec<u8>)> {
+    vec![
+        ("envoy/authz.rego".to_string(), rego.as_bytes().to_vec()),
+        (
+            "data.json".to_string(),
+            br#"{"admins": ["spiffe://td/ns/a/sa/admin"]}"#.to_vec(),
+        ),
+    ]
+}
+
+fn bundle(files: Vec<(String, Vec<u8>)>, entrypoints: &[&str]) -> Bundle {
+    let entrypoints: Vec<DecisionPath> = entrypoints.iter().map(|e| path(e)).collect();
+    let built = build(files, Some("rev-1"), &entrypoints).unwrap();
+    Bundle::from_targz(&built.targz, &Limits::default()).unwrap()
+}
+
+fn input(method: &str, parsed_path: &str, principal: &str) -> Value {
+    Value::from_json_str(&format!(
+        r#"{{"attributes":{{"request":{{"http":{{"method":"{method}"}}}}}},
+            "parsed_path":["{parsed_path}"],"source_principal":"{principal}"}}"#
+    ))
+    .unwrap()
+}
+
+fn check_decisions(policy: &mut Policy) {
+    // Same VM, different inputs: nothing leaks from one evaluation into the next.
+    for _ in 0..2 {
+        assert_eq!(
+            policy.evaluate(input("GET", "public", "x")),
+            Ok(Value::from(true))
+        );
+        assert_eq!(
+            policy.evaluate(input("POST", "public", "x")),
+            Ok(Value::from(false))
+        );
+        assert_eq!(
+            policy.evaluate(input("POST", "x", "spiffe://td/ns/a/sa/admin")),
+            Ok(Value::from(true))
+        );
+    }
+}
+
+#[test]
+fn precompiled_program_runs_without_rego() {
+    let mut bundle = bundle(
+        source_files(AUTHZ),
+        &["envoy/authz/allow", "envoy/authz/decision"],
+    );
+    assert!(bundle.program.is_some());
+    bundle.modules.clear(); // proves the program alone is enough
+    let mut policy = Policy::load(&bundle, &path("envoy/authz/allow")).unwrap();
+    assert_eq!(policy.mode(), Mode::Precompiled);
+    assert_eq!(policy.revision(), "rev-1");
+    check_decisions(&mut policy);
+    let mut decision = Policy::load(&bundle, &path("envoy/authz/decision")).unwrap();
+    assert_eq!(
+        decision.evaluate(input("GET", "public", "x")),
+        Ok(Value::from_json_str(r#"{"allowed": true, "headers": {"x-checked": "yes"}}"#).unwrap())
+    );
+}
+
+#[test]
+fn plain_opa_bundle_is_compiled_at_load() {
+    let plain = Bundle::from_files(source_files(AUTHZ)).unwrap();
+    let mut policy = Policy::load(&plain, &path("envoy/authz/allow")).unwrap();
+    assert_eq!(policy.mode(), Mode::CompiledAtLoad);
+    check_decisions(&mut policy);
+    // A precompiled bundle without the configured rule falls back to its Rego too.
+    let other = bundle(source_files(AUTHZ), &["envoy/authz/decision"]);
+    let policy = Policy::load(&other, &path("envoy/authz/allow")).unwrap();
+    assert_eq!(policy.mode(), Mode::CompiledAtLoad);
+}
+
+#[test]
+fn rego_the_rvm_cannot_compile_is_interpreted() {
+    let rego = r#"
+package envoy.authz
+import rego.v1
+role_perms := {"admin": ["read"]}
+default allow := false
+allow if {
+    some r
+    some perm in role_perms[r]
+    perm == input.want
+}
+"#;
+    let plain = Bundle::from_files(vec![("p.rego".into(), rego.as_bytes().to_vec())]).unwrap();
+    let mut policy = Policy::load(&plain, &path("envoy/authz/allow")).unwrap();
+    assert_eq!(policy.mode(), Mode::Interpreted);
+    assert_eq!(
+        policy.evaluate(Value::from_json_str(r#"{"want":"read"}"#).unwrap()),
+        Ok(Value::from(true))
+    );
+    assert_eq!(
+        policy.evaluate(Value::from_json_str(r#"{"want":"write"}"#).unwrap()),
+        Ok(Value::from(false))
+    );
+}
+
+#[test]
+fn undefined_and_runtime_errors() {
+    let rego = r#"
+package e
+import rego.v1
+maybe if input.x == 1
+# A runaway evaluation is stopped by the instruction limit.
+expensive := count([1 | some i in numbers.range(1, 3000); some j in numbers.range(1, 3000)])
+"#;
+    let plain = Bundle::from_files(vec![("e.rego".into(), rego.as_bytes().to_vec())]).unwrap();
+    let mut maybe = Policy::load(&plain, &path("e/maybe")).unwrap();
+    assert_eq!(
+        maybe.evaluate(Value::new_object()),
+        Err(EvalError::Undefined)
+    );
+    let mut expensive = Policy::load(&plain, &path("e/expensive")).unwrap();
+    let result = expensive.evaluate(Value::new_object());
+    assert!(
+        matches!(&result, Err(EvalError::Failed(m)) if m.contains("instruction limit")),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn bad_rego_is_reported_with_its_location() {
+    let plain = Bundle::from_files(vec![(
+        "bad/p.rego".into(),
+        b"package p\n\nallow if {\n  input.x ==\n}\n".to_vec(),
+    )])
+    .unwrap();
+    let err = Policy::load(&plain, &path("p/allow")).err().unwrap();
+    assert_eq!(err.code(), "rego-error");
+    assert_eq!(err.to_string(), "bad/p.rego:5:1: expecting expression");
+}
+
+#[test]
+fn missing_decision_rule_is_a_load_error() {
+    let plain = Bundle::from_files(source_files(AUTHZ)).unwrap();
+    let err = Policy::load(&plain, &path("envoy/authz/nope"))
+        .err()
+        .unwrap();
+    assert_eq!(err.code(), "compile-error", "{err}");
+}
+
+#[test]
+fn program_from_another_regorus_is_rejected() {
+    let mut bundle = bundle(source_files(AUTHZ), &["envoy/authz/allow"]);
+    let info = bundle
+        .manifest
+        .metadata
+        .as_mut()
+        .unwrap()
+        .zerohop
+        .as_mut()
+        .unwrap();
+    info.regorus = "0.13.0".into();
+    let err = Policy::load(&bundle, &path("envoy/authz/allow"))
+        .err()
+        .unwrap();
+    assert_eq!(
+        err,
+        LoadError::ProgramVersion {
+            found: "0.13.0".into(),
+            expected: REGORUS_VERSION
+        }
+    );
+
+    let mut corrupt = self::bundle(source_files(AUTHZ), &["envoy/authz/allow"]);
+    corrupt.program = Some(b"REGO garbage".to_vec());
+    let err = Policy::load(&corrupt, &path("envoy/authz/allow"))
+        .err()
+        .unwrap();
+    assert_eq!(err.code(), "bad-program", "{err}");
+}
+
+#[test]
+fn rego_v0_bundles_follow_the_manifest() {
+    let v0 = "package p\n\ndefault allow = false\n\nallow { input.ok }\n";
+    let files = vec![
+        (".manifest".to_string(), br#"{"rego_version": 0}"#.to_vec()),
+        ("p.rego".to_string(), v0.as_bytes().to_vec()),
+    ];
+    let mut policy = Policy::load(&Bundle::from_files(files).unwrap(), &path("p/allow")).unwrap();
+    assert_eq!(
+        policy.evaluate(Value::from_json_str(r#"{"ok":true}"#).unwrap()),
+        Ok(Value::from(true))
+    );
+}

@@ -1,0 +1,88 @@
+//! Host reads and writes, each returning a `Result` or a logged fallback; nothing here unwraps.
+//! (The SDK's `Context` helpers unwrap host errors, which would kill the worker's VM.)
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::{BufferType, LogLevel, MapType, Status};
+
+use crate::request::input::{HttpRequest, Peer, SocketAddress};
+
+pub fn log(level: LogLevel, message: &str) {
+    // Logging is best effort: there is nowhere else to report a failure to log.
+    let _ = hostcalls::log(level, message);
+}
+
+/// The plugin configuration bytes (`WasmPlugin.pluginConfig` as JSON).
+pub fn plugin_configuration(size: usize) -> Result<Vec<u8>, Status> {
+    Ok(hostcalls::get_buffer(BufferType::PluginConfiguration, 0, size)?.unwrap_or_default())
+}
+
+/// A property as UTF-8 text, `None` when the host does not have it (e.g. no TLS).
+pub fn property_text(path: &[&str]) -> Option<String> {
+    match hostcalls::get_property(path.to_vec()) {
+        Ok(Some(bytes)) if !bytes.is_empty() => Some(String::from_utf8_lossy(&bytes).into_owned()),
+        Ok(_) => None,
+        Err(status) => {
+            log(
+                LogLevel::Debug,
+                &format!(
+                    "zerohop: property {} unavailable: {status:?}",
+                    path.join(".")
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// Everything the `input` document needs from the request headers phase.
+pub fn http_request() -> Result<HttpRequest, Status> {
+    let headers: Vec<(String, String)> = hostcalls::get_map_bytes(MapType::HttpRequestHeaders)?
+        .into_iter()
+        .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
+        .collect();
+    let id = headers
+        .iter()
+        .find(|(name, _)| name == "x-request-id")
+        .map(|(_, value)| value.clone())
+        .unwrap_or_default();
+    Ok(HttpRequest {
+        headers,
+        id,
+        protocol: property_text(&["request", "protocol"]).unwrap_or_default(),
+        source: peer("source", "peer"),
+        destination: peer("destination", "local"),
+    })
+}
+
+/// Address and certificate identity of one side of the downstream connection. The principal
+/// is chosen as Envoy's ext_authz does: URI SAN, else DNS SAN, else subject.
+fn peer(side: &str, certificate: &str) -> Peer {
+    let principal = ["uri_san", "dns_san", "subject"].iter().find_map(|kind| {
+        property_text(&["connection", &format!("{kind}_{certificate}_certificate")])
+    });
+    Peer {
+        address: property_text(&[side, "address"]).and_then(|a| SocketAddress::parse(&a)),
+        principal,
+    }
+}
+
+pub fn set_request_header(name: &str, value: &str) -> Result<(), Status> {
+    hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value))
+}
+
+pub fn add_header(map: MapType, name: &str, value: &str) -> Result<(), Status> {
+    hostcalls::add_map_value(map, name, value)
+}
+
+pub fn remove_request_header(name: &str) -> Result<(), Status> {
+    hostcalls::remove_map_value(MapType::HttpRequestHeaders, name)
+}
+
+pub fn send_reply(status: u16, headers: &[(String, String)], body: &str) -> Result<(), Status> {
+    let headers: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    let body = (!body.is_empty()).then_some(body.as_bytes());
+    hostcalls::send_http_response(u32::from(status), headers, body)
+}

@@ -1,0 +1,168 @@
+//! One HTTP stream: build the input at the request headers, evaluate, then forward with the
+//! decision's changes or answer locally.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use proxy_wasm::traits::{Context, HttpContext};
+use proxy_wasm::types::{Action, LogLevel, MapType};
+
+use super::host::{self, log};
+use super::root::State;
+use crate::engine::EvalError;
+use crate::request::decision::{decide, Action as Decided, Allow, Enforcement, Failure, Reason};
+use crate::request::input;
+use crate::request::path::rewrite_query;
+
+pub struct Http {
+    state: Rc<RefCell<State>>,
+    response_headers: Vec<(String, String)>,
+}
+
+impl Http {
+    pub fn new(state: Rc<RefCell<State>>) -> Self {
+        Self {
+            state,
+            response_headers: Vec::new(),
+        }
+    }
+
+    fn evaluate(&self) -> (Enforcement, Result<regorus::Value, Failure>, String) {
+        let Ok(mut state) = self.state.try_borrow_mut() else {
+            // Cannot happen on a single-threaded VM; answer as for a missing bundle.
+            return (
+                Enforcement {
+                    dry_run: false,
+                    fail_open: false,
+                    status_on_error: 503,
+                },
+                Err(Failure::NoBundle),
+                String::new(),
+            );
+        };
+        let State {
+            config,
+            policy,
+            name,
+        } = &mut *state;
+        let enforcement = Enforcement {
+            dry_run: config.dry_run,
+            fail_open: config.fail_open,
+            status_on_error: config.status_on_error,
+        };
+        let result = (|| {
+            let request = host::http_request().map_err(|status| {
+                EvalError::Failed(format!("cannot read the request headers: {status:?}"))
+            })?;
+            let input = input::build(&request)?;
+            let policy = policy.as_mut().ok_or(Failure::NoBundle)?;
+            Ok(policy.evaluate(input)?)
+        })();
+        (enforcement, result, name.clone())
+    }
+
+    fn forward(&mut self, allow: Allow) {
+        let mut replaced: Vec<&str> = Vec::new();
+        for (name, value) in &allow.headers {
+            // The first value of a name replaces what the client sent; later ones are added.
+            let result = if replaced.contains(&name.as_str()) {
+                host::add_header(MapType::HttpRequestHeaders, name, value)
+            } else {
+                replaced.push(name);
+                host::set_request_header(name, value)
+            };
+            if let Err(status) = result {
+                log(
+                    LogLevel::Warn,
+                    &format!("zerohop: cannot set request header {name}: {status:?}"),
+                );
+            }
+        }
+        for name in &allow.request_headers_to_remove {
+            // Envoy's ext_authz ignores removal of pseudo-headers and Host; so do we.
+            if name.starts_with(':') || name == "host" {
+                continue;
+            }
+            if let Err(status) = host::remove_request_header(name) {
+                log(
+                    LogLevel::Warn,
+                    &format!("zerohop: cannot remove request header {name}: {status:?}"),
+                );
+            }
+        }
+        if !allow.query_parameters_to_set.is_empty() || !allow.query_parameters_to_remove.is_empty()
+        {
+            if let Some(path) = host::property_text(&["request", "path"]) {
+                let rewritten = rewrite_query(
+                    &path,
+                    &allow.query_parameters_to_set,
+                    &allow.query_parameters_to_remove,
+                );
+                if let Err(status) = host::set_request_header(":path", &rewritten) {
+                    log(
+                        LogLevel::Warn,
+                        &format!("zerohop: cannot rewrite the query: {status:?}"),
+                    );
+                }
+            }
+        }
+        self.response_headers = allow.response_headers_to_add;
+    }
+}
+
+impl Context for Http {}
+
+impl HttpContext for Http {
+    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        let (enforcement, result, name) = self.evaluate();
+        let failure = result.as_ref().err().map(ToString::to_string);
+        let outcome = decide(enforcement, result);
+        match outcome.reason {
+            Reason::EvaluationError | Reason::InvalidDecision | Reason::UndefinedDecision => {
+                let detail = failure.unwrap_or_default();
+                log(
+                    LogLevel::Warn,
+                    &format!("{name}: {} ({detail})", outcome.reason.code()),
+                );
+            }
+            _ if outcome.overridden => {
+                log(
+                    LogLevel::Debug,
+                    &format!(
+                        "{name}: {} let through (dry_run or fail_open)",
+                        outcome.reason.code()
+                    ),
+                );
+            }
+            _ => {}
+        }
+        match outcome.action {
+            Decided::Forward(allow) => {
+                self.forward(allow);
+                Action::Continue
+            }
+            Decided::Reply(deny) => {
+                if let Err(status) = host::send_reply(deny.status, &deny.headers, &deny.body) {
+                    log(
+                        LogLevel::Error,
+                        &format!("{name}: cannot send the local reply: {status:?}"),
+                    );
+                }
+                // Envoy requires StopIteration after a local reply.
+                Action::Pause
+            }
+        }
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        for (name, value) in std::mem::take(&mut self.response_headers) {
+            if let Err(status) = host::add_header(MapType::HttpResponseHeaders, &name, &value) {
+                log(
+                    LogLevel::Warn,
+                    &format!("zerohop: cannot add response header {name}: {status:?}"),
+                );
+            }
+        }
+        Action::Continue
+    }
+}

@@ -1,0 +1,17 @@
+//! The only module that talks to Envoy. It reads what the core needs through
+//! `proxy_wasm::hostcalls` (`host`), and applies what the core decides (`http`); plugin state
+//! lives in the root context (`root`), never in statics: Istio runs every WasmPlugin with the
+//! same module in one VM.
+
+mod host;
+mod http;
+mod root;
+
+proxy_wasm::main! {{
+    // Also installs the SDK's panic hook, which logs the panic at critical level before the
+    // VM traps, so a bug shows up in the Envoy log instead of as a silent 5xx.
+    proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Info);
+    proxy_wasm::set_root_context(|_| -> Box<dyn proxy_wasm::traits::RootContext> {
+        Box::new(root::Root::default())
+    });
+}}

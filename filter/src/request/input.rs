@@ -1,0 +1,314 @@
+//! The OPA-Envoy v3 `input` document, built straight into regorus values (no JSON round trip).
+//!
+//! The shape is what opa-envoy-plugin builds from Envoy's `CheckRequest` (protojson names,
+//! lowerCamelCase, only populated fields) plus its own keys: `parsed_path`, `parsed_query`,
+//! `parsed_body`, `truncated_body`, `version` and `source_principal`.
+
+use std::collections::BTreeMap;
+
+use regorus::Value;
+
+use super::path::{parse_target, PathError};
+
+/// What Envoy tells the filter about one request when its headers arrive.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HttpRequest {
+    /// Header entries in arrival order, pseudo-headers (`:path`, `:method`…) included.
+    pub headers: Vec<(String, String)>,
+    /// The request id (`attributes.request.http.id`).
+    pub id: String,
+    /// `HTTP/1.0`, `HTTP/1.1`, `HTTP/2` or `HTTP/3`.
+    pub protocol: String,
+    /// The downstream peer.
+    pub source: Peer,
+    /// This proxy's side of the downstream connection.
+    pub destination: Peer,
+}
+
+/// One end of the downstream connection.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Peer {
+    pub address: Option<SocketAddress>,
+    /// The certificate's URI SAN (under Istio mTLS, the SPIFFE id), else DNS SAN, else subject.
+    pub principal: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketAddress {
+    pub address: String,
+    pub port: u32,
+}
+
+impl SocketAddress {
+    /// Parses Envoy's `ip:port` / `[ipv6]:port` rendering of an address.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (host, port) = text.rsplit_once(':')?;
+        let host = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        Some(Self {
+            address: host.to_string(),
+            port: port.parse().ok()?,
+        })
+    }
+}
+
+/// A request whose `input` cannot be built; OPA-Envoy answers it with 400.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InputError {
+    #[error("request_parse_error: error parsing path and query: {0}")]
+    Path(#[from] PathError),
+}
+
+/// Envoy strips this header from client requests before ext_authz sees them; it is reserved
+/// for Envoy to say that it sent a partial body.
+const PARTIAL_BODY_HEADER: &str = "x-envoy-auth-partial-body";
+
+/// Builds the `input` document for a request at the header phase.
+pub fn build(request: &HttpRequest) -> Result<Value, InputError> {
+    let headers = joined_headers(&request.headers);
+    let header = |name: &str| headers.get(name).map(String::as_str).unwrap_or("");
+    let target = parse_target(header(":path"))?;
+
+    let mut http = Object::default();
+    http.string("id", &request.id);
+    http.string("method", header(":method"));
+    http.insert(
+        "headers",
+        Value::from(
+            headers
+                .iter()
+                .map(|(k, v)| (Value::from(k.as_str()), Value::from(v.as_str())))
+                .collect::<BTreeMap<_, _>>(),
+        ),
+    );
+    http.string("path", header(":path"));
+    http.string("host", header(":authority"));
+    http.string("scheme", header(":scheme"));
+    http.string("protocol", &request.protocol);
+
+    let mut attributes = Object::default();
+    attributes.insert("source", peer(&request.source));
+    attributes.insert("destination", peer(&request.destination));
+    attributes.insert(
+        "request",
+        Object::with("http", http.into_value()).into_value(),
+    );
+    // Envoy always sets the (possibly empty) dynamic metadata message.
+    attributes.insert("metadataContext", Value::new_object());
+
+    let mut input = Object::default();
+    input.insert("attributes", attributes.into_value());
+    input.insert(
+        "parsed_path",
+        Value::from(
+            target
+                .segments
+                .into_iter()
+                .map(Value::from)
+                .collect::<Vec<_>>(),
+        ),
+    );
+    input.insert(
+        "parsed_query",
+        Value::from(
+            target
+                .query
+                .into_iter()
+                .map(|(k, vs)| {
+                    (
+                        Value::from(k),
+                        Value::from(vs.into_iter().map(Value::from).collect::<Vec<_>>()),
+                    )
+                })
+                .collect::<BTreeMap<_, _>>(),
+        ),
+    );
+    // Without a body in the check, OPA-Envoy reports `parsed_body: null, truncated_body: false`.
+    input.insert("parsed_body", Value::Null);
+    input.insert("truncated_body", Value::from(false));
+    input.insert(
+        "version",
+        Object::with("ext_authz", Value::from("v3"))
+            .and("encoding", Value::from("protojson"))
+            .into_value(),
+    );
+    if let Some(principal) = request
+        .source
+        .principal
+        .as_deref()
+        .filter(|p| !p.is_empty())
+    {
+        input.string("source_principal", principal);
+    }
+    Ok(input.into_value())
+}
+
+/// Header names lower-cased, repeated headers joined with `,` as Envoy's ext_authz does.
+fn joined_headers(entries: &[(String, String)]) -> BTreeMap<String, String> {
+    let mut headers: BTreeMap<String, String> = BTreeMap::new();
+    for (name, value) in entries {
+        let name = name.to_ascii_lowercase();
+        if name == PARTIAL_BODY_HEADER {
+            continue;
+        }
+        headers
+            .entry(name)
+            .and_modify(|joined| {
+                joined.push(',');
+                joined.push_str(value);
+            })
+            .or_insert_with(|| value.clone());
+    }
+    headers
+}
+
+fn peer(peer: &Peer) -> Value {
+    let mut object = Object::default();
+    if let Some(address) = &peer.address {
+        let mut socket = Object::default();
+        socket.string("address", &address.address);
+        if address.port != 0 {
+            socket.insert("portValue", Value::from(u64::from(address.port)));
+        }
+        object.insert(
+            "address",
+            Object::with("socketAddress", socket.into_value()).into_value(),
+        );
+    }
+    if let Some(principal) = &peer.principal {
+        object.string("principal", principal);
+    }
+    object.into_value()
+}
+
+/// A small builder over regorus objects that, like protojson, leaves out empty strings.
+#[derive(Default)]
+struct Object(BTreeMap<Value, Value>);
+
+impl Object {
+    fn with(key: &str, value: Value) -> Self {
+        let mut object = Self::default();
+        object.insert(key, value);
+        object
+    }
+
+    fn and(mut self, key: &str, value: Value) -> Self {
+        self.insert(key, value);
+        self
+    }
+
+    fn insert(&mut self, key: &str, value: Value) {
+        self.0.insert(Value::from(key), value);
+    }
+
+    fn string(&mut self, key: &str, value: &str) {
+        if !value.is_empty() {
+            self.insert(key, Value::from(value));
+        }
+    }
+
+    fn into_value(self) -> Value {
+        Value::from(self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(path: &str) -> HttpRequest {
+        HttpRequest {
+            headers: vec![
+                (":authority".into(), "example.com".into()),
+                (":path".into(), path.into()),
+                (":method".into(), "GET".into()),
+                (":scheme".into(), "http".into()),
+                ("X-Multi".into(), "a".into()),
+                ("x-multi".into(), "b".into()),
+                ("x-envoy-auth-partial-body".into(), "true".into()),
+            ],
+            id: "42".into(),
+            protocol: "HTTP/1.1".into(),
+            source: Peer {
+                address: SocketAddress::parse("10.0.0.1:5555"),
+                principal: Some("spiffe://cluster.local/ns/shop/sa/web".into()),
+            },
+            destination: Peer {
+                address: SocketAddress::parse("[::1]:8080"),
+                principal: None,
+            },
+        }
+    }
+
+    #[test]
+    fn builds_the_opa_envoy_document() {
+        let input = build(&request("/people/a%20b?lang=en&id=1&id=2")).unwrap();
+        let expected = serde_json::json!({
+            "attributes": {
+                "source": {
+                    "address": {"socketAddress": {"address": "10.0.0.1", "portValue": 5555}},
+                    "principal": "spiffe://cluster.local/ns/shop/sa/web"
+                },
+                "destination": {
+                    "address": {"socketAddress": {"address": "::1", "portValue": 8080}}
+                },
+                "request": {"http": {
+                    "id": "42",
+                    "method": "GET",
+                    "headers": {
+                        ":authority": "example.com",
+                        ":path": "/people/a%20b?lang=en&id=1&id=2",
+                        ":method": "GET",
+                        ":scheme": "http",
+                        "x-multi": "a,b"
+                    },
+                    "path": "/people/a%20b?lang=en&id=1&id=2",
+                    "host": "example.com",
+                    "scheme": "http",
+                    "protocol": "HTTP/1.1"
+                }},
+                "metadataContext": {}
+            },
+            "parsed_path": ["people", "a b"],
+            "parsed_query": {"lang": ["en"], "id": ["1", "2"]},
+            "parsed_body": null,
+            "truncated_body": false,
+            "version": {"ext_authz": "v3", "encoding": "protojson"},
+            "source_principal": "spiffe://cluster.local/ns/shop/sa/web"
+        });
+        assert_eq!(input, Value::from(expected));
+    }
+
+    #[test]
+    fn no_principal_no_source_principal() {
+        let mut req = request("/");
+        req.source.principal = None;
+        let input = build(&req).unwrap();
+        assert_eq!(input["source_principal"], Value::Undefined);
+        assert_eq!(input["parsed_path"], Value::from(vec![Value::from("")]));
+    }
+
+    #[test]
+    fn bad_escape_is_a_parse_error() {
+        let err = build(&request("/a%zz")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "request_parse_error: error parsing path and query: invalid URL escape \"%zz\""
+        );
+    }
+
+    #[test]
+    fn socket_addresses() {
+        assert_eq!(
+            SocketAddress::parse("[2001:db8::1]:443"),
+            Some(SocketAddress {
+                address: "2001:db8::1".into(),
+                port: 443
+            })
+        );
+        assert_eq!(SocketAddress::parse("1.2.3.4"), None);
+        assert_eq!(SocketAddress::parse("1.2.3.4:x"), None);
+    }
+}

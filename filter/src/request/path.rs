@@ -1,0 +1,231 @@
+//! `parsed_path` and `parsed_query` exactly as OPA-Envoy computes them with Go's `net/url`
+//! (`url.Parse(path)`, then `.Path` split on `/` and `.Query()`), plus the query rewrite that
+//! `query_parameters_to_set` / `_to_remove` ask for.
+
+use std::collections::BTreeMap;
+
+/// Why a request path cannot be parsed; OPA-Envoy answers such a request with 400.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    #[error("invalid control character in URL")]
+    ControlCharacter,
+    #[error("invalid URL escape {0:?}")]
+    BadEscape(String),
+}
+
+/// A request target split the way Go's `url.Parse` splits a `:path`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedTarget {
+    /// Path segments after percent-decoding, leading slashes trimmed: `/` gives `[""]`.
+    pub segments: Vec<String>,
+    /// Query parameters, values always arrays, in order of appearance.
+    pub query: BTreeMap<String, Vec<String>>,
+}
+
+/// Parses `:path` like OPA-Envoy's `getParsedPathAndQuery`.
+pub fn parse_target(raw: &str) -> Result<ParsedTarget, PathError> {
+    if raw.bytes().any(|b| b < 0x20 || b == 0x7f) {
+        return Err(PathError::ControlCharacter);
+    }
+    let (rest, fragment) = raw.split_once('#').unwrap_or((raw, ""));
+    unescape(fragment, false)?;
+    let (mut path, raw_query) = match rest.strip_suffix('?') {
+        Some(without) if !without.contains('?') => (without, ""),
+        _ => rest.split_once('?').unwrap_or((rest, "")),
+    };
+    // Go reads `//host/path` as an authority followed by a path.
+    if let Some(after) = path.strip_prefix("//").filter(|a| !a.starts_with('/')) {
+        path = after.find('/').and_then(|i| after.get(i..)).unwrap_or("");
+    }
+    let decoded = unescape(path, false)?;
+    let segments = decoded
+        .trim_start_matches('/')
+        .split('/')
+        .map(str::to_string)
+        .collect();
+    Ok(ParsedTarget {
+        segments,
+        query: parse_query(raw_query),
+    })
+}
+
+/// Go's `url.ParseQuery` with errors dropped, as `url.URL.Query()` does: a pair that does not
+/// decode, or that contains `;`, is skipped.
+pub fn parse_query(raw: &str) -> BTreeMap<String, Vec<String>> {
+    let mut query: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for pair in raw.split('&') {
+        if pair.is_empty() || pair.contains(';') {
+            continue;
+        }
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if let (Ok(key), Ok(value)) = (unescape(key, true), unescape(value, true)) {
+            query.entry(key).or_default().push(value);
+        }
+    }
+    query
+}
+
+/// Percent-decoding as Go's `unescape`: `%` must be followed by two hex digits; `+` means a
+/// space only in query components. Bytes that are not UTF-8 become U+FFFD, as they would when
+/// OPA serializes the input.
+fn unescape(s: &str, query_component: bool) -> Result<String, PathError> {
+    if !s.contains(['%', '+']) {
+        return Ok(s.to_string());
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'%' => {
+                let hi = bytes.get(i + 1).copied().and_then(hex_value);
+                let lo = bytes.get(i + 2).copied().and_then(hex_value);
+                match (hi, lo) {
+                    (Some(hi), Some(lo)) => out.push(hi << 4 | lo),
+                    _ => {
+                        let end = (i + 3).min(s.len());
+                        return Err(PathError::BadEscape(
+                            String::from_utf8_lossy(bytes.get(i..end).unwrap_or_default())
+                                .into_owned(),
+                        ));
+                    }
+                }
+                i += 3;
+            }
+            b'+' if query_component => {
+                out.push(b' ');
+                i += 1;
+            }
+            _ => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+fn hex_value(b: u8) -> Option<u8> {
+    (b as char).to_digit(16).and_then(|d| u8::try_from(d).ok())
+}
+
+/// Applies `query_parameters_to_remove` then `query_parameters_to_set` to a `:path`, keeping
+/// every other parameter as it was sent.
+pub fn rewrite_query(path: &str, set: &[(String, Vec<String>)], remove: &[String]) -> String {
+    let (base, raw_query) = path.split_once('?').unwrap_or((path, ""));
+    let touched = |pair: &str| {
+        let key = pair.split_once('=').map_or(pair, |(k, _)| k);
+        let key = unescape(key, true).unwrap_or_else(|_| key.to_string());
+        remove.contains(&key) || set.iter().any(|(k, _)| *k == key)
+    };
+    let mut pairs: Vec<String> = raw_query
+        .split('&')
+        .filter(|p| !p.is_empty() && !touched(p))
+        .map(str::to_string)
+        .collect();
+    for (key, values) in set {
+        for value in values {
+            pairs.push(format!("{}={}", escape_query(key), escape_query(value)));
+        }
+    }
+    if pairs.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", pairs.join("&"))
+    }
+}
+
+fn escape_query(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn segments(raw: &str) -> Vec<String> {
+        parse_target(raw).unwrap().segments
+    }
+
+    #[test]
+    fn path_segments_follow_go() {
+        assert_eq!(segments("/"), vec![""]);
+        assert_eq!(segments("/people"), vec!["people"]);
+        assert_eq!(
+            segments("/api/v1/products?x=1"),
+            vec!["api", "v1", "products"]
+        );
+        assert_eq!(segments("/a/b/"), vec!["a", "b", ""]);
+        assert_eq!(segments("/a%2Fb/c%20d"), vec!["a", "b", "c d"]);
+        assert_eq!(segments("/a+b"), vec!["a+b"]);
+        assert_eq!(segments("///a"), vec!["a"]);
+        assert_eq!(segments("//host/a/b"), vec!["a", "b"]);
+        assert_eq!(segments("*"), vec!["*"]);
+        assert_eq!(
+            segments("/pkg.Service/Method"),
+            vec!["pkg.Service", "Method"]
+        );
+        assert_eq!(segments("/caf%C3%A9"), vec!["café"]);
+        assert_eq!(segments("/%ff"), vec!["\u{fffd}"]);
+    }
+
+    #[test]
+    fn bad_escapes_and_controls_are_errors() {
+        assert_eq!(
+            parse_target("/a%zz"),
+            Err(PathError::BadEscape("%zz".into()))
+        );
+        assert_eq!(parse_target("/a%4"), Err(PathError::BadEscape("%4".into())));
+        assert_eq!(parse_target("/a%"), Err(PathError::BadEscape("%".into())));
+        assert_eq!(
+            parse_target("/a#%zz"),
+            Err(PathError::BadEscape("%zz".into()))
+        );
+        assert_eq!(parse_target("/a\x7fb"), Err(PathError::ControlCharacter));
+        assert_eq!(parse_target("/a?b=\x01"), Err(PathError::ControlCharacter));
+    }
+
+    #[test]
+    fn query_values_are_arrays_and_bad_pairs_dropped() {
+        let q = parse_target("/p?lang=en&id=1&id=2&flag&e=&a+b=c%20d&bad=%zz&x;y=1&=v").unwrap();
+        let expected: BTreeMap<String, Vec<String>> = [
+            ("lang", vec!["en"]),
+            ("id", vec!["1", "2"]),
+            ("flag", vec![""]),
+            ("e", vec![""]),
+            ("a b", vec!["c d"]),
+            ("", vec!["v"]),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.into_iter().map(String::from).collect()))
+        .collect();
+        assert_eq!(q.query, expected);
+        assert!(parse_target("/p?").unwrap().query.is_empty());
+        assert!(parse_target("/p").unwrap().query.is_empty());
+    }
+
+    #[test]
+    fn query_rewrite_keeps_untouched_pairs() {
+        let set = vec![
+            ("q".to_string(), vec!["a b".to_string()]),
+            ("m".into(), vec!["1".into(), "2".into()]),
+        ];
+        let remove = vec!["drop".to_string()];
+        assert_eq!(
+            rewrite_query("/x?keep=1&drop=2&q=old&z", &set, &remove),
+            "/x?keep=1&z&q=a+b&m=1&m=2"
+        );
+        assert_eq!(rewrite_query("/x?drop=1", &[], &remove), "/x");
+        assert_eq!(rewrite_query("/x", &set, &[]), "/x?q=a+b&m=1&m=2");
+    }
+}

@@ -1,0 +1,72 @@
+use std::path::Path;
+
+use anyhow::Context as _;
+use serde_json::json;
+use zerohop_filter::bundle::{Bundle, Limits};
+use zerohop_filter::REGORUS_VERSION;
+
+use crate::report::{self, Format};
+use crate::Failed;
+
+pub fn run(path: &Path, format: Format) -> anyhow::Result<()> {
+    let bytes =
+        std::fs::read(path).with_context(|| format!("reading bundle {}", path.display()))?;
+    let bundle = Bundle::from_targz(&bytes, &Limits::default())
+        .map_err(|e| Failed(format!("{}: {e}", path.display())))?;
+    let program = bundle.manifest.program();
+    let runnable = program.is_none_or(|p| p.regorus == REGORUS_VERSION);
+    let summary = json!({
+        "revision": bundle.manifest.revision,
+        "roots": bundle.manifest.roots,
+        "rego_version": bundle.manifest.rego_version.unwrap_or(1),
+        "files": bundle.files.iter().map(|(p, size)| json!({"path": p, "size": size})).collect::<Vec<_>>(),
+        "program": program.map(|p| json!({
+            "entrypoints": p.entrypoints,
+            "regorus": p.regorus,
+            "format": p.format,
+            "size": bundle.program.as_ref().map_or(0, Vec::len),
+        })),
+        "runs_on_this_filter": runnable,
+        "filter_regorus": REGORUS_VERSION,
+    });
+    match format {
+        Format::Json => report::json(&summary),
+        Format::Human => {
+            report::line(&format!("revision:    {:?}", bundle.manifest.revision));
+            report::line(&format!(
+                "roots:       {}",
+                bundle
+                    .manifest
+                    .roots
+                    .as_ref()
+                    .map_or("(all of data)".to_string(), |r| format!("{r:?}"))
+            ));
+            report::line(&format!(
+                "rego:        v{}",
+                bundle.manifest.rego_version.unwrap_or(1)
+            ));
+            match program {
+                Some(p) => {
+                    report::line(&format!("entrypoints: {}", p.entrypoints.join(", ")));
+                    report::line(&format!(
+                        "program:     regorus {} format {} ({} bytes){}",
+                        p.regorus,
+                        p.format,
+                        bundle.program.as_ref().map_or(0, Vec::len),
+                        if runnable {
+                            ""
+                        } else {
+                            " - NOT runnable by this filter's regorus"
+                        }
+                    ));
+                }
+                None => report::line("program:     none (the filter compiles the Rego at load)"),
+            }
+            report::line("files:");
+            for (file, size) in &bundle.files {
+                report::line(&format!("  {size:>9}  {file}"));
+            }
+        }
+    }
+    Ok(())
+}

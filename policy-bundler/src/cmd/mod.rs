@@ -1,0 +1,40 @@
+//! One module per subcommand.
+
+pub mod build;
+pub mod check;
+pub mod eval;
+pub mod inspect;
+
+use zerohop_filter::config::{DecisionPath, DEFAULT_PATH};
+
+/// Parses `--entrypoint` values; none means OPA-Envoy's default decision path.
+pub fn entrypoints(given: &[String]) -> anyhow::Result<Vec<DecisionPath>> {
+    let given: Vec<&str> = if given.is_empty() {
+        vec![DEFAULT_PATH]
+    } else {
+        given.iter().map(String::as_str).collect()
+    };
+    given
+        .iter()
+        .map(|e| DecisionPath::parse(e).map_err(|m| anyhow::anyhow!("--entrypoint {e:?}: {m}")))
+        .collect()
+}
+
+/// A load error as the author wants to see it: for Rego, `DIR/file:line:column: message`
+/// followed by the source excerpt.
+pub fn load_failure(
+    dir: &std::path::Path,
+    error: zerohop_filter::engine::LoadError,
+) -> crate::Failed {
+    match error {
+        zerohop_filter::engine::LoadError::Rego(e) => crate::Failed(format!(
+            "{}:{}:{}: {}\n{}",
+            dir.join(&e.file).display(),
+            e.line,
+            e.column,
+            e.message,
+            e.snippet
+        )),
+        other => crate::Failed(other.to_string()),
+    }
+}
