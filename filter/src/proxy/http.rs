@@ -115,14 +115,13 @@ impl Context for Http {}
 impl HttpContext for Http {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         let (enforcement, result, name) = self.evaluate();
-        let failure = result.as_ref().err().map(ToString::to_string);
         let outcome = decide(enforcement, result);
         match outcome.reason {
             Reason::EvaluationError | Reason::InvalidDecision | Reason::UndefinedDecision => {
-                let detail = failure.unwrap_or_default();
+                let detail = outcome.detail.as_deref().unwrap_or_default();
                 log(
                     LogLevel::Warn,
-                    &format!("{name}: {} ({detail})", outcome.reason.code()),
+                    &format!("{name}: {}: {detail}", outcome.reason.code()),
                 );
             }
             _ if outcome.overridden => {

