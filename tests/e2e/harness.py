@@ -69,15 +69,40 @@ class Tls:
 @dataclass
 class Listener:
     name: str
-    plugin_config: str
+    # The filter's plugin configuration; None runs the listener without the filter.
+    plugin_config: str | None
     port: int = field(default_factory=free_port)
     tls: Tls | None = None
 
 
-def envoy_config(listeners: list[Listener], upstream_port: int, admin_port: int, wasm: Path = WASM) -> dict:
+def envoy_config(listeners: list[Listener], upstream_port: int | None, admin_port: int, wasm: Path = WASM) -> dict:
     """The one Envoy configuration generator: each listener runs the filter with its own
     plugin configuration (as Istio does, one VM per worker shared by all plugins) in front of
-    the upstream."""
+    the upstream, or of a `direct_response` when there is no upstream (benchmarks)."""
+    action = ({"route": {"cluster": "upstream"}} if upstream_port
+              else {"direct_response": {"status": 200, "body": {"inline_string": "ok\n"}}})
+
+    def wasm_filter(listener: Listener) -> list[dict]:
+        if listener.plugin_config is None:
+            return []
+        return [{
+            "name": "envoy.filters.http.wasm",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+                "config": {
+                    "name": listener.name,
+                    "configuration": {
+                        "@type": "type.googleapis.com/google.protobuf.StringValue",
+                        "value": listener.plugin_config,
+                    },
+                    "vm_config": {
+                        "runtime": "envoy.wasm.runtime.v8",
+                        "code": {"local": {"filename": str(wasm)}},
+                    },
+                    "failure_policy": "FAIL_CLOSED",
+                },
+            },
+        }]
 
     def filter_chain(listener: Listener) -> dict:
         chain = {
@@ -88,27 +113,10 @@ def envoy_config(listeners: list[Listener], upstream_port: int, admin_port: int,
                     "stat_prefix": listener.name,
                     "route_config": {"virtual_hosts": [{
                         "name": "all", "domains": ["*"],
-                        "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "upstream"}}],
+                        "routes": [{"match": {"prefix": "/"}, **action}],
                     }]},
                     "http_filters": [
-                        {
-                            "name": "envoy.filters.http.wasm",
-                            "typed_config": {
-                                "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-                                "config": {
-                                    "name": listener.name,
-                                    "configuration": {
-                                        "@type": "type.googleapis.com/google.protobuf.StringValue",
-                                        "value": listener.plugin_config,
-                                    },
-                                    "vm_config": {
-                                        "runtime": "envoy.wasm.runtime.v8",
-                                        "code": {"local": {"filename": str(wasm)}},
-                                    },
-                                    "failure_policy": "FAIL_CLOSED",
-                                },
-                            },
-                        },
+                        *wasm_filter(listener),
                         {"name": "envoy.filters.http.router",
                          "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}},
                     ],
@@ -153,7 +161,7 @@ def envoy_config(listeners: list[Listener], upstream_port: int, admin_port: int,
                 "load_assignment": {"cluster_name": "upstream", "endpoints": [{"lb_endpoints": [{
                     "endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": upstream_port}}},
                 }]}]},
-            }],
+            }] if upstream_port else [],
         },
     }
 
@@ -161,7 +169,7 @@ def envoy_config(listeners: list[Listener], upstream_port: int, admin_port: int,
 class Envoy:
     """An Envoy process started from a generated configuration."""
 
-    def __init__(self, listeners: list[Listener], upstream_port: int, workdir: Path, concurrency: int = 2):
+    def __init__(self, listeners: list[Listener], upstream_port: int | None, workdir: Path, concurrency: int = 2):
         self.listeners = {l.name: l for l in listeners}
         self.admin_port = free_port()
         self.workdir = workdir
@@ -169,10 +177,12 @@ class Envoy:
         self.log_path = workdir / "envoy.log"
         self.config_path.write_text(json.dumps(envoy_config(listeners, upstream_port, self.admin_port), indent=1))
         self.concurrency = concurrency
+        # A command prefix such as ["taskset", "-c", "0"] (benchmarks pin Envoy to a core).
+        self.prefix: list[str] = []
         self.process: subprocess.Popen | None = None
 
     def command(self, mode: str = "serve") -> list[str]:
-        return [envoy_binary(), "-c", str(self.config_path), "--mode", mode, "--concurrency", str(self.concurrency),
+        return [*self.prefix, envoy_binary(), "-c", str(self.config_path), "--mode", mode, "--concurrency", str(self.concurrency),
                 "--base-id", str(free_port()), "--log-level", "info", "--component-log-level", "wasm:debug"]
 
     def validation(self) -> subprocess.CompletedProcess:

@@ -1,0 +1,218 @@
+//! Black-box runs of the real `policy-bundler` binary in a temporary directory.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failure should stop the test
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bundler(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_policy-bundler"))
+        .args(args)
+        .output()
+        .expect("policy-bundler runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("zerohop-cli-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    fn write(&self, path: &str, content: &str) -> &Self {
+        let path = self.0.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+        self
+    }
+
+    fn path(&self, rel: &str) -> String {
+        self.0.join(rel).to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn demo_policy() -> &'static Path {
+    Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../testdata/policies/demo"
+    ))
+}
+
+#[test]
+fn check_reports_syntax_errors_at_file_line_column() {
+    let dir = Dir::new("check");
+    dir.write(
+        "policy/authz/p.rego",
+        "package authz\n\nimport rego.v1\n\nallow if {\n  input.x ==\n}\n",
+    );
+    let out = bundler(&["check", &dir.path("policy")]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let first = text(&out.stderr)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(
+        first,
+        format!(
+            "error: {}:7:1: expecting expression",
+            dir.path("policy/authz/p.rego")
+        )
+    );
+}
+
+#[test]
+fn check_reports_a_missing_decision_rule() {
+    let out = bundler(&[
+        "check",
+        demo_policy().to_str().unwrap(),
+        "-e",
+        "envoy/authz/nope",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("decision rule data.envoy.authz.nope"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn build_inspect_eval_round_trip() {
+    let dir = Dir::new("round-trip");
+    let bundle = dir.path("bundle.tar.gz");
+    let out = bundler(&[
+        "build",
+        demo_policy().to_str().unwrap(),
+        "-o",
+        &bundle,
+        "-r",
+        "v7",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("precompiled: data.envoy.authz.allow"));
+
+    let out = bundler(&["inspect", &bundle, "--format", "json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["revision"], "v7");
+    assert_eq!(
+        summary["program"]["entrypoints"],
+        serde_json::json!(["data.envoy.authz.allow"])
+    );
+    assert_eq!(
+        summary["program"]["regorus"],
+        zerohop_filter::REGORUS_VERSION
+    );
+    assert_eq!(summary["runs_on_this_filter"], true);
+    let files: Vec<&str> = summary["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        files,
+        [
+            ".manifest",
+            "authz.rego",
+            "data.json",
+            ".zerohop/program.rvm"
+        ]
+    );
+
+    dir.write(
+        "operator.json",
+        r#"{"parsed_path": ["admin"], "source_principal": "spiffe://cluster.local/ns/ops/sa/admin",
+            "attributes": {"request": {"http": {"method": "DELETE"}}}}"#,
+    );
+    let out = bundler(&["eval", "-b", &bundle, "-i", &dir.path("operator.json")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let decision: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        decision,
+        serde_json::json!({"allowed": true, "headers": {"x-zerohop-identity": "spiffe://cluster.local/ns/ops/sa/admin"}})
+    );
+
+    dir.write("anonymous.json", r#"{"parsed_path": ["products"]}"#);
+    let out = bundler(&[
+        "eval",
+        "-b",
+        &bundle,
+        "-i",
+        &dir.path("anonymous.json"),
+        "-p",
+        "envoy/authz/allow",
+    ]);
+    let decision: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(decision["allowed"], false);
+    assert_eq!(decision["http_status"], 403);
+}
+
+#[test]
+fn eval_of_an_undefined_decision_fails() {
+    let dir = Dir::new("undefined");
+    dir.write(
+        "p/p.rego",
+        "package p\n\nimport rego.v1\n\nallow if input.ok\n",
+    );
+    dir.write("in.json", "{}");
+    let bundle = dir.path("b.tar.gz");
+    assert!(
+        bundler(&["build", &dir.path("p"), "-o", &bundle, "-e", "p/allow"])
+            .status
+            .success()
+    );
+    let out = bundler(&[
+        "eval",
+        "-b",
+        &bundle,
+        "-i",
+        &dir.path("in.json"),
+        "-p",
+        "p/allow",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr).trim(),
+        "error: data.p.allow: undefined decision"
+    );
+}
+
+#[test]
+fn usage_and_io_errors_exit_2() {
+    let out = bundler(&["build"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = bundler(&["inspect", "/nonexistent/bundle.tar.gz"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("reading bundle /nonexistent/bundle.tar.gz"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn inspect_rejects_a_broken_bundle_with_exit_1() {
+    let dir = Dir::new("broken");
+    dir.write("b.tar.gz", "not gzip at all");
+    let out = bundler(&["inspect", &dir.path("b.tar.gz")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("bundle is not a gzip stream"),
+        "{}",
+        text(&out.stderr)
+    );
+}
