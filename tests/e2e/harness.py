@@ -64,6 +64,8 @@ class Tls:
     cert: Path
     key: Path
     client_ca: Path | None = None
+    # False: ask for a client certificate but let clients without one in (anonymous peers).
+    require_client_certificate: bool = True
 
 
 @dataclass
@@ -133,7 +135,7 @@ def envoy_config(listeners: list[Listener], upstream_port: int | None, admin_por
                 },
             }
             if listener.tls.client_ca:
-                context["require_client_certificate"] = True
+                context["require_client_certificate"] = listener.tls.require_client_certificate
                 context["common_tls_context"]["validation_context"] = {
                     "trusted_ca": {"filename": str(listener.tls.client_ca)},
                 }
@@ -372,8 +374,8 @@ class Pki:
             context.load_cert_chain(str(cert), str(key))
         return context
 
-    def server_tls(self, mutual: bool = True) -> Tls:
-        return Tls(self.server_cert, self.server_key, self.ca_cert if mutual else None)
+    def server_tls(self, mutual: bool = True, require: bool = True) -> Tls:
+        return Tls(self.server_cert, self.server_key, self.ca_cert if mutual else None, require)
 
 
 def temp_dir(prefix: str) -> Path:

@@ -210,3 +210,24 @@ fn rego_v0_bundles_follow_the_manifest() {
         Ok(Value::from(true))
     );
 }
+
+/// A known regorus RVM difference, kept as a ratchet: an array comprehension over an
+/// undefined rule yields `[undefined]` on the RVM where OPA and the interpreter yield `[]`.
+/// When regorus fixes it this test fails: delete it and the README's note.
+#[test]
+fn known_difference_array_comprehension_over_undefined_rule() {
+    let rego = "package e\nimport rego.v1\nmaybe if input.x == 1\na := [r | r := data.e.maybe]\n";
+    let plain = Bundle::from_files(vec![("e.rego".into(), rego.as_bytes().to_vec())]).unwrap();
+    let mut policy = Policy::load(&plain, &path("e/a")).unwrap();
+    assert_eq!(policy.mode(), Mode::CompiledAtLoad);
+    assert_eq!(
+        policy.evaluate(Value::new_object()),
+        Ok(Value::from(vec![Value::Undefined]))
+    );
+    let mut interpreter = parse(&plain).unwrap();
+    interpreter.set_input(Value::new_object());
+    assert_eq!(
+        interpreter.eval_rule("data.e.a".into()).unwrap(),
+        Value::from(Vec::<Value>::new())
+    );
+}

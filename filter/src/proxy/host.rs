@@ -45,25 +45,39 @@ pub fn http_request() -> Result<HttpRequest, Status> {
         .find(|(name, _)| name == "x-request-id")
         .map(|(_, value)| value.clone())
         .unwrap_or_default();
+    // Certificates exist only on TLS connections; asking first saves six lookups otherwise.
+    let tls = property_text(&["connection", "tls_version"]).is_some();
+    let mtls = tls && property_bool(&["connection", "mtls"]);
     Ok(HttpRequest {
         headers,
         id,
         protocol: property_text(&["request", "protocol"]).unwrap_or_default(),
-        source: peer("source", "peer"),
-        destination: peer("destination", "local"),
+        source: Peer {
+            address: address("source"),
+            principal: if mtls { principal("peer") } else { None },
+        },
+        destination: Peer {
+            address: address("destination"),
+            principal: if tls { principal("local") } else { None },
+        },
     })
 }
 
-/// Address and certificate identity of one side of the downstream connection. The principal
-/// is chosen as Envoy's ext_authz does: URI SAN, else DNS SAN, else subject.
-fn peer(side: &str, certificate: &str) -> Peer {
-    let principal = ["uri_san", "dns_san", "subject"].iter().find_map(|kind| {
+fn address(side: &str) -> Option<SocketAddress> {
+    property_text(&[side, "address"]).and_then(|a| SocketAddress::parse(&a))
+}
+
+/// A certificate's identity, chosen as Envoy's ext_authz does: URI SAN, else DNS SAN, else
+/// subject.
+fn principal(certificate: &str) -> Option<String> {
+    ["uri_san", "dns_san", "subject"].iter().find_map(|kind| {
         property_text(&["connection", &format!("{kind}_{certificate}_certificate")])
-    });
-    Peer {
-        address: property_text(&[side, "address"]).and_then(|a| SocketAddress::parse(&a)),
-        principal,
-    }
+    })
+}
+
+/// A boolean property (one byte on the wire); absent means false.
+fn property_bool(path: &[&str]) -> bool {
+    matches!(hostcalls::get_property(path.to_vec()), Ok(Some(bytes)) if bytes.first() == Some(&1))
 }
 
 pub fn set_request_header(name: &str, value: &str) -> Result<(), Status> {

@@ -4,6 +4,8 @@
 //! lowerCamelCase, only populated fields) plus its own keys: `parsed_path`, `parsed_query`,
 //! `parsed_body`, `truncated_body`, `version` and `source_principal`.
 
+use std::borrow::Cow;
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 
 use regorus::Value;
@@ -68,7 +70,7 @@ const PARTIAL_BODY_HEADER: &str = "x-envoy-auth-partial-body";
 /// Builds the `input` document for a request at the header phase.
 pub fn build(request: &HttpRequest) -> Result<Value, InputError> {
     let headers = joined_headers(&request.headers);
-    let header = |name: &str| headers.get(name).map(String::as_str).unwrap_or("");
+    let header = |name: &str| headers.get(name).map(|v| v.as_ref()).unwrap_or("");
     let target = parse_target(header(":path"))?;
 
     let mut http = Object::default();
@@ -79,7 +81,7 @@ pub fn build(request: &HttpRequest) -> Result<Value, InputError> {
         Value::from(
             headers
                 .iter()
-                .map(|(k, v)| (Value::from(k.as_str()), Value::from(v.as_str())))
+                .map(|(k, v)| (Value::from(k.as_ref()), Value::from(v.as_ref())))
                 .collect::<BTreeMap<_, _>>(),
         ),
     );
@@ -146,20 +148,28 @@ pub fn build(request: &HttpRequest) -> Result<Value, InputError> {
 }
 
 /// Header names lower-cased, repeated headers joined with `,` as Envoy's ext_authz does.
-fn joined_headers(entries: &[(String, String)]) -> BTreeMap<String, String> {
-    let mut headers: BTreeMap<String, String> = BTreeMap::new();
+/// Envoy hands over names already lower-cased, so the common path allocates nothing extra.
+fn joined_headers(entries: &[(String, String)]) -> BTreeMap<Cow<'_, str>, Cow<'_, str>> {
+    let mut headers: BTreeMap<Cow<'_, str>, Cow<'_, str>> = BTreeMap::new();
     for (name, value) in entries {
-        let name = name.to_ascii_lowercase();
+        let name = if name.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(name.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(name.as_str())
+        };
         if name == PARTIAL_BODY_HEADER {
             continue;
         }
-        headers
-            .entry(name)
-            .and_modify(|joined| {
+        match headers.entry(name) {
+            Entry::Occupied(mut joined) => {
+                let joined = joined.get_mut().to_mut();
                 joined.push(',');
                 joined.push_str(value);
-            })
-            .or_insert_with(|| value.clone());
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(Cow::Borrowed(value.as_str()));
+            }
+        }
     }
     headers
 }

@@ -1,0 +1,65 @@
+//! Fixtures shared by the benchmarks: bundles built from `testdata/policies` and requests as
+//! Envoy presents them to the filter.
+
+use zerohop_filter::bundle::build::build;
+use zerohop_filter::bundle::{Bundle, Limits};
+use zerohop_filter::config::DecisionPath;
+use zerohop_filter::request::input::{HttpRequest, Peer, SocketAddress};
+
+/// Reads a policy directory (flat: `*.rego` and `data.json`) into bundle files.
+pub fn policy_files(name: &str) -> Vec<(String, Vec<u8>)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata/policies")
+        .join(name);
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            (name.ends_with(".rego") || name == "data.json")
+                .then(|| (name, std::fs::read(e.path()).unwrap_or_default()))
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// A bundle as `policy-bundler build` makes it, read back as the filter reads it.
+pub fn precompiled(name: &str, entrypoint: &str) -> Option<Bundle> {
+    let path = DecisionPath::parse(entrypoint).ok()?;
+    let built = build(policy_files(name), Some("bench"), &[path]).ok()?;
+    Bundle::from_targz(&built.targz, &Limits::default()).ok()
+}
+
+/// A typical inbound request under Istio mTLS.
+pub fn mesh_request(method: &str, path: &str) -> HttpRequest {
+    let headers = [
+        (":authority", "shop.shop.svc.cluster.local:8080"),
+        (":path", path),
+        (":method", method),
+        (":scheme", "http"),
+        ("user-agent", "curl/8.5.0"),
+        ("accept", "*/*"),
+        ("x-forwarded-proto", "http"),
+        ("x-request-id", "7bca5c86-bf55-432c-b212-8c0f1dc999ec"),
+        ("x-forwarded-client-cert", "By=spiffe://cluster.local/ns/shop/sa/shop;Hash=0a1b2c;URI=spiffe://cluster.local/ns/shop/sa/frontend"),
+        ("x-b3-traceid", "80f198ee56343ba864fe8b2a57d3eff7"),
+    ];
+    HttpRequest {
+        headers: headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        id: "7bca5c86-bf55-432c-b212-8c0f1dc999ec".into(),
+        protocol: "HTTP/1.1".into(),
+        source: Peer {
+            address: SocketAddress::parse("10.1.2.3:51234"),
+            principal: Some("spiffe://cluster.local/ns/shop/sa/frontend".into()),
+        },
+        destination: Peer {
+            address: SocketAddress::parse("10.1.2.4:8080"),
+            principal: Some("spiffe://cluster.local/ns/shop/sa/shop".into()),
+        },
+    }
+}
