@@ -4,7 +4,40 @@
 use zerohop_filter::bundle::build::build;
 use zerohop_filter::bundle::{Bundle, Limits};
 use zerohop_filter::config::DecisionPath;
-use zerohop_filter::request::input::{HttpRequest, Peer, SocketAddress};
+use zerohop_filter::engine::Policy;
+use zerohop_filter::request::decision::{decide, Enforcement, Outcome};
+use zerohop_filter::request::input::{self, HttpRequest, Peer, SocketAddress};
+
+/// The demo policy, precompiled, with a request it allows: the filter's per-request work.
+pub struct DemoCase {
+    pub policy: Policy,
+    pub request: HttpRequest,
+    pub enforcement: Enforcement,
+}
+
+impl DemoCase {
+    pub fn new() -> Option<Self> {
+        let bundle = precompiled("demo", "envoy/authz/allow")?;
+        Some(Self {
+            policy: Policy::load(&bundle, &DecisionPath::default()).ok()?,
+            request: mesh_request("GET", "/products/42?fields=name"),
+            enforcement: Enforcement {
+                dry_run: false,
+                fail_open: false,
+                status_on_error: 403,
+            },
+        })
+    }
+
+    /// Input build, evaluation and decision, as `proxy::http` runs them per request.
+    pub fn decide(&mut self) -> Outcome {
+        let policy = &mut self.policy;
+        let value = input::build(&self.request)
+            .map_err(Into::into)
+            .and_then(|i| policy.evaluate(i).map_err(Into::into));
+        decide(self.enforcement, value)
+    }
+}
 
 /// Reads a policy directory (flat: `*.rego` and `data.json`) into bundle files.
 pub fn policy_files(name: &str) -> Vec<(String, Vec<u8>)> {

@@ -27,66 +27,61 @@ impl Http {
         }
     }
 
-    fn evaluate(&self) -> (Enforcement, Result<regorus::Value, Failure>, String) {
+    /// Builds the input and evaluates it; the enforcement settings and plugin name come along
+    /// for the rest of the request.
+    fn evaluate(&self) -> (Enforcement, Result<regorus::Value, Failure>, Rc<str>) {
         let Ok(mut state) = self.state.try_borrow_mut() else {
-            // Cannot happen on a single-threaded VM; answer as for a missing bundle.
-            return (
-                Enforcement {
-                    dry_run: false,
-                    fail_open: false,
-                    status_on_error: 503,
-                },
-                Err(Failure::NoBundle),
-                String::new(),
-            );
+            // Only reachable by re-entrance, which a single-threaded VM does not do.
+            let closed = Enforcement {
+                dry_run: false,
+                fail_open: false,
+                status_on_error: 503,
+            };
+            return (closed, Err(Failure::NoBundle), "zerohop".into());
         };
         let State {
-            config,
+            enforcement,
             policy,
             name,
         } = &mut *state;
-        let enforcement = Enforcement {
-            dry_run: config.dry_run,
-            fail_open: config.fail_open,
-            status_on_error: config.status_on_error,
+        let result = match policy.as_mut() {
+            None => Err(Failure::NoBundle),
+            Some(policy) => host::http_request()
+                .map_err(|status| {
+                    EvalError::Failed(format!("cannot read the request headers: {status:?}")).into()
+                })
+                .and_then(|request| Ok(input::build(&request)?))
+                .and_then(|input| Ok(policy.evaluate(input)?)),
         };
-        let result = (|| {
-            let request = host::http_request().map_err(|status| {
-                EvalError::Failed(format!("cannot read the request headers: {status:?}"))
-            })?;
-            let input = input::build(&request)?;
-            let policy = policy.as_mut().ok_or(Failure::NoBundle)?;
-            Ok(policy.evaluate(input)?)
-        })();
-        (enforcement, result, name.clone())
+        (*enforcement, result, name.clone())
     }
 
-    fn forward(&mut self, allow: Allow) {
+    fn forward(&mut self, name: &str, allow: Allow) {
         let mut replaced: Vec<&str> = Vec::new();
-        for (name, value) in &allow.headers {
+        for (header, value) in &allow.headers {
             // The first value of a name replaces what the client sent; later ones are added.
-            let result = if replaced.contains(&name.as_str()) {
-                host::add_header(MapType::HttpRequestHeaders, name, value)
+            let result = if replaced.contains(&header.as_str()) {
+                host::add_header(MapType::HttpRequestHeaders, header, value)
             } else {
-                replaced.push(name);
-                host::set_request_header(name, value)
+                replaced.push(header);
+                host::set_request_header(header, value)
             };
             if let Err(status) = result {
                 log(
                     LogLevel::Warn,
-                    &format!("zerohop: cannot set request header {name}: {status:?}"),
+                    &format!("{name}: cannot set request header {header}: {status:?}"),
                 );
             }
         }
-        for name in &allow.request_headers_to_remove {
+        for header in &allow.request_headers_to_remove {
             // Envoy's ext_authz ignores removal of pseudo-headers and Host; so do we.
-            if name.starts_with(':') || name == "host" {
+            if header.starts_with(':') || header == "host" {
                 continue;
             }
-            if let Err(status) = host::remove_request_header(name) {
+            if let Err(status) = host::remove_request_header(header) {
                 log(
                     LogLevel::Warn,
-                    &format!("zerohop: cannot remove request header {name}: {status:?}"),
+                    &format!("{name}: cannot remove request header {header}: {status:?}"),
                 );
             }
         }
@@ -101,7 +96,7 @@ impl Http {
                 if let Err(status) = host::set_request_header(":path", &rewritten) {
                     log(
                         LogLevel::Warn,
-                        &format!("zerohop: cannot rewrite the query: {status:?}"),
+                        &format!("{name}: cannot rewrite the query: {status:?}"),
                     );
                 }
             }
@@ -137,7 +132,7 @@ impl HttpContext for Http {
         }
         match outcome.action {
             Decided::Forward(allow) => {
-                self.forward(allow);
+                self.forward(&name, allow);
                 Action::Continue
             }
             Decided::Reply(deny) => {

@@ -13,13 +13,14 @@ use super::http::Http;
 use crate::bundle::{Bundle, Limits};
 use crate::config::{BundleSource, Config};
 use crate::engine::{LoadError, Policy};
+use crate::request::decision::Enforcement;
 
 /// What every HTTP context of this plugin shares.
 pub struct State {
-    pub config: Config,
+    pub enforcement: Enforcement,
     pub policy: Option<Policy>,
     /// `plugin_name`, to tell plugins apart in the log.
-    pub name: String,
+    pub name: Rc<str>,
 }
 
 #[derive(Default)]
@@ -80,10 +81,15 @@ impl RootContext for Root {
                 previous
             }
         };
+        let enforcement = Enforcement {
+            dry_run: config.dry_run,
+            fail_open: config.fail_open,
+            status_on_error: config.status_on_error,
+        };
         self.state = Some(Rc::new(RefCell::new(State {
-            config,
+            enforcement,
             policy,
-            name,
+            name: name.into(),
         })));
         true
     }
