@@ -3,6 +3,7 @@ upstreams see them."""
 
 import json
 import ssl
+import time
 
 import pytest
 
@@ -108,6 +109,8 @@ def test_input_document_matches_opa_envoy(envoy):
     assert doc["parsed_query"] == {"lang": ["en"], "id": ["1", "2"]}
     assert doc["version"] == {"ext_authz": "v3", "encoding": "protojson"}
     assert doc["parsed_body"] is None and doc["truncated_body"] is False
+    started = doc["attributes"]["request"]["time"]
+    assert abs(started["seconds"] + started.get("nanos", 0) / 1e9 - time.time()) < 60, started
     assert doc["attributes"]["destination"]["address"]["socketAddress"] == {
         "address": "127.0.0.1", "portValue": envoy.port("echo")}
     assert doc["attributes"]["source"]["address"]["socketAddress"]["address"] == "127.0.0.1"
@@ -163,3 +166,14 @@ def test_odd_requests_never_break_the_filter(envoy, raw):
     for _ in range(4):
         assert request(envoy.port("bool"), "/after").status == 200
     assert "panicked" not in envoy.log()
+
+
+def test_grpc_clients_get_a_grpc_status_on_deny(envoy):
+    # Envoy turns a local reply to a gRPC request into a gRPC one: HTTP 200, grpc-status
+    # from the HTTP status (403 → 7 PERMISSION_DENIED, 401 → 16 UNAUTHENTICATED).
+    reply = raw_request(envoy.port("decision"),
+                        b"POST /pkg.Service/Method HTTP/1.1\r\nhost: x\r\ncontent-type: application/grpc\r\n"
+                        b"x-mode: deny\r\ncontent-length: 0\r\n\r\n")
+    head = reply.split(b"\r\n\r\n", 1)[0].lower()
+    assert raw_status(reply) == 200, reply
+    assert b"grpc-status: 16" in head, reply

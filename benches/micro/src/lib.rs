@@ -86,6 +86,7 @@ pub fn mesh_request(method: &str, path: &str) -> HttpRequest {
             .collect(),
         id: "7bca5c86-bf55-432c-b212-8c0f1dc999ec".into(),
         protocol: "HTTP/1.1".into(),
+        time_ns: Some(1_764_000_000_123_456_789),
         source: Peer {
             address: SocketAddress::parse("10.1.2.3:51234"),
             principal: Some("spiffe://cluster.local/ns/shop/sa/frontend".into()),

@@ -52,6 +52,7 @@ pub fn http_request() -> Result<HttpRequest, Status> {
         headers,
         id,
         protocol: property_text(&["request", "protocol"]).unwrap_or_default(),
+        time_ns: property_i64(&["request", "time"]),
         source: Peer {
             address: address("source"),
             principal: if mtls { principal("peer") } else { None },
@@ -73,6 +74,14 @@ fn principal(certificate: &str) -> Option<String> {
     ["uri_san", "dns_san", "subject"].iter().find_map(|kind| {
         property_text(&["connection", &format!("{kind}_{certificate}_certificate")])
     })
+}
+
+/// An integer or timestamp property (8 bytes, little-endian; timestamps in nanoseconds).
+fn property_i64(path: &[&str]) -> Option<i64> {
+    match hostcalls::get_property(path.to_vec()) {
+        Ok(Some(bytes)) => bytes.try_into().ok().map(i64::from_le_bytes),
+        _ => None,
+    }
 }
 
 /// A boolean property (one byte on the wire); absent means false.

@@ -21,6 +21,8 @@ pub struct HttpRequest {
     pub id: String,
     /// `HTTP/1.0`, `HTTP/1.1`, `HTTP/2` or `HTTP/3`.
     pub protocol: String,
+    /// When the request started, in nanoseconds since the Unix epoch.
+    pub time_ns: Option<i64>,
     /// The downstream peer.
     pub source: Peer,
     /// This proxy's side of the downstream connection.
@@ -93,10 +95,11 @@ pub fn build(request: &HttpRequest) -> Result<Value, InputError> {
     let mut attributes = Object::default();
     attributes.insert("source", peer(&request.source));
     attributes.insert("destination", peer(&request.destination));
-    attributes.insert(
-        "request",
-        Object::with("http", http.into_value()).into_value(),
-    );
+    let mut attributes_request = Object::with("http", http.into_value());
+    if let Some(nanos) = request.time_ns {
+        attributes_request.insert("time", timestamp(nanos));
+    }
+    attributes.insert("request", attributes_request.into_value());
     // Envoy always sets the (possibly empty) dynamic metadata message.
     attributes.insert("metadataContext", Value::new_object());
 
@@ -174,6 +177,21 @@ fn joined_headers(entries: &[(String, String)]) -> BTreeMap<Cow<'_, str>, Cow<'_
     headers
 }
 
+/// A protobuf `Timestamp` the way OPA-Envoy's protomap renders it: `{"seconds", "nanos"}`,
+/// zero fields left out.
+fn timestamp(nanos_since_epoch: i64) -> Value {
+    let seconds = nanos_since_epoch.div_euclid(1_000_000_000);
+    let nanos = nanos_since_epoch.rem_euclid(1_000_000_000);
+    let mut object = Object::default();
+    if seconds != 0 {
+        object.insert("seconds", Value::from(seconds));
+    }
+    if nanos != 0 {
+        object.insert("nanos", Value::from(nanos));
+    }
+    object.into_value()
+}
+
 fn peer(peer: &Peer) -> Value {
     let mut object = Object::default();
     if let Some(address) = &peer.address {
@@ -241,6 +259,7 @@ mod tests {
             ],
             id: "42".into(),
             protocol: "HTTP/1.1".into(),
+            time_ns: Some(1_605_865_667_722_473_000),
             source: Peer {
                 address: SocketAddress::parse("10.0.0.1:5555"),
                 principal: Some("spiffe://cluster.local/ns/shop/sa/web".into()),
@@ -278,7 +297,8 @@ mod tests {
                     "host": "example.com",
                     "scheme": "http",
                     "protocol": "HTTP/1.1"
-                }},
+                },
+                "time": {"seconds": 1_605_865_667_i64, "nanos": 722_473_000}},
                 "metadataContext": {}
             },
             "parsed_path": ["people", "a b"],
