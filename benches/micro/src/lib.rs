@@ -1,12 +1,14 @@
 //! Fixtures shared by the benchmarks: bundles built from `testdata/policies` and requests as
 //! Envoy presents them to the filter.
 
+use std::rc::Rc;
 use zerohop_filter::bundle::build::build;
 use zerohop_filter::bundle::{Bundle, Limits};
 use zerohop_filter::config::DecisionPath;
 use zerohop_filter::engine::Policy;
 use zerohop_filter::request::decision::{decide, Enforcement, Outcome};
-use zerohop_filter::request::input::{self, HttpRequest, Peer, SocketAddress};
+
+use zerohop_filter::request::input::{self, Connection, HttpRequest, Peer, SocketAddress};
 
 /// The demo policy, precompiled, with a request it allows: the filter's per-request work.
 pub struct DemoCase {
@@ -85,15 +87,17 @@ pub fn mesh_request(method: &str, path: &str) -> HttpRequest {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         id: "7bca5c86-bf55-432c-b212-8c0f1dc999ec".into(),
-        protocol: "HTTP/1.1".into(),
         time_ns: Some(1_764_000_000_123_456_789),
-        source: Peer {
-            address: SocketAddress::parse("10.1.2.3:51234"),
-            principal: Some("spiffe://cluster.local/ns/shop/sa/frontend".into()),
-        },
-        destination: Peer {
-            address: SocketAddress::parse("10.1.2.4:8080"),
-            principal: Some("spiffe://cluster.local/ns/shop/sa/shop".into()),
-        },
+        connection: Rc::new(Connection::new(
+            "HTTP/1.1".into(),
+            Peer {
+                address: SocketAddress::parse("10.1.2.3:51234"),
+                principal: Some("spiffe://cluster.local/ns/shop/sa/frontend".into()),
+            },
+            Peer {
+                address: SocketAddress::parse("10.1.2.4:8080"),
+                principal: Some("spiffe://cluster.local/ns/shop/sa/shop".into()),
+            },
+        )),
     }
 }

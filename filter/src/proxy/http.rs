@@ -43,10 +43,11 @@ impl Http {
             enforcement,
             policy,
             name,
+            connections,
         } = &mut *state;
         let result = match policy.as_mut() {
             None => Err(Failure::NoBundle),
-            Some(policy) => host::http_request()
+            Some(policy) => host::http_request(connections)
                 .map_err(|status| {
                     EvalError::Failed(format!("cannot read the request headers: {status:?}")).into()
                 })

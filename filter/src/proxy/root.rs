@@ -21,6 +21,7 @@ pub struct State {
     pub policy: Option<Policy>,
     /// `plugin_name`, to tell plugins apart in the log.
     pub name: Rc<str>,
+    pub connections: host::Connections,
 }
 
 #[derive(Default)]
@@ -90,6 +91,7 @@ impl RootContext for Root {
             enforcement,
             policy,
             name: name.into(),
+            connections: host::Connections::default(),
         })));
         true
     }

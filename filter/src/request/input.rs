@@ -7,26 +7,50 @@
 use std::borrow::Cow;
 use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 use regorus::Value;
 
 use super::path::{parse_target, PathError};
 
 /// What Envoy tells the filter about one request when its headers arrive.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct HttpRequest {
     /// Header entries in arrival order, pseudo-headers (`:path`, `:method`…) included.
     pub headers: Vec<(String, String)>,
     /// The request id (`attributes.request.http.id`).
     pub id: String,
-    /// `HTTP/1.0`, `HTTP/1.1`, `HTTP/2` or `HTTP/3`.
-    pub protocol: String,
     /// When the request started, in nanoseconds since the Unix epoch.
     pub time_ns: Option<i64>,
+    /// The downstream connection the request came on.
+    pub connection: Rc<Connection>,
+}
+
+/// What is the same for every request on one downstream connection. The adapter keeps one per
+/// connection, and the input reuses its prebuilt peer values instead of asking Envoy and
+/// allocating them again for each request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Connection {
+    /// `HTTP/1.0`, `HTTP/1.1`, `HTTP/2` or `HTTP/3`.
+    pub protocol: String,
     /// The downstream peer.
     pub source: Peer,
-    /// This proxy's side of the downstream connection.
+    /// This proxy's side of the connection.
     pub destination: Peer,
+    source_value: Value,
+    destination_value: Value,
+}
+
+impl Connection {
+    pub fn new(protocol: String, source: Peer, destination: Peer) -> Self {
+        Self {
+            source_value: peer(&source),
+            destination_value: peer(&destination),
+            protocol,
+            source,
+            destination,
+        }
+    }
 }
 
 /// One end of the downstream connection.
@@ -90,11 +114,12 @@ pub fn build(request: &HttpRequest) -> Result<Value, InputError> {
     http.string("path", header(":path"));
     http.string("host", header(":authority"));
     http.string("scheme", header(":scheme"));
-    http.string("protocol", &request.protocol);
+    let connection = &request.connection;
+    http.string("protocol", &connection.protocol);
 
     let mut attributes = Object::default();
-    attributes.insert("source", peer(&request.source));
-    attributes.insert("destination", peer(&request.destination));
+    attributes.insert("source", connection.source_value.clone());
+    attributes.insert("destination", connection.destination_value.clone());
     let mut attributes_request = Object::with("http", http.into_value());
     if let Some(nanos) = request.time_ns {
         attributes_request.insert("time", timestamp(nanos));
@@ -140,6 +165,7 @@ pub fn build(request: &HttpRequest) -> Result<Value, InputError> {
             .into_value(),
     );
     if let Some(principal) = request
+        .connection
         .source
         .principal
         .as_deref()
@@ -258,17 +284,23 @@ mod tests {
                 ("x-envoy-auth-partial-body".into(), "true".into()),
             ],
             id: "42".into(),
-            protocol: "HTTP/1.1".into(),
             time_ns: Some(1_605_865_667_722_473_000),
-            source: Peer {
+            connection: Rc::new(connection(Some("spiffe://cluster.local/ns/shop/sa/web"))),
+        }
+    }
+
+    fn connection(principal: Option<&str>) -> Connection {
+        Connection::new(
+            "HTTP/1.1".into(),
+            Peer {
                 address: SocketAddress::parse("10.0.0.1:5555"),
-                principal: Some("spiffe://cluster.local/ns/shop/sa/web".into()),
+                principal: principal.map(String::from),
             },
-            destination: Peer {
+            Peer {
                 address: SocketAddress::parse("[::1]:8080"),
                 principal: None,
             },
-        }
+        )
     }
 
     #[test]
@@ -314,7 +346,7 @@ mod tests {
     #[test]
     fn no_principal_no_source_principal() {
         let mut req = request("/");
-        req.source.principal = None;
+        req.connection = Rc::new(connection(None));
         let input = build(&req).unwrap();
         assert_eq!(input["source_principal"], Value::Undefined);
         assert_eq!(input["parsed_path"], Value::from(vec![Value::from("")]));
