@@ -216,3 +216,26 @@ fn inspect_rejects_a_broken_bundle_with_exit_1() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn check_refuses_functions_the_filter_lacks() {
+    let dir = Dir::new("missing-builtin");
+    dir.write(
+        "p/p.rego",
+        "package p\n\nimport rego.v1\n\nallow if {\n\t[_, payload, _] := io.jwt.decode(input.token)\n\tpayload.sub == \"alice\"\n}\n",
+    );
+    let out = bundler(&["check", &dir.path("p"), "-e", "p/allow"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let first = text(&out.stderr)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(
+        first,
+        format!(
+            "error: {}:6:37: Unknown function: 'io.jwt.decode'",
+            dir.path("p/p.rego")
+        )
+    );
+}

@@ -45,6 +45,8 @@ impl Mode {
 pub enum LoadError {
     #[error("{0}")]
     Rego(RegoError),
+    #[error("{0} (not available in this filter)")]
+    Unsupported(RegoError),
     #[error("bundle data: {0}")]
     Data(String),
     #[error("decision rule {rule}: {message}")]
@@ -63,6 +65,7 @@ impl LoadError {
     pub fn code(&self) -> &'static str {
         match self {
             LoadError::Rego(_) => "rego-error",
+            LoadError::Unsupported(_) => "unsupported-function",
             LoadError::Data(_) => "bad-data",
             LoadError::Compile { .. } => "compile-error",
             LoadError::ProgramVersion { .. } => "program-version",
@@ -85,18 +88,20 @@ pub struct RegoError {
 
 impl RegoError {
     /// Reads regorus's multi-line report (`--> file:line:col`, excerpt, `error: message`).
+    /// A nested report names the innermost place last; that is the one reported.
     fn from_regorus(file: &str, report: &str) -> Self {
         let location = report
             .lines()
+            .rev()
             .find_map(|l| l.trim_start().strip_prefix("--> "));
-        let (line, column) = location
+        let (file, line, column) = location
             .and_then(|loc| {
                 let mut parts = loc.rsplitn(3, ':');
                 let column = parts.next()?.trim().parse().ok()?;
                 let line = parts.next()?.trim().parse().ok()?;
-                Some((line, column))
+                Some((parts.next().unwrap_or(file), line, column))
             })
-            .unwrap_or((1, 1));
+            .unwrap_or((file, 1, 1));
         let message = report
             .lines()
             .rev()
@@ -243,6 +248,11 @@ pub fn compile(bundle: &Bundle, rules: &[&str]) -> Result<Compiled, LoadError> {
     };
     match Compiler::compile_from_policy(&policy, rules) {
         Ok(program) => Ok(Compiled::Program(program)),
+        // A function nobody implements fails in the interpreter too, on every request that
+        // reaches it: refuse the bundle now, at the call site.
+        Err(e) if is_missing_function(&e.to_string()) => Err(LoadError::Unsupported(
+            RegoError::from_regorus("", &e.to_string()),
+        )),
         Err(e) => Ok(Compiled::Interpreter {
             engine: Box::new(engine),
             reason: e.to_string(),
@@ -283,6 +293,18 @@ pub fn parse(bundle: &Bundle) -> Result<regorus::Engine, LoadError> {
         .add_data(bundle.data.clone())
         .map_err(|e| LoadError::Data(format!("{e:#}")))?;
     Ok(engine)
+}
+
+/// Whether a compiler report is about a function that neither the policy nor this build's
+/// builtins define (e.g. `io.jwt.decode`). The report nests the compiler's errors as text.
+fn is_missing_function(report: &str) -> bool {
+    [
+        "Unknown function: '",
+        "Unknown builtin function: ",
+        "Not a builtin function: ",
+    ]
+    .iter()
+    .any(|needle| report.contains(needle))
 }
 
 fn deserialize(bytes: &[u8], info: &ProgramInfo) -> Result<Arc<Program>, LoadError> {

@@ -231,3 +231,15 @@ fn known_difference_array_comprehension_over_undefined_rule() {
         Value::from(Vec::<Value>::new())
     );
 }
+
+#[test]
+fn functions_the_filter_lacks_are_refused_at_load() {
+    let rego = "package p\nimport rego.v1\nallow if {\n\t[_, payload, _] := io.jwt.decode(input.token)\n\tpayload.sub == \"alice\"\n}\n";
+    let plain = Bundle::from_files(vec![("jwt/p.rego".into(), rego.as_bytes().to_vec())]).unwrap();
+    let err = Policy::load(&plain, &path("p/allow")).err().unwrap();
+    assert_eq!(err.code(), "unsupported-function");
+    assert_eq!(
+        err.to_string(),
+        "jwt/p.rego:4:37: Unknown function: 'io.jwt.decode' (not available in this filter)"
+    );
+}

@@ -27,7 +27,8 @@ pub fn load_failure(
     error: zerohop_filter::engine::LoadError,
 ) -> crate::Failed {
     match error {
-        zerohop_filter::engine::LoadError::Rego(e) => crate::Failed(format!(
+        zerohop_filter::engine::LoadError::Rego(e)
+        | zerohop_filter::engine::LoadError::Unsupported(e) => crate::Failed(format!(
             "{}:{}:{}: {}\n{}",
             dir.join(&e.file).display(),
             e.line,
