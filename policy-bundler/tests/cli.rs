@@ -15,6 +15,24 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// Asserts the exit code and a piece of the error output, showing all of it on failure.
+fn assert_fails(out: &Output, code: i32, needle: &str) {
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{stderr}");
+    assert!(stderr.contains(needle), "{stderr}");
+}
+
+/// Asserts exit code 1 and the first line of the error output: where the author must look.
+fn assert_first_error_line(out: &Output, expected: &str) {
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr.lines().next().unwrap_or_default(),
+        expected,
+        "{stderr}"
+    );
+}
+
 struct Dir(PathBuf);
 
 impl Dir {
@@ -58,18 +76,12 @@ fn check_reports_syntax_errors_at_file_line_column() {
         "package authz\n\nimport rego.v1\n\nallow if {\n  input.x ==\n}\n",
     );
     let out = bundler(&["check", &dir.path("policy")]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-    let first = text(&out.stderr)
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    assert_eq!(
-        first,
-        format!(
+    assert_first_error_line(
+        &out,
+        &format!(
             "error: {}:7:1: expecting expression",
             dir.path("policy/authz/p.rego")
-        )
+        ),
     );
 }
 
@@ -81,12 +93,7 @@ fn check_reports_a_missing_decision_rule() {
         "-e",
         "envoy/authz/nope",
     ]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("decision rule data.envoy.authz.nope"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_fails(&out, 1, "decision rule data.envoy.authz.nope");
 }
 
 #[test]
@@ -196,12 +203,7 @@ fn usage_and_io_errors_exit_2() {
     let out = bundler(&["build"]);
     assert_eq!(out.status.code(), Some(2));
     let out = bundler(&["inspect", "/nonexistent/bundle.tar.gz"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("reading bundle /nonexistent/bundle.tar.gz"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_fails(&out, 2, "reading bundle /nonexistent/bundle.tar.gz");
 }
 
 #[test]
@@ -209,12 +211,7 @@ fn inspect_rejects_a_broken_bundle_with_exit_1() {
     let dir = Dir::new("broken");
     dir.write("b.tar.gz", "not gzip at all");
     let out = bundler(&["inspect", &dir.path("b.tar.gz")]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("bundle is not a gzip stream"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_fails(&out, 1, "bundle is not a gzip stream");
 }
 
 #[test]
@@ -225,17 +222,11 @@ fn check_refuses_functions_the_filter_lacks() {
         "package p\n\nimport rego.v1\n\nallow if {\n\t[_, payload, _] := io.jwt.decode(input.token)\n\tpayload.sub == \"alice\"\n}\n",
     );
     let out = bundler(&["check", &dir.path("p"), "-e", "p/allow"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-    let first = text(&out.stderr)
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    assert_eq!(
-        first,
-        format!(
+    assert_first_error_line(
+        &out,
+        &format!(
             "error: {}:6:37: Unknown function: 'io.jwt.decode'",
             dir.path("p/p.rego")
-        )
+        ),
     );
 }
