@@ -86,7 +86,6 @@ pub fn mesh_request(method: &str, path: &str) -> HttpRequest {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
-        id: "7bca5c86-bf55-432c-b212-8c0f1dc999ec".into(),
         time_ns: Some(1_764_000_000_123_456_789),
         connection: Rc::new(Connection::new(
             "HTTP/1.1".into(),

@@ -42,13 +42,13 @@ pub fn property_text(path: &[&str]) -> Option<String> {
 pub fn http_request(connections: &mut Connections) -> Result<HttpRequest, Status> {
     let headers: Vec<(String, String)> = hostcalls::get_map_bytes(MapType::HttpRequestHeaders)?
         .into_iter()
-        .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
+        .map(|(name, value)| {
+            // Valid UTF-8 (nearly always) keeps its buffer; anything else gets U+FFFD.
+            let value = String::from_utf8(value)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+            (name, value)
+        })
         .collect();
-    let id = headers
-        .iter()
-        .find(|(name, _)| name == "x-request-id")
-        .map(|(_, value)| value.clone())
-        .unwrap_or_default();
     // The host clock, not the `request.time` property: at the request headers they differ by
     // microseconds, and the clock costs no property lookup.
     let time_ns = hostcalls::get_current_time()
@@ -57,7 +57,6 @@ pub fn http_request(connections: &mut Connections) -> Result<HttpRequest, Status
         .and_then(|d| i64::try_from(d.as_nanos()).ok());
     Ok(HttpRequest {
         headers,
-        id,
         time_ns,
         connection: connections.current(),
     })

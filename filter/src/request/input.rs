@@ -8,6 +8,7 @@ use std::borrow::Cow;
 use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 use std::rc::Rc;
+use std::sync::LazyLock;
 
 use regorus::Value;
 
@@ -16,10 +17,9 @@ use super::path::{parse_target, PathError};
 /// What Envoy tells the filter about one request when its headers arrive.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HttpRequest {
-    /// Header entries in arrival order, pseudo-headers (`:path`, `:method`…) included.
+    /// Header entries in arrival order, pseudo-headers (`:path`, `:method`…) included. The
+    /// request id (`attributes.request.http.id`) is the `x-request-id` header.
     pub headers: Vec<(String, String)>,
-    /// The request id (`attributes.request.http.id`).
-    pub id: String,
     /// When the request started, in nanoseconds since the Unix epoch.
     pub time_ns: Option<i64>,
     /// The downstream connection the request came on.
@@ -93,87 +93,135 @@ pub enum InputError {
 /// for Envoy to say that it sent a partial body.
 const PARTIAL_BODY_HEADER: &str = "x-envoy-auth-partial-body";
 
+/// Object keys and constant parts of the input, allocated once per VM rather than per request
+/// (regorus values are reference-counted, so a clone is a counter increment).
+struct Constants {
+    /// `attributes.request.http` fields that repeat a header: (field, header name).
+    mirrored_headers: [(Value, Value); 5],
+    attributes: Value,
+    source: Value,
+    destination: Value,
+    request: Value,
+    http: Value,
+    headers: Value,
+    protocol: Value,
+    time: Value,
+    metadata_context: Value,
+    parsed_path: Value,
+    parsed_query: Value,
+    parsed_body: Value,
+    truncated_body: Value,
+    version: Value,
+    source_principal: Value,
+    version_value: Value,
+    empty_object: Value,
+}
+
+static CONSTANTS: LazyLock<Constants> = LazyLock::new(|| Constants {
+    mirrored_headers: [
+        ("id", "x-request-id"),
+        ("method", ":method"),
+        ("path", ":path"),
+        ("host", ":authority"),
+        ("scheme", ":scheme"),
+    ]
+    .map(|(field, header)| (Value::from(field), Value::from(header))),
+    attributes: Value::from("attributes"),
+    source: Value::from("source"),
+    destination: Value::from("destination"),
+    request: Value::from("request"),
+    http: Value::from("http"),
+    headers: Value::from("headers"),
+    protocol: Value::from("protocol"),
+    time: Value::from("time"),
+    metadata_context: Value::from("metadataContext"),
+    parsed_path: Value::from("parsed_path"),
+    parsed_query: Value::from("parsed_query"),
+    parsed_body: Value::from("parsed_body"),
+    truncated_body: Value::from("truncated_body"),
+    version: Value::from("version"),
+    source_principal: Value::from("source_principal"),
+    version_value: Object::with("ext_authz", Value::from("v3"))
+        .and("encoding", Value::from("protojson"))
+        .into_value(),
+    empty_object: Value::new_object(),
+});
+
 /// Builds the `input` document for a request at the header phase.
 pub fn build(request: &HttpRequest) -> Result<Value, InputError> {
-    let headers = joined_headers(&request.headers);
-    let header = |name: &str| headers.get(name).map(|v| v.as_ref()).unwrap_or("");
-    let target = parse_target(header(":path"))?;
+    let c = &*CONSTANTS;
+    let joined = joined_headers(&request.headers);
+    let target = parse_target(joined.get(":path").map_or("", |v| v.as_ref()))?;
+    let headers: BTreeMap<Value, Value> = joined
+        .iter()
+        .map(|(k, v)| (Value::from(k.as_ref()), Value::from(v.as_ref())))
+        .collect();
 
-    let mut http = Object::default();
-    http.string("id", &request.id);
-    http.string("method", header(":method"));
-    http.insert(
-        "headers",
-        Value::from(
-            headers
-                .iter()
-                .map(|(k, v)| (Value::from(k.as_ref()), Value::from(v.as_ref())))
-                .collect::<BTreeMap<_, _>>(),
-        ),
-    );
-    http.string("path", header(":path"));
-    http.string("host", header(":authority"));
-    http.string("scheme", header(":scheme"));
-    let connection = &request.connection;
-    http.string("protocol", &connection.protocol);
-
-    let mut attributes = Object::default();
-    attributes.insert("source", connection.source_value.clone());
-    attributes.insert("destination", connection.destination_value.clone());
-    let mut attributes_request = Object::with("http", http.into_value());
-    if let Some(nanos) = request.time_ns {
-        attributes_request.insert("time", timestamp(nanos));
+    let mut http = BTreeMap::new();
+    // The fields that repeat a header share its value; protojson leaves out empty strings.
+    for (field, header) in &c.mirrored_headers {
+        match headers.get(header) {
+            Some(Value::String(value)) if value.is_empty() => {}
+            Some(value) => {
+                http.insert(field.clone(), value.clone());
+            }
+            None => {}
+        }
     }
-    attributes.insert("request", attributes_request.into_value());
-    // Envoy always sets the (possibly empty) dynamic metadata message.
-    attributes.insert("metadataContext", Value::new_object());
+    http.insert(c.headers.clone(), Value::from(headers));
+    let connection = &request.connection;
+    if !connection.protocol.is_empty() {
+        http.insert(
+            c.protocol.clone(),
+            Value::from(connection.protocol.as_str()),
+        );
+    }
 
-    let mut input = Object::default();
-    input.insert("attributes", attributes.into_value());
-    input.insert(
-        "parsed_path",
-        Value::from(
-            target
-                .segments
-                .into_iter()
-                .map(Value::from)
-                .collect::<Vec<_>>(),
-        ),
-    );
-    input.insert(
-        "parsed_query",
-        Value::from(
-            target
-                .query
-                .into_iter()
-                .map(|(k, vs)| {
-                    (
-                        Value::from(k),
-                        Value::from(vs.into_iter().map(Value::from).collect::<Vec<_>>()),
-                    )
-                })
-                .collect::<BTreeMap<_, _>>(),
-        ),
-    );
-    // Without a body in the check, OPA-Envoy reports `parsed_body: null, truncated_body: false`.
-    input.insert("parsed_body", Value::Null);
-    input.insert("truncated_body", Value::from(false));
-    input.insert(
-        "version",
-        Object::with("ext_authz", Value::from("v3"))
-            .and("encoding", Value::from("protojson"))
-            .into_value(),
-    );
-    if let Some(principal) = request
-        .connection
+    let mut attributes_request = BTreeMap::from([(c.http.clone(), Value::from(http))]);
+    if let Some(nanos) = request.time_ns {
+        attributes_request.insert(c.time.clone(), timestamp(nanos));
+    }
+    let attributes = BTreeMap::from([
+        (c.source.clone(), connection.source_value.clone()),
+        (c.destination.clone(), connection.destination_value.clone()),
+        (c.request.clone(), Value::from(attributes_request)),
+        // Envoy always sets the (possibly empty) dynamic metadata message.
+        (c.metadata_context.clone(), c.empty_object.clone()),
+    ]);
+
+    let parsed_path = target
+        .segments
+        .into_iter()
+        .map(Value::from)
+        .collect::<Vec<_>>();
+    let parsed_query = target
+        .query
+        .into_iter()
+        .map(|(k, vs)| {
+            (
+                Value::from(k),
+                Value::from(vs.into_iter().map(Value::from).collect::<Vec<_>>()),
+            )
+        })
+        .collect::<BTreeMap<_, _>>();
+    let mut input = BTreeMap::from([
+        (c.attributes.clone(), Value::from(attributes)),
+        (c.parsed_path.clone(), Value::from(parsed_path)),
+        (c.parsed_query.clone(), Value::from(parsed_query)),
+        // Without a body in the check, OPA-Envoy reports `parsed_body: null, truncated_body: false`.
+        (c.parsed_body.clone(), Value::Null),
+        (c.truncated_body.clone(), Value::from(false)),
+        (c.version.clone(), c.version_value.clone()),
+    ]);
+    if let Some(principal) = connection
         .source
         .principal
         .as_deref()
         .filter(|p| !p.is_empty())
     {
-        input.string("source_principal", principal);
+        input.insert(c.source_principal.clone(), Value::from(principal));
     }
-    Ok(input.into_value())
+    Ok(Value::from(input))
 }
 
 /// Header names lower-cased, repeated headers joined with `,` as Envoy's ext_authz does.
@@ -282,8 +330,8 @@ mod tests {
                 ("X-Multi".into(), "a".into()),
                 ("x-multi".into(), "b".into()),
                 ("x-envoy-auth-partial-body".into(), "true".into()),
+                ("x-request-id".into(), "42".into()),
             ],
-            id: "42".into(),
             time_ns: Some(1_605_865_667_722_473_000),
             connection: Rc::new(connection(Some("spiffe://cluster.local/ns/shop/sa/web"))),
         }
@@ -323,7 +371,8 @@ mod tests {
                         ":path": "/people/a%20b?lang=en&id=1&id=2",
                         ":method": "GET",
                         ":scheme": "http",
-                        "x-multi": "a,b"
+                        "x-multi": "a,b",
+                        "x-request-id": "42"
                     },
                     "path": "/people/a%20b?lang=en&id=1&id=2",
                     "host": "example.com",
