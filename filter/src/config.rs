@@ -6,7 +6,7 @@
 use base64::Engine as _;
 use serde::Deserialize;
 
-use crate::request::decision::is_valid_reply_status;
+use crate::request::decision::{is_valid_reply_status, Enforcement};
 
 /// OPA-Envoy's default decision path.
 pub const DEFAULT_PATH: &str = "envoy/authz/allow";
@@ -38,12 +38,8 @@ pub struct Config {
     pub path: DecisionPath,
     /// Where the policy bundle comes from.
     pub bundle: BundleSource,
-    /// Evaluate and log, but never block a request.
-    pub dry_run: bool,
-    /// The status sent when the decision is undefined or evaluation fails.
-    pub status_on_error: u16,
-    /// Let requests through when no decision can be made (evaluation error, no bundle).
-    pub fail_open: bool,
+    /// `dry_run`, `fail_open` and `status_on_error`: how undecidable requests are treated.
+    pub enforcement: Enforcement,
 }
 
 /// Where the bundle comes from. A bundle `service` joins `Inline` here.
@@ -168,9 +164,11 @@ impl Config {
         Ok(Self {
             path,
             bundle,
-            dry_run: raw.dry_run,
-            status_on_error,
-            fail_open: raw.fail_open,
+            enforcement: Enforcement {
+                dry_run: raw.dry_run,
+                fail_open: raw.fail_open,
+                status_on_error,
+            },
         })
     }
 }
@@ -188,9 +186,14 @@ mod tests {
         let config = parse(r#"{"bundle":{"inline":"aGk="}}"#).unwrap();
         assert_eq!(config.path.rule(), "data.envoy.authz.allow");
         assert_eq!(config.bundle, BundleSource::Inline(b"hi".to_vec()));
-        assert_eq!(config.status_on_error, 403);
-        assert!(!config.dry_run);
-        assert!(!config.fail_open);
+        assert_eq!(
+            config.enforcement,
+            Enforcement {
+                dry_run: false,
+                fail_open: false,
+                status_on_error: 403
+            }
+        );
     }
 
     #[test]

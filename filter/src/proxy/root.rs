@@ -82,13 +82,8 @@ impl RootContext for Root {
                 previous
             }
         };
-        let enforcement = Enforcement {
-            dry_run: config.dry_run,
-            fail_open: config.fail_open,
-            status_on_error: config.status_on_error,
-        };
         self.state = Some(Rc::new(RefCell::new(State {
-            enforcement,
+            enforcement: config.enforcement,
             policy,
             name: name.into(),
             connections: host::Connections::default(),

@@ -269,8 +269,11 @@ fn query_parameters(value: &Value) -> Result<Vec<(String, Vec<String>)>, Decisio
 /// How the filter treats requests it cannot decide on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Enforcement {
+    /// Evaluate and log, but never block a request.
     pub dry_run: bool,
+    /// Let requests through when no decision can be made (evaluation error, no bundle).
     pub fail_open: bool,
+    /// The status sent when the decision is undefined, malformed or evaluation fails.
     pub status_on_error: u16,
 }
 
