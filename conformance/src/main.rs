@@ -322,6 +322,16 @@ mod tests {
                 "skipped: query is not `data.<rule> = x`: the filter only evaluates rules",
             ),
             (
+                "harness/missing builtin where OPA wants an error",
+                "interpreter",
+                "failed: missing builtin graphql.is_valid",
+            ),
+            (
+                "harness/missing builtin where OPA wants an error",
+                "rvm",
+                "failed: missing builtin graphql.is_valid",
+            ),
+            (
                 "harness/query that is not a rule",
                 "rvm",
                 "skipped: query is not `data.<rule> = x`: the filter only evaluates rules",
@@ -349,11 +359,11 @@ mod tests {
                 total.interpreter.failed,
                 total.interpreter.skipped
             ),
-            (6, 2, 1)
+            (6, 3, 1)
         );
         assert_eq!(
             (total.rvm.passed, total.rvm.failed, total.rvm.skipped),
-            (4, 2, 3)
+            (4, 3, 3)
         );
     }
 }

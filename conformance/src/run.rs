@@ -168,14 +168,22 @@ fn judge(case: &Case, got: Result<Value>) -> Outcome {
             reason: "want_result not understood".into(),
             detail: format!("{e:#}"),
         },
-        (Err(_), Ok(_)) if case.wants_error() => Outcome::Passed,
         (Err(e), Ok(_)) => {
             let message = format!("{e:#}").trim().to_string();
+            let reason = classify_error(&message);
+            // OPA's error comes from the builtin; a missing builtin is no match for it.
+            if case.wants_error() && !reason.starts_with(MISSING_BUILTIN) {
+                return Outcome::Passed;
+            }
             Outcome::Failed {
-                reason: classify_error(&message),
+                reason,
                 detail: message,
             }
         }
+        (Ok(got), Ok(want)) if got != want && named_time_zone(case) => Outcome::Failed {
+            reason: "named time zone: this build knows UTC only".into(),
+            detail: format!("want {want}, got {got}"),
+        },
         (Ok(got), Ok(_)) if case.wants_error() => Outcome::Failed {
             reason: if case.strict_error && got == Value::new_array() {
                 // What the filter sees: it evaluates non-strict, where OPA is undefined too.
@@ -194,6 +202,23 @@ fn judge(case: &Case, got: Result<Value>) -> Outcome {
 }
 
 const MISSING_BUILTIN: &str = "missing builtin ";
+
+/// Whether a case names an IANA time zone other than UTC (`"America/New_York"`).
+fn named_time_zone(case: &Case) -> bool {
+    const AREAS: &[&str] = &[
+        "Africa/",
+        "America/",
+        "Antarctica/",
+        "Asia/",
+        "Atlantic/",
+        "Australia/",
+        "Europe/",
+        "Indian/",
+        "Pacific/",
+    ];
+    let text = case.text();
+    text.contains("time.") && AREAS.iter().any(|area| text.contains(&format!("\"{area}")))
+}
 
 /// A short, stable reason for an error, for grouping.
 fn classify_error(message: &str) -> String {
@@ -215,28 +240,32 @@ fn classify_error(message: &str) -> String {
             return format!("{MISSING_BUILTIN}{name}");
         }
     }
+    if message.contains("exceeds maximum column width") {
+        return "regorus parser: a line longer than 1024 columns".into();
+    }
     if message.contains("regorus panicked") {
         return "regorus panicked".into();
     }
     "error where OPA has a result".into()
 }
 
-/// The case on the interpreter. An unknown function shows there as an unsafe output
+/// The case on the interpreter. An unknown function can show there as an unsafe output
 /// variable; the RVM compiler names it, so its reason is taken when it has one.
 pub fn run_interpreter(case: &Case, rego_v0: bool, rvm: &Outcome) -> Outcome {
-    match (
-        judge(case, guarded(|| interpreter_results(case, rego_v0))),
-        rvm,
-    ) {
-        (Outcome::Failed { detail, .. }, Outcome::Failed { reason, .. })
-            if reason.starts_with(MISSING_BUILTIN) =>
-        {
+    let outcome = judge(case, guarded(|| interpreter_results(case, rego_v0)));
+    match rvm {
+        // Both backends share regorus's builtins: missing for one, missing for the other,
+        // even where the interpreter's error happened to satisfy a case that wants one.
+        Outcome::Failed { reason, detail } if reason.starts_with(MISSING_BUILTIN) => {
             Outcome::Failed {
                 reason: reason.clone(),
-                detail,
+                detail: match outcome {
+                    Outcome::Failed { detail, .. } => detail,
+                    Outcome::Passed | Outcome::Skipped { .. } => detail.clone(),
+                },
             }
         }
-        (outcome, _) => outcome,
+        _ => outcome,
     }
 }
 
