@@ -218,7 +218,7 @@ fn write(results: &Results, dir: &Path, out: &Path) -> Result<()> {
         .filter_map(|n| match &n.outcome {
             Outcome::Failed { reason, detail } => Some(json!({
                 "folder": n.folder, "case": n.case, "backend": n.backend,
-                "reason": reason, "detail": truncate(detail, 400),
+                "reason": reason, "detail": truncate(error_line(detail), 300),
             })),
             Outcome::Skipped { .. } | Outcome::Passed => None,
         })
@@ -242,6 +242,16 @@ fn write(results: &Results, dir: &Path, out: &Path) -> Result<()> {
     }
     std::fs::write(out, serde_json::to_string_pretty(&document)? + "\n")
         .with_context(|| format!("writing {}", out.display()))
+}
+
+/// regorus's message without the source excerpt it quotes (OPA's case text stays out of
+/// the committed results).
+fn error_line(detail: &str) -> &str {
+    detail
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("error: "))
+        .unwrap_or(detail)
 }
 
 fn truncate(text: &str, max: usize) -> String {
