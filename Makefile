@@ -18,7 +18,7 @@ WASM_OPT := /usr/bin/wasm-opt
 WASM_FEATURES := --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int --enable-mutable-globals
 RUST_SOURCES := $(shell find filter policy-bundler -name '*.rs' -o -name Cargo.toml) Cargo.toml Cargo.lock
 
-.PHONY: help tools build test test-unit test-e2e demo bench check clean
+.PHONY: help tools build test test-unit test-e2e demo bench check clean conformance
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -88,3 +88,15 @@ check: ## formatting and lints, native and wasm32 (what CI checks besides tests)
 clean: ## remove build outputs (keeps installed tools)
 	cargo clean
 	rm -rf dist
+
+# OPA's own conformance cases, run the way the filter evaluates (both backends). A developer
+# tool: the cases come from an OPA checkout (scripts/opa-cases.sh), which CI does not have.
+OPA_CASES ?=
+conformance: ## OPA's conformance cases over the filter's builtins (OPA_CASES=<dir>, see README)
+	@if [ -z "$(OPA_CASES)" ] || ! [ -d "$(OPA_CASES)/v0" -o -d "$(OPA_CASES)/v1" ]; then \
+	  echo "error: OPA_CASES='$(OPA_CASES)' is not OPA's v1/test/cases/testdata (a directory with v0/ and v1/)." >&2; \
+	  echo "  Extract it from an OPA clone: scripts/opa-cases.sh <opa-clone-or-git-dir> target/opa-cases" >&2; \
+	  echo "  then: make conformance OPA_CASES=target/opa-cases" >&2; \
+	  exit 1; \
+	fi
+	cargo run --locked -q -p zerohop-conformance -- $(OPA_CASES) --out testdata/conformance/opa-results.json $(CONFORMANCE_ARGS)
