@@ -59,7 +59,20 @@ pub fn http_request(connections: &mut Connections) -> Result<HttpRequest, Status
         headers,
         time_ns,
         connection: connections.current(),
+        body: None,
     })
+}
+
+/// One request header, `None` when absent or unreadable.
+pub fn request_header(name: &str) -> Option<String> {
+    hostcalls::get_map_value(MapType::HttpRequestHeaders, name)
+        .ok()
+        .flatten()
+}
+
+/// The first `len` bytes of the request body Envoy buffered.
+pub fn request_body(len: usize) -> Result<Vec<u8>, Status> {
+    Ok(hostcalls::get_buffer(BufferType::HttpRequestBody, 0, len)?.unwrap_or_default())
 }
 
 /// The downstream connections this VM has seen, so each is described to the policy once, not

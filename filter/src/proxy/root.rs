@@ -13,6 +13,7 @@ use super::http::Http;
 use crate::bundle::{Bundle, Limits};
 use crate::config::{BundleSource, Config};
 use crate::engine::{LoadError, Policy};
+use crate::request::body::BodySettings;
 use crate::request::decision::Enforcement;
 
 /// What every HTTP context of this plugin shares.
@@ -22,6 +23,8 @@ pub struct State {
     /// `plugin_name`, to tell plugins apart in the log.
     pub name: Rc<str>,
     pub connections: host::Connections,
+    /// `with_request_body` and `skip_request_body_parse`.
+    pub body: BodySettings,
 }
 
 #[derive(Default)]
@@ -87,6 +90,7 @@ impl RootContext for Root {
             policy,
             name: name.into(),
             connections: host::Connections::default(),
+            body: config.body,
         })));
         true
     }
