@@ -44,7 +44,8 @@ def differential(workdir, pki, upstream):
         (source / "zz_differential.rego").write_text(WRAPPER.format(rule=case.rule.replace("/", ".")))
         bundle = build_bundle(source, workdir / f"diff-{name}.tar.gz", ["zerohop/differential/response"])
         listeners.append(Listener(name, plugin_config(bundle, path="zerohop/differential/response", **case.settings),
-                                  tls=pki.server_tls(require=False)))
+                                  tls=pki.server_tls(require=False),
+                                  allow_on_headers_stop_iteration="with_request_body" in case.settings))
         oracles[name] = engine_for(POLICIES / case.policy)
     (workdir / "diff").mkdir()
     proxy = Envoy(listeners, upstream.port, workdir / "diff").start()
