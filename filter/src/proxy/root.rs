@@ -57,6 +57,17 @@ impl RootContext for Root {
                 return false;
             }
         };
+        if config.body.with_request_body.is_some() {
+            // Nothing tells the filter whether the host setting is there; say it once.
+            log(
+                LogLevel::Info,
+                &format!(
+                    "{name}: with_request_body is on: the Wasm PluginConfig needs \
+                     allow_on_headers_stop_iteration: true (Envoy >= 1.35), else requests \
+                     with a body stall"
+                ),
+            );
+        }
         // Keep a working policy across reconfiguration if the new bundle does not load.
         let previous = self.state.take().and_then(|s| s.borrow_mut().policy.take());
         let policy = match activate(&config) {
