@@ -117,6 +117,8 @@ def envoy_config(listeners: list[Listener], upstream_port: int | None, admin_por
                 "typed_config": {
                     "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
                     "stat_prefix": listener.name,
+                    # Request trailers reach filters (they end a body without end_of_stream).
+                    "http_protocol_options": {"enable_trailers": True},
                     "route_config": {"virtual_hosts": [{
                         "name": "all", "domains": ["*"],
                         "routes": [{"match": {"prefix": "/"}, **action}],

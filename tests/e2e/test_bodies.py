@@ -30,6 +30,7 @@ def bodies(workdir, e2e_bundle, upstream):
         listener("off"),
         listener("fail-open", with_request_body=limited, fail_open=True),
         listener("roomy", with_request_body={"max_request_bytes": 4096}),
+        listener("mutate", rule="e2e/decision", with_request_body=limited),
     ]
     (workdir / "bodies").mkdir()
     proxy = Envoy(listeners, upstream.port, workdir / "bodies").start()
@@ -206,3 +207,26 @@ def test_client_cannot_claim_a_partial_body(bodies):
     seen = echoed(bodies, "echo", b'{"a":1}', "application/json", headers={"x-envoy-auth-partial-body": "true"})
     assert http_of(seen)["headers"]["x-envoy-auth-partial-body"] == "false"
     assert seen["parsed_body"] == {"a": 1}
+
+
+def test_decision_changes_apply_after_the_body(bodies):
+    """Headers and the query are changed once the body is in, before anything went upstream."""
+    r = request(bodies.port("mutate"), "/p?keep=1&drop=2", method="POST", body=b'{"a":1}',
+                headers={"content-type": "application/json", "x-remove-me": "bye"})
+    assert r.status == 200, (r.status, r.body)
+    seen = r.json()
+    assert seen["headers"]["x-added"] == "yes" and "x-remove-me" not in seen["headers"]
+    assert seen["path"] == "/p?keep=1&set=1"
+    assert seen["body"] == '{"a":1}'
+    assert r.header("x-response") == "added"
+    r = request(bodies.port("mutate"), "/", method="POST", body=b"{}", headers={"x-mode": "deny"})
+    assert (r.status, r.body) == (401, b"who are you?")
+
+
+def test_body_ended_by_trailers_is_decided_at_the_trailers(bodies):
+    reply = raw_request(bodies.port("echo"), b"POST /t HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+                                              b"transfer-encoding: chunked\r\n\r\n7\r\n{\"a\":1}\r\n0\r\nx-trailer: t\r\n\r\n")
+    assert raw_status(reply) == 200, reply
+    seen = json.loads(reply.split(b"\r\n\r\n", 1)[1])
+    assert seen["parsed_body"] == {"a": 1}
+    assert http_of(seen)["size"] == 7

@@ -14,6 +14,7 @@ import pytest
 
 from corpus import IDENTITIES, all_cases
 from harness import ROOT, Envoy, Listener, build_bundle, plugin_config, request
+from opa_envoy_body import opa_envoy_body
 from opa_oracle import UNDEFINED, OpaError, engine_for, evaluate
 
 POLICIES = ROOT / "testdata" / "policies"
@@ -68,6 +69,12 @@ def test_zerohop_decides_like_opa(differential, name, index):
                 tls=clients[req.identity], body=req.body)
     assert r.status == 200, (r.status, r.body, proxy.log()[-2000:])
     seen = json.loads(r.body)
+    body = opa_envoy_body(req.body, req.headers, case.settings)
+    if body is not None:
+        http = seen["input"]["attributes"]["request"]["http"]
+        assert {k: http.get(k) for k in ("body", "rawBody", "size") if k in http} == body["http"]
+        assert http["headers"]["x-envoy-auth-partial-body"] == body["partial"]
+        assert (seen["input"]["parsed_body"], seen["input"]["truncated_body"]) == (body["parsed_body"], body["truncated_body"])
     try:
         expected = evaluate(oracles[name], case.rule, seen["input"])
     except OpaError as error:
