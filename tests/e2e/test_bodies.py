@@ -31,6 +31,8 @@ def bodies(workdir, e2e_bundle, upstream):
         listener("fail-open", with_request_body=limited, fail_open=True),
         listener("roomy", with_request_body={"max_request_bytes": 4096}),
         listener("mutate", rule="e2e/decision", with_request_body=limited),
+        listener("no-stop-iteration", stop_iteration=False, with_request_body=limited),
+        listener("no-stop-iteration-open", rule="e2e/allow_bool", stop_iteration=False, with_request_body=limited, fail_open=True),
     ]
     (workdir / "bodies").mkdir()
     proxy = Envoy(listeners, upstream.port, workdir / "bodies").start()
@@ -230,3 +232,18 @@ def test_body_ended_by_trailers_is_decided_at_the_trailers(bodies):
     seen = json.loads(reply.split(b"\r\n\r\n", 1)[1])
     assert seen["parsed_body"] == {"a": 1}
     assert http_of(seen)["size"] == 7
+
+
+def test_without_allow_on_headers_stop_iteration_bodies_fail_closed_not_stall(bodies):
+    """Envoy holds the body back from a filter that holds the headers unless the PluginConfig
+    sets allow_on_headers_stop_iteration: the filter notices no body arrives and answers 503
+    (or lets the request through with fail_open) instead of leaving it hanging."""
+    r = request(bodies.port("no-stop-iteration"), "/", method="POST", body=b'{"a":1}',
+                headers={"content-type": "application/json"})
+    assert (r.status, r.body) == (503, b"request body not delivered to the filter")
+    assert "no-stop-iteration: no request body reached the filter in 5s: the Wasm PluginConfig needs " \
+           "allow_on_headers_stop_iteration: true" in bodies.log()
+    r = request(bodies.port("no-stop-iteration-open"), "/", method="POST", body=b"hello", headers={"content-type": "text/plain"})
+    assert r.status == 200 and r.json()["body"] == "hello"
+    # Requests without a body never wait.
+    assert request(bodies.port("no-stop-iteration"), "/").status == 200

@@ -10,13 +10,15 @@ use proxy_wasm::types::{Action, LogLevel, MapType};
 use super::host::{self, log};
 use super::root::State;
 use crate::engine::EvalError;
-use crate::request::body::{Body, Collect, WithRequestBody};
+use crate::request::body::{Body, Collect, StallWatch, WithRequestBody};
 use crate::request::decision::{decide, Action as Decided, Allow, Enforcement, Failure, Reason};
 use crate::request::input;
 use crate::request::path::rewrite_query;
 
 pub struct Http {
     state: Rc<RefCell<State>>,
+    /// This stream's context id.
+    id: u32,
     response_headers: Vec<(String, String)>,
     /// Set from the request headers until the decision, while Envoy buffers the body.
     awaiting_body: Option<WithRequestBody>,
@@ -28,9 +30,10 @@ pub struct Http {
 const PAYLOAD_TOO_LARGE: (u16, &str) = (413, "Payload Too Large");
 
 impl Http {
-    pub fn new(state: Rc<RefCell<State>>) -> Self {
+    pub fn new(state: Rc<RefCell<State>>, id: u32) -> Self {
         Self {
             state,
+            id,
             response_headers: Vec::new(),
             awaiting_body: None,
             buffered: 0,
@@ -76,6 +79,7 @@ impl Http {
             name,
             connections,
             body: bodies,
+            stalls: _,
         } = &mut *state;
         let result = match policy.as_mut() {
             None => Err(Failure::NoBundle),
@@ -218,6 +222,12 @@ impl Http {
         }
     }
 
+    fn watch_stalls(&self, change: impl FnOnce(&mut StallWatch, u32)) {
+        if let Ok(mut state) = self.state.try_borrow_mut() {
+            change(&mut state.stalls, self.id);
+        }
+    }
+
     fn reply_too_large(&mut self) -> Action {
         self.awaiting_body = None;
         log(
@@ -240,7 +250,14 @@ impl Http {
     }
 }
 
-impl Context for Http {}
+impl Context for Http {
+    fn on_done(&mut self) -> bool {
+        if self.awaiting_body.is_some() {
+            self.watch_stalls(|stalls, id| stalls.release(id));
+        }
+        true
+    }
+}
 
 impl HttpContext for Http {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
@@ -254,6 +271,7 @@ impl HttpContext for Http {
         // Envoy buffers the body for us from here (`Pause` from the body callbacks). Without
         // `allow_on_headers_stop_iteration` it would hold the body back instead: see README.
         self.awaiting_body = Some(with);
+        self.watch_stalls(|stalls, id| stalls.hold(id, host::now_ms()));
         Action::Pause
     }
 
@@ -261,6 +279,7 @@ impl HttpContext for Http {
         let Some(with) = self.awaiting_body else {
             return Action::Continue;
         };
+        self.watch_stalls(|stalls, _| stalls.body_delivered());
         self.buffered = body_size;
         match with.collect(body_size, end_of_stream) {
             Collect::Wait => Action::Pause,
@@ -274,6 +293,7 @@ impl HttpContext for Http {
         let Some(with) = self.awaiting_body else {
             return Action::Continue;
         };
+        self.watch_stalls(|stalls, _| stalls.body_delivered());
         match with.collect(self.buffered, true) {
             Collect::Wait => Action::Continue,
             Collect::TooLarge => self.reply_too_large(),

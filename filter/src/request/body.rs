@@ -79,6 +79,57 @@ impl WithRequestBody {
     }
 }
 
+/// How long a stream may wait at its headers for the first body callback before the host is
+/// taken to hold bodies back (no `allow_on_headers_stop_iteration`).
+pub const BODY_STALL_MS: u64 = 5_000;
+
+/// Streams held at their headers for a body. Envoy only delivers the body to a filter that
+/// holds the headers when the Wasm `PluginConfig` sets `allow_on_headers_stop_iteration`;
+/// nothing tells the filter whether it does, and without it such streams stall forever. So
+/// until a first body callback proves the setting, a stream that waited `BODY_STALL_MS` is
+/// reported stalled (and ended by the adapter) instead.
+#[derive(Debug, Default)]
+pub struct StallWatch {
+    delivered: bool,
+    /// (stream, when it was held, ms since the epoch).
+    held: Vec<(u32, u64)>,
+}
+
+impl StallWatch {
+    /// A stream now waits for its body.
+    pub fn hold(&mut self, stream: u32, now_ms: u64) {
+        if !self.delivered {
+            self.held.push((stream, now_ms));
+        }
+    }
+
+    /// A body callback came: the host delivers bodies, nothing needs watching any more.
+    pub fn body_delivered(&mut self) {
+        self.delivered = true;
+        self.held.clear();
+    }
+
+    /// The stream ended or was decided.
+    pub fn release(&mut self, stream: u32) {
+        self.held.retain(|(s, _)| *s != stream);
+    }
+
+    /// Whether stalls are still possible (no body delivered yet).
+    pub fn watching(&self) -> bool {
+        !self.delivered
+    }
+
+    /// The streams held for `BODY_STALL_MS` or longer, no longer watched.
+    pub fn stalled(&mut self, now_ms: u64) -> Vec<u32> {
+        let (stalled, held) = self
+            .held
+            .iter()
+            .partition(|(_, since)| now_ms.saturating_sub(*since) >= BODY_STALL_MS);
+        self.held = held;
+        stalled.into_iter().map(|(stream, _)| stream).collect()
+    }
+}
+
 /// A body OPA-Envoy cannot parse; it answers such a request with 400.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BodyError {

@@ -271,3 +271,21 @@ fn malformed_multipart_is_an_error() {
         Err(BodyError::MediaType(_))
     ));
 }
+
+#[test]
+fn stalls_are_reported_until_a_body_is_delivered() {
+    let mut watch = StallWatch::default();
+    watch.hold(1, 1_000);
+    watch.hold(2, 4_000);
+    watch.hold(3, 4_500);
+    watch.release(3);
+    assert_eq!(watch.stalled(5_999), Vec::<u32>::new());
+    assert_eq!(watch.stalled(6_000), vec![1]);
+    assert_eq!(watch.stalled(6_000), Vec::<u32>::new());
+    assert!(watch.watching());
+    watch.body_delivered();
+    assert!(!watch.watching());
+    assert_eq!(watch.stalled(60_000), Vec::<u32>::new());
+    watch.hold(4, 0);
+    assert_eq!(watch.stalled(60_000), Vec::<u32>::new());
+}
