@@ -179,6 +179,10 @@ def test_body_over_the_limit_gets_413(bodies):
     reply = send_chunked(bodies.port("echo"), b"POST /big HTTP/1.1\r\nhost: x\r\ncontent-type: text/plain\r\n",
                          [b"z" * 40, b"z" * 40])
     assert raw_status(reply) == 413, reply
+    # Exactly the limit first, then one byte more: still over.
+    reply = send_chunked(bodies.port("allow"), b"POST /big HTTP/1.1\r\nhost: x\r\ncontent-type: text/plain\r\n",
+                         [b"z" * LIMIT, b"z"])
+    assert raw_status(reply) == 413, reply
 
 
 def test_body_over_the_limit_with_allow_partial_message_is_truncated(bodies):

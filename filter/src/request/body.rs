@@ -69,7 +69,7 @@ impl WithRequestBody {
         let max = usize::try_from(self.max_request_bytes).unwrap_or(usize::MAX);
         if buffered > max && !self.allow_partial_message {
             Collect::TooLarge
-        } else if end_of_stream || buffered >= max {
+        } else if end_of_stream || self.allow_partial_message && buffered >= max {
             Collect::Decide {
                 take: buffered.min(max),
             }

@@ -32,6 +32,8 @@ fn buffering_stops_where_envoys_ext_authz_stops() {
     assert_eq!(LIMITED.collect(4, false), Collect::Wait);
     assert_eq!(LIMITED.collect(4, true), Collect::Decide { take: 4 });
     assert_eq!(LIMITED.collect(10, true), Collect::Decide { take: 10 });
+    // Exactly at the limit with more to come: only the next chunk tells whether it is over.
+    assert_eq!(LIMITED.collect(10, false), Collect::Wait);
     assert_eq!(LIMITED.collect(11, false), Collect::TooLarge);
     assert_eq!(LIMITED.collect(11, true), Collect::TooLarge);
     assert_eq!(PARTIAL.collect(9, false), Collect::Wait);
