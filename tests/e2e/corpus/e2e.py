@@ -11,6 +11,18 @@ CASES = [
         Request("GET", "/", {"x-mode": "unknown"}),
         Request("GET", "/", {"x-mode": "deny"}, identity=SHOP),
     ]),
+    Case("e2e", "e2e/allow_bool", variant="bool", requests=[
+        Request("GET", "/"),
+        Request("GET", "/", {"x-mode": "deny"}),
+        Request("GET", "/", {"X-Mode": "allow"}),
+        Request("GET", "/", {"x-mode": "ALLOW"}),
+    ]),
+    Case("e2e", "e2e/maybe", variant="maybe", requests=[
+        Request("GET", "/", {"x-mode": "defined"}),
+        Request("GET", "/"),
+        Request("GET", "/", {"x-mode": "defined"}, identity=OPS),
+        Request("GET", "/", {"x-mode": "defined,defined"}),
+    ]),
     Case("e2e", "e2e/spiffe", variant="spiffe", requests=[
         Request("GET", "/"),
         Request("GET", "/", identity=SHOP),
