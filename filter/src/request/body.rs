@@ -286,7 +286,8 @@ fn trim_start_space(s: &str) -> &str {
 /// lower-cased, RFC 2231 continuations joined).
 pub fn parse_media_type(v: &str) -> Result<(String, BTreeMap<String, String>), BodyError> {
     let (head, mut rest) = v.split_at(v.find(';').unwrap_or(v.len()));
-    let media_type = head.to_lowercase().trim().to_string();
+    // Go lower-cases Unicode; only ASCII can make a token, so the outcome is the same.
+    let media_type = head.to_ascii_lowercase().trim().to_string();
     let (typ, after) = token(&media_type);
     if typ.is_empty() {
         return Err(BodyError::MediaType("mime: no media type"));
@@ -372,7 +373,7 @@ fn media_param(v: &str) -> Option<(String, String, &str)> {
     }
     let rest = trim_start_space(trim_start_space(rest).strip_prefix('=')?);
     let (value, rest) = media_value(rest)?;
-    Some((key.to_lowercase(), value, rest))
+    Some((key.to_ascii_lowercase(), value, rest))
 }
 
 fn media_value(v: &str) -> Option<(String, &str)> {
@@ -407,7 +408,7 @@ fn media_value(v: &str) -> Option<(String, &str)> {
 
 fn decode_rfc2231(v: &str) -> Option<String> {
     let mut parts = v.splitn(3, '\'');
-    let charset = parts.next()?.to_lowercase();
+    let charset = parts.next()?.to_ascii_lowercase();
     let _language = parts.next()?;
     let encoded = parts.next()?;
     if charset != "us-ascii" && charset != "utf-8" {
