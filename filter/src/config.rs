@@ -6,6 +6,7 @@
 use base64::Engine as _;
 use serde::Deserialize;
 
+use crate::request::body::{BodySettings, WithRequestBody};
 use crate::request::decision::{is_valid_reply_status, Enforcement};
 
 /// OPA-Envoy's default decision path.
@@ -23,6 +24,20 @@ struct RawConfig {
     status_on_error: Option<u16>,
     #[serde(default)]
     fail_open: bool,
+    with_request_body: Option<RawWithRequestBody>,
+    #[serde(default)]
+    skip_request_body_parse: bool,
+}
+
+/// Envoy ext_authz's `with_request_body` (Istio's `includeRequestBodyInCheck`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWithRequestBody {
+    max_request_bytes: u32,
+    #[serde(default)]
+    allow_partial_message: bool,
+    #[serde(default)]
+    pack_as_bytes: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -40,6 +55,8 @@ pub struct Config {
     pub bundle: BundleSource,
     /// `dry_run`, `fail_open` and `status_on_error`: how undecidable requests are treated.
     pub enforcement: Enforcement,
+    /// `with_request_body` and `skip_request_body_parse`: whether and how bodies reach the input.
+    pub body: BodySettings,
 }
 
 /// Where the bundle comes from. A bundle `service` joins `Inline` here.
@@ -161,9 +178,27 @@ impl Config {
                 })
             }
         };
+        let with_request_body = match raw.with_request_body {
+            None => None,
+            Some(raw) if raw.max_request_bytes == 0 => {
+                return Err(ConfigError::Invalid {
+                    key: "with_request_body.max_request_bytes",
+                    message: "must be greater than 0".to_string(),
+                })
+            }
+            Some(raw) => Some(WithRequestBody {
+                max_request_bytes: raw.max_request_bytes,
+                allow_partial_message: raw.allow_partial_message,
+                pack_as_bytes: raw.pack_as_bytes,
+            }),
+        };
         Ok(Self {
             path,
             bundle,
+            body: BodySettings {
+                with_request_body,
+                skip_request_body_parse: raw.skip_request_body_parse,
+            },
             enforcement: Enforcement {
                 dry_run: raw.dry_run,
                 fail_open: raw.fail_open,
@@ -193,6 +228,70 @@ mod tests {
                 fail_open: false,
                 status_on_error: 403
             }
+        );
+        assert_eq!(config.body, BodySettings::default());
+    }
+
+    #[test]
+    fn request_bodies_are_opt_in_with_envoys_names() {
+        let config = parse(
+            r#"{"bundle":{"inline":""},"with_request_body":{"max_request_bytes":8192},"skip_request_body_parse":true}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            config.body,
+            BodySettings {
+                with_request_body: Some(WithRequestBody {
+                    max_request_bytes: 8192,
+                    allow_partial_message: false,
+                    pack_as_bytes: false
+                }),
+                skip_request_body_parse: true
+            }
+        );
+        let config = parse(
+            r#"{"bundle":{"inline":""},"with_request_body":{"max_request_bytes":1,"allow_partial_message":true,"pack_as_bytes":true}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            config.body.with_request_body,
+            Some(WithRequestBody {
+                max_request_bytes: 1,
+                allow_partial_message: true,
+                pack_as_bytes: true
+            })
+        );
+        let err = parse(r#"{"bundle":{"inline":""},"with_request_body":{}}"#).unwrap_err();
+        assert!(
+            err.to_string().contains("`with_request_body`")
+                && err.to_string().contains("max_request_bytes"),
+            "{err}"
+        );
+        let err = parse(r#"{"bundle":{"inline":""},"with_request_body":{"max_request_bytes":0}}"#)
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ConfigError::Invalid {
+                    key: "with_request_body.max_request_bytes",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let err = parse(r#"{"bundle":{"inline":""},"with_request_body":{"max_request_bytes":-1}}"#)
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("`with_request_body.max_request_bytes`"),
+            "{err}"
+        );
+        let err = parse(r#"{"bundle":{"inline":""},"with_request_body":{"max_request_bytes":9,"packAsBytes":true}}"#).unwrap_err();
+        assert!(err.to_string().contains("packAsBytes"), "{err}");
+        let err = parse(r#"{"bundle":{"inline":""},"skip_request_body_parse":"no"}"#).unwrap_err();
+        assert!(
+            err.to_string().contains("`skip_request_body_parse`"),
+            "{err}"
         );
     }
 

@@ -75,6 +75,9 @@ class Listener:
     plugin_config: str | None
     port: int = field(default_factory=free_port)
     tls: Tls | None = None
+    # Envoy's PluginConfig.allow_on_headers_stop_iteration: needed for request bodies (a pause
+    # at the headers otherwise holds the body back from the filter).
+    allow_on_headers_stop_iteration: bool = False
 
 
 def envoy_config(listeners: list[Listener], upstream_port: int | None, admin_port: int, wasm: Path = WASM) -> dict:
@@ -102,6 +105,7 @@ def envoy_config(listeners: list[Listener], upstream_port: int | None, admin_por
                         "code": {"local": {"filename": str(wasm)}},
                     },
                     "failure_policy": "FAIL_CLOSED",
+                    **({"allow_on_headers_stop_iteration": True} if listener.allow_on_headers_stop_iteration else {}),
                 },
             },
         }]
@@ -113,6 +117,8 @@ def envoy_config(listeners: list[Listener], upstream_port: int | None, admin_por
                 "typed_config": {
                     "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
                     "stat_prefix": listener.name,
+                    # Request trailers reach filters (they end a body without end_of_stream).
+                    "http_protocol_options": {"enable_trailers": True},
                     "route_config": {"virtual_hosts": [{
                         "name": "all", "domains": ["*"],
                         "routes": [{"match": {"prefix": "/"}, **action}],
@@ -316,6 +322,12 @@ class EchoUpstream:
             def _echo(self):
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length) if length else b""
+                if "chunked" in self.headers.get("transfer-encoding", "").lower():
+                    while size := int(self.rfile.readline().split(b";")[0], 16):
+                        body += self.rfile.read(size)
+                        self.rfile.readline()
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
                 seen = {"method": self.command, "path": self.path, "body": body.decode(errors="replace"),
                         "headers": {}}
                 for k, v in self.headers.items():

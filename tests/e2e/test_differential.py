@@ -14,6 +14,7 @@ import pytest
 
 from corpus import IDENTITIES, all_cases
 from harness import ROOT, Envoy, Listener, build_bundle, plugin_config, request
+from opa_envoy_body import opa_envoy_body
 from opa_oracle import UNDEFINED, OpaError, engine_for, evaluate
 
 POLICIES = ROOT / "testdata" / "policies"
@@ -44,7 +45,8 @@ def differential(workdir, pki, upstream):
         (source / "zz_differential.rego").write_text(WRAPPER.format(rule=case.rule.replace("/", ".")))
         bundle = build_bundle(source, workdir / f"diff-{name}.tar.gz", ["zerohop/differential/response"])
         listeners.append(Listener(name, plugin_config(bundle, path="zerohop/differential/response", **case.settings),
-                                  tls=pki.server_tls(require=False)))
+                                  tls=pki.server_tls(require=False),
+                                  allow_on_headers_stop_iteration="with_request_body" in case.settings))
         oracles[name] = engine_for(POLICIES / case.policy)
     (workdir / "diff").mkdir()
     proxy = Envoy(listeners, upstream.port, workdir / "diff").start()
@@ -67,6 +69,12 @@ def test_zerohop_decides_like_opa(differential, name, index):
                 tls=clients[req.identity], body=req.body)
     assert r.status == 200, (r.status, r.body, proxy.log()[-2000:])
     seen = json.loads(r.body)
+    body = opa_envoy_body(req.body, req.headers, case.settings)
+    if body is not None:
+        http = seen["input"]["attributes"]["request"]["http"]
+        assert {k: http.get(k) for k in ("body", "rawBody", "size") if k in http} == body["http"]
+        assert http["headers"]["x-envoy-auth-partial-body"] == body["partial"]
+        assert (seen["input"]["parsed_body"], seen["input"]["truncated_body"]) == (body["parsed_body"], body["truncated_body"])
     try:
         expected = evaluate(oracles[name], case.rule, seen["input"])
     except OpaError as error:

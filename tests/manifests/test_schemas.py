@@ -45,3 +45,29 @@ def test_plugin_config_bundle_is_a_real_bundle(tmp_path, path, index, doc):
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["runs_on_this_filter"]
+
+
+def zerohop_envoy_filters():
+    """(path, index, Wasm PluginConfig) for each zerohop Wasm filter defined by an EnvoyFilter."""
+    for path, index, doc in DOCUMENTS:
+        if doc["kind"] != "EnvoyFilter":
+            continue
+        for patch in doc["spec"]["configPatches"]:
+            typed = patch["patch"].get("value", {}).get("typed_config", {})
+            if typed.get("@type", "").endswith("envoy.extensions.filters.http.wasm.v3.Wasm"):
+                yield path, index, typed["config"]
+
+
+@pytest.mark.parametrize("path,index,config", list(zerohop_envoy_filters()),
+                         ids=lambda v: str(v) if isinstance(v, int) else getattr(v, "name", ""))
+def test_envoy_filter_config_is_a_zerohop_config(tmp_path, path, index, config):
+    plugin_config = json.loads(config["configuration"]["value"])
+    bundle = tmp_path / "bundle.tar.gz"
+    bundle.write_bytes(base64.b64decode(plugin_config["bundle"]["inline"]))
+    result = subprocess.run([str(ROOT / "dist" / "policy-bundler"), "inspect", str(bundle), "--format", "json"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert plugin_config["path"].replace("/", ".") in " ".join(json.loads(result.stdout)["program"]["entrypoints"])
+    # Bodies need the host to deliver them to a filter that holds the headers.
+    if "with_request_body" in plugin_config:
+        assert config.get("allow_on_headers_stop_iteration") is True

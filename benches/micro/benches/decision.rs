@@ -4,16 +4,19 @@
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use zerohop_benches::DemoCase;
+use zerohop_filter::request::body::BodySettings;
 use zerohop_filter::request::decision::decide;
 use zerohop_filter::request::input;
 
 fn demo(c: &mut Criterion) {
     let mut case = DemoCase::new().expect("demo bundle builds");
-    let built = input::build(&case.request).unwrap();
+    let built = input::build(&case.request, &BodySettings::default()).unwrap();
     let decision = case.policy.evaluate(built.clone()).unwrap();
 
     let mut group = c.benchmark_group("demo");
-    group.bench_function("input", |b| b.iter(|| input::build(&case.request).unwrap()));
+    group.bench_function("input", |b| {
+        b.iter(|| input::build(&case.request, &BodySettings::default()).unwrap())
+    });
     group.bench_function("evaluate", |b| {
         b.iter(|| case.policy.evaluate(built.clone()).unwrap())
     });

@@ -8,6 +8,7 @@ use zerohop_filter::config::DecisionPath;
 use zerohop_filter::engine::Policy;
 use zerohop_filter::request::decision::{decide, Enforcement, Outcome};
 
+use zerohop_filter::request::body::BodySettings;
 use zerohop_filter::request::input::{self, Connection, HttpRequest, Peer, SocketAddress};
 
 /// The demo policy, precompiled, with a request it allows: the filter's per-request work.
@@ -34,7 +35,7 @@ impl DemoCase {
     /// Input build, evaluation and decision, as `proxy::http` runs them per request.
     pub fn decide(&mut self) -> Outcome {
         let policy = &mut self.policy;
-        let value = input::build(&self.request)
+        let value = input::build(&self.request, &BodySettings::default())
             .map_err(Into::into)
             .and_then(|i| policy.evaluate(i).map_err(Into::into));
         decide(self.enforcement, value)
@@ -98,5 +99,6 @@ pub fn mesh_request(method: &str, path: &str) -> HttpRequest {
                 principal: Some("spiffe://cluster.local/ns/shop/sa/shop".into()),
             },
         )),
+        body: None,
     }
 }

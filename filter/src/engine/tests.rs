@@ -243,3 +243,21 @@ fn functions_the_filter_lacks_are_refused_at_load() {
         "jwt/p.rego:4:37: Unknown function: 'io.jwt.decode' (not available in this filter)"
     );
 }
+
+/// regorus's RVM lets a rule body through when a variable bound to an undefined value is only
+/// used under `not` (OPA, and the regorus interpreter: the assignment makes the body
+/// undefined). Found by the differential tests with a body rule on a request without `body`.
+#[test]
+fn known_difference_not_over_a_variable_bound_to_undefined() {
+    let rego = "package e\nimport rego.v1\ndefault a := false\na if {\n\tnote := input.body\n\tnot contains(note, \"x\")\n}\n";
+    let plain = Bundle::from_files(vec![("e.rego".into(), rego.as_bytes().to_vec())]).unwrap();
+    let mut policy = Policy::load(&plain, &path("e/a")).unwrap();
+    assert_eq!(policy.mode(), Mode::CompiledAtLoad);
+    assert_eq!(policy.evaluate(Value::new_object()), Ok(Value::from(true)));
+    let mut interpreter = parse(&plain).unwrap();
+    interpreter.set_input(Value::new_object());
+    assert_eq!(
+        interpreter.eval_rule("data.e.a".into()).unwrap(),
+        Value::from(false)
+    );
+}

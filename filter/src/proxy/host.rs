@@ -6,7 +6,7 @@ use proxy_wasm::types::{BufferType, LogLevel, MapType, Status};
 
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::time::UNIX_EPOCH;
+use std::time::{Duration, UNIX_EPOCH};
 
 use crate::request::input::{Connection, HttpRequest, Peer, SocketAddress};
 
@@ -59,7 +59,20 @@ pub fn http_request(connections: &mut Connections) -> Result<HttpRequest, Status
         headers,
         time_ns,
         connection: connections.current(),
+        body: None,
     })
+}
+
+/// One request header, `None` when absent or unreadable.
+pub fn request_header(name: &str) -> Option<String> {
+    hostcalls::get_map_value(MapType::HttpRequestHeaders, name)
+        .ok()
+        .flatten()
+}
+
+/// The first `len` bytes of the request body Envoy buffered.
+pub fn request_body(len: usize) -> Result<Vec<u8>, Status> {
+    Ok(hostcalls::get_buffer(BufferType::HttpRequestBody, 0, len)?.unwrap_or_default())
 }
 
 /// The downstream connections this VM has seen, so each is described to the policy once, not
@@ -151,4 +164,32 @@ pub fn send_reply(status: u16, headers: &[(String, String)], body: &str) -> Resu
         .collect();
     let body = (!body.is_empty()).then_some(body.as_bytes());
     hostcalls::send_http_response(u32::from(status), headers, body)
+}
+
+/// The host clock in milliseconds since the epoch (0 if unreadable).
+pub fn now_ms() -> u64 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .and_then(|d| u64::try_from(d.as_millis()).ok())
+        .unwrap_or_default()
+}
+
+pub fn set_tick_period(period: Duration) -> Result<(), Status> {
+    hostcalls::set_tick_period(period)
+}
+
+/// Ends a stream that waits for a body the host holds back, from the root context: 503, or
+/// let through when the plugin fails open.
+pub fn end_stalled_request(stream: u32, let_through: bool) -> Result<(), Status> {
+    hostcalls::set_effective_context(stream)?;
+    if let_through {
+        hostcalls::resume_http_request()
+    } else {
+        hostcalls::send_http_response(
+            503,
+            vec![],
+            Some(b"request body not delivered to the filter"),
+        )
+    }
 }

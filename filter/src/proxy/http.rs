@@ -1,5 +1,5 @@
-//! One HTTP stream: build the input at the request headers, evaluate, then forward with the
-//! decision's changes or answer locally.
+//! One HTTP stream: build the input at the request headers (or, with `with_request_body`, once
+//! the body is buffered), evaluate, then forward with the decision's changes or answer locally.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -10,26 +10,60 @@ use proxy_wasm::types::{Action, LogLevel, MapType};
 use super::host::{self, log};
 use super::root::State;
 use crate::engine::EvalError;
+use crate::request::body::{Body, Collect, StallWatch, WithRequestBody};
 use crate::request::decision::{decide, Action as Decided, Allow, Enforcement, Failure, Reason};
 use crate::request::input;
 use crate::request::path::rewrite_query;
 
 pub struct Http {
     state: Rc<RefCell<State>>,
+    /// This stream's context id.
+    id: u32,
     response_headers: Vec<(String, String)>,
+    /// Set from the request headers until the decision, while Envoy buffers the body.
+    awaiting_body: Option<WithRequestBody>,
+    /// The body size Envoy reported last (bodies arriving in several chunks).
+    buffered: usize,
 }
 
+/// Envoy's own reply when ext_authz's body buffer overflows.
+const PAYLOAD_TOO_LARGE: (u16, &str) = (413, "Payload Too Large");
+
 impl Http {
-    pub fn new(state: Rc<RefCell<State>>) -> Self {
+    pub fn new(state: Rc<RefCell<State>>, id: u32) -> Self {
         Self {
             state,
+            id,
             response_headers: Vec::new(),
+            awaiting_body: None,
+            buffered: 0,
         }
+    }
+
+    /// Whether to buffer the body before deciding: bodies are configured, a policy is active,
+    /// and a body follows. Upgrades and CONNECT carry a stream, not a body (ext_authz checks
+    /// them at the headers too).
+    fn waits_for_body(&self, end_of_stream: bool) -> Option<WithRequestBody> {
+        if end_of_stream {
+            return None;
+        }
+        let state = self.state.try_borrow().ok()?;
+        let with = state.body.with_request_body?;
+        state.policy.as_ref()?;
+        let streaming = host::request_header(":method").as_deref() == Some("CONNECT")
+            || host::request_header(":protocol").is_some()
+            || host::request_header("upgrade").is_some()
+                && host::request_header("connection")
+                    .is_some_and(|c| c.to_ascii_lowercase().contains("upgrade"));
+        (!streaming).then_some(with)
     }
 
     /// Builds the input and evaluates it; the enforcement settings and plugin name come along
     /// for the rest of the request.
-    fn evaluate(&self) -> (Enforcement, Result<regorus::Value, Failure>, Rc<str>) {
+    fn evaluate(
+        &self,
+        body: Option<Body>,
+    ) -> (Enforcement, Result<regorus::Value, Failure>, Rc<str>) {
         let Ok(mut state) = self.state.try_borrow_mut() else {
             // Only reachable by re-entrance, which a single-threaded VM does not do.
             let closed = Enforcement {
@@ -44,6 +78,8 @@ impl Http {
             policy,
             name,
             connections,
+            body: bodies,
+            stalls: _,
         } = &mut *state;
         let result = match policy.as_mut() {
             None => Err(Failure::NoBundle),
@@ -51,7 +87,10 @@ impl Http {
                 .map_err(|status| {
                     EvalError::Failed(format!("cannot read the request headers: {status:?}")).into()
                 })
-                .and_then(|request| Ok(input::build(&request)?))
+                .and_then(|mut request| {
+                    request.body = body;
+                    Ok(input::build(&request, bodies)?)
+                })
                 .and_then(|input| Ok(policy.evaluate(input)?)),
         };
         (*enforcement, result, name.clone())
@@ -104,13 +143,19 @@ impl Http {
         }
         self.response_headers = allow.response_headers_to_add;
     }
-}
 
-impl Context for Http {}
+    /// Evaluates and applies the outcome: forward with the decision's changes, or reply.
+    fn decide(&mut self, body: Option<Body>) -> Action {
+        let (enforcement, result, name) = self.evaluate(body);
+        self.apply(enforcement, result, &name)
+    }
 
-impl HttpContext for Http {
-    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        let (enforcement, result, name) = self.evaluate();
+    fn apply(
+        &mut self,
+        enforcement: Enforcement,
+        result: Result<regorus::Value, Failure>,
+        name: &str,
+    ) -> Action {
         let outcome = decide(enforcement, result);
         match outcome.reason {
             Reason::EvaluationError | Reason::InvalidDecision | Reason::UndefinedDecision => {
@@ -133,7 +178,7 @@ impl HttpContext for Http {
         }
         match outcome.action {
             Decided::Forward(allow) => {
-                self.forward(&name, allow);
+                self.forward(name, allow);
                 Action::Continue
             }
             Decided::Reply(deny) => {
@@ -146,6 +191,113 @@ impl HttpContext for Http {
                 // Envoy requires StopIteration after a local reply.
                 Action::Pause
             }
+        }
+    }
+
+    /// Reads the first `take` buffered bytes and decides. A body Envoy cannot hand over is an
+    /// evaluation error (`status_on_error`), never a request let through.
+    fn decide_with_body(&mut self, take: usize) -> Action {
+        self.awaiting_body = None;
+        match host::request_body(take) {
+            Ok(bytes) => {
+                let body = Body {
+                    partial: self.buffered > bytes.len(),
+                    received: u64::try_from(self.buffered).unwrap_or(u64::MAX),
+                    bytes,
+                };
+                self.decide(Some(body))
+            }
+            Err(status) => {
+                let settings = self
+                    .state
+                    .try_borrow()
+                    .map(|state| (state.enforcement, state.name.clone()));
+                let Ok((enforcement, name)) = settings else {
+                    return self.reply(503, "", &[]);
+                };
+                let failure =
+                    EvalError::Failed(format!("cannot read the request body: {status:?}"));
+                self.apply(enforcement, Err(failure.into()), &name)
+            }
+        }
+    }
+
+    fn watch_stalls(&self, change: impl FnOnce(&mut StallWatch, u32)) {
+        if let Ok(mut state) = self.state.try_borrow_mut() {
+            change(&mut state.stalls, self.id);
+        }
+    }
+
+    fn reply_too_large(&mut self) -> Action {
+        self.awaiting_body = None;
+        log(
+            LogLevel::Debug,
+            "zerohop: request body over with_request_body.max_request_bytes: 413",
+        );
+        let (status, body) = PAYLOAD_TOO_LARGE;
+        self.reply(status, body, &[])
+    }
+
+    fn reply(&mut self, status: u16, body: &str, headers: &[(String, String)]) -> Action {
+        if let Err(e) = host::send_reply(status, headers, body) {
+            log(
+                LogLevel::Error,
+                &format!("zerohop: cannot send the local reply: {e:?}"),
+            );
+        }
+        // Envoy requires StopIteration after a local reply.
+        Action::Pause
+    }
+}
+
+impl Context for Http {
+    fn on_done(&mut self) -> bool {
+        if self.awaiting_body.is_some() {
+            self.watch_stalls(|stalls, id| stalls.release(id));
+        }
+        true
+    }
+}
+
+impl HttpContext for Http {
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        let Some(with) = self.waits_for_body(end_of_stream) else {
+            return self.decide(None);
+        };
+        let declared = host::request_header("content-length").and_then(|l| l.parse().ok());
+        if with.refuses_length(declared) {
+            return self.reply_too_large();
+        }
+        // Envoy buffers the body for us from here (`Pause` from the body callbacks). Without
+        // `allow_on_headers_stop_iteration` it would hold the body back instead: see README.
+        self.awaiting_body = Some(with);
+        self.watch_stalls(|stalls, id| stalls.hold(id, host::now_ms()));
+        Action::Pause
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let Some(with) = self.awaiting_body else {
+            return Action::Continue;
+        };
+        self.watch_stalls(|stalls, _| stalls.body_delivered());
+        self.buffered = body_size;
+        match with.collect(body_size, end_of_stream) {
+            Collect::Wait => Action::Pause,
+            Collect::TooLarge => self.reply_too_large(),
+            Collect::Decide { take } => self.decide_with_body(take),
+        }
+    }
+
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        // The body ended without end_of_stream on its last chunk: decide on what is buffered.
+        let Some(with) = self.awaiting_body else {
+            return Action::Continue;
+        };
+        self.watch_stalls(|stalls, _| stalls.body_delivered());
+        match with.collect(self.buffered, true) {
+            Collect::Wait => Action::Continue,
+            Collect::TooLarge => self.reply_too_large(),
+            Collect::Decide { take } => self.decide_with_body(take),
         }
     }
 

@@ -4,6 +4,7 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::time::Duration;
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel};
@@ -13,6 +14,7 @@ use super::http::Http;
 use crate::bundle::{Bundle, Limits};
 use crate::config::{BundleSource, Config};
 use crate::engine::{LoadError, Policy};
+use crate::request::body::{BodySettings, StallWatch};
 use crate::request::decision::Enforcement;
 
 /// What every HTTP context of this plugin shares.
@@ -22,6 +24,10 @@ pub struct State {
     /// `plugin_name`, to tell plugins apart in the log.
     pub name: Rc<str>,
     pub connections: host::Connections,
+    /// `with_request_body` and `skip_request_body_parse`.
+    pub body: BodySettings,
+    /// Streams waiting for a body the host may never deliver.
+    pub stalls: StallWatch,
 }
 
 #[derive(Default)]
@@ -54,6 +60,15 @@ impl RootContext for Root {
                 return false;
             }
         };
+        if config.body.with_request_body.is_some() {
+            // Watch for bodies held back by the host (see `StallWatch`).
+            if let Err(status) = host::set_tick_period(Duration::from_secs(1)) {
+                log(
+                    LogLevel::Warn,
+                    &format!("{name}: cannot watch for stalled request bodies: {status:?}"),
+                );
+            }
+        }
         // Keep a working policy across reconfiguration if the new bundle does not load.
         let previous = self.state.take().and_then(|s| s.borrow_mut().policy.take());
         let policy = match activate(&config) {
@@ -87,14 +102,50 @@ impl RootContext for Root {
             policy,
             name: name.into(),
             connections: host::Connections::default(),
+            body: config.body,
+            stalls: StallWatch::default(),
         })));
         true
     }
 
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
         // `None` makes the SDK panic; with no state (configure failed) Envoy never gets here.
         let state = self.state.clone()?;
-        Some(Box::new(Http::new(state)))
+        Some(Box::new(Http::new(state, context_id)))
+    }
+
+    fn on_tick(&mut self) {
+        let Some(Ok(mut state)) = self.state.as_ref().map(|s| s.try_borrow_mut()) else {
+            return;
+        };
+        let stalled = state.stalls.stalled(host::now_ms());
+        if !state.stalls.watching() {
+            // Bodies arrive: the host has the setting, nothing left to watch.
+            let _ = host::set_tick_period(Duration::ZERO);
+        }
+        for stream in stalled {
+            let let_through = state.enforcement.fail_open;
+            log(
+                LogLevel::Error,
+                &format!(
+                    "{}: no request body reached the filter in {}s: the Wasm PluginConfig needs \
+                     allow_on_headers_stop_iteration: true (Envoy >= 1.35); {}",
+                    state.name,
+                    crate::request::body::BODY_STALL_MS / 1000,
+                    if let_through {
+                        "letting the request through (fail_open)"
+                    } else {
+                        "answering 503"
+                    }
+                ),
+            );
+            if let Err(status) = host::end_stalled_request(stream, let_through) {
+                log(
+                    LogLevel::Debug,
+                    &format!("{}: stalled stream already gone: {status:?}", state.name),
+                );
+            }
+        }
     }
 
     fn get_type(&self) -> Option<ContextType> {

@@ -343,7 +343,7 @@ pub fn decide(enforcement: Enforcement, decision: Result<Value, Failure>) -> Out
     let (action, reason) = match verdict {
         Ok(Verdict::Allow(allow)) => (Action::Forward(allow), Reason::Allowed),
         Ok(Verdict::Deny(deny)) => (Action::Reply(deny), Reason::Denied),
-        Err(Failure::Input(e)) => (
+        Err(Failure::Input(e)) if e.is_bad_request() => (
             Action::Reply(Deny {
                 status: 400,
                 headers: Vec::new(),

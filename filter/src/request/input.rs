@@ -12,6 +12,9 @@ use std::sync::LazyLock;
 
 use regorus::Value;
 
+use base64::Engine as _;
+
+use super::body::{self, Body, BodyError, BodySettings, PARTIAL_BODY_HEADER};
 use super::path::{parse_target, PathError};
 
 /// What Envoy tells the filter about one request when its headers arrive.
@@ -24,6 +27,8 @@ pub struct HttpRequest {
     pub time_ns: Option<i64>,
     /// The downstream connection the request came on.
     pub connection: Rc<Connection>,
+    /// The body buffered for the decision (`with_request_body`), when the request has one.
+    pub body: Option<Body>,
 }
 
 /// What is the same for every request on one downstream connection. The adapter keeps one per
@@ -82,16 +87,28 @@ impl SocketAddress {
     }
 }
 
-/// A request whose `input` cannot be built; OPA-Envoy answers it with 400.
+/// A request whose `input` cannot be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InputError {
+    /// OPA-Envoy answers 400.
     #[error("request_parse_error: error parsing path and query: {0}")]
     Path(#[from] PathError),
+    /// OPA-Envoy answers 400.
+    #[error("request_parse_error: {0}")]
+    Body(#[from] BodyError),
+    /// Envoy would put these bytes in the check request's `body` string, which OPA-Envoy's
+    /// gRPC server cannot decode: the check fails, so the request gets `status_on_error`.
+    #[error("request body is not UTF-8: set with_request_body.pack_as_bytes to hand binary bodies to the policy")]
+    BodyNotUtf8,
 }
 
-/// Envoy strips this header from client requests before ext_authz sees them; it is reserved
-/// for Envoy to say that it sent a partial body.
-const PARTIAL_BODY_HEADER: &str = "x-envoy-auth-partial-body";
+impl InputError {
+    /// Whether OPA-Envoy answers this request with 400 (`request_parse_error`); otherwise the
+    /// check itself fails.
+    pub fn is_bad_request(&self) -> bool {
+        !matches!(self, InputError::BodyNotUtf8)
+    }
+}
 
 /// Object keys and constant parts of the input, allocated once per VM rather than per request
 /// (regorus values are reference-counted, so a clone is a counter increment).
@@ -106,6 +123,9 @@ struct Constants {
     headers: Value,
     protocol: Value,
     time: Value,
+    body: Value,
+    raw_body: Value,
+    size: Value,
     metadata_context: Value,
     parsed_path: Value,
     parsed_query: Value,
@@ -134,6 +154,9 @@ static CONSTANTS: LazyLock<Constants> = LazyLock::new(|| Constants {
     headers: Value::from("headers"),
     protocol: Value::from("protocol"),
     time: Value::from("time"),
+    body: Value::from("body"),
+    raw_body: Value::from("rawBody"),
+    size: Value::from("size"),
     metadata_context: Value::from("metadataContext"),
     parsed_path: Value::from("parsed_path"),
     parsed_query: Value::from("parsed_query"),
@@ -147,10 +170,16 @@ static CONSTANTS: LazyLock<Constants> = LazyLock::new(|| Constants {
     empty_object: Value::new_object(),
 });
 
-/// Builds the `input` document for a request at the header phase.
-pub fn build(request: &HttpRequest) -> Result<Value, InputError> {
+/// Builds the `input` document for a request: at the request headers, or once its body is
+/// buffered.
+pub fn build(request: &HttpRequest, bodies: &BodySettings) -> Result<Value, InputError> {
     let c = &*CONSTANTS;
-    let joined = joined_headers(&request.headers);
+    let mut joined = joined_headers(&request.headers);
+    if let Some(body) = &request.body {
+        // Envoy's ext_authz adds this header whenever the check carries a body.
+        let partial = if body.partial { "true" } else { "false" };
+        joined.insert(Cow::Borrowed(PARTIAL_BODY_HEADER), Cow::Borrowed(partial));
+    }
     let target = parse_target(joined.get(":path").map_or("", |v| v.as_ref()))?;
     let headers: BTreeMap<Value, Value> = joined
         .iter()
@@ -169,6 +198,23 @@ pub fn build(request: &HttpRequest) -> Result<Value, InputError> {
         }
     }
     http.insert(c.headers.clone(), Value::from(headers));
+    if let Some(body) = &request.body {
+        let packed = bodies.with_request_body.is_some_and(|w| w.pack_as_bytes);
+        // protojson leaves out an empty body and a zero size.
+        if !body.bytes.is_empty() {
+            if packed {
+                // protomap keeps `bytes` as Go bytes, which OPA's JSON round trip makes base64.
+                let encoded = base64::engine::general_purpose::STANDARD.encode(&body.bytes);
+                http.insert(c.raw_body.clone(), Value::from(encoded));
+            } else {
+                let text = std::str::from_utf8(&body.bytes).map_err(|_| InputError::BodyNotUtf8)?;
+                http.insert(c.body.clone(), Value::from(text));
+            }
+        }
+        if body.received > 0 {
+            http.insert(c.size.clone(), Value::from(body.received));
+        }
+    }
     let connection = &request.connection;
     if !connection.protocol.is_empty() {
         http.insert(
@@ -208,11 +254,18 @@ pub fn build(request: &HttpRequest) -> Result<Value, InputError> {
         (c.attributes.clone(), Value::from(attributes)),
         (c.parsed_path.clone(), Value::from(parsed_path)),
         (c.parsed_query.clone(), Value::from(parsed_query)),
-        // Without a body in the check, OPA-Envoy reports `parsed_body: null, truncated_body: false`.
-        (c.parsed_body.clone(), Value::Null),
-        (c.truncated_body.clone(), Value::from(false)),
         (c.version.clone(), c.version_value.clone()),
     ]);
+    if !bodies.skip_request_body_parse {
+        // Without a body in the check this is `null`, `false`.
+        let payload = request
+            .body
+            .as_ref()
+            .map_or(&[][..], |b| b.bytes.as_slice());
+        let (parsed, truncated) = body::parse(&joined, payload)?;
+        input.insert(c.parsed_body.clone(), parsed);
+        input.insert(c.truncated_body.clone(), Value::from(truncated));
+    }
     if let Some(principal) = connection
         .source
         .principal
@@ -334,6 +387,7 @@ mod tests {
             ],
             time_ns: Some(1_605_865_667_722_473_000),
             connection: Rc::new(connection(Some("spiffe://cluster.local/ns/shop/sa/web"))),
+            body: None,
         }
     }
 
@@ -353,7 +407,11 @@ mod tests {
 
     #[test]
     fn builds_the_opa_envoy_document() {
-        let input = build(&request("/people/a%20b?lang=en&id=1&id=2")).unwrap();
+        let input = build(
+            &request("/people/a%20b?lang=en&id=1&id=2"),
+            &BodySettings::default(),
+        )
+        .unwrap();
         let expected = serde_json::json!({
             "attributes": {
                 "source": {
@@ -396,17 +454,140 @@ mod tests {
     fn no_principal_no_source_principal() {
         let mut req = request("/");
         req.connection = Rc::new(connection(None));
-        let input = build(&req).unwrap();
+        let input = build(&req, &BodySettings::default()).unwrap();
         assert_eq!(input["source_principal"], Value::Undefined);
         assert_eq!(input["parsed_path"], Value::from(vec![Value::from("")]));
     }
 
     #[test]
     fn bad_escape_is_a_parse_error() {
-        let err = build(&request("/a%zz")).unwrap_err();
+        let err = build(&request("/a%zz"), &BodySettings::default()).unwrap_err();
         assert_eq!(
             err.to_string(),
             "request_parse_error: error parsing path and query: invalid URL escape \"%zz\""
+        );
+    }
+
+    fn with_body(content_type: &str, bytes: &[u8], partial: bool) -> HttpRequest {
+        let mut req = request("/upload");
+        req.headers
+            .retain(|(name, _)| name != "x-envoy-auth-partial-body");
+        req.headers
+            .push(("content-type".into(), content_type.into()));
+        req.body = Some(Body {
+            bytes: bytes.to_vec(),
+            partial,
+            received: 41,
+        });
+        req
+    }
+
+    fn settings(pack_as_bytes: bool, skip_request_body_parse: bool) -> BodySettings {
+        BodySettings {
+            with_request_body: Some(super::body::WithRequestBody {
+                max_request_bytes: 1024,
+                allow_partial_message: true,
+                pack_as_bytes,
+            }),
+            skip_request_body_parse,
+        }
+    }
+
+    #[test]
+    fn body_as_envoy_sends_it_and_opa_envoy_parses_it() {
+        let req = with_body("application/json", br#"{"firstname":"Charlie"}"#, false);
+        let input = build(&req, &settings(false, false)).unwrap();
+        let http = &input["attributes"]["request"]["http"];
+        assert_eq!(http["body"], Value::from(r#"{"firstname":"Charlie"}"#));
+        assert_eq!(http["rawBody"], Value::Undefined);
+        assert_eq!(http["size"], Value::from(41_u64));
+        assert_eq!(
+            http["headers"]["x-envoy-auth-partial-body"],
+            Value::from("false")
+        );
+        assert_eq!(input["parsed_body"]["firstname"], Value::from("Charlie"));
+        assert_eq!(input["truncated_body"], Value::from(false));
+
+        let packed = build(&req, &settings(true, false)).unwrap();
+        let http = &packed["attributes"]["request"]["http"];
+        assert_eq!(http["body"], Value::Undefined);
+        assert_eq!(
+            http["rawBody"],
+            Value::from("eyJmaXJzdG5hbWUiOiJDaGFybGllIn0=")
+        );
+        assert_eq!(packed["parsed_body"], input["parsed_body"]);
+    }
+
+    #[test]
+    fn partial_body_is_truncated_and_unparsed() {
+        let req = with_body("application/json", br#"{"firstna"#, true);
+        let input = build(&req, &settings(false, false)).unwrap();
+        assert_eq!(
+            input["attributes"]["request"]["http"]["headers"]["x-envoy-auth-partial-body"],
+            Value::from("true")
+        );
+        assert_eq!(
+            input["attributes"]["request"]["http"]["body"],
+            Value::from(r#"{"firstna"#)
+        );
+        assert_eq!(input["parsed_body"], Value::Null);
+        assert_eq!(input["truncated_body"], Value::from(true));
+    }
+
+    #[test]
+    fn skip_parse_leaves_both_keys_out() {
+        let req = with_body("application/json", b"not json", false);
+        let input = build(&req, &settings(false, true)).unwrap();
+        assert_eq!(input["parsed_body"], Value::Undefined);
+        assert_eq!(input["truncated_body"], Value::Undefined);
+        assert_eq!(
+            input["attributes"]["request"]["http"]["body"],
+            Value::from("not json")
+        );
+        let input = build(&request("/"), &settings(false, true)).unwrap();
+        assert_eq!(input["parsed_body"], Value::Undefined);
+    }
+
+    #[test]
+    fn bad_bodies() {
+        let err = build(
+            &with_body("application/json", b"{", false),
+            &settings(false, false),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, InputError::Body(_)) && err.is_bad_request(),
+            "{err}"
+        );
+        assert!(
+            err.to_string().starts_with("request_parse_error: "),
+            "{err}"
+        );
+        let binary = with_body("application/octet-stream", b"\x89PNG\xff", false);
+        let err = build(&binary, &settings(false, false)).unwrap_err();
+        assert_eq!(err, InputError::BodyNotUtf8);
+        assert!(!err.is_bad_request());
+        let input = build(&binary, &settings(true, false)).unwrap();
+        assert_eq!(
+            input["attributes"]["request"]["http"]["rawBody"],
+            Value::from("iVBOR/8=")
+        );
+        assert_eq!(input["parsed_body"], Value::Null);
+    }
+
+    #[test]
+    fn empty_final_chunk_still_says_not_partial() {
+        let mut req = request("/");
+        req.body = Some(Body::default());
+        let input = build(&req, &settings(false, false)).unwrap();
+        let http = &input["attributes"]["request"]["http"];
+        assert_eq!(
+            http["headers"]["x-envoy-auth-partial-body"],
+            Value::from("false")
+        );
+        assert_eq!(
+            (http["body"].clone(), http["size"].clone()),
+            (Value::Undefined, Value::Undefined)
         );
     }
 

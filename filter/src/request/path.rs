@@ -72,7 +72,12 @@ fn unescape(s: &str, query_component: bool) -> Result<String, PathError> {
     if !s.contains(['%', '+']) {
         return Ok(s.to_string());
     }
-    let bytes = s.as_bytes();
+    let out = percent_decode(s.as_bytes(), query_component)?;
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// Go's `unescape` on raw bytes, for request bodies that need not be UTF-8.
+pub(crate) fn percent_decode(bytes: &[u8], query_component: bool) -> Result<Vec<u8>, PathError> {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while let Some(&b) = bytes.get(i) {
@@ -83,7 +88,7 @@ fn unescape(s: &str, query_component: bool) -> Result<String, PathError> {
                 match (hi, lo) {
                     (Some(hi), Some(lo)) => out.push(hi << 4 | lo),
                     _ => {
-                        let end = (i + 3).min(s.len());
+                        let end = (i + 3).min(bytes.len());
                         return Err(PathError::BadEscape(
                             String::from_utf8_lossy(bytes.get(i..end).unwrap_or_default())
                                 .into_owned(),
@@ -102,7 +107,7 @@ fn unescape(s: &str, query_component: bool) -> Result<String, PathError> {
             }
         }
     }
-    Ok(String::from_utf8_lossy(&out).into_owned())
+    Ok(out)
 }
 
 fn hex_value(b: u8) -> Option<u8> {
