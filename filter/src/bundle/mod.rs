@@ -5,7 +5,10 @@
 
 pub mod archive;
 pub mod build;
+pub mod hash;
+pub mod jws;
 pub mod manifest;
+pub mod signature;
 
 use regorus::Value;
 
