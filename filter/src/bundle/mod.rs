@@ -7,8 +7,11 @@ pub mod archive;
 pub mod build;
 pub mod hash;
 pub mod jws;
+pub mod lease;
 pub mod manifest;
+pub mod poll;
 pub mod signature;
+pub mod source;
 
 use regorus::Value;
 
