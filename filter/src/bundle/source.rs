@@ -177,7 +177,10 @@ impl RawBundle {
 impl RawService {
     fn validate(self) -> Result<Service, Invalid> {
         if self.cluster.is_empty() {
-            return Err(("bundle.service.cluster", "must name an Envoy cluster".into()));
+            return Err((
+                "bundle.service.cluster",
+                "must name an Envoy cluster".into(),
+            ));
         }
         if !self.path.starts_with('/') {
             return Err((
@@ -196,17 +199,17 @@ impl RawService {
                 _ => {
                     return Err((
                         "bundle.service.authority",
-                        "required unless the cluster is an Istio `outbound|port||host` name"
-                            .into(),
+                        "required unless the cluster is an Istio `outbound|port||host` name".into(),
                     ))
                 }
             },
         };
         let timeout_ms = match self.timeout {
             None => DEFAULT_TIMEOUT_MS,
-            Some(text) => parse_duration_ms(&text)
-                .filter(|ms| *ms > 0)
-                .ok_or(("bundle.service.timeout", format!("{text:?} is not a duration above 0 such as \"10s\" or \"500ms\"")))?,
+            Some(text) => parse_duration_ms(&text).filter(|ms| *ms > 0).ok_or((
+                "bundle.service.timeout",
+                format!("{text:?} is not a duration above 0 such as \"10s\" or \"500ms\""),
+            ))?,
         };
         let mut headers = Vec::new();
         for (name, value) in self.headers {
@@ -240,7 +243,9 @@ impl RawService {
 impl RawPolling {
     fn validate(self) -> Result<Polling, Invalid> {
         let min = self.min_delay_seconds.unwrap_or(DEFAULT_MIN_DELAY_SECONDS);
-        let max = self.max_delay_seconds.unwrap_or(DEFAULT_MAX_DELAY_SECONDS.max(min));
+        let max = self
+            .max_delay_seconds
+            .unwrap_or(DEFAULT_MAX_DELAY_SECONDS.max(min));
         if min == 0 || min > max {
             return Err((
                 "bundle.polling",
@@ -304,7 +309,9 @@ fn parse_duration_ms(text: &str) -> Option<u64> {
         return ms.parse().ok();
     }
     let seconds: f64 = text.strip_suffix('s')?.parse().ok()?;
-    (seconds.is_finite() && seconds >= 0.0 && seconds < 1e9).then(|| (seconds * 1000.0).round() as u64)
+    (0.0..1e9)
+        .contains(&seconds)
+        .then(|| (seconds * 1000.0).round() as u64)
 }
 
 #[cfg(test)]
@@ -340,18 +347,54 @@ mod tests {
     fn bad_values_name_their_key() {
         let cases = [
             (r#"{}"#, "bundle"),
-            (r#"{"service":{"cluster":"c","path":"/x"}}"#, "bundle.service.authority"),
-            (r#"{"service":{"cluster":"c","authority":"a","path":"x"}}"#, "bundle.service.path"),
-            (r#"{"service":{"cluster":"c","authority":"a","path":"/x","timeout":"0s"}}"#, "bundle.service.timeout"),
-            (r#"{"service":{"cluster":"c","authority":"a","path":"/x","timeout":"10"}}"#, "bundle.service.timeout"),
-            (r#"{"service":{"cluster":"c","authority":"a","path":"/x","headers":{"If-None-Match":"x"}}}"#, "bundle.service.headers"),
-            (r#"{"service":{"cluster":"c","authority":"a","path":"/x"},"polling":{"min_delay_seconds":5,"max_delay_seconds":2}}"#, "bundle.polling"),
-            (r#"{"service":{"cluster":"c","authority":"a","path":"/x"},"polling":{"min_delay_seconds":0}}"#, "bundle.polling"),
-            (r#"{"service":{"cluster":"c","authority":"a","path":"/x"},"signing":{"keys":{"k":{"key":"s","algorithm":"HS999"}}}}"#, "bundle.signing.keys"),
-            (r#"{"service":{"cluster":"c","authority":"a","path":"/x"},"signing":{"keys":{"k":{"key":"not pem"}}}}"#, "bundle.signing.keys"),
-            (r#"{"service":{"cluster":"c","authority":"a","path":"/x"},"signing":{"keys":{"k":{"key":"s","algorithm":"HS256"}},"keyid":"j"}}"#, "bundle.signing.keyid"),
-            (r#"{"inline":"","signing":{"keys":{"k":{"key":"s","algorithm":"HS256"}}}}"#, "bundle.service"),
-            (r#"{"inline":"","size_limit_bytes":0}"#, "bundle.size_limit_bytes"),
+            (
+                r#"{"service":{"cluster":"c","path":"/x"}}"#,
+                "bundle.service.authority",
+            ),
+            (
+                r#"{"service":{"cluster":"c","authority":"a","path":"x"}}"#,
+                "bundle.service.path",
+            ),
+            (
+                r#"{"service":{"cluster":"c","authority":"a","path":"/x","timeout":"0s"}}"#,
+                "bundle.service.timeout",
+            ),
+            (
+                r#"{"service":{"cluster":"c","authority":"a","path":"/x","timeout":"10"}}"#,
+                "bundle.service.timeout",
+            ),
+            (
+                r#"{"service":{"cluster":"c","authority":"a","path":"/x","headers":{"If-None-Match":"x"}}}"#,
+                "bundle.service.headers",
+            ),
+            (
+                r#"{"service":{"cluster":"c","authority":"a","path":"/x"},"polling":{"min_delay_seconds":5,"max_delay_seconds":2}}"#,
+                "bundle.polling",
+            ),
+            (
+                r#"{"service":{"cluster":"c","authority":"a","path":"/x"},"polling":{"min_delay_seconds":0}}"#,
+                "bundle.polling",
+            ),
+            (
+                r#"{"service":{"cluster":"c","authority":"a","path":"/x"},"signing":{"keys":{"k":{"key":"s","algorithm":"HS999"}}}}"#,
+                "bundle.signing.keys",
+            ),
+            (
+                r#"{"service":{"cluster":"c","authority":"a","path":"/x"},"signing":{"keys":{"k":{"key":"not pem"}}}}"#,
+                "bundle.signing.keys",
+            ),
+            (
+                r#"{"service":{"cluster":"c","authority":"a","path":"/x"},"signing":{"keys":{"k":{"key":"s","algorithm":"HS256"}},"keyid":"j"}}"#,
+                "bundle.signing.keyid",
+            ),
+            (
+                r#"{"inline":"","signing":{"keys":{"k":{"key":"s","algorithm":"HS256"}}}}"#,
+                "bundle.service",
+            ),
+            (
+                r#"{"inline":"","size_limit_bytes":0}"#,
+                "bundle.size_limit_bytes",
+            ),
         ];
         for (json, key) in cases {
             let err = parse(json).unwrap_err();

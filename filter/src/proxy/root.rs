@@ -1,6 +1,7 @@
-//! The root context: parses the plugin configuration once, activates the bundle, and hands
-//! each HTTP context the shared state. A bundle that fails to load is logged and never
-//! replaces a policy that works; without any policy, requests get the no-bundle outcome.
+//! The root context: parses the plugin configuration once, activates the inline bundle, runs
+//! live bundles on its tick (`bundles`), and hands each HTTP context the shared state. A
+//! bundle that fails to load is logged and never replaces a policy that works; without any
+//! policy, requests get the no-bundle outcome.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -8,11 +9,12 @@ use std::rc::Rc;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel};
 
+use super::bundles::{Bundles, TICK_MS};
 use super::host::{self, log};
 use super::http::Http;
-use crate::bundle::{Bundle, Limits};
-use crate::config::{BundleSource, Config};
-use crate::engine::{LoadError, Policy};
+use crate::bundle::activation::{self, Trust};
+use crate::config::Config;
+use crate::engine::Policy;
 use crate::request::decision::Enforcement;
 
 /// What every HTTP context of this plugin shares.
@@ -27,9 +29,29 @@ pub struct State {
 #[derive(Default)]
 pub struct Root {
     state: Option<Rc<RefCell<State>>>,
+    bundles: Option<Bundles>,
 }
 
-impl Context for Root {}
+impl Context for Root {
+    fn on_http_call_response(
+        &mut self,
+        token_id: u32,
+        num_headers: usize,
+        body_size: usize,
+        _num_trailers: usize,
+    ) {
+        if let (Some(bundles), Some(state)) = (self.bundles.as_mut(), self.state.as_ref()) {
+            bundles.on_response(state, token_id, num_headers, body_size);
+        }
+    }
+
+    fn on_done(&mut self) -> bool {
+        if let Some(bundles) = &self.bundles {
+            bundles.release();
+        }
+        true
+    }
+}
 
 impl RootContext for Root {
     fn on_configure(&mut self, plugin_configuration_size: usize) -> bool {
@@ -56,8 +78,12 @@ impl RootContext for Root {
         };
         // Keep a working policy across reconfiguration if the new bundle does not load.
         let previous = self.state.take().and_then(|s| s.borrow_mut().policy.take());
-        let policy = match activate(&config) {
-            Ok(policy) => {
+        if let Some(bundles) = self.bundles.take() {
+            bundles.release();
+        }
+        let policy = match activate_inline(&config) {
+            None => previous,
+            Some(Ok(policy)) => {
                 log(
                     LogLevel::Info,
                     &format!(
@@ -69,7 +95,7 @@ impl RootContext for Root {
                 );
                 Some(policy)
             }
-            Err(e) => {
+            Some(Err(e)) => {
                 let outcome = if previous.is_some() {
                     "keeping the previous bundle"
                 } else {
@@ -82,13 +108,28 @@ impl RootContext for Root {
                 previous
             }
         };
-        self.state = Some(Rc::new(RefCell::new(State {
+        let name: Rc<str> = name.into();
+        let state = Rc::new(RefCell::new(State {
             enforcement: config.enforcement,
             policy,
-            name: name.into(),
+            name: name.clone(),
             connections: host::Connections::default(),
-        })));
+        }));
+        let mut bundles = Bundles::new(name, Rc::new(config));
+        if bundles.live() {
+            // A worker that starts after the proxy fetched a bundle runs it from its first request.
+            bundles.adopt_published(&state);
+            host::set_tick_period_ms(TICK_MS);
+        }
+        self.bundles = Some(bundles);
+        self.state = Some(state);
         true
+    }
+
+    fn on_tick(&mut self) {
+        if let (Some(bundles), Some(state)) = (self.bundles.as_mut(), self.state.as_ref()) {
+            bundles.tick(state);
+        }
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
@@ -102,26 +143,14 @@ impl RootContext for Root {
     }
 }
 
-/// Why a bundle could not be activated.
-#[derive(Debug, thiserror::Error)]
-enum ActivationError {
-    #[error(transparent)]
-    Bundle(#[from] crate::bundle::BundleError),
-    #[error(transparent)]
-    Load(#[from] LoadError),
-}
-
-impl ActivationError {
-    fn code(&self) -> &'static str {
-        match self {
-            ActivationError::Bundle(e) => e.code(),
-            ActivationError::Load(e) => e.code(),
-        }
-    }
-}
-
-fn activate(config: &Config) -> Result<Policy, ActivationError> {
-    let BundleSource::Inline(bytes) = &config.bundle;
-    let bundle = Bundle::from_targz(bytes, &Limits::default())?;
-    Ok(Policy::load(&bundle, &config.path)?)
+/// The inline bundle, if configured, loaded in full (it comes with the configuration, so its
+/// signature is not checked).
+fn activate_inline(config: &Config) -> Option<Result<Policy, activation::ActivationError>> {
+    let bytes = config.bundle.inline.as_ref()?;
+    Some(activation::load(
+        bytes,
+        &config.path,
+        &config.bundle.limits,
+        Trust::Configured,
+    ))
 }
