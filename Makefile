@@ -18,7 +18,7 @@ WASM_OPT := /usr/bin/wasm-opt
 WASM_FEATURES := --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int --enable-mutable-globals
 RUST_SOURCES := $(shell find filter policy-bundler -name '*.rs' -o -name Cargo.toml) Cargo.toml Cargo.lock
 
-.PHONY: help tools build test test-unit test-e2e demo bench check clean
+.PHONY: help tools build test test-unit test-e2e demo bench bench-bundles check clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -85,6 +85,9 @@ demo: build tools ## real Envoy + filter + the demo bundle on loopback, a few re
 bench: build tools ## throughput through Envoy with and without the filter (writes benches/results/)
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 	$(VENV)/bin/python benches/e2e/throughput.py $(BENCH_ARGS)
+
+bench-bundles: build tools ## live-bundle activation times and fetches per polling period (writes benches/results/bundles.md)
+	$(VENV)/bin/python benches/e2e/bundles.py
 
 check: ## formatting and lints, native and wasm32 (what CI checks besides tests)
 	cargo fmt --all --check
