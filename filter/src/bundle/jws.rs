@@ -9,7 +9,6 @@ use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use num_bigint::BigUint;
 use sha2::{Digest, Sha256, Sha384, Sha512};
-use spki::der::Decode as _;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
@@ -189,22 +188,17 @@ impl VerifyingKey {
                 key: Public::Hmac(key.as_bytes().to_vec()),
             });
         }
-        let (label, der) = pem_rfc7468::decode_vec(key.trim().as_bytes())
-            .map_err(|e| err(format!("not a PEM public key: {e}")))?;
-        let public = match label {
+        let (label, der) = pem(key).ok_or_else(|| err("not a PEM public key".to_string()))?;
+        let public = match label.as_str() {
             "RSA PUBLIC KEY" => rsa_public(&der).map_err(err)?,
             "PUBLIC KEY" => {
-                let info = spki::SubjectPublicKeyInfoRef::from_der(&der)
-                    .map_err(|e| err(format!("not a public key: {e}")))?;
-                let bits = info.subject_public_key.raw_bytes();
-                match info.algorithm.oid.to_string().as_str() {
+                let (algorithm, parameters, bits) =
+                    spki(&der).ok_or_else(|| err("not a DER SubjectPublicKeyInfo".into()))?;
+                match algorithm.as_str() {
                     OID_RSA => rsa_public(bits).map_err(err)?,
                     OID_EC => {
-                        let curve_oid = info
-                            .algorithm
-                            .parameters_oid()
-                            .map_err(|e| err(format!("EC key without a named curve: {e}")))?
-                            .to_string();
+                        let curve_oid =
+                            parameters.ok_or_else(|| err("EC key without a named curve".into()))?;
                         let curve = Curve::by_oid(&curve_oid)
                             .ok_or_else(|| err(format!("unsupported curve {curve_oid}")))?;
                         let (x, y) = curve.point(bits).map_err(err)?;
@@ -247,13 +241,111 @@ impl VerifyingKey {
     }
 }
 
+/// PKCS#1 `RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }`.
 fn rsa_public(der: &[u8]) -> Result<Public, String> {
-    let key =
-        pkcs1::RsaPublicKey::from_der(der).map_err(|e| format!("not an RSA public key: {e}"))?;
-    Ok(Public::Rsa {
-        n: BigUint::from_bytes_be(key.modulus.as_bytes()),
-        e: BigUint::from_bytes_be(key.public_exponent.as_bytes()),
-    })
+    let parse = || {
+        let (0x30, body, _) = tlv(der)? else {
+            return None;
+        };
+        let (0x02, n, rest) = tlv(body)? else {
+            return None;
+        };
+        let (0x02, e, _) = tlv(rest)? else {
+            return None;
+        };
+        Some((BigUint::from_bytes_be(n), BigUint::from_bytes_be(e)))
+    };
+    let (n, e) = parse().ok_or("not a DER RSA public key")?;
+    if n.bits() < 1024 || e < BigUint::from(3u8) {
+        return Err("the RSA key is too small".into());
+    }
+    Ok(Public::Rsa { n, e })
+}
+
+/// The label and DER bytes of the first PEM block.
+fn pem(text: &str) -> Option<(String, Vec<u8>)> {
+    let start = text.find("-----BEGIN ")?;
+    let rest = text.get(start + 11..)?;
+    let (label, rest) = rest.split_once("-----")?;
+    let end = rest.find(&format!("-----END {label}-----"))?;
+    let body: String = rest
+        .get(..end)?
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .ok()?;
+    Some((label.to_string(), der))
+}
+
+/// `SubjectPublicKeyInfo ::= SEQUENCE { SEQUENCE { algorithm OID, parameters ANY }, BIT STRING }`:
+/// the algorithm, the parameters when they are an OID (a named curve), the key bits.
+fn spki(der: &[u8]) -> Option<(String, Option<String>, &[u8])> {
+    let (0x30, body, _) = tlv(der)? else {
+        return None;
+    };
+    let (0x30, algorithm, rest) = tlv(body)? else {
+        return None;
+    };
+    let (0x06, oid, parameters) = tlv(algorithm)? else {
+        return None;
+    };
+    let parameters = match tlv(parameters) {
+        Some((0x06, curve, _)) => Some(oid_text(curve)?),
+        _ => None,
+    };
+    let (0x03, bits, _) = tlv(rest)? else {
+        return None;
+    };
+    // The leading byte counts unused bits; keys use whole bytes.
+    let (0, bits) = bits.split_first()? else {
+        return None;
+    };
+    Some((oid_text(oid)?, parameters, bits))
+}
+
+/// One DER tag-length-value: (tag, content, what follows).
+fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = input.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let count = usize::from(first & 0x7f);
+        if count == 0 || count > 4 {
+            return None;
+        }
+        let (bytes, rest) = rest.split_at_checked(count)?;
+        (
+            bytes
+                .iter()
+                .fold(0usize, |acc, b| (acc << 8) | usize::from(*b)),
+            rest,
+        )
+    };
+    let (content, rest) = rest.split_at_checked(len)?;
+    Some((tag, content, rest))
+}
+
+/// An OBJECT IDENTIFIER's dotted text.
+fn oid_text(content: &[u8]) -> Option<String> {
+    let (first, rest) = content.split_first()?;
+    let mut arcs = vec![u64::from(first / 40), u64::from(first % 40)];
+    let mut value: u64 = 0;
+    for byte in rest {
+        value = value.checked_mul(128)? | u64::from(byte & 0x7f);
+        if byte & 0x80 == 0 {
+            arcs.push(value);
+            value = 0;
+        }
+    }
+    Some(
+        arcs.iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join("."),
+    )
 }
 
 /// The SHA-2 digest an algorithm signs.
@@ -678,6 +770,11 @@ mod tests {
             let key = VerifyingKey::parse(alg, &public).unwrap();
             let token = token.as_str().unwrap();
             Compact::parse(token).unwrap().verify(&key).unwrap();
+            if public.contains("RSA") || alg.name().starts_with('R') {
+                // The same key as PKCS#1 `RSA PUBLIC KEY`.
+                let pkcs1 = VerifyingKey::parse(alg, &key_file("rsa.pkcs1.pub.pem")).unwrap();
+                Compact::parse(token).unwrap().verify(&pkcs1).unwrap();
+            }
             // Another payload under the same signature.
             let (head, rest) = token.split_once('.').unwrap();
             let (_, signature) = rest.split_once('.').unwrap();
