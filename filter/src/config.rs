@@ -3,9 +3,9 @@
 //! Parsed in two steps: `RawConfig` mirrors the JSON exactly (unknown keys rejected), then
 //! `Config::parse` validates it. Every error names the key at fault. Defaults live here only.
 
-use base64::Engine as _;
 use serde::Deserialize;
 
+use crate::bundle::source::{BundleConfig, RawBundle};
 use crate::request::body::{BodySettings, WithRequestBody};
 use crate::request::decision::{is_valid_reply_status, Enforcement};
 
@@ -40,30 +40,17 @@ struct RawWithRequestBody {
     pack_as_bytes: bool,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawBundle {
-    inline: Option<String>,
-}
-
 /// A validated plugin configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Config {
     /// The rule whose value is the decision.
     pub path: DecisionPath,
-    /// Where the policy bundle comes from.
-    pub bundle: BundleSource,
+    /// Where policy bundles come from (`bundle.inline`, `bundle.service`, ...).
+    pub bundle: BundleConfig,
     /// `dry_run`, `fail_open` and `status_on_error`: how undecidable requests are treated.
     pub enforcement: Enforcement,
     /// `with_request_body` and `skip_request_body_parse`: whether and how bodies reach the input.
     pub body: BodySettings,
-}
-
-/// Where the bundle comes from. A bundle `service` joins `Inline` here.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BundleSource {
-    /// A bundle `.tar.gz` carried in the configuration itself.
-    Inline(Vec<u8>),
 }
 
 /// OPA-Envoy's `path` (`envoy/authz/allow`) and the rule it names (`data.envoy.authz.allow`).
@@ -162,22 +149,10 @@ impl Config {
                 message: format!("{status_on_error} is not an HTTP status Envoy can send"),
             });
         }
-        let bundle = match raw.bundle.inline {
-            Some(encoded) => BundleSource::Inline(
-                base64::engine::general_purpose::STANDARD
-                    .decode(encoded.trim())
-                    .map_err(|e| ConfigError::Invalid {
-                        key: "bundle.inline",
-                        message: format!("not base64: {e}"),
-                    })?,
-            ),
-            None => {
-                return Err(ConfigError::Invalid {
-                    key: "bundle",
-                    message: "needs `inline` (the base64 of a bundle .tar.gz)".to_string(),
-                })
-            }
-        };
+        let bundle = raw
+            .bundle
+            .validate()
+            .map_err(|(key, message)| ConfigError::Invalid { key, message })?;
         let with_request_body = match raw.with_request_body {
             None => None,
             Some(raw) if raw.max_request_bytes == 0 => {
@@ -220,7 +195,8 @@ mod tests {
     fn defaults_match_opa_envoy() {
         let config = parse(r#"{"bundle":{"inline":"aGk="}}"#).unwrap();
         assert_eq!(config.path.rule(), "data.envoy.authz.allow");
-        assert_eq!(config.bundle, BundleSource::Inline(b"hi".to_vec()));
+        assert_eq!(config.bundle.inline.as_deref(), Some(&b"hi"[..]));
+        assert!(config.bundle.service.is_none());
         assert_eq!(
             config.enforcement,
             Enforcement {

@@ -6,6 +6,7 @@
 mod cmd;
 mod lint;
 mod report;
+mod sign;
 mod sources;
 
 use std::path::PathBuf;
@@ -47,6 +48,38 @@ enum Command {
         /// The bundle revision written to .manifest.
         #[arg(short, long)]
         revision: Option<String>,
+        /// Sign the bundle: the HMAC secret, or the path of a PEM private key (RSA, EC).
+        #[arg(long)]
+        signing_key: Option<String>,
+        /// RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, HS256, HS384, HS512.
+        #[arg(long, default_value = "RS256", requires = "signing_key")]
+        signing_alg: String,
+        /// The key id written to the signature (JWT `kid` and `keyid` claim).
+        #[arg(long, default_value = "default")]
+        verification_key_id: String,
+        /// The `scope` claim written to the signature.
+        #[arg(long, requires = "signing_key")]
+        scope: Option<String>,
+    },
+    /// Verify a signed bundle's .signatures.json as the filter (and OPA) does.
+    Verify {
+        bundle: PathBuf,
+        /// The HMAC secret, or the path of a PEM public key (RSA, EC).
+        #[arg(long)]
+        verification_key: String,
+        /// The key id the signature must name (or that verifies it when it names none).
+        #[arg(long, default_value = "default")]
+        verification_key_id: String,
+        #[arg(long, default_value = "RS256")]
+        signing_alg: String,
+        /// The scope the signature must carry.
+        #[arg(long)]
+        scope: Option<String>,
+        /// Files not checked against the signature (glob, repeatable).
+        #[arg(long = "exclude-files-verify")]
+        exclude_files: Vec<String>,
+        #[arg(long, value_enum, default_value_t = report::Format::Human)]
+        format: report::Format,
     },
     /// Show a bundle's manifest, files, entrypoints and program.
     Inspect {
@@ -85,7 +118,44 @@ fn main() -> ExitCode {
             output,
             entrypoints,
             revision,
-        } => cmd::build::run(&dir, &output, &entrypoints, revision.as_deref()),
+            signing_key,
+            signing_alg,
+            verification_key_id,
+            scope,
+        } => {
+            let signing = signing_key.as_deref().map(|key| cmd::build::Signing {
+                key,
+                algorithm: &signing_alg,
+                key_id: &verification_key_id,
+                scope: scope.as_deref(),
+            });
+            cmd::build::run(
+                &dir,
+                &output,
+                &entrypoints,
+                revision.as_deref(),
+                signing.as_ref(),
+            )
+        }
+        Command::Verify {
+            bundle,
+            verification_key,
+            verification_key_id,
+            signing_alg,
+            scope,
+            exclude_files,
+            format,
+        } => cmd::verify::run(
+            &bundle,
+            &cmd::verify::Options {
+                key: &verification_key,
+                key_id: &verification_key_id,
+                algorithm: &signing_alg,
+                scope: scope.as_deref(),
+                exclude_files: &exclude_files,
+            },
+            format,
+        ),
         Command::Inspect { bundle, format } => cmd::inspect::run(&bundle, format),
         Command::Eval {
             bundle,

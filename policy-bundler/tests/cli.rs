@@ -249,3 +249,94 @@ fn check_warns_about_rego_opa_would_run_differently_and_strict_fails_on_it() {
     let strict = bundler(&["check", &dir.path("p"), "-e", "p/allow", "--strict"]);
     assert_first_error_line(&strict, &expected.replace("warning[", "error["));
 }
+
+fn key(name: &str) -> String {
+    format!("{}/../testdata/keys/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `build --signing-key` then `verify --verification-key`: every algorithm OPA signs with.
+#[test]
+fn signed_bundles_verify_with_the_matching_key_only() {
+    let dir = Dir::new("signed");
+    for (alg, private, public) in [
+        ("RS256", key("rsa.pem"), key("rsa.pub.pem")),
+        ("PS384", key("rsa.pem"), key("rsa.pub.pem")),
+        ("RS512", key("rsa.pem"), key("rsa.pub.pem")),
+        ("ES256", key("ec256.pem"), key("ec256.pub.pem")),
+        ("ES384", key("ec384.pem"), key("ec384.pub.pem")),
+        ("ES512", key("ec521.pem"), key("ec521.pub.pem")),
+        ("HS512", "s3cret".to_string(), "s3cret".to_string()),
+    ] {
+        let bundle = dir.path(&format!("{alg}.tar.gz"));
+        let out = bundler(&[
+            "build",
+            demo_policy().to_str().unwrap(),
+            "-o",
+            &bundle,
+            "-r",
+            "signed-1",
+            "--signing-key",
+            &private,
+            "--signing-alg",
+            alg,
+            "--verification-key-id",
+            "ci",
+            "--scope",
+            "prod",
+        ]);
+        assert!(out.status.success(), "{alg}: {}", text(&out.stderr));
+        assert!(text(&out.stdout).contains(&format!("signed {alg}")));
+
+        let verify = |key: &str, scope: &str| {
+            bundler(&[
+                "verify",
+                &bundle,
+                "--verification-key",
+                key,
+                "--verification-key-id",
+                "ci",
+                "--signing-alg",
+                alg,
+                "--scope",
+                scope,
+            ])
+        };
+        let out = verify(&public, "prod");
+        assert!(out.status.success(), "{alg}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stdout).contains("revision \"signed-1\", 4 files"),
+            "{}",
+            text(&out.stdout)
+        );
+        assert_fails(&verify(&public, "dev"), 1, "[scope-mismatch]");
+        if alg.starts_with('H') {
+            assert_fails(&verify("other", "prod"), 1, "[bad-signature]");
+        } else if alg.starts_with('R') || alg.starts_with('P') {
+            assert_fails(
+                &verify(&key("rsa-other.pub.pem"), "prod"),
+                1,
+                "[bad-signature]",
+            );
+        }
+    }
+}
+
+#[test]
+fn verify_refuses_unsigned_bundles_and_reports_json() {
+    let dir = Dir::new("unsigned");
+    let bundle = dir.path("b.tar.gz");
+    let out = bundler(&["build", demo_policy().to_str().unwrap(), "-o", &bundle]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = bundler(&[
+        "verify",
+        &bundle,
+        "--verification-key",
+        &key("rsa.pub.pem"),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["verified"], false);
+    assert_eq!(report["code"], "missing-signature");
+}

@@ -43,9 +43,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def build_bundle(policy_dir: Path, out: Path, entrypoints: list[str], revision: str = "test") -> bytes:
-    """Builds a bundle with the real policy-bundler binary and returns its bytes."""
-    args = [str(BUNDLER), "build", str(policy_dir), "-o", str(out), "-r", revision]
+def build_bundle(policy_dir: Path, out: Path, entrypoints: list[str], revision: str = "test",
+                 signing: list[str] | None = None) -> bytes:
+    """Builds a bundle with the real policy-bundler binary and returns its bytes; `signing`
+    holds extra arguments such as `["--signing-key", key, "--signing-alg", "ES256"]`."""
+    args = [str(BUNDLER), "build", str(policy_dir), "-o", str(out), "-r", revision, *(signing or [])]
     for e in entrypoints:
         args += ["-e", e]
     subprocess.run(args, check=True, capture_output=True)
@@ -80,7 +82,20 @@ class Listener:
     allow_on_headers_stop_iteration: bool = False
 
 
-def envoy_config(listeners: list[Listener], upstream_port: int | None, admin_port: int, wasm: Path = WASM) -> dict:
+def static_cluster(name: str, port: int) -> dict:
+    """A cluster of one loopback endpoint (the upstream, a bundle server)."""
+    return {
+        "name": name,
+        "connect_timeout": "1s",
+        "type": "STATIC",
+        "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [{
+            "endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}},
+        }]}]},
+    }
+
+
+def envoy_config(listeners: list[Listener], upstream_port: int | None, admin_port: int, wasm: Path = WASM,
+                 clusters: list[dict] | None = None) -> dict:
     """The one Envoy configuration generator: each listener runs the filter with its own
     plugin configuration (as Istio does, one VM per worker shared by all plugins) in front of
     the upstream, or of a `direct_response` when there is no upstream (benchmarks)."""
@@ -162,14 +177,7 @@ def envoy_config(listeners: list[Listener], upstream_port: int | None, admin_por
                 "address": {"socket_address": {"address": "127.0.0.1", "port_value": l.port}},
                 "filter_chains": [filter_chain(l)],
             } for l in listeners],
-            "clusters": [{
-                "name": "upstream",
-                "connect_timeout": "1s",
-                "type": "STATIC",
-                "load_assignment": {"cluster_name": "upstream", "endpoints": [{"lb_endpoints": [{
-                    "endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": upstream_port}}},
-                }]}]},
-            }] if upstream_port else [],
+            "clusters": ([static_cluster("upstream", upstream_port)] if upstream_port else []) + (clusters or []),
         },
     }
 
@@ -177,13 +185,15 @@ def envoy_config(listeners: list[Listener], upstream_port: int | None, admin_por
 class Envoy:
     """An Envoy process started from a generated configuration."""
 
-    def __init__(self, listeners: list[Listener], upstream_port: int | None, workdir: Path, concurrency: int = 2):
+    def __init__(self, listeners: list[Listener], upstream_port: int | None, workdir: Path, concurrency: int = 2,
+                 clusters: list[dict] | None = None):
         self.listeners = {l.name: l for l in listeners}
         self.admin_port = free_port()
         self.workdir = workdir
         self.config_path = workdir / "envoy.json"
         self.log_path = workdir / "envoy.log"
-        self.config_path.write_text(json.dumps(envoy_config(listeners, upstream_port, self.admin_port), indent=1))
+        config = envoy_config(listeners, upstream_port, self.admin_port, clusters=clusters)
+        self.config_path.write_text(json.dumps(config, indent=1))
         self.concurrency = concurrency
         # A command prefix such as ["taskset", "-c", "0"] (benchmarks pin Envoy to a core).
         self.prefix: list[str] = []
@@ -244,6 +254,14 @@ class Envoy:
     def stats(self) -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}/stats", timeout=5) as r:
             return r.read().decode()
+
+    def stat(self, name: str) -> int:
+        """A counter or gauge from `/stats`, 0 when Envoy does not have it (yet)."""
+        for line in self.stats().splitlines():
+            key, _, value = line.partition(": ")
+            if key == name:
+                return int(value)
+        return 0
 
     def port(self, listener: str) -> int:
         return self.listeners[listener].port
@@ -388,6 +406,86 @@ class Pki:
 
     def server_tls(self, mutual: bool = True, require: bool = True) -> Tls:
         return Tls(self.server_cert, self.server_key, self.ca_cert if mutual else None, require)
+
+
+class Nginx:
+    """Debian's nginx serving a directory on a free loopback port, unprivileged (no master
+    process, so no user switch), ETag on: the bundle server of the live-bundle tests. A path
+    with no file answers 500, so tests can make the server fail by removing the bundle."""
+
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        self.root = workdir / "www"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.access_log = workdir / "access.log"
+        self.process: subprocess.Popen | None = None
+        temp = workdir / "temp"
+        temp.mkdir(exist_ok=True)
+        self.config = workdir / "nginx.conf"
+        self.config.write_text(f"""
+daemon off;
+master_process off;
+worker_processes 1;
+pid {workdir}/nginx.pid;
+error_log {workdir}/error.log warn;
+events {{ worker_connections 64; }}
+http {{
+    access_log {self.access_log};
+    client_body_temp_path {temp}/body;
+    proxy_temp_path {temp}/proxy;
+    fastcgi_temp_path {temp}/fastcgi;
+    uwsgi_temp_path {temp}/uwsgi;
+    scgi_temp_path {temp}/scgi;
+    types {{ application/gzip gz; }}
+    server {{
+        listen 127.0.0.1:{self.port};
+        root {self.root};
+        etag on;
+        location / {{ try_files $uri =500; }}
+    }}
+}}
+""")
+
+    def start(self) -> "Nginx":
+        subprocess.run(["nginx", "-t", "-c", str(self.config), "-e", str(self.workdir / "error.log")],
+                       check=True, capture_output=True)
+        self.process = subprocess.Popen(["nginx", "-c", str(self.config), "-e", str(self.workdir / "error.log")],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError("nginx did not start")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+        self.process = None
+
+    def serve(self, name: str, content: bytes) -> None:
+        """Replaces a file atomically, with a fresh mtime so its ETag changes even when the size
+        does not (nginx's ETag is mtime + size)."""
+        path = self.root / name
+        temp = path.with_suffix(".tmp")
+        temp.write_bytes(content)
+        stamp = time.time() + getattr(self, "_bump", 0)
+        self._bump = getattr(self, "_bump", 0) + 1
+        os.utime(temp, (stamp, stamp))
+        temp.rename(path)
+
+    def remove(self, name: str) -> None:
+        (self.root / name).unlink(missing_ok=True)
+
+    def requests(self, path: str) -> int:
+        """How many requests for `path` the access log shows."""
+        if not self.access_log.exists():
+            return 0
+        return sum(f"GET {path} " in line for line in self.access_log.read_text().splitlines())
 
 
 def temp_dir(prefix: str) -> Path:

@@ -166,17 +166,13 @@ pub fn send_reply(status: u16, headers: &[(String, String)], body: &str) -> Resu
     hostcalls::send_http_response(u32::from(status), headers, body)
 }
 
-/// The host clock in milliseconds since the epoch (0 if unreadable).
+/// Milliseconds since the epoch by the host clock (0 if the host has none).
 pub fn now_ms() -> u64 {
     hostcalls::get_current_time()
         .ok()
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .and_then(|d| u64::try_from(d.as_millis()).ok())
         .unwrap_or_default()
-}
-
-pub fn set_tick_period(period: Duration) -> Result<(), Status> {
-    hostcalls::set_tick_period(period)
 }
 
 /// Ends a stream that waits for a body the host holds back, from the root context: 503, or
@@ -191,5 +187,85 @@ pub fn end_stalled_request(stream: u32, let_through: bool) -> Result<(), Status>
             vec![],
             Some(b"request body not delivered to the filter"),
         )
+    }
+}
+
+/// Envoy's shared data (one store per VM id, all workers of the proxy); the SDK maps every
+/// status it does not panic on to `Err`, and Envoy returns only those.
+pub struct SharedData;
+
+impl crate::bundle::lease::Shared for SharedData {
+    fn get(&self, key: &str) -> Result<(Option<Vec<u8>>, Option<u32>), String> {
+        hostcalls::get_shared_data(key).map_err(|s| format!("shared data {key}: {s:?}"))
+    }
+
+    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<bool, String> {
+        match hostcalls::set_shared_data(key, Some(value), cas) {
+            Ok(()) => Ok(true),
+            Err(Status::CasMismatch) => Ok(false),
+            Err(s) => Err(format!("shared data {key}: {s:?}")),
+        }
+    }
+}
+
+/// Starts an HTTP callout; `BadArgument` means e.g. an unknown cluster.
+pub fn http_call(cluster: &str, headers: &[(&str, &str)], timeout_ms: u64) -> Result<u32, Status> {
+    hostcalls::dispatch_http_call(
+        cluster,
+        headers.to_vec(),
+        None,
+        Vec::new(),
+        std::time::Duration::from_millis(timeout_ms),
+    )
+}
+
+/// A callout's response headers and body.
+pub type CallResponse = (Vec<(String, Vec<u8>)>, Vec<u8>);
+
+/// A callout's answer. Headers and body are read only when the host says there are some (the
+/// SDK panics on other statuses); at most `max_body` bytes of the body are copied into the VM.
+pub fn http_call_response(
+    num_headers: usize,
+    body_size: usize,
+    max_body: usize,
+) -> Result<CallResponse, Status> {
+    if num_headers == 0 {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let headers = hostcalls::get_map_bytes(MapType::HttpCallResponseHeaders)?;
+    let body = if body_size == 0 {
+        Vec::new()
+    } else {
+        hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size.min(max_body))?
+            .unwrap_or_default()
+    };
+    Ok((headers, body))
+}
+
+pub fn set_tick_period(period: Duration) {
+    // The SDK panics on any status but Ok, and Envoy answers Ok.
+    let _ = hostcalls::set_tick_period(period);
+}
+
+/// A stat under `wasmcustom.` (the namespace Envoy gives wasm metrics).
+pub fn define_metric(kind: proxy_wasm::types::MetricType, name: &str) -> Option<u32> {
+    hostcalls::define_metric(kind, name).ok()
+}
+
+pub fn increment_metric(id: u32) {
+    if let Err(status) = hostcalls::increment_metric(id, 1) {
+        log(
+            LogLevel::Debug,
+            &format!("zerohop: metric {id}: {status:?}"),
+        );
+    }
+}
+
+pub fn record_metric(id: u32, value: u64) {
+    if let Err(status) = hostcalls::record_metric(id, value) {
+        log(
+            LogLevel::Debug,
+            &format!("zerohop: metric {id}: {status:?}"),
+        );
     }
 }

@@ -3,6 +3,7 @@
 //! lives in the root context (`root`), never in statics: Istio runs every WasmPlugin with the
 //! same module in one VM.
 
+mod bundles;
 mod host;
 mod http;
 mod root;

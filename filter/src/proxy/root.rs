@@ -1,6 +1,7 @@
-//! The root context: parses the plugin configuration once, activates the bundle, and hands
-//! each HTTP context the shared state. A bundle that fails to load is logged and never
-//! replaces a policy that works; without any policy, requests get the no-bundle outcome.
+//! The root context: parses the plugin configuration once, activates the inline bundle, runs
+//! live bundles on its tick (`bundles`), and hands each HTTP context the shared state. A
+//! bundle that fails to load is logged and never replaces a policy that works; without any
+//! policy, requests get the no-bundle outcome.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -9,12 +10,13 @@ use std::time::Duration;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel};
 
+use super::bundles::{Bundles, TICK_MS};
 use super::host::{self, log};
 use super::http::Http;
-use crate::bundle::{Bundle, Limits};
-use crate::config::{BundleSource, Config};
-use crate::engine::{LoadError, Policy};
-use crate::request::body::{BodySettings, StallWatch};
+use crate::bundle::activation::{self, Trust};
+use crate::config::Config;
+use crate::engine::Policy;
+use crate::request::body::{BodySettings, StallWatch, BODY_STALL_MS};
 use crate::request::decision::Enforcement;
 
 /// What every HTTP context of this plugin shares.
@@ -33,9 +35,29 @@ pub struct State {
 #[derive(Default)]
 pub struct Root {
     state: Option<Rc<RefCell<State>>>,
+    bundles: Option<Bundles>,
 }
 
-impl Context for Root {}
+impl Context for Root {
+    fn on_http_call_response(
+        &mut self,
+        token_id: u32,
+        num_headers: usize,
+        body_size: usize,
+        _num_trailers: usize,
+    ) {
+        if let (Some(bundles), Some(state)) = (self.bundles.as_mut(), self.state.as_ref()) {
+            bundles.on_response(state, token_id, num_headers, body_size);
+        }
+    }
+
+    fn on_done(&mut self) -> bool {
+        if let Some(bundles) = &self.bundles {
+            bundles.release();
+        }
+        true
+    }
+}
 
 impl RootContext for Root {
     fn on_configure(&mut self, plugin_configuration_size: usize) -> bool {
@@ -60,19 +82,14 @@ impl RootContext for Root {
                 return false;
             }
         };
-        if config.body.with_request_body.is_some() {
-            // Watch for bodies held back by the host (see `StallWatch`).
-            if let Err(status) = host::set_tick_period(Duration::from_secs(1)) {
-                log(
-                    LogLevel::Warn,
-                    &format!("{name}: cannot watch for stalled request bodies: {status:?}"),
-                );
-            }
-        }
         // Keep a working policy across reconfiguration if the new bundle does not load.
         let previous = self.state.take().and_then(|s| s.borrow_mut().policy.take());
-        let policy = match activate(&config) {
-            Ok(policy) => {
+        if let Some(bundles) = self.bundles.take() {
+            bundles.release();
+        }
+        let policy = match activate_inline(&config) {
+            None => previous,
+            Some(Ok(policy)) => {
                 log(
                     LogLevel::Info,
                     &format!(
@@ -84,7 +101,7 @@ impl RootContext for Root {
                 );
                 Some(policy)
             }
-            Err(e) => {
+            Some(Err(e)) => {
                 let outcome = if previous.is_some() {
                     "keeping the previous bundle"
                 } else {
@@ -97,14 +114,23 @@ impl RootContext for Root {
                 previous
             }
         };
-        self.state = Some(Rc::new(RefCell::new(State {
+        let name: Rc<str> = name.into();
+        let state = Rc::new(RefCell::new(State {
             enforcement: config.enforcement,
             policy,
-            name: name.into(),
+            name: name.clone(),
             connections: host::Connections::default(),
-            body: config.body,
+            body: config.body.clone(),
             stalls: StallWatch::default(),
-        })));
+        }));
+        let mut bundles = Bundles::new(name, Rc::new(config));
+        if bundles.live() {
+            // A worker that starts after the proxy fetched a bundle runs it from its first request.
+            bundles.adopt_published(&state);
+        }
+        self.bundles = Some(bundles);
+        self.state = Some(state);
+        self.set_tick_period();
         true
     }
 
@@ -115,15 +141,42 @@ impl RootContext for Root {
     }
 
     fn on_tick(&mut self) {
+        if let (Some(bundles), Some(state)) = (self.bundles.as_mut(), self.state.as_ref()) {
+            bundles.tick(state);
+        }
+        self.end_stalled_requests();
+        self.set_tick_period();
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+impl Root {
+    /// Ticks drive live bundles and, while bodies are configured but none has reached the
+    /// filter yet, the watch for bodies the host holds back (see `StallWatch`).
+    fn set_tick_period(&self) {
+        let live = self.bundles.as_ref().is_some_and(Bundles::live);
+        let watching = self.state.as_ref().is_some_and(|s| {
+            s.try_borrow()
+                .is_ok_and(|s| s.body.with_request_body.is_some() && s.stalls.watching())
+        });
+        let period = if live {
+            Duration::from_millis(TICK_MS)
+        } else if watching {
+            Duration::from_secs(1)
+        } else {
+            Duration::ZERO
+        };
+        host::set_tick_period(period);
+    }
+
+    fn end_stalled_requests(&self) {
         let Some(Ok(mut state)) = self.state.as_ref().map(|s| s.try_borrow_mut()) else {
             return;
         };
-        let stalled = state.stalls.stalled(host::now_ms());
-        if !state.stalls.watching() {
-            // Bodies arrive: the host has the setting, nothing left to watch.
-            let _ = host::set_tick_period(Duration::ZERO);
-        }
-        for stream in stalled {
+        for stream in state.stalls.stalled(host::now_ms()) {
             let let_through = state.enforcement.fail_open;
             log(
                 LogLevel::Error,
@@ -131,7 +184,7 @@ impl RootContext for Root {
                     "{}: no request body reached the filter in {}s: the Wasm PluginConfig needs \
                      allow_on_headers_stop_iteration: true (Envoy >= 1.35); {}",
                     state.name,
-                    crate::request::body::BODY_STALL_MS / 1000,
+                    BODY_STALL_MS / 1000,
                     if let_through {
                         "letting the request through (fail_open)"
                     } else {
@@ -147,32 +200,16 @@ impl RootContext for Root {
             }
         }
     }
-
-    fn get_type(&self) -> Option<ContextType> {
-        Some(ContextType::HttpContext)
-    }
 }
 
-/// Why a bundle could not be activated.
-#[derive(Debug, thiserror::Error)]
-enum ActivationError {
-    #[error(transparent)]
-    Bundle(#[from] crate::bundle::BundleError),
-    #[error(transparent)]
-    Load(#[from] LoadError),
-}
-
-impl ActivationError {
-    fn code(&self) -> &'static str {
-        match self {
-            ActivationError::Bundle(e) => e.code(),
-            ActivationError::Load(e) => e.code(),
-        }
-    }
-}
-
-fn activate(config: &Config) -> Result<Policy, ActivationError> {
-    let BundleSource::Inline(bytes) = &config.bundle;
-    let bundle = Bundle::from_targz(bytes, &Limits::default())?;
-    Ok(Policy::load(&bundle, &config.path)?)
+/// The inline bundle, if configured, loaded in full (it comes with the configuration, so its
+/// signature is not checked).
+fn activate_inline(config: &Config) -> Option<Result<Policy, activation::ActivationError>> {
+    let bytes = config.bundle.inline.as_ref()?;
+    Some(activation::load(
+        bytes,
+        &config.path,
+        &config.bundle.limits,
+        Trust::Configured,
+    ))
 }

@@ -2,14 +2,25 @@ use std::path::Path;
 
 use anyhow::Context as _;
 use zerohop_filter::bundle::build::{build, BuildError};
+use zerohop_filter::bundle::jws::Algorithm;
+use zerohop_filter::bundle::signature::{sign_targz, SignError, Signer};
 
 use crate::{report, sources, Failed};
+
+/// `--signing-key` and friends, named as `opa build` names them.
+pub struct Signing<'a> {
+    pub key: &'a str,
+    pub algorithm: &'a str,
+    pub key_id: &'a str,
+    pub scope: Option<&'a str>,
+}
 
 pub fn run(
     dir: &Path,
     output: &Path,
     entrypoints: &[String],
     revision: Option<&str>,
+    signing: Option<&Signing<'_>>,
 ) -> anyhow::Result<()> {
     let files = sources::read_dir(dir)?;
     let paths = super::entrypoints(entrypoints)?;
@@ -23,18 +34,47 @@ pub fn run(
             "not precompiled ({reason}); the filter will compile or interpret the Rego at load"
         ));
     }
-    std::fs::write(output, &built.targz)
-        .with_context(|| format!("writing {}", output.display()))?;
+    let mut targz = built.targz;
+    if let Some(signing) = signing {
+        let algorithm = Algorithm::parse(signing.algorithm)
+            .map_err(|e| anyhow::anyhow!("--signing-alg: {e}"))?;
+        let key = key_text(signing.key)?;
+        let sign = |input: &[u8]| crate::sign::signature(algorithm, &key, input);
+        let signer = Signer {
+            algorithm,
+            keyid: Some(signing.key_id),
+            scope: signing.scope,
+            sign: &sign,
+        };
+        targz = sign_targz(&targz, &signer).map_err(|e| match e {
+            SignError::Io(e) => anyhow::Error::from(e),
+            e => anyhow::anyhow!("--signing-key: {e}"),
+        })?;
+    }
+    std::fs::write(output, &targz).with_context(|| format!("writing {}", output.display()))?;
     let entry = built
         .manifest
         .program()
         .map(|p| p.entrypoints.join(", "))
         .unwrap_or_else(|| "none".into());
+    let signed = signing.map_or(String::new(), |s| format!(", signed {}", s.algorithm));
     report::line(&format!(
-        "wrote {} ({} bytes, revision {:?}, precompiled: {entry})",
+        "wrote {} ({} bytes, revision {:?}, precompiled: {entry}{signed})",
         output.display(),
-        built.targz.len(),
+        targz.len(),
         built.manifest.revision
     ));
     Ok(())
+}
+
+/// As in `opa build`: the value is a PEM file's path, or else the key (an HMAC secret) itself.
+pub fn key_text(value: &str) -> anyhow::Result<String> {
+    let path = Path::new(value);
+    if path.is_file() {
+        std::fs::read_to_string(path).with_context(|| format!("reading key {value}"))
+    } else if value.contains("-----BEGIN") || !value.contains(['/', '.']) {
+        Ok(value.to_string())
+    } else {
+        anyhow::bail!("key file {value} does not exist")
+    }
 }

@@ -1,0 +1,412 @@
+//! Where bundles come from, as configured under `bundle` in the plugin configuration: an inline
+//! bootstrap bundle, a bundle `service` polled over an Envoy cluster (OPA's bundle API), its
+//! `polling` delays, `signing` keys and the size limit. Raw structs mirror the JSON (unknown
+//! keys rejected); `RawBundle::validate` names the key at fault.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use serde::Deserialize;
+
+use super::jws::{Algorithm, VerifyingKey};
+use super::signature::{Key, Verification};
+use super::Limits;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBundle {
+    inline: Option<String>,
+    service: Option<RawService>,
+    polling: Option<RawPolling>,
+    signing: Option<RawSigning>,
+    size_limit_bytes: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawService {
+    cluster: String,
+    authority: Option<String>,
+    path: String,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    credentials: Option<RawCredentials>,
+    timeout: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCredentials {
+    bearer: RawBearer,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBearer {
+    token: String,
+    scheme: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolling {
+    min_delay_seconds: Option<u64>,
+    max_delay_seconds: Option<u64>,
+    long_polling_timeout_seconds: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSigning {
+    keys: BTreeMap<String, RawKey>,
+    #[serde(default)]
+    keyid: String,
+    #[serde(default)]
+    scope: String,
+    #[serde(default)]
+    exclude_files: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKey {
+    key: String,
+    algorithm: Option<String>,
+    #[serde(default)]
+    scope: String,
+}
+
+/// OPA's polling defaults (`v1/download/config.go`).
+pub const DEFAULT_MIN_DELAY_SECONDS: u64 = 60;
+pub const DEFAULT_MAX_DELAY_SECONDS: u64 = 120;
+/// OPA's default `response_header_timeout_seconds`.
+pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;
+
+/// The validated `bundle` section.
+#[derive(Debug, Clone)]
+pub struct BundleConfig {
+    /// A bundle `.tar.gz` carried in the configuration: active at start-up, replaced by the
+    /// first good bundle from the service.
+    pub inline: Option<Vec<u8>>,
+    pub service: Option<Service>,
+    pub polling: Polling,
+    /// Bundles from the service must carry a signature these keys verify.
+    pub signing: Option<Verification>,
+    pub limits: Limits,
+}
+
+/// A bundle server reached through an Envoy cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    /// The Envoy cluster, e.g. Istio's `outbound|80||bundles.zerohop.svc.cluster.local`.
+    pub cluster: String,
+    pub authority: String,
+    pub path: String,
+    /// Extra request headers, the bearer token's `authorization` included.
+    pub headers: Vec<(String, String)>,
+    pub timeout_ms: u64,
+}
+
+/// OPA's `polling`, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Polling {
+    pub min_delay_ms: u64,
+    pub max_delay_ms: u64,
+    pub long_polling_timeout_seconds: Option<u64>,
+}
+
+impl Default for Polling {
+    fn default() -> Self {
+        Self {
+            min_delay_ms: DEFAULT_MIN_DELAY_SECONDS * 1000,
+            max_delay_ms: DEFAULT_MAX_DELAY_SECONDS * 1000,
+            long_polling_timeout_seconds: None,
+        }
+    }
+}
+
+/// A key at fault and why.
+pub type Invalid = (&'static str, String);
+
+impl RawBundle {
+    pub fn validate(self) -> Result<BundleConfig, Invalid> {
+        let inline = self
+            .inline
+            .map(|encoded| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(encoded.trim())
+                    .map_err(|e| ("bundle.inline", format!("not base64: {e}")))
+            })
+            .transpose()?;
+        if inline.is_none() && self.service.is_none() {
+            return Err((
+                "bundle",
+                "needs `inline` (the base64 of a bundle .tar.gz), `service` (a bundle server), or both"
+                    .to_string(),
+            ));
+        }
+        let service = self.service.map(RawService::validate).transpose()?;
+        let polling = match self.polling {
+            None => Polling::default(),
+            Some(raw) => raw.validate()?,
+        };
+        if service.is_none() && (self.signing.is_some() || polling != Polling::default()) {
+            return Err((
+                "bundle.service",
+                "`polling` and `signing` apply to a bundle service; none is configured".to_string(),
+            ));
+        }
+        let signing = self.signing.map(RawSigning::validate).transpose()?;
+        let mut limits = Limits::default();
+        if let Some(limit) = self.size_limit_bytes {
+            if limit == 0 {
+                return Err(("bundle.size_limit_bytes", "must be above 0".to_string()));
+            }
+            limits.max_uncompressed_bytes = limit;
+        }
+        Ok(BundleConfig {
+            inline,
+            service,
+            polling,
+            signing,
+            limits,
+        })
+    }
+}
+
+impl RawService {
+    fn validate(self) -> Result<Service, Invalid> {
+        if self.cluster.is_empty() {
+            return Err((
+                "bundle.service.cluster",
+                "must name an Envoy cluster".into(),
+            ));
+        }
+        if !self.path.starts_with('/') {
+            return Err((
+                "bundle.service.path",
+                format!("{:?} must start with `/`", self.path),
+            ));
+        }
+        let authority = match self.authority {
+            Some(a) if !a.is_empty() => a,
+            Some(_) => return Err(("bundle.service.authority", "must not be empty".into())),
+            // Istio's cluster names end with the service's host name.
+            None => match self.cluster.rsplit_once("||") {
+                Some((prefix, host)) if prefix.starts_with("outbound|") && !host.is_empty() => {
+                    host.to_string()
+                }
+                _ => {
+                    return Err((
+                        "bundle.service.authority",
+                        "required unless the cluster is an Istio `outbound|port||host` name".into(),
+                    ))
+                }
+            },
+        };
+        let timeout_ms = match self.timeout {
+            None => DEFAULT_TIMEOUT_MS,
+            Some(text) => parse_duration_ms(&text).filter(|ms| *ms > 0).ok_or((
+                "bundle.service.timeout",
+                format!("{text:?} is not a duration above 0 such as \"10s\" or \"500ms\""),
+            ))?,
+        };
+        let mut headers = Vec::new();
+        for (name, value) in self.headers {
+            let lower = name.to_ascii_lowercase();
+            if lower.starts_with(':') || lower == "if-none-match" || lower == "prefer" {
+                return Err((
+                    "bundle.service.headers",
+                    format!("{name} is set by the bundle client itself"),
+                ));
+            }
+            headers.push((lower, value));
+        }
+        if let Some(credentials) = self.credentials {
+            let scheme = credentials.bearer.scheme.unwrap_or_else(|| "Bearer".into());
+            headers.retain(|(n, _)| n != "authorization");
+            headers.push((
+                "authorization".into(),
+                format!("{scheme} {}", credentials.bearer.token),
+            ));
+        }
+        Ok(Service {
+            cluster: self.cluster,
+            authority,
+            path: self.path,
+            headers,
+            timeout_ms,
+        })
+    }
+}
+
+impl RawPolling {
+    fn validate(self) -> Result<Polling, Invalid> {
+        let min = self.min_delay_seconds.unwrap_or(DEFAULT_MIN_DELAY_SECONDS);
+        let max = self
+            .max_delay_seconds
+            .unwrap_or(DEFAULT_MAX_DELAY_SECONDS.max(min));
+        if min == 0 || min > max {
+            return Err((
+                "bundle.polling",
+                format!("min_delay_seconds ({min}) must be at least 1 and at most max_delay_seconds ({max})"),
+            ));
+        }
+        if self.long_polling_timeout_seconds == Some(0) {
+            return Err((
+                "bundle.polling.long_polling_timeout_seconds",
+                "must be above 0".into(),
+            ));
+        }
+        Ok(Polling {
+            min_delay_ms: min * 1000,
+            max_delay_ms: max * 1000,
+            long_polling_timeout_seconds: self.long_polling_timeout_seconds,
+        })
+    }
+}
+
+impl RawSigning {
+    fn validate(self) -> Result<Verification, Invalid> {
+        if self.keys.is_empty() {
+            return Err(("bundle.signing.keys", "needs at least one key".into()));
+        }
+        if !self.keyid.is_empty() && !self.keys.contains_key(&self.keyid) {
+            return Err((
+                "bundle.signing.keyid",
+                format!("{:?} is not one of signing.keys", self.keyid),
+            ));
+        }
+        let mut keys = BTreeMap::new();
+        for (id, raw) in self.keys {
+            // OPA's default algorithm.
+            let alg = raw.algorithm.as_deref().unwrap_or("RS256");
+            let algorithm =
+                Algorithm::parse(alg).map_err(|e| ("bundle.signing.keys", format!("{id}: {e}")))?;
+            let key = VerifyingKey::parse(algorithm, &raw.key)
+                .map_err(|e| ("bundle.signing.keys", format!("{id}: {e}")))?;
+            keys.insert(
+                id,
+                Key {
+                    key,
+                    scope: raw.scope,
+                },
+            );
+        }
+        Ok(Verification {
+            keys,
+            keyid: self.keyid,
+            scope: self.scope,
+            exclude_files: self.exclude_files,
+        })
+    }
+}
+
+/// `"10s"`, `"1.5s"`, `"500ms"` → milliseconds.
+fn parse_duration_ms(text: &str) -> Option<u64> {
+    let text = text.trim();
+    if let Some(ms) = text.strip_suffix("ms") {
+        return ms.parse().ok();
+    }
+    let seconds: f64 = text.strip_suffix('s')?.parse().ok()?;
+    (0.0..1e9)
+        .contains(&seconds)
+        .then(|| (seconds * 1000.0).round() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Result<BundleConfig, Invalid> {
+        serde_json::from_str::<RawBundle>(json).unwrap().validate()
+    }
+
+    #[test]
+    fn service_with_opa_defaults() {
+        let config = parse(
+            r#"{"service":{"cluster":"outbound|80||bundles.zerohop.svc.cluster.local","path":"/b.tar.gz",
+                "headers":{"X-Team":"a"},"credentials":{"bearer":{"token":"t0k"}}}}"#,
+        )
+        .unwrap();
+        let service = config.service.unwrap();
+        assert_eq!(service.authority, "bundles.zerohop.svc.cluster.local");
+        assert_eq!(service.timeout_ms, 10_000);
+        assert_eq!(
+            service.headers,
+            vec![
+                ("x-team".to_string(), "a".to_string()),
+                ("authorization".to_string(), "Bearer t0k".to_string())
+            ]
+        );
+        assert_eq!(config.polling, Polling::default());
+        assert!(config.inline.is_none());
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let cases = [
+            (r#"{}"#, "bundle"),
+            (
+                r#"{"service":{"cluster":"c","path":"/x"}}"#,
+                "bundle.service.authority",
+            ),
+            (
+                r#"{"service":{"cluster":"c","authority":"a","path":"x"}}"#,
+                "bundle.service.path",
+            ),
+            (
+                r#"{"service":{"cluster":"c","authority":"a","path":"/x","timeout":"0s"}}"#,
+                "bundle.service.timeout",
+            ),
+            (
+                r#"{"service":{"cluster":"c","authority":"a","path":"/x","timeout":"10"}}"#,
+                "bundle.service.timeout",
+            ),
+            (
+                r#"{"service":{"cluster":"c","authority":"a","path":"/x","headers":{"If-None-Match":"x"}}}"#,
+                "bundle.service.headers",
+            ),
+            (
+                r#"{"service":{"cluster":"c","authority":"a","path":"/x"},"polling":{"min_delay_seconds":5,"max_delay_seconds":2}}"#,
+                "bundle.polling",
+            ),
+            (
+                r#"{"service":{"cluster":"c","authority":"a","path":"/x"},"polling":{"min_delay_seconds":0}}"#,
+                "bundle.polling",
+            ),
+            (
+                r#"{"service":{"cluster":"c","authority":"a","path":"/x"},"signing":{"keys":{"k":{"key":"s","algorithm":"HS999"}}}}"#,
+                "bundle.signing.keys",
+            ),
+            (
+                r#"{"service":{"cluster":"c","authority":"a","path":"/x"},"signing":{"keys":{"k":{"key":"not pem"}}}}"#,
+                "bundle.signing.keys",
+            ),
+            (
+                r#"{"service":{"cluster":"c","authority":"a","path":"/x"},"signing":{"keys":{"k":{"key":"s","algorithm":"HS256"}},"keyid":"j"}}"#,
+                "bundle.signing.keyid",
+            ),
+            (
+                r#"{"inline":"","signing":{"keys":{"k":{"key":"s","algorithm":"HS256"}}}}"#,
+                "bundle.service",
+            ),
+            (
+                r#"{"inline":"","size_limit_bytes":0}"#,
+                "bundle.size_limit_bytes",
+            ),
+        ];
+        for (json, key) in cases {
+            let err = parse(json).unwrap_err();
+            assert_eq!(err.0, key, "{json}: {}", err.1);
+        }
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration_ms("10s"), Some(10_000));
+        assert_eq!(parse_duration_ms("1.5s"), Some(1_500));
+        assert_eq!(parse_duration_ms("250ms"), Some(250));
+        assert_eq!(parse_duration_ms("10"), None);
+    }
+}

@@ -1,0 +1,382 @@
+//! Live bundles for one root context. On every tick a worker (1) activates the revision the
+//! proxy has published in shared data if it is newer than its own, and (2) if it holds the
+//! proxy's lease, runs the bundle API client: one callout at a time, the answer verified and
+//! loaded in full here, then published for the other workers. The active policy is replaced
+//! only on a tick, never during a request, and only by a policy that loaded. The decisions
+//! (delays, backoff, ETag, lease, verification) are the core's; this module moves bytes.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::rc::Rc;
+
+use proxy_wasm::types::{LogLevel, MetricType};
+
+use super::host::{self, log};
+use super::root::State;
+use crate::bundle::activation::{self, ActivationError, Trust};
+use crate::bundle::lease::{self, Keys, Published};
+use crate::bundle::poll::{FetchError, Fetched, Poller, Response};
+use crate::config::Config;
+use crate::engine::Policy;
+
+/// How often each worker looks for a new revision (and the lease holder for a due fetch).
+pub const TICK_MS: u64 = 200;
+/// A lease its holder stopped renewing (its VM is gone) is taken over after this.
+const LEASE_TTL_MS: u64 = 5_000;
+
+pub struct Bundles {
+    name: Rc<str>,
+    config: Rc<Config>,
+    keys: Keys,
+    /// This root context's identity in the lease.
+    owner: u64,
+    /// The publication this worker last activated (or failed to).
+    generation: u64,
+    /// The bundle API client, while this worker holds the lease.
+    client: Option<Client>,
+    metrics: Metrics,
+}
+
+struct Client {
+    poller: Poller,
+    /// The outstanding callout.
+    pending: Option<u32>,
+}
+
+impl Bundles {
+    pub fn new(name: Rc<str>, config: Rc<Config>) -> Self {
+        let owner = std::collections::hash_map::RandomState::new().hash_one(host::now_ms());
+        Self {
+            keys: Keys::new(&name),
+            name,
+            config,
+            owner,
+            generation: 0,
+            client: None,
+            metrics: Metrics::default(),
+        }
+    }
+
+    /// Whether a bundle service is configured (and so ticks are needed).
+    pub fn live(&self) -> bool {
+        self.config.bundle.service.is_some()
+    }
+
+    pub fn tick(&mut self, state: &RefCell<State>) {
+        self.adopt_published(state);
+        if !self.live() {
+            return;
+        }
+        let now = host::now_ms();
+        match lease::hold(&host::SharedData, &self.keys, self.owner, now, LEASE_TTL_MS) {
+            Ok(true) => self.poll(now),
+            Ok(false) => self.client = None,
+            Err(e) => {
+                log(LogLevel::Warn, &format!("{}: bundle lease: {e}", self.name));
+                self.client = None;
+            }
+        }
+    }
+
+    /// Gives the lease up when the root context is reconfigured or goes away.
+    pub fn release(&self) {
+        if self.live() {
+            let _ = lease::release(&host::SharedData, &self.keys, self.owner);
+        }
+    }
+
+    /// Activates the proxy's newest publication if this worker does not run it yet.
+    pub fn adopt_published(&mut self, state: &RefCell<State>) {
+        let published = match lease::published(&host::SharedData, &self.keys) {
+            Ok(Some(p)) if p.generation != self.generation => p,
+            Ok(_) => return,
+            Err(e) => {
+                log(
+                    LogLevel::Warn,
+                    &format!("{}: bundle revision: {e}", self.name),
+                );
+                return;
+            }
+        };
+        let bytes = match lease::bundle_bytes(&host::SharedData, &self.keys, published.generation) {
+            Ok(Some(bytes)) => bytes,
+            // Replaced between the two reads: the next tick sees the newer record.
+            Ok(None) => return,
+            Err(e) => {
+                log(LogLevel::Warn, &format!("{}: bundle bytes: {e}", self.name));
+                return;
+            }
+        };
+        self.generation = published.generation;
+        let started = host::now_ms();
+        match self.load(&bytes) {
+            Ok(policy) => self.activate(state, policy, &published, started, "shared"),
+            Err(e) => self.reject(state, e.code(), &e.to_string()),
+        }
+    }
+
+    fn load(&self, bytes: &[u8]) -> Result<Policy, ActivationError> {
+        activation::load(
+            bytes,
+            &self.config.path,
+            &self.config.bundle.limits,
+            Trust::Verify(self.config.bundle.signing.as_ref()),
+        )
+    }
+
+    fn activate(
+        &mut self,
+        state: &RefCell<State>,
+        policy: Policy,
+        published: &Published,
+        started_ms: u64,
+        source: &str,
+    ) {
+        let Ok(mut state) = state.try_borrow_mut() else {
+            return;
+        };
+        log(
+            LogLevel::Info,
+            &format!(
+                "{}: bundle revision {:?} active (generation {}, {source}), decision {} ({}), loaded in {} ms",
+                self.name,
+                policy.revision(),
+                published.generation,
+                policy.rule(),
+                policy.mode().as_str(),
+                host::now_ms().saturating_sub(started_ms),
+            ),
+        );
+        state.policy = Some(policy);
+        self.metrics.activated(published.generation);
+    }
+
+    fn reject(&mut self, state: &RefCell<State>, code: &'static str, message: &str) {
+        let keeping = match state.try_borrow().ok().and_then(|s| {
+            s.policy
+                .as_ref()
+                .map(|p| format!("keeping revision {:?}", p.revision()))
+        }) {
+            Some(keeping) => keeping,
+            None => "no bundle is active: requests get the no-bundle outcome".to_string(),
+        };
+        log(
+            LogLevel::Error,
+            &format!(
+                "{}: bundle rejected [{code}]: {message}; {keeping}",
+                self.name
+            ),
+        );
+        self.metrics.failed(code);
+    }
+
+    /// The lease holder's client: start a due fetch, or give up a callout Envoy lost.
+    fn poll(&mut self, now: u64) {
+        let Some(service) = self.config.bundle.service.as_ref() else {
+            return;
+        };
+        let client = self.client.get_or_insert_with(|| {
+            // Taking over: the proxy's active ETag, so an unchanged server answers 304.
+            let etag = lease::published(&host::SharedData, &self.keys)
+                .ok()
+                .flatten()
+                .map(|p| p.etag)
+                .unwrap_or_default();
+            Client {
+                poller: Poller::new(
+                    self.config.bundle.polling,
+                    service.timeout_ms,
+                    self.config.bundle.limits.max_uncompressed_bytes,
+                    etag,
+                    self.owner,
+                    now,
+                ),
+                pending: None,
+            }
+        });
+        if client.poller.lost(now) {
+            client.pending = None;
+            client.poller.failed(now);
+            let error = FetchError::Lost(service.timeout_ms);
+            log(
+                LogLevel::Warn,
+                &format!(
+                    "{}: bundle fetch failed [{}]: {error}",
+                    self.name,
+                    error.code()
+                ),
+            );
+            self.metrics.failed(error.code());
+            return;
+        }
+        if !client.poller.due(now) {
+            return;
+        }
+        let request = client.poller.start(now);
+        let mut headers: Vec<(&str, &str)> = vec![
+            (":method", "GET"),
+            (":path", &service.path),
+            (":authority", &service.authority),
+            (":scheme", "http"),
+            ("user-agent", "zerohop"),
+        ];
+        headers.extend(
+            service
+                .headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str())),
+        );
+        headers.extend(
+            request
+                .headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str())),
+        );
+        match host::http_call(&service.cluster, &headers, request.timeout_ms) {
+            Ok(token) => {
+                client.pending = Some(token);
+                self.metrics.fetched();
+            }
+            Err(status) => {
+                client.poller.not_sent(now);
+                log(
+                    LogLevel::Warn,
+                    &format!(
+                        "{}: bundle fetch failed [fetch-failed]: cannot call cluster {:?}: {status:?}",
+                        self.name, service.cluster
+                    ),
+                );
+                self.metrics.failed("fetch-failed");
+            }
+        }
+    }
+
+    pub fn on_response(
+        &mut self,
+        state: &RefCell<State>,
+        token: u32,
+        num_headers: usize,
+        body_size: usize,
+    ) {
+        let Some(client) = self.client.as_mut().filter(|c| c.pending == Some(token)) else {
+            return;
+        };
+        client.pending = None;
+        let now = host::now_ms();
+        let limit = self.config.bundle.limits.max_uncompressed_bytes;
+        let max_body = usize::try_from(limit.saturating_add(1)).unwrap_or(usize::MAX);
+        let (headers, body) =
+            host::http_call_response(num_headers, body_size, max_body).unwrap_or_default();
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+        };
+        let response = Response {
+            status: header(":status").and_then(|s| s.parse().ok()),
+            etag: header("etag"),
+            content_type: header("content-type"),
+            body,
+        };
+        match client.poller.finish(now, response) {
+            Ok(Fetched::Unchanged) => {}
+            Ok(Fetched::Bundle { bytes, etag }) => self.fetched(state, now, bytes, etag),
+            Err(error) => {
+                log(
+                    LogLevel::Warn,
+                    &format!(
+                        "{}: bundle fetch failed [{}]: {error}",
+                        self.name,
+                        error.code()
+                    ),
+                );
+                self.metrics.failed(error.code());
+            }
+        }
+    }
+
+    /// A downloaded bundle: loaded in full here, then published for the other workers.
+    fn fetched(&mut self, state: &RefCell<State>, now: u64, bytes: Vec<u8>, etag: String) {
+        let started = host::now_ms();
+        let policy = match self.load(&bytes) {
+            Ok(policy) => policy,
+            Err(e) => {
+                if let Some(client) = self.client.as_mut() {
+                    client.poller.failed(now);
+                }
+                self.reject(state, e.code(), &e.to_string());
+                return;
+            }
+        };
+        if let Some(client) = self.client.as_mut() {
+            client.poller.activated(now, etag.clone());
+        }
+        let published = match lease::publish(
+            &host::SharedData,
+            &self.keys,
+            &bytes,
+            &etag,
+            policy.revision(),
+        ) {
+            Ok(published) => published,
+            Err(e) => {
+                log(
+                    LogLevel::Warn,
+                    &format!(
+                        "{}: cannot share the bundle with other workers: {e}",
+                        self.name
+                    ),
+                );
+                Published {
+                    generation: self.generation,
+                    etag,
+                    revision: policy.revision().to_string(),
+                }
+            }
+        };
+        self.generation = published.generation;
+        self.activate(state, policy, &published, started, "fetched");
+    }
+}
+
+/// `wasmcustom.zerohop.bundle.*`: activations and fetches (counters), failures by reason
+/// (a counter per code), and the active generation (gauge).
+#[derive(Default)]
+struct Metrics {
+    ids: HashMap<String, Option<u32>>,
+}
+
+impl Metrics {
+    fn id(&mut self, kind: MetricType, name: &str) -> Option<u32> {
+        *self
+            .ids
+            .entry(name.to_string())
+            .or_insert_with(|| host::define_metric(kind, name))
+    }
+
+    fn activated(&mut self, generation: u64) {
+        if let Some(id) = self.id(MetricType::Counter, "zerohop.bundle.activations") {
+            host::increment_metric(id);
+        }
+        if let Some(id) = self.id(MetricType::Gauge, "zerohop.bundle.active_generation") {
+            host::record_metric(id, generation);
+        }
+    }
+
+    fn fetched(&mut self) {
+        if let Some(id) = self.id(MetricType::Counter, "zerohop.bundle.fetches") {
+            host::increment_metric(id);
+        }
+    }
+
+    fn failed(&mut self, code: &str) {
+        if let Some(id) = self.id(
+            MetricType::Counter,
+            &format!("zerohop.bundle.failures.{code}"),
+        ) {
+            host::increment_metric(id);
+        }
+    }
+}
