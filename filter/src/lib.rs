@@ -4,7 +4,6 @@
 //! decisions, bundles, evaluation) that builds and tests natively and that `policy-bundler`
 //! links, and `proxy`, the only module that talks to Envoy through `proxy_wasm`; it exists
 //! only in the `wasm32` build.
-#![forbid(unsafe_code)]
 
 pub mod bundle;
 pub mod config;

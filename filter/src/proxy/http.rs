@@ -1,5 +1,6 @@
-//! One HTTP stream: build the input at the request headers, evaluate, then forward with the
-//! decision's changes or answer locally.
+//! One HTTP stream: build the input at the request headers, evaluate, publish the decision id
+//! and the decision's `dynamic_metadata` in the filter state, then forward with the decision's
+//! changes or answer locally.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -10,13 +11,21 @@ use proxy_wasm::types::{Action, LogLevel, MapType};
 use super::host::{self, log};
 use super::root::State;
 use crate::engine::EvalError;
-use crate::request::decision::{decide, Action as Decided, Allow, Enforcement, Failure, Reason};
+use crate::request::decision::{
+    decide, metadata_json, Action as Decided, Allow, DecisionId, Enforcement, Failure, Reason,
+};
 use crate::request::input;
 use crate::request::path::rewrite_query;
+
+/// Filter state keys (`wasm.<key>` in Envoy) where each decision is published.
+const DECISION_ID_KEY: &str = "zerohop.decision_id";
+const DYNAMIC_METADATA_KEY: &str = "zerohop.dynamic_metadata";
 
 pub struct Http {
     state: Rc<RefCell<State>>,
     response_headers: Vec<(String, String)>,
+    /// This request's decision, for the decision log.
+    decision_id: Option<DecisionId>,
 }
 
 impl Http {
@@ -24,12 +33,20 @@ impl Http {
         Self {
             state,
             response_headers: Vec::new(),
+            decision_id: None,
         }
     }
 
-    /// Builds the input and evaluates it; the enforcement settings and plugin name come along
-    /// for the rest of the request.
-    fn evaluate(&self) -> (Enforcement, Result<regorus::Value, Failure>, Rc<str>) {
+    /// Builds the input and evaluates it; the enforcement settings, plugin name and decision id
+    /// come along for the rest of the request.
+    fn evaluate(
+        &self,
+    ) -> (
+        Enforcement,
+        Result<regorus::Value, Failure>,
+        Rc<str>,
+        Option<DecisionId>,
+    ) {
         let Ok(mut state) = self.state.try_borrow_mut() else {
             // Only reachable by re-entrance, which a single-threaded VM does not do.
             let closed = Enforcement {
@@ -37,14 +54,16 @@ impl Http {
                 fail_open: false,
                 status_on_error: 503,
             };
-            return (closed, Err(Failure::NoBundle), "zerohop".into());
+            return (closed, Err(Failure::NoBundle), "zerohop".into(), None);
         };
         let State {
             enforcement,
             policy,
             name,
             connections,
+            decision_ids,
         } = &mut *state;
+        let decision_id = decision_ids.next_id();
         let result = match policy.as_mut() {
             None => Err(Failure::NoBundle),
             Some(policy) => host::http_request(connections)
@@ -54,20 +73,39 @@ impl Http {
                 .and_then(|request| Ok(input::build(&request)?))
                 .and_then(|input| Ok(policy.evaluate(input)?)),
         };
-        (*enforcement, result, name.clone())
+        (*enforcement, result, name.clone(), Some(decision_id))
+    }
+
+    /// Publishes the decision where a later filter and the access log read it: the id alone,
+    /// and, when the policy returned `dynamic_metadata`, that object with the id in it (what
+    /// OPA-Envoy hands Envoy as the ext_authz dynamic metadata).
+    fn publish(
+        &self,
+        name: &str,
+        decision_id: DecisionId,
+        dynamic_metadata: Option<&regorus::Value>,
+    ) {
+        let id = decision_id.to_string();
+        let mut entries = vec![(DECISION_ID_KEY, id.into_bytes())];
+        if let Some(metadata) = dynamic_metadata {
+            entries.push((
+                DYNAMIC_METADATA_KEY,
+                metadata_json(metadata, decision_id).into_bytes(),
+            ));
+        }
+        for (key, value) in entries {
+            if let Err(status) = host::set_filter_state(key, &value) {
+                log(
+                    LogLevel::Warn,
+                    &format!("{name}: cannot set filter state {key}: status {status}"),
+                );
+            }
+        }
     }
 
     fn forward(&mut self, name: &str, allow: Allow) {
-        let mut replaced: Vec<&str> = Vec::new();
         for (header, value) in &allow.headers {
-            // The first value of a name replaces what the client sent; later ones are added.
-            let result = if replaced.contains(&header.as_str()) {
-                host::add_header(MapType::HttpRequestHeaders, header, value)
-            } else {
-                replaced.push(header);
-                host::set_request_header(header, value)
-            };
-            if let Err(status) = result {
+            if let Err(status) = host::set_request_header(header, value) {
                 log(
                     LogLevel::Warn,
                     &format!("{name}: cannot set request header {header}: {status:?}"),
@@ -110,21 +148,30 @@ impl Context for Http {}
 
 impl HttpContext for Http {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        let (enforcement, result, name) = self.evaluate();
+        let (enforcement, result, name, decision_id) = self.evaluate();
         let outcome = decide(enforcement, result);
+        if let Some(id) = decision_id {
+            self.publish(&name, id, outcome.dynamic_metadata.as_ref());
+        }
+        self.decision_id = decision_id;
+        // The id ties a log line to the access log entry of the same request.
+        let id = self.decision_id.map(|d| d.to_string()).unwrap_or_default();
         match outcome.reason {
             Reason::EvaluationError | Reason::InvalidDecision | Reason::UndefinedDecision => {
                 let detail = outcome.detail.as_deref().unwrap_or_default();
                 log(
                     LogLevel::Warn,
-                    &format!("{name}: {}: {detail}", outcome.reason.code()),
+                    &format!(
+                        "{name}: {} (decision_id {id}): {detail}",
+                        outcome.reason.code()
+                    ),
                 );
             }
             _ if outcome.overridden => {
                 log(
                     LogLevel::Debug,
                     &format!(
-                        "{name}: {} let through (dry_run or fail_open)",
+                        "{name}: {} let through (dry_run or fail_open, decision_id {id})",
                         outcome.reason.code()
                     ),
                 );

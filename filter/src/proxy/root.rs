@@ -13,7 +13,7 @@ use super::http::Http;
 use crate::bundle::{Bundle, Limits};
 use crate::config::{BundleSource, Config};
 use crate::engine::{LoadError, Policy};
-use crate::request::decision::Enforcement;
+use crate::request::decision::{DecisionIds, Enforcement};
 
 /// What every HTTP context of this plugin shares.
 pub struct State {
@@ -22,6 +22,7 @@ pub struct State {
     /// `plugin_name`, to tell plugins apart in the log.
     pub name: Rc<str>,
     pub connections: host::Connections,
+    pub decision_ids: DecisionIds,
 }
 
 #[derive(Default)]
@@ -82,11 +83,19 @@ impl RootContext for Root {
                 previous
             }
         };
+        let decision_ids = DecisionIds::from_system().unwrap_or_else(|| {
+            log(
+                LogLevel::Error,
+                &format!("{name}: the host gives no randomness: decision ids are predictable"),
+            );
+            DecisionIds::from_seed(host::now_ns())
+        });
         self.state = Some(Rc::new(RefCell::new(State {
             enforcement: config.enforcement,
             policy,
             name: name.into(),
             connections: host::Connections::default(),
+            decision_ids,
         })));
         true
     }
