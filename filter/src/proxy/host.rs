@@ -174,7 +174,7 @@ extern "C" {
 }
 
 /// Stores `value` in the request's filter state under `wasm.<key>` (Envoy's `setProperty`),
-/// where later filters (`get_property([key])`, CEL `filter_state`) and access logs
+/// where later filters (a wasm filter's `get_property([key])`) and access logs
 /// (`%FILTER_STATE(wasm.<key>:PLAIN)%`) read it. Returns the host's status code on failure.
 pub fn set_filter_state(key: &str, value: &[u8]) -> Result<(), u32> {
     // SAFETY: both pointers come from live slices whose lengths are passed with them; the host

@@ -80,21 +80,19 @@ impl Http {
     /// and, when the policy returned `dynamic_metadata`, that object with the id in it (what
     /// OPA-Envoy hands Envoy as the ext_authz dynamic metadata).
     fn publish(
-        &self,
         name: &str,
         decision_id: DecisionId,
+        id_text: &str,
         dynamic_metadata: Option<&regorus::Value>,
     ) {
-        let id = decision_id.to_string();
-        let mut entries = vec![(DECISION_ID_KEY, id.into_bytes())];
-        if let Some(metadata) = dynamic_metadata {
-            entries.push((
-                DYNAMIC_METADATA_KEY,
-                metadata_json(metadata, decision_id).into_bytes(),
-            ));
-        }
+        let metadata = dynamic_metadata.map(|m| metadata_json(m, decision_id));
+        let entries = [
+            (DECISION_ID_KEY, Some(id_text)),
+            (DYNAMIC_METADATA_KEY, metadata.as_deref()),
+        ];
         for (key, value) in entries {
-            if let Err(status) = host::set_filter_state(key, &value) {
+            let Some(value) = value else { continue };
+            if let Err(status) = host::set_filter_state(key, value.as_bytes()) {
                 log(
                     LogLevel::Warn,
                     &format!("{name}: cannot set filter state {key}: status {status}"),
@@ -150,12 +148,12 @@ impl HttpContext for Http {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         let (enforcement, result, name, decision_id) = self.evaluate();
         let outcome = decide(enforcement, result);
-        if let Some(id) = decision_id {
-            self.publish(&name, id, outcome.dynamic_metadata.as_ref());
+        // The id also ties a log line to the access log entry of the same request.
+        let id = decision_id.map(|d| d.to_string()).unwrap_or_default();
+        if let Some(decision_id) = decision_id {
+            Self::publish(&name, decision_id, &id, outcome.dynamic_metadata.as_ref());
         }
         self.decision_id = decision_id;
-        // The id ties a log line to the access log entry of the same request.
-        let id = self.decision_id.map(|d| d.to_string()).unwrap_or_default();
         match outcome.reason {
             Reason::EvaluationError | Reason::InvalidDecision | Reason::UndefinedDecision => {
                 let detail = outcome.detail.as_deref().unwrap_or_default();
