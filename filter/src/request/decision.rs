@@ -488,14 +488,28 @@ impl DecisionId {
 
 impl std::fmt::Display for DecisionId {
     /// The canonical form, as Go's `uuid.NewString()`: `xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx`.
+    /// Written by hand: `write!` per byte costs ~5,000 instructions, a fifth of a decision.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut text = [0u8; 36];
+        let mut at = 0;
         for (i, byte) in self.0.iter().enumerate() {
             if matches!(i, 4 | 6 | 8 | 10) {
-                f.write_str("-")?;
+                if let Some(slot) = text.get_mut(at) {
+                    *slot = b'-';
+                }
+                at += 1;
             }
-            write!(f, "{byte:02x}")?;
+            for nibble in [byte >> 4, byte & 0x0f] {
+                if let (Some(slot), Some(digit)) = (text.get_mut(at), HEX.get(usize::from(nibble)))
+                {
+                    *slot = *digit;
+                }
+                at += 1;
+            }
         }
-        Ok(())
+        // Only ASCII went in.
+        f.write_str(std::str::from_utf8(&text).unwrap_or_default())
     }
 }
 
