@@ -12,6 +12,18 @@ CASES = [
         Request("GET", "/", {"x-mode": "deny"}, identity=SHOP),
         Request("POST", "/pkg.Service/Method", {"x-mode": "deny"}),
     ]),
+    Case("e2e", "e2e/allow_bool", variant="bool", requests=[
+        Request("GET", "/"),
+        Request("GET", "/", {"x-mode": "deny"}),
+        Request("GET", "/", {"X-Mode": "allow"}),
+        Request("GET", "/", {"x-mode": "ALLOW"}),
+    ]),
+    Case("e2e", "e2e/maybe", variant="maybe", requests=[
+        Request("GET", "/", {"x-mode": "defined"}),
+        Request("GET", "/"),
+        Request("GET", "/", {"x-mode": "defined"}, identity=OPS),
+        Request("GET", "/", {"x-mode": "defined,defined"}),
+    ]),
     Case("e2e", "e2e/spiffe", variant="spiffe", requests=[
         Request("GET", "/"),
         Request("GET", "/", identity=SHOP),

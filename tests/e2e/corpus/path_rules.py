@@ -1,0 +1,27 @@
+from corpus import OPS, SHOP, WEB, Case, Request
+
+CASES = [Case("path-rules", "web/authz/allow", [
+    Request("GET", "/static/app.js"),
+    Request("GET", "/static/img/logo.png"),
+    Request("GET", "/static/.env"),
+    Request("GET", "/assets/site.css"),
+    Request("GET", "/assets/site.map"),
+    Request("GET", "/assets/sub/site.css"),
+    Request("GET", "/favicon.ico"),
+    Request("POST", "/static/app.js"),
+    Request("GET", "/api/v1/products"),
+    Request("GET", "/api/v2/products/42"),
+    Request("GET", "/api/v4/products"),
+    Request("GET", "/api/v1/products/42?expand=1"),
+    Request("GET", "/api/v1/products/x"),
+    Request("DELETE", "/api/v1/products/42"),
+    Request("GET", "/api/v1/categories/7", identity=WEB),
+    Request("GET", "/.git/config"),
+    Request("GET", "/static/index.html.bak"),
+    Request("GET", "/static/index.html.OLD?x=1"),
+    Request("GET", "/admin/users", identity=OPS),
+    Request("POST", "/admin/users/1", identity=OPS),
+    Request("GET", "/admin/users", identity=SHOP),
+    Request("GET", "/admin/users"),
+    Request("GET", "/admin/.secret", identity=OPS),
+])]
