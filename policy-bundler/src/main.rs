@@ -4,6 +4,7 @@
 //! Exit codes: 0 success, 1 the policy or bundle failed a check, 2 usage or I/O error.
 
 mod cmd;
+mod lint;
 mod report;
 mod sources;
 
@@ -31,6 +32,9 @@ enum Command {
         /// Decision rules to compile, e.g. envoy/authz/allow (repeatable).
         #[arg(short, long = "entrypoint")]
         entrypoints: Vec<String>,
+        /// Treat findings (recursion, `with`, Rego that runs interpreted) as errors.
+        #[arg(long)]
+        strict: bool,
     },
     /// Build an OPA-compatible bundle with the precompiled program.
     Build {
@@ -71,7 +75,11 @@ pub struct Failed(String);
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Check { dir, entrypoints } => cmd::check::run(&dir, &entrypoints),
+        Command::Check {
+            dir,
+            entrypoints,
+            strict,
+        } => cmd::check::run(&dir, &entrypoints, strict),
         Command::Build {
             dir,
             output,

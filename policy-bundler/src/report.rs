@@ -21,6 +21,11 @@ pub fn warning(text: &str) {
     let _ = writeln!(std::io::stderr(), "warning: {text}");
 }
 
+/// A diagnostic that carries its own `file:line:column: severity[code]:` prefix.
+pub fn line_stderr(text: &str) {
+    let _ = writeln!(std::io::stderr(), "{text}");
+}
+
 pub fn error(text: &str) {
     let _ = writeln!(std::io::stderr(), "error: {text}");
 }

@@ -230,3 +230,22 @@ fn check_refuses_functions_the_filter_lacks() {
         ),
     );
 }
+
+#[test]
+fn check_warns_about_rego_opa_would_run_differently_and_strict_fails_on_it() {
+    let dir = Dir::new("lint");
+    dir.write(
+        "p/p.rego",
+        "package p\n\nimport rego.v1\n\nf(x) := y if {\n\tx > 0\n\ty := f(x - 1)\n}\n\nallow if f(0) == 1\n",
+    );
+    let warned = bundler(&["check", &dir.path("p"), "-e", "p/allow"]);
+    assert_eq!(warned.status.code(), Some(0), "{}", text(&warned.stderr));
+    let expected = format!(
+        "{}:7:7: warning[recursion]: data.p.f is recursive (f -> f): OPA refuses this policy (rego_recursion_error), zerohop would evaluate it",
+        dir.path("p/p.rego")
+    );
+    assert_eq!(text(&warned.stderr).lines().next(), Some(expected.as_str()));
+
+    let strict = bundler(&["check", &dir.path("p"), "-e", "p/allow", "--strict"]);
+    assert_first_error_line(&strict, &expected.replace("warning[", "error["));
+}

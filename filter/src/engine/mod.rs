@@ -89,7 +89,7 @@ pub struct RegoError {
 impl RegoError {
     /// Reads regorus's multi-line report (`--> file:line:col`, excerpt, `error: message`).
     /// A nested report names the innermost place last; that is the one reported.
-    fn from_regorus(file: &str, report: &str) -> Self {
+    pub fn from_regorus(file: &str, report: &str) -> Self {
         let location = report
             .lines()
             .rev()
