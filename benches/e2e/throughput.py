@@ -54,7 +54,7 @@ def main() -> int:
     work = temp_dir("zerohop-bench-")
     bundle = build_bundle(ROOT / "testdata" / "policies" / "demo", work / "demo.tar.gz", ["envoy/authz/allow"])
     listeners = [Listener("no-filter", None), Listener("zerohop", plugin_config(bundle))]
-    envoy = Envoy(listeners, None, work, concurrency=1)
+    envoy = Envoy(listeners, None, work, concurrency=1, access_log=False)
     envoy.prefix = pinned(0)
     results = {}
     try:

@@ -5,7 +5,7 @@ import tarfile
 import pytest
 
 import harness
-from harness import Envoy, EchoUpstream, Listener, Pki, ROOT, build_bundle, plugin_config
+from harness import Envoy, EchoUpstream, JwtIssuer, Listener, Pki, ROOT, build_bundle, plugin_config
 
 POLICIES = ROOT / "testdata" / "policies"
 E2E_RULES = ["e2e/decision", "e2e/allow_bool", "e2e/maybe", "e2e/expensive", "e2e/spiffe", "e2e/echo"]
@@ -55,6 +55,11 @@ def pki(workdir):
 
 
 @pytest.fixture(scope="session")
+def jwt_issuer():
+    return JwtIssuer()
+
+
+@pytest.fixture(scope="session")
 def upstream():
     server = EchoUpstream().start()
     yield server
@@ -62,7 +67,7 @@ def upstream():
 
 
 @pytest.fixture(scope="session")
-def envoy(workdir, e2e_bundle, pki, upstream):
+def envoy(workdir, e2e_bundle, pki, upstream, jwt_issuer):
     rego = (POLICIES / "e2e" / "e2e.rego").read_bytes()
     plain = opa_style_bundle({".manifest": b'{"revision":"plain-1"}', "e2e/e2e.rego": rego})
     bad_rego = opa_style_bundle({"bad.rego": b"package bad\n\nallow if {\n  input.x ==\n}\n"})
@@ -81,6 +86,7 @@ def envoy(workdir, e2e_bundle, pki, upstream):
         Listener("other-regorus", plugin_config(other_regorus, path="e2e/decision")),
         Listener("mtls", plugin_config(e2e_bundle, path="e2e/spiffe"), tls=pki.server_tls()),
         Listener("mtls-echo", plugin_config(e2e_bundle, path="e2e/echo"), tls=pki.server_tls()),
+        Listener("jwt-echo", plugin_config(e2e_bundle, path="e2e/echo"), jwt=jwt_issuer),
     ]
     (workdir / "main").mkdir()
     proxy = Envoy(listeners, upstream.port, workdir / "main").start()

@@ -8,6 +8,8 @@ JSON, so tests can assert what the filter changed on the way through.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import http.client
 import http.server
 import json
@@ -70,6 +72,47 @@ class Tls:
     require_client_certificate: bool = True
 
 
+class JwtIssuer:
+    """Signs HS256 tokens that Envoy's `jwt_authn` filter verifies against an inline JWKS (an
+    `oct` key), as Istio's RequestAuthentication does with a real issuer's keys."""
+
+    ISSUER = "https://issuer.zerohop.test"
+    # The `payload_in_metadata` key: Istio uses the issuer; any name works.
+    PAYLOAD_KEY = "verified_payload"
+
+    def __init__(self, secret: bytes = b"zerohop test secret, at least 32 bytes long"):
+        self.secret = secret
+
+    @staticmethod
+    def _b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    def sign(self, claims: dict) -> str:
+        header = self._b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": "test"}).encode())
+        payload = self._b64(json.dumps({"iss": self.ISSUER, **claims}).encode())
+        signature = hmac.new(self.secret, f"{header}.{payload}".encode(), hashlib.sha256).digest()
+        return f"{header}.{payload}.{self._b64(signature)}"
+
+    def filter(self) -> dict:
+        """`jwt_authn` that checks a bearer token when there is one and lets requests without
+        one through (`allow_missing`); a bad token gets Envoy's 401."""
+        jwks = {"keys": [{"kty": "oct", "alg": "HS256", "kid": "test", "k": self._b64(self.secret)}]}
+        return {
+            "name": "envoy.filters.http.jwt_authn",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
+                "providers": {"test": {
+                    "issuer": self.ISSUER,
+                    "local_jwks": {"inline_string": json.dumps(jwks)},
+                    "payload_in_metadata": self.PAYLOAD_KEY,
+                    "forward": True,
+                }},
+                "rules": [{"match": {"prefix": "/"}, "requires": {"requires_any": {"requirements": [
+                    {"provider_name": "test"}, {"allow_missing": {}}]}}}],
+            },
+        }
+
+
 @dataclass
 class Listener:
     name: str
@@ -80,6 +123,8 @@ class Listener:
     # Envoy's PluginConfig.allow_on_headers_stop_iteration: needed for request bodies (a pause
     # at the headers otherwise holds the body back from the filter).
     allow_on_headers_stop_iteration: bool = False
+    # Envoy's jwt_authn in front of the filter, as Istio places RequestAuthentication.
+    jwt: JwtIssuer | None = None
 
 
 def static_cluster(name: str, port: int) -> dict:
@@ -94,11 +139,22 @@ def static_cluster(name: str, port: int) -> dict:
     }
 
 
+# Every request's access log entry (one JSON object a line): where the decision id and the
+# policy's dynamic_metadata that the filter publishes in the filter state show up.
+ACCESS_LOG_FORMAT = {
+    "path": "%REQ(:PATH)%",
+    "status": "%RESPONSE_CODE%",
+    "decision_id": "%FILTER_STATE(wasm.zerohop.decision_id:PLAIN)%",
+    "dynamic_metadata": "%FILTER_STATE(wasm.zerohop.dynamic_metadata:PLAIN)%",
+}
+
+
 def envoy_config(listeners: list[Listener], upstream_port: int | None, admin_port: int, wasm: Path = WASM,
-                 clusters: list[dict] | None = None) -> dict:
+                 clusters: list[dict] | None = None, access_log: Path | None = None) -> dict:
     """The one Envoy configuration generator: each listener runs the filter with its own
     plugin configuration (as Istio does, one VM per worker shared by all plugins) in front of
-    the upstream, or of a `direct_response` when there is no upstream (benchmarks)."""
+    the upstream, or of a `direct_response` when there is no upstream (benchmarks). With
+    `access_log`, every request is logged there in `ACCESS_LOG_FORMAT`."""
     action = ({"route": {"cluster": "upstream"}} if upstream_port
               else {"direct_response": {"status": 200, "body": {"inline_string": "ok\n"}}})
 
@@ -134,11 +190,20 @@ def envoy_config(listeners: list[Listener], upstream_port: int | None, admin_por
                     "stat_prefix": listener.name,
                     # Request trailers reach filters (they end a body without end_of_stream).
                     "http_protocol_options": {"enable_trailers": True},
+                    "access_log": [{
+                        "name": "envoy.access_loggers.file",
+                        "typed_config": {
+                            "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+                            "path": str(access_log),
+                            "log_format": {"json_format": {"listener": listener.name, **ACCESS_LOG_FORMAT}},
+                        },
+                    }] if access_log else [],
                     "route_config": {"virtual_hosts": [{
                         "name": "all", "domains": ["*"],
                         "routes": [{"match": {"prefix": "/"}, **action}],
                     }]},
                     "http_filters": [
+                        *([listener.jwt.filter()] if listener.jwt else []),
                         *wasm_filter(listener),
                         {"name": "envoy.filters.http.router",
                          "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}},
@@ -186,13 +251,15 @@ class Envoy:
     """An Envoy process started from a generated configuration."""
 
     def __init__(self, listeners: list[Listener], upstream_port: int | None, workdir: Path, concurrency: int = 2,
-                 clusters: list[dict] | None = None):
+                 clusters: list[dict] | None = None, access_log: bool = True):
         self.listeners = {l.name: l for l in listeners}
         self.admin_port = free_port()
         self.workdir = workdir
         self.config_path = workdir / "envoy.json"
         self.log_path = workdir / "envoy.log"
-        config = envoy_config(listeners, upstream_port, self.admin_port, clusters=clusters)
+        self.access_log_path = workdir / "access.log"
+        config = envoy_config(listeners, upstream_port, self.admin_port, clusters=clusters,
+                              access_log=self.access_log_path if access_log else None)
         self.config_path.write_text(json.dumps(config, indent=1))
         self.concurrency = concurrency
         # A command prefix such as ["taskset", "-c", "0"] (benchmarks pin Envoy to a core).
@@ -201,7 +268,9 @@ class Envoy:
 
     def command(self, mode: str = "serve") -> list[str]:
         return [*self.prefix, envoy_binary(), "-c", str(self.config_path), "--mode", mode, "--concurrency", str(self.concurrency),
-                "--base-id", str(free_port()), "--log-level", "info", "--component-log-level", "wasm:debug"]
+                "--base-id", str(free_port()), "--log-level", "info", "--component-log-level", "wasm:debug",
+                # Access log lines reach the file within 0.1 s, so tests can read them.
+                "--file-flush-interval-msec", "100"]
 
     def validation(self) -> subprocess.CompletedProcess:
         """`envoy --mode validate`: it also loads the wasm module and runs the plugin's configure."""
@@ -250,6 +319,20 @@ class Envoy:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def access_log(self, path: str, timeout: float = 10) -> dict:
+        """The access log entry of the last request to `path` (whatever its query became); waits
+        for Envoy to flush it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = self.access_log_path.read_text().splitlines() if self.access_log_path.exists() else []
+            entries = [json.loads(line) for line in lines if line.strip()]
+            matching = [e for e in entries if (e.get("path") or "").split("?")[0] == path]
+            if matching:
+                return matching[-1]
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no access log entry for {path} in {lines[-20:]}")
+            time.sleep(0.05)
 
     def stats(self) -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}/stats", timeout=5) as r:

@@ -13,7 +13,7 @@ import shutil
 import pytest
 
 from corpus import IDENTITIES, all_cases
-from harness import ROOT, Envoy, Listener, build_bundle, plugin_config, request
+from harness import ROOT, Envoy, JwtIssuer, Listener, build_bundle, plugin_config, request
 from opa_envoy_body import opa_envoy_body
 from opa_oracle import UNDEFINED, OpaError, engine_for, evaluate
 
@@ -45,7 +45,7 @@ def differential(workdir, pki, upstream):
         (source / "zz_differential.rego").write_text(WRAPPER.format(rule=case.rule.replace("/", ".")))
         bundle = build_bundle(source, workdir / f"diff-{name}.tar.gz", ["zerohop/differential/response"])
         listeners.append(Listener(name, plugin_config(bundle, path="zerohop/differential/response", **case.settings),
-                                  tls=pki.server_tls(require=False),
+                                  tls=pki.server_tls(require=False), jwt=JwtIssuer() if case.jwt_authn else None,
                                   allow_on_headers_stop_iteration="with_request_body" in case.settings))
         oracles[name] = engine_for(POLICIES / case.policy)
     (workdir / "diff").mkdir()

@@ -2,8 +2,10 @@
 upstreams see them."""
 
 import json
+import re
 import ssl
 import time
+import uuid
 
 import pytest
 
@@ -16,16 +18,54 @@ def upstream_saw(response):
 
 
 def test_allow_object_applies_every_mutation(envoy):
-    r = request(envoy.port("decision"), "/p/q?keep=1&drop=2",
-                headers={"x-replaced": "old", "x-remove-me": "bye", "x-kept": "k"})
+    r = request(envoy.port("decision"), "/p/q?zed=1&keep=1&drop=2&set=0",
+                headers={"x-replaced": "old", "x-remove-me": "bye", "x-kept": "k", "x-multi": "client"})
     seen = upstream_saw(r)
     assert seen["headers"]["x-added"] == "yes"
     assert seen["headers"]["x-replaced"] == "new"
-    assert seen["headers"]["x-multi"] == "one,two"
+    # Each value of an array overwrites the one before, as Envoy's ext_authz applies
+    # OPA-Envoy's header options: the last one stays.
+    assert seen["headers"]["x-multi"] == "two"
     assert "x-remove-me" not in seen["headers"]
     assert seen["headers"]["x-kept"] == "k"
-    assert seen["path"] == "/p/q?keep=1&set=1"
+    # Envoy writes the rewritten query back sorted by name.
+    assert seen["path"] == "/p/q?keep=1&set=1&zed=1"
     assert r.header("x-response") == "added"
+
+
+UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+
+
+@pytest.mark.parametrize("listener,headers,status,metadata", [
+    ("decision", {}, 200, {"user": "alice"}),
+    ("decision", {"x-mode": "deny"}, 401, {"reason": "no credentials", "attempts": 1}),
+    # Dry-run forwards the deny but keeps its metadata, as OPA-Envoy does.
+    ("dry-run", {"x-mode": "deny"}, 200, {"reason": "no credentials", "attempts": 1}),
+    ("bool", {"x-mode": "deny"}, 403, None),
+    ("undefined", {}, 403, None),
+    ("not-gzip", {}, 503, None),
+])
+def test_every_decision_has_an_id_in_the_access_log(envoy, listener, headers, status, metadata):
+    path = f"/logged/{uuid.uuid4()}"
+    assert request(envoy.port(listener), path, headers=headers).status == status
+    entry = envoy.access_log(path)
+    assert entry["listener"] == listener and entry["status"] == status
+    assert UUID4.match(entry["decision_id"]), entry
+    if metadata is None:
+        assert entry["dynamic_metadata"] is None, entry
+    else:
+        # The policy's dynamic_metadata with the decision id in it (the policy's own
+        # `decision_id` is replaced, as OPA-Envoy replaces it).
+        assert json.loads(entry["dynamic_metadata"]) == {**metadata, "decision_id": entry["decision_id"]}
+
+
+def test_decision_ids_are_unique(envoy):
+    ids = set()
+    for i in range(20):
+        path = f"/unique/{i}/{uuid.uuid4()}"
+        request(envoy.port("bool"), path)
+        ids.add(envoy.access_log(path)["decision_id"])
+    assert len(ids) == 20
 
 
 def test_deny_object_sends_status_body_and_headers(envoy):
@@ -115,6 +155,29 @@ def test_input_document_matches_opa_envoy(envoy):
         "address": "127.0.0.1", "portValue": envoy.port("echo")}
     assert doc["attributes"]["source"]["address"]["socketAddress"]["address"] == "127.0.0.1"
     assert "source_principal" not in doc and "principal" not in doc["attributes"]["source"]
+    assert doc["attributes"]["metadataContext"] == {} and doc["attributes"]["routeMetadataContext"] == {}
+
+
+def test_jwt_authn_payload_is_in_the_metadata_context(envoy, jwt_issuer):
+    claims = {"sub": "alice", "groups": ["admin", "dev"], "exp": int(time.time()) + 600, "ratio": 0.5,
+              "nested": {"ok": True, "none": None}}
+    token = jwt_issuer.sign(claims)
+    doc = request(envoy.port("jwt-echo"), "/", headers={"authorization": f"Bearer {token}"}).json()
+    context = doc["attributes"]["metadataContext"]
+    assert context == {"filterMetadata": {"envoy.filters.http.jwt_authn": {
+        jwt_issuer.PAYLOAD_KEY: {"iss": jwt_issuer.ISSUER, **claims}}}}
+    # Without a token jwt_authn writes nothing, and the context is empty as OPA-Envoy shows it.
+    assert request(envoy.port("jwt-echo"), "/").json()["attributes"]["metadataContext"] == {}
+    # A token that does not verify never reaches the policy: jwt_authn answers 401.
+    forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+    assert request(envoy.port("jwt-echo"), "/", headers={"authorization": f"Bearer {forged}"}).status == 401
+
+
+def test_service_cluster_header_is_the_source_service(envoy):
+    doc = request(envoy.port("echo"), "/", headers={"x-envoy-downstream-service-cluster": "frontend"}).json()
+    # Envoy drops x-envoy-* headers only from external clients; loopback is internal, so the
+    # header reaches the filter, which reports it where Envoy's ext_authz does.
+    assert doc["attributes"]["source"].get("service") == "frontend"
 
 
 def test_repeated_headers_are_joined(envoy):
@@ -168,12 +231,21 @@ def test_odd_requests_never_break_the_filter(envoy, raw):
     assert "panicked" not in envoy.log()
 
 
-def test_grpc_clients_get_a_grpc_status_on_deny(envoy):
-    # Envoy turns a local reply to a gRPC request into a gRPC one: HTTP 200, grpc-status
-    # from the HTTP status (403 → 7 PERMISSION_DENIED, 401 → 16 UNAUTHENTICATED).
-    reply = raw_request(envoy.port("decision"),
+@pytest.mark.parametrize("listener,mode,grpc_status", [
+    ("bool", "deny", 7),        # 403 → PERMISSION_DENIED
+    ("decision", "deny", 16),   # http_status 401 → UNAUTHENTICATED
+    ("not-gzip", "allow", 14),  # no bundle, 503 → UNAVAILABLE
+    ("bool", "allow", None),    # allowed: the upstream answers
+])
+def test_grpc_clients_get_a_grpc_status_on_deny(envoy, listener, mode, grpc_status):
+    # Envoy turns a local reply to a gRPC request into a gRPC one: HTTP 200 and grpc-status
+    # from the HTTP status, as it does for ext_authz denials in front of OPA-Envoy.
+    reply = raw_request(envoy.port(listener),
                         b"POST /pkg.Service/Method HTTP/1.1\r\nhost: x\r\ncontent-type: application/grpc\r\n"
-                        b"x-mode: deny\r\ncontent-length: 0\r\n\r\n")
+                        b"x-mode: " + mode.encode() + b"\r\ncontent-length: 0\r\n\r\n")
     head = reply.split(b"\r\n\r\n", 1)[0].lower()
     assert raw_status(reply) == 200, reply
-    assert b"grpc-status: 16" in head, reply
+    if grpc_status is None:
+        assert b"grpc-status" not in head and b'"path": "/pkg.Service/Method"' in reply, reply
+    else:
+        assert f"grpc-status: {grpc_status}\r\n".encode() in head + b"\r\n", reply

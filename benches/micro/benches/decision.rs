@@ -23,6 +23,9 @@ fn demo(c: &mut Criterion) {
     group.bench_function("decide", |b| {
         b.iter(|| decide(case.enforcement, Ok(decision.clone())))
     });
+    group.bench_function("decision_id", |b| {
+        b.iter(|| case.decision_ids.next_id().to_string())
+    });
     group.bench_function("request", |b| b.iter(|| case.decide()));
     group.finish();
 }

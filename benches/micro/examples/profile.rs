@@ -14,7 +14,7 @@ fn main() {
         .unwrap_or(10_000);
     let mut case = DemoCase::new().expect("demo bundle builds");
     let allowed = (0..iterations)
-        .filter(|_| matches!(case.decide().action, Action::Forward(_)))
+        .filter(|_| matches!(case.decide().0.action, Action::Forward(_)))
         .count();
     println!("{allowed} of {iterations} allowed");
 }

@@ -6,7 +6,7 @@ use zerohop_filter::bundle::build::build;
 use zerohop_filter::bundle::{Bundle, Limits};
 use zerohop_filter::config::DecisionPath;
 use zerohop_filter::engine::Policy;
-use zerohop_filter::request::decision::{decide, Enforcement, Outcome};
+use zerohop_filter::request::decision::{decide, DecisionIds, Enforcement, Outcome};
 
 use zerohop_filter::request::body::BodySettings;
 use zerohop_filter::request::input::{self, Connection, HttpRequest, Peer, SocketAddress};
@@ -16,6 +16,7 @@ pub struct DemoCase {
     pub policy: Policy,
     pub request: HttpRequest,
     pub enforcement: Enforcement,
+    pub decision_ids: DecisionIds,
 }
 
 impl DemoCase {
@@ -29,16 +30,19 @@ impl DemoCase {
                 fail_open: false,
                 status_on_error: 403,
             },
+            decision_ids: DecisionIds::from_seed(42),
         })
     }
 
-    /// Input build, evaluation and decision, as `proxy::http` runs them per request.
-    pub fn decide(&mut self) -> Outcome {
+    /// Decision id, input build, evaluation and decision, as `proxy::http` runs them per
+    /// request; the id as the text the filter publishes.
+    pub fn decide(&mut self) -> (Outcome, String) {
+        let id = self.decision_ids.next_id().to_string();
         let policy = &mut self.policy;
         let value = input::build(&self.request, &BodySettings::default())
             .map_err(Into::into)
             .and_then(|i| policy.evaluate(i).map_err(Into::into));
-        decide(self.enforcement, value)
+        (decide(self.enforcement, value), id)
     }
 }
 
@@ -88,6 +92,7 @@ pub fn mesh_request(method: &str, path: &str) -> HttpRequest {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         time_ns: Some(1_764_000_000_123_456_789),
+        metadata_context: None,
         connection: Rc::new(Connection::new(
             "HTTP/1.1".into(),
             Peer {

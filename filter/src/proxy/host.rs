@@ -9,6 +9,7 @@ use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use crate::request::input::{Connection, HttpRequest, Peer, SocketAddress};
+use crate::request::metadata;
 
 pub fn log(level: LogLevel, message: &str) {
     // Logging is best effort: there is nowhere else to report a failure to log.
@@ -38,6 +39,15 @@ pub fn property_text(path: &[&str]) -> Option<String> {
     }
 }
 
+/// The host's wall clock in nanoseconds since the Unix epoch (0 if it has none).
+pub fn now_ns() -> u64 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .and_then(|d| u64::try_from(d.as_nanos()).ok())
+        .unwrap_or(0)
+}
+
 /// Everything the `input` document needs from the request headers phase.
 pub fn http_request(connections: &mut Connections) -> Result<HttpRequest, Status> {
     let headers: Vec<(String, String)> = hostcalls::get_map_bytes(MapType::HttpRequestHeaders)?
@@ -51,13 +61,11 @@ pub fn http_request(connections: &mut Connections) -> Result<HttpRequest, Status
         .collect();
     // The host clock, not the `request.time` property: at the request headers they differ by
     // microseconds, and the clock costs no property lookup.
-    let time_ns = hostcalls::get_current_time()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .and_then(|d| i64::try_from(d.as_nanos()).ok());
+    let time_ns = i64::try_from(now_ns()).ok().filter(|t| *t != 0);
     Ok(HttpRequest {
         headers,
         time_ns,
+        metadata_context: metadata_context(),
         connection: connections.current(),
         body: None,
     })
@@ -73,6 +81,27 @@ pub fn request_header(name: &str) -> Option<String> {
 /// The first `len` bytes of the request body Envoy buffered.
 pub fn request_body(len: usize) -> Result<Vec<u8>, Status> {
     Ok(hostcalls::get_buffer(BufferType::HttpRequestBody, 0, len)?.unwrap_or_default())
+}
+
+/// The request's dynamic metadata the policy sees (e.g. the `jwt_authn` payload). One lookup of
+/// the whole `Metadata` message: asking for a namespace would get the Struct flattened into
+/// proxy-wasm pairs, which lose the value types.
+fn metadata_context() -> Option<regorus::Value> {
+    let bytes = match hostcalls::get_property(vec!["metadata"]) {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => return None,
+        Err(status) => {
+            log(
+                LogLevel::Debug,
+                &format!("zerohop: property metadata unavailable: {status:?}"),
+            );
+            return None;
+        }
+    };
+    metadata::filter_metadata(&bytes).unwrap_or_else(|e| {
+        log(LogLevel::Warn, &format!("zerohop: {e}"));
+        None
+    })
 }
 
 /// The downstream connections this VM has seen, so each is described to the policy once, not
@@ -143,6 +172,33 @@ fn property_i64(path: &[&str]) -> Option<i64> {
 /// A boolean property (one byte on the wire); absent means false.
 fn property_bool(path: &[&str]) -> bool {
     matches!(hostcalls::get_property(path.to_vec()), Ok(Some(bytes)) if bytes.first() == Some(&1))
+}
+
+#[link(wasm_import_module = "env")]
+extern "C" {
+    // The SDK's `hostcalls::set_property` panics on any status but `Ok`, and Envoy answers
+    // `NotFound` when the stream has no stream info: the filter calls the import itself.
+    fn proxy_set_property(
+        path_data: *const u8,
+        path_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+    ) -> u32;
+}
+
+/// Stores `value` in the request's filter state under `wasm.<key>` (Envoy's `setProperty`),
+/// where later filters (a wasm filter's `get_property([key])`) and access logs
+/// (`%FILTER_STATE(wasm.<key>:PLAIN)%`) read it. Returns the host's status code on failure.
+pub fn set_filter_state(key: &str, value: &[u8]) -> Result<(), u32> {
+    // SAFETY: both pointers come from live slices whose lengths are passed with them; the host
+    // copies the bytes before returning and keeps no pointer.
+    #[allow(unsafe_code)] // the one raw hostcall: the SDK's wrapper would panic and kill the VM
+    let status =
+        unsafe { proxy_set_property(key.as_ptr(), key.len(), value.as_ptr(), value.len()) };
+    match status {
+        0 => Ok(()),
+        other => Err(other),
+    }
 }
 
 pub fn set_request_header(name: &str, value: &str) -> Result<(), Status> {

@@ -1,5 +1,7 @@
 //! One HTTP stream: build the input at the request headers (or, with `with_request_body`, once
-//! the body is buffered), evaluate, then forward with the decision's changes or answer locally.
+//! the body is buffered), evaluate, publish the decision id and the decision's
+//! `dynamic_metadata` in the filter state, then forward with the decision's changes or answer
+//! locally.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -11,9 +13,15 @@ use super::host::{self, log};
 use super::root::State;
 use crate::engine::EvalError;
 use crate::request::body::{Body, Collect, StallWatch, WithRequestBody};
-use crate::request::decision::{decide, Action as Decided, Allow, Enforcement, Failure, Reason};
+use crate::request::decision::{
+    decide, metadata_json, Action as Decided, Allow, DecisionId, Enforcement, Failure, Reason,
+};
 use crate::request::input;
 use crate::request::path::rewrite_query;
+
+/// Filter state keys (`wasm.<key>` in Envoy) where each decision is published.
+const DECISION_ID_KEY: &str = "zerohop.decision_id";
+const DYNAMIC_METADATA_KEY: &str = "zerohop.dynamic_metadata";
 
 pub struct Http {
     state: Rc<RefCell<State>>,
@@ -24,7 +32,18 @@ pub struct Http {
     awaiting_body: Option<WithRequestBody>,
     /// The body size Envoy reported last (bodies arriving in several chunks).
     buffered: usize,
+    /// This request's decision, for the decision log.
+    decision_id: Option<DecisionId>,
 }
+
+/// What `evaluate` hands on: the enforcement settings, the result, the plugin name and the
+/// decision id.
+type Evaluated = (
+    Enforcement,
+    Result<regorus::Value, Failure>,
+    Rc<str>,
+    Option<DecisionId>,
+);
 
 /// Envoy's own reply when ext_authz's body buffer overflows.
 const PAYLOAD_TOO_LARGE: (u16, &str) = (413, "Payload Too Large");
@@ -37,6 +56,7 @@ impl Http {
             response_headers: Vec::new(),
             awaiting_body: None,
             buffered: 0,
+            decision_id: None,
         }
     }
 
@@ -58,12 +78,9 @@ impl Http {
         (!streaming).then_some(with)
     }
 
-    /// Builds the input and evaluates it; the enforcement settings and plugin name come along
-    /// for the rest of the request.
-    fn evaluate(
-        &self,
-        body: Option<Body>,
-    ) -> (Enforcement, Result<regorus::Value, Failure>, Rc<str>) {
+    /// Builds the input and evaluates it; the enforcement settings, plugin name and decision id
+    /// come along for the rest of the request.
+    fn evaluate(&self, body: Option<Body>) -> Evaluated {
         let Ok(mut state) = self.state.try_borrow_mut() else {
             // Only reachable by re-entrance, which a single-threaded VM does not do.
             let closed = Enforcement {
@@ -71,7 +88,7 @@ impl Http {
                 fail_open: false,
                 status_on_error: 503,
             };
-            return (closed, Err(Failure::NoBundle), "zerohop".into());
+            return (closed, Err(Failure::NoBundle), "zerohop".into(), None);
         };
         let State {
             enforcement,
@@ -80,7 +97,9 @@ impl Http {
             connections,
             body: bodies,
             stalls: _,
+            decision_ids,
         } = &mut *state;
+        let decision_id = decision_ids.next_id();
         let result = match policy.as_mut() {
             None => Err(Failure::NoBundle),
             Some(policy) => host::http_request(connections)
@@ -93,20 +112,37 @@ impl Http {
                 })
                 .and_then(|input| Ok(policy.evaluate(input)?)),
         };
-        (*enforcement, result, name.clone())
+        (*enforcement, result, name.clone(), Some(decision_id))
+    }
+
+    /// Publishes the decision where a later filter and the access log read it: the id alone,
+    /// and, when the policy returned `dynamic_metadata`, that object with the id in it (what
+    /// OPA-Envoy hands Envoy as the ext_authz dynamic metadata).
+    fn publish(
+        name: &str,
+        decision_id: DecisionId,
+        id_text: &str,
+        dynamic_metadata: Option<&regorus::Value>,
+    ) {
+        let metadata = dynamic_metadata.map(|m| metadata_json(m, decision_id));
+        let entries = [
+            (DECISION_ID_KEY, Some(id_text)),
+            (DYNAMIC_METADATA_KEY, metadata.as_deref()),
+        ];
+        for (key, value) in entries {
+            let Some(value) = value else { continue };
+            if let Err(status) = host::set_filter_state(key, value.as_bytes()) {
+                log(
+                    LogLevel::Warn,
+                    &format!("{name}: cannot set filter state {key}: status {status}"),
+                );
+            }
+        }
     }
 
     fn forward(&mut self, name: &str, allow: Allow) {
-        let mut replaced: Vec<&str> = Vec::new();
         for (header, value) in &allow.headers {
-            // The first value of a name replaces what the client sent; later ones are added.
-            let result = if replaced.contains(&header.as_str()) {
-                host::add_header(MapType::HttpRequestHeaders, header, value)
-            } else {
-                replaced.push(header);
-                host::set_request_header(header, value)
-            };
-            if let Err(status) = result {
+            if let Err(status) = host::set_request_header(header, value) {
                 log(
                     LogLevel::Warn,
                     &format!("{name}: cannot set request header {header}: {status:?}"),
@@ -146,8 +182,8 @@ impl Http {
 
     /// Evaluates and applies the outcome: forward with the decision's changes, or reply.
     fn decide(&mut self, body: Option<Body>) -> Action {
-        let (enforcement, result, name) = self.evaluate(body);
-        self.apply(enforcement, result, &name)
+        let (enforcement, result, name, decision_id) = self.evaluate(body);
+        self.apply(enforcement, result, &name, decision_id)
     }
 
     fn apply(
@@ -155,21 +191,31 @@ impl Http {
         enforcement: Enforcement,
         result: Result<regorus::Value, Failure>,
         name: &str,
+        decision_id: Option<DecisionId>,
     ) -> Action {
         let outcome = decide(enforcement, result);
+        // The id also ties a log line to the access log entry of the same request.
+        let id = decision_id.map(|d| d.to_string()).unwrap_or_default();
+        if let Some(decision_id) = decision_id {
+            Self::publish(name, decision_id, &id, outcome.dynamic_metadata.as_ref());
+        }
+        self.decision_id = decision_id;
         match outcome.reason {
             Reason::EvaluationError | Reason::InvalidDecision | Reason::UndefinedDecision => {
                 let detail = outcome.detail.as_deref().unwrap_or_default();
                 log(
                     LogLevel::Warn,
-                    &format!("{name}: {}: {detail}", outcome.reason.code()),
+                    &format!(
+                        "{name}: {} (decision_id {id}): {detail}",
+                        outcome.reason.code()
+                    ),
                 );
             }
             _ if outcome.overridden => {
                 log(
                     LogLevel::Debug,
                     &format!(
-                        "{name}: {} let through (dry_run or fail_open)",
+                        "{name}: {} let through (dry_run or fail_open, decision_id {id})",
                         outcome.reason.code()
                     ),
                 );
@@ -208,16 +254,16 @@ impl Http {
                 self.decide(Some(body))
             }
             Err(status) => {
-                let settings = self
-                    .state
-                    .try_borrow()
-                    .map(|state| (state.enforcement, state.name.clone()));
-                let Ok((enforcement, name)) = settings else {
+                let settings = self.state.try_borrow_mut().map(|mut state| {
+                    let id = state.decision_ids.next_id();
+                    (state.enforcement, state.name.clone(), id)
+                });
+                let Ok((enforcement, name, decision_id)) = settings else {
                     return self.reply(503, "", &[]);
                 };
                 let failure =
                     EvalError::Failed(format!("cannot read the request body: {status:?}"));
-                self.apply(enforcement, Err(failure.into()), &name)
+                self.apply(enforcement, Err(failure.into()), &name, Some(decision_id))
             }
         }
     }

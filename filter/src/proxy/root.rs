@@ -17,7 +17,7 @@ use crate::bundle::activation::{self, Trust};
 use crate::config::Config;
 use crate::engine::Policy;
 use crate::request::body::{BodySettings, StallWatch, BODY_STALL_MS};
-use crate::request::decision::Enforcement;
+use crate::request::decision::{DecisionIds, Enforcement};
 
 /// What every HTTP context of this plugin shares.
 pub struct State {
@@ -30,6 +30,8 @@ pub struct State {
     pub body: BodySettings,
     /// Streams waiting for a body the host may never deliver.
     pub stalls: StallWatch,
+    /// Source of decision ids (UUID v4), one per decision.
+    pub decision_ids: DecisionIds,
 }
 
 #[derive(Default)]
@@ -114,12 +116,20 @@ impl RootContext for Root {
                 previous
             }
         };
+        let decision_ids = DecisionIds::from_system().unwrap_or_else(|| {
+            log(
+                LogLevel::Error,
+                &format!("{name}: the host gives no randomness: decision ids are predictable"),
+            );
+            DecisionIds::from_seed(host::now_ns())
+        });
         let name: Rc<str> = name.into();
         let state = Rc::new(RefCell::new(State {
             enforcement: config.enforcement,
             policy,
             name: name.clone(),
             connections: host::Connections::default(),
+            decision_ids,
             body: config.body.clone(),
             stalls: StallWatch::default(),
         }));

@@ -25,6 +25,9 @@ pub struct HttpRequest {
     pub headers: Vec<(String, String)>,
     /// When the request started, in nanoseconds since the Unix epoch.
     pub time_ns: Option<i64>,
+    /// `attributes.metadataContext` when the request has dynamic metadata the policy sees
+    /// (`metadata::filter_metadata`); `{}` otherwise.
+    pub metadata_context: Option<Value>,
     /// The downstream connection the request came on.
     pub connection: Rc<Connection>,
     /// The body buffered for the decision (`with_request_body`), when the request has one.
@@ -110,6 +113,10 @@ impl InputError {
     }
 }
 
+/// Envoy's ext_authz takes `attributes.source.service` from this header (set by another Envoy
+/// for its internal requests, removed from external ones).
+const SERVICE_CLUSTER_HEADER: &str = "x-envoy-downstream-service-cluster";
+
 /// Object keys and constant parts of the input, allocated once per VM rather than per request
 /// (regorus values are reference-counted, so a clone is a counter increment).
 struct Constants {
@@ -127,6 +134,8 @@ struct Constants {
     raw_body: Value,
     size: Value,
     metadata_context: Value,
+    route_metadata_context: Value,
+    service: Value,
     parsed_path: Value,
     parsed_query: Value,
     parsed_body: Value,
@@ -158,6 +167,8 @@ static CONSTANTS: LazyLock<Constants> = LazyLock::new(|| Constants {
     raw_body: Value::from("rawBody"),
     size: Value::from("size"),
     metadata_context: Value::from("metadataContext"),
+    route_metadata_context: Value::from("routeMetadataContext"),
+    service: Value::from("service"),
     parsed_path: Value::from("parsed_path"),
     parsed_query: Value::from("parsed_query"),
     parsed_body: Value::from("parsed_body"),
@@ -227,12 +238,26 @@ pub fn build(request: &HttpRequest, bodies: &BodySettings) -> Result<Value, Inpu
     if let Some(nanos) = request.time_ns {
         attributes_request.insert(c.time.clone(), timestamp(nanos));
     }
+    let mut source = connection.source_value.clone();
+    if let Some(service) = joined.get(SERVICE_CLUSTER_HEADER).filter(|s| !s.is_empty()) {
+        // Copy-on-write: the connection's cached value stays as it was.
+        if let Ok(fields) = source.as_object_mut() {
+            fields.insert(c.service.clone(), Value::from(service.as_ref()));
+        }
+    }
     let attributes = BTreeMap::from([
-        (c.source.clone(), connection.source_value.clone()),
+        (c.source.clone(), source),
         (c.destination.clone(), connection.destination_value.clone()),
         (c.request.clone(), Value::from(attributes_request)),
-        // Envoy always sets the (possibly empty) dynamic metadata message.
-        (c.metadata_context.clone(), c.empty_object.clone()),
+        // Envoy always sets both (possibly empty) metadata messages.
+        (
+            c.metadata_context.clone(),
+            request
+                .metadata_context
+                .clone()
+                .unwrap_or_else(|| c.empty_object.clone()),
+        ),
+        (c.route_metadata_context.clone(), c.empty_object.clone()),
     ]);
 
     let parsed_path = target
@@ -386,6 +411,7 @@ mod tests {
                 ("x-request-id".into(), "42".into()),
             ],
             time_ns: Some(1_605_865_667_722_473_000),
+            metadata_context: None,
             connection: Rc::new(connection(Some("spiffe://cluster.local/ns/shop/sa/web"))),
             body: None,
         }
@@ -438,7 +464,8 @@ mod tests {
                     "protocol": "HTTP/1.1"
                 },
                 "time": {"seconds": 1_605_865_667_i64, "nanos": 722_473_000}},
-                "metadataContext": {}
+                "metadataContext": {},
+                "routeMetadataContext": {}
             },
             "parsed_path": ["people", "a b"],
             "parsed_query": {"lang": ["en"], "id": ["1", "2"]},
@@ -457,6 +484,36 @@ mod tests {
         let input = build(&req, &BodySettings::default()).unwrap();
         assert_eq!(input["source_principal"], Value::Undefined);
         assert_eq!(input["parsed_path"], Value::from(vec![Value::from("")]));
+    }
+
+    #[test]
+    fn grpc_paths_split_into_service_and_method() {
+        let input = build(&request("/pkg.Service/Method"), &BodySettings::default()).unwrap();
+        assert_eq!(
+            input["parsed_path"],
+            Value::from(vec![Value::from("pkg.Service"), Value::from("Method")])
+        );
+    }
+
+    #[test]
+    fn dynamic_metadata_and_service_cluster() {
+        let mut req = request("/");
+        let context = Value::from(serde_json::json!({"filterMetadata": {
+            "envoy.filters.http.jwt_authn": {"payload": {"sub": "alice"}}}}));
+        req.metadata_context = Some(context.clone());
+        req.headers.push((
+            "x-envoy-downstream-service-cluster".into(),
+            "frontend".into(),
+        ));
+        let input = build(&req, &BodySettings::default()).unwrap();
+        assert_eq!(input["attributes"]["metadataContext"], context);
+        assert_eq!(
+            input["attributes"]["source"]["service"],
+            Value::from("frontend")
+        );
+        // The connection's cached peer is left as it was for the next request.
+        let input = build(&request("/"), &BodySettings::default()).unwrap();
+        assert_eq!(input["attributes"]["source"]["service"], Value::Undefined);
     }
 
     #[test]

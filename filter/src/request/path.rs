@@ -114,25 +114,36 @@ fn hex_value(b: u8) -> Option<u8> {
     (b as char).to_digit(16).and_then(|d| u8::try_from(d).ok())
 }
 
-/// Applies `query_parameters_to_remove` then `query_parameters_to_set` to a `:path`, keeping
-/// every other parameter as it was sent.
-pub fn rewrite_query(path: &str, set: &[(String, Vec<String>)], remove: &[String]) -> String {
+/// Applies `query_parameters_to_set` and `query_parameters_to_remove` to a `:path` the way
+/// Envoy's ext_authz does: the query is read into parameters ordered by name (a parameter sent
+/// several times keeps its values in order), a set parameter gets its one new value, a removed
+/// one goes, and the query is written back sorted by name, each pair as `name=value`.
+///
+/// Two deliberate differences: parameters are matched by their decoded name (Envoy compares
+/// the raw text, so `dr%6Fp=1` survives a removal of `drop`), and characters that cannot stand
+/// in a query, or that would split the pair (`&`, `#`, `=` in a name), are percent-encoded in
+/// set names and values (Envoy writes them raw, which breaks the request line).
+pub fn rewrite_query(path: &str, set: &[(String, String)], remove: &[String]) -> String {
     let (base, raw_query) = path.split_once('?').unwrap_or((path, ""));
-    let touched = |pair: &str| {
-        let key = pair.split_once('=').map_or(pair, |(k, _)| k);
-        let key = unescape(key, true).unwrap_or_else(|_| key.to_string());
-        remove.contains(&key) || set.iter().any(|(k, _)| *k == key)
-    };
-    let mut pairs: Vec<String> = raw_query
-        .split('&')
-        .filter(|p| !p.is_empty() && !touched(p))
-        .map(str::to_string)
-        .collect();
-    for (key, values) in set {
-        for value in values {
-            pairs.push(format!("{}={}", escape_query(key), escape_query(value)));
+    let mut parameters: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for pair in raw_query.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let decoded = unescape(name, true).unwrap_or_else(|_| name.to_string());
+        if remove.contains(&decoded) || set.iter().any(|(n, _)| *n == decoded) {
+            continue;
         }
+        parameters
+            .entry(name.to_string())
+            .or_default()
+            .push(value.to_string());
     }
+    for (name, value) in set {
+        parameters.insert(escape_query(name, true), vec![escape_query(value, false)]);
+    }
+    let pairs: Vec<String> = parameters
+        .iter()
+        .flat_map(|(name, values)| values.iter().map(move |value| format!("{name}={value}")))
+        .collect();
     if pairs.is_empty() {
         base.to_string()
     } else {
@@ -140,15 +151,23 @@ pub fn rewrite_query(path: &str, set: &[(String, Vec<String>)], remove: &[String
     }
 }
 
-fn escape_query(s: &str) -> String {
+/// Keeps what is valid in a query component (RFC 3986 `pchar`, `/`, `?`, and `%` starting an
+/// escape) and percent-encodes the rest, plus `&` and `#`, and `=` in a name.
+fn escape_query(s: &str, name: bool) -> String {
+    let bytes = s.as_bytes();
     let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            b' ' => out.push('+'),
-            _ => out.push_str(&format!("%{b:02X}")),
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape_start = b == b'%'
+            && bytes.get(i + 1).copied().and_then(hex_value).is_some()
+            && bytes.get(i + 2).copied().and_then(hex_value).is_some();
+        let keep = b.is_ascii_alphanumeric()
+            || b"-._~!$'()*+,;:@/?".contains(&b)
+            || (b == b'=' && !name)
+            || escape_start;
+        if keep {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
         }
     }
     out
@@ -220,17 +239,32 @@ mod tests {
     }
 
     #[test]
-    fn query_rewrite_keeps_untouched_pairs() {
-        let set = vec![
-            ("q".to_string(), vec!["a b".to_string()]),
-            ("m".into(), vec!["1".into(), "2".into()]),
-        ];
-        let remove = vec!["drop".to_string()];
+    fn query_rewrite_sorts_like_envoy() {
+        // What Envoy 1.40's ext_authz sent upstream for the same CheckResponse.
+        let set = vec![("set".to_string(), "2".to_string())];
         assert_eq!(
-            rewrite_query("/x?keep=1&drop=2&q=old&z", &set, &remove),
-            "/x?keep=1&z&q=a+b&m=1&m=2"
+            rewrite_query("/p?z=1&set=0&a=2&set=9&b&c=%41+x", &set, &[]),
+            "/p?a=2&b=&c=%41+x&set=2&z=1"
         );
+        assert_eq!(
+            rewrite_query("/p?q=a%20b&q=c", &set, &[]),
+            "/p?q=a%20b&q=c&set=2"
+        );
+        let remove = vec!["drop".to_string()];
         assert_eq!(rewrite_query("/x?drop=1", &[], &remove), "/x");
-        assert_eq!(rewrite_query("/x", &set, &[]), "/x?q=a+b&m=1&m=2");
+        assert_eq!(rewrite_query("/x?dr%6Fp=1&keep", &[], &remove), "/x?keep=");
+    }
+
+    #[test]
+    fn query_rewrite_escapes_only_what_cannot_stand_in_a_query() {
+        let set = vec![
+            ("k y".to_string(), "a b&c/\u{e9}=?".to_string()),
+            ("u".to_string(), "https://h/p?x=%41".to_string()),
+            ("a=b".to_string(), "100%".to_string()),
+        ];
+        assert_eq!(
+            rewrite_query("/x", &set, &[]),
+            "/x?a%3Db=100%25&k%20y=a%20b%26c/%C3%A9=?&u=https://h/p?x=%41"
+        );
     }
 }

@@ -17,6 +17,7 @@ decision := {
 	"response_headers_to_add": {"x-response": "added"},
 	"query_parameters_to_set": {"set": "1"},
 	"query_parameters_to_remove": ["drop"],
+	"dynamic_metadata": {"user": "alice", "decision_id": "replaced by the filter"},
 } if mode == "allow"
 
 decision := {
@@ -24,6 +25,7 @@ decision := {
 	"http_status": 401,
 	"body": "who are you?",
 	"headers": {"www-authenticate": "Bearer realm=\"e2e\""},
+	"dynamic_metadata": {"reason": "no credentials", "attempts": 1},
 } if mode == "deny"
 
 decision := {"allowed": false, "http_status": 418} if mode == "bad-status"

@@ -42,6 +42,8 @@ class Case:
     variant: str = ""
     # Extra plugin configuration for this case's listener (e.g. request bodies).
     settings: dict = field(default_factory=dict)
+    # Envoy's jwt_authn in front of the filter (`harness.JwtIssuer` signs the tokens).
+    jwt_authn: bool = False
 
     @property
     def name(self) -> str:

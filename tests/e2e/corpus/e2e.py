@@ -10,6 +10,7 @@ CASES = [
         Request("GET", "/", {"x-mode": "bad-type"}),
         Request("GET", "/", {"x-mode": "unknown"}),
         Request("GET", "/", {"x-mode": "deny"}, identity=SHOP),
+        Request("POST", "/pkg.Service/Method", {"x-mode": "deny"}),
     ]),
     Case("e2e", "e2e/allow_bool", variant="bool", requests=[
         Request("GET", "/"),
