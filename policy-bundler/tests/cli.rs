@@ -219,13 +219,13 @@ fn check_refuses_functions_the_filter_lacks() {
     let dir = Dir::new("missing-builtin");
     dir.write(
         "p/p.rego",
-        "package p\n\nimport rego.v1\n\nallow if {\n\t[_, payload, _] := io.jwt.decode(input.token)\n\tpayload.sub == \"alice\"\n}\n",
+        "package p\n\nimport rego.v1\n\nallow if {\n\tcerts := crypto.x509.parse_certificates(input.cert)\n\tcerts[0].subject == \"alice\"\n}\n",
     );
     let out = bundler(&["check", &dir.path("p"), "-e", "p/allow"]);
     assert_first_error_line(
         &out,
         &format!(
-            "error: {}:6:37: Unknown function: 'io.jwt.decode'",
+            "error: {}:6:44: Unknown function: 'crypto.x509.parse_certificates'",
             dir.path("p/p.rego")
         ),
     );
