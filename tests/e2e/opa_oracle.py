@@ -13,7 +13,7 @@ from harness import ROOT
 
 sys.path.insert(0, str(ROOT / ".tools" / "opa"))
 
-from opa_bindings.engine import OpaEngine, OpaUndefinedError  # noqa: E402
+from opa_bindings.engine import OpaEngine, OpaError, OpaUndefinedError  # noqa: E402
 
 UNDEFINED = object()
 
