@@ -31,7 +31,10 @@ pub const FUNCTIONS: &[(&str, usize)] = &[
 /// Calls the builtin `name` with `args`. `now_ns` is the evaluation's time, the default of
 /// `decode_verify`'s `time` constraint. `Err` is a builtin error (the call is undefined).
 pub fn call(name: &str, args: &[Value], now_ns: i64) -> Result<Value, String> {
-    let arg = |i: usize| args.get(i).ok_or_else(|| format!("{name}: missing operand"));
+    let arg = |i: usize| {
+        args.get(i)
+            .ok_or_else(|| format!("{name}: missing operand"))
+    };
     let verify = |alg: Alg| -> Result<Value, String> {
         verify_public(alg, arg(0)?, arg(1)?).map(Value::Bool)
     };
@@ -71,7 +74,9 @@ fn json_object(bytes: &[u8], part: &'static str) -> Result<Value, String> {
     let text = String::from_utf8_lossy(bytes);
     match Value::from_json_str(&text) {
         Ok(value @ Value::Object(_)) => Ok(value),
-        Ok(_) => Err(format!("bad JWT {part}: decoded JSON type was not an Object")),
+        Ok(_) => Err(format!(
+            "bad JWT {part}: decoded JSON type was not an Object"
+        )),
         Err(e) => Err(format!("bad JWT {part}: invalid JSON: {e}")),
     }
 }
@@ -201,8 +206,7 @@ fn hex(bytes: &[u8]) -> String {
 /// header says; the key (a PEM, JWK or JWKS) chosen by `kid` or tried in turn.
 fn verify_public(alg: Alg, token: &Value, key: &Value) -> Result<bool, String> {
     let compact = split(string_operand(token, 1)?)?;
-    let keys =
-        jws::keys_from_pem_or_jwk(string_operand(key, 2)?).map_err(|e| e.to_string())?;
+    let keys = jws::keys_from_pem_or_jwk(string_operand(key, 2)?).map_err(|e| e.to_string())?;
     let signature = compact
         .signature_bytes()
         .map_err(|e| format!("JWT signature had invalid encoding: {e}"))?;

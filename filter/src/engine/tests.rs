@@ -304,7 +304,12 @@ fn check_jwt_decisions(allow: &mut Policy, checked: &mut Policy, subjects: &mut 
 }
 
 fn jwt_policies(bundle: &Bundle, mode: Mode) -> [Policy; 3] {
-    ["envoy/authz/allow", "envoy/authz/checked", "envoy/authz/subjects"].map(|rule| {
+    [
+        "envoy/authz/allow",
+        "envoy/authz/checked",
+        "envoy/authz/subjects",
+    ]
+    .map(|rule| {
         let policy = Policy::load(bundle, &path(rule)).unwrap();
         assert_eq!(policy.mode(), mode, "{rule}");
         policy
@@ -313,7 +318,11 @@ fn jwt_policies(bundle: &Bundle, mode: Mode) -> [Policy; 3] {
 
 #[test]
 fn io_jwt_functions_run_in_precompiled_programs() {
-    let rules = ["envoy/authz/allow", "envoy/authz/checked", "envoy/authz/subjects"];
+    let rules = [
+        "envoy/authz/allow",
+        "envoy/authz/checked",
+        "envoy/authz/subjects",
+    ];
     let mut built = bundle(source_files(JWT_POLICY), &rules);
     built.modules.clear();
     let [mut a, mut c, mut s] = jwt_policies(&built, Mode::Precompiled);
@@ -360,4 +369,3 @@ fn one_evaluation_has_one_time() {
     clock.reset();
     assert!(clock.now_ns() > first);
 }
-

@@ -6,6 +6,7 @@ use rsa::traits::PublicKeyParts as _;
 use rsa::BigUint;
 use spki::der::Decode as _;
 
+use super::weierstrass::{Curve, EcKey};
 use super::JwsError;
 
 /// RSA moduli outside this range are refused: Go (and so OPA) refuses keys under 1024 bits,
@@ -18,8 +19,8 @@ pub const RSA_MAX_BITS: usize = 8192;
 pub enum PublicKey {
     Rsa(rsa::RsaPublicKey),
     P256(p256::ecdsa::VerifyingKey),
-    P384(p384::ecdsa::VerifyingKey),
-    P521(Box<p521::ecdsa::VerifyingKey>),
+    /// P-384 or P-521.
+    Ec(Box<EcKey>),
     /// A key OPA can parse but this module cannot verify with (Ed25519, other curves, RSA
     /// outside the size bounds): it never verifies a signature.
     Unusable(&'static str),
@@ -30,8 +31,7 @@ impl std::fmt::Debug for PublicKey {
         match self {
             PublicKey::Rsa(key) => write!(f, "RSA-{}", key.n().bits()),
             PublicKey::P256(_) => f.write_str("P-256"),
-            PublicKey::P384(_) => f.write_str("P-384"),
-            PublicKey::P521(_) => f.write_str("P-521"),
+            PublicKey::Ec(key) => write!(f, "{:?}", key.curve),
             PublicKey::Unusable(why) => write!(f, "unusable ({why})"),
         }
     }
@@ -82,18 +82,16 @@ pub fn keys_from_pem_or_jwk(text: &str) -> Result<Vec<KeyEntry>, JwsError> {
         }
         return match block.label.as_str() {
             "CERTIFICATE" => {
-                let cert = x509_cert::Certificate::from_der(&block.der).map_err(|e| {
+                let spki = certificate_spki(&block.der).map_err(|e| {
                     JwsError::Key(format!("failed to parse a PEM certificate: {e}"))
                 })?;
-                let spki = cert.tbs_certificate.subject_public_key_info;
                 Ok(vec![KeyEntry::bare(from_spki(&spki).map_err(|e| {
                     JwsError::Key(format!("failed to parse a PEM certificate: {e}"))
                 })?)])
             }
             "PUBLIC KEY" => {
-                let spki = spki::SubjectPublicKeyInfoOwned::from_der(&block.der).map_err(|e| {
-                    JwsError::Key(format!("failed to parse a PEM public key: {e}"))
-                })?;
+                let spki = spki::SubjectPublicKeyInfoOwned::from_der(&block.der)
+                    .map_err(|e| JwsError::Key(format!("failed to parse a PEM public key: {e}")))?;
                 Ok(vec![KeyEntry::bare(from_spki(&spki).map_err(|e| {
                     JwsError::Key(format!("failed to parse a PEM public key: {e}"))
                 })?)])
@@ -200,10 +198,15 @@ fn rsa_key(n: BigUint, e: BigUint) -> PublicKey {
 
 fn ec_key(curve: &str, sec1: &[u8]) -> PublicKey {
     let key = match curve {
-        "P-256" => p256::ecdsa::VerifyingKey::from_sec1_bytes(sec1).map(PublicKey::P256),
-        "P-384" => p384::ecdsa::VerifyingKey::from_sec1_bytes(sec1).map(PublicKey::P384),
-        "P-521" => p521::ecdsa::VerifyingKey::from_sec1_bytes(sec1)
-            .map(|k| PublicKey::P521(Box::new(k))),
+        "P-256" => p256::ecdsa::VerifyingKey::from_sec1_bytes(sec1)
+            .map(PublicKey::P256)
+            .map_err(|_| ()),
+        "P-384" => EcKey::from_sec1(Curve::P384, sec1)
+            .map(|k| PublicKey::Ec(Box::new(k)))
+            .ok_or(()),
+        "P-521" => EcKey::from_sec1(Curve::P521, sec1)
+            .map(|k| PublicKey::Ec(Box::new(k)))
+            .ok_or(()),
         _ => return PublicKey::Unusable("unsupported EC curve"),
     };
     // Go parses a point that is not on the curve and then fails to verify with it.
@@ -216,6 +219,40 @@ const OID_ED25519: &str = "1.3.101.112";
 const OID_P256: &str = "1.2.840.10045.3.1.7";
 const OID_P384: &str = "1.3.132.0.34";
 const OID_P521: &str = "1.3.132.0.35";
+
+/// The SubjectPublicKeyInfo of an X.509 certificate (RFC 5280 §4.1). Only the structure is
+/// read: the key is all verification needs, and a full X.509 parser costs the filter size.
+fn certificate_spki(der: &[u8]) -> Result<spki::SubjectPublicKeyInfoOwned, spki::der::Error> {
+    use spki::der::asn1::AnyRef;
+    use spki::der::{Reader as _, SliceReader, Tag, TagNumber};
+    let mut reader = SliceReader::new(der)?;
+    let spki = reader.sequence(|certificate| {
+        let spki = certificate.sequence(|tbs| {
+            let version = Tag::ContextSpecific {
+                constructed: true,
+                number: TagNumber::N0,
+            };
+            if tbs.peek_tag()? == version {
+                tbs.decode::<AnyRef<'_>>()?;
+            }
+            // serialNumber, signature, issuer, validity, subject
+            for _ in 0..5 {
+                tbs.decode::<AnyRef<'_>>()?;
+            }
+            let spki = tbs.decode::<spki::SubjectPublicKeyInfoOwned>()?;
+            // issuerUniqueID, subjectUniqueID, extensions
+            while !tbs.is_finished() {
+                tbs.decode::<AnyRef<'_>>()?;
+            }
+            Ok(spki)
+        })?;
+        // signatureAlgorithm, signatureValue
+        certificate.decode::<AnyRef<'_>>()?;
+        certificate.decode::<AnyRef<'_>>()?;
+        Ok(spki)
+    })?;
+    reader.finish(spki)
+}
 
 /// The key in a SubjectPublicKeyInfo.
 fn from_spki(spki: &spki::SubjectPublicKeyInfoOwned) -> Result<PublicKey, String> {
@@ -273,9 +310,7 @@ fn pem_decode(text: &str) -> Option<PemBlock> {
         // Go only takes a BEGIN at the start of the input or of a line.
         let at_line_start = start == 0 || search[..start].ends_with('\n');
         let after = &search[start + BEGIN.len()..];
-        let candidate = at_line_start
-            .then(|| pem_block(after))
-            .flatten();
+        let candidate = at_line_start.then(|| pem_block(after)).flatten();
         if let Some(block) = candidate {
             return Some(block);
         }
@@ -319,4 +354,3 @@ fn pem_block(after_begin: &str) -> Option<PemBlock> {
 pub(super) fn pem_rest(text: &str) -> Option<String> {
     pem_decode(text).map(|b| b.rest)
 }
-

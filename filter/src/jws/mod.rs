@@ -8,6 +8,7 @@
 
 mod key;
 mod verify;
+mod weierstrass;
 
 #[cfg(test)]
 pub(crate) mod testkeys;

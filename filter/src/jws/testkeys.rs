@@ -62,9 +62,15 @@ pub fn sign(alg: &str, key: &str, input: &[u8]) -> Vec<u8> {
                 }
             }
         }
-        "RS256" => rsa::pkcs1v15::SigningKey::<Sha256>::new(rsa()).sign(input).to_vec(),
-        "RS384" => rsa::pkcs1v15::SigningKey::<Sha384>::new(rsa()).sign(input).to_vec(),
-        "RS512" => rsa::pkcs1v15::SigningKey::<Sha512>::new(rsa()).sign(input).to_vec(),
+        "RS256" => rsa::pkcs1v15::SigningKey::<Sha256>::new(rsa())
+            .sign(input)
+            .to_vec(),
+        "RS384" => rsa::pkcs1v15::SigningKey::<Sha384>::new(rsa())
+            .sign(input)
+            .to_vec(),
+        "RS512" => rsa::pkcs1v15::SigningKey::<Sha512>::new(rsa())
+            .sign(input)
+            .to_vec(),
         "PS256" => rsa::pss::BlindedSigningKey::<Sha256>::new(rsa())
             .sign_with_rng(&mut rng, input)
             .to_vec(),

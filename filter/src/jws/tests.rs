@@ -82,7 +82,10 @@ fn a_key_of_the_wrong_kind_or_algorithm_never_verifies() {
 #[test]
 fn keys_come_from_certificates_public_keys_jwks_and_jwk_sets() {
     for (alg, public) in [("RS256", RSA_CRT), ("ES256", EC256_CRT)] {
-        assert!(verifies(alg, &token(alg, "{}"), public), "{alg} certificate");
+        assert!(
+            verifies(alg, &token(alg, "{}"), public),
+            "{alg} certificate"
+        );
     }
     for alg in ["RS256", "PS512", "ES256", "ES384", "ES512"] {
         let jwk = jwk(default_keys(alg).1, Some(alg), Some("k1"));
@@ -163,7 +166,13 @@ fn pss_salt_is_the_hash_length_in_jws_and_detected_for_verify_ps() {
     let Key::Public(public) = key_for("PS256", RSA_PUB) else {
         panic!()
     };
-    assert!(verify_with_public_key(Alg::PS256, &public, input, &signature, PssSalt::Auto));
+    assert!(verify_with_public_key(
+        Alg::PS256,
+        &public,
+        input,
+        &signature,
+        PssSalt::Auto
+    ));
     assert!(!verify_with_public_key(
         Alg::PS256,
         &public,
@@ -186,10 +195,21 @@ fn ecdsa_signatures_must_fit_the_curve() {
     longer.extend_from_slice(&signature[..32]);
     longer.push(0);
     longer.extend_from_slice(&signature[32..]);
-    assert!(!verify_with_public_key(Alg::ES256, &public, &input, &longer, PssSalt::EqualsHash));
+    assert!(!verify_with_public_key(
+        Alg::ES256,
+        &public,
+        &input,
+        &longer,
+        PssSalt::EqualsHash
+    ));
     // io.jwt.verify_es256 cuts the signature in halves, so leading zeros are accepted.
     assert!(verify_ecdsa_halves(Hash::Sha256, &public, &input, &longer));
-    assert!(!verify_ecdsa_halves(Hash::Sha256, &public, &input, &signature[..63]));
+    assert!(!verify_ecdsa_halves(
+        Hash::Sha256,
+        &public,
+        &input,
+        &signature[..63]
+    ));
     assert!(!verify_ecdsa_halves(Hash::Sha256, &public, &input, &[]));
 }
 
@@ -228,7 +248,11 @@ fn compact_tokens_have_exactly_three_parts() {
 
 #[test]
 fn a_jwe_header_is_refused() {
-    let token = format!("{}.{}.", b64(br#"{"alg":"RSA-OAEP","enc":"A256GCM"}"#), b64(b"x"));
+    let token = format!(
+        "{}.{}.",
+        b64(br#"{"alg":"RSA-OAEP","enc":"A256GCM"}"#),
+        b64(b"x")
+    );
     assert_eq!(
         Compact::split(&token).unwrap().header_json(),
         Err(JwsError::Jwe)

@@ -23,13 +23,9 @@ pub fn verify(alg: Alg, key: &Key, signing_input: &[u8], signature: &[u8]) -> bo
         (Alg::HS256 | Alg::HS384 | Alg::HS512, Key::Hmac(secret)) => {
             !secret.is_empty() && hmac_matches(alg.hash(), secret, signing_input, signature)
         }
-        (_, Key::Public(public)) => verify_with_public_key(
-            alg,
-            public,
-            signing_input,
-            signature,
-            PssSalt::EqualsHash,
-        ),
+        (_, Key::Public(public)) => {
+            verify_with_public_key(alg, public, signing_input, signature, PssSalt::EqualsHash)
+        }
         _ => false,
     }
 }
@@ -183,8 +179,7 @@ fn mgf1(hash: Hash, seed: &[u8], len: usize) -> Vec<u8> {
 fn field_size(key: &PublicKey) -> Option<usize> {
     match key {
         PublicKey::P256(_) => Some(32),
-        PublicKey::P384(_) => Some(48),
-        PublicKey::P521(_) => Some(66),
+        PublicKey::Ec(key) => Some(key.curve.size()),
         PublicKey::Rsa(_) | PublicKey::Unusable(_) => None,
     }
 }
@@ -197,15 +192,12 @@ fn ecdsa_verify(key: &PublicKey, digest: &[u8], r: &[u8], s: &[u8]) -> bool {
     let (Some(r), Some(s)) = (fixed_width(r, size), fixed_width(s, size)) else {
         return false;
     };
-    let mut rs = r;
+    let mut rs = r.clone();
     rs.extend_from_slice(&s);
     match key {
         PublicKey::P256(k) => p256::ecdsa::Signature::from_slice(&rs)
             .is_ok_and(|sig| k.verify_prehash(digest, &sig).is_ok()),
-        PublicKey::P384(k) => p384::ecdsa::Signature::from_slice(&rs)
-            .is_ok_and(|sig| k.verify_prehash(digest, &sig).is_ok()),
-        PublicKey::P521(k) => p521::ecdsa::Signature::from_slice(&rs)
-            .is_ok_and(|sig| k.verify_prehash(digest, &sig).is_ok()),
+        PublicKey::Ec(k) => k.verify(digest, &r, &s),
         PublicKey::Rsa(_) | PublicKey::Unusable(_) => false,
     }
 }

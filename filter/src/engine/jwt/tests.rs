@@ -82,11 +82,7 @@ fn decode_verify_gives_false_for_a_token_that_fails_a_check() {
             token("RS256", "{}"),
             format!(r#"{{"cert": {}}}"#, constraint_string(RSA_OTHER_PUB)),
         ),
-        (
-            "RS token, HMAC secret",
-            token("RS256", "{}"),
-            secret.into(),
-        ),
+        ("RS token, HMAC secret", token("RS256", "{}"), secret.into()),
         (
             // The public key's PEM as the HMAC secret: the key is not an HMAC key.
             "HS token signed with the public key text",
@@ -115,25 +111,73 @@ fn decode_verify_gives_false_for_a_token_that_fails_a_check() {
         ),
         (
             "critical header not understood",
-            token_with("HS256", "secret", r#"{"alg":"HS256","crit":["exp"],"exp":1}"#, "{}"),
+            token_with(
+                "HS256",
+                "secret",
+                r#"{"alg":"HS256","crit":["exp"],"exp":1}"#,
+                "{}",
+            ),
             secret.into(),
         ),
-        ("expired", hs(&format!(r#"{{"exp":{}}}"#, NOW_S - 1)), secret.into()),
-        ("expires now", hs(&format!(r#"{{"exp":{NOW_S}}}"#)), secret.into()),
-        ("not yet valid", hs(&format!(r#"{{"nbf":{}}}"#, NOW_S + 1)), secret.into()),
+        (
+            "expired",
+            hs(&format!(r#"{{"exp":{}}}"#, NOW_S - 1)),
+            secret.into(),
+        ),
+        (
+            "expires now",
+            hs(&format!(r#"{{"exp":{NOW_S}}}"#)),
+            secret.into(),
+        ),
+        (
+            "not yet valid",
+            hs(&format!(r#"{{"nbf":{}}}"#, NOW_S + 1)),
+            secret.into(),
+        ),
         (
             "expired at the time constraint",
             hs(&format!(r#"{{"exp":{}}}"#, NOW_S + 10)),
-            format!(r#"{{"secret": "secret", "time": {}}}"#, (NOW_S + 10) * 1_000_000_000),
+            format!(
+                r#"{{"secret": "secret", "time": {}}}"#,
+                (NOW_S + 10) * 1_000_000_000
+            ),
         ),
-        ("iss missing", hs("{}"), r#"{"secret": "secret", "iss": "a"}"#.into()),
-        ("iss differs", hs(r#"{"iss":"b"}"#), r#"{"secret": "secret", "iss": "a"}"#.into()),
-        ("aud missing", hs("{}"), r#"{"secret": "secret", "aud": "a"}"#.into()),
-        ("aud differs", hs(r#"{"aud":"b"}"#), r#"{"secret": "secret", "aud": "a"}"#.into()),
-        ("aud not in list", hs(r#"{"aud":["b","c"]}"#), r#"{"secret": "secret", "aud": "a"}"#.into()),
+        (
+            "iss missing",
+            hs("{}"),
+            r#"{"secret": "secret", "iss": "a"}"#.into(),
+        ),
+        (
+            "iss differs",
+            hs(r#"{"iss":"b"}"#),
+            r#"{"secret": "secret", "iss": "a"}"#.into(),
+        ),
+        (
+            "aud missing",
+            hs("{}"),
+            r#"{"secret": "secret", "aud": "a"}"#.into(),
+        ),
+        (
+            "aud differs",
+            hs(r#"{"aud":"b"}"#),
+            r#"{"secret": "secret", "aud": "a"}"#.into(),
+        ),
+        (
+            "aud not in list",
+            hs(r#"{"aud":["b","c"]}"#),
+            r#"{"secret": "secret", "aud": "a"}"#.into(),
+        ),
         // A token with an audience needs an aud constraint that names it.
-        ("aud without constraint", hs(r#"{"aud":"a"}"#), secret.into()),
-        ("aud not a string", hs(r#"{"aud":7}"#), r#"{"secret": "secret", "aud": "7"}"#.into()),
+        (
+            "aud without constraint",
+            hs(r#"{"aud":"a"}"#),
+            secret.into(),
+        ),
+        (
+            "aud not a string",
+            hs(r#"{"aud":7}"#),
+            r#"{"secret": "secret", "aud": "7"}"#.into(),
+        ),
         (
             "signature of another payload",
             {
@@ -163,14 +207,21 @@ fn decode_verify_accepts_what_the_claims_allow() {
         ),
         ("iss", r#"{"iss":"a"}"#.into(), r#", "iss": "a""#),
         ("aud string", r#"{"aud":"a"}"#.into(), r#", "aud": "a""#),
-        ("aud in list", r#"{"aud":["b", 1, "a"]}"#.into(), r#", "aud": "a""#),
+        (
+            "aud in list",
+            r#"{"aud":["b", 1, "a"]}"#.into(),
+            r#", "aud": "a""#,
+        ),
     ] {
         let constraints = if constraints == "{}" {
             r#"{"secret": "secret"}"#.to_string()
         } else {
             format!(r#"{{"secret": "secret"{constraints}}}"#)
         };
-        assert!(verified(decode_verify(&hs(&payload), &constraints)), "{name}");
+        assert!(
+            verified(decode_verify(&hs(&payload), &constraints)),
+            "{name}"
+        );
     }
 }
 
@@ -179,21 +230,44 @@ fn decode_verify_errors_where_opa_errors() {
     let good = token("HS256", "{}");
     let hs = |payload: &str| token("HS256", payload);
     let cases: Vec<(&str, Value, Value)> = vec![
-        ("token not a string", json("1"), json(r#"{"secret":"secret"}"#)),
+        (
+            "token not a string",
+            json("1"),
+            json(r#"{"secret":"secret"}"#),
+        ),
         ("constraints not an object", s(&good), json(r#""secret""#)),
         ("no key", s(&good), json("{}")),
         ("empty secret", s(&good), json(r#"{"secret":""}"#)),
         (
             "two keys",
             s(&good),
-            json(&format!(r#"{{"secret":"s", "cert":{}}}"#, constraint_string(RSA_PUB))),
+            json(&format!(
+                r#"{{"secret":"s", "cert":{}}}"#,
+                constraint_string(RSA_PUB)
+            )),
         ),
-        ("unknown constraint", s(&good), json(r#"{"secret":"s","sub":"x"}"#)),
+        (
+            "unknown constraint",
+            s(&good),
+            json(r#"{"secret":"s","sub":"x"}"#),
+        ),
         ("bad cert", s(&good), json(r#"{"cert":"nope"}"#)),
         ("cert not a string", s(&good), json(r#"{"cert":{}}"#)),
-        ("negative time", s(&good), json(r#"{"secret":"s","time":-1}"#)),
-        ("time not a number", s(&good), json(r#"{"secret":"s","time":"now"}"#)),
-        ("iss not a string", s(&good), json(r#"{"secret":"s","iss":1}"#)),
+        (
+            "negative time",
+            s(&good),
+            json(r#"{"secret":"s","time":-1}"#),
+        ),
+        (
+            "time not a number",
+            s(&good),
+            json(r#"{"secret":"s","time":"now"}"#),
+        ),
+        (
+            "iss not a string",
+            s(&good),
+            json(r#"{"secret":"s","iss":1}"#),
+        ),
         ("two parts", s("a.b"), json(r#"{"secret":"s"}"#)),
         ("no periods", s("garbage"), json(r#"{"secret":"s"}"#)),
         ("header not base64", s("#.e30.x"), json(r#"{"secret":"s"}"#)),
@@ -209,7 +283,10 @@ fn decode_verify_errors_where_opa_errors() {
         ),
         (
             "JWE",
-            s(&format!("{}.e30.", b64(br#"{"alg":"dir","enc":"A128GCM"}"#))),
+            s(&format!(
+                "{}.e30.",
+                b64(br#"{"alg":"dir","enc":"A128GCM"}"#)
+            )),
             json(r#"{"secret":"s"}"#),
         ),
         (
@@ -218,9 +295,21 @@ fn decode_verify_errors_where_opa_errors() {
             json(r#"{"secret":"s"}"#),
         ),
         // Signed correctly, but the payload is not an object: an error after verification.
-        ("payload not an object", s(&hs("[1]")), json(r#"{"secret":"secret"}"#)),
-        ("exp not a number", s(&hs(r#"{"exp":"soon"}"#)), json(r#"{"secret":"secret"}"#)),
-        ("nbf not a number", s(&hs(r#"{"nbf":"soon"}"#)), json(r#"{"secret":"secret"}"#)),
+        (
+            "payload not an object",
+            s(&hs("[1]")),
+            json(r#"{"secret":"secret"}"#),
+        ),
+        (
+            "exp not a number",
+            s(&hs(r#"{"exp":"soon"}"#)),
+            json(r#"{"secret":"secret"}"#),
+        ),
+        (
+            "nbf not a number",
+            s(&hs(r#"{"nbf":"soon"}"#)),
+            json(r#"{"secret":"secret"}"#),
+        ),
         // OPA panics inside the builtin here; any error is undefined.
         (
             "iss claim not a string",
@@ -255,7 +344,10 @@ fn decode_verify_picks_jwks_keys_by_kid_then_by_alg() {
     // Keys whose alg differs from the header's are skipped when no kid matches.
     let only_ps = format!(
         r#"{{"cert": {}}}"#,
-        constraint_string(&format!(r#"{{"keys":[{}]}}"#, jwk(RSA_PUB, Some("PS256"), None)))
+        constraint_string(&format!(
+            r#"{{"keys":[{}]}}"#,
+            jwk(RSA_PUB, Some("PS256"), None)
+        ))
     );
     assert!(!verified(decode_verify(&signed("x"), &only_ps)));
     // A key without alg is tried with the header's algorithm.
@@ -265,7 +357,10 @@ fn decode_verify_picks_jwks_keys_by_kid_then_by_alg() {
     );
     assert!(verified(decode_verify(&signed("x"), &no_alg)));
     // An empty key set verifies nothing.
-    assert!(!verified(decode_verify(&signed("x"), r#"{"cert": "{\"keys\":[]}"}"#)));
+    assert!(!verified(decode_verify(
+        &signed("x"),
+        r#"{"cert": "{\"keys\":[]}"}"#
+    )));
 }
 
 #[test]
@@ -278,7 +373,12 @@ fn decode_verify_verifies_nested_tokens_with_the_same_key() {
         json(r#"[true, {"alg":"HS256","typ":"JWT"}, {"sub":"inner"}]"#)
     );
     let forged_inner = token_with("HS256", "other", r#"{"alg":"HS256"}"#, "{}");
-    let outer = token_with("HS256", "secret", r#"{"alg":"HS256","cty":"JWT"}"#, &forged_inner);
+    let outer = token_with(
+        "HS256",
+        "secret",
+        r#"{"alg":"HS256","cty":"JWT"}"#,
+        &forged_inner,
+    );
     assert!(!verified(decode_verify(&outer, r#"{"secret":"secret"}"#)));
 }
 
@@ -309,7 +409,12 @@ fn decode_returns_header_payload_and_hex_signature_without_verifying() {
     );
     // A nested token, quoted as jwt.io does: the inner one is decoded.
     let inner = token_with("HS256", "k", r#"{"alg":"HS256"}"#, r#"{"sub":"inner"}"#);
-    let outer = token_with("HS256", "k", r#"{"alg":"HS256","cty":"JWT"}"#, &format!("\"{inner}\""));
+    let outer = token_with(
+        "HS256",
+        "k",
+        r#"{"alg":"HS256","cty":"JWT"}"#,
+        &format!("\"{inner}\""),
+    );
     let decoded = call("io.jwt.decode", &[s(&outer)], NOW_NS).unwrap();
     assert_eq!(decoded[1], json(r#"{"sub":"inner"}"#));
     // alg none decodes: decode does not verify.
@@ -318,7 +423,14 @@ fn decode_returns_header_payload_and_hex_signature_without_verifying() {
         call("io.jwt.decode", &[s(&none)], NOW_NS).unwrap(),
         json(r#"[{"alg":"none"}, {"a":1}, ""]"#)
     );
-    for bad in ["x", "a.b", "e30.e30.e30.e30", "e30.W10.", "e30.e30.$$", "W10.e30."] {
+    for bad in [
+        "x",
+        "a.b",
+        "e30.e30.e30.e30",
+        "e30.W10.",
+        "e30.e30.$$",
+        "W10.e30.",
+    ] {
         assert!(call("io.jwt.decode", &[s(bad)], NOW_NS).is_err(), "{bad}");
     }
 }
@@ -339,7 +451,11 @@ fn verify_functions_check_their_own_algorithm_against_pem_jwk_and_jwks() {
         assert_eq!(verify(&jwk), Ok(Value::Bool(true)), "{alg} JWK");
         let jwks = format!(r#"{{"keys":[{}]}}"#, jwk);
         assert_eq!(verify(&jwks), Ok(Value::Bool(true)), "{alg} JWKS");
-        let other = if alg.starts_with("ES") { EC256_CRT } else { RSA_OTHER_PUB };
+        let other = if alg.starts_with("ES") {
+            EC256_CRT
+        } else {
+            RSA_OTHER_PUB
+        };
         if *alg != "ES256" {
             assert_eq!(verify(other), Ok(Value::Bool(false)), "{alg} other key");
         }
@@ -353,13 +469,20 @@ fn verify_functions_check_their_own_algorithm_against_pem_jwk_and_jwks() {
         Ok(Value::Bool(false))
     );
     assert_eq!(
-        call("io.jwt.verify_rs256", &[s(&token("HS256", "{}")), s(RSA_PUB)], NOW_NS),
+        call(
+            "io.jwt.verify_rs256",
+            &[s(&token("HS256", "{}")), s(RSA_PUB)],
+            NOW_NS
+        ),
         Ok(Value::Bool(false))
     );
     // verify_hs* never reads the header.
     let no_header = {
         let input = format!(".{}", b64(b"{}"));
-        format!("{input}.{}", b64(&sign("HS256", "secret", input.as_bytes())))
+        format!(
+            "{input}.{}",
+            b64(&sign("HS256", "secret", input.as_bytes()))
+        )
     };
     assert_eq!(
         call("io.jwt.verify_hs256", &[s(&no_header), s("secret")], NOW_NS),
