@@ -4,7 +4,7 @@
 //! - otherwise the Rego is compiled to an RVM program when the bundle is loaded;
 //! - Rego the RVM compiler cannot handle yet runs on the regorus interpreter.
 //!
-//! Builtins regorus lacks (`io.jwt.*`, in `jwt`) are host functions: compiled programs reach
+//! Builtins regorus lacks (`io.jwt.*`, in `jwt`, and `time.now_ns`) are host functions: compiled programs reach
 //! them through RVM `HostAwait` (the VM suspends, we answer, it resumes), the interpreter
 //! through engine extensions. Programs without such calls run to completion as before.
 
@@ -177,8 +177,22 @@ impl EvalClock {
     }
 }
 
+/// `time.now_ns`: this build leaves regorus's `time` builtins out (size), and OPA gives every
+/// call in one evaluation the same time, which the host function does too.
+const TIME_NOW_NS: (&str, usize) = ("time.now_ns", 0);
+
+/// The functions the filter adds to regorus's builtins, with their argument counts.
+fn host_functions() -> Vec<(&'static str, usize)> {
+    let mut functions = jwt::FUNCTIONS.to_vec();
+    functions.push(TIME_NOW_NS);
+    functions
+}
+
 /// Answers a host function call: a builtin error is undefined, as in OPA-Envoy.
 fn host_call(name: &str, args: &[Value], clock: &EvalClock) -> Value {
+    if name == TIME_NOW_NS.0 {
+        return Value::from(clock.now_ns());
+    }
     jwt::call(name, args, clock.now_ns()).unwrap_or(Value::Undefined)
 }
 
@@ -313,7 +327,7 @@ pub enum Compiled {
 /// `policy-bundler build` and bundle activation both come here.
 pub fn compile(bundle: &Bundle, rules: &[&str]) -> Result<Compiled, LoadError> {
     let clock = EvalClock::default();
-    let mut engine = parse(bundle, &clock)?;
+    let mut engine = parse_with_clock(bundle, &clock)?;
     let mut compiled = None;
     for rule in rules {
         let policy = engine
@@ -330,7 +344,7 @@ pub fn compile(bundle: &Bundle, rules: &[&str]) -> Result<Compiled, LoadError> {
             message: "no decision rule to compile".into(),
         });
     };
-    match Compiler::compile_from_policy_with_host_await(&policy, rules, jwt::FUNCTIONS) {
+    match Compiler::compile_from_policy_with_host_await(&policy, rules, &host_functions()) {
         Ok(program) => Ok(Compiled::Program(program)),
         // A function nobody implements fails in the interpreter too, on every request that
         // reaches it: refuse the bundle now, at the call site.
@@ -345,14 +359,18 @@ pub fn compile(bundle: &Bundle, rules: &[&str]) -> Result<Compiled, LoadError> {
     }
 }
 
-/// Parses the bundle's modules and loads its data into an interpreter whose host functions
-/// read the evaluation time from `clock`.
-fn parse(bundle: &Bundle, clock: &EvalClock) -> Result<regorus::Engine, LoadError> {
+/// Parses the bundle's modules and loads its data into an interpreter.
+pub fn parse(bundle: &Bundle) -> Result<regorus::Engine, LoadError> {
+    parse_with_clock(bundle, &EvalClock::default())
+}
+
+/// `parse`, with host functions that read the evaluation time from `clock`.
+fn parse_with_clock(bundle: &Bundle, clock: &EvalClock) -> Result<regorus::Engine, LoadError> {
     let mut engine = regorus::Engine::new();
     engine.set_rego_v0(bundle.manifest.rego_v0());
     // OPA-Envoy does not evaluate with strict builtin errors: a failing builtin is undefined.
     engine.set_strict_builtin_errors(false);
-    for &(name, arg_count) in jwt::FUNCTIONS {
+    for (name, arg_count) in host_functions() {
         let clock = clock.clone();
         let extension = move |args: Vec<Value>| Ok(host_call(name, &args, &clock));
         engine

@@ -224,7 +224,7 @@ fn known_difference_array_comprehension_over_undefined_rule() {
         policy.evaluate(Value::new_object()),
         Ok(Value::from(vec![Value::Undefined]))
     );
-    let mut interpreter = parse(&plain, &EvalClock::default()).unwrap();
+    let mut interpreter = parse(&plain).unwrap();
     interpreter.set_input(Value::new_object());
     assert_eq!(
         interpreter.eval_rule("data.e.a".into()).unwrap(),
@@ -358,6 +358,29 @@ via_with_subjects := x if {{ x := subjects with input.extra as 1 }}
         policy
     });
     check_jwt_decisions(&mut a, &mut c, &mut s);
+}
+
+#[test]
+fn time_now_ns_is_one_time_per_evaluation() {
+    let rego = "package t\nimport rego.v1\nsame if time.now_ns() == time.now_ns()\nnow := time.now_ns()\n";
+    let plain = Bundle::from_files(vec![("t.rego".into(), rego.as_bytes().to_vec())]).unwrap();
+    let mut same = Policy::load(&plain, &path("t/same")).unwrap();
+    assert_eq!(same.evaluate(Value::new_object()), Ok(Value::from(true)));
+    let mut now = Policy::load(&plain, &path("t/now")).unwrap();
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
+    let Ok(Value::Number(n)) = now.evaluate(Value::new_object()) else {
+        panic!()
+    };
+    let first = n.as_i64().unwrap();
+    assert!(first >= before);
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    let Ok(Value::Number(n)) = now.evaluate(Value::new_object()) else {
+        panic!()
+    };
+    assert!(n.as_i64().unwrap() > first, "each evaluation reads the clock again");
 }
 
 #[test]

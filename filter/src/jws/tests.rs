@@ -258,3 +258,32 @@ fn a_jwe_header_is_refused() {
         Err(JwsError::Jwe)
     );
 }
+
+#[test]
+fn ec_points_off_the_curve_never_verify() {
+    for (alg, public) in [("ES256", EC256_PUB), ("ES384", EC384_PUB), ("ES512", EC521_PUB)] {
+        let mut jwk: serde_json::Value = serde_json::from_str(&jwk(public, None, None)).unwrap();
+        let mut y = base64url_decode(jwk["y"].as_str().unwrap()).unwrap();
+        *y.last_mut().unwrap() ^= 1;
+        jwk["y"] = b64(&y).into();
+        let keys = keys_from_pem_or_jwk(&jwk.to_string()).unwrap();
+        assert!(
+            matches!(keys[0].key, Key::Public(PublicKey::Unusable(_))),
+            "{alg}: {:?}",
+            keys[0].key
+        );
+        assert!(!verifies(alg, &token(alg, "{}"), &jwk.to_string()), "{alg}");
+    }
+}
+
+#[test]
+fn ecdsa_uses_the_key_curve_and_the_algorithm_hash() {
+    // ES256's SHA-256 on a P-384 key (Go truncates nothing: the digest is shorter than n).
+    let input = b"header.payload";
+    let signature = ecdsa_sign(EC384_KEY, &Hash::Sha256.digest(input));
+    let Key::Public(public) = key_for("ES384", EC384_PUB) else {
+        panic!()
+    };
+    assert!(verify_ecdsa_halves(Hash::Sha256, &public, input, &signature));
+    assert!(!verify_ecdsa_halves(Hash::Sha384, &public, input, &signature));
+}
