@@ -414,20 +414,18 @@ fn decode_verify(token: &Value, constraints: &Value, now_ns: f64) -> Result<Valu
     }
     let now_seconds = constraints.time / 1_000_000_000.0;
     match get(&payload, "exp") {
-        Some(exp @ Value::Number(_)) => {
-            if number_f64(exp).is_none_or(|exp| now_seconds >= exp) {
-                return Ok(unverified());
-            }
+        Some(exp @ Value::Number(_)) if number_f64(exp).is_none_or(|exp| now_seconds >= exp) => {
+            return Ok(unverified());
         }
+        Some(Value::Number(_)) => {}
         Some(_) => return Err("exp value must be a number".into()),
         None => {}
     }
     match get(&payload, "nbf") {
-        Some(nbf @ Value::Number(_)) => {
-            if number_f64(nbf).is_none_or(|nbf| now_seconds < nbf) {
-                return Ok(unverified());
-            }
+        Some(nbf @ Value::Number(_)) if number_f64(nbf).is_none_or(|nbf| now_seconds < nbf) => {
+            return Ok(unverified());
         }
+        Some(Value::Number(_)) => {}
         Some(_) => return Err("nbf value must be a number".into()),
         None => {}
     }

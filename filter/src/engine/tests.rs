@@ -362,7 +362,8 @@ via_with_subjects := x if {{ x := subjects with input.extra as 1 }}
 
 #[test]
 fn time_now_ns_is_one_time_per_evaluation() {
-    let rego = "package t\nimport rego.v1\nsame if time.now_ns() == time.now_ns()\nnow := time.now_ns()\n";
+    let rego =
+        "package t\nimport rego.v1\nsame if time.now_ns() == time.now_ns()\nnow := time.now_ns()\n";
     let plain = Bundle::from_files(vec![("t.rego".into(), rego.as_bytes().to_vec())]).unwrap();
     let mut same = Policy::load(&plain, &path("t/same")).unwrap();
     assert_eq!(same.evaluate(Value::new_object()), Ok(Value::from(true)));
@@ -380,7 +381,10 @@ fn time_now_ns_is_one_time_per_evaluation() {
     let Ok(Value::Number(n)) = now.evaluate(Value::new_object()) else {
         panic!()
     };
-    assert!(n.as_i64().unwrap() > first, "each evaluation reads the clock again");
+    assert!(
+        n.as_i64().unwrap() > first,
+        "each evaluation reads the clock again"
+    );
 }
 
 #[test]

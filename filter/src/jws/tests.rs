@@ -261,7 +261,11 @@ fn a_jwe_header_is_refused() {
 
 #[test]
 fn ec_points_off_the_curve_never_verify() {
-    for (alg, public) in [("ES256", EC256_PUB), ("ES384", EC384_PUB), ("ES512", EC521_PUB)] {
+    for (alg, public) in [
+        ("ES256", EC256_PUB),
+        ("ES384", EC384_PUB),
+        ("ES512", EC521_PUB),
+    ] {
         let mut jwk: serde_json::Value = serde_json::from_str(&jwk(public, None, None)).unwrap();
         let mut y = base64url_decode(jwk["y"].as_str().unwrap()).unwrap();
         *y.last_mut().unwrap() ^= 1;
@@ -284,6 +288,16 @@ fn ecdsa_uses_the_key_curve_and_the_algorithm_hash() {
     let Key::Public(public) = key_for("ES384", EC384_PUB) else {
         panic!()
     };
-    assert!(verify_ecdsa_halves(Hash::Sha256, &public, input, &signature));
-    assert!(!verify_ecdsa_halves(Hash::Sha384, &public, input, &signature));
+    assert!(verify_ecdsa_halves(
+        Hash::Sha256,
+        &public,
+        input,
+        &signature
+    ));
+    assert!(!verify_ecdsa_halves(
+        Hash::Sha384,
+        &public,
+        input,
+        &signature
+    ));
 }

@@ -120,7 +120,7 @@ fn pss_verify(
     let m = s.modpow(key.e(), key.n()).to_bytes_be();
     let em_bits = key.n().bits().saturating_sub(1);
     let em_len = em_bits.div_ceil(8);
-    let h_len = hash.len();
+    let h_len = hash.output_len();
     if m.len() > em_len || em_len < h_len + 2 {
         return false;
     }
@@ -164,7 +164,7 @@ fn pss_verify(
 }
 
 fn mgf1(hash: Hash, seed: &[u8], len: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(len + hash.len());
+    let mut out = Vec::with_capacity(len + hash.output_len());
     let mut counter: u32 = 0;
     while out.len() < len {
         let mut block = seed.to_vec();

@@ -104,7 +104,7 @@ impl EcKey {
         let mut e = BigUint::from_bytes_be(digest);
         let digest_bits = digest.len() * 8;
         if digest_bits > n.bits() {
-            e = e >> (digest_bits - n.bits());
+            e >>= digest_bits - n.bits();
         }
         let two = BigUint::from(2u8);
         let w = s.modpow(&(n - &two), n);

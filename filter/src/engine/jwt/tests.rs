@@ -45,7 +45,7 @@ fn constraint_string(text: &str) -> String {
 /// The constraint that holds the verification key of `alg`'s default key.
 fn key_constraint(alg: &str) -> String {
     if alg.starts_with("HS") {
-        format!(r#""secret": "secret""#)
+        r#""secret": "secret""#.to_string()
     } else {
         format!(r#""cert": {}"#, constraint_string(default_keys(alg).1))
     }
