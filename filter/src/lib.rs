@@ -11,6 +11,7 @@
 pub mod bundle;
 pub mod config;
 pub mod engine;
+pub mod jws;
 pub mod request;
 
 #[cfg(target_arch = "wasm32")]

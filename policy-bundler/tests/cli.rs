@@ -219,13 +219,13 @@ fn check_refuses_functions_the_filter_lacks() {
     let dir = Dir::new("missing-builtin");
     dir.write(
         "p/p.rego",
-        "package p\n\nimport rego.v1\n\nallow if {\n\t[_, payload, _] := io.jwt.decode(input.token)\n\tpayload.sub == \"alice\"\n}\n",
+        "package p\n\nimport rego.v1\n\nallow if {\n\tcerts := crypto.x509.parse_certificates(input.cert)\n\tcerts[0].subject == \"alice\"\n}\n",
     );
     let out = bundler(&["check", &dir.path("p"), "-e", "p/allow"]);
     assert_first_error_line(
         &out,
         &format!(
-            "error: {}:6:37: Unknown function: 'io.jwt.decode'",
+            "error: {}:6:44: Unknown function: 'crypto.x509.parse_certificates'",
             dir.path("p/p.rego")
         ),
     );
@@ -339,4 +339,50 @@ fn verify_refuses_unsigned_bundles_and_reports_json() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["verified"], false);
     assert_eq!(report["code"], "missing-signature");
+}
+
+/// OPA's Envoy tutorial policy (io.jwt.decode_verify) checks, builds precompiled, and
+/// evaluates its own tutorial tokens; a malformed token is undefined, so `default` decides.
+#[test]
+fn jwt_policy_checks_builds_and_evaluates() {
+    let policy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/policies/envoy-tutorial");
+    let policy = policy.to_str().unwrap();
+    let out = bundler(&["check", policy]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let dir = Dir::new("jwt");
+    let bundle = dir.path("bundle.tar.gz");
+    let out = bundler(&["build", policy, "-o", &bundle]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("precompiled: data.envoy.authz.allow"));
+    // Alice's token from the tutorial: a guest, valid until 2041.
+    let alice = "eyJhbGciOiAiSFMyNTYiLCAidHlwIjogIkpXVCJ9.eyJleHAiOiAyMjQxMDgxNTM5LCAibmJmIjogMTUxNDg1MTEzOSwgInJvbGUiOiAiZ3Vlc3QiLCAic3ViIjogIllXeHBZMlU9In0.Uk5hgUqMuUfDLvBLnlXMD0-X53aM_Hlziqg3vhOsCc8";
+    for (name, method, authorization, allowed) in [
+        ("get", "GET", format!("Bearer {alice}"), true),
+        ("post", "POST", format!("Bearer {alice}"), false),
+        (
+            "forged",
+            "GET",
+            format!("Bearer {}x", &alice[..alice.len() - 1]),
+            false,
+        ),
+        ("malformed", "GET", "Bearer not-a-jwt".to_string(), false),
+    ] {
+        dir.write(
+            &format!("{name}.json"),
+            &format!(
+                r#"{{"attributes": {{"request": {{"http": {{"method": "{method}", "path": "/people",
+                    "headers": {{"authorization": "{authorization}"}}}}}}}}}}"#
+            ),
+        );
+        let out = bundler(&[
+            "eval",
+            "-b",
+            &bundle,
+            "-i",
+            &dir.path(&format!("{name}.json")),
+        ]);
+        assert!(out.status.success(), "{name}: {}", text(&out.stderr));
+        let decision: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(decision, serde_json::json!(allowed), "{name}");
+    }
 }

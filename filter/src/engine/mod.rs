@@ -3,17 +3,25 @@
 //! - a bundle with a precompiled program for the rule runs it on the RVM, without parsing Rego;
 //! - otherwise the Rego is compiled to an RVM program when the bundle is loaded;
 //! - Rego the RVM compiler cannot handle yet runs on the regorus interpreter.
+//!
+//! Builtins regorus lacks (`io.jwt.*`, in `jwt`, and `time.now_ns`) are host functions: compiled programs reach
+//! them through RVM `HostAwait` (the VM suspends, we answer, it resumes), the interpreter
+//! through engine extensions. Programs without such calls run to completion as before.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use regorus::languages::rego::compiler::Compiler;
 use regorus::rvm::program::{DeserializationResult, Program};
+use regorus::rvm::vm::{ExecutionMode, ExecutionState, SuspendReason, VmError};
 use regorus::rvm::RegoVM;
 use regorus::Value;
 
 use crate::bundle::{Bundle, ProgramInfo};
 use crate::config::DecisionPath;
 use crate::REGORUS_VERSION;
+
+pub mod jwt;
 
 /// Instructions one evaluation may run: far above any authorization policy, low enough to
 /// stop runaway recursion before it ties up a worker.
@@ -142,9 +150,56 @@ enum Backend {
     Interpreter(Box<regorus::Engine>),
 }
 
+/// The time of the evaluation under way, as OPA gives every builtin of one query the same
+/// time. It is read once, on the first host function call that needs it, from the clock
+/// regorus's `time.now_ns` reads (the system clock: WASI's realtime clock inside Envoy), so a
+/// policy without such calls never reads it.
+#[derive(Clone, Default)]
+pub struct EvalClock(Arc<AtomicI64>);
+
+impl EvalClock {
+    /// Starts a new evaluation: the next `now_ns` reads the clock again.
+    fn reset(&self) {
+        self.0.store(0, Ordering::Relaxed);
+    }
+
+    fn now_ns(&self) -> i64 {
+        let cached = self.0.load(Ordering::Relaxed);
+        if cached != 0 {
+            return cached;
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+            .unwrap_or(1);
+        self.0.store(now, Ordering::Relaxed);
+        now
+    }
+}
+
+/// `time.now_ns`: this build leaves regorus's `time` builtins out (size), and OPA gives every
+/// call in one evaluation the same time, which the host function does too.
+const TIME_NOW_NS: (&str, usize) = ("time.now_ns", 0);
+
+/// The functions the filter adds to regorus's builtins, with their argument counts.
+fn host_functions() -> Vec<(&'static str, usize)> {
+    let mut functions = jwt::FUNCTIONS.to_vec();
+    functions.push(TIME_NOW_NS);
+    functions
+}
+
+/// Answers a host function call: a builtin error is undefined, as in OPA-Envoy.
+fn host_call(name: &str, args: &[Value], clock: &EvalClock) -> Value {
+    if name == TIME_NOW_NS.0 {
+        return Value::from(clock.now_ns());
+    }
+    jwt::call(name, args, clock.now_ns()).unwrap_or(Value::Undefined)
+}
+
 /// A bundle ready to evaluate one decision rule.
 pub struct Policy {
     backend: Backend,
+    clock: EvalClock,
     rule: String,
     mode: Mode,
     revision: String,
@@ -165,17 +220,26 @@ impl Policy {
             }
             _ => None,
         };
-        let (backend, mode) = match precompiled {
-            Some(program) => (vm(program, &bundle.data)?, Mode::Precompiled),
+        let (backend, mode, clock) = match precompiled {
+            Some(program) => (
+                vm(program, &bundle.data)?,
+                Mode::Precompiled,
+                EvalClock::default(),
+            ),
             None => match compile(bundle, &[rule.as_str()])? {
-                Compiled::Program(program) => (vm(program, &bundle.data)?, Mode::CompiledAtLoad),
-                Compiled::Interpreter { engine, .. } => {
-                    (Backend::Interpreter(engine), Mode::Interpreted)
+                Compiled::Program(program) => (
+                    vm(program, &bundle.data)?,
+                    Mode::CompiledAtLoad,
+                    EvalClock::default(),
+                ),
+                Compiled::Interpreter { engine, clock, .. } => {
+                    (Backend::Interpreter(engine), Mode::Interpreted, clock)
                 }
             },
         };
         Ok(Self {
             backend,
+            clock,
             rule,
             mode,
             revision: bundle.manifest.revision.clone(),
@@ -184,11 +248,11 @@ impl Policy {
 
     /// Evaluates the decision rule for `input`.
     pub fn evaluate(&mut self, input: Value) -> Result<Value, EvalError> {
+        self.clock.reset();
         let result = match &mut self.backend {
             Backend::Vm(vm) => {
                 vm.set_input(input);
-                vm.execute_entry_point_by_name(&self.rule)
-                    .map_err(|e| EvalError::Failed(e.to_string()))
+                run(vm, &self.rule, &self.clock).map_err(|e| EvalError::Failed(e.to_string()))
             }
             Backend::Interpreter(engine) => {
                 engine.set_input(input);
@@ -216,12 +280,45 @@ impl Policy {
     }
 }
 
+/// Runs the decision rule; a program that calls host functions suspends at each call and
+/// resumes with its answer.
+fn run(vm: &mut RegoVM, rule: &str, clock: &EvalClock) -> Result<Value, VmError> {
+    let mut result = vm.execute_entry_point_by_name(rule)?;
+    loop {
+        let answer = match vm.execution_state() {
+            ExecutionState::Suspended {
+                reason:
+                    SuspendReason::HostAwait {
+                        identifier,
+                        argument,
+                        ..
+                    },
+                ..
+            } => {
+                let name = match identifier {
+                    Value::String(name) => name.as_ref(),
+                    _ => "",
+                };
+                let args = match argument {
+                    Value::Array(args) => args.as_slice(),
+                    _ => &[],
+                };
+                host_call(name, args, clock)
+            }
+            ExecutionState::Suspended { .. } => Value::Undefined,
+            _ => return Ok(result),
+        };
+        result = vm.resume(Some(answer))?;
+    }
+}
+
 /// The outcome of compiling a bundle's Rego for some rules.
 pub enum Compiled {
     Program(Arc<Program>),
     /// The RVM compiler refused; the reason says why and the interpreter takes over.
     Interpreter {
         engine: Box<regorus::Engine>,
+        clock: EvalClock,
         reason: String,
     },
 }
@@ -229,7 +326,8 @@ pub enum Compiled {
 /// Parses the bundle's modules with its data and compiles `rules` into one RVM program.
 /// `policy-bundler build` and bundle activation both come here.
 pub fn compile(bundle: &Bundle, rules: &[&str]) -> Result<Compiled, LoadError> {
-    let mut engine = parse(bundle)?;
+    let clock = EvalClock::default();
+    let mut engine = parse_with_clock(bundle, &clock)?;
     let mut compiled = None;
     for rule in rules {
         let policy = engine
@@ -246,7 +344,7 @@ pub fn compile(bundle: &Bundle, rules: &[&str]) -> Result<Compiled, LoadError> {
             message: "no decision rule to compile".into(),
         });
     };
-    match Compiler::compile_from_policy(&policy, rules) {
+    match Compiler::compile_from_policy_with_host_await(&policy, rules, &host_functions()) {
         Ok(program) => Ok(Compiled::Program(program)),
         // A function nobody implements fails in the interpreter too, on every request that
         // reaches it: refuse the bundle now, at the call site.
@@ -255,6 +353,7 @@ pub fn compile(bundle: &Bundle, rules: &[&str]) -> Result<Compiled, LoadError> {
         )),
         Err(e) => Ok(Compiled::Interpreter {
             engine: Box::new(engine),
+            clock,
             reason: e.to_string(),
         }),
     }
@@ -262,10 +361,26 @@ pub fn compile(bundle: &Bundle, rules: &[&str]) -> Result<Compiled, LoadError> {
 
 /// Parses the bundle's modules and loads its data into an interpreter.
 pub fn parse(bundle: &Bundle) -> Result<regorus::Engine, LoadError> {
+    parse_with_clock(bundle, &EvalClock::default())
+}
+
+/// `parse`, with host functions that read the evaluation time from `clock`.
+fn parse_with_clock(bundle: &Bundle, clock: &EvalClock) -> Result<regorus::Engine, LoadError> {
     let mut engine = regorus::Engine::new();
     engine.set_rego_v0(bundle.manifest.rego_v0());
     // OPA-Envoy does not evaluate with strict builtin errors: a failing builtin is undefined.
     engine.set_strict_builtin_errors(false);
+    for (name, arg_count) in host_functions() {
+        let clock = clock.clone();
+        let extension = move |args: Vec<Value>| Ok(host_call(name, &args, &clock));
+        engine
+            .add_extension(
+                name.to_string(),
+                u8::try_from(arg_count).unwrap_or(u8::MAX),
+                Box::new(extension),
+            )
+            .map_err(|e| LoadError::Data(format!("{e:#}")))?;
+    }
     for module in &bundle.modules {
         let package = engine
             .add_policy(module.path.clone(), module.source.clone())
@@ -324,6 +439,10 @@ fn deserialize(bytes: &[u8], info: &ProgramInfo) -> Result<Arc<Program>, LoadErr
 
 fn vm(program: Arc<Program>, data: &Value) -> Result<Backend, LoadError> {
     let mut vm = RegoVM::new();
+    // Suspending costs on every instruction; only programs that call host functions need it.
+    if program.has_host_await() {
+        vm.set_execution_mode(ExecutionMode::Suspendable);
+    }
     vm.load_program(program);
     vm.set_max_instructions(MAX_INSTRUCTIONS);
     vm.set_data(data.clone())

@@ -234,13 +234,13 @@ fn known_difference_array_comprehension_over_undefined_rule() {
 
 #[test]
 fn functions_the_filter_lacks_are_refused_at_load() {
-    let rego = "package p\nimport rego.v1\nallow if {\n\t[_, payload, _] := io.jwt.decode(input.token)\n\tpayload.sub == \"alice\"\n}\n";
-    let plain = Bundle::from_files(vec![("jwt/p.rego".into(), rego.as_bytes().to_vec())]).unwrap();
+    let rego = "package p\nimport rego.v1\nallow if {\n\tcerts := crypto.x509.parse_certificates(input.cert)\n\tcerts[0].subject == \"alice\"\n}\n";
+    let plain = Bundle::from_files(vec![("x509/p.rego".into(), rego.as_bytes().to_vec())]).unwrap();
     let err = Policy::load(&plain, &path("p/allow")).err().unwrap();
     assert_eq!(err.code(), "unsupported-function");
     assert_eq!(
         err.to_string(),
-        "jwt/p.rego:4:37: Unknown function: 'io.jwt.decode' (not available in this filter)"
+        "x509/p.rego:4:44: Unknown function: 'crypto.x509.parse_certificates' (not available in this filter)"
     );
 }
 
@@ -260,4 +260,157 @@ fn known_difference_not_over_a_variable_bound_to_undefined() {
         interpreter.eval_rule("data.e.a".into()).unwrap(),
         Value::from(false)
     );
+}
+
+/// A policy over every way a host function is reached: a rule body, a function, `not`, a
+/// comprehension, and a builtin error that leaves the call undefined so `default` applies.
+/// (An undefined call inside an array comprehension hits the RVM difference above.)
+const JWT_POLICY: &str = r#"
+package envoy.authz
+import rego.v1
+
+default allow := false
+allow if {
+    [valid, _, payload] := io.jwt.decode_verify(input.token, {"secret": "secret"})
+    valid
+    payload.sub == "alice"
+}
+
+default checked := "undefined"
+checked := "verified" if io.jwt.verify_hs256(input.token, "secret")
+checked := "not verified" if not io.jwt.verify_hs256(input.token, "secret")
+
+subject(t) := io.jwt.decode(t)[1].sub
+subjects := [s | some t in input.tokens; s := subject(t)]
+"#;
+
+fn jwt_input(token: &str) -> Value {
+    Value::from_json_str(&format!(
+        r#"{{"token": {token:?}, "tokens": [{token:?}, {token:?}]}}"#
+    ))
+    .unwrap()
+}
+
+fn check_jwt_decisions(allow: &mut Policy, checked: &mut Policy, subjects: &mut Policy) {
+    use crate::jws::testkeys::{token, token_with};
+    let alice = token("HS256", r#"{"sub":"alice"}"#);
+    let expired = token("HS256", r#"{"sub":"alice","exp":1}"#);
+    let forged = token_with("HS256", "guess", r#"{"alg":"HS256"}"#, r#"{"sub":"alice"}"#);
+    for _ in 0..2 {
+        assert_eq!(allow.evaluate(jwt_input(&alice)), Ok(Value::from(true)));
+        assert_eq!(allow.evaluate(jwt_input(&expired)), Ok(Value::from(false)));
+        assert_eq!(allow.evaluate(jwt_input(&forged)), Ok(Value::from(false)));
+        // A malformed token is a builtin error: undefined, so the default decides.
+        assert_eq!(allow.evaluate(jwt_input("garbage")), Ok(Value::from(false)));
+        assert_eq!(
+            checked.evaluate(jwt_input(&alice)),
+            Ok(Value::from("verified"))
+        );
+        assert_eq!(
+            checked.evaluate(jwt_input(&forged)),
+            Ok(Value::from("not verified"))
+        );
+        assert_eq!(
+            checked.evaluate(jwt_input("garbage")),
+            Ok(Value::from("not verified"))
+        );
+        assert_eq!(
+            subjects.evaluate(jwt_input(&alice)),
+            Ok(Value::from_json_str(r#"["alice", "alice"]"#).unwrap())
+        );
+    }
+}
+
+fn jwt_policies(bundle: &Bundle, mode: Mode) -> [Policy; 3] {
+    [
+        "envoy/authz/allow",
+        "envoy/authz/checked",
+        "envoy/authz/subjects",
+    ]
+    .map(|rule| {
+        let policy = Policy::load(bundle, &path(rule)).unwrap();
+        assert_eq!(policy.mode(), mode, "{rule}");
+        policy
+    })
+}
+
+#[test]
+fn io_jwt_functions_run_in_precompiled_programs() {
+    let rules = [
+        "envoy/authz/allow",
+        "envoy/authz/checked",
+        "envoy/authz/subjects",
+    ];
+    let mut built = bundle(source_files(JWT_POLICY), &rules);
+    built.modules.clear();
+    let [mut a, mut c, mut s] = jwt_policies(&built, Mode::Precompiled);
+    check_jwt_decisions(&mut a, &mut c, &mut s);
+}
+
+#[test]
+fn io_jwt_functions_run_when_compiled_at_load() {
+    let plain = Bundle::from_files(source_files(JWT_POLICY)).unwrap();
+    let [mut a, mut c, mut s] = jwt_policies(&plain, Mode::CompiledAtLoad);
+    check_jwt_decisions(&mut a, &mut c, &mut s);
+}
+
+#[test]
+fn io_jwt_functions_run_in_the_interpreter() {
+    // The RVM compiler does not support `with` yet: rules that use it go to the interpreter.
+    let rego = format!(
+        "{JWT_POLICY}
+via_with_allow := x if {{ x := allow with input.extra as 1 }}
+via_with_checked := x if {{ x := checked with input.extra as 1 }}
+via_with_subjects := x if {{ x := subjects with input.extra as 1 }}
+"
+    );
+    let plain = Bundle::from_files(source_files(&rego)).unwrap();
+    let [mut a, mut c, mut s] = [
+        "envoy/authz/via_with_allow",
+        "envoy/authz/via_with_checked",
+        "envoy/authz/via_with_subjects",
+    ]
+    .map(|rule| {
+        let policy = Policy::load(&plain, &path(rule)).unwrap();
+        assert_eq!(policy.mode(), Mode::Interpreted, "{rule}");
+        policy
+    });
+    check_jwt_decisions(&mut a, &mut c, &mut s);
+}
+
+#[test]
+fn time_now_ns_is_one_time_per_evaluation() {
+    let rego =
+        "package t\nimport rego.v1\nsame if time.now_ns() == time.now_ns()\nnow := time.now_ns()\n";
+    let plain = Bundle::from_files(vec![("t.rego".into(), rego.as_bytes().to_vec())]).unwrap();
+    let mut same = Policy::load(&plain, &path("t/same")).unwrap();
+    assert_eq!(same.evaluate(Value::new_object()), Ok(Value::from(true)));
+    let mut now = Policy::load(&plain, &path("t/now")).unwrap();
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
+    let Ok(Value::Number(n)) = now.evaluate(Value::new_object()) else {
+        panic!()
+    };
+    let first = n.as_i64().unwrap();
+    assert!(first >= before);
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    let Ok(Value::Number(n)) = now.evaluate(Value::new_object()) else {
+        panic!()
+    };
+    assert!(
+        n.as_i64().unwrap() > first,
+        "each evaluation reads the clock again"
+    );
+}
+
+#[test]
+fn one_evaluation_has_one_time() {
+    let clock = EvalClock::default();
+    let first = clock.now_ns();
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    assert_eq!(clock.now_ns(), first);
+    clock.reset();
+    assert!(clock.now_ns() > first);
 }

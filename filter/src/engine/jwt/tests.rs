@@ -1,0 +1,515 @@
+//! `io.jwt.*` against OPA's semantics (`v1/topdown/tokens.go`, `tokens_test.go`): `false` or
+//! `[false, {}, {}]` for tokens that fail a check, `Err` (undefined in OPA-Envoy) for what
+//! OPA reports as a builtin error.
+
+use super::*;
+use crate::jws::testkeys::*;
+
+/// 2023-11-14T22:13:20Z, the evaluation time of these tests.
+const NOW_S: i64 = 1_700_000_000;
+const NOW_NS: i64 = NOW_S * 1_000_000_000;
+
+fn json(text: &str) -> Value {
+    Value::from_json_str(text).unwrap()
+}
+
+fn s(text: &str) -> Value {
+    Value::from(text)
+}
+
+fn decode_verify(token: &str, constraints: &str) -> Result<Value, String> {
+    call(
+        "io.jwt.decode_verify",
+        &[s(token), json(constraints)],
+        NOW_NS,
+    )
+}
+
+fn verified(result: Result<Value, String>) -> bool {
+    match result.unwrap() {
+        Value::Array(a) => {
+            if a[0] == Value::Bool(false) {
+                assert_eq!(a[1], Value::new_object());
+                assert_eq!(a[2], Value::new_object());
+            }
+            a[0] == Value::Bool(true)
+        }
+        other => panic!("not an array: {other}"),
+    }
+}
+
+fn constraint_string(text: &str) -> String {
+    serde_json::to_string(text).unwrap()
+}
+
+/// The constraint that holds the verification key of `alg`'s default key.
+fn key_constraint(alg: &str) -> String {
+    if alg.starts_with("HS") {
+        r#""secret": "secret""#.to_string()
+    } else {
+        format!(r#""cert": {}"#, constraint_string(default_keys(alg).1))
+    }
+}
+
+const ALGS: &[&str] = &[
+    "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256",
+    "ES384", "ES512",
+];
+
+#[test]
+fn decode_verify_accepts_each_algorithm_with_its_key_and_returns_header_and_payload() {
+    for alg in ALGS {
+        let token = token(alg, r#"{"sub":"alice","exp":1800000000}"#);
+        let result = decode_verify(&token, &format!("{{{}}}", key_constraint(alg))).unwrap();
+        assert_eq!(
+            result,
+            json(&format!(
+                r#"[true, {{"alg":"{alg}","typ":"JWT"}}, {{"sub":"alice","exp":1800000000}}]"#
+            )),
+            "{alg}"
+        );
+    }
+}
+
+#[test]
+fn decode_verify_gives_false_for_a_token_that_fails_a_check() {
+    let hs = |payload: &str| token("HS256", payload);
+    let secret = r#"{"secret": "secret"}"#;
+    let cases: Vec<(&str, String, String)> = vec![
+        ("wrong secret", hs("{}"), r#"{"secret": "other"}"#.into()),
+        (
+            "wrong public key",
+            token("RS256", "{}"),
+            format!(r#"{{"cert": {}}}"#, constraint_string(RSA_OTHER_PUB)),
+        ),
+        ("RS token, HMAC secret", token("RS256", "{}"), secret.into()),
+        (
+            // The public key's PEM as the HMAC secret: the key is not an HMAC key.
+            "HS token signed with the public key text",
+            token_with("HS256", RSA_PUB, r#"{"alg":"HS256"}"#, "{}"),
+            format!(r#"{{"cert": {}}}"#, constraint_string(RSA_PUB)),
+        ),
+        (
+            "alg none",
+            format!("{}.{}.", b64(br#"{"alg":"none"}"#), b64(b"{}")),
+            secret.into(),
+        ),
+        (
+            "no alg",
+            token_with("HS256", "secret", r#"{"typ":"JWT"}"#, "{}"),
+            secret.into(),
+        ),
+        (
+            "unknown alg",
+            token_with("HS256", "secret", r#"{"alg":"HS257"}"#, "{}"),
+            secret.into(),
+        ),
+        (
+            "alg constraint",
+            hs("{}"),
+            r#"{"secret": "secret", "alg": "HS512"}"#.into(),
+        ),
+        (
+            "critical header not understood",
+            token_with(
+                "HS256",
+                "secret",
+                r#"{"alg":"HS256","crit":["exp"],"exp":1}"#,
+                "{}",
+            ),
+            secret.into(),
+        ),
+        (
+            "expired",
+            hs(&format!(r#"{{"exp":{}}}"#, NOW_S - 1)),
+            secret.into(),
+        ),
+        (
+            "expires now",
+            hs(&format!(r#"{{"exp":{NOW_S}}}"#)),
+            secret.into(),
+        ),
+        (
+            "not yet valid",
+            hs(&format!(r#"{{"nbf":{}}}"#, NOW_S + 1)),
+            secret.into(),
+        ),
+        (
+            "expired at the time constraint",
+            hs(&format!(r#"{{"exp":{}}}"#, NOW_S + 10)),
+            format!(
+                r#"{{"secret": "secret", "time": {}}}"#,
+                (NOW_S + 10) * 1_000_000_000
+            ),
+        ),
+        (
+            "iss missing",
+            hs("{}"),
+            r#"{"secret": "secret", "iss": "a"}"#.into(),
+        ),
+        (
+            "iss differs",
+            hs(r#"{"iss":"b"}"#),
+            r#"{"secret": "secret", "iss": "a"}"#.into(),
+        ),
+        (
+            "aud missing",
+            hs("{}"),
+            r#"{"secret": "secret", "aud": "a"}"#.into(),
+        ),
+        (
+            "aud differs",
+            hs(r#"{"aud":"b"}"#),
+            r#"{"secret": "secret", "aud": "a"}"#.into(),
+        ),
+        (
+            "aud not in list",
+            hs(r#"{"aud":["b","c"]}"#),
+            r#"{"secret": "secret", "aud": "a"}"#.into(),
+        ),
+        // A token with an audience needs an aud constraint that names it.
+        (
+            "aud without constraint",
+            hs(r#"{"aud":"a"}"#),
+            secret.into(),
+        ),
+        (
+            "aud not a string",
+            hs(r#"{"aud":7}"#),
+            r#"{"secret": "secret", "aud": "7"}"#.into(),
+        ),
+        (
+            "signature of another payload",
+            {
+                let t = hs(r#"{"sub":"alice"}"#);
+                let parts: Vec<&str> = t.split('.').collect();
+                format!("{}.{}.{}", parts[0], b64(br#"{"sub":"admin"}"#), parts[2])
+            },
+            secret.into(),
+        ),
+    ];
+    for (name, token, constraints) in cases {
+        assert!(!verified(decode_verify(&token, &constraints)), "{name}");
+    }
+}
+
+#[test]
+fn decode_verify_accepts_what_the_claims_allow() {
+    let hs = |payload: &str| token("HS256", payload);
+    for (name, payload, constraints) in [
+        ("exp ahead", format!(r#"{{"exp":{}}}"#, NOW_S + 1), "{}"),
+        ("exp as a float", format!(r#"{{"exp":{}.5}}"#, NOW_S), "{}"),
+        ("nbf now", format!(r#"{{"nbf":{NOW_S}}}"#), "{}"),
+        (
+            "exp past but the time constraint is earlier",
+            format!(r#"{{"exp":{}}}"#, NOW_S - 10),
+            r#", "time": 1000"#,
+        ),
+        ("iss", r#"{"iss":"a"}"#.into(), r#", "iss": "a""#),
+        ("aud string", r#"{"aud":"a"}"#.into(), r#", "aud": "a""#),
+        (
+            "aud in list",
+            r#"{"aud":["b", 1, "a"]}"#.into(),
+            r#", "aud": "a""#,
+        ),
+    ] {
+        let constraints = if constraints == "{}" {
+            r#"{"secret": "secret"}"#.to_string()
+        } else {
+            format!(r#"{{"secret": "secret"{constraints}}}"#)
+        };
+        assert!(
+            verified(decode_verify(&hs(&payload), &constraints)),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn decode_verify_errors_where_opa_errors() {
+    let good = token("HS256", "{}");
+    let hs = |payload: &str| token("HS256", payload);
+    let cases: Vec<(&str, Value, Value)> = vec![
+        (
+            "token not a string",
+            json("1"),
+            json(r#"{"secret":"secret"}"#),
+        ),
+        ("constraints not an object", s(&good), json(r#""secret""#)),
+        ("no key", s(&good), json("{}")),
+        ("empty secret", s(&good), json(r#"{"secret":""}"#)),
+        (
+            "two keys",
+            s(&good),
+            json(&format!(
+                r#"{{"secret":"s", "cert":{}}}"#,
+                constraint_string(RSA_PUB)
+            )),
+        ),
+        (
+            "unknown constraint",
+            s(&good),
+            json(r#"{"secret":"s","sub":"x"}"#),
+        ),
+        ("bad cert", s(&good), json(r#"{"cert":"nope"}"#)),
+        ("cert not a string", s(&good), json(r#"{"cert":{}}"#)),
+        (
+            "negative time",
+            s(&good),
+            json(r#"{"secret":"s","time":-1}"#),
+        ),
+        (
+            "time not a number",
+            s(&good),
+            json(r#"{"secret":"s","time":"now"}"#),
+        ),
+        (
+            "iss not a string",
+            s(&good),
+            json(r#"{"secret":"s","iss":1}"#),
+        ),
+        ("two parts", s("a.b"), json(r#"{"secret":"s"}"#)),
+        ("no periods", s("garbage"), json(r#"{"secret":"s"}"#)),
+        ("header not base64", s("#.e30.x"), json(r#"{"secret":"s"}"#)),
+        (
+            "header not JSON",
+            s(&format!("{}.e30.", b64(b"{"))),
+            json(r#"{"secret":"s"}"#),
+        ),
+        (
+            "header alg not a string",
+            s(&format!("{}.e30.", b64(br#"{"alg":1}"#))),
+            json(r#"{"secret":"s"}"#),
+        ),
+        (
+            "JWE",
+            s(&format!(
+                "{}.e30.",
+                b64(br#"{"alg":"dir","enc":"A128GCM"}"#)
+            )),
+            json(r#"{"secret":"s"}"#),
+        ),
+        (
+            "signature not base64",
+            s(&format!("{}.e30.$", b64(br#"{"alg":"HS256"}"#))),
+            json(r#"{"secret":"s"}"#),
+        ),
+        // Signed correctly, but the payload is not an object: an error after verification.
+        (
+            "payload not an object",
+            s(&hs("[1]")),
+            json(r#"{"secret":"secret"}"#),
+        ),
+        (
+            "exp not a number",
+            s(&hs(r#"{"exp":"soon"}"#)),
+            json(r#"{"secret":"secret"}"#),
+        ),
+        (
+            "nbf not a number",
+            s(&hs(r#"{"nbf":"soon"}"#)),
+            json(r#"{"secret":"secret"}"#),
+        ),
+        // OPA panics inside the builtin here; any error is undefined.
+        (
+            "iss claim not a string",
+            s(&hs(r#"{"iss":1}"#)),
+            json(r#"{"secret":"secret","iss":"1"}"#),
+        ),
+    ];
+    for (name, token, constraints) in cases {
+        let result = call("io.jwt.decode_verify", &[token, constraints], NOW_NS);
+        assert!(result.is_err(), "{name}: {result:?}");
+    }
+}
+
+#[test]
+fn decode_verify_picks_jwks_keys_by_kid_then_by_alg() {
+    let header = |kid: &str| format!(r#"{{"alg":"RS256","kid":"{kid}"}}"#);
+    let signed = |kid: &str| token_with("RS256", RSA_KEY, &header(kid), "{}");
+    let jwks = format!(
+        r#"{{"keys":[{},{},{}]}}"#,
+        jwk(RSA_OTHER_PUB, Some("RS256"), Some("other")),
+        jwk(RSA_PUB, Some("RS256"), Some("right")),
+        jwk(RSA_PUB, Some("PS256"), Some("wrong-alg")),
+    );
+    let constraints = format!(r#"{{"cert": {}}}"#, constraint_string(&jwks));
+    assert!(verified(decode_verify(&signed("right"), &constraints)));
+    // A kid no key has: every key with a matching alg is tried.
+    assert!(verified(decode_verify(&signed("unknown"), &constraints)));
+    // A kid naming another key: only that key is tried.
+    assert!(!verified(decode_verify(&signed("other"), &constraints)));
+    // The kid's key is used with the header's alg, whatever alg the key names.
+    assert!(verified(decode_verify(&signed("wrong-alg"), &constraints)));
+    // Keys whose alg differs from the header's are skipped when no kid matches.
+    let only_ps = format!(
+        r#"{{"cert": {}}}"#,
+        constraint_string(&format!(
+            r#"{{"keys":[{}]}}"#,
+            jwk(RSA_PUB, Some("PS256"), None)
+        ))
+    );
+    assert!(!verified(decode_verify(&signed("x"), &only_ps)));
+    // A key without alg is tried with the header's algorithm.
+    let no_alg = format!(
+        r#"{{"cert": {}}}"#,
+        constraint_string(&format!(r#"{{"keys":[{}]}}"#, jwk(RSA_PUB, None, None)))
+    );
+    assert!(verified(decode_verify(&signed("x"), &no_alg)));
+    // An empty key set verifies nothing.
+    assert!(!verified(decode_verify(
+        &signed("x"),
+        r#"{"cert": "{\"keys\":[]}"}"#
+    )));
+}
+
+#[test]
+fn decode_verify_verifies_nested_tokens_with_the_same_key() {
+    let inner = token("HS256", r#"{"sub":"inner"}"#);
+    let outer = token_with("HS256", "secret", r#"{"alg":"HS256","cty":"jwt"}"#, &inner);
+    let result = decode_verify(&outer, r#"{"secret":"secret"}"#).unwrap();
+    assert_eq!(
+        result,
+        json(r#"[true, {"alg":"HS256","typ":"JWT"}, {"sub":"inner"}]"#)
+    );
+    let forged_inner = token_with("HS256", "other", r#"{"alg":"HS256"}"#, "{}");
+    let outer = token_with(
+        "HS256",
+        "secret",
+        r#"{"alg":"HS256","cty":"JWT"}"#,
+        &forged_inner,
+    );
+    assert!(!verified(decode_verify(&outer, r#"{"secret":"secret"}"#)));
+}
+
+#[test]
+fn decode_verify_survives_huge_tokens() {
+    let claims = format!(r#"{{"pad":"{}"}}"#, "x".repeat(1 << 20));
+    let big = token("HS256", &claims);
+    assert!(verified(decode_verify(&big, r#"{"secret":"secret"}"#)));
+    let garbage = "a.".repeat(1 << 19);
+    assert!(decode_verify(&garbage, r#"{"secret":"secret"}"#).is_err());
+    let huge_signature = format!("{}.e30.{}", b64(br#"{"alg":"RS256"}"#), "A".repeat(1 << 20));
+    let constraints = format!(r#"{{"cert": {}}}"#, constraint_string(RSA_PUB));
+    assert!(!verified(decode_verify(&huge_signature, &constraints)));
+}
+
+#[test]
+fn decode_returns_header_payload_and_hex_signature_without_verifying() {
+    let token = token_with("HS256", "anything", r#"{"alg":"HS256"}"#, r#"{"sub":"a"}"#);
+    let signature = token.rsplit('.').next().unwrap();
+    let hex: String = crate::jws::base64url_decode(signature)
+        .unwrap()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(
+        call("io.jwt.decode", &[s(&token)], NOW_NS).unwrap(),
+        json(&format!(r#"[{{"alg":"HS256"}}, {{"sub":"a"}}, "{hex}"]"#))
+    );
+    // A nested token, quoted as jwt.io does: the inner one is decoded.
+    let inner = token_with("HS256", "k", r#"{"alg":"HS256"}"#, r#"{"sub":"inner"}"#);
+    let outer = token_with(
+        "HS256",
+        "k",
+        r#"{"alg":"HS256","cty":"JWT"}"#,
+        &format!("\"{inner}\""),
+    );
+    let decoded = call("io.jwt.decode", &[s(&outer)], NOW_NS).unwrap();
+    assert_eq!(decoded[1], json(r#"{"sub":"inner"}"#));
+    // alg none decodes: decode does not verify.
+    let none = format!("{}.{}.", b64(br#"{"alg":"none"}"#), b64(br#"{"a":1}"#));
+    assert_eq!(
+        call("io.jwt.decode", &[s(&none)], NOW_NS).unwrap(),
+        json(r#"[{"alg":"none"}, {"a":1}, ""]"#)
+    );
+    for bad in [
+        "x",
+        "a.b",
+        "e30.e30.e30.e30",
+        "e30.W10.",
+        "e30.e30.$$",
+        "W10.e30.",
+    ] {
+        assert!(call("io.jwt.decode", &[s(bad)], NOW_NS).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn verify_functions_check_their_own_algorithm_against_pem_jwk_and_jwks() {
+    for alg in ALGS {
+        let name = format!("io.jwt.verify_{}", alg.to_lowercase());
+        let token = token(alg, r#"{"sub":"a"}"#);
+        let public = default_keys(alg).1;
+        let verify = |key: &str| call(&name, &[s(&token), s(key)], NOW_NS);
+        assert_eq!(verify(public), Ok(Value::Bool(true)), "{alg}");
+        if alg.starts_with("HS") {
+            assert_eq!(verify("other"), Ok(Value::Bool(false)), "{alg}");
+            continue;
+        }
+        let jwk = jwk(public, None, None);
+        assert_eq!(verify(&jwk), Ok(Value::Bool(true)), "{alg} JWK");
+        let jwks = format!(r#"{{"keys":[{}]}}"#, jwk);
+        assert_eq!(verify(&jwks), Ok(Value::Bool(true)), "{alg} JWKS");
+        let other = if alg.starts_with("ES") {
+            EC256_CRT
+        } else {
+            RSA_OTHER_PUB
+        };
+        if *alg != "ES256" {
+            assert_eq!(verify(other), Ok(Value::Bool(false)), "{alg} other key");
+        }
+        assert!(verify("not a key").is_err(), "{alg} bad key");
+    }
+    // The function decides the algorithm: an RS256 token does not pass verify_rs384, nor
+    // an HS256 token verify_rs256.
+    let rs = token("RS256", "{}");
+    assert_eq!(
+        call("io.jwt.verify_rs384", &[s(&rs), s(RSA_PUB)], NOW_NS),
+        Ok(Value::Bool(false))
+    );
+    assert_eq!(
+        call(
+            "io.jwt.verify_rs256",
+            &[s(&token("HS256", "{}")), s(RSA_PUB)],
+            NOW_NS
+        ),
+        Ok(Value::Bool(false))
+    );
+    // verify_hs* never reads the header.
+    let no_header = {
+        let input = format!(".{}", b64(b"{}"));
+        format!(
+            "{input}.{}",
+            b64(&sign("HS256", "secret", input.as_bytes()))
+        )
+    };
+    assert_eq!(
+        call("io.jwt.verify_hs256", &[s(&no_header), s("secret")], NOW_NS),
+        Ok(Value::Bool(true))
+    );
+    for (name, args) in [
+        ("io.jwt.verify_hs256", vec![s("a.b"), s("secret")]),
+        ("io.jwt.verify_hs256", vec![json("1"), s("secret")]),
+        ("io.jwt.verify_hs256", vec![s(&rs), json("1")]),
+        ("io.jwt.verify_rs256", vec![s("a.b.c"), s(RSA_PUB)]),
+        ("io.jwt.verify_rs256", vec![s(&rs), json("{}")]),
+    ] {
+        assert!(call(name, &args, NOW_NS).is_err(), "{name} {args:?}");
+    }
+}
+
+#[test]
+fn verify_functions_use_the_jwk_whose_kid_the_header_names() {
+    let signed = token_with("ES256", EC256_KEY, r#"{"alg":"ES256","kid":"b"}"#, "{}");
+    let jwks = |kid_a: &str, kid_b: &str| {
+        format!(
+            r#"{{"keys":[{},{}]}}"#,
+            jwk(EC384_PUB, Some("ES256"), Some(kid_a)),
+            jwk(EC256_PUB, Some("ES256"), Some(kid_b))
+        )
+    };
+    let verify = |set: String| call("io.jwt.verify_es256", &[s(&signed), s(&set)], NOW_NS);
+    assert_eq!(verify(jwks("a", "b")), Ok(Value::Bool(true)));
+    assert_eq!(verify(jwks("b", "a")), Ok(Value::Bool(false)));
+}

@@ -1,0 +1,356 @@
+//! Verification keys from the text OPA accepts as `cert`: one PEM block (a certificate or a
+//! PKIX public key), or JSON holding a JWK or a JWKS (`{"keys": [...]}`).
+
+use base64::Engine as _;
+use rsa::traits::PublicKeyParts as _;
+use rsa::BigUint;
+use spki::der::Decode as _;
+
+use super::weierstrass::{Curve, EcKey};
+use super::JwsError;
+
+/// RSA moduli outside this range are refused: Go (and so OPA) refuses keys under 1024 bits,
+/// and a huge modulus would let a caller make each verification arbitrarily slow.
+pub const RSA_MIN_BITS: usize = 1024;
+pub const RSA_MAX_BITS: usize = 8192;
+
+/// A public key this module can verify with.
+#[derive(Clone)]
+pub enum PublicKey {
+    Rsa(rsa::RsaPublicKey),
+    P256(p256::ecdsa::VerifyingKey),
+    /// P-384 or P-521.
+    Ec(Box<EcKey>),
+    /// A key OPA can parse but this module cannot verify with (Ed25519, other curves, RSA
+    /// outside the size bounds): it never verifies a signature.
+    Unusable(&'static str),
+}
+
+impl std::fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PublicKey::Rsa(key) => write!(f, "RSA-{}", key.n().bits()),
+            PublicKey::P256(_) => f.write_str("P-256"),
+            PublicKey::Ec(key) => write!(f, "{:?}", key.curve),
+            PublicKey::Unusable(why) => write!(f, "unusable ({why})"),
+        }
+    }
+}
+
+/// Key material for one verification.
+#[derive(Debug, Clone)]
+pub enum Key {
+    Public(PublicKey),
+    /// An HMAC secret (a `secret` constraint or an `oct` JWK).
+    Hmac(Vec<u8>),
+}
+
+/// A key with what a JWKS says about it.
+#[derive(Debug, Clone)]
+pub struct KeyEntry {
+    pub key: Key,
+    /// The JWK `alg`, when the key names one (always a supported algorithm name).
+    pub alg: Option<String>,
+    /// The JWK `kid`, or empty.
+    pub kid: String,
+}
+
+impl KeyEntry {
+    fn bare(key: PublicKey) -> Self {
+        Self {
+            key: Key::Public(key),
+            alg: None,
+            kid: String::new(),
+        }
+    }
+}
+
+/// The algorithm names OPA knows in a JWK `alg`: a key naming another is skipped.
+const KNOWN_ALGS: &[&str] = &[
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "HS256",
+    "HS384", "HS512", "EdDSA",
+];
+
+/// Reads `text` as OPA's `cert` constraint and `io.jwt.verify_*` key argument do: a PEM
+/// block when there is one (nothing may follow it), else a JWK or JWKS.
+pub fn keys_from_pem_or_jwk(text: &str) -> Result<Vec<KeyEntry>, JwsError> {
+    if let Some(block) = pem_decode(text) {
+        if !block.rest.is_empty() {
+            return Err(JwsError::Key(
+                "extra data after a PEM certificate block".into(),
+            ));
+        }
+        return match block.label.as_str() {
+            "CERTIFICATE" => {
+                let spki = certificate_spki(&block.der).map_err(|e| {
+                    JwsError::Key(format!("failed to parse a PEM certificate: {e}"))
+                })?;
+                Ok(vec![KeyEntry::bare(from_spki(&spki).map_err(|e| {
+                    JwsError::Key(format!("failed to parse a PEM certificate: {e}"))
+                })?)])
+            }
+            "PUBLIC KEY" => {
+                let spki = spki::SubjectPublicKeyInfoOwned::from_der(&block.der)
+                    .map_err(|e| JwsError::Key(format!("failed to parse a PEM public key: {e}")))?;
+                Ok(vec![KeyEntry::bare(from_spki(&spki).map_err(|e| {
+                    JwsError::Key(format!("failed to parse a PEM public key: {e}"))
+                })?)])
+            }
+            _ => Err(JwsError::Key(
+                "failed to extract a Key from the PEM certificate".into(),
+            )),
+        };
+    }
+    let json: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| JwsError::Key(format!("failed to parse a JWK key (set): {e}")))?;
+    let jwks: Vec<&serde_json::Value> = match json.get("keys") {
+        Some(serde_json::Value::Array(keys)) => keys.iter().collect(),
+        Some(_) => {
+            return Err(JwsError::Key(
+                "failed to parse a JWK key (set): keys must be an array".into(),
+            ))
+        }
+        None => vec![&json],
+    };
+    let mut entries = Vec::with_capacity(jwks.len());
+    for jwk in jwks {
+        let entry = from_jwk(jwk)
+            .map_err(|e| JwsError::Key(format!("failed to parse a JWK key (set): {e}")))?;
+        if let Some(entry) = entry {
+            entries.push(entry);
+        }
+    }
+    Ok(entries)
+}
+
+/// One JWK, or `None` when it names an algorithm OPA does not know (OPA skips those).
+fn from_jwk(jwk: &serde_json::Value) -> Result<Option<KeyEntry>, String> {
+    let object = jwk.as_object().ok_or("a JWK must be an object")?;
+    let text = |name: &str| -> Result<Option<&str>, String> {
+        match object.get(name) {
+            None => Ok(None),
+            Some(serde_json::Value::String(s)) => Ok(Some(s.as_str())),
+            Some(_) => Err(format!("JWK {name} must be a string")),
+        }
+    };
+    let bytes = |name: &str| -> Result<Vec<u8>, String> {
+        let value = text(name)?.ok_or_else(|| format!("JWK is missing {name}"))?;
+        jwk_base64(value).ok_or_else(|| format!("JWK {name} is not base64url"))
+    };
+    let alg = text("alg")?.map(str::to_string);
+    if let Some(alg) = &alg {
+        if !KNOWN_ALGS.contains(&alg.as_str()) {
+            return Ok(None);
+        }
+    }
+    let kid = text("kid")?.unwrap_or_default().to_string();
+    let key = match text("kty")?.ok_or("JWK is missing kty")? {
+        "RSA" => Key::Public(rsa_key(
+            BigUint::from_bytes_be(&bytes("n")?),
+            BigUint::from_bytes_be(&bytes("e")?),
+        )),
+        "EC" => {
+            let crv = text("crv")?.ok_or("JWK is missing crv")?;
+            let (x, y) = (bytes("x")?, bytes("y")?);
+            let size = match crv {
+                "P-256" => 32,
+                "P-384" => 48,
+                "P-521" => 66,
+                _ => return Err(format!("unsupported EC curve {crv}")),
+            };
+            // SEC1 uncompressed point; coordinates shorter than the field are left-padded.
+            let mut point = vec![0x04];
+            for coordinate in [&x, &y] {
+                if coordinate.len() > size {
+                    return Err("JWK EC coordinate is too long".into());
+                }
+                point.resize(point.len() + size - coordinate.len(), 0);
+                point.extend_from_slice(coordinate);
+            }
+            Key::Public(ec_key(crv, &point))
+        }
+        "oct" => Key::Hmac(bytes("k")?),
+        "OKP" => Key::Public(PublicKey::Unusable("EdDSA keys are not supported")),
+        other => return Err(format!("unsupported JWK kty {other}")),
+    };
+    Ok(Some(KeyEntry { key, alg, kid }))
+}
+
+/// JWK members are base64url without padding; Go's decoder also takes padded and standard
+/// base64, and so does this.
+fn jwk_base64(text: &str) -> Option<Vec<u8>> {
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    [URL_SAFE_NO_PAD, URL_SAFE, STANDARD_NO_PAD, STANDARD]
+        .iter()
+        .find_map(|engine| engine.decode(text).ok())
+}
+
+fn rsa_key(n: BigUint, e: BigUint) -> PublicKey {
+    let bits = n.bits();
+    if !(RSA_MIN_BITS..=RSA_MAX_BITS).contains(&bits) {
+        return PublicKey::Unusable("RSA modulus size out of bounds");
+    }
+    match rsa::RsaPublicKey::new_with_max_size(n, e, RSA_MAX_BITS) {
+        Ok(key) => PublicKey::Rsa(key),
+        Err(_) => PublicKey::Unusable("invalid RSA public key"),
+    }
+}
+
+fn ec_key(curve: &str, sec1: &[u8]) -> PublicKey {
+    let key = match curve {
+        "P-256" => p256::ecdsa::VerifyingKey::from_sec1_bytes(sec1)
+            .map(PublicKey::P256)
+            .map_err(|_| ()),
+        "P-384" => EcKey::from_sec1(Curve::P384, sec1)
+            .map(|k| PublicKey::Ec(Box::new(k)))
+            .ok_or(()),
+        "P-521" => EcKey::from_sec1(Curve::P521, sec1)
+            .map(|k| PublicKey::Ec(Box::new(k)))
+            .ok_or(()),
+        _ => return PublicKey::Unusable("unsupported EC curve"),
+    };
+    // Go parses a point that is not on the curve and then fails to verify with it.
+    key.unwrap_or(PublicKey::Unusable("EC point is not on the curve"))
+}
+
+const OID_RSA: &str = "1.2.840.113549.1.1.1";
+const OID_EC: &str = "1.2.840.10045.2.1";
+const OID_ED25519: &str = "1.3.101.112";
+const OID_P256: &str = "1.2.840.10045.3.1.7";
+const OID_P384: &str = "1.3.132.0.34";
+const OID_P521: &str = "1.3.132.0.35";
+
+/// The SubjectPublicKeyInfo of an X.509 certificate (RFC 5280 §4.1). Only the structure is
+/// read: the key is all verification needs, and a full X.509 parser costs the filter size.
+fn certificate_spki(der: &[u8]) -> Result<spki::SubjectPublicKeyInfoOwned, spki::der::Error> {
+    use spki::der::asn1::AnyRef;
+    use spki::der::{Reader as _, SliceReader, Tag, TagNumber};
+    let mut reader = SliceReader::new(der)?;
+    let spki = reader.sequence(|certificate| {
+        let spki = certificate.sequence(|tbs| {
+            let version = Tag::ContextSpecific {
+                constructed: true,
+                number: TagNumber::N0,
+            };
+            if tbs.peek_tag()? == version {
+                tbs.decode::<AnyRef<'_>>()?;
+            }
+            // serialNumber, signature, issuer, validity, subject
+            for _ in 0..5 {
+                tbs.decode::<AnyRef<'_>>()?;
+            }
+            let spki = tbs.decode::<spki::SubjectPublicKeyInfoOwned>()?;
+            // issuerUniqueID, subjectUniqueID, extensions
+            while !tbs.is_finished() {
+                tbs.decode::<AnyRef<'_>>()?;
+            }
+            Ok(spki)
+        })?;
+        // signatureAlgorithm, signatureValue
+        certificate.decode::<AnyRef<'_>>()?;
+        certificate.decode::<AnyRef<'_>>()?;
+        Ok(spki)
+    })?;
+    reader.finish(spki)
+}
+
+/// The key in a SubjectPublicKeyInfo.
+fn from_spki(spki: &spki::SubjectPublicKeyInfoOwned) -> Result<PublicKey, String> {
+    let bits = spki
+        .subject_public_key
+        .as_bytes()
+        .ok_or("public key bit string has unused bits")?;
+    match spki.algorithm.oid.to_string().as_str() {
+        OID_RSA => {
+            let key = rsa_pkcs1(bits)?;
+            Ok(rsa_key(key.n().clone(), key.e().clone()))
+        }
+        OID_EC => {
+            let curve = spki
+                .algorithm
+                .parameters
+                .as_ref()
+                .and_then(|p| p.decode_as::<spki::ObjectIdentifier>().ok())
+                .ok_or("EC key without a named curve")?;
+            match curve.to_string().as_str() {
+                OID_P256 => Ok(ec_key("P-256", bits)),
+                OID_P384 => Ok(ec_key("P-384", bits)),
+                OID_P521 => Ok(ec_key("P-521", bits)),
+                other => Err(format!("unsupported elliptic curve {other}")),
+            }
+        }
+        OID_ED25519 => Ok(PublicKey::Unusable("EdDSA keys are not supported")),
+        other => Err(format!("unknown public key algorithm {other}")),
+    }
+}
+
+/// An RSAPublicKey (PKCS#1) without bounds: they are applied after.
+fn rsa_pkcs1(der: &[u8]) -> Result<rsa::RsaPublicKey, String> {
+    use rsa::pkcs1::der::Decode as _;
+    let key = rsa::pkcs1::RsaPublicKey::from_der(der).map_err(|e| e.to_string())?;
+    Ok(rsa::RsaPublicKey::new_unchecked(
+        BigUint::from_bytes_be(key.modulus.as_bytes()),
+        BigUint::from_bytes_be(key.public_exponent.as_bytes()),
+    ))
+}
+
+/// One PEM block, found as Go's `pem.Decode` finds it: text before it is skipped, the END line
+/// must match, and what follows the END line's line break is returned as `rest`.
+struct PemBlock {
+    label: String,
+    der: Vec<u8>,
+    rest: String,
+}
+
+fn pem_decode(text: &str) -> Option<PemBlock> {
+    const BEGIN: &str = "-----BEGIN ";
+    let mut search = text;
+    loop {
+        let start = search.find(BEGIN)?;
+        // Go only takes a BEGIN at the start of the input or of a line.
+        let at_line_start = start == 0 || search[..start].ends_with('\n');
+        let after = &search[start + BEGIN.len()..];
+        let candidate = at_line_start.then(|| pem_block(after)).flatten();
+        if let Some(block) = candidate {
+            return Some(block);
+        }
+        search = after;
+    }
+}
+
+fn pem_block(after_begin: &str) -> Option<PemBlock> {
+    let (type_line, body) = after_begin.split_once('\n')?;
+    let label = type_line.trim_end().strip_suffix("-----")?.to_string();
+    let end = format!("-----END {label}-----");
+    let end_at = body.find(&end)?;
+    let (content, tail) = body.split_at(end_at);
+    let tail = &tail[end.len()..];
+    // The END line may only be followed by spaces up to its line break.
+    let (end_rest, rest) = match tail.split_once('\n') {
+        Some((line, rest)) => (line, rest),
+        None => (tail, ""),
+    };
+    if !end_rest.trim_end_matches([' ', '\t', '\r']).is_empty() {
+        return None;
+    }
+    // Headers (`Proc-Type: ...`) end at a blank line; Go skips them.
+    let content = if content.lines().next().is_some_and(|l| l.contains(':')) {
+        content.split_once("\n\n").map(|(_, b)| b).unwrap_or("")
+    } else {
+        content
+    };
+    let base64: String = content.chars().filter(|c| !c.is_whitespace()).collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(base64)
+        .ok()?;
+    Some(PemBlock {
+        label,
+        der,
+        rest: rest.to_string(),
+    })
+}
+
+#[cfg(test)]
+pub(super) fn pem_rest(text: &str) -> Option<String> {
+    pem_decode(text).map(|b| b.rest)
+}
