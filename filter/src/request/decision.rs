@@ -780,7 +780,7 @@ mod tests {
 
     #[test]
     fn failures_map_to_documented_statuses() {
-        let input_error = InputError::Path(crate::request::path::PathError::ControlCharacter);
+        let input_error = InputError::Path(crate::request::path::PathError::Semicolon);
         let o = decide(STRICT, Err(Failure::Input(input_error)));
         assert_eq!(
             (reply_status(&o), o.reason),
@@ -821,7 +821,7 @@ mod tests {
         assert_eq!((reply_status(&o), o.overridden), (None, true));
         let o = decide(open, Ok(Value::from(false)));
         assert_eq!(reply_status(&o), Some(403));
-        let input_error = InputError::Path(crate::request::path::PathError::ControlCharacter);
+        let input_error = InputError::Path(crate::request::path::PathError::Semicolon);
         let o = decide(open, Err(Failure::Input(input_error)));
         assert_eq!(reply_status(&o), Some(400));
     }

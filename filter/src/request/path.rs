@@ -1,5 +1,7 @@
-//! `parsed_path` and `parsed_query` exactly as OPA-Envoy computes them with Go's `net/url`
-//! (`url.Parse(path)`, then `.Path` split on `/` and `.Query()`), plus the query rewrite that
+//! `parsed_path` and `parsed_query` exactly as OPA-Envoy's `getParsedPathAndQuery` computes
+//! them (since its February 2026 change, no longer through `url.Parse`): the `:path` is cut at
+//! the first `?`, the path is `url.PathUnescape`d and split on `/` after its leading slashes,
+//! the query is `url.ParseQuery`d, and any error is a 400. Plus the query rewrite that
 //! `query_parameters_to_set` / `_to_remove` ask for.
 
 use std::collections::BTreeMap;
@@ -7,13 +9,13 @@ use std::collections::BTreeMap;
 /// Why a request path cannot be parsed; OPA-Envoy answers such a request with 400.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PathError {
-    #[error("invalid control character in URL")]
-    ControlCharacter,
     #[error("invalid URL escape {0:?}")]
     BadEscape(String),
+    #[error("invalid semicolon separator in query")]
+    Semicolon,
 }
 
-/// A request target split the way Go's `url.Parse` splits a `:path`.
+/// A request target split the way OPA-Envoy splits a `:path`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParsedTarget {
     /// Path segments after percent-decoding, leading slashes trimmed: `/` gives `[""]`.
@@ -24,19 +26,7 @@ pub struct ParsedTarget {
 
 /// Parses `:path` like OPA-Envoy's `getParsedPathAndQuery`.
 pub fn parse_target(raw: &str) -> Result<ParsedTarget, PathError> {
-    if raw.bytes().any(|b| b < 0x20 || b == 0x7f) {
-        return Err(PathError::ControlCharacter);
-    }
-    let (rest, fragment) = raw.split_once('#').unwrap_or((raw, ""));
-    unescape(fragment, false)?;
-    let (mut path, raw_query) = match rest.strip_suffix('?') {
-        Some(without) if !without.contains('?') => (without, ""),
-        _ => rest.split_once('?').unwrap_or((rest, "")),
-    };
-    // Go reads `//host/path` as an authority followed by a path.
-    if let Some(after) = path.strip_prefix("//").filter(|a| !a.starts_with('/')) {
-        path = after.find('/').and_then(|i| after.get(i..)).unwrap_or("");
-    }
+    let (path, raw_query) = raw.split_once('?').unwrap_or((raw, ""));
     let decoded = unescape(path, false)?;
     let segments = decoded
         .trim_start_matches('/')
@@ -45,24 +35,28 @@ pub fn parse_target(raw: &str) -> Result<ParsedTarget, PathError> {
         .collect();
     Ok(ParsedTarget {
         segments,
-        query: parse_query(raw_query),
+        query: parse_query(raw_query)?,
     })
 }
 
-/// Go's `url.ParseQuery` with errors dropped, as `url.URL.Query()` does: a pair that does not
-/// decode, or that contains `;`, is skipped.
-pub fn parse_query(raw: &str) -> BTreeMap<String, Vec<String>> {
+/// Go's `url.ParseQuery`: pairs split on `&`, `+` is a space, and a pair with `;` or a bad
+/// escape is an error (OPA-Envoy then answers 400).
+fn parse_query(raw: &str) -> Result<BTreeMap<String, Vec<String>>, PathError> {
     let mut query: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for pair in raw.split('&') {
-        if pair.is_empty() || pair.contains(';') {
+        if pair.contains(';') {
+            return Err(PathError::Semicolon);
+        }
+        if pair.is_empty() {
             continue;
         }
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        if let (Ok(key), Ok(value)) = (unescape(key, true), unescape(value, true)) {
-            query.entry(key).or_default().push(value);
-        }
+        query
+            .entry(unescape(key, true)?)
+            .or_default()
+            .push(unescape(value, true)?);
     }
-    query
+    Ok(query)
 }
 
 /// Percent-decoding as Go's `unescape`: `%` must be followed by two hex digits; `+` means a
@@ -193,7 +187,10 @@ mod tests {
         assert_eq!(segments("/a%2Fb/c%20d"), vec!["a", "b", "c d"]);
         assert_eq!(segments("/a+b"), vec!["a+b"]);
         assert_eq!(segments("///a"), vec!["a"]);
-        assert_eq!(segments("//host/a/b"), vec!["a", "b"]);
+        // No authority any more: `//admin/people` is the path `admin/people`.
+        assert_eq!(segments("//admin/people"), vec!["admin", "people"]);
+        assert_eq!(segments("/a#b?c"), vec!["a#b"]);
+        assert_eq!(segments("/a\x7fb"), vec!["a\x7fb"]);
         assert_eq!(segments("*"), vec!["*"]);
         assert_eq!(
             segments("/pkg.Service/Method"),
@@ -204,7 +201,7 @@ mod tests {
     }
 
     #[test]
-    fn bad_escapes_and_controls_are_errors() {
+    fn bad_escapes_and_semicolons_are_errors() {
         assert_eq!(
             parse_target("/a%zz"),
             Err(PathError::BadEscape("%zz".into()))
@@ -212,23 +209,22 @@ mod tests {
         assert_eq!(parse_target("/a%4"), Err(PathError::BadEscape("%4".into())));
         assert_eq!(parse_target("/a%"), Err(PathError::BadEscape("%".into())));
         assert_eq!(
-            parse_target("/a#%zz"),
+            parse_target("/a?b=%zz"),
             Err(PathError::BadEscape("%zz".into()))
         );
-        assert_eq!(parse_target("/a\x7fb"), Err(PathError::ControlCharacter));
-        assert_eq!(parse_target("/a?b=\x01"), Err(PathError::ControlCharacter));
+        assert_eq!(parse_target("/a?x;y=1"), Err(PathError::Semicolon));
     }
 
     #[test]
-    fn query_values_are_arrays_and_bad_pairs_dropped() {
-        let q = parse_target("/p?lang=en&id=1&id=2&flag&e=&a+b=c%20d&bad=%zz&x;y=1&=v").unwrap();
+    fn query_values_are_arrays() {
+        let q = parse_target("/p?lang=en&id=1&id=2&flag&e=&a+b=c%20d&&=v#f").unwrap();
         let expected: BTreeMap<String, Vec<String>> = [
             ("lang", vec!["en"]),
             ("id", vec!["1", "2"]),
             ("flag", vec![""]),
             ("e", vec![""]),
             ("a b", vec!["c d"]),
-            ("", vec!["v"]),
+            ("", vec!["v#f"]),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.into_iter().map(String::from).collect()))

@@ -29,6 +29,8 @@ class Request:
     # builtin is undefined there, and `default` rules apply). For a request whose evaluation hits
     # a failing builtin, this is the decision OPA-Envoy gives, worked out by hand.
     opa_envoy_decision: object = None
+    # A request OPA-Envoy refuses before any policy runs (400: a path or query it cannot parse).
+    opa_envoy_status: int = 200
 
 
 @dataclass(frozen=True)

@@ -20,5 +20,6 @@ CASES = [Case("demo", "envoy/authz/allow", [
     Request("OPTIONS", "/products", identity=SHOP),
     Request("GET", "/products/", identity=SHOP),
     Request("GET", "/PRODUCTS", identity=SHOP),
-    Request("GET", "/products?%zz=1&a=2", identity=SHOP),
+    # A query pair that does not decode: OPA-Envoy answers 400 (`url.ParseQuery` fails).
+    Request("GET", "/products?%zz=1&a=2", identity=SHOP, opa_envoy_status=400),
 ])]

@@ -22,6 +22,7 @@ CASES = [Case("query-guard", "search/authz/allow", [
     Request("GET", "/export?format=json&from=2024&to=2025"),
     Request("GET", "/export?format=json&from=2024&to=2025&all=1"),
     Request("GET", "/search?q=caf%C3%A9&limit=5"),
-    Request("GET", "/search?q=shoes&limit=%zz"),
-    Request("GET", "/search?q=shoes;limit=5"),
+    # `url.ParseQuery` fails on a bad escape and on `;`: OPA-Envoy answers 400.
+    Request("GET", "/search?q=shoes&limit=%zz", opa_envoy_status=400),
+    Request("GET", "/search?q=shoes;limit=5", opa_envoy_status=400),
 ])]
