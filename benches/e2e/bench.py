@@ -51,6 +51,9 @@ class Config:
     path: str = "/api/v2/products/42"
     headers: dict[str, str] = field(default_factory=dict)
     expect: int = 200
+    # Other requests and the status each must get, checked once after the start: a filter
+    # that answered every request alike would otherwise pass.
+    probes: list[tuple[str, dict, int]] = field(default_factory=list)
     # A policy directory and decision path: run by zerohop or by the ext_authz authorizer.
     policy: str | None = None
     decision: str | None = None
@@ -138,19 +141,24 @@ CONFIGS = [
     Config("noop-wasm", "a proxy-wasm filter that reads all request headers and continues: the ceiling for any wasm filter",
            filters=[wasm_filter("noop", NOOP_WASM)]),
     Config("rbac", "Envoy's native RBAC filter with the path-rules policy (d) as RBAC rules",
-           filters=[rbac_path_rules()]),
+           filters=[rbac_path_rules()], probes=[("/.env", {}, 403), ("/static/app.js", {}, 200)]),
     Config("zerohop/istio-quickstart", "(a) OPA's Istio quick-start RBAC, basic auth user alice",
-           path="/productpage", headers=ALICE, policy="istio-quickstart", decision="istio/authz/allow"),
+           path="/productpage", headers=ALICE, policy="istio-quickstart", decision="istio/authz/allow",
+           probes=[("/productpage", {}, 403), ("/api/v1/products", ALICE, 403), ("/health", {}, 200)]),
     Config("zerohop/spiffe-allowlist", "(b) 200 SPIFFE ids in data; plaintext loopback has no peer "
            "certificate, so every entry is tried and the request denied (403)",
-           path="/ledger/7", expect=403, policy="spiffe-allowlist", decision="mesh/authz/allow"),
-    Config("zerohop/path-rules", "(d) glob and regex path rules", policy="path-rules", decision="web/authz/allow"),
+           path="/ledger/7", expect=403, policy="spiffe-allowlist", decision="mesh/authz/allow",
+           probes=[("/healthz", {}, 200)]),
+    Config("zerohop/path-rules", "(d) glob and regex path rules", policy="path-rules", decision="web/authz/allow",
+           probes=[("/.env", {}, 403), ("/static/app.js", {}, 200)]),
     Config("zerohop/api-key-lookup", "(e) a key looked up in a 10,000-entry data document, tenant header added",
            path="/v1/search?q=shoes", headers={"x-api-key": "key-04242"},
-           policy="api-key-lookup", decision="apikeys/authz/decision"),
+           policy="api-key-lookup", decision="apikeys/authz/decision",
+           probes=[("/v1/search", {}, 401), ("/v1/reports", {"x-api-key": "key-04242"}, 403)]),
     Config("ext_authz/path-rules", "the path-rules policy with zerohop's engine in a gRPC authorizer "
            "(envoy_grpc, loopback, authorizer on Envoy's core): the lower bound for a remote authorizer",
-           policy="path-rules", decision="web/authz/allow", extauthz=True, filters=[EXTAUTHZ_FILTER]),
+           policy="path-rules", decision="web/authz/allow", extauthz=True, filters=[EXTAUTHZ_FILTER],
+           probes=[("/.env", {}, 403), ("/static/app.js", {}, 200)]),
 ]
 
 
@@ -196,7 +204,12 @@ class Setup:
             try:
                 last = request(self.listener.port, self.config.path, headers=self.config.headers).status
                 if last == self.config.expect:
-                    return time.monotonic() - started
+                    cold = time.monotonic() - started
+                    for path, headers, status in self.config.probes:
+                        got = request(self.listener.port, path, headers=headers).status
+                        if got != status:
+                            raise SystemExit(f"{self.config.name}: {path} {headers} answered {got}, not {status}")
+                    return cold
             except OSError:
                 pass
             time.sleep(0.005)
