@@ -263,6 +263,7 @@ def loadgen(config: Config, port: int, rate: float, seconds: float) -> dict:
                           "--rate", str(rate), "--seconds", str(seconds), "--connections", str(CONNECTIONS), *headers],
                          capture_output=True, text=True, check=True).stdout
     run = json.loads(out)
+    run["overloaded"] = run["unsent"] > 0.01 * rate * seconds
     if run["errors"] or set(run["statuses"]) != {str(config.expect)}:
         raise SystemExit(f"{config.name}: at {rate:.0f} req/s expected only {config.expect}, got {run}")
     return run
@@ -373,14 +374,19 @@ def render(results: dict, host: dict, seconds: float, wasm_sizes: dict) -> str:
                      f"{r['rss_over_no_filter_mib']:+.1f} | {r['worker_mib']:.1f} ({r['worker_over_no_filter_mib']:+.1f}) |")
     lines += [
         "",
-        "Latency at fixed rates (µs, from each request's due time; added = minus no-filter at the same rate; "
-        "achieved below offered means the configuration could not keep up and queued):",
+        "Latency at fixed rates (µs, from each request's due time; added = minus no-filter at the same rate). "
+        "Overloaded: more than 1% of the requests due in the window were still unsent at its end, so the "
+        "configuration cannot sustain that rate and its percentiles would only be lower bounds:",
         "",
         "| configuration | offered req/s | achieved | p50 | p90 | p99 | p99.9 | added p50 | added p99 |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in results.items():
         for run in r["fixed_rate"]:
+            if run["overloaded"]:
+                lines.append(f"| {name} | {run['offered_rps']:.0f} | {run['achieved_rps']:.0f} | overloaded: "
+                             f"{run['unsent']} requests unsent | | | | | |")
+                continue
             lines.append(f"| {name} | {run['offered_rps']:.0f} | {run['achieved_rps']:.0f} | {run['p50_us']:.0f} | "
                          f"{run['p90_us']:.0f} | {run['p99_us']:.0f} | {run['p99.9_us']:.0f} | "
                          f"{run['added_p50_us']:+.0f} | {run['added_p99_us']:+.0f} |")
