@@ -84,9 +84,22 @@ test-e2e: build tools ## the filter in real Envoy on loopback; manifests against
 demo: build tools ## real Envoy + filter + the demo bundle on loopback, a few requests
 	$(VENV)/bin/python scripts/demo.py
 
-bench: build tools ## throughput through Envoy with and without the filter (writes benches/results/)
+# The benchmarks' own binaries: a no-op wasm filter (the ceiling for any wasm filter, built like
+# zerohop.wasm), the open-loop load generator and the ext_authz gRPC authorizer.
+NOOP_WASM := dist/noop.wasm
+$(NOOP_WASM): benches/noop-wasm/src/lib.rs benches/noop-wasm/Cargo.toml Cargo.lock | $(TOOLS)/.wasm32-wasip1 $(WASM_OPT)
+	cargo build --locked -p zerohop-noop-wasm --target wasm32-wasip1 --release
+	@mkdir -p dist
+	wasm-opt -Os $(WASM_FEATURES) target/wasm32-wasip1/release/zerohop_noop_wasm.wasm -o $@
+
+# --smoke: every criterion bench once, every Envoy configuration for about a second.
+CRITERION_ARGS = $(if $(findstring --smoke,$(BENCH_ARGS)),--test,--warm-up-time 1 --measurement-time 2)
+
+bench: build tools $(NOOP_WASM) ## micro benches, then every configuration in real Envoy (writes benches/results/, README)
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-	$(VENV)/bin/python benches/e2e/throughput.py $(BENCH_ARGS)
+	cargo bench --locked -p zerohop-benches --bench decision -- $(CRITERION_ARGS)
+	cargo build --locked --release -p zerohop-loadgen -p zerohop-extauthz
+	$(VENV)/bin/python benches/e2e/bench.py $(BENCH_ARGS)
 
 bench-bundles: build tools ## live-bundle activation times and fetches per polling period (writes benches/results/bundles.md)
 	$(VENV)/bin/python benches/e2e/bundles.py
@@ -94,7 +107,7 @@ bench-bundles: build tools ## live-bundle activation times and fetches per polli
 check: ## formatting and lints, native and wasm32 (what CI checks besides tests)
 	cargo fmt --all --check
 	cargo clippy --locked --workspace --all-targets -- -D warnings
-	cargo clippy --locked -p zerohop-filter --target wasm32-wasip1 -- -D warnings
+	cargo clippy --locked -p zerohop-filter -p zerohop-noop-wasm --target wasm32-wasip1 -- -D warnings
 
 clean: ## remove build outputs (keeps installed tools)
 	cargo clean

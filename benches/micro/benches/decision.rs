@@ -1,34 +1,128 @@
-//! The native decision path for the demo policy: input build, evaluation, decision handling,
-//! and all three together as the filter runs them per request.
+//! The native decision path for each reference policy (benches/micro/README.md): input build,
+//! evaluation, decision handling, and all three together as the filter runs them per request;
+//! then bundle activation, precompiled and compiled at load.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // benchmark setup: fail loudly
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use zerohop_benches::DemoCase;
+use zerohop_benches::{bundle_targz, mesh_request, mesh_request_from, Case};
+use zerohop_filter::bundle::{Bundle, Limits};
+use zerohop_filter::config::DecisionPath;
+use zerohop_filter::engine::{Mode, Policy};
 use zerohop_filter::request::body::BodySettings;
-use zerohop_filter::request::decision::decide;
+use zerohop_filter::request::decision::{decide, Action, Reason};
 use zerohop_filter::request::input;
 
-fn demo(c: &mut Criterion) {
-    let mut case = DemoCase::new().expect("demo bundle builds");
-    let built = input::build(&case.request, &BodySettings::default()).unwrap();
-    let decision = case.policy.evaluate(built.clone()).unwrap();
+/// (bench name, policy directory, decision path, a request the policy allows)
+fn cases() -> Vec<(&'static str, &'static str, &'static str, Case)> {
+    let case = |policy, entrypoint, request| Case::new(policy, entrypoint, request).unwrap();
+    vec![
+        ("demo", "demo", "envoy/authz/allow", Case::demo().unwrap()),
+        (
+            "istio-quickstart",
+            "istio-quickstart",
+            "istio/authz/allow",
+            // alice:password, basic auth, as in OPA's tutorial.
+            case(
+                "istio-quickstart",
+                "istio/authz/allow",
+                mesh_request(
+                    "GET",
+                    "/productpage",
+                    &[("authorization", "Basic YWxpY2U6cGFzc3dvcmQ=")],
+                ),
+            ),
+        ),
+        (
+            "spiffe-allowlist",
+            "spiffe-allowlist",
+            "mesh/authz/allow",
+            // Three quarters down the 200-entry list.
+            case(
+                "spiffe-allowlist",
+                "mesh/authz/allow",
+                mesh_request_from(
+                    "spiffe://cluster.local/ns/ledger/sa/service-150",
+                    "GET",
+                    "/ledger/7",
+                ),
+            ),
+        ),
+        (
+            "path-rules",
+            "path-rules",
+            "web/authz/allow",
+            // Passes both forbidden-file regexes, misses the globs, matches the API regex.
+            case(
+                "path-rules",
+                "web/authz/allow",
+                mesh_request("GET", "/api/v2/products/42", &[]),
+            ),
+        ),
+        (
+            "api-key-lookup",
+            "api-key-lookup",
+            "apikeys/authz/decision",
+            case(
+                "api-key-lookup",
+                "apikeys/authz/decision",
+                mesh_request("GET", "/v1/search?q=shoes", &[("x-api-key", "key-04242")]),
+            ),
+        ),
+    ]
+}
 
-    let mut group = c.benchmark_group("demo");
-    group.bench_function("input", |b| {
-        b.iter(|| input::build(&case.request, &BodySettings::default()).unwrap())
-    });
-    group.bench_function("evaluate", |b| {
-        b.iter(|| case.policy.evaluate(built.clone()).unwrap())
-    });
-    group.bench_function("decide", |b| {
-        b.iter(|| decide(case.enforcement, Ok(decision.clone())))
-    });
-    group.bench_function("decision_id", |b| {
-        b.iter(|| case.decision_ids.next_id().to_string())
-    });
-    group.bench_function("request", |b| b.iter(|| case.decide()));
+fn decision_path(c: &mut Criterion) {
+    for (name, _, _, mut case) in cases() {
+        let (outcome, _) = case.decide();
+        assert_eq!(outcome.reason, Reason::Allowed, "{name}: {outcome:?}");
+        assert!(matches!(outcome.action, Action::Forward(_)));
+        let built = input::build(&case.request, &BodySettings::default()).unwrap();
+        let decision = case.policy.evaluate(built.clone()).unwrap();
+        let mut group = c.benchmark_group(name);
+        group.bench_function("input", |b| {
+            b.iter(|| input::build(&case.request, &BodySettings::default()).unwrap())
+        });
+        group.bench_function("evaluate", |b| {
+            b.iter(|| case.policy.evaluate(built.clone()).unwrap())
+        });
+        group.bench_function("decide", |b| {
+            b.iter(|| decide(case.enforcement, Ok(decision.clone())))
+        });
+        group.bench_function("request", |b| b.iter(|| case.decide()));
+        group.finish();
+    }
+}
+
+/// What a new bundle costs before its first decision: unpacking and loading it, with the
+/// RVM program shipped in the bundle (`policy-bundler build`) or compiled from its Rego (a
+/// plain OPA bundle).
+fn activation(c: &mut Criterion) {
+    let mut group = c.benchmark_group("activate");
+    group.sample_size(10);
+    for (name, policy, entrypoint, _) in cases() {
+        let path = DecisionPath::parse(entrypoint).unwrap();
+        for (kind, targz) in [
+            (
+                "precompiled",
+                bundle_targz(policy, Some(entrypoint)).unwrap(),
+            ),
+            ("compiled-at-load", bundle_targz(policy, None).unwrap()),
+        ] {
+            let load = || {
+                let bundle = Bundle::from_targz(&targz, &Limits::default()).unwrap();
+                Policy::load(&bundle, &path).unwrap()
+            };
+            let mode = load().mode();
+            // A policy the RVM compiler refuses is interpreted both ways: say so in the name.
+            let label = match mode {
+                Mode::Interpreted => format!("{name}/{kind}/interpreted"),
+                _ => format!("{name}/{kind}"),
+            };
+            group.bench_function(label, |b| b.iter(load));
+        }
+    }
     group.finish();
 }
 
-criterion_group!(benches, demo);
+criterion_group!(benches, decision_path, activation);
 criterion_main!(benches);

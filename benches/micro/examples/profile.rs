@@ -4,7 +4,7 @@
 //!     valgrind --tool=callgrind target/profiling/examples/profile 5000
 #![allow(clippy::unwrap_used, clippy::expect_used)] // profiling harness: fail loudly
 
-use zerohop_benches::DemoCase;
+use zerohop_benches::Case;
 use zerohop_filter::request::decision::Action;
 
 fn main() {
@@ -12,7 +12,7 @@ fn main() {
         .nth(1)
         .and_then(|n| n.parse().ok())
         .unwrap_or(10_000);
-    let mut case = DemoCase::new().expect("demo bundle builds");
+    let mut case = Case::demo().expect("demo bundle builds");
     let allowed = (0..iterations)
         .filter(|_| matches!(case.decide().0.action, Action::Forward(_)))
         .count();

@@ -6,25 +6,27 @@ use zerohop_filter::bundle::build::build;
 use zerohop_filter::bundle::{Bundle, Limits};
 use zerohop_filter::config::DecisionPath;
 use zerohop_filter::engine::Policy;
+use zerohop_filter::request::body::BodySettings;
 use zerohop_filter::request::decision::{decide, DecisionIds, Enforcement, Outcome};
 
-use zerohop_filter::request::body::BodySettings;
 use zerohop_filter::request::input::{self, Connection, HttpRequest, Peer, SocketAddress};
 
-/// The demo policy, precompiled, with a request it allows: the filter's per-request work.
-pub struct DemoCase {
+/// A policy, precompiled as `policy-bundler build` makes it, with one request it answers:
+/// the filter's per-request work.
+pub struct Case {
     pub policy: Policy,
     pub request: HttpRequest,
     pub enforcement: Enforcement,
     pub decision_ids: DecisionIds,
 }
 
-impl DemoCase {
-    pub fn new() -> Option<Self> {
-        let bundle = precompiled("demo", "envoy/authz/allow")?;
+impl Case {
+    /// `policy` is a directory of `testdata/policies`, `entrypoint` its decision path.
+    pub fn new(policy: &str, entrypoint: &str, request: HttpRequest) -> Option<Self> {
+        let bundle = precompiled(policy, entrypoint)?;
         Some(Self {
-            policy: Policy::load(&bundle, &DecisionPath::default()).ok()?,
-            request: mesh_request("GET", "/products/42?fields=name"),
+            policy: Policy::load(&bundle, &DecisionPath::parse(entrypoint).ok()?).ok()?,
+            request,
             enforcement: Enforcement {
                 dry_run: false,
                 fail_open: false,
@@ -32,6 +34,15 @@ impl DemoCase {
             },
             decision_ids: DecisionIds::from_seed(42),
         })
+    }
+
+    /// The demo policy with a request it allows.
+    pub fn demo() -> Option<Self> {
+        Self::new(
+            "demo",
+            "envoy/authz/allow",
+            mesh_request("GET", "/products/42?fields=name", &[]),
+        )
     }
 
     /// Decision id, input build, evaluation and decision, as `proxy::http` runs them per
@@ -67,13 +78,31 @@ pub fn policy_files(name: &str) -> Vec<(String, Vec<u8>)> {
 
 /// A bundle as `policy-bundler build` makes it, read back as the filter reads it.
 pub fn precompiled(name: &str, entrypoint: &str) -> Option<Bundle> {
-    let path = DecisionPath::parse(entrypoint).ok()?;
-    let built = build(policy_files(name), Some("bench"), &[path]).ok()?;
-    Bundle::from_targz(&built.targz, &Limits::default()).ok()
+    Bundle::from_targz(&bundle_targz(name, Some(entrypoint))?, &Limits::default()).ok()
 }
 
-/// A typical inbound request under Istio mTLS.
-pub fn mesh_request(method: &str, path: &str) -> HttpRequest {
+/// The `.tar.gz` of a policy directory: precompiled for `entrypoint`, or plain Rego and data
+/// (as an OPA bundle, compiled when the filter loads it) without one.
+pub fn bundle_targz(name: &str, entrypoint: Option<&str>) -> Option<Vec<u8>> {
+    let paths = match entrypoint {
+        Some(e) => vec![DecisionPath::parse(e).ok()?],
+        None => Vec::new(),
+    };
+    Some(build(policy_files(name), Some("bench"), &paths).ok()?.targz)
+}
+
+/// A typical inbound request under Istio mTLS, with `extra` headers.
+pub fn mesh_request(method: &str, path: &str, extra: &[(&str, &str)]) -> HttpRequest {
+    let mut request = mesh_request_from("spiffe://cluster.local/ns/shop/sa/frontend", method, path);
+    request
+        .headers
+        .extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    request
+}
+
+/// A typical inbound request under Istio mTLS from the workload `principal`.
+pub fn mesh_request_from(principal: &str, method: &str, path: &str) -> HttpRequest {
+    let xfcc = format!("By=spiffe://cluster.local/ns/shop/sa/shop;Hash=0a1b2c;URI={principal}");
     let headers = [
         (":authority", "shop.shop.svc.cluster.local:8080"),
         (":path", path),
@@ -83,7 +112,7 @@ pub fn mesh_request(method: &str, path: &str) -> HttpRequest {
         ("accept", "*/*"),
         ("x-forwarded-proto", "http"),
         ("x-request-id", "7bca5c86-bf55-432c-b212-8c0f1dc999ec"),
-        ("x-forwarded-client-cert", "By=spiffe://cluster.local/ns/shop/sa/shop;Hash=0a1b2c;URI=spiffe://cluster.local/ns/shop/sa/frontend"),
+        ("x-forwarded-client-cert", xfcc.as_str()),
         ("x-b3-traceid", "80f198ee56343ba864fe8b2a57d3eff7"),
     ];
     HttpRequest {
@@ -97,7 +126,7 @@ pub fn mesh_request(method: &str, path: &str) -> HttpRequest {
             "HTTP/1.1".into(),
             Peer {
                 address: SocketAddress::parse("10.1.2.3:51234"),
-                principal: Some("spiffe://cluster.local/ns/shop/sa/frontend".into()),
+                principal: Some(principal.into()),
             },
             Peer {
                 address: SocketAddress::parse("10.1.2.4:8080"),

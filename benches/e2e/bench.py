@@ -1,0 +1,397 @@
+"""End to end: the same request through Envoy (one worker, pinned to core 0) in every
+configuration, one run, one table. See benches/README.md for what each configuration measures.
+
+    python benches/e2e/bench.py [--seconds 5] [--smoke]
+
+Per configuration: cold start (Envoy started → first expected answer), resident memory, maximum
+throughput (wrk, closed loop), and latency percentiles at fixed rates of 25% and 50% of the
+no-filter maximum (zerohop-loadgen, open loop, latency from each request's due time).
+`--smoke` runs every configuration for about a second and checks only that each answers with
+its expected status (CI). Results: benches/results/bench.{json,md} and README.md's Numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "e2e"))
+
+from harness import (ROOT, WASM, Envoy, Listener, build_bundle, envoy_binary, free_port,  # noqa: E402
+                     plugin_config, request, temp_dir)
+
+RESULTS = ROOT / "benches" / "results"
+NOOP_WASM = ROOT / "dist" / "noop.wasm"
+LOADGEN = ROOT / "target" / "release" / "zerohop-loadgen"
+EXTAUTHZ = ROOT / "target" / "release" / "zerohop-extauthz"
+POLICIES = ROOT / "testdata" / "policies"
+ENVOY_CORE, LOAD_CORE = 0, 1
+CONNECTIONS = 32
+
+
+def pinned(core: int) -> list[str]:
+    return ["taskset", "-c", str(core)] if shutil.which("taskset") else []
+
+
+@dataclass
+class Config:
+    name: str
+    what: str
+    path: str = "/api/v2/products/42"
+    headers: dict[str, str] = field(default_factory=dict)
+    expect: int = 200
+    # Other requests and the status each must get, checked once after the start: a filter
+    # that answered every request alike would otherwise pass.
+    probes: list[tuple[str, dict, int]] = field(default_factory=list)
+    # A policy directory and decision path: run by zerohop or by the ext_authz authorizer.
+    policy: str | None = None
+    decision: str | None = None
+    extauthz: bool = False
+    # HTTP filters put in front of the router (no-op wasm, native RBAC, ext_authz).
+    filters: list[dict] = field(default_factory=list)
+
+
+def wasm_filter(name: str, wasm: Path, configuration: str = "") -> dict:
+    return {
+        "name": "envoy.filters.http.wasm",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            "config": {
+                "name": name,
+                "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": configuration},
+                "vm_config": {"runtime": "envoy.wasm.runtime.v8", "code": {"local": {"filename": str(wasm)}}},
+                "failure_policy": "FAIL_CLOSED",
+            },
+        },
+    }
+
+
+def regex(pattern: str) -> dict:
+    return {"safe_regex": {"regex": pattern}}
+
+
+def path_header(pattern: str) -> dict:
+    return {"header": {"name": ":path", "string_match": regex(pattern)}}
+
+
+def methods(*names: str) -> dict:
+    return {"or_rules": {"rules": [{"header": {"name": ":method", "string_match": {"exact": m}}} for m in names]}}
+
+
+def rbac_path_rules() -> dict:
+    """testdata/policies/path-rules in Envoy's RBAC filter. RE2 matches whole values, so the
+    policy's unanchored regexes get `.*` around them; globs become prefixes and regexes."""
+    not_forbidden = {"not_rule": {"or_rules": {"rules": [
+        path_header(r".*/\.[^/]+.*"),
+        path_header(r"(?i).*\.(bak|old|swp)(\?.*)?"),
+    ]}}}
+    static = {"or_rules": {"rules": [
+        {"url_path": {"path": {"prefix": "/static/"}}},
+        {"url_path": {"path": regex(r"/assets/[^/]*\.(css|js|png|svg)")}},
+        {"url_path": {"path": {"exact": "/favicon.ico"}}},
+    ]}}
+    anyone = [{"any": True}]
+    policies = {
+        "static": {"permissions": [{"and_rules": {"rules": [not_forbidden, methods("GET", "HEAD"), static]}}],
+                   "principals": anyone},
+        "api": {"permissions": [{"and_rules": {"rules": [
+            not_forbidden, methods("GET"), path_header(r"/api/v[1-3]/(products|categories)(/[0-9]+)?(\?.*)?")]}}],
+            "principals": anyone},
+        "admin": {"permissions": [{"and_rules": {"rules": [not_forbidden, {"url_path": {"path": {"prefix": "/admin/"}}}]}}],
+                  "principals": [{"authenticated": {"principal_name": regex(r"spiffe://cluster\.local/ns/ops/sa/[a-z-]+")}}]},
+    }
+    return {"name": "envoy.filters.http.rbac", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC",
+        "rules": {"action": "ALLOW", "policies": policies}}}
+
+
+EXTAUTHZ_FILTER = {"name": "envoy.filters.http.ext_authz", "typed_config": {
+    "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz",
+    "transport_api_version": "V3",
+    "grpc_service": {"envoy_grpc": {"cluster_name": "extauthz"}, "timeout": "1s"},
+    "failure_mode_allow": False,
+}}
+
+
+def extauthz_cluster(port: int) -> dict:
+    return {
+        "name": "extauthz", "connect_timeout": "1s", "type": "STATIC",
+        "typed_extension_protocol_options": {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+            "explicit_http_config": {"http2_protocol_options": {}}}},
+        "load_assignment": {"cluster_name": "extauthz", "endpoints": [{"lb_endpoints": [{"endpoint": {
+            "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}}]}]},
+    }
+
+
+ALICE = {"authorization": "Basic YWxpY2U6cGFzc3dvcmQ="}  # alice:password, OPA's tutorial
+CONFIGS = [
+    Config("no-filter", "Envoy alone: direct_response, no HTTP filter but the router"),
+    Config("noop-wasm", "a proxy-wasm filter that reads all request headers and continues: the ceiling for any wasm filter",
+           filters=[wasm_filter("noop", NOOP_WASM)]),
+    Config("rbac", "Envoy's native RBAC filter with the path-rules policy (d) as RBAC rules",
+           filters=[rbac_path_rules()], probes=[("/.env", {}, 403), ("/static/app.js", {}, 200)]),
+    Config("zerohop/istio-quickstart", "(a) OPA's Istio quick-start RBAC, basic auth user alice",
+           path="/productpage", headers=ALICE, policy="istio-quickstart", decision="istio/authz/allow",
+           probes=[("/productpage", {}, 403), ("/api/v1/products", ALICE, 403), ("/health", {}, 200)]),
+    Config("zerohop/spiffe-allowlist", "(b) 200 SPIFFE ids in data; plaintext loopback has no peer "
+           "certificate, so every entry is tried and the request denied (403)",
+           path="/ledger/7", expect=403, policy="spiffe-allowlist", decision="mesh/authz/allow",
+           probes=[("/healthz", {}, 200)]),
+    Config("zerohop/path-rules", "(d) glob and regex path rules", policy="path-rules", decision="web/authz/allow",
+           probes=[("/.env", {}, 403), ("/static/app.js", {}, 200)]),
+    Config("zerohop/api-key-lookup", "(e) a key looked up in a 10,000-entry data document, tenant header added",
+           path="/v1/search?q=shoes", headers={"x-api-key": "key-04242"},
+           policy="api-key-lookup", decision="apikeys/authz/decision",
+           probes=[("/v1/search", {}, 401), ("/v1/reports", {"x-api-key": "key-04242"}, 403)]),
+    Config("ext_authz/path-rules", "the path-rules policy with zerohop's engine in a gRPC authorizer "
+           "(envoy_grpc, loopback, authorizer on Envoy's core): the lower bound for a remote authorizer",
+           policy="path-rules", decision="web/authz/allow", extauthz=True, filters=[EXTAUTHZ_FILTER],
+           probes=[("/.env", {}, 403), ("/static/app.js", {}, 200)]),
+]
+
+
+class Setup:
+    """One configuration's Envoy (and authorizer) on a fresh port."""
+
+    def __init__(self, config: Config, work: Path, bundles: dict[str, Path], concurrency: int = 1):
+        self.config = config
+        self.authorizer: subprocess.Popen | None = None
+        self.authorizer_port = free_port()
+        directory = work / f"{config.name.replace('/', '-')}-c{concurrency}"
+        directory.mkdir()
+        plugin = None
+        if config.policy and not config.extauthz:
+            plugin = plugin_config(bundles[config.policy].read_bytes(), path=config.decision)
+        self.listener = Listener(config.name, plugin)
+        self.envoy = Envoy([self.listener], None, directory, concurrency=concurrency, access_log=False)
+        self.envoy.prefix = pinned(ENVOY_CORE)
+        generated = json.loads(self.envoy.config_path.read_text())
+        chain = generated["static_resources"]["listeners"][0]["filter_chains"][0]
+        chain["filters"][0]["typed_config"]["http_filters"][0:0] = copy.deepcopy(config.filters)
+        if config.extauthz:
+            generated["static_resources"]["clusters"].append(extauthz_cluster(self.authorizer_port))
+        self.envoy.config_path.write_text(json.dumps(generated, indent=1))
+        self.bundle = bundles.get(config.policy or "")
+
+    def start(self) -> float:
+        """Starts everything; returns the seconds from starting Envoy to the first answer with
+        the expected status (the authorizer is up before Envoy starts)."""
+        if self.config.extauthz:
+            self.authorizer = subprocess.Popen(
+                [*pinned(ENVOY_CORE), str(EXTAUTHZ), "--listen", f"127.0.0.1:{self.authorizer_port}",
+                 "--bundle", str(self.bundle), "--decision", self.config.decision],
+                stderr=subprocess.DEVNULL)
+            wait_for_port(self.authorizer_port, self.authorizer)
+        started = time.monotonic()
+        self.envoy.start(wait=False)
+        deadline = started + 30
+        last = None
+        while time.monotonic() < deadline:
+            if self.envoy.process.poll() is not None:
+                raise SystemExit(f"{self.config.name}: Envoy exited:\n{self.envoy.log()[-3000:]}")
+            try:
+                last = request(self.listener.port, self.config.path, headers=self.config.headers).status
+                if last == self.config.expect:
+                    cold = time.monotonic() - started
+                    for path, headers, status in self.config.probes:
+                        got = request(self.listener.port, path, headers=headers).status
+                        if got != status:
+                            raise SystemExit(f"{self.config.name}: {path} {headers} answered {got}, not {status}")
+                    return cold
+            except OSError:
+                pass
+            time.sleep(0.005)
+        raise SystemExit(f"{self.config.name}: no {self.config.expect} within 30 s (last status {last}):\n"
+                         f"{self.envoy.log()[-3000:]}")
+
+    def rss_mib(self) -> float:
+        status = Path(f"/proc/{self.envoy.process.pid}/status").read_text()
+        return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1024
+
+    def stop(self) -> None:
+        self.envoy.stop()
+        if self.authorizer:
+            self.authorizer.terminate()
+            self.authorizer.wait(timeout=10)
+
+
+def wait_for_port(port: int, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"the authorizer exited with {process.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.02)
+    raise SystemExit("the authorizer did not listen within 30 s")
+
+
+def wrk(config: Config, port: int, seconds: float) -> dict:
+    headers = [a for k, v in config.headers.items() for a in ("-H", f"{k}: {v}")]
+    out = subprocess.run([*pinned(LOAD_CORE), "wrk", "-t1", f"-c{CONNECTIONS}", f"-d{max(1, round(seconds))}s",
+                          *headers, f"http://127.0.0.1:{port}{config.path}"],
+                         capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    # wrk counts non-2xx only: a configuration that must deny must deny every request.
+    wrong = (int(non_2xx.group(1)) if non_2xx else 0) if config.expect < 300 else \
+        total - (int(non_2xx.group(1)) if non_2xx else 0)
+    if wrong or (errors and any(int(x) for x in errors.groups())):
+        raise SystemExit(f"{config.name}: wrk saw {wrong} answers other than {config.expect}, errors {errors and errors.groups()}:\n{out}")
+    return {"rps": rps}
+
+
+def loadgen(config: Config, port: int, rate: float, seconds: float) -> dict:
+    headers = [a for k, v in config.headers.items() for a in ("--header", f"{k}: {v}")]
+    out = subprocess.run([*pinned(LOAD_CORE), str(LOADGEN), "--url", f"http://127.0.0.1:{port}{config.path}",
+                          "--rate", str(rate), "--seconds", str(seconds), "--connections", str(CONNECTIONS), *headers],
+                         capture_output=True, text=True, check=True).stdout
+    run = json.loads(out)
+    run["overloaded"] = run["unsent"] > 0.01 * rate * seconds
+    if run["errors"] or set(run["statuses"]) != {str(config.expect)}:
+        raise SystemExit(f"{config.name}: at {rate:.0f} req/s expected only {config.expect}, got {run}")
+    return run
+
+
+def machine() -> dict:
+    lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    model = re.search(r"Model name:\s+(.+)", lscpu)
+    envoy = subprocess.run([envoy_binary(), "--version"], capture_output=True, text=True).stdout.strip()
+    return {
+        "cpu": model.group(1).strip() if model else platform.processor(),
+        "cores": os.cpu_count(),
+        "kernel": platform.release(),
+        "envoy": re.search(r"version: \S+?/([\d.]+)", envoy).group(1) if "version" in envoy else envoy,
+        "load_average_at_start": os.getloadavg()[0],
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=5, help="per throughput or fixed-rate run")
+    parser.add_argument("--smoke", action="store_true", help="about a second per configuration, no results written")
+    parser.add_argument("--only", help="run only configurations whose name contains this (plus no-filter)")
+    args = parser.parse_args()
+    seconds = 1 if args.smoke else args.seconds
+    for tool, hint in ((shutil.which("wrk"), "apt-get install wrk"), (LOADGEN.exists(), "make bench builds it"),
+                       (EXTAUTHZ.exists(), "make bench builds it"), (NOOP_WASM.exists(), "make bench builds it"),
+                       (WASM.exists(), "make build")):
+        if not tool:
+            print(f"missing a tool: {hint}", file=sys.stderr)
+            return 2
+    configs = [c for c in CONFIGS if not args.only or c.name == "no-filter" or args.only in c.name]
+    work = temp_dir("zerohop-bench-")
+    bundles = {}
+    for c in configs:
+        if c.policy and c.policy not in bundles:
+            bundles[c.policy] = work / f"{c.policy}.tar.gz"
+            build_bundle(POLICIES / c.policy, bundles[c.policy], [c.decision], revision="bench")
+    host = machine()
+    results: dict[str, dict] = {}
+    rates: list[float] = []
+    for config in configs:
+        result = results[config.name] = {"what": config.what, "expect": config.expect}
+        # Memory: RSS with two workers minus RSS with one is what one more worker (one more VM
+        # and its plugin state) costs; both read right after the first decision.
+        rss = {}
+        # The smoke run skips the two-worker start (a cold start costs seconds on a busy VM).
+        for concurrency in (1,) if args.smoke else (2, 1):
+            setup = Setup(config, work, bundles, concurrency)
+            try:
+                cold = setup.start()
+                rss[concurrency] = setup.rss_mib()
+                if concurrency == 2:
+                    continue
+                result["cold_start_ms"] = cold * 1000
+                result["rss_mib"] = rss[1]
+                wrk(config, setup.listener.port, 1)  # warm up
+                result.update(wrk(config, setup.listener.port, seconds))
+                if config.name == "no-filter":
+                    rates = [0.25 * result["rps"], 0.5 * result["rps"]]
+                result["fixed_rate"] = [loadgen(config, setup.listener.port, rate, seconds) for rate in rates]
+                result["rss_after_load_mib"] = setup.rss_mib()
+            finally:
+                setup.stop()
+        result["worker_mib"] = rss[2] - rss[1] if 2 in rss else 0.0
+        print(f"{config.name}: {result['rps']:.0f} req/s, cold start {result['cold_start_ms']:.0f} ms, "
+              f"p99 at 50% {result['fixed_rate'][1]['p99_us']:.0f} µs", flush=True)
+    base = results["no-filter"]
+    for name, r in results.items():
+        r["ratio"] = r["rps"] / base["rps"]
+        r["rss_over_no_filter_mib"] = r["rss_mib"] - base["rss_mib"]
+        r["worker_over_no_filter_mib"] = r["worker_mib"] - base["worker_mib"]
+        for run, base_run in zip(r["fixed_rate"], base["fixed_rate"]):
+            run["added_p50_us"] = run["p50_us"] - base_run["p50_us"]
+            run["added_p99_us"] = run["p99_us"] - base_run["p99_us"]
+    wasm_sizes = {"zerohop.wasm": WASM.stat().st_size, "noop.wasm": NOOP_WASM.stat().st_size}
+    markdown = render(results, host, seconds, wasm_sizes)
+    print(markdown)
+    if not args.smoke and not args.only:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / "bench.json").write_text(json.dumps(
+            {"machine": host, "seconds": seconds, "connections": CONNECTIONS, "wasm_bytes": wasm_sizes,
+             "results": results}, indent=2) + "\n")
+        (RESULTS / "bench.md").write_text(markdown)
+        readme = ROOT / "README.md"
+        text = readme.read_text()
+        start, end = "<!-- bench:start -->\n", "<!-- bench:end -->"
+        if start in text and end in text:
+            head, rest = text.split(start, 1)
+            readme.write_text(head + start + markdown + rest[rest.index(end):])
+    return 0
+
+
+def render(results: dict, host: dict, seconds: float, wasm_sizes: dict) -> str:
+    lines = [
+        f"{host['date']}, {host['cpu']}, {host['cores']} cores, Linux {host['kernel']}, Envoy {host['envoy']} "
+        f"(load average {host['load_average_at_start']:.1f} at start). Envoy `--concurrency 1` pinned to core "
+        f"{ENVOY_CORE}; load from core {LOAD_CORE}: wrk `-t1 -c{CONNECTIONS} -d{seconds:g}s` for the maximum, "
+        f"zerohop-loadgen ({CONNECTIONS} connections, open loop) for {seconds:g} s at each fixed rate. "
+        f"`.wasm`: zerohop {wasm_sizes['zerohop.wasm']:,} bytes, noop {wasm_sizes['noop.wasm']:,} bytes.",
+        "",
+        "| configuration | max req/s | ratio to no filter | cold start ms | RSS over no filter MiB | one more worker MiB |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, r in results.items():
+        lines.append(f"| {name} | {r['rps']:.0f} | {r['ratio']:.2f} | {r['cold_start_ms']:.0f} | "
+                     f"{r['rss_over_no_filter_mib']:+.1f} | {r['worker_mib']:.1f} ({r['worker_over_no_filter_mib']:+.1f}) |")
+    lines += [
+        "",
+        "Latency at fixed rates (µs, from each request's due time; added = minus no-filter at the same rate). "
+        "Overloaded: more than 1% of the requests due in the window were still unsent at its end, so the "
+        "configuration cannot sustain that rate and its percentiles would only be lower bounds:",
+        "",
+        "| configuration | offered req/s | achieved | p50 | p90 | p99 | p99.9 | added p50 | added p99 |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in results.items():
+        for run in r["fixed_rate"]:
+            if run["overloaded"]:
+                lines.append(f"| {name} | {run['offered_rps']:.0f} | {run['achieved_rps']:.0f} | overloaded: "
+                             f"{run['unsent']} requests unsent | | | | | |")
+                continue
+            lines.append(f"| {name} | {run['offered_rps']:.0f} | {run['achieved_rps']:.0f} | {run['p50_us']:.0f} | "
+                         f"{run['p90_us']:.0f} | {run['p99_us']:.0f} | {run['p99.9_us']:.0f} | "
+                         f"{run['added_p50_us']:+.0f} | {run['added_p99_us']:+.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
