@@ -130,7 +130,7 @@ impl RootContext for Root {
             name: name.clone(),
             connections: host::Connections::default(),
             decision_ids,
-            body: config.body.clone(),
+            body: config.body,
             stalls: StallWatch::default(),
         }));
         let mut bundles = Bundles::new(name, Rc::new(config));
