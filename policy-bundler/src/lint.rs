@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use regorus::unstable::{Expr, Literal, Parser, Query, Rule, RuleHead, Source, Span};
+use regorus::unstable::{Expr, Literal, Parser, Query, Ref, Rule, RuleHead, Source, Span};
 use regorus::utils::get_path_string;
 use zerohop_filter::bundle::Bundle;
 
@@ -217,13 +217,7 @@ impl Visit {
                     value,
                     collection,
                     ..
-                } => {
-                    if let Some(key) = key {
-                        self.expr(key);
-                    }
-                    self.expr(value);
-                    self.expr(collection);
-                }
+                } => self.membership(key.as_ref(), value, collection),
                 Literal::Expr { expr, .. } | Literal::NotExpr { expr, .. } => self.expr(expr),
                 Literal::Every { domain, query, .. } => {
                     self.expr(domain);
@@ -231,6 +225,15 @@ impl Visit {
                 }
             }
         }
+    }
+
+    /// `some k, v in c` and `k, v in c`.
+    fn membership(&mut self, key: Option<&Ref<Expr>>, value: &Expr, collection: &Expr) {
+        if let Some(key) = key {
+            self.expr(key);
+        }
+        self.expr(value);
+        self.expr(collection);
     }
 
     fn expr(&mut self, expr: &Expr) {
@@ -290,13 +293,7 @@ impl Visit {
                 value,
                 collection,
                 ..
-            } => {
-                if let Some(key) = key {
-                    self.expr(key);
-                }
-                self.expr(value);
-                self.expr(collection);
-            }
+            } => self.membership(key.as_ref(), value, collection),
         }
     }
 }

@@ -198,16 +198,7 @@ impl Bundles {
         if client.poller.lost(now) {
             client.pending = None;
             client.poller.failed(now);
-            let error = FetchError::Lost(service.timeout_ms);
-            log(
-                LogLevel::Warn,
-                &format!(
-                    "{}: bundle fetch failed [{}]: {error}",
-                    self.name,
-                    error.code()
-                ),
-            );
-            self.metrics.failed(error.code());
+            self.fetch_failed(&FetchError::Lost(service.timeout_ms));
             return;
         }
         if !client.poller.due(now) {
@@ -283,21 +274,23 @@ impl Bundles {
         match client.poller.finish(now, response) {
             Ok(Fetched::Unchanged) => {}
             Ok(Fetched::Bundle { bytes, etag }) => self.fetched(state, now, bytes, etag),
-            Err(error) => {
-                log(
-                    LogLevel::Warn,
-                    &format!(
-                        "{}: bundle fetch failed [{}]: {error}",
-                        self.name,
-                        error.code()
-                    ),
-                );
-                self.metrics.failed(error.code());
-            }
+            Err(error) => self.fetch_failed(&error),
         }
     }
 
     /// A downloaded bundle: loaded in full here, then published for the other workers.
+    fn fetch_failed(&mut self, error: &FetchError) {
+        log(
+            LogLevel::Warn,
+            &format!(
+                "{}: bundle fetch failed [{}]: {error}",
+                self.name,
+                error.code()
+            ),
+        );
+        self.metrics.failed(error.code());
+    }
+
     fn fetched(&mut self, state: &RefCell<State>, now: u64, bytes: Vec<u8>, etag: String) {
         let started = host::now_ms();
         let policy = match self.load(&bytes) {
