@@ -38,6 +38,8 @@ pub struct State {
 pub struct Root {
     state: Option<Rc<RefCell<State>>>,
     bundles: Option<Bundles>,
+    /// The tick period last asked of the host (`None` before the first request).
+    tick: Option<Duration>,
 }
 
 impl Context for Root {
@@ -166,7 +168,8 @@ impl RootContext for Root {
 impl Root {
     /// Ticks drive live bundles and, while bodies are configured but none has reached the
     /// filter yet, the watch for bodies the host holds back (see `StallWatch`).
-    fn set_tick_period(&self) {
+    /// Asks the host for a new period only when it changes, not on every tick.
+    fn set_tick_period(&mut self) {
         let live = self.bundles.as_ref().is_some_and(Bundles::live);
         let watching = self.state.as_ref().is_some_and(|s| {
             s.try_borrow()
@@ -179,7 +182,10 @@ impl Root {
         } else {
             Duration::ZERO
         };
-        host::set_tick_period(period);
+        if self.tick != Some(period) {
+            host::set_tick_period(period);
+            self.tick = Some(period);
+        }
     }
 
     fn end_stalled_requests(&self) {
