@@ -127,8 +127,10 @@ def test_until_a_bundle_is_active_requests_fail_closed(proxy, server):
 def test_first_signed_bundle_activates_on_every_worker(proxy, server, bundles):
     server.serve(BUNDLE, bundles.build("v1"))
     wait_for(lambda: revision_of(get_ok(proxy)) == "v1", MAX_DELAY + 5, "v1 to activate")
-    # Each worker activates on its own tick; until it does, it answers as without a bundle (503).
-    wait_for(lambda: proxy.stat("wasmcustom.zerohop.bundle.activations") >= 2, 5, "both workers to activate v1")
+    # Each VM (Envoy's main thread and both workers) activates on its own tick; until a worker
+    # does, it answers as without a bundle (503). The main thread alone can satisfy a count of 2.
+    wait_for(lambda: len(activation_threads(proxy, "v1")) >= 3, 5, "main thread and both workers to activate v1")
+    assert proxy.stat("wasmcustom.zerohop.bundle.activations") >= 3
     assert proxy.stat("wasmcustom.zerohop.bundle.active_generation") == 1
     for _ in range(4):
         denied = harness.request(proxy.port("live"), "/other")
@@ -172,7 +174,7 @@ def test_swap_under_load_answers_only_decisions(proxy, server, bundles):
     late = [r for started, _, r in results if started > swapped_at + MAX_DELAY + 1]
     assert late and set(late) == {"v2"}, f"{len(late)} requests after max_delay + 1 s: {set(late)}"
     # Each worker (and Envoy's main thread) activated v2 itself.
-    assert len(activation_threads(proxy, "v2")) >= 2, proxy.log()
+    assert len(activation_threads(proxy, "v2")) >= 3, proxy.log()
     assert proxy.stat("wasmcustom.zerohop.bundle.active_generation") == 2
 
 
