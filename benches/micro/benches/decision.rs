@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // benchmark setup: fail loudly
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use zerohop_benches::{bundle_targz, mesh_request, mesh_request_from, Case};
+use zerohop_benches::{bundle_targz, reference_cases};
 use zerohop_filter::bundle::{Bundle, Limits};
 use zerohop_filter::config::DecisionPath;
 use zerohop_filter::engine::{Mode, Policy};
@@ -12,67 +12,8 @@ use zerohop_filter::request::body::BodySettings;
 use zerohop_filter::request::decision::{decide, Action, Reason};
 use zerohop_filter::request::input;
 
-/// (bench name, policy directory, decision path, a request the policy allows)
-fn cases() -> Vec<(&'static str, &'static str, &'static str, Case)> {
-    let case = |policy, entrypoint, request| Case::new(policy, entrypoint, request).unwrap();
-    vec![
-        ("demo", "demo", "envoy/authz/allow", Case::demo().unwrap()),
-        (
-            "istio-quickstart",
-            "istio-quickstart",
-            "istio/authz/allow",
-            // alice:password, basic auth, as in OPA's tutorial.
-            case(
-                "istio-quickstart",
-                "istio/authz/allow",
-                mesh_request(
-                    "GET",
-                    "/productpage",
-                    &[("authorization", "Basic YWxpY2U6cGFzc3dvcmQ=")],
-                ),
-            ),
-        ),
-        (
-            "spiffe-allowlist",
-            "spiffe-allowlist",
-            "mesh/authz/allow",
-            // Three quarters down the 200-entry list.
-            case(
-                "spiffe-allowlist",
-                "mesh/authz/allow",
-                mesh_request_from(
-                    "spiffe://cluster.local/ns/ledger/sa/service-150",
-                    "GET",
-                    "/ledger/7",
-                ),
-            ),
-        ),
-        (
-            "path-rules",
-            "path-rules",
-            "web/authz/allow",
-            // Passes both forbidden-file regexes, misses the globs, matches the API regex.
-            case(
-                "path-rules",
-                "web/authz/allow",
-                mesh_request("GET", "/api/v2/products/42", &[]),
-            ),
-        ),
-        (
-            "api-key-lookup",
-            "api-key-lookup",
-            "apikeys/authz/decision",
-            case(
-                "api-key-lookup",
-                "apikeys/authz/decision",
-                mesh_request("GET", "/v1/search?q=shoes", &[("x-api-key", "key-04242")]),
-            ),
-        ),
-    ]
-}
-
 fn decision_path(c: &mut Criterion) {
-    for (name, _, _, mut case) in cases() {
+    for (name, _, _, mut case) in reference_cases() {
         let (outcome, _) = case.decide();
         assert_eq!(outcome.reason, Reason::Allowed, "{name}: {outcome:?}");
         assert!(matches!(outcome.action, Action::Forward(_)));
@@ -99,7 +40,7 @@ fn decision_path(c: &mut Criterion) {
 fn activation(c: &mut Criterion) {
     let mut group = c.benchmark_group("activate");
     group.sample_size(10);
-    for (name, policy, entrypoint, _) in cases() {
+    for (name, policy, entrypoint, _) in reference_cases() {
         let path = DecisionPath::parse(entrypoint).unwrap();
         for (kind, targz) in [
             (

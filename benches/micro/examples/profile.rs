@@ -1,20 +1,22 @@
-//! Runs the demo decision path in a loop, for `valgrind --tool=callgrind` (instruction
-//! counts are repeatable where wall-clock timings are not):
+//! Runs one reference policy's decision path in a loop, for `perf record` or
+//! `valgrind --tool=callgrind` (instruction counts are repeatable where timings are not):
 //!     cargo build --profile profiling -p zerohop-benches --example profile
-//!     valgrind --tool=callgrind target/profiling/examples/profile 5000
-#![allow(clippy::unwrap_used, clippy::expect_used)] // profiling harness: fail loudly
+//!     valgrind --tool=callgrind target/profiling/examples/profile path-rules 5000
+#![allow(clippy::panic)] // profiling harness: fail loudly
 
-use zerohop_benches::Case;
+use zerohop_benches::reference_cases;
 use zerohop_filter::request::decision::Action;
 
 fn main() {
-    let iterations: usize = std::env::args()
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(10_000);
-    let mut case = Case::demo().expect("demo bundle builds");
+    let mut args = std::env::args().skip(1);
+    let name = args.next().unwrap_or_else(|| "demo".into());
+    let iterations: usize = args.next().and_then(|n| n.parse().ok()).unwrap_or(10_000);
+    let Some((_, _, _, mut case)) = reference_cases().into_iter().find(|c| c.0 == name) else {
+        let names: Vec<_> = reference_cases().iter().map(|c| c.0).collect();
+        panic!("unknown case {name}: one of {names:?}");
+    };
     let allowed = (0..iterations)
         .filter(|_| matches!(case.decide().0.action, Action::Forward(_)))
         .count();
-    println!("{allowed} of {iterations} allowed");
+    println!("{name}: {allowed} of {iterations} allowed");
 }

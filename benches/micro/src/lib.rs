@@ -57,6 +57,74 @@ impl Case {
     }
 }
 
+/// The reference policies (benches/micro/README.md), each with a request it allows:
+/// (bench name, policy directory, decision path, case). Panics if a bundle does not build.
+#[allow(clippy::expect_used)] // benchmark fixtures: a reference bundle that does not build is a bug
+pub fn reference_cases() -> Vec<(&'static str, &'static str, &'static str, Case)> {
+    let case = |policy, entrypoint, request| {
+        Case::new(policy, entrypoint, request).expect("reference bundles build")
+    };
+    vec![
+        (
+            "demo",
+            "demo",
+            "envoy/authz/allow",
+            Case::demo().expect("the demo bundle builds"),
+        ),
+        (
+            "istio-quickstart",
+            "istio-quickstart",
+            "istio/authz/allow",
+            // alice:password, basic auth, as in OPA's tutorial.
+            case(
+                "istio-quickstart",
+                "istio/authz/allow",
+                mesh_request(
+                    "GET",
+                    "/productpage",
+                    &[("authorization", "Basic YWxpY2U6cGFzc3dvcmQ=")],
+                ),
+            ),
+        ),
+        (
+            "spiffe-allowlist",
+            "spiffe-allowlist",
+            "mesh/authz/allow",
+            // Three quarters down the 200-entry list.
+            case(
+                "spiffe-allowlist",
+                "mesh/authz/allow",
+                mesh_request_from(
+                    "spiffe://cluster.local/ns/ledger/sa/service-150",
+                    "GET",
+                    "/ledger/7",
+                ),
+            ),
+        ),
+        (
+            "path-rules",
+            "path-rules",
+            "web/authz/allow",
+            // Passes both forbidden-file regexes, misses the globs, matches the API regex.
+            case(
+                "path-rules",
+                "web/authz/allow",
+                mesh_request("GET", "/api/v2/products/42", &[]),
+            ),
+        ),
+        (
+            "api-key-lookup",
+            "api-key-lookup",
+            "apikeys/authz/decision",
+            case(
+                "api-key-lookup",
+                "apikeys/authz/decision",
+                mesh_request("GET", "/v1/search?q=shoes", &[("x-api-key", "key-04242")]),
+            ),
+        ),
+    ]
+}
+
 /// Reads a policy directory (flat: `*.rego` and `data.json`) into bundle files.
 pub fn policy_files(name: &str) -> Vec<(String, Vec<u8>)> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
