@@ -98,27 +98,74 @@ fn plain_opa_bundle_is_compiled_at_load() {
 
 #[test]
 fn rego_the_rvm_cannot_compile_is_interpreted() {
+    // The RVM compiler does not handle `with` yet.
     let rego = r#"
 package envoy.authz
 import rego.v1
-role_perms := {"admin": ["read"]}
 default allow := false
-allow if {
-    some r
-    some perm in role_perms[r]
-    perm == input.want
-}
+allow if wants_read with input.want as input.asked
+wants_read if input.want == "read"
 "#;
     let plain = Bundle::from_files(vec![("p.rego".into(), rego.as_bytes().to_vec())]).unwrap();
     let mut policy = Policy::load(&plain, &path("envoy/authz/allow")).unwrap();
     assert_eq!(policy.mode(), Mode::Interpreted);
     assert_eq!(
-        policy.evaluate(Value::from_json_str(r#"{"want":"read"}"#).unwrap()),
+        policy.evaluate(Value::from_json_str(r#"{"asked":"read"}"#).unwrap()),
         Ok(Value::from(true))
     );
     assert_eq!(
-        policy.evaluate(Value::from_json_str(r#"{"want":"write"}"#).unwrap()),
+        policy.evaluate(Value::from_json_str(r#"{"asked":"write"}"#).unwrap()),
         Ok(Value::from(false))
+    );
+}
+
+/// `some x in coll[k]` with `k` unbound: the index loop is hoisted, then the `some` loops
+/// (patched regorus: 0.14.1 refused it, "SomeIn should have been hoisted").
+#[test]
+fn some_in_over_an_iterated_index_is_compiled() {
+    let rego = r#"
+package envoy.authz
+import rego.v1
+role_perms := {
+    "guest": [{"method": "GET", "path": "/productpage"}],
+    "admin": [{"method": "GET", "path": "/productpage"}, {"method": "POST", "path": "/admin"}],
+}
+required_roles contains r if {
+    some perm in role_perms[r]
+    perm.method == input.method
+    perm.path == input.path
+}
+default allow := false
+allow if {
+    some r
+    some perm in role_perms[r]
+    perm.method == input.method
+    every other in role_perms[r] { other.method in {"GET", "POST"} }
+}
+decision := {"roles": required_roles, "allow": allow}
+"#;
+    let plain = Bundle::from_files(vec![("p.rego".into(), rego.as_bytes().to_vec())]).unwrap();
+    let mut policy = Policy::load(&plain, &path("envoy/authz/decision")).unwrap();
+    assert_eq!(policy.mode(), Mode::CompiledAtLoad);
+    let mut decide = |input: &str| {
+        policy
+            .evaluate(Value::from_json_str(input).unwrap())
+            .unwrap()
+            .to_json_str()
+            .unwrap()
+    };
+    let expected = |json: &str| Value::from_json_str(json).unwrap().to_json_str().unwrap();
+    assert_eq!(
+        decide(r#"{"method":"GET","path":"/productpage"}"#),
+        expected(r#"{"roles":["admin","guest"],"allow":true}"#)
+    );
+    assert_eq!(
+        decide(r#"{"method":"POST","path":"/admin"}"#),
+        expected(r#"{"roles":["admin"],"allow":true}"#)
+    );
+    assert_eq!(
+        decide(r#"{"method":"DELETE","path":"/admin"}"#),
+        expected(r#"{"roles":[],"allow":false}"#)
     );
 }
 

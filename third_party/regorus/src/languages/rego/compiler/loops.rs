@@ -78,6 +78,11 @@ impl<'a> Compiler<'a> {
         loops: &[HoistedLoop],
     ) -> Result<()> {
         if loops.is_empty() {
+            // The loops of a `some ... in` statement's collection are hoisted (e.g.
+            // `some perm in role_perms[r]` with `r` unbound): now the statement itself loops.
+            if matches!(stmts.first().map(|s| &s.literal), Some(ast::Literal::SomeIn { .. })) {
+                return self.compile_some_in_and_remaining_statements(stmts);
+            }
             if !stmts.is_empty() {
                 self.compile_single_statement(stmts[0])?;
                 return self.hoist_loops_and_compile_statements(&stmts[1..]);

@@ -63,46 +63,55 @@ impl<'a> Compiler<'a> {
             }
 
             if matches!(&stmt.literal, ast::Literal::SomeIn { .. }) {
-                if let ast::Literal::SomeIn {
-                    ref key,
-                    ref value,
-                    ref collection,
-                    ..
-                } = &stmt.literal
-                {
-                    let some_result_reg = self.compile_some_in_loop_with_remaining_statements(
-                        key,
-                        value,
-                        collection,
-                        &stmts[idx..],
-                    )?;
-                    // Inside an `every` body a `some ... in` acts as a condition
-                    // on the current iteration: if it matches nothing the
-                    // iteration must fail. Unlike a top-level rule body (where
-                    // per-iteration context yields produce the results), the
-                    // `every` body has no yield, so the loop result register is
-                    // otherwise discarded. Guard on it so a `some` that matches
-                    // nothing fails the enclosing `every` iteration.
-                    if matches!(
-                        self.context_stack.last().map(|c| &c.context_type),
-                        Some(ContextType::Every)
-                    ) {
-                        self.emit_instruction(
-                            Instruction::Guard {
-                                register: some_result_reg,
-                                mode: GuardMode::Condition,
-                            },
-                            &stmt.span,
-                        );
-                    }
-                    return Ok(());
-                }
+                return self.compile_some_in_and_remaining_statements(&stmts[idx..]);
             }
 
             self.compile_single_statement(stmt)?;
         }
 
         self.hoist_loops_and_emit_context_yield()
+    }
+
+    /// Compiles `stmts[0]`, a `some ... in` statement whose collection has no loops left to
+    /// hoist, as a loop over the remaining statements.
+    pub(super) fn compile_some_in_and_remaining_statements(
+        &mut self,
+        stmts: &[&LiteralStmt],
+    ) -> Result<()> {
+        let Some(stmt) = stmts.first() else {
+            return self.hoist_loops_and_emit_context_yield();
+        };
+        let ast::Literal::SomeIn {
+            ref key,
+            ref value,
+            ref collection,
+            ..
+        } = &stmt.literal
+        else {
+            return Err(CompilerError::SomeInNotHoisted.at(&stmt.span));
+        };
+        let some_result_reg =
+            self.compile_some_in_loop_with_remaining_statements(key, value, collection, stmts)?;
+        // Inside an `every` body a `some ... in` acts as a condition
+        // on the current iteration: if it matches nothing the
+        // iteration must fail. Unlike a top-level rule body (where
+        // per-iteration context yields produce the results), the
+        // `every` body has no yield, so the loop result register is
+        // otherwise discarded. Guard on it so a `some` that matches
+        // nothing fails the enclosing `every` iteration.
+        if matches!(
+            self.context_stack.last().map(|c| &c.context_type),
+            Some(ContextType::Every)
+        ) {
+            self.emit_instruction(
+                Instruction::Guard {
+                    register: some_result_reg,
+                    mode: GuardMode::Condition,
+                },
+                &stmt.span,
+            );
+        }
+        Ok(())
     }
 
     pub(super) fn hoist_loops_and_emit_context_yield(&mut self) -> Result<()> {
