@@ -18,7 +18,7 @@ MAX_WASM_BYTES := 3145728
 WASM_OPT := /usr/bin/wasm-opt
 # The features rustc enables for wasm32-wasip1 that binaryen must accept.
 WASM_FEATURES := --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int --enable-mutable-globals
-RUST_SOURCES := $(shell find filter policy-bundler -name '*.rs' -o -name Cargo.toml) Cargo.toml Cargo.lock
+RUST_SOURCES := $(shell find filter policy-bundler third_party -name '*.rs' -o -name Cargo.toml) Cargo.toml Cargo.lock
 
 .PHONY: help tools build test test-unit test-e2e demo bench bench-bundles check clean conformance
 
