@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "e2e"))
 
 from harness import (ROOT, WASM, Envoy, Listener, build_bundle, envoy_binary, free_port,  # noqa: E402
                      plugin_config, request, temp_dir)
+from tokens import KEYS, NOW, b64, bearer, token  # noqa: E402
 
 RESULTS = ROOT / "benches" / "results"
 NOOP_WASM = ROOT / "dist" / "noop.wasm"
@@ -136,6 +137,14 @@ def extauthz_cluster(port: int) -> dict:
 
 
 ALICE = {"authorization": "Basic YWxpY2U6cGFzc3dvcmQ="}  # alice:password, OPA's tutorial
+DAY = 86400
+# (c) Tokens valid for a day from the start of the run: HS256 as in OPA's Envoy tutorial,
+# RS256 with a kid from the JWKS in the jwt-jwks policy's data.
+HS256_GUEST = bearer(token("HS256", {"role": "guest", "sub": b64(b"alice"), "nbf": NOW - 60, "exp": NOW + DAY},
+                           "secret"))
+RS256_READER = bearer(token("RS256", {"iss": "https://issuer.example", "aud": "orders", "sub": "alice",
+                                      "scope": ["orders:read"], "nbf": NOW - 60, "exp": NOW + DAY},
+                            KEYS / "rsa.key", {"alg": "RS256", "typ": "JWT", "kid": "rsa-1"}))
 CONFIGS = [
     Config("no-filter", "Envoy alone: direct_response, no HTTP filter but the router"),
     Config("noop-wasm", "a proxy-wasm filter that reads all request headers and continues: the ceiling for any wasm filter",
@@ -149,6 +158,12 @@ CONFIGS = [
            "certificate, so every entry is tried and the request denied (403)",
            path="/ledger/7", expect=403, policy="spiffe-allowlist", decision="mesh/authz/allow",
            probes=[("/healthz", {}, 200)]),
+    Config("zerohop/jwt-hs256", "(c) OPA's Envoy tutorial: role from an HS256 token (io.jwt.decode_verify)",
+           path="/people", headers=HS256_GUEST, policy="envoy-tutorial", decision="envoy/authz/allow",
+           probes=[("/people", {}, 403), ("/people", {"authorization": HS256_GUEST["authorization"] + "x"}, 403)]),
+    Config("zerohop/jwt-rs256", "(c) scopes from an RS256 token verified against a JWKS in data",
+           path="/orders/7", headers=RS256_READER, policy="jwt-jwks", decision="envoy/authz/allow",
+           probes=[("/orders/7", {}, 403), ("/orders/7", {"authorization": RS256_READER["authorization"] + "x"}, 403)]),
     Config("zerohop/path-rules", "(d) glob and regex path rules", policy="path-rules", decision="web/authz/allow",
            probes=[("/.env", {}, 403), ("/static/app.js", {}, 200)]),
     Config("zerohop/api-key-lookup", "(e) a key looked up in a 10,000-entry data document, tenant header added",
