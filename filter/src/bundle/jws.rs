@@ -8,8 +8,8 @@ use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use sha2::{Sha256, Sha384, Sha512};
 
-use crate::jws::{self, PssSalt, PublicKey};
 pub use crate::jws::Alg as Algorithm;
+use crate::jws::{self, PssSalt, PublicKey};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 

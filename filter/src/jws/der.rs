@@ -49,9 +49,7 @@ fn element(input: &[u8]) -> Result<(u8, &[u8], &[u8]), DerError> {
             return Err(DerError::Length);
         }
         let (bytes, rest) = rest.split_at_checked(count).ok_or(DerError::Length)?;
-        let len = bytes
-            .iter()
-            .fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+        let len = bytes.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
         // Minimal: no leading zero byte, and the long form only from 128 on.
         if bytes.first() == Some(&0) || len < 0x80 {
             return Err(DerError::Length);
@@ -195,7 +193,10 @@ mod tests {
 
     #[test]
     fn lengths_must_be_definite_minimal_and_present() {
-        assert_eq!(element(&[0x04, 0x01, 0xaa]), Ok((0x04, &[0xaa][..], &[][..])));
+        assert_eq!(
+            element(&[0x04, 0x01, 0xaa]),
+            Ok((0x04, &[0xaa][..], &[][..]))
+        );
         // Indefinite, long form for a short length, leading zero length byte, truncated.
         for bad in [
             &[0x30, 0x80, 0x00, 0x00][..],

@@ -440,7 +440,8 @@ mod tests {
                 assert_eq!(product, &a * &b % &modulus, "{curve:?}");
                 let sum = field.from_mont(&field.add(&field.to_mont(&a), &field.to_mont(&b)));
                 assert_eq!(sum, (&a + &b) % &modulus);
-                let difference = field.from_mont(&field.sub(&field.to_mont(&b), &field.to_mont(&a)));
+                let difference =
+                    field.from_mont(&field.sub(&field.to_mont(&b), &field.to_mont(&a)));
                 assert_eq!(difference, (&b + &modulus - &a) % &modulus);
                 let inverse = field.pow(&field.to_mont(&a), &(&modulus - 2u8));
                 assert_eq!(

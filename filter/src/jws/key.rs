@@ -82,11 +82,9 @@ pub fn keys_from_pem_or_jwk(text: &str) -> Result<Vec<KeyEntry>, JwsError> {
                     JwsError::Key(format!("failed to parse a PEM certificate: {e}"))
                 })?)])
             }
-            "PUBLIC KEY" => {
-                Ok(vec![KeyEntry::bare(from_spki_der(&block.der).map_err(|e| {
-                    JwsError::Key(format!("failed to parse a PEM public key: {e}"))
-                })?)])
-            }
+            "PUBLIC KEY" => Ok(vec![KeyEntry::bare(from_spki_der(&block.der).map_err(
+                |e| JwsError::Key(format!("failed to parse a PEM public key: {e}")),
+            )?)]),
             _ => Err(JwsError::Key(
                 "failed to extract a Key from the PEM certificate".into(),
             )),
@@ -188,10 +186,10 @@ fn ec_key(curve: &str, sec1: &[u8]) -> PublicKey {
         _ => return PublicKey::Unusable("unsupported EC curve"),
     };
     // Go parses a JWK point that is not on the curve and then fails to verify with it.
-    EcKey::from_sec1(curve, sec1).map_or(
-        PublicKey::Unusable("EC point is not on the curve"),
-        |key| PublicKey::Ec(Box::new(key)),
-    )
+    EcKey::from_sec1(curve, sec1)
+        .map_or(PublicKey::Unusable("EC point is not on the curve"), |key| {
+            PublicKey::Ec(Box::new(key))
+        })
 }
 
 /// The key in a DER SubjectPublicKeyInfo (a `PUBLIC KEY` PEM block).
@@ -205,13 +203,19 @@ fn from_spki(spki: &Spki<'_>) -> Result<PublicKey, String> {
     match spki.algorithm {
         der::OID_RSA => {
             let (n, e) = der::rsa_public_key(spki.key).map_err(|e| e.to_string())?;
-            Ok(rsa_key(BigUint::from_bytes_be(n), BigUint::from_bytes_be(e)))
+            Ok(rsa_key(
+                BigUint::from_bytes_be(n),
+                BigUint::from_bytes_be(e),
+            ))
         }
         der::OID_EC => match spki.named_curve.ok_or("EC key without a named curve")? {
             der::OID_P256 => Ok(ec_key("P-256", spki.key)),
             der::OID_P384 => Ok(ec_key("P-384", spki.key)),
             der::OID_P521 => Ok(ec_key("P-521", spki.key)),
-            other => Err(format!("unsupported elliptic curve {}", der::oid_text(other))),
+            other => Err(format!(
+                "unsupported elliptic curve {}",
+                der::oid_text(other)
+            )),
         },
         der::OID_ED25519 => Ok(PublicKey::Unusable("EdDSA keys are not supported")),
         other => Err(format!(
@@ -224,7 +228,10 @@ fn from_spki(spki: &Spki<'_>) -> Result<PublicKey, String> {
 /// The key in a PKCS#1 `RSAPublicKey` (an `RSA PUBLIC KEY` PEM block).
 pub(crate) fn from_pkcs1_der(der: &[u8]) -> Result<PublicKey, DerError> {
     let (n, e) = der::rsa_public_key(der)?;
-    Ok(rsa_key(BigUint::from_bytes_be(n), BigUint::from_bytes_be(e)))
+    Ok(rsa_key(
+        BigUint::from_bytes_be(n),
+        BigUint::from_bytes_be(e),
+    ))
 }
 
 /// One PEM block, found as Go's `pem.Decode` finds it: text before it is skipped, the END line

@@ -104,7 +104,13 @@ pub enum PssSalt {
 }
 
 /// RSASSA-PSS with MGF1 over the same hash (EMSA-PSS-VERIFY, RFC 8017 §9.1.2).
-pub fn pss_verify(key: &RsaKey, hash: Hash, digest: &[u8], signature: &[u8], salt: PssSalt) -> bool {
+pub fn pss_verify(
+    key: &RsaKey,
+    hash: Hash,
+    digest: &[u8],
+    signature: &[u8],
+    salt: PssSalt,
+) -> bool {
     let Some(opened) = key.open(signature) else {
         return false;
     };
