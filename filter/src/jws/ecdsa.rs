@@ -6,6 +6,8 @@
 
 use num_bigint::BigUint;
 
+use super::montgomery::Montgomery;
+
 /// A NIST prime curve y² = x³ - 3x + b over GF(p), with a base point G of prime order n.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Curve {
@@ -121,13 +123,13 @@ impl EcKey {
             e >>= digest_bits - n.bits();
         }
         // w = s⁻¹ (n is prime: s^(n-2)), u1 = e·w, u2 = r·w, all mod n.
-        let scalars = Field::new(&n);
+        let (Some(scalars), Some(field)) = (Field::new(&n), Field::new(&hex(c.p))) else {
+            return false;
+        };
         let w = scalars.pow(&scalars.to_mont(&s), &(&n - 2u8));
         let u1 = scalars.from_mont(&scalars.mul(&scalars.to_mont(&(e % &n)), &w));
         let u2 = scalars.from_mont(&scalars.mul(&scalars.to_mont(&r), &w));
 
-        let p = hex(c.p);
-        let field = Field::new(&p);
         let g = Point::affine(&field, &hex(c.gx), &hex(c.gy));
         let q = Point::affine(&field, &self.x, &self.y);
         let sum = field.shamir(&u1, &g, &u2, &q);
@@ -135,7 +137,7 @@ impl EcKey {
             return false;
         }
         // The affine x = X / Z², reduced mod n, must be r.
-        let z_inverse = field.pow(&sum.z, &(&p - 2u8));
+        let z_inverse = field.pow(&sum.z, &(hex(c.p) - 2u8));
         let x = field.from_mont(&field.mul(&sum.x, &field.mul(&z_inverse, &z_inverse)));
         x % &n == r
     }
@@ -144,25 +146,16 @@ impl EcKey {
 /// 576 bits: room for P-521's 521.
 const LIMBS: usize = 9;
 
-/// A residue, little-endian 64-bit limbs, always fully reduced.
+/// A residue in Montgomery form, little-endian 64-bit limbs, always fully reduced; the limbs
+/// past the modulus's are zero.
 type Limbs = [u64; LIMBS];
 
-/// `a + b·c + carry` as (low, high) limbs; it cannot overflow 128 bits.
-fn mac(a: u64, b: u64, c: u64, carry: u64) -> (u64, u64) {
-    let wide = u128::from(a) + u128::from(b) * u128::from(c) + u128::from(carry);
-    (wide as u64, (wide >> 64) as u64)
-}
-
-/// Adds `carry` into the limbs, from the first up.
-fn propagate<'a>(limbs: impl Iterator<Item = &'a mut u64>, mut carry: u64) {
-    for limb in limbs {
-        if carry == 0 {
-            break;
-        }
-        let (sum, overflow) = limb.overflowing_add(carry);
-        *limb = sum;
-        carry = u64::from(overflow);
+fn array(limbs: &[u64]) -> Limbs {
+    let mut out = [0u64; LIMBS];
+    for (o, l) in out.iter_mut().zip(limbs) {
+        *o = *l;
     }
+    out
 }
 
 /// `a - b` over all limbs, and whether it borrowed (a < b).
@@ -191,79 +184,43 @@ fn add_limbs(a: &Limbs, b: &Limbs) -> Limbs {
     out
 }
 
-fn to_limbs(value: &BigUint) -> Limbs {
-    let mut out = [0u64; LIMBS];
-    for (limb, digit) in out.iter_mut().zip(value.iter_u64_digits()) {
-        *limb = digit;
-    }
-    out
-}
-
-fn from_limbs(limbs: &Limbs) -> BigUint {
-    let bytes: Vec<u8> = limbs.iter().flat_map(|l| l.to_le_bytes()).collect();
-    BigUint::from_bytes_le(&bytes)
-}
-
-/// Arithmetic modulo an odd m < 2^575 in Montgomery form (R = 2^(64·len)).
+/// Arithmetic modulo p or n of a curve, on fixed-size limbs (no allocation per operation).
 struct Field {
+    mont: Montgomery,
     m: Limbs,
-    /// Limbs in use: m < 2^(64·len).
-    len: usize,
-    /// -m⁻¹ mod 2^64.
-    m_inv: u64,
-    /// R² mod m, to enter Montgomery form.
-    r2: Limbs,
-    /// R mod m: 1 in Montgomery form.
     one: Limbs,
 }
 
 impl Field {
-    fn new(m: &BigUint) -> Self {
-        let len = m.bits().div_ceil(64).clamp(1, LIMBS as u64) as usize;
-        let r = BigUint::from(1u8) << (64 * len);
-        let m0 = m.iter_u64_digits().next().unwrap_or(1);
-        // Newton's iteration doubles the correct low bits of m⁻¹ mod 2^64 each step.
-        let mut inverse: u64 = 1;
-        for _ in 0..6 {
-            inverse = inverse.wrapping_mul(2u64.wrapping_sub(m0.wrapping_mul(inverse)));
-        }
-        Self {
-            m: to_limbs(m),
-            len,
-            m_inv: inverse.wrapping_neg(),
-            r2: to_limbs(&(&r * &r % m)),
-            one: to_limbs(&(r % m)),
-        }
+    /// `None` for an even modulus (never one of the curves').
+    fn new(m: &BigUint) -> Option<Self> {
+        let mont = Montgomery::new(m)?;
+        Some(Self {
+            m: array(mont.modulus()),
+            one: array(mont.one()),
+            mont,
+        })
     }
 
-    /// a·b·R⁻¹ mod m (CIOS), for a, b < m.
     fn mul(&self, a: &Limbs, b: &Limbs) -> Limbs {
-        let n = self.len;
-        let mut t = [0u64; LIMBS + 2];
-        for &bi in b.iter().take(n) {
-            let mut carry = 0;
-            for (tj, &aj) in t.iter_mut().zip(a).take(n) {
-                (*tj, carry) = mac(*tj, aj, bi, carry);
-            }
-            propagate(t.iter_mut().skip(n), carry);
-            // Add a multiple of m that clears the low limb, then drop it.
-            let q = t.first().copied().unwrap_or(0).wrapping_mul(self.m_inv);
-            let mut carry = 0;
-            for (tj, &mj) in t.iter_mut().zip(&self.m).take(n) {
-                (*tj, carry) = mac(*tj, q, mj, carry);
-            }
-            propagate(t.iter_mut().skip(n), carry);
-            t.copy_within(1.., 0);
-            if let Some(last) = t.last_mut() {
-                *last = 0;
-            }
-        }
-        // t < 2m < 2^576: it fits the limbs; one subtraction reduces it.
         let mut out = [0u64; LIMBS];
-        for (o, v) in out.iter_mut().zip(&t) {
-            *o = *v;
-        }
-        self.reduce_once(out)
+        let mut scratch = [0u64; 2 * LIMBS + 2];
+        self.mont.mul(&mut out, a, b, &mut scratch);
+        out
+    }
+
+    fn to_mont(&self, value: &BigUint) -> Limbs {
+        array(&self.mont.to_mont(value))
+    }
+
+    fn from_mont(&self, value: &Limbs) -> BigUint {
+        self.mont
+            .from_mont(value.get(..self.mont.len()).unwrap_or(value))
+    }
+
+    fn pow(&self, base: &Limbs, exponent: &BigUint) -> Limbs {
+        let base = base.get(..self.mont.len()).unwrap_or(base);
+        array(&self.mont.pow(base, exponent))
     }
 
     fn reduce_once(&self, value: Limbs) -> Limbs {
@@ -282,30 +239,6 @@ impl Field {
             (difference, true) => add_limbs(&difference, &self.m),
             (difference, false) => difference,
         }
-    }
-
-    fn to_mont(&self, value: &BigUint) -> Limbs {
-        self.mul(&to_limbs(value), &self.r2)
-    }
-
-    fn from_mont(&self, value: &Limbs) -> BigUint {
-        let mut one = [0u64; LIMBS];
-        if let Some(first) = one.first_mut() {
-            *first = 1;
-        }
-        from_limbs(&self.mul(value, &one))
-    }
-
-    /// base^exponent, base in Montgomery form.
-    fn pow(&self, base: &Limbs, exponent: &BigUint) -> Limbs {
-        let mut acc = self.one;
-        for i in (0..exponent.bits()).rev() {
-            acc = self.mul(&acc, &acc);
-            if exponent.bit(i) {
-                acc = self.mul(&acc, base);
-            }
-        }
-        acc
     }
 
     /// u1·G + u2·Q, one doubling per bit (Shamir's trick).
@@ -433,7 +366,7 @@ mod tests {
         for curve in [Curve::P256, Curve::P384, Curve::P521] {
             let c = curve.constants();
             for modulus in [hex(c.p), hex(c.n)] {
-                let field = Field::new(&modulus);
+                let field = Field::new(&modulus).unwrap();
                 let a = &modulus - 12345u32;
                 let b = hex(c.gx) % &modulus;
                 let product = field.from_mont(&field.mul(&field.to_mont(&a), &field.to_mont(&b)));

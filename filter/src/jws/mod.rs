@@ -10,6 +10,7 @@
 mod der;
 mod ecdsa;
 mod key;
+mod montgomery;
 mod rsassa;
 mod verify;
 

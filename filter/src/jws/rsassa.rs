@@ -3,6 +3,7 @@
 
 use num_bigint::BigUint;
 
+use super::montgomery::Montgomery;
 use super::Hash;
 
 /// RSA moduli outside this range are refused: Go (and so OPA) refuses keys under 1024 bits,
@@ -51,7 +52,7 @@ impl RsaKey {
         if s >= self.n {
             return None;
         }
-        let m = s.modpow(&self.e, &self.n).to_bytes_be();
+        let m = Montgomery::new(&self.n)?.modpow(&s, &self.e).to_bytes_be();
         let mut em = vec![0u8; k.checked_sub(m.len())?];
         em.extend_from_slice(&m);
         Some(em)
