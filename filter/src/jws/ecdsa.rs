@@ -158,11 +158,11 @@ fn array(limbs: &[u64]) -> Limbs {
     out
 }
 
-/// `a - b` over all limbs, and whether it borrowed (a < b).
-fn sub_limbs(a: &Limbs, b: &Limbs) -> (Limbs, bool) {
+/// `a - b` over the first `n` limbs, and whether it borrowed (a < b).
+fn sub_limbs(a: &Limbs, b: &Limbs, n: usize) -> (Limbs, bool) {
     let mut out = [0u64; LIMBS];
     let mut borrow = false;
-    for ((o, x), y) in out.iter_mut().zip(a).zip(b) {
+    for ((o, x), y) in out.iter_mut().zip(a).zip(b).take(n) {
         let (d1, b1) = x.overflowing_sub(*y);
         let (d2, b2) = d1.overflowing_sub(u64::from(borrow));
         *o = d2;
@@ -171,17 +171,17 @@ fn sub_limbs(a: &Limbs, b: &Limbs) -> (Limbs, bool) {
     (out, borrow)
 }
 
-/// `a + b` over all limbs, wrapping at 2^576.
-fn add_limbs(a: &Limbs, b: &Limbs) -> Limbs {
+/// `a + b` over the first `n` limbs, and whether it carried out of them.
+fn add_limbs(a: &Limbs, b: &Limbs, n: usize) -> (Limbs, bool) {
     let mut out = [0u64; LIMBS];
     let mut carry = false;
-    for ((o, x), y) in out.iter_mut().zip(a).zip(b) {
+    for ((o, x), y) in out.iter_mut().zip(a).zip(b).take(n) {
         let (s1, c1) = x.overflowing_add(*y);
         let (s2, c2) = s1.overflowing_add(u64::from(carry));
         *o = s2;
         carry = c1 || c2;
     }
-    out
+    (out, carry)
 }
 
 /// Arithmetic modulo p or n of a curve, on fixed-size limbs (no allocation per operation).
@@ -204,8 +204,7 @@ impl Field {
 
     fn mul(&self, a: &Limbs, b: &Limbs) -> Limbs {
         let mut out = [0u64; LIMBS];
-        let mut scratch = [0u64; 2 * LIMBS + 2];
-        self.mont.mul(&mut out, a, b, &mut scratch);
+        self.mont.mul(&mut out, a, b);
         out
     }
 
@@ -223,20 +222,21 @@ impl Field {
         array(&self.mont.pow(base, exponent))
     }
 
-    fn reduce_once(&self, value: Limbs) -> Limbs {
-        match sub_limbs(&value, &self.m) {
-            (reduced, false) => reduced,
-            (_, true) => value,
+    /// a + b mod m.
+    fn add(&self, a: &Limbs, b: &Limbs) -> Limbs {
+        let n = self.mont.len();
+        let (sum, carry) = add_limbs(a, b, n);
+        match sub_limbs(&sum, &self.m, n) {
+            (reduced, borrow) if carry || !borrow => reduced,
+            _ => sum,
         }
     }
 
-    fn add(&self, a: &Limbs, b: &Limbs) -> Limbs {
-        self.reduce_once(add_limbs(a, b))
-    }
-
+    /// a - b mod m.
     fn sub(&self, a: &Limbs, b: &Limbs) -> Limbs {
-        match sub_limbs(a, b) {
-            (difference, true) => add_limbs(&difference, &self.m),
+        let n = self.mont.len();
+        match sub_limbs(a, b, n) {
+            (difference, true) => add_limbs(&difference, &self.m, n).0,
             (difference, false) => difference,
         }
     }

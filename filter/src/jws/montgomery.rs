@@ -10,18 +10,6 @@ fn mac(a: u64, b: u64, c: u64, carry: u64) -> (u64, u64) {
     (wide as u64, (wide >> 64) as u64)
 }
 
-/// Adds `carry` into the limbs, from the first up.
-fn propagate<'a>(limbs: impl Iterator<Item = &'a mut u64>, mut carry: u64) {
-    for limb in limbs {
-        if carry == 0 {
-            break;
-        }
-        let (sum, overflow) = limb.overflowing_add(carry);
-        *limb = sum;
-        carry = u64::from(overflow);
-    }
-}
-
 /// The limbs of `value`, little-endian, `len` of them (`value` must fit).
 pub fn to_limbs(value: &BigUint, len: usize) -> Vec<u64> {
     let mut limbs: Vec<u64> = value.iter_u64_digits().collect();
@@ -80,51 +68,56 @@ impl Montgomery {
         &self.one
     }
 
-    /// Scratch limbs `mul` needs.
-    pub fn scratch_len(&self) -> usize {
-        2 * self.m.len() + 2
-    }
-
-    /// `out` = a·b·R⁻¹ mod m (CIOS), for a, b < m. `out` gets `len` limbs; `scratch` must have
-    /// `scratch_len()` or more.
-    pub fn mul(&self, out: &mut [u64], a: &[u64], b: &[u64], scratch: &mut [u64]) {
+    /// `out` = a·b·R⁻¹ mod m, for a, b < m: CIOS (Koç et al., 1996), accumulating in the
+    /// first `len` limbs of `out` plus two.
+    pub fn mul(&self, out: &mut [u64], a: &[u64], b: &[u64]) {
         let n = self.m.len();
-        let Some(scratch) = scratch.get_mut(..2 * n + 2) else {
+        let Some(t) = out.get_mut(..n) else {
             return;
         };
-        scratch.fill(0);
-        // Round i works on the limbs from i on: dropping the cleared low limb is a move of
-        // the window, not of the limbs.
-        for (i, &bi) in b.iter().take(n).enumerate() {
-            let Some(t) = scratch.get_mut(i..) else {
-                return;
-            };
+        t.fill(0);
+        let mut t_n = 0u64;
+        for &bi in b.iter().take(n) {
             let mut carry = 0;
-            for (tj, &aj) in t.iter_mut().zip(a).take(n) {
+            for (tj, &aj) in t.iter_mut().zip(a) {
                 (*tj, carry) = mac(*tj, aj, bi, carry);
             }
-            propagate(t.iter_mut().skip(n), carry);
-            // Add the multiple of m that clears the low limb.
+            let (sum, overflow) = t_n.overflowing_add(carry);
+            t_n = sum;
+            let t_n1 = u64::from(overflow);
+            // Add the multiple of m that clears the low limb, and drop that limb.
             let q = t.first().copied().unwrap_or(0).wrapping_mul(self.m_inv);
-            let mut carry = 0;
-            for (tj, &mj) in t.iter_mut().zip(&self.m) {
-                (*tj, carry) = mac(*tj, q, mj, carry);
+            let mut limbs = t.iter_mut().zip(&self.m);
+            let Some((t0, &m0)) = limbs.next() else {
+                return;
+            };
+            let (_, mut carry) = mac(*t0, q, m0, 0);
+            let mut previous = t0;
+            for (tj, &mj) in limbs {
+                let (low, high) = mac(*tj, q, mj, carry);
+                *previous = low;
+                carry = high;
+                previous = tj;
             }
-            propagate(t.iter_mut().skip(n), carry);
+            let (sum, overflow) = t_n.overflowing_add(carry);
+            *previous = sum;
+            t_n = t_n1 + u64::from(overflow);
         }
-        // The result is below 2m in len + 1 limbs: subtract m once if it is not below m.
-        let result = scratch.get(n..).unwrap_or_default();
-        let high = result.get(n).copied().unwrap_or(0);
+        // t + t_n·R is below 2m: subtract m, and add it back if that went below zero.
         let mut borrow = false;
-        for ((o, &t), &m) in out.iter_mut().zip(result).zip(&self.m) {
-            let (d1, b1) = t.overflowing_sub(m);
+        for (tj, &mj) in t.iter_mut().zip(&self.m) {
+            let (d1, b1) = tj.overflowing_sub(mj);
             let (d2, b2) = d1.overflowing_sub(u64::from(borrow));
-            *o = d2;
+            *tj = d2;
             borrow = b1 || b2;
         }
-        if borrow && high == 0 {
-            for (o, &t) in out.iter_mut().zip(result).take(n) {
-                *o = t;
+        if borrow && t_n == 0 {
+            let mut carry = false;
+            for (tj, &mj) in t.iter_mut().zip(&self.m) {
+                let (s1, c1) = tj.overflowing_add(mj);
+                let (s2, c2) = s1.overflowing_add(u64::from(carry));
+                *tj = s2;
+                carry = c1 || c2;
             }
         }
     }
@@ -132,13 +125,7 @@ impl Montgomery {
     /// `value` (below m) in Montgomery form.
     pub fn to_mont(&self, value: &BigUint) -> Vec<u64> {
         let mut out = vec![0; self.len()];
-        let mut scratch = vec![0; self.scratch_len()];
-        self.mul(
-            &mut out,
-            &to_limbs(value, self.len()),
-            &self.r2,
-            &mut scratch,
-        );
+        self.mul(&mut out, &to_limbs(value, self.len()), &self.r2);
         out
     }
 
@@ -148,8 +135,7 @@ impl Montgomery {
             *first = 1;
         }
         let mut out = vec![0; self.len()];
-        let mut scratch = vec![0; self.scratch_len()];
-        self.mul(&mut out, value, &one, &mut scratch);
+        self.mul(&mut out, value, &one);
         from_limbs(&out)
     }
 
@@ -157,12 +143,11 @@ impl Montgomery {
     pub fn pow(&self, base: &[u64], exponent: &BigUint) -> Vec<u64> {
         let mut acc = self.one.clone();
         let mut product = vec![0; self.len()];
-        let mut scratch = vec![0; self.scratch_len()];
         for i in (0..exponent.bits()).rev() {
-            self.mul(&mut product, &acc, &acc, &mut scratch);
+            self.mul(&mut product, &acc, &acc);
             std::mem::swap(&mut acc, &mut product);
             if exponent.bit(i) {
-                self.mul(&mut product, &acc, base, &mut scratch);
+                self.mul(&mut product, &acc, base);
                 std::mem::swap(&mut acc, &mut product);
             }
         }
@@ -193,8 +178,7 @@ mod tests {
             let b = (&m >> 3) + 7u8;
             let (am, bm) = (mont.to_mont(&a), mont.to_mont(&b));
             let mut out = vec![0; mont.len()];
-            let mut scratch = vec![0; mont.scratch_len()];
-            mont.mul(&mut out, &am, &bm, &mut scratch);
+            mont.mul(&mut out, &am, &bm);
             assert_eq!(mont.from_mont(&out), &a * &b % &m);
             let e = BigUint::from(65537u32);
             assert_eq!(mont.modpow(&a, &e), a.modpow(&e, &m));
