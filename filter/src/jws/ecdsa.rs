@@ -126,9 +126,9 @@ impl EcKey {
         let (Some(scalars), Some(field)) = (Field::new(&n), Field::new(&hex(c.p))) else {
             return false;
         };
-        let w = scalars.pow(&scalars.to_mont(&s), &(&n - 2u8));
-        let u1 = scalars.from_mont(&scalars.mul(&scalars.to_mont(&(e % &n)), &w));
-        let u2 = scalars.from_mont(&scalars.mul(&scalars.to_mont(&r), &w));
+        let w = scalars.pow(&scalars.encode(&s), &(&n - 2u8));
+        let u1 = scalars.decode(&scalars.mul(&scalars.encode(&(e % &n)), &w));
+        let u2 = scalars.decode(&scalars.mul(&scalars.encode(&r), &w));
 
         let g = Point::affine(&field, &hex(c.gx), &hex(c.gy));
         let q = Point::affine(&field, &self.x, &self.y);
@@ -138,7 +138,7 @@ impl EcKey {
         }
         // The affine x = X / Z², reduced mod n, must be r.
         let z_inverse = field.pow(&sum.z, &(hex(c.p) - 2u8));
-        let x = field.from_mont(&field.mul(&sum.x, &field.mul(&z_inverse, &z_inverse)));
+        let x = field.decode(&field.mul(&sum.x, &field.mul(&z_inverse, &z_inverse)));
         x % &n == r
     }
 }
@@ -208,13 +208,13 @@ impl Field {
         out
     }
 
-    fn to_mont(&self, value: &BigUint) -> Limbs {
-        array(&self.mont.to_mont(value))
+    fn encode(&self, value: &BigUint) -> Limbs {
+        array(&self.mont.encode(value))
     }
 
-    fn from_mont(&self, value: &Limbs) -> BigUint {
+    fn decode(&self, value: &Limbs) -> BigUint {
         self.mont
-            .from_mont(value.get(..self.mont.len()).unwrap_or(value))
+            .decode(value.get(..self.mont.len()).unwrap_or(value))
     }
 
     fn pow(&self, base: &Limbs, exponent: &BigUint) -> Limbs {
@@ -338,8 +338,8 @@ struct Point {
 impl Point {
     fn affine(field: &Field, x: &BigUint, y: &BigUint) -> Self {
         Self {
-            x: field.to_mont(x),
-            y: field.to_mont(y),
+            x: field.encode(x),
+            y: field.encode(y),
             z: field.one,
         }
     }
@@ -369,16 +369,15 @@ mod tests {
                 let field = Field::new(&modulus).unwrap();
                 let a = &modulus - 12345u32;
                 let b = hex(c.gx) % &modulus;
-                let product = field.from_mont(&field.mul(&field.to_mont(&a), &field.to_mont(&b)));
+                let product = field.decode(&field.mul(&field.encode(&a), &field.encode(&b)));
                 assert_eq!(product, &a * &b % &modulus, "{curve:?}");
-                let sum = field.from_mont(&field.add(&field.to_mont(&a), &field.to_mont(&b)));
+                let sum = field.decode(&field.add(&field.encode(&a), &field.encode(&b)));
                 assert_eq!(sum, (&a + &b) % &modulus);
-                let difference =
-                    field.from_mont(&field.sub(&field.to_mont(&b), &field.to_mont(&a)));
+                let difference = field.decode(&field.sub(&field.encode(&b), &field.encode(&a)));
                 assert_eq!(difference, (&b + &modulus - &a) % &modulus);
-                let inverse = field.pow(&field.to_mont(&a), &(&modulus - 2u8));
+                let inverse = field.pow(&field.encode(&a), &(&modulus - 2u8));
                 assert_eq!(
-                    field.from_mont(&field.mul(&inverse, &field.to_mont(&a))),
+                    field.decode(&field.mul(&inverse, &field.encode(&a))),
                     BigUint::from(1u8)
                 );
             }

@@ -123,13 +123,13 @@ impl Montgomery {
     }
 
     /// `value` (below m) in Montgomery form.
-    pub fn to_mont(&self, value: &BigUint) -> Vec<u64> {
+    pub fn encode(&self, value: &BigUint) -> Vec<u64> {
         let mut out = vec![0; self.len()];
         self.mul(&mut out, &to_limbs(value, self.len()), &self.r2);
         out
     }
 
-    pub fn from_mont(&self, value: &[u64]) -> BigUint {
+    pub fn decode(&self, value: &[u64]) -> BigUint {
         let mut one = vec![0; self.len()];
         if let Some(first) = one.first_mut() {
             *first = 1;
@@ -156,7 +156,7 @@ impl Montgomery {
 
     /// base^exponent mod m, for base < m.
     pub fn modpow(&self, base: &BigUint, exponent: &BigUint) -> BigUint {
-        self.from_mont(&self.pow(&self.to_mont(base), exponent))
+        self.decode(&self.pow(&self.encode(base), exponent))
     }
 }
 
@@ -176,10 +176,10 @@ mod tests {
             let mont = Montgomery::new(&m).unwrap();
             let a = &m - 12345u32;
             let b = (&m >> 3) + 7u8;
-            let (am, bm) = (mont.to_mont(&a), mont.to_mont(&b));
+            let (am, bm) = (mont.encode(&a), mont.encode(&b));
             let mut out = vec![0; mont.len()];
             mont.mul(&mut out, &am, &bm);
-            assert_eq!(mont.from_mont(&out), &a * &b % &m);
+            assert_eq!(mont.decode(&out), &a * &b % &m);
             let e = BigUint::from(65537u32);
             assert_eq!(mont.modpow(&a, &e), a.modpow(&e, &m));
             assert_eq!(mont.modpow(&b, &(&m - 2u8)), b.modpow(&(&m - 2u8), &m));
