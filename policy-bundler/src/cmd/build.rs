@@ -36,8 +36,8 @@ pub fn run(
     }
     let mut targz = built.targz;
     if let Some(signing) = signing {
-        let algorithm = jws::algorithm(signing.algorithm)
-            .map_err(|e| anyhow::anyhow!("--signing-alg: {e}"))?;
+        let algorithm =
+            jws::algorithm(signing.algorithm).map_err(|e| anyhow::anyhow!("--signing-alg: {e}"))?;
         let key = key_text(signing.key)?;
         let sign = |input: &[u8]| crate::sign::signature(algorithm, &key, input);
         let signer = Signer {
