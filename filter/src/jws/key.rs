@@ -1,25 +1,19 @@
 //! Verification keys from the text OPA accepts as `cert`: one PEM block (a certificate or a
-//! PKIX public key), or JSON holding a JWK or a JWKS (`{"keys": [...]}`).
+//! PKIX public key), or JSON holding a JWK or a JWKS (`{"keys": [...]}`); and the PEM public
+//! keys bundle signatures are checked with.
 
 use base64::Engine as _;
-use rsa::traits::PublicKeyParts as _;
-use rsa::BigUint;
-use spki::der::Decode as _;
+use num_bigint::BigUint;
 
-use super::weierstrass::{Curve, EcKey};
+use super::der::{self, DerError, Spki};
+use super::ecdsa::{Curve, EcKey};
+use super::rsassa::RsaKey;
 use super::JwsError;
-
-/// RSA moduli outside this range are refused: Go (and so OPA) refuses keys under 1024 bits,
-/// and a huge modulus would let a caller make each verification arbitrarily slow.
-pub const RSA_MIN_BITS: usize = 1024;
-pub const RSA_MAX_BITS: usize = 8192;
 
 /// A public key this module can verify with.
 #[derive(Clone)]
 pub enum PublicKey {
-    Rsa(rsa::RsaPublicKey),
-    P256(p256::ecdsa::VerifyingKey),
-    /// P-384 or P-521.
+    Rsa(RsaKey),
     Ec(Box<EcKey>),
     /// A key OPA can parse but this module cannot verify with (Ed25519, other curves, RSA
     /// outside the size bounds): it never verifies a signature.
@@ -29,9 +23,8 @@ pub enum PublicKey {
 impl std::fmt::Debug for PublicKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            PublicKey::Rsa(key) => write!(f, "RSA-{}", key.n().bits()),
-            PublicKey::P256(_) => f.write_str("P-256"),
-            PublicKey::Ec(key) => write!(f, "{:?}", key.curve),
+            PublicKey::Rsa(key) => write!(f, "RSA-{}", key.bits()),
+            PublicKey::Ec(key) => f.write_str(key.curve.name()),
             PublicKey::Unusable(why) => write!(f, "unusable ({why})"),
         }
     }
@@ -82,20 +75,16 @@ pub fn keys_from_pem_or_jwk(text: &str) -> Result<Vec<KeyEntry>, JwsError> {
         }
         return match block.label.as_str() {
             "CERTIFICATE" => {
-                let spki = certificate_spki(&block.der).map_err(|e| {
-                    JwsError::Key(format!("failed to parse a PEM certificate: {e}"))
-                })?;
-                Ok(vec![KeyEntry::bare(from_spki(&spki).map_err(|e| {
+                let key = der::certificate_spki(&block.der)
+                    .map_err(|e| e.to_string())
+                    .and_then(|spki| from_spki(&spki));
+                Ok(vec![KeyEntry::bare(key.map_err(|e| {
                     JwsError::Key(format!("failed to parse a PEM certificate: {e}"))
                 })?)])
             }
-            "PUBLIC KEY" => {
-                let spki = spki::SubjectPublicKeyInfoOwned::from_der(&block.der)
-                    .map_err(|e| JwsError::Key(format!("failed to parse a PEM public key: {e}")))?;
-                Ok(vec![KeyEntry::bare(from_spki(&spki).map_err(|e| {
-                    JwsError::Key(format!("failed to parse a PEM public key: {e}"))
-                })?)])
-            }
+            "PUBLIC KEY" => Ok(vec![KeyEntry::bare(from_spki_der(&block.der).map_err(
+                |e| JwsError::Key(format!("failed to parse a PEM public key: {e}")),
+            )?)]),
             _ => Err(JwsError::Key(
                 "failed to extract a Key from the PEM certificate".into(),
             )),
@@ -186,123 +175,74 @@ fn jwk_base64(text: &str) -> Option<Vec<u8>> {
 }
 
 fn rsa_key(n: BigUint, e: BigUint) -> PublicKey {
-    let bits = n.bits();
-    if !(RSA_MIN_BITS..=RSA_MAX_BITS).contains(&bits) {
-        return PublicKey::Unusable("RSA modulus size out of bounds");
-    }
-    match rsa::RsaPublicKey::new_with_max_size(n, e, RSA_MAX_BITS) {
-        Ok(key) => PublicKey::Rsa(key),
-        Err(_) => PublicKey::Unusable("invalid RSA public key"),
-    }
+    RsaKey::new(n, e).map_or_else(PublicKey::Unusable, PublicKey::Rsa)
 }
 
 fn ec_key(curve: &str, sec1: &[u8]) -> PublicKey {
-    let key = match curve {
-        "P-256" => p256::ecdsa::VerifyingKey::from_sec1_bytes(sec1)
-            .map(PublicKey::P256)
-            .map_err(|_| ()),
-        "P-384" => EcKey::from_sec1(Curve::P384, sec1)
-            .map(|k| PublicKey::Ec(Box::new(k)))
-            .ok_or(()),
-        "P-521" => EcKey::from_sec1(Curve::P521, sec1)
-            .map(|k| PublicKey::Ec(Box::new(k)))
-            .ok_or(()),
+    let curve = match curve {
+        "P-256" => Curve::P256,
+        "P-384" => Curve::P384,
+        "P-521" => Curve::P521,
         _ => return PublicKey::Unusable("unsupported EC curve"),
     };
-    // Go parses a point that is not on the curve and then fails to verify with it.
-    key.unwrap_or(PublicKey::Unusable("EC point is not on the curve"))
+    // Go parses a JWK point that is not on the curve and then fails to verify with it.
+    EcKey::from_sec1(curve, sec1)
+        .map_or(PublicKey::Unusable("EC point is not on the curve"), |key| {
+            PublicKey::Ec(Box::new(key))
+        })
 }
 
-const OID_RSA: &str = "1.2.840.113549.1.1.1";
-const OID_EC: &str = "1.2.840.10045.2.1";
-const OID_ED25519: &str = "1.3.101.112";
-const OID_P256: &str = "1.2.840.10045.3.1.7";
-const OID_P384: &str = "1.3.132.0.34";
-const OID_P521: &str = "1.3.132.0.35";
-
-/// The SubjectPublicKeyInfo of an X.509 certificate (RFC 5280 §4.1). Only the structure is
-/// read: the key is all verification needs, and a full X.509 parser costs the filter size.
-fn certificate_spki(der: &[u8]) -> Result<spki::SubjectPublicKeyInfoOwned, spki::der::Error> {
-    use spki::der::asn1::AnyRef;
-    use spki::der::{Reader as _, SliceReader, Tag, TagNumber};
-    let mut reader = SliceReader::new(der)?;
-    let spki = reader.sequence(|certificate| {
-        let spki = certificate.sequence(|tbs| {
-            let version = Tag::ContextSpecific {
-                constructed: true,
-                number: TagNumber::N0,
-            };
-            if tbs.peek_tag()? == version {
-                tbs.decode::<AnyRef<'_>>()?;
-            }
-            // serialNumber, signature, issuer, validity, subject
-            for _ in 0..5 {
-                tbs.decode::<AnyRef<'_>>()?;
-            }
-            let spki = tbs.decode::<spki::SubjectPublicKeyInfoOwned>()?;
-            // issuerUniqueID, subjectUniqueID, extensions
-            while !tbs.is_finished() {
-                tbs.decode::<AnyRef<'_>>()?;
-            }
-            Ok(spki)
-        })?;
-        // signatureAlgorithm, signatureValue
-        certificate.decode::<AnyRef<'_>>()?;
-        certificate.decode::<AnyRef<'_>>()?;
-        Ok(spki)
-    })?;
-    reader.finish(spki)
+/// The key in a DER SubjectPublicKeyInfo (a `PUBLIC KEY` PEM block).
+pub(crate) fn from_spki_der(der: &[u8]) -> Result<PublicKey, String> {
+    from_spki(&der::spki(der).map_err(|e| e.to_string())?)
 }
 
-/// The key in a SubjectPublicKeyInfo.
-fn from_spki(spki: &spki::SubjectPublicKeyInfoOwned) -> Result<PublicKey, String> {
-    let bits = spki
-        .subject_public_key
-        .as_bytes()
-        .ok_or("public key bit string has unused bits")?;
-    match spki.algorithm.oid.to_string().as_str() {
-        OID_RSA => {
-            let key = rsa_pkcs1(bits)?;
-            Ok(rsa_key(key.n().clone(), key.e().clone()))
+/// The key in a SubjectPublicKeyInfo: RSA or EC on a NIST curve; Ed25519 is known but
+/// unusable.
+fn from_spki(spki: &Spki<'_>) -> Result<PublicKey, String> {
+    match spki.algorithm {
+        der::OID_RSA => {
+            let (n, e) = der::rsa_public_key(spki.key).map_err(|e| e.to_string())?;
+            Ok(rsa_key(
+                BigUint::from_bytes_be(n),
+                BigUint::from_bytes_be(e),
+            ))
         }
-        OID_EC => {
-            let curve = spki
-                .algorithm
-                .parameters
-                .as_ref()
-                .and_then(|p| p.decode_as::<spki::ObjectIdentifier>().ok())
-                .ok_or("EC key without a named curve")?;
-            match curve.to_string().as_str() {
-                OID_P256 => Ok(ec_key("P-256", bits)),
-                OID_P384 => Ok(ec_key("P-384", bits)),
-                OID_P521 => Ok(ec_key("P-521", bits)),
-                other => Err(format!("unsupported elliptic curve {other}")),
-            }
-        }
-        OID_ED25519 => Ok(PublicKey::Unusable("EdDSA keys are not supported")),
-        other => Err(format!("unknown public key algorithm {other}")),
+        der::OID_EC => match spki.named_curve.ok_or("EC key without a named curve")? {
+            der::OID_P256 => Ok(ec_key("P-256", spki.key)),
+            der::OID_P384 => Ok(ec_key("P-384", spki.key)),
+            der::OID_P521 => Ok(ec_key("P-521", spki.key)),
+            other => Err(format!(
+                "unsupported elliptic curve {}",
+                der::oid_text(other)
+            )),
+        },
+        der::OID_ED25519 => Ok(PublicKey::Unusable("EdDSA keys are not supported")),
+        other => Err(format!(
+            "unknown public key algorithm {}",
+            der::oid_text(other)
+        )),
     }
 }
 
-/// An RSAPublicKey (PKCS#1) without bounds: they are applied after.
-fn rsa_pkcs1(der: &[u8]) -> Result<rsa::RsaPublicKey, String> {
-    use rsa::pkcs1::der::Decode as _;
-    let key = rsa::pkcs1::RsaPublicKey::from_der(der).map_err(|e| e.to_string())?;
-    Ok(rsa::RsaPublicKey::new_unchecked(
-        BigUint::from_bytes_be(key.modulus.as_bytes()),
-        BigUint::from_bytes_be(key.public_exponent.as_bytes()),
+/// The key in a PKCS#1 `RSAPublicKey` (an `RSA PUBLIC KEY` PEM block).
+pub(crate) fn from_pkcs1_der(der: &[u8]) -> Result<PublicKey, DerError> {
+    let (n, e) = der::rsa_public_key(der)?;
+    Ok(rsa_key(
+        BigUint::from_bytes_be(n),
+        BigUint::from_bytes_be(e),
     ))
 }
 
 /// One PEM block, found as Go's `pem.Decode` finds it: text before it is skipped, the END line
 /// must match, and what follows the END line's line break is returned as `rest`.
-struct PemBlock {
-    label: String,
-    der: Vec<u8>,
-    rest: String,
+pub(crate) struct PemBlock {
+    pub label: String,
+    pub der: Vec<u8>,
+    pub rest: String,
 }
 
-fn pem_decode(text: &str) -> Option<PemBlock> {
+pub(crate) fn pem_decode(text: &str) -> Option<PemBlock> {
     const BEGIN: &str = "-----BEGIN ";
     let mut search = text;
     loop {

@@ -1,20 +1,26 @@
 //! JSON Web Signatures (RFC 7515) in compact form: split a token, decode its parts, verify its
 //! signature with RS/PS/ES/HS 256/384/512 and key material (PEM certificate, PEM public key,
-//! JWK, JWKS, HMAC secret). Verification only, on RustCrypto; nothing here knows Rego, so the
-//! `io.jwt.*` builtins and bundle signature checks share it.
+//! JWK, JWKS, HMAC secret). Verification only: HMAC and SHA-2 from RustCrypto, RSA and ECDSA
+//! written out on `num-bigint` (which the engine links anyway) to keep the filter small.
+//! Nothing here knows Rego, so the `io.jwt.*` builtins and bundle signature checks share it.
 //!
 //! Decoding follows OPA (Go): base64url with or without padding, JSON objects parsed as Go
 //! would (last duplicate key wins, invalid UTF-8 replaced).
 
+mod der;
+mod ecdsa;
 mod key;
+mod montgomery;
+mod rsassa;
 mod verify;
-mod weierstrass;
 
 #[cfg(test)]
 pub(crate) mod testkeys;
 
+pub(crate) use key::{from_pkcs1_der, from_spki_der, pem_decode};
 pub use key::{keys_from_pem_or_jwk, Key, KeyEntry, PublicKey};
-pub use verify::{hmac_matches, verify, verify_ecdsa_halves, verify_with_public_key, PssSalt};
+pub use rsassa::PssSalt;
+pub use verify::{hmac_matches, verify, verify_ecdsa_halves, verify_with_public_key};
 
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine as _;
@@ -82,23 +88,45 @@ impl Hash {
 }
 
 impl Alg {
+    pub const ALL: [Alg; 12] = [
+        Alg::HS256,
+        Alg::HS384,
+        Alg::HS512,
+        Alg::RS256,
+        Alg::RS384,
+        Alg::RS512,
+        Alg::PS256,
+        Alg::PS384,
+        Alg::PS512,
+        Alg::ES256,
+        Alg::ES384,
+        Alg::ES512,
+    ];
+
     /// The algorithm named by a JWS `alg`, if this module verifies it.
     pub fn from_name(name: &str) -> Option<Alg> {
-        Some(match name {
-            "HS256" => Alg::HS256,
-            "HS384" => Alg::HS384,
-            "HS512" => Alg::HS512,
-            "RS256" => Alg::RS256,
-            "RS384" => Alg::RS384,
-            "RS512" => Alg::RS512,
-            "PS256" => Alg::PS256,
-            "PS384" => Alg::PS384,
-            "PS512" => Alg::PS512,
-            "ES256" => Alg::ES256,
-            "ES384" => Alg::ES384,
-            "ES512" => Alg::ES512,
-            _ => return None,
-        })
+        Alg::ALL.into_iter().find(|alg| alg.name() == name)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Alg::HS256 => "HS256",
+            Alg::HS384 => "HS384",
+            Alg::HS512 => "HS512",
+            Alg::RS256 => "RS256",
+            Alg::RS384 => "RS384",
+            Alg::RS512 => "RS512",
+            Alg::PS256 => "PS256",
+            Alg::PS384 => "PS384",
+            Alg::PS512 => "PS512",
+            Alg::ES256 => "ES256",
+            Alg::ES384 => "ES384",
+            Alg::ES512 => "ES512",
+        }
+    }
+
+    pub fn is_hmac(self) -> bool {
+        matches!(self, Alg::HS256 | Alg::HS384 | Alg::HS512)
     }
 
     pub fn hash(self) -> Hash {

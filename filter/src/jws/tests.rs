@@ -301,3 +301,138 @@ fn ecdsa_uses_the_key_curve_and_the_algorithm_hash() {
         &signature
     ));
 }
+
+/// The RS256 token's signing input and signature, and the RSA public key's modulus.
+fn rs256_parts() -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    use rsa::pkcs8::DecodePublicKey as _;
+    use rsa::traits::PublicKeyParts as _;
+    let token = token("RS256", "{}");
+    let compact = Compact::split(&token).unwrap();
+    let n = rsa::RsaPublicKey::from_public_key_pem(RSA_PUB)
+        .unwrap()
+        .n()
+        .to_bytes_be();
+    (
+        compact.signing_input(),
+        compact.signature_bytes().unwrap(),
+        n,
+    )
+}
+
+#[test]
+fn rsa_signatures_are_exactly_the_modulus_length_and_below_the_modulus() {
+    let (input, signature, n) = rs256_parts();
+    let key = key_for("RS256", RSA_PUB);
+    assert!(verify(Alg::RS256, &key, &input, &signature));
+    assert_eq!(signature.len(), n.len());
+    let mut padded = vec![0u8];
+    padded.extend_from_slice(&signature);
+    let mut n_plus_signature = n.clone();
+    // n + s: the same residue, but not below n (and still the modulus length here).
+    let mut carry = 0u16;
+    for (out, s) in n_plus_signature
+        .iter_mut()
+        .rev()
+        .zip(signature.iter().rev())
+    {
+        let sum = u16::from(*out) + u16::from(*s) + carry;
+        *out = sum as u8;
+        carry = sum >> 8;
+    }
+    for bad in [
+        &signature[1..],
+        &signature[..signature.len() - 1],
+        &padded,
+        &n,
+        &vec![0u8; n.len()],
+        &[],
+    ] {
+        assert!(
+            !verify(Alg::RS256, &key, &input, bad),
+            "{} bytes",
+            bad.len()
+        );
+    }
+    if carry == 0 {
+        assert!(!verify(Alg::RS256, &key, &input, &n_plus_signature));
+    }
+}
+
+#[test]
+fn pkcs1v15_digest_info_must_match_exactly() {
+    use rsa::pkcs8::DecodePrivateKey as _;
+    use sha2::Digest as _;
+    let key = rsa::RsaPrivateKey::from_pkcs8_pem(RSA_KEY).unwrap();
+    let public = key_for("RS256", RSA_PUB);
+    let input = b"header.payload";
+    let digest = sha2::Sha256::digest(input).to_vec();
+    let sha256_prefix: &[u8] = &[
+        0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01,
+        0x05, 0x00, 0x04, 0x20,
+    ];
+    // Signs `00 01 FF.. 00 || t` for a DigestInfo `t` of our making.
+    let sign_raw = |t: &[u8]| key.sign(rsa::Pkcs1v15Sign::new_unprefixed(), t).unwrap();
+    let exact = [sha256_prefix, &digest].concat();
+    assert!(verify(Alg::RS256, &public, input, &sign_raw(&exact)));
+    // The SHA-384 OID around a SHA-256 digest; parameters left out (no NULL); trailing data;
+    // the bare digest.
+    let mut other_oid = exact.clone();
+    other_oid[14] = 0x02;
+    let no_null = [
+        &[
+            0x30, 0x2f, 0x30, 0x0b, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+            0x01, 0x04, 0x20,
+        ][..],
+        &digest,
+    ]
+    .concat();
+    let trailing = [&exact[..], &[0u8]].concat();
+    for t in [other_oid, no_null, trailing, digest.clone()] {
+        assert!(
+            !verify(Alg::RS256, &public, input, &sign_raw(&t)),
+            "{t:02x?}"
+        );
+    }
+}
+
+#[test]
+fn ecdsa_r_and_s_must_be_in_one_to_n_minus_one() {
+    // P-256's group order.
+    let n = base64url_decode("_____wAAAAD__________7zm-q2nF56E87nKwvxjJVE").unwrap();
+    let token = token("ES256", "{}");
+    let compact = Compact::split(&token).unwrap();
+    let (input, signature) = (compact.signing_input(), compact.signature_bytes().unwrap());
+    let key = key_for("ES256", EC256_PUB);
+    assert!(verify(Alg::ES256, &key, &input, &signature));
+    let (r, s) = signature.split_at(32);
+    let zero = [0u8; 32];
+    for (r, s) in [(&zero[..], s), (r, &zero[..]), (&n[..], s), (r, &n[..])] {
+        assert!(!verify(Alg::ES256, &key, &input, &[r, s].concat()));
+    }
+}
+
+#[test]
+fn ecdsa_agrees_with_rustcrypto_on_many_digests() {
+    for (alg, private, public) in [
+        ("ES256", EC256_KEY, EC256_PUB),
+        ("ES384", EC384_KEY, EC384_PUB),
+        ("ES512", EC521_KEY, EC521_PUB),
+    ] {
+        let Key::Public(key) = key_for(alg, public) else {
+            panic!()
+        };
+        let hash = Alg::from_name(alg).unwrap().hash();
+        for i in 0..16u8 {
+            let input = [b'm', i];
+            let signature = ecdsa_sign(private, &hash.digest(&input));
+            assert!(
+                verify_ecdsa_halves(hash, &key, &input, &signature),
+                "{alg} {i}"
+            );
+            assert!(
+                !verify_ecdsa_halves(hash, &key, &[b'n', i], &signature),
+                "{alg} {i}"
+            );
+        }
+    }
+}

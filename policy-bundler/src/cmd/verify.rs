@@ -2,7 +2,7 @@ use std::path::Path;
 
 use anyhow::Context as _;
 use serde_json::json;
-use zerohop_filter::bundle::jws::{Algorithm, VerifyingKey};
+use zerohop_filter::bundle::jws::{self, VerifyingKey};
 use zerohop_filter::bundle::signature::{self, Key, Verification};
 use zerohop_filter::bundle::{archive, Limits, Manifest};
 
@@ -22,7 +22,7 @@ pub fn run(path: &Path, options: &Options<'_>, format: Format) -> anyhow::Result
     let bytes =
         std::fs::read(path).with_context(|| format!("reading bundle {}", path.display()))?;
     let algorithm =
-        Algorithm::parse(options.algorithm).map_err(|e| anyhow::anyhow!("--signing-alg: {e}"))?;
+        jws::algorithm(options.algorithm).map_err(|e| anyhow::anyhow!("--signing-alg: {e}"))?;
     let key = VerifyingKey::parse(algorithm, &super::build::key_text(options.key)?)
         .map_err(|e| anyhow::anyhow!("--verification-key: {e}"))?;
     let verification = Verification {
