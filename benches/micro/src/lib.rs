@@ -57,6 +57,10 @@ impl Case {
     }
 }
 
+/// (c) Tokens valid until 2100, made with `tests/e2e/tokens.py` and the keys in `testdata/jwt`.
+const HS256_GUEST: &str = "Bearer eyJhbGciOiAiSFMyNTYiLCAidHlwIjogIkpXVCJ9.eyJyb2xlIjogImd1ZXN0IiwgInN1YiI6ICJZV3hwWTJVIiwgIm5iZiI6IDE3MDAwMDAwMDAsICJleHAiOiA0MTAyNDQ0ODAwfQ.pQn872vkgLkttThy1w-UyQk_X-xXImwmTegizEPugzA";
+const RS256_READER: &str = "Bearer eyJhbGciOiAiUlMyNTYiLCAidHlwIjogIkpXVCIsICJraWQiOiAicnNhLTEifQ.eyJpc3MiOiAiaHR0cHM6Ly9pc3N1ZXIuZXhhbXBsZSIsICJhdWQiOiAib3JkZXJzIiwgInN1YiI6ICJhbGljZSIsICJzY29wZSI6IFsib3JkZXJzOnJlYWQiXSwgIm5iZiI6IDE3MDAwMDAwMDAsICJleHAiOiA0MTAyNDQ0ODAwfQ.w85AOfgzb2_MxxC4BnjWw5wlHdb4NbK3l7JelyWCdupFiwzBOHtdtuJ3ePfc-La54OlB14xxMW7PSApqacDDai-z7LVwzoHCtjKLa2pWpkWZQBpYg775Bi1khXbLwiNyAq6ygfuVTHaWK3jZN6fTgLNEfo9a6C2gF1rWL85V_VOzYoTj4W1zHeEufLP2Qb-b_xPtOLdRnzylpGTx1iHp_3UzkJw-x_jromQFurqYP3v_ZzZvt1S3BrZQtH31SfX0IpM_1JcAHcWML1oVj694EYaWHpcrRzsm3Mp6jCNLs1Q9UHvsqWw0vTEALJliSuNnsS9Ew5YFdwIQ-Z0G6CCGFQ";
+
 /// The reference policies (benches/micro/README.md), each with a request it allows:
 /// (bench name, policy directory, decision path, case). Panics if a bundle does not build.
 #[allow(clippy::expect_used)] // benchmark fixtures: a reference bundle that does not build is a bug
@@ -99,6 +103,28 @@ pub fn reference_cases() -> Vec<(&'static str, &'static str, &'static str, Case)
                     "GET",
                     "/ledger/7",
                 ),
+            ),
+        ),
+        (
+            "jwt-hs256",
+            "envoy-tutorial",
+            "envoy/authz/allow",
+            // OPA's Envoy tutorial: role guest from an HS256 token.
+            case(
+                "envoy-tutorial",
+                "envoy/authz/allow",
+                mesh_request("GET", "/people", &[("authorization", HS256_GUEST)]),
+            ),
+        ),
+        (
+            "jwt-rs256",
+            "jwt-jwks",
+            "envoy/authz/allow",
+            // Scope orders:read from an RS256 token, key `rsa-1` of the JWKS in data.
+            case(
+                "jwt-jwks",
+                "envoy/authz/allow",
+                mesh_request("GET", "/orders/7", &[("authorization", RS256_READER)]),
             ),
         ),
         (

@@ -8,6 +8,9 @@ use std::collections::BTreeSet;
 
 use regorus::Value;
 
+use std::rc::Rc;
+
+use super::verified;
 use crate::jws::{self, Alg, Compact, Hash, Key, KeyEntry, PssSalt};
 
 /// The functions this module provides, with their argument counts.
@@ -205,8 +208,12 @@ fn hex(bytes: &[u8]) -> String {
 /// `io.jwt.verify_{rs,ps,es}*(token, certificate)`: the function's algorithm, whatever the
 /// header says; the key (a PEM, JWK or JWKS) chosen by `kid` or tried in turn.
 fn verify_public(alg: Alg, token: &Value, key: &Value) -> Result<bool, String> {
-    let compact = split(string_operand(token, 1)?)?;
-    let keys = jws::keys_from_pem_or_jwk(string_operand(key, 2)?).map_err(|e| e.to_string())?;
+    let (token, key_text) = (string_operand(token, 1)?, string_operand(key, 2)?);
+    if verified::seen(alg.name(), key_text, token) {
+        return Ok(true);
+    }
+    let compact = split(token)?;
+    let keys = verified::keys(key_text).map_err(|e| e.to_string())?;
     let signature = compact
         .signature_bytes()
         .map_err(|e| format!("JWT signature had invalid encoding: {e}"))?;
@@ -221,15 +228,20 @@ fn verify_public(alg: Alg, token: &Value, key: &Value) -> Result<bool, String> {
         },
         Key::Hmac(_) => false,
     };
-    if !header.kid.is_empty() {
-        if let Some(entry) = keys.iter().find(|k| k.kid == header.kid) {
-            return Ok(verifies(entry));
-        }
+    let by_kid = (!header.kid.is_empty())
+        .then(|| keys.iter().find(|k| k.kid == header.kid))
+        .flatten();
+    let valid = match by_kid {
+        Some(entry) => verifies(entry),
+        None => keys.iter().any(|entry| match &entry.alg {
+            None => verifies(entry),
+            Some(key_alg) => *key_alg == header.alg && verifies(entry),
+        }),
+    };
+    if valid {
+        verified::remember(alg.name(), key_text, token);
     }
-    Ok(keys.iter().any(|entry| match &entry.alg {
-        None => verifies(entry),
-        Some(key_alg) => *key_alg == header.alg && verifies(entry),
-    }))
+    Ok(valid)
 }
 
 /// `io.jwt.verify_hs*(token, secret)`: the header is not read.
@@ -250,7 +262,9 @@ fn verify_hmac(hash: Hash, token: &Value, secret: &Value) -> Result<bool, String
 
 /// `decode_verify`'s constraints object.
 struct Constraints {
-    keys: Option<Vec<KeyEntry>>,
+    keys: Option<Rc<Vec<KeyEntry>>>,
+    /// The `cert` or `secret` text, under which verified tokens are remembered.
+    key_text: String,
     secret: String,
     alg: String,
     iss: String,
@@ -266,6 +280,7 @@ impl Constraints {
         };
         let mut parsed = Constraints {
             keys: None,
+            key_text: String::new(),
             secret: String::new(),
             alg: String::new(),
             iss: String::new(),
@@ -282,11 +297,14 @@ impl Constraints {
             };
             match name.as_ref() {
                 "cert" => {
-                    let keys =
-                        jws::keys_from_pem_or_jwk(&text("cert")?).map_err(|e| e.to_string())?;
-                    parsed.keys = Some(keys);
+                    let cert = text("cert")?;
+                    parsed.keys = Some(verified::keys(&cert).map_err(|e| e.to_string())?);
+                    parsed.key_text = cert;
                 }
-                "secret" => parsed.secret = text("secret")?,
+                "secret" => {
+                    parsed.secret = text("secret")?;
+                    parsed.key_text.clone_from(&parsed.secret);
+                }
                 "alg" => parsed.alg = text("alg")?,
                 "iss" => parsed.iss = text("iss")?,
                 "aud" => parsed.aud = text("aud")?,
@@ -312,8 +330,25 @@ impl Constraints {
         }
     }
 
-    /// Whether the signature verifies under the constraint's keys, with the header's `alg`.
-    fn verify(&self, kid: &str, alg: &str, input: &[u8], signature: &[u8]) -> bool {
+    /// Whether `token`'s signature verifies under the constraint's keys, with the header's
+    /// `alg`.
+    fn verify(&self, token: &str, kid: &str, alg: &str, input: &[u8], signature: &[u8]) -> bool {
+        let namespace = if self.keys.is_some() {
+            "cert"
+        } else {
+            "secret"
+        };
+        if verified::seen(namespace, &self.key_text, token) {
+            return true;
+        }
+        let valid = self.verify_signature(kid, alg, input, signature);
+        if valid {
+            verified::remember(namespace, &self.key_text, token);
+        }
+        valid
+    }
+
+    fn verify_signature(&self, kid: &str, alg: &str, input: &[u8], signature: &[u8]) -> bool {
         let Some(alg_kind) = Alg::from_name(alg) else {
             return false;
         };
@@ -383,6 +418,7 @@ fn decode_verify(token: &Value, constraints: &Value, now_ns: f64) -> Result<Valu
             .signature_bytes()
             .map_err(|e| format!("JWT signature had invalid encoding: {e}"))?;
         if !constraints.verify(
+            &token,
             &parsed.kid,
             &parsed.alg,
             &compact.signing_input(),

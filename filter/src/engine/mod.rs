@@ -22,6 +22,7 @@ use crate::config::DecisionPath;
 use crate::REGORUS_VERSION;
 
 pub mod jwt;
+mod verified;
 
 /// Instructions one evaluation may run: far above any authorization policy, low enough to
 /// stop runaway recursion before it ties up a worker.

@@ -513,3 +513,59 @@ fn verify_functions_use_the_jwk_whose_kid_the_header_names() {
     assert_eq!(verify(jwks("a", "b")), Ok(Value::Bool(true)));
     assert_eq!(verify(jwks("b", "a")), Ok(Value::Bool(false)));
 }
+
+/// A signature verified once is not verified again (the cache in `engine::verified`), and
+/// nothing else is remembered: claims are checked on every call, other keys and other
+/// functions verify afresh.
+#[test]
+fn a_remembered_signature_changes_no_answer() {
+    for alg in ["RS256", "ES256", "HS256"] {
+        let token = token(alg, r#"{"sub":"alice","exp":1800000000}"#);
+        let key = key_constraint(alg);
+        for _ in 0..2 {
+            assert!(
+                verified(decode_verify(&token, &format!("{{{key}}}"))),
+                "{alg}"
+            );
+            // Expired at the given time, although its signature is remembered.
+            assert!(!verified(decode_verify(
+                &token,
+                &format!(r#"{{{key}, "time": 1900000000000000000}}"#)
+            )));
+        }
+        let other = if alg.starts_with("HS") {
+            r#""secret": "other""#.to_string()
+        } else if alg.starts_with("ES") {
+            format!(r#""cert": {}"#, constraint_string(EC256_CRT))
+        } else {
+            format!(r#""cert": {}"#, constraint_string(RSA_OTHER_PUB))
+        };
+        if alg != "ES256" {
+            assert!(
+                !verified(decode_verify(&token, &format!("{{{other}}}"))),
+                "{alg} other key"
+            );
+        }
+    }
+    let rs = token("RS256", "{}");
+    for _ in 0..2 {
+        assert_eq!(
+            call("io.jwt.verify_rs256", &[s(&rs), s(RSA_PUB)], NOW_NS),
+            Ok(Value::Bool(true))
+        );
+        assert_eq!(
+            call("io.jwt.verify_ps256", &[s(&rs), s(RSA_PUB)], NOW_NS),
+            Ok(Value::Bool(false))
+        );
+        assert_eq!(
+            call("io.jwt.verify_rs256", &[s(&rs), s(RSA_OTHER_PUB)], NOW_NS),
+            Ok(Value::Bool(false))
+        );
+        // A tampered copy of a remembered token is verified, and fails.
+        let tampered = format!("{}x", &rs[..rs.len() - 1]);
+        assert_eq!(
+            call("io.jwt.verify_rs256", &[s(&tampered), s(RSA_PUB)], NOW_NS),
+            Ok(Value::Bool(false))
+        );
+    }
+}
