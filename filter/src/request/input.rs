@@ -192,23 +192,27 @@ pub fn build(request: &HttpRequest, bodies: &BodySettings) -> Result<Value, Inpu
         joined.insert(Cow::Borrowed(PARTIAL_BODY_HEADER), Cow::Borrowed(partial));
     }
     let target = parse_target(joined.get(":path").map_or("", |v| v.as_ref()))?;
-    let headers: BTreeMap<Value, Value> = joined
+    let headers: Vec<(Value, Value)> = joined
         .iter()
         .map(|(k, v)| (Value::from(k.as_ref()), Value::from(v.as_ref())))
         .collect();
 
-    let mut http = BTreeMap::new();
+    let mut http = Vec::with_capacity(c.mirrored_headers.len() + 4);
     // The fields that repeat a header share its value; protojson leaves out empty strings.
+    // `headers` is sorted by name (from `joined`).
     for (field, header) in &c.mirrored_headers {
-        match headers.get(header) {
+        let found = headers.binary_search_by(|(name, _)| name.cmp(header));
+        match found
+            .ok()
+            .and_then(|i| headers.get(i))
+            .map(|(_, value)| value)
+        {
             Some(Value::String(value)) if value.is_empty() => {}
-            Some(value) => {
-                http.insert(field.clone(), value.clone());
-            }
+            Some(value) => http.push((field.clone(), value.clone())),
             None => {}
         }
     }
-    http.insert(c.headers.clone(), Value::from(headers));
+    http.push((c.headers.clone(), object(headers)));
     if let Some(body) = &request.body {
         let packed = bodies.with_request_body.is_some_and(|w| w.pack_as_bytes);
         // protojson leaves out an empty body and a zero size.
@@ -216,27 +220,27 @@ pub fn build(request: &HttpRequest, bodies: &BodySettings) -> Result<Value, Inpu
             if packed {
                 // protomap keeps `bytes` as Go bytes, which OPA's JSON round trip makes base64.
                 let encoded = base64::engine::general_purpose::STANDARD.encode(&body.bytes);
-                http.insert(c.raw_body.clone(), Value::from(encoded));
+                http.push((c.raw_body.clone(), Value::from(encoded)));
             } else {
                 let text = std::str::from_utf8(&body.bytes).map_err(|_| InputError::BodyNotUtf8)?;
-                http.insert(c.body.clone(), Value::from(text));
+                http.push((c.body.clone(), Value::from(text)));
             }
         }
         if body.received > 0 {
-            http.insert(c.size.clone(), Value::from(body.received));
+            http.push((c.size.clone(), Value::from(body.received)));
         }
     }
     let connection = &request.connection;
     if !connection.protocol.is_empty() {
-        http.insert(
+        http.push((
             c.protocol.clone(),
             Value::from(connection.protocol.as_str()),
-        );
+        ));
     }
 
-    let mut attributes_request = BTreeMap::from([(c.http.clone(), Value::from(http))]);
+    let mut attributes_request = vec![(c.http.clone(), object(http))];
     if let Some(nanos) = request.time_ns {
-        attributes_request.insert(c.time.clone(), timestamp(nanos));
+        attributes_request.push((c.time.clone(), timestamp(nanos)));
     }
     let mut source = connection.source_value.clone();
     if let Some(service) = joined.get(SERVICE_CLUSTER_HEADER).filter(|s| !s.is_empty()) {
@@ -245,10 +249,10 @@ pub fn build(request: &HttpRequest, bodies: &BodySettings) -> Result<Value, Inpu
             fields.insert(c.service.clone(), Value::from(service.as_ref()));
         }
     }
-    let attributes = BTreeMap::from([
+    let attributes = vec![
         (c.source.clone(), source),
         (c.destination.clone(), connection.destination_value.clone()),
-        (c.request.clone(), Value::from(attributes_request)),
+        (c.request.clone(), object(attributes_request)),
         // Envoy always sets both (possibly empty) metadata messages.
         (
             c.metadata_context.clone(),
@@ -258,7 +262,7 @@ pub fn build(request: &HttpRequest, bodies: &BodySettings) -> Result<Value, Inpu
                 .unwrap_or_else(|| c.empty_object.clone()),
         ),
         (c.route_metadata_context.clone(), c.empty_object.clone()),
-    ]);
+    ];
 
     let parsed_path = target
         .segments
@@ -274,11 +278,12 @@ pub fn build(request: &HttpRequest, bodies: &BodySettings) -> Result<Value, Inpu
                 Value::from(vs.into_iter().map(Value::from).collect::<Vec<_>>()),
             )
         })
-        .collect::<BTreeMap<_, _>>();
-    let mut input = BTreeMap::from([
-        (c.attributes.clone(), Value::from(attributes)),
+        .collect::<Vec<_>>();
+    let mut input = Vec::with_capacity(7);
+    input.extend([
+        (c.attributes.clone(), object(attributes)),
         (c.parsed_path.clone(), Value::from(parsed_path)),
-        (c.parsed_query.clone(), Value::from(parsed_query)),
+        (c.parsed_query.clone(), object(parsed_query)),
         (c.version.clone(), c.version_value.clone()),
     ]);
     if !bodies.skip_request_body_parse {
@@ -288,8 +293,8 @@ pub fn build(request: &HttpRequest, bodies: &BodySettings) -> Result<Value, Inpu
             .as_ref()
             .map_or(&[][..], |b| b.bytes.as_slice());
         let (parsed, truncated) = body::parse(&joined, payload)?;
-        input.insert(c.parsed_body.clone(), parsed);
-        input.insert(c.truncated_body.clone(), Value::from(truncated));
+        input.push((c.parsed_body.clone(), parsed));
+        input.push((c.truncated_body.clone(), Value::from(truncated)));
     }
     if let Some(principal) = connection
         .source
@@ -297,9 +302,15 @@ pub fn build(request: &HttpRequest, bodies: &BodySettings) -> Result<Value, Inpu
         .as_deref()
         .filter(|p| !p.is_empty())
     {
-        input.insert(c.source_principal.clone(), Value::from(principal));
+        input.push((c.source_principal.clone(), Value::from(principal)));
     }
-    Ok(Value::from(input))
+    Ok(object(input))
+}
+
+/// An object from entries in any order (a repeated key: the last entry wins), built without
+/// an intermediate map.
+fn object(entries: Vec<(Value, Value)>) -> Value {
+    Value::from(regorus::value::Object::from(entries))
 }
 
 /// Header names lower-cased, repeated headers joined with `,` as Envoy's ext_authz does.
@@ -365,7 +376,7 @@ fn peer(peer: &Peer) -> Value {
 
 /// A small builder over regorus objects that, like protojson, leaves out empty strings.
 #[derive(Default)]
-struct Object(BTreeMap<Value, Value>);
+struct Object(Vec<(Value, Value)>);
 
 impl Object {
     fn with(key: &str, value: Value) -> Self {
@@ -380,7 +391,7 @@ impl Object {
     }
 
     fn insert(&mut self, key: &str, value: Value) {
-        self.0.insert(Value::from(key), value);
+        self.0.push((Value::from(key), value));
     }
 
     fn string(&mut self, key: &str, value: &str) {
@@ -390,13 +401,40 @@ impl Object {
     }
 
     fn into_value(self) -> Value {
-        Value::from(self.0)
+        object(self.0)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// regorus patch 4 (`Object::from(Vec)`): any order in, sorted object out, the last of
+    /// repeated keys kept, equal to the same object built by inserts.
+    #[test]
+    fn objects_from_entries_sort_and_keep_the_last_repeat() {
+        let entries = vec![
+            (Value::from("b"), Value::from(1)),
+            (Value::from("a"), Value::from(2)),
+            (Value::from("b"), Value::from(3)),
+            (Value::from("c"), Value::from(4)),
+            (Value::from("b"), Value::from(5)),
+        ];
+        let built = object(entries.clone());
+        let mut inserted = Value::new_object();
+        for (k, v) in entries {
+            inserted.as_object_mut().unwrap().insert(k, v);
+        }
+        assert_eq!(built, inserted);
+        assert_eq!(
+            built.to_json_str().unwrap(),
+            Value::from_json_str(r#"{"a":2,"b":5,"c":4}"#)
+                .unwrap()
+                .to_json_str()
+                .unwrap()
+        );
+        assert_eq!(object(Vec::new()), Value::new_object());
+    }
 
     fn request(path: &str) -> HttpRequest {
         HttpRequest {

@@ -22,6 +22,7 @@ mod serde;
 
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
 use core::cmp::Ordering;
 use core::fmt;
 
@@ -227,6 +228,30 @@ impl FromIterator<(Value, Value)> for Object {
             o.insert(k, v);
         }
         o
+    }
+}
+
+impl From<Vec<(Value, Value)>> for Object {
+    /// Entries in any order; of entries with the same key the last wins, as with repeated
+    /// `insert`s. Goes straight to compact storage: no `BTreeMap` is built and copied
+    /// (zerohop patch 4: the filter builds every request's `input` this way).
+    fn from(mut entries: Vec<(Value, Value)>) -> Self {
+        if entries.is_empty() {
+            return Self { repr: Repr::Empty };
+        }
+        // Stable: entries with equal keys stay in their order, so the last one is kept.
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        entries.dedup_by(|later, earlier| {
+            if later.0 == earlier.0 {
+                core::mem::swap(&mut later.1, &mut earlier.1);
+                true
+            } else {
+                false
+            }
+        });
+        Self {
+            repr: Repr::Frozen(entries.into_boxed_slice()),
+        }
     }
 }
 
