@@ -27,6 +27,8 @@ struct RawConfig {
     with_request_body: Option<RawWithRequestBody>,
     #[serde(default)]
     skip_request_body_parse: bool,
+    #[serde(default)]
+    timing_stats: bool,
 }
 
 /// Envoy ext_authz's `with_request_body` (Istio's `includeRequestBodyInCheck`).
@@ -51,6 +53,8 @@ pub struct Config {
     pub enforcement: Enforcement,
     /// `with_request_body` and `skip_request_body_parse`: whether and how bodies reach the input.
     pub body: BodySettings,
+    /// `timing_stats`: record each decision's phases as Envoy histograms.
+    pub timing_stats: bool,
 }
 
 /// OPA-Envoy's `path` (`envoy/authz/allow`) and the rule it names (`data.envoy.authz.allow`).
@@ -179,6 +183,7 @@ impl Config {
                 fail_open: raw.fail_open,
                 status_on_error,
             },
+            timing_stats: raw.timing_stats,
         })
     }
 }
@@ -206,6 +211,12 @@ mod tests {
             }
         );
         assert_eq!(config.body, BodySettings::default());
+        assert!(!config.timing_stats);
+        assert!(
+            parse(r#"{"bundle":{"inline":""},"timing_stats":true}"#)
+                .unwrap()
+                .timing_stats
+        );
     }
 
     #[test]

@@ -79,6 +79,7 @@ def envoy(workdir, e2e_bundle, pki, upstream, jwt_issuer):
         Listener("expensive", plugin_config(e2e_bundle, path="e2e/expensive", status_on_error=500)),
         Listener("fail-open", plugin_config(e2e_bundle, path="e2e/maybe", fail_open=True)),
         Listener("dry-run", plugin_config(e2e_bundle, path="e2e/decision", dry_run=True)),
+        Listener("timed", plugin_config(e2e_bundle, path="e2e/decision", timing_stats=True)),
         Listener("echo", plugin_config(e2e_bundle, path="e2e/echo")),
         Listener("plain", plugin_config(plain, path="e2e/decision")),
         Listener("not-gzip", plugin_config(b"not a bundle")),

@@ -5,6 +5,7 @@ import json
 import re
 import ssl
 import time
+import urllib.request
 import uuid
 
 import pytest
@@ -249,3 +250,21 @@ def test_grpc_clients_get_a_grpc_status_on_deny(envoy, listener, mode, grpc_stat
         assert b"grpc-status" not in head and b'"path": "/pkg.Service/Method"' in reply, reply
     else:
         assert f"grpc-status: {grpc_status}\r\n".encode() in head + b"\r\n", reply
+
+
+def test_timing_stats_record_each_phase_of_a_decision(envoy):
+    for _ in range(3):
+        assert request(envoy.port("timed"), "/p/q").status == 200
+    phases = ("request", "input", "evaluate", "apply")
+    url = f"http://127.0.0.1:{envoy.admin_port}/stats?format=json&filter=zerohop%5C.time"
+    deadline = time.monotonic() + 15  # histogram quantiles appear at a stats flush (every 5 s)
+    while True:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            stats = json.load(r)["stats"]
+        histograms = next((s["histograms"] for s in stats if "histograms" in s), {})
+        p50 = histograms.get("supported_quantiles", []).index(50) if histograms else 0
+        seen = {h["name"]: h["values"][p50]["cumulative"] for h in histograms.get("computed_quantiles", [])}
+        if all(seen.get(f"wasmcustom.zerohop.time.{p}_ns") for p in phases):
+            break
+        assert time.monotonic() < deadline, f"no timing histograms with samples: {histograms}"
+        time.sleep(0.5)

@@ -11,6 +11,7 @@ use proxy_wasm::types::{Action, LogLevel, MapType};
 
 use super::host::{self, log};
 use super::root::State;
+use super::timing::{Phase, Timing};
 use crate::engine::EvalError;
 use crate::request::body::{Body, Collect, StallWatch, WithRequestBody};
 use crate::request::decision::{
@@ -34,6 +35,8 @@ pub struct Http {
     buffered: usize,
     /// This request's decision, for the decision log.
     decision_id: Option<DecisionId>,
+    /// `timing_stats`.
+    timing: Option<Timing>,
 }
 
 /// What `evaluate` hands on: the enforcement settings, the result, the plugin name and the
@@ -50,7 +53,9 @@ const PAYLOAD_TOO_LARGE: (u16, &str) = (413, "Payload Too Large");
 
 impl Http {
     pub fn new(state: Rc<RefCell<State>>, id: u32) -> Self {
+        let timing = state.try_borrow().ok().and_then(|s| s.timing);
         Self {
+            timing,
             state,
             id,
             response_headers: Vec::new(),
@@ -98,19 +103,32 @@ impl Http {
             body: bodies,
             stalls: _,
             decision_ids,
+            timing: _,
         } = &mut *state;
         let decision_id = decision_ids.next_id();
+        let mut clock = self.clock();
         let result = match policy.as_mut() {
             None => Err(Failure::NoBundle),
-            Some(policy) => host::http_request(connections)
-                .map_err(|status| {
-                    EvalError::Failed(format!("cannot read the request headers: {status:?}")).into()
-                })
-                .and_then(|mut request| {
-                    request.body = body;
-                    Ok(input::build(&request, bodies)?)
-                })
-                .and_then(|input| Ok(policy.evaluate(input)?)),
+            Some(policy) => {
+                let request = host::http_request(connections);
+                self.lap(Phase::Request, &mut clock);
+                request
+                    .map_err(|status| {
+                        let e = format!("cannot read the request headers: {status:?}");
+                        EvalError::Failed(e).into()
+                    })
+                    .and_then(|mut request| {
+                        request.body = body;
+                        let input = input::build(&request, bodies);
+                        self.lap(Phase::Input, &mut clock);
+                        Ok(input?)
+                    })
+                    .and_then(|input| {
+                        let decision = policy.evaluate(input);
+                        self.lap(Phase::Evaluate, &mut clock);
+                        Ok(decision?)
+                    })
+            }
         };
         (*enforcement, result, name.clone(), Some(decision_id))
     }
@@ -183,7 +201,22 @@ impl Http {
     /// Evaluates and applies the outcome: forward with the decision's changes, or reply.
     fn decide(&mut self, body: Option<Body>) -> Action {
         let (enforcement, result, name, decision_id) = self.evaluate(body);
-        self.apply(enforcement, result, &name, decision_id)
+        let mut clock = self.clock();
+        let action = self.apply(enforcement, result, &name, decision_id);
+        self.lap(Phase::Apply, &mut clock);
+        action
+    }
+
+    /// A host clock reading when `timing_stats` is on.
+    fn clock(&self) -> Option<u64> {
+        self.timing.map(|_| host::now_ns())
+    }
+
+    /// Records the time since `clock` under `phase` and restarts `clock`.
+    fn lap(&self, phase: Phase, clock: &mut Option<u64>) {
+        if let (Some(timing), Some(started)) = (&self.timing, clock.as_mut()) {
+            *started = timing.record(phase, *started);
+        }
     }
 
     fn apply(

@@ -7,6 +7,7 @@ mod bundles;
 mod host;
 mod http;
 mod root;
+mod timing;
 
 proxy_wasm::main! {{
     // Also installs the SDK's panic hook, which logs the panic at critical level before the

@@ -13,6 +13,7 @@ use proxy_wasm::types::{ContextType, LogLevel};
 use super::bundles::{Bundles, TICK_MS};
 use super::host::{self, log};
 use super::http::Http;
+use super::timing::Timing;
 use crate::bundle::activation::{self, Trust};
 use crate::config::Config;
 use crate::engine::Policy;
@@ -32,6 +33,8 @@ pub struct State {
     pub stalls: StallWatch,
     /// Source of decision ids (UUID v4), one per decision.
     pub decision_ids: DecisionIds,
+    /// `timing_stats`: the phase histograms.
+    pub timing: Option<Timing>,
 }
 
 #[derive(Default)]
@@ -134,6 +137,7 @@ impl RootContext for Root {
             decision_ids,
             body: config.body,
             stalls: StallWatch::default(),
+            timing: config.timing_stats.then(Timing::new),
         }));
         let mut bundles = Bundles::new(name, Rc::new(config));
         if bundles.live() {
