@@ -1,11 +1,11 @@
-//! Tokens whose signature already verified, per VM: a client sends the same bearer token on
-//! request after request, and an RSA or ECDSA verification costs far more than the rest of a
-//! decision (OPA has the same idea in its optional inter-query `io.jwt` cache).
+//! Parsed keys and tokens whose signature already verified, per VM: a client sends the same
+//! bearer token on request after request, and an RSA or ECDSA verification costs far more than
+//! the rest of a decision (OPA has the same idea in its optional inter-query `io.jwt` cache).
 //!
-//! Only successes are kept, under the exact algorithm, key text and token: an entry can only
-//! exist for a signature that verified, so a flood of forged tokens can evict entries but never
-//! add one, and a hit gives the answer verification would have given. Claims (`exp`, `nbf`,
-//! `iss`, `aud`) are not part of it: they are checked on every call.
+//! Only successes are kept, under the exact namespace (algorithm), key text and token: an
+//! entry can only exist for a signature that verified, so a flood of forged tokens can evict
+//! entries but never add one, and a hit gives the answer verification would have given. Claims
+//! (`exp`, `nbf`, `iss`, `aud`) are not part of it: they are checked on every call.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
@@ -160,6 +160,15 @@ mod tests {
             counting(false, &calls)
         ));
         assert_eq!(calls.get(), 4);
+    }
+
+    #[test]
+    fn a_key_text_is_parsed_once_and_a_bad_one_every_time() {
+        let jwk = r#"{"kty":"oct","k":"c2VjcmV0"}"#;
+        let first = keys(jwk).unwrap();
+        assert!(Rc::ptr_eq(&first, &keys(jwk).unwrap()));
+        assert!(keys("not a key").is_err());
+        assert!(keys("not a key").is_err());
     }
 
     #[test]
