@@ -81,8 +81,15 @@ impl Bundles {
 
     /// Gives the lease up when the root context is reconfigured or goes away.
     pub fn release(&self) {
-        if self.live() {
-            let _ = lease::release(&host::SharedData, &self.keys, self.owner);
+        if !self.live() {
+            return;
+        }
+        if let Err(e) = lease::release(&host::SharedData, &self.keys, self.owner) {
+            // Not fatal: another worker takes the lease over once it expires.
+            log(
+                LogLevel::Warn,
+                &format!("{}: bundle lease release: {e}", self.name),
+            );
         }
     }
 
@@ -257,8 +264,15 @@ impl Bundles {
         let now = host::now_ms();
         let limit = self.config.bundle.limits.max_uncompressed_bytes;
         let max_body = usize::try_from(limit.saturating_add(1)).unwrap_or(usize::MAX);
-        let (headers, body) =
-            host::http_call_response(num_headers, body_size, max_body).unwrap_or_default();
+        // Unreadable is answered as no response: the poller counts it as a failed fetch.
+        let (headers, body) = host::http_call_response(num_headers, body_size, max_body)
+            .unwrap_or_else(|status| {
+                log(
+                    LogLevel::Warn,
+                    &format!("{}: cannot read the bundle response: {status:?}", self.name),
+                );
+                Default::default()
+            });
         let header = |name: &str| {
             headers
                 .iter()
