@@ -303,7 +303,7 @@ pub fn run_rvm(case: &Case, rego_v0: bool) -> Outcome {
     };
     let program = guarded(
         || match engine::compile(&bundle(case, rego_v0), &[rule.as_str()]) {
-            Ok(Compiled::Program(program)) => Ok(Ok(program)),
+            Ok(Compiled::Program { program, .. }) => Ok(Ok(program)),
             Ok(Compiled::Interpreter { reason, .. }) => Ok(Err(Outcome::Skipped {
                 reason: format!(
                     "RVM compiler refused, the filter interprets: {}",

@@ -124,6 +124,19 @@ fn build_inspect_eval_round_trip() {
         zerohop_filter::REGORUS_VERSION
     );
     assert_eq!(summary["runs_on_this_filter"], true);
+    // What each request builds of `input`: the demo policy's reads, and nothing else.
+    assert_eq!(
+        summary["program"]["input"],
+        serde_json::json!([
+            ["attributes", "request", "http", "method"],
+            ["parsed_path"],
+            ["source_principal"]
+        ])
+    );
+    let out = bundler(&["inspect", &bundle]);
+    assert!(text(&out.stdout).contains(
+        "reads:       input.attributes.request.http.method, input.parsed_path, input.source_principal\n"
+    ));
     let files: Vec<&str> = summary["files"]
         .as_array()
         .unwrap()

@@ -5,9 +5,14 @@ the same policy on the same input. Any difference fails.
 Each policy is bundled with a wrapper rule that answers with `{"input": input, "result":
 [decision]}` (`[]` when undefined), so one request yields both sides from the proxy. (The
 wrapper avoids `[r | r := data.rule]`: see the known RVM difference in the README.)
+
+That wrapper reads all of `input`, so the filter builds all of it. Each request also goes to a
+second listener whose wrapper answers with the result alone: there the filter builds only the
+parts of `input` the policy reads (`request::shape`), and the decision must be the same.
 """
 
 import json
+import re
 import shutil
 
 import pytest
@@ -35,18 +40,27 @@ response := {{
 }}
 """
 
+# The same without reading `input`: the bundle's reads are the policy's own.
+PRUNED_WRAPPER = WRAPPER.replace('"input": input, ', "")
+assert PRUNED_WRAPPER != WRAPPER
+
+
+def pruned(name: str) -> str:
+    return f"{name}-pruned"
+
 
 @pytest.fixture(scope="module")
 def differential(workdir, pki, upstream):
     listeners, oracles = [], {}
     for name, case in CASES.items():
-        source = workdir / f"diff-{name}"
-        shutil.copytree(POLICIES / case.policy, source, ignore=shutil.ignore_patterns("*.md"))
-        (source / "zz_differential.rego").write_text(WRAPPER.format(rule=case.rule.replace("/", ".")))
-        bundle = build_bundle(source, workdir / f"diff-{name}.tar.gz", ["zerohop/differential/response"])
-        listeners.append(Listener(name, plugin_config(bundle, path="zerohop/differential/response", **case.settings),
-                                  tls=pki.server_tls(require=False), jwt=JwtIssuer() if case.jwt_authn else None,
-                                  allow_on_headers_stop_iteration="with_request_body" in case.settings))
+        for listener, wrapper in ((name, WRAPPER), (pruned(name), PRUNED_WRAPPER)):
+            source = workdir / f"diff-{listener}"
+            shutil.copytree(POLICIES / case.policy, source, ignore=shutil.ignore_patterns("*.md"))
+            (source / "zz_differential.rego").write_text(wrapper.format(rule=case.rule.replace("/", ".")))
+            bundle = build_bundle(source, workdir / f"diff-{listener}.tar.gz", ["zerohop/differential/response"])
+            listeners.append(Listener(listener, plugin_config(bundle, path="zerohop/differential/response", **case.settings),
+                                      tls=pki.server_tls(require=False), jwt=JwtIssuer() if case.jwt_authn else None,
+                                      allow_on_headers_stop_iteration="with_request_body" in case.settings))
         oracles[name] = engine_for(POLICIES / case.policy)
     (workdir / "diff").mkdir()
     proxy = Envoy(listeners, upstream.port, workdir / "diff").start()
@@ -67,6 +81,9 @@ def test_zerohop_decides_like_opa(differential, name, index):
     req = case.requests[index]
     r = request(proxy.port(name), req.path, method=req.method, headers=req.headers,
                 tls=clients[req.identity], body=req.body)
+    p = request(proxy.port(pruned(name)), req.path, method=req.method, headers=req.headers,
+                tls=clients[req.identity], body=req.body)
+    assert p.status == r.status, (p.status, p.body)
     if req.opa_envoy_status != 200:
         assert r.status == req.opa_envoy_status, (r.status, r.body)
         return
@@ -87,6 +104,7 @@ def test_zerohop_decides_like_opa(differential, name, index):
     else:
         assert req.opa_envoy_decision is None, f"OPA decided {expected!r}: drop opa_envoy_decision"
     assert seen["result"] == ([] if expected is UNDEFINED else [expected]), seen["input"]
+    assert json.loads(p.body) == {"result": seen["result"]}, "the pruned input decided otherwise"
 
 
 def test_the_corpus_has_15_policies_with_20_requests_each():
@@ -102,3 +120,19 @@ def test_each_policy_runs_on_the_expected_engine_path(differential):
     assert "demo: bundle revision \"test\" active, decision data.zerohop.differential.response (precompiled)" in log
     # `some perm in role_perms[r]`, which regorus 0.14.1's RVM compiler refused (patched).
     assert "istio-quickstart: bundle revision \"test\" active, decision data.zerohop.differential.response (precompiled)" in log
+
+
+def test_the_pruned_listeners_build_only_what_each_policy_reads(differential):
+    proxy, _, _ = differential
+    log = proxy.log()
+    assert ('istio-quickstart-pruned: bundle revision "test" active, decision data.zerohop.differential.response '
+            "(precompiled); reads input.attributes.request.http.headers.authorization, "
+            "input.attributes.request.http.method, input.attributes.request.http.path, input.parsed_path\n") in log
+    reads = dict(re.findall(r"wasm log: (\S+): bundle revision .*; reads (.*)", log))
+    assert reads["jwt-pruned"] == ('input.attributes.metadataContext.filterMetadata["envoy.filters.http.jwt_authn"]'
+                                   ".verified_payload, input.attributes.request.http.method, input.parsed_path")
+    # The full listeners read all of `input` (the wrapper marshals it), and so do the pruned
+    # ones of the e2e policy (its `echo` rule marshals it); none of the others does.
+    assert {name: reads[name] for name in CASES} == {name: "input" for name in CASES}
+    whole = [name for name in CASES if reads[pruned(name)] == "input"]
+    assert whole == [name for name in CASES if CASES[name].policy == "e2e"]

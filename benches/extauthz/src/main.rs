@@ -50,11 +50,11 @@ fn http_request(check: &CheckRequest) -> HttpRequest {
         headers: http.headers.into_iter().collect(),
         time_ns,
         metadata_context: None,
-        connection: Rc::new(Connection::new(
+        connection: Some(Rc::new(Connection::new(
             http.protocol,
             peer(attributes.source),
             peer(attributes.destination),
-        )),
+        ))),
         body: None,
     }
 }
@@ -80,9 +80,14 @@ fn peer(peer: Option<attribute_context::Peer>) -> Peer {
 /// Input build, evaluation and decision, exactly as the filter runs them.
 fn check(request: &CheckRequest) -> CheckResponse {
     let value = POLICY.with_borrow_mut(|policy| match policy {
-        Some(policy) => input::build(&http_request(request), &BodySettings::default())
-            .map_err(Into::into)
-            .and_then(|i| policy.evaluate(i).map_err(Into::into)),
+        // The same engine as the filter, so the same input pruning (`request::shape`).
+        Some(policy) => input::build(
+            &http_request(request),
+            &BodySettings::default(),
+            policy.input_shape(),
+        )
+        .map_err(Into::into)
+        .and_then(|i| policy.evaluate(i).map_err(Into::into)),
         None => Err(zerohop_filter::request::decision::Failure::NoBundle),
     });
     let mut response = CheckResponse::default();

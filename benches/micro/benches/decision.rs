@@ -17,11 +17,23 @@ fn decision_path(c: &mut Criterion) {
         let (outcome, _) = case.decide();
         assert_eq!(outcome.reason, Reason::Allowed, "{name}: {outcome:?}");
         assert!(matches!(outcome.action, Action::Forward(_)));
-        let built = input::build(&case.request, &BodySettings::default()).unwrap();
+        let built = input::build(
+            &case.request,
+            &BodySettings::default(),
+            case.policy.input_shape(),
+        )
+        .unwrap();
         let decision = case.policy.evaluate(built.clone()).unwrap();
         let mut group = c.benchmark_group(name);
         group.bench_function("input", |b| {
-            b.iter(|| input::build(&case.request, &BodySettings::default()).unwrap())
+            b.iter(|| {
+                input::build(
+                    &case.request,
+                    &BodySettings::default(),
+                    case.policy.input_shape(),
+                )
+                .unwrap()
+            })
         });
         group.bench_function("evaluate", |b| {
             b.iter(|| case.policy.evaluate(built.clone()).unwrap())

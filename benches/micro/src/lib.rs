@@ -50,9 +50,13 @@ impl Case {
     pub fn decide(&mut self) -> (Outcome, String) {
         let id = self.decision_ids.next_id().to_string();
         let policy = &mut self.policy;
-        let value = input::build(&self.request, &BodySettings::default())
-            .map_err(Into::into)
-            .and_then(|i| policy.evaluate(i).map_err(Into::into));
+        let value = input::build(
+            &self.request,
+            &BodySettings::default(),
+            policy.input_shape(),
+        )
+        .map_err(Into::into)
+        .and_then(|i| policy.evaluate(i).map_err(Into::into));
         (decide(self.enforcement, value), id)
     }
 }
@@ -216,7 +220,7 @@ pub fn mesh_request_from(principal: &str, method: &str, path: &str) -> HttpReque
             .collect(),
         time_ns: Some(1_764_000_000_123_456_789),
         metadata_context: None,
-        connection: Rc::new(Connection::new(
+        connection: Some(Rc::new(Connection::new(
             "HTTP/1.1".into(),
             Peer {
                 address: SocketAddress::parse("10.1.2.3:51234"),
@@ -226,7 +230,7 @@ pub fn mesh_request_from(principal: &str, method: &str, path: &str) -> HttpReque
                 address: SocketAddress::parse("10.1.2.4:8080"),
                 principal: Some("spiffe://cluster.local/ns/shop/sa/shop".into()),
             },
-        )),
+        ))),
         body: None,
     }
 }

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::BundleError;
+use crate::request::shape::InputReads;
 
 /// OPA's bundle manifest. Unknown fields are kept out but tolerated: OPA adds fields over time.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -39,6 +40,10 @@ pub struct ProgramInfo {
     pub format: u32,
     /// Rules compiled into the program, e.g. `data.envoy.authz.allow`.
     pub entrypoints: Vec<String>,
+    /// The paths under `input` the bundle's Rego can read (`request::shape`); absent in
+    /// bundles built before the analysis, which then get the whole `input`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<InputReads>,
 }
 
 impl Manifest {

@@ -19,9 +19,11 @@ use regorus::Value;
 
 use crate::bundle::{Bundle, ProgramInfo};
 use crate::config::DecisionPath;
+use crate::request::shape::{InputReads, InputShape};
 use crate::REGORUS_VERSION;
 
 pub mod jwt;
+mod reads;
 mod verified;
 
 /// Instructions one evaluation may run: far above any authorization policy, low enough to
@@ -204,6 +206,8 @@ pub struct Policy {
     rule: String,
     mode: Mode,
     revision: String,
+    input: InputReads,
+    shape: InputShape,
 }
 
 impl Policy {
@@ -212,7 +216,9 @@ impl Policy {
         let rule = path.rule().to_string();
         let precompiled = match (&bundle.program, bundle.manifest.program()) {
             (Some(bytes), Some(info)) if info.entrypoints.contains(&rule) => {
-                Some(deserialize(bytes, info)?)
+                // A bundle built before the analysis existed says nothing: build all of it.
+                let input = info.input.clone().unwrap_or_else(InputReads::everything);
+                Some((deserialize(bytes, info)?, input))
             }
             (Some(_), None) => {
                 return Err(LoadError::Program(
@@ -221,21 +227,31 @@ impl Policy {
             }
             _ => None,
         };
-        let (backend, mode, clock) = match precompiled {
-            Some(program) => (
+        let (backend, mode, clock, input) = match precompiled {
+            Some((program, input)) => (
                 vm(program, &bundle.data)?,
                 Mode::Precompiled,
                 EvalClock::default(),
+                input,
             ),
             None => match compile(bundle, &[rule.as_str()])? {
-                Compiled::Program(program) => (
+                Compiled::Program { program, input } => (
                     vm(program, &bundle.data)?,
                     Mode::CompiledAtLoad,
                     EvalClock::default(),
+                    input,
                 ),
-                Compiled::Interpreter { engine, clock, .. } => {
-                    (Backend::Interpreter(engine), Mode::Interpreted, clock)
-                }
+                Compiled::Interpreter {
+                    engine,
+                    clock,
+                    input,
+                    ..
+                } => (
+                    Backend::Interpreter(engine),
+                    Mode::Interpreted,
+                    clock,
+                    input,
+                ),
             },
         };
         Ok(Self {
@@ -244,7 +260,19 @@ impl Policy {
             rule,
             mode,
             revision: bundle.manifest.revision.clone(),
+            shape: InputShape::from(&input),
+            input,
         })
+    }
+
+    /// The paths under `input` the policy can read.
+    pub fn input_reads(&self) -> &InputReads {
+        &self.input
+    }
+
+    /// The parts of `input` each request builds.
+    pub fn input_shape(&self) -> &InputShape {
+        &self.shape
     }
 
     /// Evaluates the decision rule for `input`.
@@ -314,13 +342,18 @@ fn run(vm: &mut RegoVM, rule: &str, clock: &EvalClock) -> Result<Value, VmError>
 }
 
 /// The outcome of compiling a bundle's Rego for some rules.
+/// Both carry what the Rego can read of `input`.
 pub enum Compiled {
-    Program(Arc<Program>),
+    Program {
+        program: Arc<Program>,
+        input: InputReads,
+    },
     /// The RVM compiler refused; the reason says why and the interpreter takes over.
     Interpreter {
         engine: Box<regorus::Engine>,
         clock: EvalClock,
         reason: String,
+        input: InputReads,
     },
 }
 
@@ -345,8 +378,9 @@ pub fn compile(bundle: &Bundle, rules: &[&str]) -> Result<Compiled, LoadError> {
             message: "no decision rule to compile".into(),
         });
     };
+    let input = reads::input_reads(engine.get_modules());
     match Compiler::compile_from_policy_with_host_await(&policy, rules, &host_functions()) {
-        Ok(program) => Ok(Compiled::Program(program)),
+        Ok(program) => Ok(Compiled::Program { program, input }),
         // A function nobody implements fails in the interpreter too, on every request that
         // reaches it: refuse the bundle now, at the call site.
         Err(e) if is_missing_function(&e.to_string()) => Err(LoadError::Unsupported(
@@ -356,6 +390,7 @@ pub fn compile(bundle: &Bundle, rules: &[&str]) -> Result<Compiled, LoadError> {
             engine: Box::new(engine),
             clock,
             reason: e.to_string(),
+            input,
         }),
     }
 }

@@ -146,13 +146,14 @@ impl Bundles {
         log(
             LogLevel::Info,
             &format!(
-                "{}: bundle revision {:?} active (generation {}, {source}), decision {} ({}), loaded in {} ms",
+                "{}: bundle revision {:?} active (generation {}, {source}), decision {} ({}), loaded in {} ms; reads {}",
                 self.name,
                 policy.revision(),
                 published.generation,
                 policy.rule(),
                 policy.mode().as_str(),
                 host::now_ms().saturating_sub(started_ms),
+                policy.input_reads(),
             ),
         );
         state.policy = Some(policy);

@@ -10,6 +10,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use crate::request::input::{Connection, HttpRequest, Peer, SocketAddress};
 use crate::request::metadata;
+use crate::request::shape::InputShape;
 
 pub fn log(level: LogLevel, message: &str) {
     // Logging is best effort: there is nowhere else to report a failure to log.
@@ -49,7 +50,10 @@ pub fn now_ns() -> u64 {
 }
 
 /// Everything the `input` document needs from the request headers phase.
-pub fn http_request(connections: &mut Connections) -> Result<HttpRequest, Status> {
+pub fn http_request(
+    connections: &mut Connections,
+    shape: &InputShape,
+) -> Result<HttpRequest, Status> {
     let headers: Vec<(String, String)> = hostcalls::get_map_bytes(MapType::HttpRequestHeaders)?
         .into_iter()
         .map(|(name, value)| {
@@ -61,12 +65,16 @@ pub fn http_request(connections: &mut Connections) -> Result<HttpRequest, Status
         .collect();
     // The host clock, not the `request.time` property: at the request headers they differ by
     // microseconds, and the clock costs no property lookup.
-    let time_ns = i64::try_from(now_ns()).ok().filter(|t| *t != 0);
+    let time_ns = shape
+        .request_time
+        .then(|| i64::try_from(now_ns()).ok().filter(|t| *t != 0))
+        .flatten();
+    // What the policy never reads is not asked of Envoy.
     Ok(HttpRequest {
         headers,
         time_ns,
-        metadata_context: metadata_context(),
-        connection: connections.current(),
+        metadata_context: shape.metadata_context.then(metadata_context).flatten(),
+        connection: shape.needs_connection().then(|| connections.current()),
         body: None,
     })
 }

@@ -110,7 +110,7 @@ impl Http {
         let result = match policy.as_mut() {
             None => Err(Failure::NoBundle),
             Some(policy) => {
-                let request = host::http_request(connections);
+                let request = host::http_request(connections, policy.input_shape());
                 self.lap(Phase::Request, &mut clock);
                 request
                     .map_err(|status| {
@@ -119,7 +119,7 @@ impl Http {
                     })
                     .and_then(|mut request| {
                         request.body = body;
-                        let input = input::build(&request, bodies);
+                        let input = input::build(&request, bodies, policy.input_shape());
                         self.lap(Phase::Input, &mut clock);
                         Ok(input?)
                     })

@@ -100,10 +100,11 @@ impl RootContext for Root {
                 log(
                     LogLevel::Info,
                     &format!(
-                        "{name}: bundle revision {:?} active, decision {} ({})",
+                        "{name}: bundle revision {:?} active, decision {} ({}); reads {}",
                         policy.revision(),
                         policy.rule(),
-                        policy.mode().as_str()
+                        policy.mode().as_str(),
+                        policy.input_reads()
                     ),
                 );
                 Some(policy)

@@ -16,6 +16,7 @@ use base64::Engine as _;
 
 use super::body::{self, Body, BodyError, BodySettings, PARTIAL_BODY_HEADER};
 use super::path::{parse_target, PathError};
+use super::shape::{HttpShape, InputShape};
 
 /// What Envoy tells the filter about one request when its headers arrive.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,8 +29,9 @@ pub struct HttpRequest {
     /// `attributes.metadataContext` when the request has dynamic metadata the policy sees
     /// (`metadata::filter_metadata`); `{}` otherwise.
     pub metadata_context: Option<Value>,
-    /// The downstream connection the request came on.
-    pub connection: Rc<Connection>,
+    /// The downstream connection the request came on; `None` when the policy reads nothing of
+    /// it (`InputShape::needs_connection`).
+    pub connection: Option<Rc<Connection>>,
     /// The body buffered for the decision (`with_request_body`), when the request has one.
     pub body: Option<Body>,
 }
@@ -121,7 +123,7 @@ const SERVICE_CLUSTER_HEADER: &str = "x-envoy-downstream-service-cluster";
 /// (regorus values are reference-counted, so a clone is a counter increment).
 struct Constants {
     /// `attributes.request.http` fields that repeat a header: (field, header name).
-    mirrored_headers: [(Value, Value); 5],
+    mirrored_headers: [(Value, &'static str); 5],
     attributes: Value,
     source: Value,
     destination: Value,
@@ -154,7 +156,7 @@ static CONSTANTS: LazyLock<Constants> = LazyLock::new(|| Constants {
         ("host", ":authority"),
         ("scheme", ":scheme"),
     ]
-    .map(|(field, header)| (Value::from(field), Value::from(header))),
+    .map(|(field, header)| (Value::from(field), header)),
     attributes: Value::from("attributes"),
     source: Value::from("source"),
     destination: Value::from("destination"),
@@ -181,9 +183,14 @@ static CONSTANTS: LazyLock<Constants> = LazyLock::new(|| Constants {
     empty_object: Value::new_object(),
 });
 
-/// Builds the `input` document for a request: at the request headers, or once its body is
-/// buffered.
-pub fn build(request: &HttpRequest, bodies: &BodySettings) -> Result<Value, InputError> {
+/// Builds the `input` document for a request (at the request headers, or once its body is
+/// buffered), with the parts of it `shape` names. The path and the body are parsed whatever
+/// the shape: OPA-Envoy answers 400 to a request it cannot parse, before any policy runs.
+pub fn build(
+    request: &HttpRequest,
+    bodies: &BodySettings,
+    shape: &InputShape,
+) -> Result<Value, InputError> {
     let c = &*CONSTANTS;
     let mut joined = joined_headers(&request.headers);
     if let Some(body) = &request.body {
@@ -192,119 +199,170 @@ pub fn build(request: &HttpRequest, bodies: &BodySettings) -> Result<Value, Inpu
         joined.insert(Cow::Borrowed(PARTIAL_BODY_HEADER), Cow::Borrowed(partial));
     }
     let target = parse_target(joined.get(":path").map_or("", |v| v.as_ref()))?;
-    let headers: Vec<(Value, Value)> = joined
-        .iter()
-        .map(|(k, v)| (Value::from(k.as_ref()), Value::from(v.as_ref())))
-        .collect();
-
-    let mut http = Vec::with_capacity(c.mirrored_headers.len() + 4);
-    // The fields that repeat a header share its value; protojson leaves out empty strings.
-    // `headers` is sorted by name (from `joined`).
-    for (field, header) in &c.mirrored_headers {
-        let found = headers.binary_search_by(|(name, _)| name.cmp(header));
-        match found
-            .ok()
-            .and_then(|i| headers.get(i))
-            .map(|(_, value)| value)
-        {
-            Some(Value::String(value)) if value.is_empty() => {}
-            Some(value) => http.push((field.clone(), value.clone())),
-            None => {}
-        }
-    }
-    http.push((c.headers.clone(), object(headers)));
-    if let Some(body) = &request.body {
-        let packed = bodies.with_request_body.is_some_and(|w| w.pack_as_bytes);
-        // protojson leaves out an empty body and a zero size.
-        if !body.bytes.is_empty() {
-            if packed {
-                // protomap keeps `bytes` as Go bytes, which OPA's JSON round trip makes base64.
-                let encoded = base64::engine::general_purpose::STANDARD.encode(&body.bytes);
-                http.push((c.raw_body.clone(), Value::from(encoded)));
-            } else {
-                let text = std::str::from_utf8(&body.bytes).map_err(|_| InputError::BodyNotUtf8)?;
-                http.push((c.body.clone(), Value::from(text)));
-            }
-        }
-        if body.received > 0 {
-            http.push((c.size.clone(), Value::from(body.received)));
-        }
-    }
-    let connection = &request.connection;
-    if !connection.protocol.is_empty() {
-        http.push((
-            c.protocol.clone(),
-            Value::from(connection.protocol.as_str()),
-        ));
-    }
-
-    let mut attributes_request = vec![(c.http.clone(), object(http))];
-    if let Some(nanos) = request.time_ns {
-        attributes_request.push((c.time.clone(), timestamp(nanos)));
-    }
-    let mut source = connection.source_value.clone();
-    if let Some(service) = joined.get(SERVICE_CLUSTER_HEADER).filter(|s| !s.is_empty()) {
-        // Copy-on-write: the connection's cached value stays as it was.
-        if let Ok(fields) = source.as_object_mut() {
-            fields.insert(c.service.clone(), Value::from(service.as_ref()));
-        }
-    }
-    let attributes = vec![
-        (c.source.clone(), source),
-        (c.destination.clone(), connection.destination_value.clone()),
-        (c.request.clone(), object(attributes_request)),
-        // Envoy always sets both (possibly empty) metadata messages.
-        (
-            c.metadata_context.clone(),
-            request
-                .metadata_context
-                .clone()
-                .unwrap_or_else(|| c.empty_object.clone()),
-        ),
-        (c.route_metadata_context.clone(), c.empty_object.clone()),
-    ];
-
-    let parsed_path = target
-        .segments
-        .into_iter()
-        .map(Value::from)
-        .collect::<Vec<_>>();
-    let parsed_query = target
-        .query
-        .into_iter()
-        .map(|(k, vs)| {
-            (
-                Value::from(k),
-                Value::from(vs.into_iter().map(Value::from).collect::<Vec<_>>()),
-            )
-        })
-        .collect::<Vec<_>>();
-    let mut input = Vec::with_capacity(7);
-    input.extend([
-        (c.attributes.clone(), object(attributes)),
-        (c.parsed_path.clone(), Value::from(parsed_path)),
-        (c.parsed_query.clone(), object(parsed_query)),
-        (c.version.clone(), c.version_value.clone()),
-    ]);
-    if !bodies.skip_request_body_parse {
+    let parsed_body = if bodies.skip_request_body_parse {
+        None
+    } else {
         // Without a body in the check this is `null`, `false`.
         let payload = request
             .body
             .as_ref()
             .map_or(&[][..], |b| b.bytes.as_slice());
-        let (parsed, truncated) = body::parse(&joined, payload)?;
-        input.push((c.parsed_body.clone(), parsed));
-        input.push((c.truncated_body.clone(), Value::from(truncated)));
+        Some(body::parse(&joined, payload)?)
+    };
+    let body = match &request.body {
+        Some(body) => body_fields(body, bodies, &shape.http)?,
+        None => Vec::new(),
+    };
+    let connection = request.connection.as_deref();
+
+    let mut input = Vec::with_capacity(7);
+    if shape.attributes() {
+        let mut attributes = Vec::with_capacity(5);
+        if shape.source {
+            let mut source =
+                connection.map_or_else(|| c.empty_object.clone(), |c| c.source_value.clone());
+            if let Some(service) = joined.get(SERVICE_CLUSTER_HEADER).filter(|s| !s.is_empty()) {
+                // Copy-on-write: the connection's cached value stays as it was.
+                if let Ok(fields) = source.as_object_mut() {
+                    fields.insert(c.service.clone(), Value::from(service.as_ref()));
+                }
+            }
+            attributes.push((c.source.clone(), source));
+        }
+        if shape.destination {
+            let destination =
+                connection.map_or_else(|| c.empty_object.clone(), |c| c.destination_value.clone());
+            attributes.push((c.destination.clone(), destination));
+        }
+        if shape.request() {
+            let mut attributes_request = Vec::with_capacity(2);
+            if shape.http.present {
+                let http = http(&joined, body, connection, &shape.http);
+                attributes_request.push((c.http.clone(), http));
+            }
+            if let Some(nanos) = request.time_ns.filter(|_| shape.request_time) {
+                attributes_request.push((c.time.clone(), timestamp(nanos)));
+            }
+            attributes.push((c.request.clone(), object(attributes_request)));
+        }
+        // Envoy always sets both (possibly empty) metadata messages.
+        if shape.metadata_context {
+            let context = request
+                .metadata_context
+                .clone()
+                .unwrap_or_else(|| c.empty_object.clone());
+            attributes.push((c.metadata_context.clone(), context));
+        }
+        if shape.route_metadata_context {
+            attributes.push((c.route_metadata_context.clone(), c.empty_object.clone()));
+        }
+        input.push((c.attributes.clone(), object(attributes)));
+    }
+    if shape.parsed_path {
+        let segments = target
+            .segments
+            .into_iter()
+            .map(Value::from)
+            .collect::<Vec<_>>();
+        input.push((c.parsed_path.clone(), Value::from(segments)));
+    }
+    if shape.parsed_query {
+        let query = target
+            .query
+            .into_iter()
+            .map(|(k, vs)| {
+                (
+                    Value::from(k),
+                    Value::from(vs.into_iter().map(Value::from).collect::<Vec<_>>()),
+                )
+            })
+            .collect::<Vec<_>>();
+        input.push((c.parsed_query.clone(), object(query)));
+    }
+    if shape.version {
+        input.push((c.version.clone(), c.version_value.clone()));
+    }
+    if let Some((parsed, truncated)) = parsed_body {
+        if shape.parsed_body {
+            input.push((c.parsed_body.clone(), parsed));
+        }
+        if shape.truncated_body {
+            input.push((c.truncated_body.clone(), Value::from(truncated)));
+        }
     }
     if let Some(principal) = connection
-        .source
-        .principal
-        .as_deref()
-        .filter(|p| !p.is_empty())
+        .and_then(|c| c.source.principal.as_deref())
+        .filter(|p| !p.is_empty() && shape.source_principal)
     {
         input.push((c.source_principal.clone(), Value::from(principal)));
     }
     Ok(object(input))
+}
+
+/// `attributes.request.http`: the fields that repeat a header, the headers, the body and the
+/// protocol, as `shape` asks.
+fn http(
+    joined: &BTreeMap<Cow<'_, str>, Cow<'_, str>>,
+    body: Vec<(Value, Value)>,
+    connection: Option<&Connection>,
+    shape: &HttpShape,
+) -> Value {
+    let c = &*CONSTANTS;
+    let mut http = Vec::with_capacity(c.mirrored_headers.len() + 4);
+    let mirrored = [shape.id, shape.method, shape.path, shape.host, shape.scheme];
+    for ((field, header), wanted) in c.mirrored_headers.iter().zip(mirrored) {
+        // protojson leaves out empty strings.
+        let value = joined.get(*header).filter(|v| !v.is_empty());
+        if let Some(value) = value.filter(|_| wanted) {
+            http.push((field.clone(), Value::from(value.as_ref())));
+        }
+    }
+    if let Some(wanted) = &shape.headers {
+        let headers = joined
+            .iter()
+            .filter(|(name, _)| wanted.includes(name))
+            .map(|(k, v)| (Value::from(k.as_ref()), Value::from(v.as_ref())))
+            .collect();
+        http.push((c.headers.clone(), object(headers)));
+    }
+    http.extend(body);
+    let protocol = connection.map_or("", |c| c.protocol.as_str());
+    if shape.protocol && !protocol.is_empty() {
+        http.push((c.protocol.clone(), Value::from(protocol)));
+    }
+    object(http)
+}
+
+/// `body` or `rawBody`, and `size`, as `shape` asks. A body that is not UTF-8 fails without
+/// `pack_as_bytes` whether or not the policy reads it: OPA-Envoy cannot decode the check.
+fn body_fields(
+    body: &Body,
+    bodies: &BodySettings,
+    shape: &HttpShape,
+) -> Result<Vec<(Value, Value)>, InputError> {
+    let wanted = shape.body;
+    let c = &*CONSTANTS;
+    let packed = bodies.with_request_body.is_some_and(|w| w.pack_as_bytes);
+    let mut fields = Vec::with_capacity(2);
+    // protojson leaves out an empty body and a zero size.
+    if !body.bytes.is_empty() {
+        if packed {
+            if wanted {
+                // protomap keeps `bytes` as Go bytes, which OPA's JSON round trip makes base64.
+                let encoded = base64::engine::general_purpose::STANDARD.encode(&body.bytes);
+                fields.push((c.raw_body.clone(), Value::from(encoded)));
+            }
+        } else {
+            let text = std::str::from_utf8(&body.bytes).map_err(|_| InputError::BodyNotUtf8)?;
+            if wanted {
+                fields.push((c.body.clone(), Value::from(text)));
+            }
+        }
+    }
+    if body.received > 0 && shape.size {
+        fields.push((c.size.clone(), Value::from(body.received)));
+    }
+    Ok(fields)
 }
 
 /// An object from entries in any order (a repeated key: the last entry wins), built without
@@ -436,6 +494,10 @@ mod tests {
         assert_eq!(object(Vec::new()), Value::new_object());
     }
 
+    fn full(request: &HttpRequest, bodies: &BodySettings) -> Result<Value, InputError> {
+        build(request, bodies, &InputShape::everything())
+    }
+
     fn request(path: &str) -> HttpRequest {
         HttpRequest {
             headers: vec![
@@ -450,7 +512,9 @@ mod tests {
             ],
             time_ns: Some(1_605_865_667_722_473_000),
             metadata_context: None,
-            connection: Rc::new(connection(Some("spiffe://cluster.local/ns/shop/sa/web"))),
+            connection: Some(Rc::new(connection(Some(
+                "spiffe://cluster.local/ns/shop/sa/web",
+            )))),
             body: None,
         }
     }
@@ -471,7 +535,7 @@ mod tests {
 
     #[test]
     fn builds_the_opa_envoy_document() {
-        let input = build(
+        let input = full(
             &request("/people/a%20b?lang=en&id=1&id=2"),
             &BodySettings::default(),
         )
@@ -518,15 +582,15 @@ mod tests {
     #[test]
     fn no_principal_no_source_principal() {
         let mut req = request("/");
-        req.connection = Rc::new(connection(None));
-        let input = build(&req, &BodySettings::default()).unwrap();
+        req.connection = Some(Rc::new(connection(None)));
+        let input = full(&req, &BodySettings::default()).unwrap();
         assert_eq!(input["source_principal"], Value::Undefined);
         assert_eq!(input["parsed_path"], Value::from(vec![Value::from("")]));
     }
 
     #[test]
     fn grpc_paths_split_into_service_and_method() {
-        let input = build(&request("/pkg.Service/Method"), &BodySettings::default()).unwrap();
+        let input = full(&request("/pkg.Service/Method"), &BodySettings::default()).unwrap();
         assert_eq!(
             input["parsed_path"],
             Value::from(vec![Value::from("pkg.Service"), Value::from("Method")])
@@ -543,20 +607,20 @@ mod tests {
             "x-envoy-downstream-service-cluster".into(),
             "frontend".into(),
         ));
-        let input = build(&req, &BodySettings::default()).unwrap();
+        let input = full(&req, &BodySettings::default()).unwrap();
         assert_eq!(input["attributes"]["metadataContext"], context);
         assert_eq!(
             input["attributes"]["source"]["service"],
             Value::from("frontend")
         );
         // The connection's cached peer is left as it was for the next request.
-        let input = build(&request("/"), &BodySettings::default()).unwrap();
+        let input = full(&request("/"), &BodySettings::default()).unwrap();
         assert_eq!(input["attributes"]["source"]["service"], Value::Undefined);
     }
 
     #[test]
     fn bad_escape_is_a_parse_error() {
-        let err = build(&request("/a%zz"), &BodySettings::default()).unwrap_err();
+        let err = full(&request("/a%zz"), &BodySettings::default()).unwrap_err();
         assert_eq!(
             err.to_string(),
             "request_parse_error: error parsing path and query: invalid URL escape \"%zz\""
@@ -591,7 +655,7 @@ mod tests {
     #[test]
     fn body_as_envoy_sends_it_and_opa_envoy_parses_it() {
         let req = with_body("application/json", br#"{"firstname":"Charlie"}"#, false);
-        let input = build(&req, &settings(false, false)).unwrap();
+        let input = full(&req, &settings(false, false)).unwrap();
         let http = &input["attributes"]["request"]["http"];
         assert_eq!(http["body"], Value::from(r#"{"firstname":"Charlie"}"#));
         assert_eq!(http["rawBody"], Value::Undefined);
@@ -603,7 +667,7 @@ mod tests {
         assert_eq!(input["parsed_body"]["firstname"], Value::from("Charlie"));
         assert_eq!(input["truncated_body"], Value::from(false));
 
-        let packed = build(&req, &settings(true, false)).unwrap();
+        let packed = full(&req, &settings(true, false)).unwrap();
         let http = &packed["attributes"]["request"]["http"];
         assert_eq!(http["body"], Value::Undefined);
         assert_eq!(
@@ -616,7 +680,7 @@ mod tests {
     #[test]
     fn partial_body_is_truncated_and_unparsed() {
         let req = with_body("application/json", br#"{"firstna"#, true);
-        let input = build(&req, &settings(false, false)).unwrap();
+        let input = full(&req, &settings(false, false)).unwrap();
         assert_eq!(
             input["attributes"]["request"]["http"]["headers"]["x-envoy-auth-partial-body"],
             Value::from("true")
@@ -632,20 +696,20 @@ mod tests {
     #[test]
     fn skip_parse_leaves_both_keys_out() {
         let req = with_body("application/json", b"not json", false);
-        let input = build(&req, &settings(false, true)).unwrap();
+        let input = full(&req, &settings(false, true)).unwrap();
         assert_eq!(input["parsed_body"], Value::Undefined);
         assert_eq!(input["truncated_body"], Value::Undefined);
         assert_eq!(
             input["attributes"]["request"]["http"]["body"],
             Value::from("not json")
         );
-        let input = build(&request("/"), &settings(false, true)).unwrap();
+        let input = full(&request("/"), &settings(false, true)).unwrap();
         assert_eq!(input["parsed_body"], Value::Undefined);
     }
 
     #[test]
     fn bad_bodies() {
-        let err = build(
+        let err = full(
             &with_body("application/json", b"{", false),
             &settings(false, false),
         )
@@ -659,10 +723,10 @@ mod tests {
             "{err}"
         );
         let binary = with_body("application/octet-stream", b"\x89PNG\xff", false);
-        let err = build(&binary, &settings(false, false)).unwrap_err();
+        let err = full(&binary, &settings(false, false)).unwrap_err();
         assert_eq!(err, InputError::BodyNotUtf8);
         assert!(!err.is_bad_request());
-        let input = build(&binary, &settings(true, false)).unwrap();
+        let input = full(&binary, &settings(true, false)).unwrap();
         assert_eq!(
             input["attributes"]["request"]["http"]["rawBody"],
             Value::from("iVBOR/8=")
@@ -674,7 +738,7 @@ mod tests {
     fn empty_final_chunk_still_says_not_partial() {
         let mut req = request("/");
         req.body = Some(Body::default());
-        let input = build(&req, &settings(false, false)).unwrap();
+        let input = full(&req, &settings(false, false)).unwrap();
         let http = &input["attributes"]["request"]["http"];
         assert_eq!(
             http["headers"]["x-envoy-auth-partial-body"],
@@ -684,6 +748,94 @@ mod tests {
             (http["body"].clone(), http["size"].clone()),
             (Value::Undefined, Value::Undefined)
         );
+    }
+
+    fn shaped(paths: &[&[&str]]) -> InputShape {
+        let reads: Vec<Vec<String>> = paths
+            .iter()
+            .map(|p| p.iter().map(|k| k.to_string()).collect())
+            .collect();
+        InputShape::from(&super::super::shape::InputReads::from(reads))
+    }
+
+    #[test]
+    fn only_the_parts_a_policy_reads_are_built() {
+        let shape = shaped(&[
+            &["attributes", "request", "http", "method"],
+            &["attributes", "request", "http", "headers", "x-multi"],
+            &["attributes", "request", "http", "headers", "absent"],
+            &["parsed_path"],
+        ]);
+        let mut req = request("/people/a%20b?lang=en");
+        // A part left out is never asked of Envoy.
+        req.connection = None;
+        let input = build(&req, &BodySettings::default(), &shape).unwrap();
+        let expected = serde_json::json!({
+            "attributes": {"request": {"http": {
+                "method": "GET",
+                "headers": {"x-multi": "a,b"}
+            }}},
+            "parsed_path": ["people", "a b"]
+        });
+        assert_eq!(input, Value::from(expected));
+    }
+
+    #[test]
+    fn every_part_the_shape_keeps_equals_the_full_document() {
+        let req = with_body("application/json", br#"{"firstname":"Charlie"}"#, false);
+        let bodies = settings(false, false);
+        let everything = full(&req, &bodies).unwrap();
+        let paths: &[&[&str]] = &[
+            &["attributes", "source"],
+            &["attributes", "destination"],
+            &["attributes", "request", "time"],
+            &["attributes", "request", "http", "id"],
+            &["attributes", "request", "http", "method"],
+            &["attributes", "request", "http", "path"],
+            &["attributes", "request", "http", "host"],
+            &["attributes", "request", "http", "scheme"],
+            &["attributes", "request", "http", "protocol"],
+            &["attributes", "request", "http", "body"],
+            &["attributes", "request", "http", "size"],
+            &["attributes", "request", "http", "headers"],
+            &["attributes", "metadataContext"],
+            &["attributes", "routeMetadataContext"],
+            &["parsed_path"],
+            &["parsed_query"],
+            &["parsed_body"],
+            &["truncated_body"],
+            &["version"],
+            &["source_principal"],
+        ];
+        for path in paths {
+            let input = build(&req, &bodies, &shaped(&[path])).unwrap();
+            let (mut got, mut want) = (&input, &everything);
+            for key in *path {
+                got = &got[*key];
+                want = &want[*key];
+            }
+            assert_ne!(want, &Value::Undefined, "{path:?}");
+            assert_eq!(got, want, "{path:?}");
+        }
+    }
+
+    #[test]
+    fn requests_opa_envoy_refuses_are_refused_whatever_the_policy_reads() {
+        let nothing = shaped(&[]);
+        let err = build(&request("/a%zz"), &BodySettings::default(), &nothing).unwrap_err();
+        assert!(matches!(err, InputError::Path(_)), "{err}");
+        let err = build(
+            &with_body("application/json", b"{", false),
+            &settings(false, false),
+            &nothing,
+        )
+        .unwrap_err();
+        assert!(matches!(err, InputError::Body(_)), "{err}");
+        let binary = with_body("application/octet-stream", b"\x89PNG\xff", false);
+        let err = build(&binary, &settings(false, false), &nothing).unwrap_err();
+        assert_eq!(err, InputError::BodyNotUtf8);
+        let input = build(&request("/"), &BodySettings::default(), &nothing).unwrap();
+        assert_eq!(input, Value::new_object());
     }
 
     #[test]

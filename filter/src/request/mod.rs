@@ -7,3 +7,4 @@ pub mod decision;
 pub mod input;
 pub mod metadata;
 pub mod path;
+pub mod shape;

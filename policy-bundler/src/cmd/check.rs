@@ -17,7 +17,7 @@ pub fn run(dir: &Path, entrypoints: &[String], strict: bool) -> anyhow::Result<(
         let paths = super::entrypoints(entrypoints)?;
         let rules: Vec<&str> = paths.iter().map(|p| p.rule()).collect();
         match engine::compile(&bundle, &rules).map_err(|e| super::load_failure(dir, e))? {
-            Compiled::Program(_) => format!(
+            Compiled::Program { .. } => format!(
                 "{} module(s), {} precompiled",
                 bundle.modules.len(),
                 rules.join(", ")

@@ -25,6 +25,7 @@ pub fn run(path: &Path, format: Format) -> anyhow::Result<()> {
             "regorus": p.regorus,
             "format": p.format,
             "size": bundle.program.as_ref().map_or(0, Vec::len),
+            "input": p.input,
         })),
         "runs_on_this_filter": runnable,
         "filter_regorus": REGORUS_VERSION,
@@ -59,6 +60,12 @@ pub fn run(path: &Path, format: Format) -> anyhow::Result<()> {
                             " - NOT runnable by this filter's regorus"
                         }
                     ));
+                    // What each request builds of `input` (request::shape).
+                    let reads = p.input.as_ref().map_or_else(
+                        || "input (bundle built before the analysis)".to_string(),
+                        ToString::to_string,
+                    );
+                    report::line(&format!("reads:       {reads}"));
                 }
                 None => report::line("program:     none (the filter compiles the Rego at load)"),
             }
