@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "e2e"))
@@ -63,6 +63,19 @@ class Config:
     extauthz: bool = False
     # HTTP filters put in front of the router (no-op wasm, native RBAC, ext_authz).
     filters: list[dict] = field(default_factory=list)
+    # zerohop's pluginConfig keys besides the bundle and path.
+    settings: dict = field(default_factory=dict)
+
+
+# Every request of a run is the same, so zerohop answers all but the first from its decision
+# cache (policies that read the clock excepted). The same policy with the cache off shows what
+# an input never seen before costs.
+UNCACHED = {"decision_cache_bytes": 0}
+
+
+def uncached(config: Config) -> Config:
+    return replace(config, name=config.name + "/uncached", settings=UNCACHED,
+                   what=config.what + "; decision cache off: every request evaluated")
 
 
 def wasm_filter(name: str, wasm: Path, configuration: str = "") -> dict:
@@ -147,7 +160,7 @@ HS256_GUEST = bearer(token("HS256", {"role": "guest", "sub": b64(b"alice"), "nbf
 RS256_READER = bearer(token("RS256", {"iss": "https://issuer.example", "aud": "orders", "sub": "alice",
                                       "scope": ["orders:read"], "nbf": NOW - 60, "exp": NOW + DAY},
                             KEYS / "rsa.key", {"alg": "RS256", "typ": "JWT", "kid": "rsa-1"}))
-CONFIGS = [
+_CONFIGS = [
     Config("no-filter", "Envoy alone: direct_response, no HTTP filter but the router"),
     Config("noop-wasm", "a proxy-wasm filter that reads all request headers and continues: the ceiling for any wasm filter",
            filters=[wasm_filter("noop", NOOP_WASM)]),
@@ -177,6 +190,10 @@ CONFIGS = [
            policy="path-rules", decision="web/authz/allow", extauthz=True, filters=[EXTAUTHZ_FILTER],
            probes=[("/.env", {}, 403), ("/static/app.js", {}, 200)]),
 ]
+# (a), (b) and (d), the throughput targets, also with the decision cache off.
+CONFIGS = [variant for config in _CONFIGS
+           for variant in ([config, uncached(config)] if config.name in (
+               "zerohop/istio-quickstart", "zerohop/spiffe-allowlist", "zerohop/path-rules") else [config])]
 
 
 class Setup:
@@ -191,7 +208,7 @@ class Setup:
         directory.mkdir()
         plugin = None
         if config.policy and not config.extauthz:
-            settings = {"timing_stats": True} if timing else {}
+            settings = {**config.settings, **({"timing_stats": True} if timing else {})}
             plugin = plugin_config(bundles[config.policy].read_bytes(), path=config.decision, **settings)
         self.listener = Listener(config.name, plugin)
         self.envoy = Envoy([self.listener], None, directory, concurrency=concurrency, access_log=False)

@@ -29,6 +29,7 @@ struct RawConfig {
     skip_request_body_parse: bool,
     #[serde(default)]
     timing_stats: bool,
+    decision_cache_bytes: Option<u32>,
 }
 
 /// Envoy ext_authz's `with_request_body` (Istio's `includeRequestBodyInCheck`).
@@ -55,6 +56,9 @@ pub struct Config {
     pub body: BodySettings,
     /// `timing_stats`: record each decision's phases as Envoy histograms.
     pub timing_stats: bool,
+    /// `decision_cache_bytes`: the memory each VM may give to remembered decisions; 0 turns
+    /// the cache off (`engine::cache`).
+    pub decision_cache_bytes: usize,
 }
 
 /// OPA-Envoy's `path` (`envoy/authz/allow`) and the rule it names (`data.envoy.authz.allow`).
@@ -184,6 +188,11 @@ impl Config {
                 status_on_error,
             },
             timing_stats: raw.timing_stats,
+            decision_cache_bytes: raw
+                .decision_cache_bytes
+                .map_or(crate::engine::DEFAULT_DECISION_CACHE_BYTES, |bytes| {
+                    usize::try_from(bytes).unwrap_or(usize::MAX)
+                }),
         })
     }
 }
@@ -217,6 +226,9 @@ mod tests {
                 .unwrap()
                 .timing_stats
         );
+        assert_eq!(config.decision_cache_bytes, 1 << 20);
+        let off = parse(r#"{"bundle":{"inline":""},"decision_cache_bytes":0}"#).unwrap();
+        assert_eq!(off.decision_cache_bytes, 0);
     }
 
     #[test]

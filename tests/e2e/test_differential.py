@@ -127,8 +127,9 @@ def test_the_pruned_listeners_build_only_what_each_policy_reads(differential):
     log = proxy.log()
     assert ('istio-quickstart-pruned: bundle revision "test" active, decision data.zerohop.differential.response '
             "(precompiled); reads input.attributes.request.http.headers.authorization, "
-            "input.attributes.request.http.method, input.attributes.request.http.path, input.parsed_path\n") in log
-    reads = dict(re.findall(r"wasm log: (\S+): bundle revision .*; reads (.*)", log))
+            "input.attributes.request.http.method, input.attributes.request.http.path, input.parsed_path; "
+            "decision cache on\n") in log
+    reads = dict(re.findall(r"wasm log: (\S+): bundle revision .*; reads (.*); decision cache", log))
     assert reads["jwt-pruned"] == ('input.attributes.metadataContext.filterMetadata["envoy.filters.http.jwt_authn"]'
                                    ".verified_payload, input.attributes.request.http.method, input.parsed_path")
     # The full listeners read all of `input` (the wrapper marshals it), and so do the pruned
@@ -136,3 +137,12 @@ def test_the_pruned_listeners_build_only_what_each_policy_reads(differential):
     assert {name: reads[name] for name in CASES} == {name: "input" for name in CASES}
     whole = [name for name in CASES if reads[pruned(name)] == "input"]
     assert whole == [name for name in CASES if CASES[name].policy == "e2e"]
+
+
+def test_decisions_are_cached_unless_the_policy_reads_the_clock(differential):
+    proxy, _, _ = differential
+    caches = dict(re.findall(r"wasm log: (\S+): bundle revision .*; decision cache (.*)", proxy.log()))
+    clock = {"change-freeze": "time.now_ns", "envoy-tutorial": "time.now_ns", "jwt-jwks": "io.jwt.decode_verify"}
+    expected = {name: f"off (nondeterministic: {clock[case.policy]})" if case.policy in clock else "on"
+                for name, case in CASES.items()}
+    assert {name: caches[name] for name in CASES} == expected

@@ -1,5 +1,6 @@
 //! The native decision path for each reference policy (benches/micro/README.md): input build,
-//! evaluation, decision handling, and all three together as the filter runs them per request;
+//! evaluation, decision handling, and all three together as the filter runs them per request
+//! (with a decision already cached, and without);
 //! then bundle activation, precompiled and compiled at load.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // benchmark setup: fail loudly
 
@@ -35,13 +36,18 @@ fn decision_path(c: &mut Criterion) {
                 .unwrap()
             })
         });
-        group.bench_function("evaluate", |b| {
-            b.iter(|| case.policy.evaluate(built.clone()).unwrap())
-        });
         group.bench_function("decide", |b| {
             b.iter(|| decide(case.enforcement, Ok(decision.clone())))
         });
+        // The filter's path for a request whose input was decided before (decision cache),
+        // unless the policy reads the clock; then the engine alone, and the path without the
+        // cache, as for an input never seen.
         group.bench_function("request", |b| b.iter(|| case.decide()));
+        case.policy.set_decision_cache(0);
+        group.bench_function("evaluate", |b| {
+            b.iter(|| case.policy.evaluate(built.clone()).unwrap())
+        });
+        group.bench_function("request-uncached", |b| b.iter(|| case.decide()));
         group.finish();
     }
 }

@@ -1,5 +1,7 @@
 //! Runs one reference policy's decision path in a loop, for `perf record` or
-//! `valgrind --tool=callgrind` (instruction counts are repeatable where timings are not):
+//! `valgrind --tool=callgrind` (instruction counts are repeatable where timings are not).
+//! The decision cache is off, so every iteration evaluates (`cached` as a third argument
+//! turns it on):
 //!     cargo build --profile profiling -p zerohop-benches --example profile
 //!     valgrind --tool=callgrind target/profiling/examples/profile path-rules 5000
 #![allow(clippy::panic)] // profiling harness: fail loudly
@@ -15,6 +17,9 @@ fn main() {
         let names: Vec<_> = reference_cases().iter().map(|c| c.0).collect();
         panic!("unknown case {name}: one of {names:?}");
     };
+    if args.next().as_deref() != Some("cached") {
+        case.policy.set_decision_cache(0);
+    }
     let started = std::time::Instant::now();
     let allowed = (0..iterations)
         .filter(|_| matches!(case.decide().0.action, Action::Forward(_)))

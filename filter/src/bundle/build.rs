@@ -49,14 +49,15 @@ pub fn build(
         not_precompiled = Some("no entrypoint was given".to_string());
     } else {
         match engine::compile(&source, &rules)? {
-            Compiled::Program { program, input } => {
+            Compiled::Program { program, analysis } => {
                 let bytes = program.serialize_binary().map_err(BuildError::Serialize)?;
                 files.push((PROGRAM_FILE.to_string(), bytes));
                 metadata.zerohop = Some(ProgramInfo {
                     regorus: REGORUS_VERSION.to_string(),
                     format: regorus::rvm::program::Program::SERIALIZATION_VERSION,
                     entrypoints: rules.iter().map(|r| r.to_string()).collect(),
-                    input: Some(input),
+                    input: Some(analysis.input),
+                    nondeterministic: analysis.nondeterministic,
                 });
             }
             Compiled::Interpreter { reason, .. } => not_precompiled = Some(reason),

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::BundleError;
+use crate::engine::Analysis;
 use crate::request::shape::InputReads;
 
 /// OPA's bundle manifest. Unknown fields are kept out but tolerated: OPA adds fields over time.
@@ -41,9 +42,31 @@ pub struct ProgramInfo {
     /// Rules compiled into the program, e.g. `data.envoy.authz.allow`.
     pub entrypoints: Vec<String>,
     /// The paths under `input` the bundle's Rego can read (`request::shape`); absent in
-    /// bundles built before the analysis, which then get the whole `input`.
+    /// bundles built before the analysis, which then get the whole `input` and no decision
+    /// cache.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input: Option<InputReads>,
+    /// A builtin the Rego calls whose answer depends on more than its arguments (the clock…):
+    /// its decisions are not cached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nondeterministic: Option<String>,
+}
+
+impl ProgramInfo {
+    /// What `policy-bundler build` found analysing the Rego; for a bundle built before the
+    /// analysis existed: all of `input`, and decisions that may depend on more than it.
+    pub fn analysis(&self) -> Analysis {
+        match &self.input {
+            Some(input) => Analysis {
+                input: input.clone(),
+                nondeterministic: self.nondeterministic.clone(),
+            },
+            None => Analysis {
+                input: InputReads::everything(),
+                nondeterministic: Some("unknown, the bundle predates the analysis".into()),
+            },
+        }
+    }
 }
 
 impl Manifest {

@@ -21,10 +21,15 @@ use crate::bundle::{Bundle, ProgramInfo};
 use crate::config::DecisionPath;
 use crate::request::shape::{InputReads, InputShape};
 use crate::REGORUS_VERSION;
+use cache::DecisionCache;
 
+mod cache;
 pub mod jwt;
 mod reads;
 mod verified;
+
+pub use cache::DEFAULT_BUDGET_BYTES as DEFAULT_DECISION_CACHE_BYTES;
+pub use reads::Analysis;
 
 /// Instructions one evaluation may run: far above any authorization policy, low enough to
 /// stop runaway recursion before it ties up a worker.
@@ -206,8 +211,9 @@ pub struct Policy {
     rule: String,
     mode: Mode,
     revision: String,
-    input: InputReads,
+    analysis: Analysis,
     shape: InputShape,
+    cache: DecisionCache,
 }
 
 impl Policy {
@@ -216,9 +222,7 @@ impl Policy {
         let rule = path.rule().to_string();
         let precompiled = match (&bundle.program, bundle.manifest.program()) {
             (Some(bytes), Some(info)) if info.entrypoints.contains(&rule) => {
-                // A bundle built before the analysis existed says nothing: build all of it.
-                let input = info.input.clone().unwrap_or_else(InputReads::everything);
-                Some((deserialize(bytes, info)?, input))
+                Some((deserialize(bytes, info)?, info.analysis()))
             }
             (Some(_), None) => {
                 return Err(LoadError::Program(
@@ -227,47 +231,50 @@ impl Policy {
             }
             _ => None,
         };
-        let (backend, mode, clock, input) = match precompiled {
-            Some((program, input)) => (
+        let (backend, mode, clock, analysis) = match precompiled {
+            Some((program, analysis)) => (
                 vm(program, &bundle.data)?,
                 Mode::Precompiled,
                 EvalClock::default(),
-                input,
+                analysis,
             ),
             None => match compile(bundle, &[rule.as_str()])? {
-                Compiled::Program { program, input } => (
+                Compiled::Program { program, analysis } => (
                     vm(program, &bundle.data)?,
                     Mode::CompiledAtLoad,
                     EvalClock::default(),
-                    input,
+                    analysis,
                 ),
                 Compiled::Interpreter {
                     engine,
                     clock,
-                    input,
+                    analysis,
                     ..
                 } => (
                     Backend::Interpreter(engine),
                     Mode::Interpreted,
                     clock,
-                    input,
+                    analysis,
                 ),
             },
         };
-        Ok(Self {
+        let mut policy = Self {
             backend,
             clock,
             rule,
             mode,
             revision: bundle.manifest.revision.clone(),
-            shape: InputShape::from(&input),
-            input,
-        })
+            shape: InputShape::from(&analysis.input),
+            cache: DecisionCache::new(0),
+            analysis,
+        };
+        policy.set_decision_cache(cache::DEFAULT_BUDGET_BYTES);
+        Ok(policy)
     }
 
     /// The paths under `input` the policy can read.
     pub fn input_reads(&self) -> &InputReads {
-        &self.input
+        &self.analysis.input
     }
 
     /// The parts of `input` each request builds.
@@ -275,8 +282,57 @@ impl Policy {
         &self.shape
     }
 
-    /// Evaluates the decision rule for `input`.
+    /// Gives the decision cache `budget` bytes (`0`: no cache). A policy whose decisions may
+    /// differ for equal inputs (it reads the clock, for one) never caches.
+    pub fn set_decision_cache(&mut self, budget: usize) {
+        let budget = if self.analysis.nondeterministic.is_some() {
+            0
+        } else {
+            budget
+        };
+        self.cache = DecisionCache::new(budget);
+    }
+
+    /// How many decisions the cache holds.
+    #[cfg(test)]
+    fn cached_decisions(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// Whether decisions are cached, or why not: for the activation log.
+    pub fn decision_cache(&self) -> String {
+        match &self.analysis.nondeterministic {
+            Some(builtin) => format!("off (nondeterministic: {builtin})"),
+            None if self.cache.enabled() => "on".to_string(),
+            None => "off".to_string(),
+        }
+    }
+
+    /// Evaluates the decision rule for `input`, or answers from the decision cache.
     pub fn evaluate(&mut self, input: Value) -> Result<Value, EvalError> {
+        let key = self.cache.enabled().then(|| DecisionCache::key(&input));
+        if let Some(key) = &key {
+            if let Some(decision) = self.cache.get(key, &input) {
+                return match decision {
+                    Value::Undefined => Err(EvalError::Undefined),
+                    decision => Ok(decision.clone()),
+                };
+            }
+        }
+        let cached_input = key.as_ref().map(|_| input.clone());
+        let result = self.evaluate_uncached(input);
+        if let (Some(key), Some(input)) = (key, cached_input) {
+            // Failures (the instruction limit, a host error) are not decisions: not kept.
+            match &result {
+                Ok(decision) => self.cache.insert(key, input, decision.clone()),
+                Err(EvalError::Undefined) => self.cache.insert(key, input, Value::Undefined),
+                Err(EvalError::Failed(_)) => {}
+            }
+        }
+        result
+    }
+
+    fn evaluate_uncached(&mut self, input: Value) -> Result<Value, EvalError> {
         self.clock.reset();
         let result = match &mut self.backend {
             Backend::Vm(vm) => {
@@ -342,18 +398,18 @@ fn run(vm: &mut RegoVM, rule: &str, clock: &EvalClock) -> Result<Value, VmError>
 }
 
 /// The outcome of compiling a bundle's Rego for some rules.
-/// Both carry what the Rego can read of `input`.
+/// Both carry what analysing the Rego found (`reads`).
 pub enum Compiled {
     Program {
         program: Arc<Program>,
-        input: InputReads,
+        analysis: Analysis,
     },
     /// The RVM compiler refused; the reason says why and the interpreter takes over.
     Interpreter {
         engine: Box<regorus::Engine>,
         clock: EvalClock,
         reason: String,
-        input: InputReads,
+        analysis: Analysis,
     },
 }
 
@@ -378,9 +434,9 @@ pub fn compile(bundle: &Bundle, rules: &[&str]) -> Result<Compiled, LoadError> {
             message: "no decision rule to compile".into(),
         });
     };
-    let input = reads::input_reads(engine.get_modules());
+    let analysis = reads::analyse(engine.get_modules());
     match Compiler::compile_from_policy_with_host_await(&policy, rules, &host_functions()) {
-        Ok(program) => Ok(Compiled::Program { program, input }),
+        Ok(program) => Ok(Compiled::Program { program, analysis }),
         // A function nobody implements fails in the interpreter too, on every request that
         // reaches it: refuse the bundle now, at the call site.
         Err(e) if is_missing_function(&e.to_string()) => Err(LoadError::Unsupported(
@@ -390,7 +446,7 @@ pub fn compile(bundle: &Bundle, rules: &[&str]) -> Result<Compiled, LoadError> {
             engine: Box::new(engine),
             clock,
             reason: e.to_string(),
-            input,
+            analysis,
         }),
     }
 }

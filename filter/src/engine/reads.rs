@@ -1,5 +1,6 @@
-//! The paths under `input` a bundle's Rego can read (`request::shape`), found by walking the
-//! parsed modules once per bundle.
+//! What a bundle's Rego can read of `input` (`request::shape`) and whether its answers depend on
+//! anything but `input` and `data` (`cache`), found by walking the parsed modules once per
+//! bundle.
 //!
 //! The analysis over-approximates and never under-approximates: every occurrence of `input`
 //! (or of an import alias of a path under it) counts. A reference with constant keys
@@ -17,19 +18,47 @@ use crate::request::shape::InputReads;
 
 const INPUT: &str = "input";
 
-/// What the modules can read of `input`.
-pub fn input_reads(modules: &[Ref<Module>]) -> InputReads {
+/// Builtins whose answer depends on more than their arguments: the clock (`io.jwt.decode_verify`
+/// checks `exp`/`nbf` against it), randomness, the network, the environment.
+const NONDETERMINISTIC: [&str; 9] = [
+    "time.now_ns",
+    "io.jwt.decode_verify",
+    "rand.intn",
+    "uuid.rfc4122",
+    "http.send",
+    "net.lookup_ip_addr",
+    "opa.runtime",
+    "crypto.x509.parse_and_verify_certificates",
+    "crypto.x509.parse_and_verify_certificates_with_options",
+];
+
+/// What analysing a bundle's modules found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Analysis {
+    /// What the modules can read of `input`.
+    pub input: InputReads,
+    /// A builtin the modules call whose answer depends on more than its arguments (the first
+    /// found), so that equal inputs may get different decisions.
+    pub nondeterministic: Option<String>,
+}
+
+pub fn analyse(modules: &[Ref<Module>]) -> Analysis {
     let mut reads = InputReads::default();
+    let mut nondeterministic = None;
     for module in modules {
         let mut walk = Walk {
             aliases: aliases(module),
             reads: &mut reads,
+            nondeterministic: &mut nondeterministic,
         };
         for rule in &module.policy {
             walk.rule(rule);
         }
     }
-    reads
+    Analysis {
+        input: reads,
+        nondeterministic,
+    }
 }
 
 /// Import names that stand for a path under `input`: `import input.a.b` is `b`,
@@ -112,6 +141,7 @@ fn constant_key(index: &Expr) -> Option<String> {
 struct Walk<'a> {
     aliases: Vec<(String, Vec<String>)>,
     reads: &'a mut InputReads,
+    nondeterministic: &'a mut Option<String>,
 }
 
 impl Walk<'_> {
@@ -237,6 +267,16 @@ impl Walk<'_> {
                 self.query(query);
             }
             Expr::Call { fcn, params, .. } => {
+                if let Some((root, keys, false)) = reference(fcn) {
+                    let name = std::iter::once(root)
+                        .chain(keys.iter().map(String::as_str))
+                        .collect::<Vec<_>>()
+                        .join(".");
+                    if self.nondeterministic.is_none() && NONDETERMINISTIC.contains(&name.as_str())
+                    {
+                        *self.nondeterministic = Some(name);
+                    }
+                }
                 if let Some(path) = self.object_get(fcn, params) {
                     self.reads.insert(path);
                     self.exprs(params.iter().skip(1));
@@ -323,7 +363,8 @@ mod tests {
         engine
             .add_policy("t.rego".into(), source)
             .unwrap_or_else(|e| panic!("{e:#}"));
-        input_reads(engine.get_modules())
+        analyse(engine.get_modules())
+            .input
             .paths()
             .map(|p| {
                 if p.is_empty() {
@@ -465,6 +506,40 @@ mod tests {
                 "truncated_body",
                 "version.x"
             ]
+        );
+    }
+
+    #[test]
+    fn builtins_that_read_the_clock_or_chance_make_a_policy_nondeterministic() {
+        let nondeterministic = |rules: &str| {
+            let mut engine = regorus::Engine::new();
+            engine
+                .add_extension(
+                    "io.jwt.decode_verify".into(),
+                    2,
+                    Box::new(|_| Ok(Value::Null)),
+                )
+                .unwrap();
+            engine
+                .add_policy(
+                    "t.rego".into(),
+                    format!("package t\nimport rego.v1\n{rules}\n"),
+                )
+                .unwrap_or_else(|e| panic!("{e:#}"));
+            analyse(engine.get_modules()).nondeterministic
+        };
+        assert_eq!(nondeterministic("allow if input.x == 1"), None);
+        assert_eq!(
+            nondeterministic("d := time.date(0)\nallow if regex.match(`a`, `a`)"),
+            None
+        );
+        assert_eq!(
+            nondeterministic("f(x) := x if time.now_ns() > 0\nallow if f(1)"),
+            Some("time.now_ns".to_string())
+        );
+        assert_eq!(
+            nondeterministic(r#"allow if { [ok, _, _] := io.jwt.decode_verify(input.t, {}); ok }"#),
+            Some("io.jwt.decode_verify".to_string())
         );
     }
 

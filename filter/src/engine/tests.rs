@@ -461,3 +461,93 @@ fn one_evaluation_has_one_time() {
     clock.reset();
     assert!(clock.now_ns() > first);
 }
+
+/// Every way a policy is loaded caches its decisions: the second evaluation of an input is
+/// answered from the cache, with the same answer, undefined included; bundles built before
+/// the analysis and a zero budget do not cache.
+#[test]
+fn decisions_of_a_deterministic_policy_are_cached() {
+    let undefined_too = format!("{AUTHZ}\nmaybe if input.parsed_path[0] == \"yes\"\n");
+    let precompiled = bundle(source_files(&undefined_too), &["envoy/authz/maybe"]);
+    let plain = Bundle::from_files(source_files(&undefined_too)).unwrap();
+    for (bundle, mode) in [
+        (precompiled, Mode::Precompiled),
+        (plain, Mode::CompiledAtLoad),
+    ] {
+        let mut policy = Policy::load(&bundle, &path("envoy/authz/maybe")).unwrap();
+        assert_eq!(
+            (policy.mode(), policy.decision_cache()),
+            (mode, "on".to_string())
+        );
+        for _ in 0..3 {
+            assert_eq!(
+                policy.evaluate(input("GET", "yes", "x")),
+                Ok(Value::from(true))
+            );
+            assert_eq!(
+                policy.evaluate(input("GET", "no", "x")),
+                Err(EvalError::Undefined)
+            );
+        }
+        assert_eq!(policy.cached_decisions(), 2);
+        policy.set_decision_cache(0);
+        assert_eq!(
+            policy.evaluate(input("GET", "yes", "x")),
+            Ok(Value::from(true))
+        );
+        assert_eq!(
+            (policy.cached_decisions(), policy.decision_cache()),
+            (0, "off".to_string())
+        );
+    }
+
+    // A bundle built before the analysis: its manifest says nothing of it.
+    let mut files = source_files(AUTHZ);
+    let built = build(files.clone(), None, &[path("envoy/authz/allow")]).unwrap();
+    let mut manifest = built.manifest.clone();
+    let mut metadata = manifest.metadata.take().unwrap();
+    let program = metadata.zerohop.as_mut().unwrap();
+    (program.input, program.nondeterministic) = (None, None);
+    manifest.metadata = Some(metadata);
+    let program_bytes = Bundle::from_targz(&built.targz, &Limits::default())
+        .unwrap()
+        .program
+        .unwrap();
+    files.push((".manifest".into(), serde_json::to_vec(&manifest).unwrap()));
+    files.push((crate::bundle::PROGRAM_FILE.into(), program_bytes));
+    let old = Bundle::from_files(files).unwrap();
+    let mut policy = Policy::load(&old, &path("envoy/authz/allow")).unwrap();
+    assert_eq!(policy.mode(), Mode::Precompiled);
+    assert_eq!(policy.input_reads(), &InputReads::everything());
+    assert_eq!(
+        policy.decision_cache(),
+        "off (nondeterministic: unknown, the bundle predates the analysis)"
+    );
+    assert_eq!(
+        policy.evaluate(input("GET", "public", "x")),
+        Ok(Value::from(true))
+    );
+    assert_eq!(policy.cached_decisions(), 0);
+}
+
+/// A policy that reads the clock answers anew every time, cache budget or not.
+#[test]
+fn decisions_that_read_the_clock_are_never_cached() {
+    let clock = "package envoy.authz\nimport rego.v1\nnow := time.now_ns()\n";
+    for bundle in [
+        bundle(source_files(clock), &["envoy/authz/now"]),
+        Bundle::from_files(source_files(clock)).unwrap(),
+    ] {
+        let mut policy = Policy::load(&bundle, &path("envoy/authz/now")).unwrap();
+        policy.set_decision_cache(1 << 20);
+        assert_eq!(
+            policy.decision_cache(),
+            "off (nondeterministic: time.now_ns)"
+        );
+        let first = policy.evaluate(Value::new_object()).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let second = policy.evaluate(Value::new_object()).unwrap();
+        assert!(second > first, "{first} then {second}");
+        assert_eq!(policy.cached_decisions(), 0);
+    }
+}

@@ -135,7 +135,7 @@ impl Bundles {
     fn activate(
         &mut self,
         state: &RefCell<State>,
-        policy: Policy,
+        mut policy: Policy,
         published: &Published,
         started_ms: u64,
         source: &str,
@@ -143,10 +143,11 @@ impl Bundles {
         let Ok(mut state) = state.try_borrow_mut() else {
             return;
         };
+        policy.set_decision_cache(self.config.decision_cache_bytes);
         log(
             LogLevel::Info,
             &format!(
-                "{}: bundle revision {:?} active (generation {}, {source}), decision {} ({}), loaded in {} ms; reads {}",
+                "{}: bundle revision {:?} active (generation {}, {source}), decision {} ({}), loaded in {} ms; reads {}; decision cache {}",
                 self.name,
                 policy.revision(),
                 published.generation,
@@ -154,6 +155,7 @@ impl Bundles {
                 policy.mode().as_str(),
                 host::now_ms().saturating_sub(started_ms),
                 policy.input_reads(),
+                policy.decision_cache(),
             ),
         );
         state.policy = Some(policy);

@@ -96,15 +96,17 @@ impl RootContext for Root {
         }
         let policy = match activate_inline(&config) {
             None => previous,
-            Some(Ok(policy)) => {
+            Some(Ok(mut policy)) => {
+                policy.set_decision_cache(config.decision_cache_bytes);
                 log(
                     LogLevel::Info,
                     &format!(
-                        "{name}: bundle revision {:?} active, decision {} ({}); reads {}",
+                        "{name}: bundle revision {:?} active, decision {} ({}); reads {}; decision cache {}",
                         policy.revision(),
                         policy.rule(),
                         policy.mode().as_str(),
-                        policy.input_reads()
+                        policy.input_reads(),
+                        policy.decision_cache(),
                     ),
                 );
                 Some(policy)

@@ -26,6 +26,7 @@ pub fn run(path: &Path, format: Format) -> anyhow::Result<()> {
             "format": p.format,
             "size": bundle.program.as_ref().map_or(0, Vec::len),
             "input": p.input,
+            "nondeterministic": p.nondeterministic,
         })),
         "runs_on_this_filter": runnable,
         "filter_regorus": REGORUS_VERSION,
@@ -60,12 +61,16 @@ pub fn run(path: &Path, format: Format) -> anyhow::Result<()> {
                             " - NOT runnable by this filter's regorus"
                         }
                     ));
-                    // What each request builds of `input` (request::shape).
-                    let reads = p.input.as_ref().map_or_else(
-                        || "input (bundle built before the analysis)".to_string(),
-                        ToString::to_string,
-                    );
-                    report::line(&format!("reads:       {reads}"));
+                    // What each request builds of `input` (request::shape), and whether its
+                    // decisions can be remembered (engine::cache).
+                    let analysis = p.analysis();
+                    report::line(&format!("reads:       {}", analysis.input));
+                    report::line(&format!(
+                        "cacheable:   {}",
+                        analysis
+                            .nondeterministic
+                            .map_or("yes".to_string(), |b| format!("no (nondeterministic: {b})"))
+                    ));
                 }
                 None => report::line("program:     none (the filter compiles the Rego at load)"),
             }
