@@ -8,9 +8,10 @@
 //!
 //! The cache holds at most `budget` bytes (an estimate of each input's and decision's size)
 //! and starts over when full, which keeps a VM's memory bounded under inputs that never repeat
-//! (a policy that reads the request id) at the cost of one hash walk per request.
+//! (a policy that reads the request id) at the cost of one hash walk per request. The hash is
+//! fast and unkeyed, so a client could make inputs collide: a hash keeps at most
+//! `MAX_PER_HASH` entries, which bounds a lookup to that many equality checks.
 
-use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::hash::Hasher;
 
@@ -21,6 +22,9 @@ pub const DEFAULT_BUDGET_BYTES: usize = 1 << 20;
 
 /// What one entry costs besides its values: the map slot, the vector, two `Value`s.
 const ENTRY_OVERHEAD: usize = 96;
+
+/// Entries kept under one hash.
+const MAX_PER_HASH: usize = 4;
 
 pub struct DecisionCache {
     budget: usize,
@@ -49,7 +53,7 @@ impl DecisionCache {
     }
 
     pub fn key(input: &Value) -> Key {
-        let mut hasher = DefaultHasher::new();
+        let mut hasher = FxHasher::default();
         let size = walk(input, &mut hasher);
         Key {
             hash: hasher.finish(),
@@ -77,11 +81,11 @@ impl DecisionCache {
             self.entries.clear();
             self.used = 0;
         }
-        self.used += size;
-        self.entries
-            .entry(key.hash)
-            .or_default()
-            .push((input, decision));
+        let bucket = self.entries.entry(key.hash).or_default();
+        if bucket.len() < MAX_PER_HASH {
+            self.used += size;
+            bucket.push((input, decision));
+        }
     }
 
     #[cfg(test)]
@@ -90,8 +94,49 @@ impl DecisionCache {
     }
 }
 
+/// rustc's FxHash: one rotate, xor and multiply per word, where SipHash spends dozens of
+/// instructions per write on inputs of a few short strings.
+#[derive(Default)]
+struct FxHasher(u64);
+
+impl FxHasher {
+    fn add(&mut self, word: u64) {
+        const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(SEED);
+    }
+}
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut words = bytes.chunks_exact(8);
+        for word in &mut words {
+            if let Ok(word) = <[u8; 8]>::try_from(word) {
+                self.add(u64::from_le_bytes(word));
+            }
+        }
+        let tail = words
+            .remainder()
+            .iter()
+            .rev()
+            .fold(0, |tail, byte| (tail << 8) | u64::from(*byte));
+        self.add(tail);
+    }
+
+    fn write_u8(&mut self, byte: u8) {
+        self.add(u64::from(byte));
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// Hashes `value` consistently with its equality and returns an estimate of its size in bytes.
-fn walk(value: &Value, hasher: &mut DefaultHasher) -> usize {
+fn walk(value: &Value, hasher: &mut FxHasher) -> usize {
     const NODE: usize = 16;
     match value {
         Value::Null => {
@@ -143,7 +188,7 @@ fn walk(value: &Value, hasher: &mut DefaultHasher) -> usize {
 }
 
 fn approximate_size(value: &Value) -> usize {
-    walk(value, &mut DefaultHasher::new())
+    walk(value, &mut FxHasher::default())
 }
 
 #[cfg(test)]
@@ -192,6 +237,42 @@ mod tests {
             cache.get(&DecisionCache::key(&two), &two),
             Some(&Value::from("two"))
         );
+    }
+
+    #[test]
+    fn a_hash_keeps_a_few_entries_whatever_collides() {
+        let mut cache = DecisionCache::new(DEFAULT_BUDGET_BYTES);
+        // Numbers all hash alike: 100 inputs under one hash.
+        let inputs: Vec<Value> = (0..100)
+            .map(|n| value(&format!(r#"{{"n":{n}}}"#)))
+            .collect();
+        for input in &inputs {
+            cache.insert(DecisionCache::key(input), input.clone(), Value::from(true));
+        }
+        assert_eq!(cache.len(), MAX_PER_HASH);
+        let found = inputs
+            .iter()
+            .filter(|i| cache.get(&DecisionCache::key(i), i).is_some())
+            .count();
+        assert_eq!(found, MAX_PER_HASH);
+    }
+
+    #[test]
+    fn the_hash_sees_every_byte() {
+        let hash = |s: &str| DecisionCache::key(&Value::from(s)).hash;
+        let texts = [
+            "",
+            "a",
+            "b",
+            "ab",
+            "ba",
+            "abcdefgh",
+            "abcdefgi",
+            "abcdefghi",
+            "bbcdefghi",
+        ];
+        let hashes: std::collections::BTreeSet<u64> = texts.iter().map(|t| hash(t)).collect();
+        assert_eq!(hashes.len(), texts.len());
     }
 
     #[test]

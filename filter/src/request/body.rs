@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use regorus::Value;
 
+use super::input::JoinedHeaders;
 use super::path::percent_decode;
 
 /// Envoy ext_authz's `with_request_body`, whose names Istio's `includeRequestBodyInCheck`
@@ -150,11 +151,8 @@ pub const PARTIAL_BODY_HEADER: &str = "x-envoy-auth-partial-body";
 
 /// `parsed_body` and `truncated_body` as OPA-Envoy's `getParsedBody` computes them from the
 /// check request's headers (partial-body header included) and body.
-pub fn parse(
-    headers: &BTreeMap<Cow<'_, str>, Cow<'_, str>>,
-    payload: &[u8],
-) -> Result<(Value, bool), BodyError> {
-    let header = |name: &str| headers.get(name).map(|v| v.as_ref());
+pub fn parse(headers: &JoinedHeaders<'_>, payload: &[u8]) -> Result<(Value, bool), BodyError> {
+    let header = |name: &str| headers.get(name);
     if header(PARTIAL_BODY_HEADER) == Some("true") {
         return Ok((Value::Null, true));
     }

@@ -4,6 +4,7 @@
 //! the query is `url.ParseQuery`d, and any error is a 400. Plus the query rewrite that
 //! `query_parameters_to_set` / `_to_remove` ask for.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// Why a request path cannot be parsed; OPA-Envoy answers such a request with 400.
@@ -15,24 +16,31 @@ pub enum PathError {
     Semicolon,
 }
 
-/// A request target split the way OPA-Envoy splits a `:path`.
+/// A request target split the way OPA-Envoy splits a `:path`; parts without escapes borrow
+/// from it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParsedTarget {
+pub struct ParsedTarget<'a> {
     /// Path segments after percent-decoding, leading slashes trimmed: `/` gives `[""]`.
-    pub segments: Vec<String>,
+    pub segments: Vec<Cow<'a, str>>,
     /// Query parameters, values always arrays, in order of appearance.
-    pub query: BTreeMap<String, Vec<String>>,
+    pub query: BTreeMap<Cow<'a, str>, Vec<Cow<'a, str>>>,
 }
 
 /// Parses `:path` like OPA-Envoy's `getParsedPathAndQuery`.
-pub fn parse_target(raw: &str) -> Result<ParsedTarget, PathError> {
+pub fn parse_target(raw: &str) -> Result<ParsedTarget<'_>, PathError> {
     let (path, raw_query) = raw.split_once('?').unwrap_or((raw, ""));
-    let decoded = unescape(path, false)?;
-    let segments = decoded
-        .trim_start_matches('/')
-        .split('/')
-        .map(str::to_string)
-        .collect();
+    let segments = match unescape(path, false)? {
+        Cow::Borrowed(path) => path
+            .trim_start_matches('/')
+            .split('/')
+            .map(Cow::Borrowed)
+            .collect(),
+        Cow::Owned(path) => path
+            .trim_start_matches('/')
+            .split('/')
+            .map(|segment| Cow::Owned(segment.to_string()))
+            .collect(),
+    };
     Ok(ParsedTarget {
         segments,
         query: parse_query(raw_query)?,
@@ -41,8 +49,8 @@ pub fn parse_target(raw: &str) -> Result<ParsedTarget, PathError> {
 
 /// Go's `url.ParseQuery`: pairs split on `&`, `+` is a space, and a pair with `;` or a bad
 /// escape is an error (OPA-Envoy then answers 400).
-fn parse_query(raw: &str) -> Result<BTreeMap<String, Vec<String>>, PathError> {
-    let mut query: BTreeMap<String, Vec<String>> = BTreeMap::new();
+fn parse_query(raw: &str) -> Result<BTreeMap<Cow<'_, str>, Vec<Cow<'_, str>>>, PathError> {
+    let mut query: BTreeMap<Cow<'_, str>, Vec<Cow<'_, str>>> = BTreeMap::new();
     for pair in raw.split('&') {
         if pair.contains(';') {
             return Err(PathError::Semicolon);
@@ -62,12 +70,12 @@ fn parse_query(raw: &str) -> Result<BTreeMap<String, Vec<String>>, PathError> {
 /// Percent-decoding as Go's `unescape`: `%` must be followed by two hex digits; `+` means a
 /// space only in query components. Bytes that are not UTF-8 become U+FFFD, as they would when
 /// OPA serializes the input.
-fn unescape(s: &str, query_component: bool) -> Result<String, PathError> {
+fn unescape(s: &str, query_component: bool) -> Result<Cow<'_, str>, PathError> {
     if !s.contains(['%', '+']) {
-        return Ok(s.to_string());
+        return Ok(Cow::Borrowed(s));
     }
     let out = percent_decode(s.as_bytes(), query_component)?;
-    Ok(String::from_utf8_lossy(&out).into_owned())
+    Ok(Cow::Owned(String::from_utf8_lossy(&out).into_owned()))
 }
 
 /// Go's `unescape` on raw bytes, for request bodies that need not be UTF-8.
@@ -122,7 +130,7 @@ pub fn rewrite_query(path: &str, set: &[(String, String)], remove: &[String]) ->
     let mut parameters: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for pair in raw_query.split('&').filter(|p| !p.is_empty()) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let decoded = unescape(name, true).unwrap_or_else(|_| name.to_string());
+        let decoded = unescape(name, true).map_or_else(|_| name.to_string(), Cow::into_owned);
         if remove.contains(&decoded) || set.iter().any(|(n, _)| *n == decoded) {
             continue;
         }
@@ -172,7 +180,8 @@ mod tests {
     use super::*;
 
     fn segments(raw: &str) -> Vec<String> {
-        parse_target(raw).unwrap().segments
+        let segments = parse_target(raw).unwrap().segments;
+        segments.into_iter().map(Cow::into_owned).collect()
     }
 
     #[test]
@@ -218,7 +227,7 @@ mod tests {
     #[test]
     fn query_values_are_arrays() {
         let q = parse_target("/p?lang=en&id=1&id=2&flag&e=&a+b=c%20d&&=v#f").unwrap();
-        let expected: BTreeMap<String, Vec<String>> = [
+        let expected: BTreeMap<Cow<str>, Vec<Cow<str>>> = [
             ("lang", vec!["en"]),
             ("id", vec!["1", "2"]),
             ("flag", vec![""]),
@@ -227,7 +236,7 @@ mod tests {
             ("", vec!["v#f"]),
         ]
         .into_iter()
-        .map(|(k, v)| (k.to_string(), v.into_iter().map(String::from).collect()))
+        .map(|(k, v)| (Cow::Borrowed(k), v.into_iter().map(Cow::Borrowed).collect()))
         .collect();
         assert_eq!(q.query, expected);
         assert!(parse_target("/p?").unwrap().query.is_empty());

@@ -1,12 +1,14 @@
 use super::*;
 
-fn headers(
-    pairs: &[(&'static str, &'static str)],
-) -> BTreeMap<Cow<'static, str>, Cow<'static, str>> {
-    pairs
-        .iter()
-        .map(|(k, v)| (Cow::Borrowed(*k), Cow::Borrowed(*v)))
-        .collect()
+/// Headers as the input builder has them, the partial-body header being Envoy's.
+fn headers(pairs: &[(&'static str, &'static str)]) -> JoinedHeaders<'static> {
+    let mut headers = JoinedHeaders::join(pairs.iter().copied());
+    for (name, value) in pairs {
+        if *name == PARTIAL_BODY_HEADER {
+            headers.set(name, value);
+        }
+    }
+    headers
 }
 
 fn parsed(content_type: &'static str, body: &str) -> Result<(Value, bool), BodyError> {
