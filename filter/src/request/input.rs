@@ -316,7 +316,7 @@ fn http(
     let mirrored = [shape.id, shape.method, shape.path, shape.host, shape.scheme];
     for ((field, header), wanted) in c.mirrored_headers.iter().zip(mirrored) {
         // protojson leaves out empty strings.
-        let value = joined.get(*header).filter(|v| !v.is_empty());
+        let value = joined.get(header).filter(|v| !v.is_empty());
         if let Some(value) = value.filter(|_| wanted) {
             http.push((field.clone(), Value::from(value)));
         }
