@@ -72,6 +72,8 @@ def envoy(workdir, e2e_bundle, pki, upstream, jwt_issuer):
     plain = opa_style_bundle({".manifest": b'{"revision":"plain-1"}', "e2e/e2e.rego": rego})
     bad_rego = opa_style_bundle({"bad.rego": b"package bad\n\nallow if {\n  input.x ==\n}\n"})
     other_regorus = with_manifest(e2e_bundle, lambda m: m["metadata"]["zerohop"].update(regorus="0.13.0"))
+    # A policy that reads a few request fields (the e2e rules read all of `input`, request id included).
+    istio = build_bundle(POLICIES / "istio-quickstart", workdir / "istio.tar.gz", ["istio/authz/allow"])
     listeners = [
         Listener("decision", plugin_config(e2e_bundle, path="e2e/decision")),
         Listener("bool", plugin_config(e2e_bundle, path="e2e/allow_bool")),
@@ -88,6 +90,8 @@ def envoy(workdir, e2e_bundle, pki, upstream, jwt_issuer):
         Listener("mtls", plugin_config(e2e_bundle, path="e2e/spiffe"), tls=pki.server_tls()),
         Listener("mtls-echo", plugin_config(e2e_bundle, path="e2e/echo"), tls=pki.server_tls()),
         Listener("jwt-echo", plugin_config(e2e_bundle, path="e2e/echo"), jwt=jwt_issuer),
+        Listener("cached", plugin_config(istio, path="istio/authz/allow")),
+        Listener("uncached", plugin_config(istio, path="istio/authz/allow", decision_cache_bytes=0)),
     ]
     (workdir / "main").mkdir()
     proxy = Envoy(listeners, upstream.port, workdir / "main").start()

@@ -252,6 +252,34 @@ def test_grpc_clients_get_a_grpc_status_on_deny(envoy, listener, mode, grpc_stat
         assert f"grpc-status: {grpc_status}\r\n".encode() in head + b"\r\n", reply
 
 
+def cache_counts(envoy) -> tuple[int, int]:
+    return (envoy.stat("wasmcustom.zerohop.decision_cache.hits"),
+            envoy.stat("wasmcustom.zerohop.decision_cache.misses"))
+
+
+def test_repeated_inputs_are_answered_from_the_decision_cache(envoy):
+    alice = {"authorization": "Basic YWxpY2U6cGFzc3dvcmQ="}  # OPA's Istio quick start: alice is a guest
+    assert "cached: bundle revision" in envoy.log() and "decision cache on" in envoy.log()
+    assert "uncached: bundle revision" in envoy.log() and "decision cache off\n" in envoy.log()
+    before = cache_counts(envoy)
+    for _ in range(3):
+        for listener in ("cached", "uncached"):
+            # Two inputs, each decided the same every time, from the cache or not.
+            assert request(envoy.port(listener), "/productpage", headers=alice).status == 200
+            assert request(envoy.port(listener), "/productpage").status == 403
+            # Another request id, user agent and connection: the input (authorization, method,
+            # path) is the same.
+            assert request(envoy.port(listener), "/productpage", headers={**alice, "user-agent": "x"}).status == 200
+    # Counted on each VM's tick (every second). The uncached listener counts nothing; each of
+    # Envoy's two workers evaluates each input once at most.
+    deadline = time.monotonic() + 10
+    while sum(cache_counts(envoy)) - sum(before) < 9:
+        assert time.monotonic() < deadline, (before, cache_counts(envoy))
+        time.sleep(0.2)
+    hits, misses = (now - then for now, then in zip(cache_counts(envoy), before))
+    assert hits + misses == 9 and 2 <= misses <= 4, (hits, misses)
+
+
 def test_timing_stats_record_each_phase_of_a_decision(envoy):
     for _ in range(3):
         assert request(envoy.port("timed"), "/p/q").status == 200

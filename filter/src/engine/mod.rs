@@ -214,6 +214,22 @@ pub struct Policy {
     analysis: Analysis,
     shape: InputShape,
     cache: DecisionCache,
+    cache_counts: CacheCounts,
+}
+
+/// Decisions answered from the cache and evaluated with the cache on, since they were last
+/// taken (`Policy::take_cache_counts`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheCounts {
+    pub hits: u64,
+    pub misses: u64,
+}
+
+impl CacheCounts {
+    pub fn add(&mut self, other: CacheCounts) {
+        self.hits += other.hits;
+        self.misses += other.misses;
+    }
 }
 
 impl Policy {
@@ -266,6 +282,7 @@ impl Policy {
             revision: bundle.manifest.revision.clone(),
             shape: InputShape::from(&analysis.input),
             cache: DecisionCache::new(0),
+            cache_counts: CacheCounts::default(),
             analysis,
         };
         policy.set_decision_cache(cache::DEFAULT_BUDGET_BYTES);
@@ -293,6 +310,16 @@ impl Policy {
         self.cache = DecisionCache::new(budget);
     }
 
+    /// Whether decisions are cached.
+    pub fn caches(&self) -> bool {
+        self.cache.enabled()
+    }
+
+    /// The cache's hits and misses since the last call.
+    pub fn take_cache_counts(&mut self) -> CacheCounts {
+        std::mem::take(&mut self.cache_counts)
+    }
+
     /// How many decisions the cache holds.
     #[cfg(test)]
     fn cached_decisions(&self) -> usize {
@@ -313,13 +340,17 @@ impl Policy {
         let key = self.cache.enabled().then(|| DecisionCache::key(&input));
         if let Some(key) = &key {
             if let Some(decision) = self.cache.get(key, &input) {
+                self.cache_counts.hits += 1;
                 return match decision {
                     Value::Undefined => Err(EvalError::Undefined),
                     decision => Ok(decision.clone()),
                 };
             }
         }
-        let cached_input = key.as_ref().map(|_| input.clone());
+        let cached_input = key.as_ref().map(|_| {
+            self.cache_counts.misses += 1;
+            input.clone()
+        });
         let result = self.evaluate_uncached(input);
         if let (Some(key), Some(input)) = (key, cached_input) {
             // Failures (the instruction limit, a host error) are not decisions: not kept.

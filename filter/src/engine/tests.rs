@@ -490,6 +490,11 @@ fn decisions_of_a_deterministic_policy_are_cached() {
             );
         }
         assert_eq!(policy.cached_decisions(), 2);
+        assert_eq!(
+            policy.take_cache_counts(),
+            CacheCounts { hits: 4, misses: 2 }
+        );
+        assert_eq!(policy.take_cache_counts(), CacheCounts::default());
         policy.set_decision_cache(0);
         assert_eq!(
             policy.evaluate(input("GET", "yes", "x")),

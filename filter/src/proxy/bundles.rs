@@ -158,7 +158,7 @@ impl Bundles {
                 policy.decision_cache(),
             ),
         );
-        state.policy = Some(policy);
+        state.replace_policy(policy);
         self.metrics.activated(published.generation);
     }
 
@@ -368,7 +368,7 @@ impl Metrics {
 
     fn activated(&mut self, generation: u64) {
         if let Some(id) = self.id(MetricType::Counter, "zerohop.bundle.activations") {
-            host::increment_metric(id);
+            host::increment_metric(id, 1);
         }
         if let Some(id) = self.id(MetricType::Gauge, "zerohop.bundle.active_generation") {
             host::record_metric(id, generation);
@@ -377,7 +377,7 @@ impl Metrics {
 
     fn fetched(&mut self) {
         if let Some(id) = self.id(MetricType::Counter, "zerohop.bundle.fetches") {
-            host::increment_metric(id);
+            host::increment_metric(id, 1);
         }
     }
 
@@ -386,7 +386,7 @@ impl Metrics {
             MetricType::Counter,
             &format!("zerohop.bundle.failures.{code}"),
         ) {
-            host::increment_metric(id);
+            host::increment_metric(id, 1);
         }
     }
 }

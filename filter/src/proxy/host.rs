@@ -316,8 +316,8 @@ pub fn define_metric(kind: proxy_wasm::types::MetricType, name: &str) -> Option<
     hostcalls::define_metric(kind, name).ok()
 }
 
-pub fn increment_metric(id: u32) {
-    if let Err(status) = hostcalls::increment_metric(id, 1) {
+pub fn increment_metric(id: u32, by: u64) {
+    if let Err(status) = hostcalls::increment_metric(id, i64::try_from(by).unwrap_or(i64::MAX)) {
         log(
             LogLevel::Debug,
             &format!("zerohop: metric {id}: {status:?}"),

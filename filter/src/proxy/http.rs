@@ -104,6 +104,7 @@ impl Http {
             stalls: _,
             decision_ids,
             timing: _,
+            cache_counts: _,
         } = &mut *state;
         let decision_id = decision_ids.next_id();
         let mut clock = self.clock();

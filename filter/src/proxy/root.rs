@@ -8,7 +8,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{ContextType, LogLevel};
+use proxy_wasm::types::{ContextType, LogLevel, MetricType};
 
 use super::bundles::{Bundles, TICK_MS};
 use super::host::{self, log};
@@ -16,7 +16,7 @@ use super::http::Http;
 use super::timing::Timing;
 use crate::bundle::activation::{self, Trust};
 use crate::config::Config;
-use crate::engine::Policy;
+use crate::engine::{CacheCounts, Policy};
 use crate::request::body::{BodySettings, StallWatch, BODY_STALL_MS};
 use crate::request::decision::{DecisionIds, Enforcement};
 
@@ -35,6 +35,49 @@ pub struct State {
     pub decision_ids: DecisionIds,
     /// `timing_stats`: the phase histograms.
     pub timing: Option<Timing>,
+    /// Decision cache hits and misses of policies replaced since the last tick.
+    pub cache_counts: CacheCounts,
+}
+
+impl State {
+    /// Makes `policy` the active one, keeping the cache counts of the one it replaces.
+    pub fn replace_policy(&mut self, policy: Policy) {
+        if let Some(mut replaced) = self.policy.replace(policy) {
+            self.cache_counts.add(replaced.take_cache_counts());
+        }
+    }
+
+    fn take_cache_counts(&mut self) -> CacheCounts {
+        let mut counts = std::mem::take(&mut self.cache_counts);
+        if let Some(policy) = self.policy.as_mut() {
+            counts.add(policy.take_cache_counts());
+        }
+        counts
+    }
+}
+
+/// `wasmcustom.zerohop.decision_cache.{hits,misses}`, added on the tick: a few hostcalls a
+/// second instead of one per request.
+struct CacheMetrics {
+    hits: Option<u32>,
+    misses: Option<u32>,
+}
+
+impl CacheMetrics {
+    fn new() -> Self {
+        Self {
+            hits: host::define_metric(MetricType::Counter, "zerohop.decision_cache.hits"),
+            misses: host::define_metric(MetricType::Counter, "zerohop.decision_cache.misses"),
+        }
+    }
+
+    fn add(&self, counts: CacheCounts) {
+        for (id, count) in [(self.hits, counts.hits), (self.misses, counts.misses)] {
+            if let (Some(id), 1..) = (id, count) {
+                host::increment_metric(id, count);
+            }
+        }
+    }
 }
 
 #[derive(Default)]
@@ -43,6 +86,8 @@ pub struct Root {
     bundles: Option<Bundles>,
     /// The tick period last asked of the host (`None` before the first request).
     tick: Option<Duration>,
+    /// Defined when a configuration turns the decision cache on.
+    cache_metrics: Option<CacheMetrics>,
 }
 
 impl Context for Root {
@@ -89,12 +134,13 @@ impl RootContext for Root {
                 return false;
             }
         };
+        self.flush_cache_counts();
         // Keep a working policy across reconfiguration if the new bundle does not load.
         let previous = self.state.take().and_then(|s| s.borrow_mut().policy.take());
         if let Some(bundles) = self.bundles.take() {
             bundles.release();
         }
-        let policy = match activate_inline(&config) {
+        let mut policy = match activate_inline(&config) {
             None => previous,
             Some(Ok(mut policy)) => {
                 policy.set_decision_cache(config.decision_cache_bytes);
@@ -124,6 +170,12 @@ impl RootContext for Root {
                 previous
             }
         };
+        if let Some(policy) = policy.as_mut() {
+            policy.set_decision_cache(config.decision_cache_bytes);
+        }
+        if config.decision_cache_bytes > 0 && self.cache_metrics.is_none() {
+            self.cache_metrics = Some(CacheMetrics::new());
+        }
         let decision_ids = DecisionIds::from_system().unwrap_or_else(|| {
             log(
                 LogLevel::Error,
@@ -141,6 +193,7 @@ impl RootContext for Root {
             body: config.body,
             stalls: StallWatch::default(),
             timing: config.timing_stats.then(Timing::new),
+            cache_counts: CacheCounts::default(),
         }));
         let mut bundles = Bundles::new(name, Rc::new(config));
         if bundles.live() {
@@ -164,6 +217,7 @@ impl RootContext for Root {
             bundles.tick(state);
         }
         self.end_stalled_requests();
+        self.flush_cache_counts();
         self.set_tick_period();
     }
 
@@ -173,18 +227,32 @@ impl RootContext for Root {
 }
 
 impl Root {
-    /// Ticks drive live bundles and, while bodies are configured but none has reached the
-    /// filter yet, the watch for bodies the host holds back (see `StallWatch`).
-    /// Asks the host for a new period only when it changes, not on every tick.
+    fn flush_cache_counts(&self) {
+        let (Some(metrics), Some(state)) = (&self.cache_metrics, &self.state) else {
+            return;
+        };
+        if let Ok(mut state) = state.try_borrow_mut() {
+            metrics.add(state.take_cache_counts());
+        }
+    }
+
+    /// Ticks drive live bundles, the decision cache counters and, while bodies are configured
+    /// but none has reached the filter yet, the watch for bodies the host holds back (see
+    /// `StallWatch`). Asks the host for a new period only when it changes, not on every tick.
     fn set_tick_period(&mut self) {
         let live = self.bundles.as_ref().is_some_and(Bundles::live);
+        let caching = self.cache_metrics.is_some()
+            && self.state.as_ref().is_some_and(|s| {
+                s.try_borrow()
+                    .is_ok_and(|s| s.policy.as_ref().is_some_and(Policy::caches))
+            });
         let watching = self.state.as_ref().is_some_and(|s| {
             s.try_borrow()
                 .is_ok_and(|s| s.body.with_request_body.is_some() && s.stalls.watching())
         });
         let period = if live {
             Duration::from_millis(TICK_MS)
-        } else if watching {
+        } else if watching || caching {
             Duration::from_secs(1)
         } else {
             Duration::ZERO

@@ -1,7 +1,8 @@
 //! `timing_stats`: each decision's phases as Envoy histograms, in nanoseconds, so the time a
 //! filter adds can be split where it is spent (`/stats?filter=zerohop.time`):
 //! `wasmcustom.zerohop.time.{request,input,evaluate,apply}_ns`. Off by default: the clock
-//! reads and histogram records cost hostcalls of their own.
+//! reads and histogram records cost hostcalls of their own (outside the phases they measure,
+//! but added to the request).
 
 use proxy_wasm::types::MetricType;
 
@@ -39,12 +40,13 @@ impl Timing {
         }
     }
 
-    /// Records the time since `started_ns` (a host clock reading) under `phase`; returns now.
+    /// Records the time since `started_ns` (a host clock reading) under `phase`; returns a
+    /// clock reading taken after the record, so that no phase pays for the previous one's.
     pub fn record(&self, phase: Phase, started_ns: u64) -> u64 {
         let now = host::now_ns();
         if let Some(Some(id)) = self.ids.get(phase as usize) {
             host::record_metric(*id, now.saturating_sub(started_ns));
         }
-        now
+        host::now_ns()
     }
 }
