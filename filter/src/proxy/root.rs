@@ -136,11 +136,15 @@ impl RootContext for Root {
         };
         self.flush_cache_counts();
         // Keep a working policy across reconfiguration if the new bundle does not load.
-        let previous = self.state.take().and_then(|s| s.borrow_mut().policy.take());
+        let mut previous = self.state.take().and_then(|s| s.borrow_mut().policy.take());
         if let Some(bundles) = self.bundles.take() {
             bundles.release();
         }
-        let mut policy = match activate_inline(&config) {
+        // A kept policy takes this configuration's cache budget too (and starts it empty).
+        if let Some(previous) = previous.as_mut() {
+            previous.set_decision_cache(config.decision_cache_bytes);
+        }
+        let policy = match activate_inline(&config) {
             None => previous,
             Some(Ok(mut policy)) => {
                 policy.set_decision_cache(config.decision_cache_bytes);
@@ -170,9 +174,6 @@ impl RootContext for Root {
                 previous
             }
         };
-        if let Some(policy) = policy.as_mut() {
-            policy.set_decision_cache(config.decision_cache_bytes);
-        }
         if config.decision_cache_bytes > 0 && self.cache_metrics.is_none() {
             self.cache_metrics = Some(CacheMetrics::new());
         }
