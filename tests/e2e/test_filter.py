@@ -271,13 +271,15 @@ def test_repeated_inputs_are_answered_from_the_decision_cache(envoy):
             # path) is the same.
             assert request(envoy.port(listener), "/productpage", headers={**alice, "user-agent": "x"}).status == 200
     # Counted on each VM's tick (every second). The uncached listener counts nothing; each of
-    # Envoy's two workers evaluates each input once at most.
+    # Envoy's two workers evaluates each of the two inputs once at most. Only this listener can
+    # hit (the e2e rules read the request id), while other tests' misses may still be landing.
     deadline = time.monotonic() + 10
-    while sum(cache_counts(envoy)) - sum(before) < 9:
+    while cache_counts(envoy)[0] - before[0] < 5:
         assert time.monotonic() < deadline, (before, cache_counts(envoy))
         time.sleep(0.2)
+    time.sleep(1.5)  # every worker has ticked since
     hits, misses = (now - then for now, then in zip(cache_counts(envoy), before))
-    assert hits + misses == 9 and 2 <= misses <= 4, (hits, misses)
+    assert 5 <= hits <= 7 and misses >= 9 - hits, (hits, misses)
 
 
 def test_timing_stats_record_each_phase_of_a_decision(envoy):
