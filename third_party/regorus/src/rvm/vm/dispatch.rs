@@ -28,6 +28,7 @@ impl RegoVM {
         self.execute_load_and_move(program, instruction)
     }
 
+    #[inline(always)]
     fn execute_load_and_move(
         &mut self,
         program: &Program,
@@ -87,6 +88,7 @@ impl RegoVM {
         }
     }
 
+    #[inline(always)]
     fn execute_arithmetic_instruction(
         &mut self,
         program: &Program,
@@ -163,6 +165,7 @@ impl RegoVM {
         }
     }
 
+    #[inline(always)]
     fn execute_comparison_instruction(
         &mut self,
         program: &Program,
@@ -381,6 +384,7 @@ impl RegoVM {
         }
     }
 
+    #[inline(always)]
     fn execute_call_instruction(
         &mut self,
         program: &Program,
@@ -442,6 +446,7 @@ impl RegoVM {
         }
     }
 
+    #[inline(always)]
     fn execute_collection_instruction(
         &mut self,
         program: &Program,
@@ -770,6 +775,7 @@ impl RegoVM {
         }
     }
 
+    #[inline(always)]
     fn execute_loop_instruction(
         &mut self,
         program: &Program,
@@ -830,6 +836,7 @@ impl RegoVM {
     }
 
     #[cfg(not(feature = "azure_policy"))]
+    #[inline(always)]
     fn execute_policy_instruction(
         &mut self,
         program: &Program,
@@ -1106,6 +1113,7 @@ impl RegoVM {
         }
     }
 
+    #[inline(always)]
     fn execute_virtual_instruction(
         &mut self,
         program: &Program,
