@@ -1019,7 +1019,7 @@ impl RegoVM {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     #[allow(dead_code)]
     pub(super) fn get_register(&self, index: u8) -> Result<&Value> {
         self.registers
@@ -1049,7 +1049,7 @@ impl RegoVM {
         Ok(core::mem::replace(slot, Value::Undefined))
     }
 
-    #[inline]
+    #[inline(always)]
     #[allow(dead_code)]
     pub(super) fn set_register(&mut self, index: u8, value: Value) -> Result<()> {
         let register_count = self.registers.len();
