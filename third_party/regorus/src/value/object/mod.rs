@@ -66,7 +66,7 @@ pub(super) enum Repr {
 /// Binary search of sorted entries for `key`, in `Value::Ord` order. Keys are nearly always
 /// strings: those are compared as strings directly, first byte first, which decides most
 /// comparisons without the derived `Ord`'s variant dispatch and a `memcmp` call.
-#[inline]
+#[inline(always)]
 fn search_frozen(entries: &[(Value, Value)], key: &Value) -> Result<usize, usize> {
     match key {
         Value::String(wanted) => search_sorted(entries, |k| match k {
@@ -134,6 +134,7 @@ impl Object {
         self.len() == 0
     }
 
+    #[inline]
     pub fn get(&self, key: &Value) -> Option<&Value> {
         match &self.repr {
             Repr::Empty => None,
