@@ -74,12 +74,20 @@ impl RegoVM {
         }
     }
 
+    /// Runs for every assertion: inlined for the passing case, which does nothing.
+    #[inline(always)]
     pub(super) fn handle_condition(&mut self, condition_passed: bool) -> Result<()> {
+        if condition_passed {
+            return Ok(());
+        }
+        self.handle_failed_condition()
+    }
+
+    /// An assertion failed: the enclosing loop iteration, comprehension or rule body fails.
+    fn handle_failed_condition(&mut self) -> Result<()> {
         match self.execution_mode {
-            ExecutionMode::RunToCompletion => {
-                self.handle_condition_run_to_completion(condition_passed)
-            }
-            ExecutionMode::Suspendable => self.handle_condition_suspendable(condition_passed),
+            ExecutionMode::RunToCompletion => self.handle_condition_run_to_completion(false),
+            ExecutionMode::Suspendable => self.handle_condition_suspendable(false),
         }
     }
 

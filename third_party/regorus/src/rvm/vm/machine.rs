@@ -915,11 +915,19 @@ impl RegoVM {
             .or_else(fallback_execution_timer_config)
     }
 
+    /// Runs before every instruction: inlined, with the clock read and check out of line,
+    /// as most calls only count (or find no time limit configured).
+    #[inline]
     pub(super) fn execution_timer_tick(&mut self, work_units: u32) -> Result<()> {
         if !self.execution_timer.accumulate(work_units) {
             return Ok(());
         }
+        self.check_execution_timer()
+    }
 
+    #[cold]
+    #[inline(never)]
+    fn check_execution_timer(&mut self) -> Result<()> {
         let Some(now) = monotonic_now() else {
             return Ok(());
         };
@@ -1011,7 +1019,7 @@ impl RegoVM {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     #[allow(dead_code)]
     pub(super) fn get_register(&self, index: u8) -> Result<&Value> {
         self.registers
@@ -1041,7 +1049,7 @@ impl RegoVM {
         Ok(core::mem::replace(slot, Value::Undefined))
     }
 
-    #[inline]
+    #[inline(always)]
     #[allow(dead_code)]
     pub(super) fn set_register(&mut self, index: u8, value: Value) -> Result<()> {
         let register_count = self.registers.len();

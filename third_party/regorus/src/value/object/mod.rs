@@ -63,6 +63,49 @@ pub(super) enum Repr {
     BTree(BTreeMap<Value, Value>),
 }
 
+/// Binary search of sorted entries for `key`, in `Value::Ord` order. Keys are nearly always
+/// strings: those are compared as strings directly, first byte first, which decides most
+/// comparisons without the derived `Ord`'s variant dispatch and a `memcmp` call.
+#[inline(always)]
+fn search_frozen(entries: &[(Value, Value)], key: &Value) -> Result<usize, usize> {
+    match key {
+        Value::String(wanted) => search_sorted(entries, |k| match k {
+            Value::String(k) => compare_str(k, wanted),
+            k => k.cmp(key),
+        }),
+        _ => search_sorted(entries, |k| k.cmp(key)),
+    }
+}
+
+/// `slice::binary_search_by` for strictly sorted keys, returning as soon as a key is equal:
+/// the standard one always narrows down to one entry and then compares it again, so a
+/// lookup that hits paid for two full key comparisons.
+#[inline]
+fn search_sorted(
+    entries: &[(Value, Value)],
+    compare: impl Fn(&Value) -> Ordering,
+) -> Result<usize, usize> {
+    let (mut low, mut high) = (0, entries.len());
+    while low < high {
+        let mid = low + (high - low) / 2;
+        match compare(&entries[mid].0) {
+            Ordering::Less => low = mid + 1,
+            Ordering::Greater => high = mid,
+            Ordering::Equal => return Ok(mid),
+        }
+    }
+    Err(low)
+}
+
+/// `str::cmp`, deciding on the first byte when it differs.
+#[inline]
+fn compare_str(a: &str, b: &str) -> Ordering {
+    match (a.as_bytes().first(), b.as_bytes().first()) {
+        (Some(x), Some(y)) if x != y => x.cmp(y),
+        _ => a.cmp(b),
+    }
+}
+
 impl Default for Repr {
     #[inline]
     fn default() -> Self {
@@ -91,10 +134,11 @@ impl Object {
         self.len() == 0
     }
 
+    #[inline]
     pub fn get(&self, key: &Value) -> Option<&Value> {
         match &self.repr {
             Repr::Empty => None,
-            Repr::Frozen(v) => match v.binary_search_by(|(k, _)| k.cmp(key)) {
+            Repr::Frozen(v) => match search_frozen(v, key) {
                 Ok(i) => Some(&v[i].1),
                 Err(_) => None,
             },
@@ -113,7 +157,7 @@ impl Object {
         // in place rather than thawed (mirrors `insert`/`get_or_insert_with`).
         match &mut self.repr {
             Repr::Empty => None,
-            Repr::Frozen(v) => match v.binary_search_by(|(k, _)| k.cmp(key)) {
+            Repr::Frozen(v) => match search_frozen(v, key) {
                 Ok(i) => Some(&mut v[i].1),
                 Err(_) => None,
             },
