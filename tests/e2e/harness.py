@@ -39,10 +39,19 @@ def envoy_binary() -> str:
     return str(path)
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port free now and not handed out before in this process: the kernel may give a port
+    just released again, and an Envoy with dozens of listeners would then get one port twice."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def build_bundle(policy_dir: Path, out: Path, entrypoints: list[str], revision: str = "test",
