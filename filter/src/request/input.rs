@@ -202,6 +202,11 @@ pub fn build(
         joined.set(PARTIAL_BODY_HEADER, partial);
     }
     let target = parse_target(joined.get(":path").unwrap_or_default())?;
+    // A body Envoy cannot put in the check fails it before OPA-Envoy parses anything.
+    let body = match &request.body {
+        Some(body) => body_fields(body, bodies, &shape.http)?,
+        None => Vec::new(),
+    };
     let parsed_body = if bodies.skip_request_body_parse {
         None
     } else {
@@ -211,10 +216,6 @@ pub fn build(
             .as_ref()
             .map_or(&[][..], |b| b.bytes.as_slice());
         Some(body::parse(&joined, payload)?)
-    };
-    let body = match &request.body {
-        Some(body) => body_fields(body, bodies, &shape.http)?,
-        None => Vec::new(),
     };
     let connection = request.connection.as_deref();
 
@@ -873,6 +874,10 @@ mod tests {
         assert!(matches!(err, InputError::Body(_)), "{err}");
         let binary = with_body("application/octet-stream", b"\x89PNG\xff", false);
         let err = build(&binary, &settings(false, false), &nothing).unwrap_err();
+        assert_eq!(err, InputError::BodyNotUtf8);
+        // Not UTF-8 and not JSON either: the check fails before anything is parsed.
+        let broken = with_body("application/json", b"{\xff", false);
+        let err = build(&broken, &settings(false, false), &nothing).unwrap_err();
         assert_eq!(err, InputError::BodyNotUtf8);
         let input = build(&request("/"), &BodySettings::default(), &nothing).unwrap();
         assert_eq!(input, Value::new_object());
