@@ -9,9 +9,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use regorus::unstable::{Expr, Literal, Parser, Query, Ref, Rule, RuleHead, Source, Span};
+use regorus::unstable::{Expr, Parser, Rule, RuleHead, Source, Span, WithModifier};
 use regorus::utils::get_path_string;
 use zerohop_filter::bundle::Bundle;
+use zerohop_filter::engine::walk::{self, Visitor};
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Finding {
@@ -61,37 +62,14 @@ pub fn lint(bundle: &Bundle) -> Vec<Finding> {
         };
         for rule in &parsed.policy {
             let mut visit = Visit::default();
+            walk::rule(rule, &mut visit);
             let name = match rule.as_ref() {
-                Rule::Spec { head, bodies, .. } => {
-                    let (refr, extra) = match head {
-                        RuleHead::Compr { refr, assign, .. } => (
-                            refr,
-                            assign.as_ref().map(|a| &a.value).into_iter().collect(),
-                        ),
-                        RuleHead::Set { refr, key, .. } => (refr, key.iter().collect()),
-                        RuleHead::Func {
-                            refr, args, assign, ..
-                        } => {
-                            let mut extra: Vec<_> = args.iter().collect();
-                            extra.extend(assign.as_ref().map(|a| &a.value));
-                            (refr, extra)
-                        }
-                    };
-                    for expr in extra {
-                        visit.expr(expr);
-                    }
-                    for body in bodies {
-                        if let Some(assign) = &body.assign {
-                            visit.expr(&assign.value);
-                        }
-                        visit.query(&body.query);
-                    }
-                    scope.rule_name(refr)
-                }
-                Rule::Default { refr, value, .. } => {
-                    visit.expr(value);
-                    scope.rule_name(refr)
-                }
+                Rule::Spec { head, .. } => match head {
+                    RuleHead::Compr { refr, .. }
+                    | RuleHead::Set { refr, .. }
+                    | RuleHead::Func { refr, .. } => scope.rule_name(refr),
+                },
+                Rule::Default { refr, .. } => scope.rule_name(refr),
             };
             for span in &visit.withs {
                 findings.push(finding(
@@ -203,98 +181,30 @@ struct Visit {
     withs: Vec<Span>,
 }
 
-impl Visit {
-    fn query(&mut self, query: &Query) {
-        for stmt in &query.stmts {
-            for with in &stmt.with_mods {
-                self.withs.push(with.span.clone());
-                self.expr(&with.r#as);
-            }
-            match &stmt.literal {
-                Literal::SomeVars { .. } => {}
-                Literal::SomeIn {
-                    key,
-                    value,
-                    collection,
-                    ..
-                } => self.membership(key.as_ref(), value, collection),
-                Literal::Expr { expr, .. } | Literal::NotExpr { expr, .. } => self.expr(expr),
-                Literal::Every { domain, query, .. } => {
-                    self.expr(domain);
-                    self.query(query);
-                }
-            }
-        }
-    }
-
-    /// `some k, v in c` and `k, v in c`.
-    fn membership(&mut self, key: Option<&Ref<Expr>>, value: &Expr, collection: &Expr) {
-        if let Some(key) = key {
-            self.expr(key);
-        }
-        self.expr(value);
-        self.expr(collection);
-    }
-
-    fn expr(&mut self, expr: &Expr) {
+impl Visitor for Visit {
+    fn expr(&mut self, expr: &Expr) -> bool {
         match expr {
-            Expr::String { .. }
-            | Expr::RawString { .. }
-            | Expr::Number { .. }
-            | Expr::Bool { .. }
-            | Expr::Null { .. } => {}
             Expr::Var { span, .. } | Expr::RefDot { span, .. } | Expr::RefBrack { span, .. } => {
                 if let Ok(path) = get_path_string(expr, None) {
                     self.references.push((path, span.clone()));
                 }
-                if let Expr::RefBrack { refr, index, .. } = expr {
-                    self.expr(refr);
-                    self.expr(index);
-                } else if let Expr::RefDot { refr, .. } = expr {
-                    self.expr(refr);
-                }
-            }
-            Expr::Array { items, .. } | Expr::Set { items, .. } => {
-                items.iter().for_each(|item| self.expr(item));
-            }
-            Expr::Object { fields, .. } => {
-                for (_, key, value) in fields {
-                    self.expr(key);
-                    self.expr(value);
-                }
-            }
-            Expr::ArrayCompr { term, query, .. } | Expr::SetCompr { term, query, .. } => {
-                self.expr(term);
-                self.query(query);
-            }
-            Expr::ObjectCompr {
-                key, value, query, ..
-            } => {
-                self.expr(key);
-                self.expr(value);
-                self.query(query);
+                true
             }
             Expr::Call { fcn, params, .. } => {
                 if let Ok(path) = get_path_string(fcn, None) {
                     self.references.push((path, fcn.span().clone()));
                 }
-                params.iter().for_each(|param| self.expr(param));
+                params.iter().for_each(|param| walk::expr(param, self));
+                false
             }
-            Expr::UnaryExpr { expr, .. } => self.expr(expr),
-            Expr::BinExpr { lhs, rhs, .. }
-            | Expr::BoolExpr { lhs, rhs, .. }
-            | Expr::ArithExpr { lhs, rhs, .. }
-            | Expr::AssignExpr { lhs, rhs, .. } => {
-                self.expr(lhs);
-                self.expr(rhs);
-            }
-            Expr::Membership {
-                key,
-                value,
-                collection,
-                ..
-            } => self.membership(key.as_ref(), value, collection),
+            _ => true,
         }
+    }
+
+    fn with(&mut self, with: &WithModifier) -> bool {
+        self.withs.push(with.span.clone());
+        walk::expr(&with.r#as, self);
+        false
     }
 }
 

@@ -27,6 +27,7 @@ mod cache;
 pub mod jwt;
 mod reads;
 mod verified;
+pub mod walk;
 
 pub use cache::DEFAULT_BUDGET_BYTES as DEFAULT_DECISION_CACHE_BYTES;
 pub use reads::Analysis;

@@ -9,11 +9,10 @@
 //! key; `input` used as a value (`object.get(input, …)`, `x := input`, `json.marshal(input)`)
 //! reads all of it. A `with input… as` target counts as a read too, which is harmless.
 
-use regorus::unstable::{
-    Expr, Literal, LiteralStmt, Module, Query, Ref, Rule, RuleAssign, RuleHead,
-};
+use regorus::unstable::{Expr, Module, Ref};
 use regorus::Value;
 
+use super::walk::{self, Visitor};
 use crate::request::shape::InputReads;
 
 const INPUT: &str = "input";
@@ -52,7 +51,7 @@ pub fn analyse(modules: &[Ref<Module>]) -> Analysis {
             nondeterministic: &mut nondeterministic,
         };
         for rule in &module.policy {
-            walk.rule(rule);
+            walk::rule(rule, &mut walk);
         }
     }
     Analysis {
@@ -145,84 +144,6 @@ struct Walk<'a> {
 }
 
 impl Walk<'_> {
-    fn rule(&mut self, rule: &Rule) {
-        match rule {
-            Rule::Spec { head, bodies, .. } => {
-                match head {
-                    RuleHead::Compr { refr, assign, .. } => {
-                        self.expr(refr);
-                        self.assign(assign.as_ref());
-                    }
-                    RuleHead::Set { refr, key, .. } => {
-                        self.expr(refr);
-                        self.exprs(key.iter());
-                    }
-                    RuleHead::Func {
-                        refr, args, assign, ..
-                    } => {
-                        self.expr(refr);
-                        self.exprs(args.iter());
-                        self.assign(assign.as_ref());
-                    }
-                }
-                for body in bodies {
-                    self.assign(body.assign.as_ref());
-                    self.query(&body.query);
-                }
-            }
-            Rule::Default {
-                refr, args, value, ..
-            } => {
-                self.expr(refr);
-                self.exprs(args.iter());
-                self.expr(value);
-            }
-        }
-    }
-
-    fn assign(&mut self, assign: Option<&RuleAssign>) {
-        if let Some(assign) = assign {
-            self.expr(&assign.value);
-        }
-    }
-
-    fn query(&mut self, query: &Query) {
-        for stmt in &query.stmts {
-            self.stmt(stmt);
-        }
-    }
-
-    fn stmt(&mut self, stmt: &LiteralStmt) {
-        match &stmt.literal {
-            Literal::SomeVars { .. } => {}
-            Literal::SomeIn {
-                key,
-                value,
-                collection,
-                ..
-            } => {
-                self.exprs(key.iter());
-                self.expr(value);
-                self.expr(collection);
-            }
-            Literal::Expr { expr, .. } | Literal::NotExpr { expr, .. } => self.expr(expr),
-            Literal::Every { domain, query, .. } => {
-                self.expr(domain);
-                self.query(query);
-            }
-        }
-        for with in &stmt.with_mods {
-            self.expr(&with.refr);
-            self.expr(&with.r#as);
-        }
-    }
-
-    fn exprs<'e>(&mut self, exprs: impl Iterator<Item = &'e Ref<Expr>>) {
-        for expr in exprs {
-            self.expr(expr);
-        }
-    }
-
     /// The path under `input` a reference rooted at `input` or at an alias reads.
     fn input_path(&self, root: &str, keys: Vec<String>) -> Option<Vec<String>> {
         if root == INPUT {
@@ -232,82 +153,18 @@ impl Walk<'_> {
         Some(prefix.iter().cloned().chain(keys).collect())
     }
 
-    fn expr(&mut self, expr: &Expr) {
-        if let Some((root, keys, _)) = reference(expr) {
-            if let Some(path) = self.input_path(root, keys) {
-                self.reads.insert(path);
-            }
-            // The keys of the reference may be expressions that read input too.
-            self.reference_keys(expr);
+    /// A call of a builtin whose answer depends on more than its arguments.
+    fn note_nondeterministic(&mut self, fcn: &Expr) {
+        if self.nondeterministic.is_some() {
             return;
         }
-        match expr {
-            Expr::String { .. }
-            | Expr::RawString { .. }
-            | Expr::Number { .. }
-            | Expr::Bool { .. }
-            | Expr::Null { .. }
-            | Expr::Var { .. } => {}
-            Expr::Array { items, .. } | Expr::Set { items, .. } => self.exprs(items.iter()),
-            Expr::Object { fields, .. } => {
-                for (_, key, value) in fields {
-                    self.expr(key);
-                    self.expr(value);
-                }
-            }
-            Expr::ArrayCompr { term, query, .. } | Expr::SetCompr { term, query, .. } => {
-                self.expr(term);
-                self.query(query);
-            }
-            Expr::ObjectCompr {
-                key, value, query, ..
-            } => {
-                self.expr(key);
-                self.expr(value);
-                self.query(query);
-            }
-            Expr::Call { fcn, params, .. } => {
-                if let Some((root, keys, false)) = reference(fcn) {
-                    let name = std::iter::once(root)
-                        .chain(keys.iter().map(String::as_str))
-                        .collect::<Vec<_>>()
-                        .join(".");
-                    if self.nondeterministic.is_none() && NONDETERMINISTIC.contains(&name.as_str())
-                    {
-                        *self.nondeterministic = Some(name);
-                    }
-                }
-                if let Some(path) = self.object_get(fcn, params) {
-                    self.reads.insert(path);
-                    self.exprs(params.iter().skip(1));
-                    return;
-                }
-                self.expr(fcn);
-                self.exprs(params.iter());
-            }
-            Expr::UnaryExpr { expr, .. } => self.expr(expr),
-            // Not rooted at a variable (e.g. `f(x).y`, `[1][0]`): walk what it is made of.
-            Expr::RefDot { refr, .. } => self.expr(refr),
-            Expr::RefBrack { refr, index, .. } => {
-                self.expr(refr);
-                self.expr(index);
-            }
-            Expr::BinExpr { lhs, rhs, .. }
-            | Expr::BoolExpr { lhs, rhs, .. }
-            | Expr::ArithExpr { lhs, rhs, .. }
-            | Expr::AssignExpr { lhs, rhs, .. } => {
-                self.expr(lhs);
-                self.expr(rhs);
-            }
-            Expr::Membership {
-                key,
-                value,
-                collection,
-                ..
-            } => {
-                self.exprs(key.iter());
-                self.expr(value);
-                self.expr(collection);
+        if let Some((root, keys, false)) = reference(fcn) {
+            let name = std::iter::once(root)
+                .chain(keys.iter().map(String::as_str))
+                .collect::<Vec<_>>()
+                .join(".");
+            if NONDETERMINISTIC.contains(&name.as_str()) {
+                *self.nondeterministic = Some(name);
             }
         }
     }
@@ -343,12 +200,39 @@ impl Walk<'_> {
             match expr {
                 Expr::RefDot { refr, .. } => expr = refr,
                 Expr::RefBrack { refr, index, .. } => {
-                    self.expr(index);
+                    walk::expr(index, self);
                     expr = refr;
                 }
                 _ => return,
             }
         }
+    }
+}
+
+impl Visitor for Walk<'_> {
+    fn expr(&mut self, expr: &Expr) -> bool {
+        if let Some((root, keys, _)) = reference(expr) {
+            if let Some(path) = self.input_path(root, keys) {
+                self.reads.insert(path);
+            }
+            // The keys of the reference may be expressions that read input too.
+            self.reference_keys(expr);
+            return false;
+        }
+        if let Expr::Call { fcn, params, .. } = expr {
+            self.note_nondeterministic(fcn);
+            if let Some(path) = self.object_get(fcn, params) {
+                self.reads.insert(path);
+                params.iter().skip(1).for_each(|p| walk::expr(p, self));
+                return false;
+            }
+        }
+        true
+    }
+
+    /// A head key may read input (`p[input.x] := 1`).
+    fn head(&mut self, refr: &Expr) {
+        walk::expr(refr, self);
     }
 }
 
