@@ -104,8 +104,9 @@ bench: build tools $(NOOP_WASM) ## micro benches, then every configuration in re
 bench-bundles: build tools ## live-bundle activation times and fetches per polling period (writes benches/results/bundles.md)
 	$(VENV)/bin/python benches/e2e/bundles.py
 
-check: ## formatting and lints, native and wasm32 (what CI checks besides tests)
+check: ## formatting, lints (native and wasm32), third_party/regorus = 0.14.1 + PATCHES.md
 	cargo fmt --all --check
+	python3 scripts/check-regorus.py
 	cargo clippy --locked --workspace --all-targets -- -D warnings
 	cargo clippy --locked -p zerohop-filter -p zerohop-noop-wasm --target wasm32-wasip1 -- -D warnings
 

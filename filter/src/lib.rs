@@ -19,3 +19,19 @@ mod proxy;
 
 /// The exact regorus version this build evaluates with; precompiled programs must match it.
 pub const REGORUS_VERSION: &str = "0.14.1";
+
+#[cfg(test)]
+mod tests {
+    /// Bundles record `REGORUS_VERSION` next to their precompiled program, and the filter
+    /// refuses a program of another version: the constant must be what the build links.
+    #[test]
+    fn regorus_version_is_the_pinned_and_locked_one() {
+        let locked = include_str!("../../Cargo.lock")
+            .split("[[package]]")
+            .find(|package| package.contains("\nname = \"regorus\"\n"))
+            .and_then(|package| package.lines().find_map(|l| l.strip_prefix("version = ")));
+        assert_eq!(locked, Some(format!("\"{}\"", super::REGORUS_VERSION).as_str()));
+        let pin = format!("regorus = {{ version = \"={}\"", super::REGORUS_VERSION);
+        assert!(include_str!("../../Cargo.toml").contains(&pin), "missing {pin}");
+    }
+}
