@@ -258,27 +258,6 @@ fn rego_v0_bundles_follow_the_manifest() {
     );
 }
 
-/// A known regorus RVM difference, kept as a ratchet: an array comprehension over an
-/// undefined rule yields `[undefined]` on the RVM where OPA and the interpreter yield `[]`.
-/// When regorus fixes it this test fails: delete it and the README's note.
-#[test]
-fn known_difference_array_comprehension_over_undefined_rule() {
-    let rego = "package e\nimport rego.v1\nmaybe if input.x == 1\na := [r | r := data.e.maybe]\n";
-    let plain = Bundle::from_files(vec![("e.rego".into(), rego.as_bytes().to_vec())]).unwrap();
-    let mut policy = Policy::load(&plain, &path("e/a")).unwrap();
-    assert_eq!(policy.mode(), Mode::CompiledAtLoad);
-    assert_eq!(
-        policy.evaluate(Value::new_object()),
-        Ok(Value::from(vec![Value::Undefined]))
-    );
-    let mut interpreter = parse(&plain).unwrap();
-    interpreter.set_input(Value::new_object());
-    assert_eq!(
-        interpreter.eval_rule("data.e.a".into()).unwrap(),
-        Value::from(Vec::<Value>::new())
-    );
-}
-
 #[test]
 fn functions_the_filter_lacks_are_refused_at_load() {
     let rego = "package p\nimport rego.v1\nallow if {\n\tcerts := crypto.x509.parse_certificates(input.cert)\n\tcerts[0].subject == \"alice\"\n}\n";
@@ -291,22 +270,75 @@ fn functions_the_filter_lacks_are_refused_at_load() {
     );
 }
 
-/// regorus's RVM lets a rule body through when a variable bound to an undefined value is only
-/// used under `not` (OPA, and the regorus interpreter: the assignment makes the body
-/// undefined). Found by the differential tests with a body rule on a request without `body`.
-#[test]
-fn known_difference_not_over_a_variable_bound_to_undefined() {
-    let rego = "package e\nimport rego.v1\ndefault a := false\na if {\n\tnote := input.body\n\tnot contains(note, \"x\")\n}\n";
-    let plain = Bundle::from_files(vec![("e.rego".into(), rego.as_bytes().to_vec())]).unwrap();
-    let mut policy = Policy::load(&plain, &path("e/a")).unwrap();
-    assert_eq!(policy.mode(), Mode::CompiledAtLoad);
-    assert_eq!(policy.evaluate(Value::new_object()), Ok(Value::from(true)));
+/// `t.r` for `input` (JSON), decided by the RVM (the compiler must accept `rego`) and by the
+/// interpreter; both must give `expected` (JSON, sets as arrays; `None`: undefined), as OPA
+/// decided it.
+#[track_caller]
+fn assert_decides(rego: &str, input: &str, expected: Option<&str>) {
+    let source = format!("package t\nimport rego.v1\n{rego}\n");
+    let plain = Bundle::from_files(vec![("t.rego".into(), source.into_bytes())]).unwrap();
+    let input = Value::from_json_str(input).unwrap();
+    let expected = expected.map(|json| Value::from_json_str(json).unwrap().to_json_str().unwrap());
+    let json = |value: Value| match value {
+        Value::Undefined => None,
+        value => Some(value.to_json_str().unwrap()),
+    };
+    let mut policy = Policy::load(&plain, &path("t/r")).unwrap();
+    assert_eq!(policy.mode(), Mode::CompiledAtLoad, "{rego}");
+    let decided = match policy.evaluate(input.clone()) {
+        Ok(value) => json(value),
+        Err(EvalError::Undefined) => None,
+        Err(e) => panic!("RVM: {rego}: {e}"),
+    };
+    assert_eq!(decided, expected, "RVM: {rego}");
     let mut interpreter = parse(&plain).unwrap();
-    interpreter.set_input(Value::new_object());
-    assert_eq!(
-        interpreter.eval_rule("data.e.a".into()).unwrap(),
-        Value::from(false)
-    );
+    interpreter.set_input(input);
+    let interpreted = json(interpreter.eval_rule("data.t.r".into()).unwrap());
+    assert_eq!(interpreted, expected, "interpreter: {rego}");
+}
+
+/// Binding an undefined value fails the expression, whatever binds it (answers from OPA
+/// v1.20.2). regorus 0.14.1's RVM let `:=` bind undefined and carry on: a rule body passed
+/// without the value it read (fail open), comprehensions collected `undefined`.
+#[test]
+fn binding_an_undefined_value_fails_the_body() {
+    for (rego, expected) in [
+        ("r if { v := input.missing }", None),
+        (
+            "default r := false\nr if { v := input.missing }",
+            Some("false"),
+        ),
+        ("r := 1 if { v := input.a.b.c }", None),
+        ("r := 1 if { _ := input.missing }", None),
+        ("r := 1 if { _ = input.missing }", None),
+        ("r := 1 if { v := input.xs[5] }", None),
+        ("r := 1 if { v := count(input.missing) }", None),
+        ("r := 1 if { v := [input.missing] }", None),
+        ("r := 1 if { v := {\"a\": input.missing} }", None),
+        ("r := 1 if { v := input.missing + 1 }", None),
+        ("q := 3 if false\nr := 1 if { v := q }", None),
+        ("r if { v := input.missing; not v }", None),
+        ("f(x) := 1\nr if { v := f(input.missing) }", None),
+        (
+            "f(x) := 1 if { v := x.missing }\nr := y if { y := f({}) }",
+            None,
+        ),
+        ("r contains 1 if { v := input.missing }", Some("[]")),
+        ("r := [1 | v := input.missing]", Some("[]")),
+        ("r := {1 | v := input.missing}", Some("[]")),
+        ("r := x if { x := [y | y := input.missing] }", Some("[]")),
+        ("r := x if { x := {k: 1 | k := input.missing} }", Some("{}")),
+        (
+            "maybe if input.x == 1\nr := [m | m := data.t.maybe]",
+            Some("[]"),
+        ),
+        (
+            "default r := false\nr if { note := input.body\nnot contains(note, \"x\") }",
+            Some("false"),
+        ),
+    ] {
+        assert_decides(rego, r#"{"xs": [1], "a": {}}"#, expected);
+    }
 }
 
 /// A policy over every way a host function is reached: a rule body, a function, `not`, a

@@ -11,27 +11,6 @@ use crate::rvm::instructions::{GuardMode, Instruction};
 use crate::value::Value;
 use anyhow::{bail, Result};
 
-#[derive(Clone, Copy, Debug)]
-pub enum PlanContext {
-    ColonAssignment,
-    Assignment,
-    FunctionParameter,
-    LoopIndex,
-    SomeIn,
-}
-
-impl PlanContext {
-    fn require_defined_values(self) -> bool {
-        matches!(
-            self,
-            PlanContext::Assignment
-                | PlanContext::FunctionParameter
-                | PlanContext::LoopIndex
-                | PlanContext::SomeIn
-        )
-    }
-}
-
 impl<'a> Compiler<'a> {
     pub fn compile_assignment_plan_using_hoisted_destructuring(
         &mut self,
@@ -43,48 +22,28 @@ impl<'a> Compiler<'a> {
                 rhs_expr, lhs_plan, ..
             } => {
                 let rhs_reg = self.compile_rego_expr_with_span(rhs_expr, rhs_expr.span(), false)?;
-                let _ = self.apply_destructuring_plan(
-                    lhs_plan,
-                    rhs_reg,
-                    span,
-                    PlanContext::ColonAssignment,
-                )?;
+                let _ = self.apply_destructuring_plan(lhs_plan, rhs_reg, span)?;
                 Ok(rhs_reg)
             }
             AssignmentPlan::EqualsBindLeft {
                 rhs_expr, lhs_plan, ..
             } => {
                 let rhs_reg = self.compile_rego_expr_with_span(rhs_expr, rhs_expr.span(), false)?;
-                let _ = self.apply_destructuring_plan(
-                    lhs_plan,
-                    rhs_reg,
-                    span,
-                    PlanContext::Assignment,
-                )?;
+                let _ = self.apply_destructuring_plan(lhs_plan, rhs_reg, span)?;
                 self.load_bool_literal(true, span)
             }
             AssignmentPlan::EqualsBindRight {
                 lhs_expr, rhs_plan, ..
             } => {
                 let lhs_reg = self.compile_rego_expr_with_span(lhs_expr, lhs_expr.span(), false)?;
-                let _ = self.apply_destructuring_plan(
-                    rhs_plan,
-                    lhs_reg,
-                    span,
-                    PlanContext::Assignment,
-                )?;
+                let _ = self.apply_destructuring_plan(rhs_plan, lhs_reg, span)?;
                 self.load_bool_literal(true, span)
             }
             AssignmentPlan::EqualsBothSides { element_pairs, .. } => {
                 for (value_expr, value_plan) in element_pairs {
                     let value_reg =
                         self.compile_rego_expr_with_span(value_expr, value_expr.span(), false)?;
-                    let _ = self.apply_destructuring_plan(
-                        value_plan,
-                        value_reg,
-                        span,
-                        PlanContext::Assignment,
-                    )?;
+                    let _ = self.apply_destructuring_plan(value_plan, value_reg, span)?;
                 }
                 self.load_bool_literal(true, span)
             }
@@ -157,20 +116,10 @@ impl<'a> Compiler<'a> {
             }
             BindingPlan::LoopIndex {
                 destructuring_plan, ..
-            } => self.apply_destructuring_plan(
-                destructuring_plan,
-                value_register,
-                span,
-                PlanContext::LoopIndex,
-            ),
+            } => self.apply_destructuring_plan(destructuring_plan, value_register, span),
             BindingPlan::Parameter {
                 destructuring_plan, ..
-            } => self.apply_destructuring_plan(
-                destructuring_plan,
-                value_register,
-                span,
-                PlanContext::FunctionParameter,
-            ),
+            } => self.apply_destructuring_plan(destructuring_plan, value_register, span),
             BindingPlan::SomeIn { .. } => {
                 bail!("use apply_some_in_binding_plan for SomeIn bindings")
             }
@@ -186,10 +135,9 @@ impl<'a> Compiler<'a> {
         span: &Span,
     ) -> Result<()> {
         if let (Some(plan), Some(register)) = (key_plan, key_register) {
-            let _ = self.apply_destructuring_plan(plan, register, span, PlanContext::SomeIn)?;
+            let _ = self.apply_destructuring_plan(plan, register, span)?;
         }
-        let _ =
-            self.apply_destructuring_plan(value_plan, value_register, span, PlanContext::SomeIn)?;
+        let _ = self.apply_destructuring_plan(value_plan, value_register, span)?;
         Ok(())
     }
 
@@ -198,13 +146,12 @@ impl<'a> Compiler<'a> {
         plan: &DestructuringPlan,
         value_register: Register,
         span: &Span,
-        context: PlanContext,
     ) -> Result<Option<Register>> {
         match plan {
             DestructuringPlan::Var(name_span) => {
-                self.bind_variable(name_span, value_register, span, context)?;
+                self.bind_variable(name_span, value_register, span)?;
             }
-            DestructuringPlan::Ignore => {}
+            DestructuringPlan::Ignore => self.guard_defined(value_register, span),
             DestructuringPlan::EqualityExpr(expected_expr) => {
                 let expected_reg =
                     self.compile_rego_expr_with_span(expected_expr, expected_expr.span(), false)?;
@@ -263,17 +210,14 @@ impl<'a> Compiler<'a> {
                         },
                         span,
                     );
-                    if context.require_defined_values() {
-                        self.emit_instruction(
-                            Instruction::Guard {
-                                register: element_reg,
-                                mode: GuardMode::NotUndefined,
-                            },
-                            span,
-                        );
-                    }
-                    let _ =
-                        self.apply_destructuring_plan(element_plan, element_reg, span, context)?;
+                    self.emit_instruction(
+                        Instruction::Guard {
+                            register: element_reg,
+                            mode: GuardMode::NotUndefined,
+                        },
+                        span,
+                    );
+                    let _ = self.apply_destructuring_plan(element_plan, element_reg, span)?;
                 }
             }
             DestructuringPlan::Object {
@@ -298,7 +242,7 @@ impl<'a> Compiler<'a> {
                         },
                         span,
                     );
-                    let _ = self.apply_destructuring_plan(field_plan, field_reg, span, context)?;
+                    let _ = self.apply_destructuring_plan(field_plan, field_reg, span)?;
                 }
 
                 for (key_expr, field_plan) in dynamic_fields {
@@ -320,7 +264,7 @@ impl<'a> Compiler<'a> {
                         },
                         span,
                     );
-                    let _ = self.apply_destructuring_plan(field_plan, field_reg, span, context)?;
+                    let _ = self.apply_destructuring_plan(field_plan, field_reg, span)?;
                 }
             }
         }
@@ -332,10 +276,10 @@ impl<'a> Compiler<'a> {
         name_span: &Span,
         value_register: Register,
         span: &Span,
-        context: PlanContext,
     ) -> Result<()> {
         let var_name = name_span.text();
         if var_name == "_" {
+            self.guard_defined(value_register, span);
             return Ok(());
         }
 
@@ -353,17 +297,20 @@ impl<'a> Compiler<'a> {
         );
         self.add_variable(var_name, dest);
 
-        if context.require_defined_values() {
-            self.emit_instruction(
-                Instruction::Guard {
-                    register: dest,
-                    mode: GuardMode::NotUndefined,
-                },
-                span,
-            );
-        }
-
+        self.guard_defined(dest, span);
         Ok(())
+    }
+
+    /// Binding an undefined value fails the expression, whatever binds it (`:=`, `=`,
+    /// `some ... in`, a function parameter) and even to `_`: OPA never binds undefined.
+    fn guard_defined(&mut self, register: Register, span: &Span) {
+        self.emit_instruction(
+            Instruction::Guard {
+                register,
+                mode: GuardMode::NotUndefined,
+            },
+            span,
+        );
     }
 
     fn load_bool_literal(&mut self, value: bool, span: &Span) -> Result<Register> {
