@@ -270,15 +270,12 @@ fn functions_the_filter_lacks_are_refused_at_load() {
     );
 }
 
-/// `t.r` for `input` (JSON), decided by the RVM (the compiler must accept `rego`) and by the
-/// interpreter; both must give `expected` (JSON, sets as arrays; `None`: undefined), as OPA
-/// decided it.
-#[track_caller]
-fn assert_decides(rego: &str, input: &str, expected: Option<&str>) {
+/// `t.r` of `rego` (a module body) for `input` (JSON), as JSON (sets as arrays), `None` when
+/// undefined: by the RVM (the compiler must accept `rego`) and by the interpreter.
+fn decide(rego: &str, input: &str) -> [Option<String>; 2] {
     let source = format!("package t\nimport rego.v1\n{rego}\n");
     let plain = Bundle::from_files(vec![("t.rego".into(), source.into_bytes())]).unwrap();
     let input = Value::from_json_str(input).unwrap();
-    let expected = expected.map(|json| Value::from_json_str(json).unwrap().to_json_str().unwrap());
     let json = |value: Value| match value {
         Value::Undefined => None,
         value => Some(value.to_json_str().unwrap()),
@@ -290,11 +287,30 @@ fn assert_decides(rego: &str, input: &str, expected: Option<&str>) {
         Err(EvalError::Undefined) => None,
         Err(e) => panic!("RVM: {rego}: {e}"),
     };
-    assert_eq!(decided, expected, "RVM: {rego}");
     let mut interpreter = parse(&plain).unwrap();
     interpreter.set_input(input);
     let interpreted = json(interpreter.eval_rule("data.t.r".into()).unwrap());
-    assert_eq!(interpreted, expected, "interpreter: {rego}");
+    [decided, interpreted]
+}
+
+fn expected_json(expected: Option<&str>) -> Option<String> {
+    expected.map(|json| Value::from_json_str(json).unwrap().to_json_str().unwrap())
+}
+
+/// The RVM and the interpreter both decide `expected` (JSON; `None`: undefined), OPA's answer.
+#[track_caller]
+fn assert_decides(rego: &str, input: &str, expected: Option<&str>) {
+    let [decided, interpreted] = decide(rego, input);
+    let expected = expected_json(expected);
+    assert_eq!(decided, expected, "RVM: {rego} for {input}");
+    assert_eq!(interpreted, expected, "interpreter: {rego} for {input}");
+}
+
+/// The RVM decides `expected`, OPA's answer (the interpreter is not checked).
+#[track_caller]
+fn assert_rvm_decides(rego: &str, input: &str, expected: Option<&str>) {
+    let [decided, _] = decide(rego, input);
+    assert_eq!(decided, expected_json(expected), "RVM: {rego} for {input}");
 }
 
 /// Binding an undefined value fails the expression, whatever binds it (answers from OPA
@@ -339,6 +355,69 @@ fn binding_an_undefined_value_fails_the_body() {
     ] {
         assert_decides(rego, r#"{"xs": [1], "a": {}}"#, expected);
     }
+}
+
+/// OPA evaluates the operands of a negated call (references, calls, the elements of
+/// collection literals) before the negation, so an undefined operand fails the body instead
+/// of making the negation succeed; the negated term itself, and the operands of `==` and `=`,
+/// stay inside (answers from OPA v1.20.2). regorus 0.14.1's RVM let such bodies pass (fail
+/// open): `not startswith(input.path, "/admin")` allowed a request without a path.
+#[test]
+fn negation_fails_on_an_undefined_operand() {
+    let prelude = "h := {\"a\": true}\nq := 1 if false\nf(a) if a == 1\ndefault r := \"default\"\n";
+    for (negated, undefined_operand, defined_operands) in [
+        ("not startswith(input.p, \"/admin\")", "default", "pass"),
+        ("not startswith(\"/admin\", input.p)", "default", "pass"),
+        ("not is_string(input.p)", "default", "default"),
+        ("not contains(lower(input.p), \"z\")", "default", "pass"),
+        ("not lower(input.p) == \"a\"", "default", "pass"),
+        ("not input.x != 1", "default", "pass"),
+        ("not input.x < 1", "default", "pass"),
+        ("not input.x + 1 == 3", "default", "pass"),
+        ("not count(input.xs) > 1", "default", "pass"),
+        ("not input.x in {2}", "default", "pass"),
+        ("not 2 in input.xs", "default", "pass"),
+        ("not [input.x] == [2]", "default", "pass"),
+        ("not {\"a\": input.x} == {\"a\": 2}", "default", "pass"),
+        ("not [input.x]", "default", "default"),
+        ("not f(input.x)", "default", "default"),
+        ("not f(q)", "default", "default"),
+        ("not h[input.k]", "default", "pass"),
+        ("not input.xs[input.i] == 2", "default", "pass"),
+        ("not sprintf(\"%v\", [input.x]) == \"2\"", "default", "pass"),
+        // Inside: undefined makes the negation succeed.
+        ("not input.x", "pass", "default"),
+        ("not input.x.y", "pass", "pass"),
+        ("not input.x == 2", "pass", "pass"),
+        ("not input.x = 2", "pass", "pass"),
+        ("not input.p == input.q", "pass", "pass"),
+        ("not q == 1", "pass", "pass"),
+        ("not input.x == [y | y := input.z]", "pass", "pass"),
+    ] {
+        let rego = format!("{prelude}r := \"pass\" if {{ {negated} }}");
+        let undefined = format!("\"{undefined_operand}\"");
+        let defined = format!("\"{defined_operands}\"");
+        assert_rvm_decides(&rego, "{}", Some(&undefined));
+        let input = r#"{"p": "/x", "x": 1, "xs": [1], "k": "b", "i": 0, "q": "/y"}"#;
+        assert_rvm_decides(&rego, input, Some(&defined));
+    }
+    // In an iteration, a function and `every`.
+    let ps = r#"{"ps": [{"name": "b"}, {}]}"#;
+    assert_rvm_decides(
+        "r contains p if { some p in input.ps; not startswith(p.name, \"a\") }",
+        ps,
+        Some(r#"[{"name": "b"}]"#),
+    );
+    assert_rvm_decides(
+        "ok(x) if not startswith(x.name, \"a\")\nr := [p | some p in input.ps; ok(p)]",
+        ps,
+        Some(r#"[{"name": "b"}]"#),
+    );
+    assert_rvm_decides(
+        "default r := false\nr if { every p in input.ps { not startswith(p.name, \"a\") } }",
+        ps,
+        Some("false"),
+    );
 }
 
 /// A policy over every way a host function is reached: a rule body, a function, `not`, a

@@ -13,6 +13,7 @@ mod error;
 mod expressions;
 mod function_calls;
 mod loops;
+mod negation;
 mod program;
 mod queries;
 mod references;

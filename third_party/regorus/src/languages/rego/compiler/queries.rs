@@ -6,6 +6,7 @@
     clippy::pattern_type_mismatch
 )]
 
+use super::negation::negation_operands;
 use super::{Compiler, CompilerError, ComprehensionType, ContextType, Result};
 use crate::ast::{self, LiteralStmt, Query};
 use crate::rvm::instructions::GuardMode;
@@ -267,6 +268,24 @@ impl<'a> Compiler<'a> {
                 }
             }
             ast::Literal::NotExpr { expr, .. } => {
+                // The operands OPA evaluates before the negation: undefined fails the body.
+                let mut hoisted = Vec::new();
+                for operand in negation_operands(expr) {
+                    let register =
+                        self.compile_rego_expr_with_span(&operand, operand.span(), false)?;
+                    self.emit_instruction(
+                        Instruction::Guard {
+                            register,
+                            mode: GuardMode::NotUndefined,
+                        },
+                        operand.span(),
+                    );
+                    if !self.loop_expr_register_map.contains_key(&operand) {
+                        self.loop_expr_register_map
+                            .insert(operand.clone(), register);
+                        hoisted.push(operand);
+                    }
+                }
                 let expr_reg = self.with_soft_assert_mode(true, |compiler| {
                     compiler.compile_rego_expr_with_span(expr, expr.span(), false)
                 })?;
@@ -287,6 +306,9 @@ impl<'a> Compiler<'a> {
                     },
                     &stmt.span,
                 );
+                for operand in &hoisted {
+                    self.loop_expr_register_map.remove(operand);
+                }
             }
         }
         Ok(())
