@@ -271,7 +271,8 @@ fn functions_the_filter_lacks_are_refused_at_load() {
 }
 
 /// `t.r` of `rego` (a module body) for `input` (JSON), as JSON (sets as arrays), `None` when
-/// undefined: by the RVM (the compiler must accept `rego`) and by the interpreter.
+/// undefined: by the RVM (the compiler must accept `rego`) and by the interpreter (its
+/// errors as `error: …`).
 fn decide(rego: &str, input: &str) -> [Option<String>; 2] {
     let source = format!("package t\nimport rego.v1\n{rego}\n");
     let plain = Bundle::from_files(vec![("t.rego".into(), source.into_bytes())]).unwrap();
@@ -289,7 +290,10 @@ fn decide(rego: &str, input: &str) -> [Option<String>; 2] {
     };
     let mut interpreter = parse(&plain).unwrap();
     interpreter.set_input(input);
-    let interpreted = json(interpreter.eval_rule("data.t.r".into()).unwrap());
+    let interpreted = match interpreter.eval_rule("data.t.r".into()) {
+        Ok(value) => json(value),
+        Err(e) => Some(format!("error: {e}")),
+    };
     [decided, interpreted]
 }
 
@@ -417,6 +421,101 @@ fn negation_fails_on_an_undefined_operand() {
         "default r := false\nr if { every p in input.ps { not startswith(p.name, \"a\") } }",
         ps,
         Some("false"),
+    );
+}
+
+/// A complete rule or function with two different values, and a partial object rule with
+/// two values for one key, are OPA's `eval_conflict_error` (OPA-Envoy answers with
+/// `status_on_error`); equal values are not (answers from OPA v1.20.2). regorus 0.14.1's RVM
+/// kept the last value of an iteration and made rules with conflicting definitions
+/// undefined, so a `default` applied.
+#[test]
+fn conflicting_outputs_are_evaluation_errors() {
+    for (rego, input) in [
+        ("r := x if { some x in input.xs }", r#"{"xs": [1, 2]}"#),
+        ("r := x if { x := input.xs[_] }", r#"{"xs": [1, 2]}"#),
+        (
+            "r := {\"a\": x} if { some x in input.xs }",
+            r#"{"xs": [1, 2]}"#,
+        ),
+        (
+            "r := x if { some x in input.xs } else := 5",
+            r#"{"xs": [1, 2]}"#,
+        ),
+        (
+            "default r := 0\nr := 1 if input.a\nr := 2 if input.b",
+            r#"{"a": true, "b": true}"#,
+        ),
+        (
+            "f(x) := 1 if x > 0\nf(x) := 2 if x > 1\nr := f(input.n)",
+            r#"{"n": 5}"#,
+        ),
+        (
+            "f(x) := y if { some y in x }\nr := f(input.xs)",
+            r#"{"xs": [1, 2]}"#,
+        ),
+        (
+            "f(x) := y if { some y in x }\nr if f(input.xs)",
+            r#"{"xs": [1, 2]}"#,
+        ),
+        (
+            "q := x if { some x in input.xs }\ndefault r := false\nr if q == 5",
+            r#"{"xs": [1, 2]}"#,
+        ),
+        (
+            "r[k] := v if { some v in input.xs; k := \"a\" }",
+            r#"{"xs": [1, 2]}"#,
+        ),
+    ] {
+        let source = format!("package t\nimport rego.v1\n{rego}\n");
+        let plain = Bundle::from_files(vec![("t.rego".into(), source.into_bytes())]).unwrap();
+        let mut policy = Policy::load(&plain, &path("t/r")).unwrap();
+        assert_eq!(policy.mode(), Mode::CompiledAtLoad, "{rego}");
+        match policy.evaluate(Value::from_json_str(input).unwrap()) {
+            Err(EvalError::Failed(message)) => {
+                assert!(message.contains("eval_conflict_error"), "{rego}: {message}")
+            }
+            other => panic!("{rego}: {other:?}"),
+        }
+        // The VM decides the next request as a fresh one does.
+        let next = Value::from_json_str(r#"{"xs": [3], "n": 1}"#).unwrap();
+        let mut fresh = Policy::load(&plain, &path("t/r")).unwrap();
+        assert_eq!(
+            policy.evaluate(next.clone()),
+            fresh.evaluate(next),
+            "{rego}"
+        );
+    }
+    for (rego, input, expected) in [
+        (
+            "r := x if { some x in input.xs }",
+            r#"{"xs": [1, 1]}"#,
+            Some("1"),
+        ),
+        (
+            "r := 1 if input.a\nr := 1 if input.b",
+            r#"{"a": true, "b": true}"#,
+            Some("1"),
+        ),
+        (
+            "r[k] := v if { some v in input.xs; k := \"a\" }",
+            r#"{"xs": [1, 1]}"#,
+            Some(r#"{"a": 1}"#),
+        ),
+        (
+            "f(x) := 1 if x == 1 else := 2\nf(x) := 3 if x == 2\nr := f(input.n)",
+            r#"{"n": 1}"#,
+            Some("1"),
+        ),
+    ] {
+        assert_decides(rego, input, expected);
+    }
+    // An iteration whose value is undefined is no output (the interpreter fails here: "not an
+    // object").
+    assert_rvm_decides(
+        "r := input.m[x] if { some x in [\"b\", \"a\"] }",
+        r#"{"m": {"a": 1}}"#,
+        Some("1"),
     );
 }
 

@@ -2,7 +2,7 @@
 // Licensed under the MIT License.
 
 use crate::rvm::instructions::{GuardMode, Instruction, LiteralOrRegister};
-use crate::rvm::program::Program;
+use crate::rvm::program::{Program, RuleType};
 use crate::value::Value;
 use alloc::vec::Vec;
 use core::mem;
@@ -81,7 +81,15 @@ impl RegoVM {
             }
             Move { dest, src } => {
                 let value = self.get_register(src)?.clone();
-                self.set_register(dest, value)?;
+                // A move into the result register of the complete rule or function being
+                // evaluated is one of its outputs (the compiler moves nothing else there).
+                if self.call_rule_stack.last().is_some_and(|ctx| {
+                    ctx.result_reg == dest && matches!(ctx.rule_type, RuleType::Complete)
+                }) {
+                    self.add_rule_output(dest, value)?;
+                } else {
+                    self.set_register(dest, value)?;
+                }
                 Ok(InstructionOutcome::Continue)
             }
             other => self.execute_arithmetic_instruction(program, other),
@@ -462,6 +470,15 @@ impl RegoVM {
                 let mut obj_value = self.take_register(obj)?;
 
                 if let Ok(obj_mut) = obj_value.as_object_mut() {
+                    // A partial object rule: a key with two different values is a conflict,
+                    // as in OPA.
+                    if obj_mut.get(&key_value).is_some_and(|v| *v != value_value) {
+                        self.set_register(obj, obj_value)?;
+                        return Err(VmError::ConflictingOutputs {
+                            message: "object keys must be unique",
+                            pc: self.pc,
+                        });
+                    }
                     obj_mut.insert(key_value, value_value);
                     self.set_register(obj, obj_value)?;
                 } else {

@@ -214,6 +214,11 @@ pub enum VmError {
     #[error("Assertion failed (pc={pc})")]
     AssertionFailed { pc: usize },
 
+    /// OPA's `eval_conflict_error`: a complete rule or a function with two different
+    /// values, or a partial object rule with two values for one key.
+    #[error("eval_conflict_error: {message} (pc={pc})")]
+    ConflictingOutputs { message: &'static str, pc: usize },
+
     #[error("Rule-data conflict: {message} (pc={pc})")]
     RuleDataConflict { message: String, pc: usize },
 

@@ -28,6 +28,7 @@ impl RegoVM {
                 | VmError::RegexSizeLimitExceeded { .. }
                 | VmError::InstructionLimitExceeded { .. }
                 | VmError::NumericOverflow { .. }
+                | VmError::ConflictingOutputs { .. }
         )
     }
 
@@ -49,14 +50,53 @@ impl RegoVM {
         mem::swap(&mut self.comprehension_stack, previous_comprehension_stack);
     }
 
+    /// OPA's conflict error for `rule_info`'s rule or function.
+    fn conflicting_outputs(&self, rule_info: &RuleInfo) -> VmError {
+        let message = if rule_info.function_info.is_some() {
+            "functions must not produce multiple outputs for same inputs"
+        } else {
+            "complete rules must not produce multiple outputs"
+        };
+        VmError::ConflictingOutputs {
+            message,
+            pc: self.pc,
+        }
+    }
+
+    /// An output of the complete rule or function being evaluated, into its result
+    /// register `dest`: an undefined value is none, and a value other than one already
+    /// produced is a conflict.
+    pub(super) fn add_rule_output(&mut self, dest: u8, value: Value) -> Result<()> {
+        if matches!(value, Value::Undefined) {
+            return Ok(());
+        }
+        let current = self.get_register(dest)?;
+        if matches!(current, Value::Undefined) {
+            return self.set_register(dest, value);
+        }
+        if *current == value {
+            return Ok(());
+        }
+        let rule_info = self
+            .call_rule_stack
+            .last()
+            .and_then(|ctx| self.program.rule_infos.get(usize::from(ctx.rule_index)));
+        Err(match rule_info {
+            Some(rule_info) => self.conflicting_outputs(rule_info),
+            None => VmError::ConflictingOutputs {
+                message: "complete rules must not produce multiple outputs",
+                pc: self.pc,
+            },
+        })
+    }
+
     pub(super) fn execute_rule_definitions_common(
         &mut self,
         rule_definitions: &[Vec<u32>],
         rule_info: &RuleInfo,
         function_call_params: Option<&FunctionCallParams>,
-    ) -> Result<(Value, bool)> {
+    ) -> Result<Value> {
         let mut first_successful_result: Option<Value> = None;
-        let mut rule_failed_due_to_inconsistency = false;
         let is_function_call = rule_info.function_info.is_some();
         let result_reg = rule_info.result_reg;
 
@@ -131,9 +171,12 @@ impl RegoVM {
                             if !matches!(current_result, Value::Undefined) {
                                 if let Some(ref expected) = first_successful_result {
                                     if *expected != current_result {
-                                        rule_failed_due_to_inconsistency = true;
-                                        self.set_register(result_reg, Value::Undefined)?;
-                                        break;
+                                        let conflict = self.conflicting_outputs(rule_info);
+                                        self.restore_rule_state(
+                                            &mut previous_loop_stack,
+                                            &mut previous_comprehension_stack,
+                                        );
+                                        return Err(conflict);
                                     }
                                 } else {
                                     first_successful_result = Some(current_result.clone());
@@ -177,15 +220,9 @@ impl RegoVM {
                     Err(_e) => {}
                 }
             }
-
-            if rule_failed_due_to_inconsistency {
-                break;
-            }
         }
 
-        let final_result = if rule_failed_due_to_inconsistency {
-            Value::Undefined
-        } else if let Some(successful_result) = first_successful_result {
+        let final_result = if let Some(successful_result) = first_successful_result {
             successful_result
         } else {
             self.get_register(result_reg)?.clone()
@@ -202,7 +239,7 @@ impl RegoVM {
         self.loop_stack = previous_loop_stack;
         self.comprehension_stack = previous_comprehension_stack;
 
-        Ok((final_result, rule_failed_due_to_inconsistency))
+        Ok(final_result)
     }
 
     pub(super) fn execute_call_rule_common(
@@ -287,8 +324,11 @@ impl RegoVM {
             current_body_index: 0,
         });
 
-        let (final_result, rule_failed_due_to_inconsistency) = self
-            .execute_rule_definitions_common(&rule_definitions, &rule_info, function_call_params)?;
+        let final_result = self.execute_rule_definitions_common(
+            &rule_definitions,
+            &rule_info,
+            function_call_params,
+        )?;
 
         self.set_register(dest, Value::Undefined)?;
 
@@ -311,16 +351,9 @@ impl RegoVM {
         }
         self.pc = call_context.return_pc;
 
-        let result_from_rule = if !rule_failed_due_to_inconsistency {
-            final_result
-        } else {
-            Value::Undefined
-        };
+        self.set_register(dest, final_result.clone())?;
 
-        self.set_register(dest, result_from_rule.clone())?;
-
-        if matches!(self.get_register(dest)?, Value::Undefined) && !rule_failed_due_to_inconsistency
-        {
+        if matches!(self.get_register(dest)?, Value::Undefined) {
             match call_context.rule_type {
                 RuleType::PartialSet => {
                     self.set_register(dest, Value::new_set())?;
@@ -505,7 +538,6 @@ impl RegoVM {
             phase: RuleFramePhase::Initializing,
             accumulated_result: None,
             any_body_succeeded: false,
-            rule_failed_due_to_inconsistency: false,
             rule_type: rule_info.rule_type.clone(),
             result_reg: rule_info.result_reg,
             is_function_rule,
@@ -573,11 +605,6 @@ impl RegoVM {
         frame_data: &mut RuleFrameData,
         rule_info: &RuleInfo,
     ) -> Result<Option<usize>> {
-        if frame_data.rule_failed_due_to_inconsistency {
-            frame_data.phase = RuleFramePhase::Finalizing;
-            return Ok(None);
-        }
-
         while frame_data.current_definition_index < frame_data.total_definitions {
             let definition_bodies = match rule_info
                 .definitions
@@ -690,12 +717,7 @@ impl RegoVM {
             if !matches!(current_result, Value::Undefined) {
                 if let Some(ref expected) = frame_data.accumulated_result {
                     if *expected != current_result {
-                        frame_data.rule_failed_due_to_inconsistency = true;
-                        if let Some(result_slot) =
-                            self.registers.get_mut(usize::from(frame_data.result_reg))
-                        {
-                            *result_slot = Value::Undefined;
-                        }
+                        return Err(self.conflicting_outputs(rule_info));
                     }
                 } else {
                     frame_data.accumulated_result = Some(current_result);
@@ -727,7 +749,6 @@ impl RegoVM {
             dest_reg,
             rule_index,
             accumulated_result,
-            rule_failed_due_to_inconsistency,
             rule_type,
             result_reg,
             is_function_rule,
@@ -749,9 +770,7 @@ impl RegoVM {
             })?
             .clone();
 
-        let result_from_rule = if rule_failed_due_to_inconsistency {
-            Value::Undefined
-        } else if let Some(value) = accumulated_result {
+        let result_from_rule = if let Some(value) = accumulated_result {
             value
         } else {
             self.registers
@@ -791,7 +810,7 @@ impl RegoVM {
             .get(dest_idx)
             .is_some_and(|value| matches!(*value, Value::Undefined));
 
-        if needs_default && !rule_failed_due_to_inconsistency {
+        if needs_default {
             match rule_type {
                 RuleType::PartialSet => {
                     let register_count = parent_registers.len();
