@@ -519,6 +519,55 @@ fn conflicting_outputs_are_evaluation_errors() {
     );
 }
 
+/// A body that produced no value fails, so its `else` is next: a body whose iteration
+/// finds nothing, or whose head value is undefined (answers from OPA v1.20.2). regorus
+/// 0.14.1's RVM took the body as successful and skipped the `else`, leaving the rule
+/// undefined or at its `default`.
+#[test]
+fn else_follows_a_body_without_a_value() {
+    for (rego, input, expected) in [
+        (
+            "default r := false\nr if { some x in input.xs; x == 3 } else := \"else\"",
+            r#"{"xs": [1]}"#,
+            Some(r#""else""#),
+        ),
+        ("r := 1 if { input.xs[_] == 3 } else := 2", r#"{"xs": [1]}"#, Some("2")),
+        ("r := 1 if { input.xs[_] == 3 } else := 2", r#"{"xs": [1, 3]}"#, Some("1")),
+        ("r := 1 if { some k, v in input.o; v == 3 } else := 2", r#"{"o": {"a": 1}}"#, Some("2")),
+        (
+            "r := 1 if { some x in input.xs; x == 3 } else := 2 if { some x in input.xs; x == 1 } else := 3",
+            r#"{"xs": [2]}"#,
+            Some("3"),
+        ),
+        ("f(y) := x if { some x in y; x == 3 } else := 0\nr := f(input.xs)", r#"{"xs": [1]}"#, Some("0")),
+        ("r := input.missing if { true } else := 2", "{}", Some("2")),
+        ("default r := 9\nr := input.missing if { true } else := 2", "{}", Some("2")),
+        (
+            "r := input.missing if { false } else := input.m2 if { true } else := 3",
+            "{}",
+            Some("3"),
+        ),
+        ("r := input.xs[0] if { true } else := \"none\"", r#"{"xs": []}"#, Some(r#""none""#)),
+    ] {
+        assert_decides(rego, input, expected);
+    }
+    // A function's undefined head value (the interpreter leaves these undefined).
+    for (rego, input, expected) in [
+        (
+            "f(x) := input.missing if { true } else := 2\nr := f(1)",
+            "{}",
+            Some("2"),
+        ),
+        (
+            "f(x) := x.a if { true } else := \"none\"\nr := f(input)",
+            "{}",
+            Some(r#""none""#),
+        ),
+    ] {
+        assert_rvm_decides(rego, input, expected);
+    }
+}
+
 /// A policy over every way a host function is reached: a rule body, a function, `not`, a
 /// comprehension, and a builtin error that leaves the call undefined so `default` applies.
 /// (An undefined call inside an array comprehension hits the RVM difference above.)

@@ -186,6 +186,9 @@ impl RegoVM {
                                         break 'outer;
                                     }
                                 }
+                            } else {
+                                // A body without an output failed: its `else` is next.
+                                continue;
                             }
                         }
 
@@ -729,6 +732,9 @@ impl RegoVM {
                         return Ok(None);
                     }
                 }
+            } else {
+                // A body without an output failed: its `else` is next.
+                return self.rule_frame_after_failure(frame_data, rule_info);
             }
         }
 
