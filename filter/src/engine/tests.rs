@@ -568,6 +568,60 @@ fn else_follows_a_body_without_a_value() {
     }
 }
 
+/// An undefined key or value adds nothing to a partial object or set rule or to a
+/// comprehension (answers from OPA v1.20.2). regorus 0.14.1's RVM added the undefined value,
+/// which came out as the string `"<undefined>"` (`r[input.missing] := 1` was
+/// `{"\"<undefined>\"": 1}`).
+#[test]
+fn undefined_keys_and_values_add_nothing() {
+    let present = r#"{"k": "a", "v": 1, "o": {"a": 1}}"#;
+    for (rego, input, expected) in [
+        ("r[input.missing] := 1", "{}", "{}"),
+        ("r[input.k] := input.missing", present, "{}"),
+        ("r[input.k] := input.v", "{}", "{}"),
+        ("r[input.k] := input.v", present, r#"{"a": 1}"#),
+        (
+            "r[input.k] := 1\nr[input.missing] := 2",
+            present,
+            r#"{"a": 1}"#,
+        ),
+        (
+            "r[k] := 1 if { some x in [\"a\", \"b\"]; k := input.o[x] }",
+            present,
+            r#"{"1": 1}"#,
+        ),
+        ("r contains input.missing", present, "[]"),
+        (
+            "r := {k: input.o[k] | some k in [\"a\", \"b\"]}",
+            present,
+            r#"{"a": 1}"#,
+        ),
+        (
+            "r := [input.o[k] | some k in [\"a\", \"b\"]]",
+            present,
+            "[1]",
+        ),
+        (
+            "r := {input.o[k] | some k in [\"a\", \"b\"]}",
+            present,
+            "[1]",
+        ),
+    ] {
+        assert_decides(rego, input, Some(expected));
+    }
+    // The interpreter gets these wrong (`{}`, `[]`).
+    assert_rvm_decides(
+        "r[k] := input.o[k] if { some k in [\"a\", \"b\"] }",
+        present,
+        Some(r#"{"a": 1}"#),
+    );
+    assert_rvm_decides(
+        "r contains input.o[k] if { some k in [\"a\", \"b\"] }",
+        present,
+        Some("[1]"),
+    );
+}
+
 /// A policy over every way a host function is reached: a rule body, a function, `not`, a
 /// comprehension, and a builtin error that leaves the call undefined so `default` applies.
 /// (An undefined call inside an array comprehension hits the RVM difference above.)

@@ -470,8 +470,14 @@ impl RegoVM {
                 let mut obj_value = self.take_register(obj)?;
 
                 if let Ok(obj_mut) = obj_value.as_object_mut() {
-                    // A partial object rule: a key with two different values is a conflict,
-                    // as in OPA.
+                    // A partial object rule: an undefined key or value adds nothing, and a
+                    // key with two different values is a conflict, as in OPA.
+                    if matches!(key_value, Value::Undefined)
+                        || matches!(value_value, Value::Undefined)
+                    {
+                        self.set_register(obj, obj_value)?;
+                        return Ok(InstructionOutcome::Continue);
+                    }
                     if obj_mut.get(&key_value).is_some_and(|v| *v != value_value) {
                         self.set_register(obj, obj_value)?;
                         return Err(VmError::ConflictingOutputs {
