@@ -622,6 +622,24 @@ fn undefined_keys_and_values_add_nothing() {
     );
 }
 
+/// An object comprehension that gives one key two values is OPA's `eval_conflict_error`
+/// (answers from OPA v1.20.2); regorus 0.14.1's RVM kept the last value.
+#[test]
+fn object_comprehension_key_conflicts_are_errors() {
+    let rego = "package t\nimport rego.v1\nr := {k: v | some v in input.xs; k := \"a\"}\n";
+    let plain = Bundle::from_files(vec![("t.rego".into(), rego.as_bytes().to_vec())]).unwrap();
+    let mut policy = Policy::load(&plain, &path("t/r")).unwrap();
+    assert_eq!(policy.mode(), Mode::CompiledAtLoad);
+    match policy.evaluate(Value::from_json_str(r#"{"xs": [1, 2]}"#).unwrap()) {
+        Err(EvalError::Failed(message)) => assert!(message.contains("eval_conflict_error")),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        policy.evaluate(Value::from_json_str(r#"{"xs": [1, 1]}"#).unwrap()),
+        Ok(Value::from_json_str(r#"{"a": 1}"#).unwrap())
+    );
+}
+
 /// A policy over every way a host function is reached: a rule body, a function, `not`, a
 /// comprehension, and a builtin error that leaves the call undefined so `default` applies.
 /// (An undefined call inside an array comprehension hits the RVM difference above.)

@@ -262,6 +262,15 @@ impl RegoVM {
             }
             (&ComprehensionMode::Object, &mut Value::Object(ref mut obj)) => {
                 if let Some(key) = key_value {
+                    // A key with two different values is a conflict, as in OPA.
+                    if obj.get(&key).is_some_and(|v| *v != value_to_add) {
+                        self.set_register(result_reg, current_result)?;
+                        self.comprehension_stack.push(comprehension_context);
+                        return Err(VmError::ConflictingOutputs {
+                            message: "object keys must be unique",
+                            pc: self.pc,
+                        });
+                    }
                     // An undefined key or value adds nothing, as in OPA.
                     if !matches!(key, Value::Undefined) && !matches!(value_to_add, Value::Undefined)
                     {
@@ -383,6 +392,14 @@ impl RegoVM {
             }
             (&ComprehensionMode::Object, &mut Value::Object(ref mut obj)) => {
                 if let Some(key) = key_value {
+                    // A key with two different values is a conflict, as in OPA.
+                    if obj.get(&key).is_some_and(|v| *v != value_to_add) {
+                        self.set_register(result_reg_idx, current_result)?;
+                        return Err(VmError::ConflictingOutputs {
+                            message: "object keys must be unique",
+                            pc: self.pc,
+                        });
+                    }
                     // An undefined key or value adds nothing, as in OPA.
                     if !matches!(key, Value::Undefined) && !matches!(value_to_add, Value::Undefined)
                     {
