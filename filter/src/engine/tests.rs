@@ -640,6 +640,39 @@ fn object_comprehension_key_conflicts_are_errors() {
     );
 }
 
+/// Rules whose head names a path below the rule go to the interpreter: regorus 0.14.1's RVM
+/// compiler treated `p.s := 1` as `p := 1`, so `p` was `1` where OPA has `{"s": 1}`
+/// (answers from OPA v1.20.2).
+#[test]
+fn rules_with_nested_heads_are_interpreted() {
+    let input = r#"{"k": "a", "v": 1}"#;
+    for (rego, expected) in [
+        ("r := p\np.s := 1", r#"{"s": 1}"#),
+        ("r := p\np.s := 1\np.u := 2", r#"{"s": 1, "u": 2}"#),
+        ("r := p\np.s[input.k] := 1", r#"{"s": {"a": 1}}"#),
+        ("r := p\np[\"s\"][input.k] := 1", r#"{"s": {"a": 1}}"#),
+        ("r := p\np.s contains input.k", r#"{"s": ["a"]}"#),
+        ("r := p\np[input.k] contains input.v", r#"{"a": [1]}"#),
+        ("r := p.s\np.s[input.k] := 1", r#"{"a": 1}"#),
+    ] {
+        let source = format!("package t\nimport rego.v1\n{rego}\n");
+        let plain = Bundle::from_files(vec![("t.rego".into(), source.into_bytes())]).unwrap();
+        let mut policy = Policy::load(&plain, &path("t/r")).unwrap();
+        assert_eq!(policy.mode(), Mode::Interpreted, "{rego}");
+        let decided = policy
+            .evaluate(Value::from_json_str(input).unwrap())
+            .unwrap();
+        assert_eq!(
+            decided.to_json_str().unwrap(),
+            Value::from_json_str(expected)
+                .unwrap()
+                .to_json_str()
+                .unwrap(),
+            "{rego}"
+        );
+    }
+}
+
 /// A policy over every way a host function is reached: a rule body, a function, `not`, a
 /// comprehension, and a builtin error that leaves the call undefined so `default` applies.
 /// (An undefined call inside an array comprehension hits the RVM difference above.)

@@ -76,6 +76,9 @@ pub enum CompilerError {
     )]
     PartialObjectNestedKeyUnsupported,
 
+    #[error("rules whose head names a path below the rule (`p.s := 1`, `p[\"s\"][k] := v`, `p[k] contains x`) are not supported by the RVM compiler")]
+    NestedRuleHeadUnsupported,
+
     #[error("Compilation error: {message}")]
     General { message: String },
 }

@@ -137,10 +137,37 @@ impl<'a> Compiler<'a> {
         }
     }
 
+    /// Refuses rules whose head names a path below the rule: the compiler treats `p.s := 1`
+    /// as if it were `p := 1` (a reference to `p` is `1`, not `{"s": 1}`) and `p[k]
+    /// contains x` as `p contains x`.
+    fn check_rule_heads(&self, rule_path: &str) -> Result<()> {
+        let Some(definitions) = self.policy.inner.rules.get(rule_path) else {
+            return Ok(());
+        };
+        for definition in definitions {
+            let Rule::Spec { head, .. } = definition.as_ref() else {
+                continue;
+            };
+            let (refr, name) = match head {
+                RuleHead::Compr { refr, .. } => match refr.as_ref() {
+                    Expr::RefBrack { refr: name, .. } => (refr, name),
+                    _ => (refr, refr),
+                },
+                RuleHead::Set { refr, .. } => (refr, refr),
+                RuleHead::Func { .. } => continue,
+            };
+            if !matches!(name.as_ref(), Expr::Var { .. }) {
+                return Err(CompilerError::NestedRuleHeadUnsupported.at(refr.span()));
+            }
+        }
+        Ok(())
+    }
+
     pub(super) fn get_or_assign_rule_index(&mut self, rule_path: &str) -> Result<u16> {
         if let Some(&index) = self.rule_index_map.get(rule_path) {
             return Ok(index);
         }
+        self.check_rule_heads(rule_path)?;
 
         let rule_type = self.compute_rule_type(rule_path)?;
         let index = self.rule_index_map.len() as u16;
