@@ -673,6 +673,35 @@ fn rules_with_nested_heads_are_interpreted() {
     }
 }
 
+/// An object pattern matches only an object with exactly its keys, as an array pattern
+/// matches only an array of its length (answers from OPA v1.20.2). regorus 0.14.1's RVM (and
+/// its interpreter) matched any object that has the pattern's keys.
+#[test]
+fn object_patterns_match_exactly_their_keys() {
+    let input = r#"{"u": {"name": "bob", "roles": ["admin"]}, "v": {"name": "bob"}}"#;
+    for (rego, expected) in [
+        (
+            "default r := false\nr if { {\"name\": n} := input.u }",
+            Some("false"),
+        ),
+        ("r if { {\"name\": n} = input.u }", None),
+        ("r if { {\"name\": \"bob\"} = input.u }", None),
+        ("f({\"name\": n}) := n\nr := f(input.u)", None),
+        ("r if { some {\"name\": n} in [input.u] }", None),
+        ("r := n if { {\"name\": n} := input.v }", Some(r#""bob""#)),
+        (
+            "r := [n | some {\"name\": n} in [input.u, input.v]]",
+            Some(r#"["bob"]"#),
+        ),
+        (
+            "r := x if { {\"name\": n, \"roles\": [x]} := input.u }",
+            Some(r#""admin""#),
+        ),
+    ] {
+        assert_rvm_decides(rego, input, expected);
+    }
+}
+
 /// A policy over every way a host function is reached: a rule body, a function, `not`, a
 /// comprehension, and a builtin error that leaves the call undefined so `default` applies.
 /// (An undefined call inside an array comprehension hits the RVM difference above.)

@@ -198,7 +198,7 @@ impl<'a> Compiler<'a> {
                 );
             }
             DestructuringPlan::Array { element_plans } => {
-                self.assert_array_length(value_register, element_plans.len(), span)?;
+                self.assert_collection_length(value_register, element_plans.len(), span)?;
                 for (index, element_plan) in element_plans.iter().enumerate() {
                     let literal_idx = self.add_literal(Value::from(index));
                     let element_reg = self.alloc_register()?;
@@ -224,6 +224,12 @@ impl<'a> Compiler<'a> {
                 field_plans,
                 dynamic_fields,
             } => {
+                // An object pattern matches an object with exactly its keys, as in OPA.
+                self.assert_collection_length(
+                    value_register,
+                    field_plans.len().saturating_add(dynamic_fields.len()),
+                    span,
+                )?;
                 for (key, field_plan) in field_plans {
                     let literal_idx = self.add_literal(key.clone());
                     let field_reg = self.alloc_register()?;
@@ -326,9 +332,9 @@ impl<'a> Compiler<'a> {
         Ok(dest)
     }
 
-    fn assert_array_length(
+    fn assert_collection_length(
         &mut self,
-        array_register: Register,
+        collection_register: Register,
         expected_length: usize,
         span: &Span,
     ) -> Result<()> {
@@ -337,7 +343,7 @@ impl<'a> Compiler<'a> {
         self.emit_instruction(
             Instruction::Count {
                 dest: actual_len_reg,
-                collection: array_register,
+                collection: collection_register,
             },
             span,
         );
