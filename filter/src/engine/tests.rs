@@ -702,6 +702,30 @@ fn object_patterns_match_exactly_their_keys() {
     }
 }
 
+/// `x in xs` with `x` or `xs` undefined is undefined, not `false` (answers from OPA
+/// v1.20.2): regorus 0.14.1's RVM (and its interpreter) made it `false`, so
+/// `is_admin := input.role in admins; not is_admin` passed without a role (fail open).
+#[test]
+fn membership_with_an_undefined_operand_is_undefined() {
+    for (rego, expected) in [
+        (
+            "default r := \"d\"\nr := \"p\" if { x := input.missing in {1}; not x }",
+            Some(r#""d""#),
+        ),
+        ("r := input.missing in {1}", None),
+        ("r := 1 in input.missing", None),
+        ("r := 1 in [input.missing]", None),
+        (
+            "r := [x | some x in [1, 2]; x in input.missing]",
+            Some("[]"),
+        ),
+        ("r := 1 in [1]", Some("true")),
+        ("r := 1 in \"abc\"", Some("false")),
+    ] {
+        assert_rvm_decides(rego, "{}", expected);
+    }
+}
+
 /// A policy over every way a host function is reached: a rule body, a function, `not`, a
 /// comprehension, and a builtin error that leaves the call undefined so `default` applies.
 /// (An undefined call inside an array comprehension hits the RVM difference above.)

@@ -765,7 +765,10 @@ impl RegoVM {
                 let value_to_check = self.get_register(value)?;
                 let collection_value = self.get_register(collection)?;
 
+                // `x in xs` with either side undefined is undefined, as in OPA.
                 let result = match *collection_value {
+                    _ if matches!(value_to_check, Value::Undefined) => Value::Undefined,
+                    Value::Undefined => Value::Undefined,
                     Value::Set(ref set_elements) => {
                         Value::Bool(set_elements.contains(value_to_check))
                     }
