@@ -726,6 +726,33 @@ fn membership_with_an_undefined_operand_is_undefined() {
     }
 }
 
+/// `key, value in collection` goes to the interpreter: regorus 0.14.1's RVM compiler dropped
+/// the key, so `"a", 1 in {"b": 1}` was true (OPA: false; answers from OPA v1.20.2).
+#[test]
+fn key_value_membership_is_interpreted() {
+    let input = r#"{"o": {"b": 1}, "xs": [5, 6]}"#;
+    for (rego, expected) in [
+        ("r := \"a\", 1 in input.o", "false"),
+        ("r := \"b\", 1 in input.o", "true"),
+        ("r := 1, 5 in input.xs", "false"),
+        ("r := 0, 5 in input.xs", "true"),
+        (
+            "r := [k | some k in [\"a\", \"b\"]; k, 1 in input.o]",
+            r#"["b"]"#,
+        ),
+    ] {
+        let source = format!("package t\nimport rego.v1\n{rego}\n");
+        let plain = Bundle::from_files(vec![("t.rego".into(), source.into_bytes())]).unwrap();
+        let mut policy = Policy::load(&plain, &path("t/r")).unwrap();
+        assert_eq!(policy.mode(), Mode::Interpreted, "{rego}");
+        assert_eq!(
+            policy.evaluate(Value::from_json_str(input).unwrap()),
+            Ok(Value::from_json_str(expected).unwrap()),
+            "{rego}"
+        );
+    }
+}
+
 /// A policy over every way a host function is reached: a rule body, a function, `not`, a
 /// comprehension, and a builtin error that leaves the call undefined so `default` applies.
 /// (An undefined call inside an array comprehension hits the RVM difference above.)

@@ -92,6 +92,10 @@ impl<'a> Compiler<'a> {
                 }
             }
             Expr::RefDot { .. } | Expr::RefBrack { .. } => self.compile_chained_ref(expr, span)?,
+            // `Contains` tests the value only: `"a", 1 in {"b": 1}` would be true.
+            Expr::Membership { key: Some(_), .. } => {
+                return Err(CompilerError::KeyValueMembershipUnsupported.at(span))
+            }
             Expr::Membership {
                 value, collection, ..
             } => self.compile_membership(value, collection, span)?,
