@@ -575,4 +575,6 @@ fn vm(program: Arc<Program>, data: &Value) -> Result<Backend, LoadError> {
 }
 
 #[cfg(test)]
+mod interpreter_tests;
+#[cfg(test)]
 mod tests;
