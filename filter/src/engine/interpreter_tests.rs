@@ -35,3 +35,12 @@ fn object_subset_of_an_empty_array() {
     check("r := object.subset([1, 2, 3], [2, 3])", "{}", "true");
     check("r := object.subset([1, 2, 3], [1, 3])", "{}", "false");
 }
+
+#[test]
+fn strings_count_counts_like_go() {
+    check(r#"r := strings.count("abc", "")"#, "{}", "4");
+    check(r#"r := strings.count("", "")"#, "{}", "1");
+    check(r#"r := strings.count("é€", "")"#, "{}", "3");
+    check(r#"r := strings.count("aaaa", "aa")"#, "{}", "2");
+    check(r#"r := strings.count("a.b.c", ".")"#, "{}", "2");
+}
