@@ -44,3 +44,54 @@ fn strings_count_counts_like_go() {
     check(r#"r := strings.count("aaaa", "aa")"#, "{}", "2");
     check(r#"r := strings.count("a.b.c", ".")"#, "{}", "2");
 }
+
+#[test]
+fn numbers_range_at_the_ends_of_i64_and_bad_steps() {
+    let max = i64::MAX;
+    let min = i64::MIN;
+    check(
+        &format!("r := numbers.range({max}, {})", max - 1),
+        "{}",
+        &format!("[{max}, {}]", max - 1),
+    );
+    check(
+        &format!("r := numbers.range({}, {max})", max - 1),
+        "{}",
+        &format!("[{}, {max}]", max - 1),
+    );
+    check(
+        &format!("r := numbers.range({min}, {})", min + 1),
+        "{}",
+        &format!("[{min}, {}]", min + 1),
+    );
+    check(
+        &format!("r := numbers.range({max}, {max})"),
+        "{}",
+        &format!("[{max}]"),
+    );
+    check(
+        &format!("r := numbers.range_step({}, {max}, 5)", max - 1),
+        "{}",
+        &format!("[{}]", max - 1),
+    );
+    check(
+        &format!("r := numbers.range_step({min}, {}, {max})", min + 1),
+        "{}",
+        &format!("[{min}]"),
+    );
+    check(
+        &format!("r := numbers.range_step({max}, {}, 1)", max - 1),
+        "{}",
+        &format!("[{max}, {}]", max - 1),
+    );
+    check("r := numbers.range_step(5, 0, 2)", "{}", "[5, 3, 1]");
+    check("r := numbers.range(2, -1)", "{}", "[2, 1, 0, -1]");
+    // A step that is not a positive integer is a builtin error: undefined, `default` applies.
+    for step in ["0", "-1", "1.5"] {
+        check(
+            &format!("default r := 7\nr := numbers.range_step(0, 5, {step})"),
+            "{}",
+            "7",
+        );
+    }
+}

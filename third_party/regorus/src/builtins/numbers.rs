@@ -100,24 +100,27 @@ fn range(span: &Span, params: &[Ref<Expr>], args: &[Value], strict: bool) -> Res
         _ => (),
     }
 
-    let (incr, num_elements) = match v2.sub(&v1)?.as_i64() {
-        Some(v) if v >= 0 => (1i64, v as usize + 1),
-        Some(v) => (-1i64, (-v + 1) as usize),
+    match (v1.as_i64(), v2.as_i64()) {
+        (Some(from), Some(to)) => integer_range(from, to, 1),
         _ => bail!(span.error("could not determine number of elements")),
-    };
+    }
+}
 
-    let mut values = Vec::with_capacity(num_elements);
-    let mut v = v1;
-    let incr = Number::from(incr);
-    while v != v2 {
-        values.push(Value::from(v.clone()));
-        v.add_assign(&incr)?;
+/// `from`, `from ± step`, … up to `to` inclusive, counting down when `to < from` (as OPA).
+/// Computed in i128: the ends may be i64::MIN/MAX, where stepping past them overflows i64.
+fn integer_range(from: i64, to: i64, step: i64) -> Result<Value> {
+    let (to, step) = (i128::from(to), i128::from(step));
+    let step = if to < i128::from(from) { -step } else { step };
+    let mut values = Vec::new();
+    let mut v = i128::from(from);
+    while (step > 0 && v <= to) || (step < 0 && v >= to) {
+        // `v` lies between `from` and `to`, both i64.
+        let Ok(n) = i64::try_from(v) else { break };
+        values.push(Value::from(n));
         // Guard vector growth while we enumerate the range.
         enforce_limit()?;
+        v += step;
     }
-    values.push(Value::from(v));
-    // Guard the last push before materializing the array.
-    enforce_limit()?;
     Ok(Value::from_array(values))
 }
 
@@ -140,27 +143,15 @@ fn range_step(span: &Span, params: &[Ref<Expr>], args: &[Value], strict: bool) -
         _ => (),
     }
 
-    if strict && (!incr.is_integer() || incr <= Number::from(0u64)) {
+    // A builtin error, as in OPA: undefined when builtin errors are not strict.
+    if !incr.is_integer() || incr <= Number::from(0u64) {
         bail!(params[2].span().error("step must be a positive integer"))
     }
 
-    let (incr, num_elements) = match (v2.sub(&v1)?.as_i64(), incr.as_i64()) {
-        (Some(v), Some(incr)) if v >= 0 => (incr, v / incr + 1),
-        (Some(v), Some(incr)) => (-incr, -v / incr + 1),
+    match (v1.as_i64(), v2.as_i64(), incr.as_i64()) {
+        (Some(from), Some(to), Some(step)) => integer_range(from, to, step),
         _ => bail!(span.error("could not determine number of elements")),
-    };
-
-    let mut values = Vec::with_capacity(num_elements as usize);
-    let incr = Number::from(incr);
-    let mut v = v1;
-    while (v <= v2 && incr.is_positive()) || (v >= v2 && !incr.is_positive()) {
-        values.push(Value::from(v.clone()));
-        v.add_assign(&incr)?;
-        // Guard vector growth as the stepped range accumulates.
-        enforce_limit()?;
     }
-
-    Ok(Value::from_array(values))
 }
 
 fn round(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> Result<Value> {
