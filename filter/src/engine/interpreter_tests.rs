@@ -95,3 +95,19 @@ fn numbers_range_at_the_ends_of_i64_and_bad_steps() {
         );
     }
 }
+
+#[test]
+fn time_layouts_with_multibyte_characters() {
+    // Parsing with such a layout still fails where OPA parses (undefined, not OPA's value);
+    // it no longer panics.
+    check(
+        r#"r := time.format([0, "UTC", "é2006"])"#,
+        "{}",
+        r#""é1970""#,
+    );
+    check(
+        "default r := 7\nr := time.parse_ns(\"é€\", \"a\")",
+        "{}",
+        "7",
+    );
+}
