@@ -111,3 +111,77 @@ fn time_layouts_with_multibyte_characters() {
         "7",
     );
 }
+
+/// OPA evaluates the refs and calls in the operands of a negated call or comparison before
+/// the negation: when one is undefined the body fails, it does not make `not` true.
+#[test]
+fn not_over_an_undefined_operand_fails_the_body() {
+    let path_rule = "default r := false\nr if { not startswith(input.attributes.request.http.path, \"/admin\") }";
+    check(path_rule, "{}", "false");
+    let public = r#"{"attributes": {"request": {"http": {"path": "/x"}}}}"#;
+    check(path_rule, public, "true");
+    for (body, input, expected) in [
+        ("not count(input.xs) > 0", "{}", "undefined"),
+        ("not count(input.xs) > 0", r#"{"xs": []}"#, "true"),
+        ("not count(input.xs)", "{}", "undefined"),
+        ("not input.x + 1 == 2", "{}", "undefined"),
+        ("not input.x != 1", "{}", "undefined"),
+        ("not input.x < 1", "{}", "undefined"),
+        ("not input.x in [1]", "{}", "undefined"),
+        ("not 1 in input.xs", "{}", "undefined"),
+        ("not [input.x] == [1]", "{}", "undefined"),
+        (r#"not {"a": input.x}"#, "{}", "undefined"),
+        ("not input.p[input.i]", r#"{"p": [true]}"#, "undefined"),
+        (
+            "not input.a.b[input.i].c",
+            r#"{"i": 0, "a": {"b": [{"c": false}]}}"#,
+            "true",
+        ),
+        ("not startswith(input.p, input.q)", "{}", "undefined"),
+        (
+            r#"not startswith(input.p, "a") with input.z as 1"#,
+            "{}",
+            "undefined",
+        ),
+        // A ref that is the whole expression or a whole operand of `==` stays inside.
+        ("not input.x", "{}", "true"),
+        ("not input.x == 1", "{}", "true"),
+        ("not 1 = input.x", "{}", "true"),
+        ("not input.x == input.y", "{}", "true"),
+        ("not input.x.y.z", "{}", "true"),
+        // Iterations in the operands run outside the negation.
+        ("not input.ps[_] + 1 == 2", r#"{"ps": [1, 2]}"#, "true"),
+        ("not input.ps[_] + 1 == 2", r#"{"ps": [1, 1]}"#, "undefined"),
+    ] {
+        check(&format!("r if {{ {body} }}"), input, expected);
+    }
+    // A rule used as an argument is evaluated first too, a rule as the whole term is not.
+    check(
+        "r if { not f(q) }\nq := input.x\nf(x) if x == 1",
+        "{}",
+        "undefined",
+    );
+    check(
+        "r if { not f(q) }\nq := input.x\nf(x) if x == 1",
+        r#"{"x": 2}"#,
+        "true",
+    );
+    check("r if { not q }\nq := input.x", "{}", "true");
+    check("r if { not f(1) }\nf(x) := input.x", "{}", "true");
+    check("r if { not f(1) == 2 }\nf(x) := input.x", "{}", "undefined");
+    // Functions, comprehensions and `every` bodies alike.
+    check(
+        "r if g(1)\ng(y) if { not startswith(input.p, \"a\") }",
+        "{}",
+        "undefined",
+    );
+    check("r := [1 | not startswith(input.p, \"a\")]", "{}", "[]");
+    check(
+        "r := [1 | not startswith(input.p, \"a\")]",
+        r#"{"p": "b"}"#,
+        "[1]",
+    );
+    let every = "r if { every x in input.xs { not startswith(input.p, \"a\"); x } }";
+    check(every, r#"{"xs": [1]}"#, "undefined");
+    check(every, r#"{"xs": [1], "p": "b"}"#, "true");
+}

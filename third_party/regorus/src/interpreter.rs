@@ -1160,6 +1160,128 @@ impl Interpreter {
         Ok(count > 0)
     }
 
+    /// OPA's compiler evaluates some terms of a negated expression before the negation
+    /// (`not f(input.x)` runs as `__local0 = input.x; not f(__local0)`): if one of them is
+    /// undefined, the body fails instead of the negation succeeding. Those terms are the
+    /// operands of calls and operators, the refs and calls nested in operands, ref elements
+    /// and collection items; refs and variables that are a whole operand of `==`/`=` or the
+    /// whole expression stay inside the negation. This reports whether they are all defined.
+    fn negation_operands_defined(&mut self, expr: &ExprRef) -> Result<bool> {
+        let mut operands = Vec::new();
+        Self::negated_expr_operands(expr, &mut operands);
+        for operand in operands {
+            if self.eval_expr(&operand)? == Value::Undefined {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// The terms OPA evaluates before the negated expression `expr` (see
+    /// `negation_operands_defined`).
+    fn negated_expr_operands(expr: &ExprRef, out: &mut Vec<ExprRef>) {
+        match expr.as_ref() {
+            Expr::BoolExpr {
+                op: BoolOp::Eq,
+                lhs,
+                rhs,
+                ..
+            }
+            | Expr::AssignExpr {
+                op: AssignOp::Eq,
+                lhs,
+                rhs,
+                ..
+            } => {
+                Self::equality_operand_dynamics(lhs, out);
+                Self::equality_operand_dynamics(rhs, out);
+            }
+            Expr::Call { params, .. } => {
+                for param in params {
+                    Self::dynamic_terms(param, out);
+                }
+            }
+            Expr::BoolExpr { lhs, rhs, .. }
+            | Expr::ArithExpr { lhs, rhs, .. }
+            | Expr::BinExpr { lhs, rhs, .. } => {
+                Self::dynamic_terms(lhs, out);
+                Self::dynamic_terms(rhs, out);
+            }
+            Expr::Membership {
+                key,
+                value,
+                collection,
+                ..
+            } => {
+                if let Some(key) = key {
+                    Self::dynamic_terms(key, out);
+                }
+                Self::dynamic_terms(value, out);
+                Self::dynamic_terms(collection, out);
+            }
+            Expr::UnaryExpr { expr, .. } => Self::dynamic_terms(expr, out),
+            _ => Self::equality_operand_dynamics(expr, out),
+        }
+    }
+
+    /// A whole operand of `==`/`=` (or the whole negated term): a ref stays, only what its
+    /// elements need is evaluated first; comprehensions stay.
+    fn equality_operand_dynamics(term: &ExprRef, out: &mut Vec<ExprRef>) {
+        match term.as_ref() {
+            Expr::Var { .. }
+            | Expr::ArrayCompr { .. }
+            | Expr::SetCompr { .. }
+            | Expr::ObjectCompr { .. } => {}
+            Expr::RefDot { .. } | Expr::RefBrack { .. } => Self::ref_element_dynamics(term, out),
+            _ => Self::dynamic_terms(term, out),
+        }
+    }
+
+    /// The elements of a ref that are evaluated first: its bracket indexes and a head that is
+    /// not a variable.
+    fn ref_element_dynamics(term: &ExprRef, out: &mut Vec<ExprRef>) {
+        match term.as_ref() {
+            Expr::RefDot { refr, .. } => Self::ref_element_dynamics(refr, out),
+            Expr::RefBrack { refr, index, .. } => {
+                Self::ref_element_dynamics(refr, out);
+                Self::dynamic_terms(index, out);
+            }
+            Expr::Var { .. } => {}
+            _ => Self::dynamic_terms(term, out),
+        }
+    }
+
+    /// A term evaluated before the negation when it is a ref or a call; collections are
+    /// looked into.
+    fn dynamic_terms(term: &ExprRef, out: &mut Vec<ExprRef>) {
+        match term.as_ref() {
+            // A local variable is bound, and `_` is bound by the loop hoisted around the
+            // negation; another variable is a rule.
+            Expr::Var { span, .. } if span.text() == "_" => {}
+            Expr::Var { .. }
+            | Expr::RefDot { .. }
+            | Expr::RefBrack { .. }
+            | Expr::Call { .. }
+            | Expr::UnaryExpr { .. }
+            | Expr::BoolExpr { .. }
+            | Expr::ArithExpr { .. }
+            | Expr::BinExpr { .. }
+            | Expr::Membership { .. } => out.push(term.clone()),
+            Expr::Array { items, .. } | Expr::Set { items, .. } => {
+                for item in items {
+                    Self::dynamic_terms(item, out);
+                }
+            }
+            Expr::Object { fields, .. } => {
+                for (_, key, value) in fields {
+                    Self::dynamic_terms(key, out);
+                    Self::dynamic_terms(value, out);
+                }
+            }
+            _ => {}
+        }
+    }
+
     fn make_expression_result(span: &Span, v: &Value) -> Expression {
         Expression {
             value: v.clone(),
@@ -1219,6 +1341,7 @@ impl Interpreter {
                     value != Value::Undefined
                 }
             }
+            Literal::NotExpr { expr, .. } if !self.negation_operands_defined(expr)? => false,
             Literal::NotExpr { span, expr, .. } => {
                 let value = match expr.as_ref() {
                     // Extra parameter is allowed; but a return argument is not allowed.
