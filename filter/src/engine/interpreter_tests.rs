@@ -185,3 +185,30 @@ fn not_over_an_undefined_operand_fails_the_body() {
     check(every, r#"{"xs": [1]}"#, "undefined");
     check(every, r#"{"xs": [1], "p": "b"}"#, "true");
 }
+
+/// Operators are builtins in OPA: operands of the wrong type, a division by zero or `%` on
+/// floats are builtin errors, so the expression is undefined and `default` applies.
+#[test]
+fn operator_errors_are_undefined_when_builtin_errors_are_not_strict() {
+    for (expr, input) in [
+        ("input.a + input.b", r#"{"a": "a", "b": 1}"#),
+        ("input.a - input.b", r#"{"a": [1], "b": 1}"#),
+        ("input.a * input.b", r#"{"a": null, "b": 1}"#),
+        ("input.a / input.b", r#"{"a": 1, "b": {"a": 1}}"#),
+        ("input.a / input.b", r#"{"a": 1, "b": 0}"#),
+        ("input.a % input.b", r#"{"a": 1, "b": 0}"#),
+        ("input.a % input.b", r#"{"a": 1.5, "b": 1}"#),
+        ("input.a | input.b", r#"{"a": [1], "b": 1}"#),
+        ("input.a & input.b", r#"{"a": "a", "b": "b"}"#),
+        ("input.a - {1}", r#"{"a": "a"}"#),
+        ("{1} | input.a", r#"{"a": 1}"#),
+        ("-input.a", r#"{"a": "a"}"#),
+        ("-input.a", r#"{"a": [1]}"#),
+    ] {
+        check(&format!("default r := 7\nr := {expr}"), input, "7");
+    }
+    // Unary minus applies to any number, not only to literals.
+    check("r := -input.a", r#"{"a": 1.5}"#, "-1.5");
+    check("r := 3 - -input.a", r#"{"a": 2}"#, "5");
+    check("r := -count([1, 2])", "{}", "-2");
+}

@@ -715,9 +715,25 @@ impl Interpreter {
             return Ok(Value::Undefined);
         }
 
-        match op {
+        let result = match op {
             BinOp::Union => builtins::sets::union(lhs, rhs, lhs_value, rhs_value),
             BinOp::Intersection => builtins::sets::intersection(lhs, rhs, lhs_value, rhs_value),
+        };
+        self.builtin_result(result)
+    }
+
+    /// An operator is a builtin (`|` is `union`, `+` is `plus`, …): when builtin errors are
+    /// not strict, one that fails (operands of the wrong type, division by zero) is undefined,
+    /// as in OPA. Resource-limit errors always propagate.
+    fn builtin_result(&self, result: Result<Value>) -> Result<Value> {
+        match result {
+            Err(e)
+                if !self.compiled_policy.strict_builtin_errors
+                    && e.downcast_ref::<crate::LimitError>().is_none() =>
+            {
+                Ok(Value::Undefined)
+            }
+            result => result,
         }
     }
 
@@ -735,7 +751,7 @@ impl Interpreter {
             return Ok(Value::Undefined);
         }
 
-        match (op, &lhs_value, &rhs_value) {
+        let result = match (op, &lhs_value, &rhs_value) {
             (ArithOp::Sub, Value::Set(_), _) | (ArithOp::Sub, _, Value::Set(_)) => {
                 builtins::sets::difference(lhs, rhs, lhs_value, rhs_value)
             }
@@ -748,7 +764,8 @@ impl Interpreter {
                 rhs_value,
                 self.compiled_policy.strict_builtin_errors,
             ),
-        }
+        };
+        self.builtin_result(result)
     }
 
     fn eval_every(
@@ -3693,20 +3710,25 @@ impl Interpreter {
             Expr::UnaryExpr {
                 span, expr: uexpr, ..
             } => match uexpr.as_ref() {
-                Expr::Number { .. } if !uexpr.span().text().starts_with('-') => {
-                    builtins::numbers::arithmetic_operation(
-                        span,
-                        &ArithOp::Sub,
-                        expr,
-                        uexpr,
-                        Value::from(0),
-                        self.eval_expr(uexpr)?,
-                        self.compiled_policy.strict_builtin_errors,
-                    )
-                }
-                _ => bail!(expr
+                Expr::Number { .. } if uexpr.span().text().starts_with('-') => bail!(expr
                     .span()
                     .error("unary - can only be used with numeric literals")),
+                // `-x` is `0 - x` (OPA: `minus(0, x)`), for a ref or a call too.
+                _ => match self.eval_expr(uexpr)? {
+                    Value::Undefined => Ok(Value::Undefined),
+                    value => {
+                        let result = builtins::numbers::arithmetic_operation(
+                            span,
+                            &ArithOp::Sub,
+                            expr,
+                            uexpr,
+                            Value::from(0),
+                            value,
+                            self.compiled_policy.strict_builtin_errors,
+                        );
+                        self.builtin_result(result)
+                    }
+                },
             },
             Expr::Call {
                 span, fcn, params, ..
