@@ -212,3 +212,18 @@ fn operator_errors_are_undefined_when_builtin_errors_are_not_strict() {
     check("r := 3 - -input.a", r#"{"a": 2}"#, "5");
     check("r := -count([1, 2])", "{}", "-2");
 }
+
+/// `some x in c` over a string, number, boolean or null iterates nothing (OPA), not an error.
+#[test]
+fn some_in_a_scalar_iterates_nothing() {
+    for value in [r#""a""#, "1", "true", "null"] {
+        let input = format!(r#"{{"a": {value}}}"#);
+        check("default r := 7\nr := [x | some x in input.a]", &input, "[]");
+        check(
+            "default r := 7\nr := [x | some k, x in input.a]",
+            &input,
+            "[]",
+        );
+        check("default r := 7\nr if { some x in input.a }", &input, "7");
+    }
+}

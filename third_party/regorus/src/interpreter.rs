@@ -1166,12 +1166,8 @@ impl Interpreter {
                     }
                 }
             }
-            Value::Undefined => (),
-            v => {
-                bail!(collection.span().error(
-                    format!("`some .. in collection` expects array/set/object. Got `{v}`").as_str()
-                ))
-            }
+            // As in OPA, a scalar has no members to iterate: the body fails, no error.
+            _ => (),
         }
 
         Ok(count > 0)
