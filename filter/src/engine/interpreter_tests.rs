@@ -227,3 +227,31 @@ fn some_in_a_scalar_iterates_nothing() {
         check("default r := 7\nr if { some x in input.a }", &input, "7");
     }
 }
+
+/// A `(` at the start of a line begins a new expression, as in OPA; it is not a call of the
+/// ref or variable that ends the line before.
+#[test]
+fn a_parenthesis_after_a_newline_starts_an_expression() {
+    check(
+        "r if {\n  3 in input.ns\n  (1 + 2) > 0\n}",
+        r#"{"ns": [3]}"#,
+        "true",
+    );
+    check(
+        "r if {\n  some x in input.ns\n  (x + 2) > 0\n}",
+        r#"{"ns": [3]}"#,
+        "true",
+    );
+    check("r := y if {\n  y := f\n  (1)\n}\nf := 2", "{}", "2");
+    check(
+        "r := [y |\n  y := input.x\n  (1 > 0)\n]",
+        r#"{"x": 1}"#,
+        "[1]",
+    );
+    // Within a call's parentheses, arguments may still span lines.
+    check(
+        "r := f(\n  input.x, 2)\nf(a, b) := a + b",
+        r#"{"x": 1}"#,
+        "3",
+    );
+}

@@ -1006,6 +1006,22 @@ impl<'source> Parser<'source> {
                         eidx: self.next_eidx(),
                     };
                 }
+                // As in OPA, a call's `(` follows the function name without whitespace: after
+                // a newline it starts the next expression (`x in input.ns` then `(1 + 2) > 0`
+                // are two expressions, not a call of `input.ns`).
+                "(" if possible_fcn && self.tok.1.start != self.end => {
+                    if self.line != self.tok.1.line {
+                        break;
+                    }
+                    bail!(
+                        "{}",
+                        self.source.error(
+                            self.tok.1.line,
+                            self.tok.1.col,
+                            "invalid whitespace before ("
+                        )
+                    );
+                }
                 "(" if possible_fcn => {
                     self.next_token()?;
                     let mut args = vec![];
