@@ -255,3 +255,31 @@ fn a_parenthesis_after_a_newline_starts_an_expression() {
         "3",
     );
 }
+
+/// A function body whose output is undefined has not succeeded: its `else` is tried, and a
+/// definition without output does not hide a conflict between the others.
+#[test]
+fn a_function_body_with_an_undefined_output_falls_to_else() {
+    check(
+        "r := f(1)\nf(x) := input.missing if { true } else := 2 if { true } else := 3",
+        "{}",
+        "2",
+    );
+    check(
+        "r := f(1)\nf(x) := input.missing if { true } else := input.m2 if { true } else := 3",
+        "{}",
+        "3",
+    );
+    check("r := f(1)\nf(x) := input.missing", "{}", "undefined");
+    check(
+        "r := f(1)\ndefault f(_) := 9\nf(x) := input.missing",
+        "{}",
+        "9",
+    );
+    let looped = "r := f(1)\nf(x) := input.m[format_int(y, 10)] if { some y in input.xs }";
+    check(looped, r#"{"xs": [1, 2], "m": {"2": "b"}}"#, r#""b""#);
+    let conflicting = "r := f(1)\nf(x) := input.missing if { true } else := 3\nf(x) := 2";
+    assert!(eval(conflicting, "{}")
+        .unwrap_err()
+        .contains("functions must not produce multiple outputs"));
+}

@@ -2362,9 +2362,15 @@ impl Interpreter {
         let r = self.eval_output_expr_in_loop(&loops[..])?;
 
         let ctx = self.get_current_context()?;
-        ctx.output_expr
-            .as_ref()
-            .map_or_else(|| Ok(r), |_oe| Ok(ctx.rule_value != Value::Undefined))
+        match (&ctx.output_expr, &ctx.value) {
+            (None, _) => Ok(r),
+            // A function's body succeeds only with a defined output: `f(x) := input.missing
+            // if { true } else := 2` is 2 in OPA, the `else` is tried.
+            (Some(_), Value::Set(outputs)) if ctx.rule_ref.is_none() && !ctx.is_compr => {
+                Ok(!outputs.is_empty())
+            }
+            (Some(_), _) => Ok(ctx.rule_value != Value::Undefined),
+        }
     }
 
     fn eval_stmts(&mut self, stmts: &[&LiteralStmt]) -> Result<bool> {
