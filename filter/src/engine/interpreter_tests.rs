@@ -283,3 +283,72 @@ fn a_function_body_with_an_undefined_output_falls_to_else() {
         .unwrap_err()
         .contains("functions must not produce multiple outputs"));
 }
+
+/// OPA's rule index skips a rule whose body needs an undefined `input` ref (or compares one
+/// with another scalar) before evaluating any of it: an expression that would fail with a
+/// conflict earlier in that body is never reached.
+#[test]
+fn a_rule_whose_input_condition_fails_is_not_evaluated() {
+    let conflicting = "f(x) := 1\nf(x) := 2";
+    for (rule, input, expected) in [
+        ("r if { x := input.missing + f(1) }", "{}", "undefined"),
+        ("r if { x := f(1) + input.missing }", "{}", "undefined"),
+        (
+            "r if { startswith(input.missing, f(1)) }",
+            "{}",
+            "undefined",
+        ),
+        ("r if { x := f(1); input.missing }", "{}", "undefined"),
+        ("r if { x := f(1); y := input.missing }", "{}", "undefined"),
+        (
+            "r if { x := f(1); input.v == 1 }",
+            r#"{"v": 2}"#,
+            "undefined",
+        ),
+        (
+            "r if { x := f(1); count(input.missing) > 0 }",
+            "{}",
+            "undefined",
+        ),
+        (
+            "r if { x := f(1); not startswith(input.missing, \"a\") }",
+            "{}",
+            "undefined",
+        ),
+        (
+            "r if { x := f(1); every y in input.missing { y } }",
+            "{}",
+            "undefined",
+        ),
+        ("r := input.missing if { x := f(1) }", "{}", "undefined"),
+        (
+            "r := count(s)\ns contains input.missing if { x := f(1) }",
+            "{}",
+            "0",
+        ),
+        (
+            "r := g(1)\ng(y) := 1 if { x := f(1); input.missing == 1 }",
+            "{}",
+            "undefined",
+        ),
+    ] {
+        check(&format!("{rule}\n{conflicting}"), input, expected);
+    }
+    // Conditions OPA does not index: the conflict is reached, as in OPA.
+    for (rule, input) in [
+        ("r if { x := f(1); not input.missing }", "{}"),
+        ("r if { x := f(1); input.x }", r#"{"x": false}"#),
+        ("r if { x := f(1); input.missing == input.other }", "{}"),
+        (
+            "r if { x := f(1); input.missing == 1 with input.z as 1 }",
+            "{}",
+        ),
+        ("r if { x := f(1); some y in input.missing }", "{}"),
+    ] {
+        let err = eval(&format!("{rule}\n{conflicting}"), input).unwrap_err();
+        assert!(
+            err.contains("functions must not produce multiple outputs"),
+            "{rule}: {err}"
+        );
+    }
+}

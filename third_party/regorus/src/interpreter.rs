@@ -3791,6 +3791,154 @@ impl Interpreter {
         bail!("internal error: could not find module for rule");
     }
 
+    /// OPA selects the rules to evaluate with an index over conditions on `input` that their
+    /// body states (after moving refs out of calls and operators, see
+    /// `negation_operands_defined`): a rule whose body needs an `input` ref that is undefined,
+    /// or compares one with a different scalar, is not evaluated at all. This is visible when
+    /// an earlier expression of that body would fail (a conflict): OPA never reaches it.
+    /// Rules with `else` are left to evaluation. Only `input` refs with literal path elements
+    /// are considered, as OPA's index does (plus base `data` documents, which are left out).
+    fn rule_index_excludes(&mut self, ctx: &Context, body: &RuleBody) -> Result<bool> {
+        let mut needed = Vec::new();
+        let mut equal = Vec::new();
+        for expr in ctx.key_expr.iter().chain(ctx.output_expr.iter()) {
+            Self::indexed_input_refs(expr, &mut needed);
+        }
+        for stmt in body.query.stmts.iter().filter(|s| s.with_mods.is_empty()) {
+            match &stmt.literal {
+                Literal::Expr { expr, .. } => match expr.as_ref() {
+                    Expr::BoolExpr {
+                        op: BoolOp::Eq,
+                        lhs,
+                        rhs,
+                        ..
+                    }
+                    | Expr::AssignExpr { lhs, rhs, .. } => {
+                        for (side, other) in [(lhs, rhs), (rhs, lhs)] {
+                            if !Self::is_ground_input_ref(side) {
+                                continue;
+                            }
+                            match other.as_ref() {
+                                Expr::String { value, .. }
+                                | Expr::RawString { value, .. }
+                                | Expr::Number { value, .. }
+                                | Expr::Bool { value, .. }
+                                | Expr::Null { value, .. } => {
+                                    equal.push((side.clone(), value.clone()))
+                                }
+                                // Compared with a ref, an object, a set or a comprehension,
+                                // the ref is not indexed.
+                                Expr::RefDot { .. }
+                                | Expr::RefBrack { .. }
+                                | Expr::Object { .. }
+                                | Expr::Set { .. }
+                                | Expr::ArrayCompr { .. }
+                                | Expr::SetCompr { .. }
+                                | Expr::ObjectCompr { .. } => {}
+                                _ => needed.push(side.clone()),
+                            }
+                        }
+                        Self::indexed_input_refs_inside(lhs, &mut needed);
+                        Self::indexed_input_refs_inside(rhs, &mut needed);
+                    }
+                    _ => Self::indexed_input_refs(expr, &mut needed),
+                },
+                Literal::NotExpr { expr, .. } => {
+                    let mut operands = Vec::new();
+                    Self::negated_expr_operands(expr, &mut operands);
+                    for operand in &operands {
+                        Self::indexed_input_refs(operand, &mut needed);
+                    }
+                }
+                Literal::Every { domain, .. } => Self::indexed_input_refs(domain, &mut needed),
+                Literal::SomeVars { .. } | Literal::SomeIn { .. } => {}
+            }
+        }
+        for r in &needed {
+            if self.eval_expr(r)? == Value::Undefined {
+                return Ok(true);
+            }
+        }
+        for (r, value) in &equal {
+            if self.eval_expr(r)? != *value {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Whether `expr` is `input` or a ref into it with literal path elements only.
+    fn is_ground_input_ref(expr: &ExprRef) -> bool {
+        match expr.as_ref() {
+            Expr::Var { span, .. } => span.text() == "input",
+            Expr::RefDot { refr, .. } => Self::is_ground_input_ref(refr),
+            Expr::RefBrack { refr, index, .. } => {
+                matches!(
+                    index.as_ref(),
+                    Expr::String { .. } | Expr::RawString { .. } | Expr::Number { .. }
+                ) && Self::is_ground_input_ref(refr)
+            }
+            _ => false,
+        }
+    }
+
+    /// The ground `input` refs in `term` that OPA's compiler binds to variables before the
+    /// expression (whole refs, and refs inside calls, operators and collections).
+    fn indexed_input_refs(term: &ExprRef, out: &mut Vec<ExprRef>) {
+        if Self::is_ground_input_ref(term) {
+            out.push(term.clone());
+        } else {
+            Self::indexed_input_refs_inside(term, out);
+        }
+    }
+
+    /// `indexed_input_refs` of the parts of `term`, not of `term` itself.
+    fn indexed_input_refs_inside(term: &ExprRef, out: &mut Vec<ExprRef>) {
+        match term.as_ref() {
+            Expr::RefDot { refr, .. } => Self::indexed_input_refs_inside(refr, out),
+            Expr::RefBrack { refr, index, .. } => {
+                Self::indexed_input_refs_inside(refr, out);
+                Self::indexed_input_refs(index, out);
+            }
+            Expr::Call { params, .. } => {
+                for param in params {
+                    Self::indexed_input_refs(param, out);
+                }
+            }
+            Expr::BoolExpr { lhs, rhs, .. }
+            | Expr::ArithExpr { lhs, rhs, .. }
+            | Expr::BinExpr { lhs, rhs, .. } => {
+                Self::indexed_input_refs(lhs, out);
+                Self::indexed_input_refs(rhs, out);
+            }
+            Expr::Membership {
+                key,
+                value,
+                collection,
+                ..
+            } => {
+                if let Some(key) = key {
+                    Self::indexed_input_refs(key, out);
+                }
+                Self::indexed_input_refs(value, out);
+                Self::indexed_input_refs(collection, out);
+            }
+            Expr::UnaryExpr { expr, .. } => Self::indexed_input_refs(expr, out),
+            Expr::Array { items, .. } | Expr::Set { items, .. } => {
+                for item in items {
+                    Self::indexed_input_refs(item, out);
+                }
+            }
+            Expr::Object { fields, .. } => {
+                for (_, key, value) in fields {
+                    Self::indexed_input_refs(key, out);
+                    Self::indexed_input_refs(value, out);
+                }
+            }
+            _ => {}
+        }
+    }
+
     fn eval_rule_bodies(
         &mut self,
         ctx: Context,
@@ -3844,7 +3992,11 @@ impl Interpreter {
                     }
                     self.contexts.push(next_ctx);
                 }
-                result = self.eval_query(&body.query);
+                result = if idx == 0 && bodies.len() == 1 && self.rule_index_excludes(&ctx, body)? {
+                    Ok(false)
+                } else {
+                    self.eval_query(&body.query)
+                };
                 match &result {
                     Ok(true) => {
                         any_success = true;
