@@ -352,3 +352,33 @@ fn a_rule_whose_input_condition_fails_is_not_evaluated() {
         );
     }
 }
+
+#[test]
+fn regex_template_match_with_a_short_or_multibyte_value() {
+    check(
+        r#"r := regex.template_match("a{b}c", "", "{", "}")"#,
+        "{}",
+        "false",
+    );
+    check(
+        r#"r := regex.template_match("a{b}c", "é", "{", "}")"#,
+        "{}",
+        "false",
+    );
+    check(
+        r#"r := regex.template_match("é{b}c", "ébc", "{", "}")"#,
+        "{}",
+        "true",
+    );
+    check(
+        r#"r := regex.template_match("a{b}c", "abc", "{", "}")"#,
+        "{}",
+        "true",
+    );
+    check(
+        r#"default r := 7
+r := regex.template_match("ab", "ab", "ab", "b")"#,
+        "{}",
+        "7",
+    );
+}

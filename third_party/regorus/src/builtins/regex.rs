@@ -282,19 +282,23 @@ fn regex_template_match(
         if start >= end {
             return Ok(Value::Undefined);
         }
-        // Match precesing literal (if any)
-        if template[0..start] != value[0..start] {
+        // Match precesing literal (if any). `get`: the value may be shorter, or have a
+        // multi-byte character across `start`; it does not match then.
+        let (Some(literal), Some(rest)) = (value.get(..start), value.get(start..)) else {
+            return Ok(Value::Bool(false));
+        };
+        if template.get(..start) != Some(literal) {
             return Ok(Value::Bool(false));
         }
 
-        // Fetch pattern, excluding delimiters.
-        let re = compile_regex_for_builtin(
-            params[0].span(),
-            &template[start + delimiter_start.len()..end],
-        )?;
+        // Fetch pattern, excluding delimiters (which may overlap: then there is none).
+        let Some(pattern) = template.get(start + delimiter_start.len()..end) else {
+            return Ok(Value::Undefined);
+        };
+        let re = compile_regex_for_builtin(params[0].span(), pattern)?;
 
         // Skip preceding literal in value.
-        value = &value[start..];
+        value = rest;
 
         let m = match re.find(value) {
             Some(m) if m.start() == 0 => m,
