@@ -382,3 +382,23 @@ r := regex.template_match("ab", "ab", "ab", "b")"#,
         "7",
     );
 }
+
+#[test]
+fn sprintf_widths_that_are_not_ascii_digits_or_too_large() {
+    check(r#"r := sprintf("%5d|", [1])"#, "{}", r#""    1|""#);
+    check(r#"r := sprintf("%05d", [42])"#, "{}", r#""00042""#);
+    check(r#"r := sprintf("%.2f", [1.5])"#, "{}", r#""1.50""#);
+    // OPA answers Go's "%!(NOVERB)…" for these; undefined here, not a panic.
+    check(
+        "default r := 7\nr := sprintf(\"%9999999999d\", [1])",
+        "{}",
+        "7",
+    );
+    check(
+        "default r := 7\nr := sprintf(\"%.9999999999f\", [1])",
+        "{}",
+        "7",
+    );
+    let superscript = eval("r := sprintf(\"%²d\", [1])", "{}");
+    assert!(superscript.is_ok(), "{superscript:?}");
+}

@@ -326,20 +326,16 @@ fn sprintf(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> 
                     s.push('%');
                     continue;
                 }
-                Some(c) if c == '.' || c.is_numeric() => {
+                Some(c) if c == '.' || c.is_ascii_digit() => {
                     let first_char = c;
-                    let mut w = 0;
-                    if c != '.' {
-                        w = c.to_digit(10).expect("could not get digit from char");
-                    }
-
-                    while chars.peek().map(|c| c.is_numeric()) == Some(true) {
-                        w = w * 10
-                            + chars
-                                .next()
-                                .expect("could not get next digit")
-                                .to_digit(10)
-                                .expect("could not get digit from char");
+                    let mut w: u32 = c.to_digit(10).unwrap_or(0);
+                    while let Some(digit) = chars.peek().and_then(|c| c.to_digit(10)) {
+                        chars.next();
+                        // Go's fmt gives up on a width or precision above 10^6.
+                        w = match w.checked_mul(10).and_then(|w| w.checked_add(digit)) {
+                            Some(w) if w <= 10_000_000 => w,
+                            _ => bail!(params[0].span().error("width or precision too large")),
+                        };
                     }
                     let width = match first_char {
                         '0' => Width::LeadingZeros(w as usize),
