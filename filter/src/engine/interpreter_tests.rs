@@ -402,3 +402,37 @@ fn sprintf_widths_that_are_not_ascii_digits_or_too_large() {
     let superscript = eval("r := sprintf(\"%²d\", [1])", "{}");
     assert!(superscript.is_ok(), "{superscript:?}");
 }
+
+/// With `import future.keywords.not` (or `future.keywords`), OPA keeps the whole negated
+/// expression inside the negation in that module: an undefined operand makes `not` true, and
+/// the rule index does not use it.
+#[test]
+fn not_keeps_its_operands_with_the_future_not_keyword() {
+    for import in ["import future.keywords.not", "import future.keywords"] {
+        for body in [
+            "not startswith(input.p, \"a\")",
+            "not input.x + input.y == input.z",
+            "not input.x != 1",
+            "not input.p[input.i]",
+        ] {
+            check(&format!("{import}\nr if {{ {body} }}"), "{}", "true");
+        }
+        check(
+            &format!("{import}\nr := [1 | not startswith(input.p, \"a\")]"),
+            "{}",
+            "[1]",
+        );
+        let conflict = format!(
+            "{import}\nr if {{ x := f(1); not startswith(input.missing, \"a\") }}\nf(x) := 1\nf(x) := 2"
+        );
+        assert!(eval(&conflict, "{}")
+            .unwrap_err()
+            .contains("functions must not produce multiple outputs"));
+    }
+    // Only in the module that imports it.
+    check(
+        "import rego.v1\nr if { not startswith(input.p, \"a\") }",
+        "{}",
+        "undefined",
+    );
+}

@@ -1180,6 +1180,9 @@ impl Interpreter {
     /// and collection items; refs and variables that are a whole operand of `==`/`=` or the
     /// whole expression stay inside the negation. This reports whether they are all defined.
     fn negation_operands_defined(&mut self, expr: &ExprRef) -> Result<bool> {
+        if self.negation_keeps_operands() {
+            return Ok(true);
+        }
         let mut operands = Vec::new();
         Self::negated_expr_operands(expr, &mut operands);
         for operand in operands {
@@ -1188,6 +1191,19 @@ impl Interpreter {
             }
         }
         Ok(true)
+    }
+
+    /// With `import future.keywords.not` (or all of `future.keywords`) OPA leaves the whole
+    /// negated expression inside the negation, in that module.
+    fn negation_keeps_operands(&self) -> bool {
+        self.module.as_ref().is_some_and(|module| {
+            module.imports.iter().any(|import| {
+                matches!(
+                    import.refr.span().text(),
+                    "future.keywords" | "future.keywords.not"
+                )
+            })
+        })
     }
 
     /// The terms OPA evaluates before the negated expression `expr` (see
@@ -3843,7 +3859,7 @@ impl Interpreter {
                     }
                     _ => Self::indexed_input_refs(expr, &mut needed),
                 },
-                Literal::NotExpr { expr, .. } => {
+                Literal::NotExpr { expr, .. } if !self.negation_keeps_operands() => {
                     let mut operands = Vec::new();
                     Self::negated_expr_operands(expr, &mut operands);
                     for operand in &operands {
@@ -3851,7 +3867,7 @@ impl Interpreter {
                     }
                 }
                 Literal::Every { domain, .. } => Self::indexed_input_refs(domain, &mut needed),
-                Literal::SomeVars { .. } | Literal::SomeIn { .. } => {}
+                Literal::NotExpr { .. } | Literal::SomeVars { .. } | Literal::SomeIn { .. } => {}
             }
         }
         for r in &needed {
