@@ -436,3 +436,51 @@ fn not_keeps_its_operands_with_the_future_not_keyword() {
         "undefined",
     );
 }
+
+/// `sprintf` writes what Go's fmt writes (OPA hands it int64, float64 and string arguments):
+/// a verb that does not fit its argument, a missing argument and extra arguments are text in
+/// the result, not an error, and a number under `%s` is not its digits.
+#[test]
+fn sprintf_formats_like_go() {
+    for (call, expected) in [
+        (
+            r#"sprintf("%s:%s", ["host", 8080])"#,
+            "host:%!s(int64=8080)",
+        ),
+        (r#"sprintf("%v:%d", ["host", 8080])"#, "host:8080"),
+        (r#"sprintf("%d", [1.5])"#, "%!d(float64=1.5)"),
+        (
+            r#"sprintf("%d", [1234567.5])"#,
+            "%!d(float64=1.2345675e+06)",
+        ),
+        (r#"sprintf("%d", [true])"#, "%!d(string=true)"),
+        (r#"sprintf("%t", [1.5])"#, "%!t(float64=1.5)"),
+        (r#"sprintf("%f", ["y"])"#, "%!f(string=y)"),
+        (r#"sprintf("%z", [1])"#, "%!z(int64=1)"),
+        (r#"sprintf("%s %s", [1])"#, "%!s(int64=1) %!s(MISSING)"),
+        (r#"sprintf("", [1])"#, "%!(EXTRA int64=1)"),
+        (
+            r#"sprintf("%s", ["a", 2.5, true, [1], null])"#,
+            "a%!(EXTRA float64=2.5, string=true, string=[1], string=null)",
+        ),
+        (r#"sprintf("%s", [{"a": [1, "x"]}])"#, r#"{"a": [1, "x"]}"#),
+        (r#"sprintf("%5s|", ["ab"])"#, "   ab|"),
+        (r#"sprintf("%x %X", ["hi", "hé"])"#, "6869 68C3A9"),
+        (r#"sprintf("%e", [1.5])"#, "1.500000e+00"),
+        (r#"sprintf("%.2e", [0.000123])"#, "1.23e-04"),
+        (r#"sprintf("%f", [2.5])"#, "2.500000"),
+        (r#"sprintf("%.1f", [2.25])"#, "2.2"),
+        (r#"sprintf("%.2f", [3.14159])"#, "3.14"),
+        // Integers beyond int64 are Go big.Ints, which print their digits for `%s`.
+        (
+            r#"sprintf("%s", [123456789123456789123])"#,
+            "123456789123456789123",
+        ),
+    ] {
+        check(&format!("r := {call}"), "{}", &format!("{:?}", expected));
+    }
+    // Flags are not implemented: undefined, not another text.
+    for call in [r#"sprintf("%-5s|", ["ab"])"#, r#"sprintf("%+d", [42])"#] {
+        check(&format!("default r := 7\nr := {call}"), "{}", "7");
+    }
+}

@@ -309,6 +309,68 @@ fn append_hex_escape(out: &mut String, prefix: char, value: u32, digits: usize) 
     }
 }
 
+/// The Go type and `%v` text of a `sprintf` argument as OPA hands it to Go's `fmt`: an integer
+/// is an `int64` (or a `*big.Int`), another number a `float64`, a string a `string`, and any
+/// other value its Rego text, a `string` too.
+fn go_argument(v: &Value) -> (&'static str, String) {
+    match v {
+        Value::Number(n) if n.is_integer() => match n.as_i64() {
+            Some(i) => ("int64", i.to_string()),
+            None => ("*big.Int", n.format_decimal()),
+        },
+        Value::Number(n) => match n.as_f64() {
+            Some(f) => ("float64", go_float(f)),
+            None => ("float64", n.format_decimal()),
+        },
+        Value::String(s) => ("string", s.as_ref().to_string()),
+        v => ("string", to_string(v, false)),
+    }
+}
+
+/// Go's `%v` of a float64 (strconv's shortest `%g`): plain from 1e-4 up to 1e6, else with an
+/// exponent of at least two digits (`1.2345675e+06`).
+fn go_float(f: f64) -> String {
+    let scientific = format!("{f:e}");
+    let (mantissa, exponent) = scientific.split_once('e').unwrap_or((&scientific, "0"));
+    let exponent: i32 = exponent.parse().unwrap_or(0);
+    if (-4..6).contains(&exponent) || !f.is_finite() {
+        format!("{f}")
+    } else {
+        let sign = if exponent < 0 { '-' } else { '+' };
+        format!("{mantissa}e{sign}{:02}", exponent.unsigned_abs())
+    }
+}
+
+/// Go's `%.{precision}e`: `1.500000e+00`, the exponent signed and of at least two digits.
+fn go_exponent_format(f: f64, precision: usize) -> String {
+    let text = format!("{f:.precision$e}");
+    match text.split_once('e') {
+        Some((mantissa, exponent)) => {
+            let exponent: i32 = exponent.parse().unwrap_or(0);
+            let sign = if exponent < 0 { '-' } else { '+' };
+            format!("{mantissa}e{sign}{:02}", exponent.unsigned_abs())
+        }
+        None => text,
+    }
+}
+
+/// Whether Go's fmt formats a value of `go_type` with `verb` (else it writes `%!verb(…)`).
+fn go_verb_fits(verb: char, go_type: &str) -> bool {
+    match go_type {
+        "int64" => matches!(
+            verb,
+            'v' | 'd' | 'b' | 'c' | 'o' | 'O' | 'q' | 'x' | 'X' | 'U'
+        ),
+        // `big.Int`'s own Format: decimal for `%s` too.
+        "*big.Int" => matches!(verb, 'v' | 'd' | 's' | 'b' | 'o' | 'O' | 'x' | 'X'),
+        "float64" => matches!(
+            verb,
+            'v' | 'b' | 'e' | 'E' | 'f' | 'F' | 'g' | 'G' | 'x' | 'X'
+        ),
+        _ => matches!(verb, 'v' | 's' | 'q' | 'x' | 'X'),
+    }
+}
+
 fn sprintf(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> Result<Value> {
     let name = "sprintf";
     ensure_args_count(span, name, params, args, 2)?;
@@ -325,6 +387,13 @@ fn sprintf(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> 
                 Some('%') => {
                     s.push('%');
                     continue;
+                }
+                // Go's flags (`%+d`, `%-5s`, `% d`, `%#x`) are not implemented: a builtin
+                // error rather than a different text.
+                Some(flag @ ('+' | '-' | ' ' | '#')) => {
+                    bail!(params[0]
+                        .span()
+                        .error(format!("unsupported format flag {flag}").as_str()))
                 }
                 Some(c) if c == '.' || c.is_ascii_digit() => {
                     let first_char = c;
@@ -365,12 +434,28 @@ fn sprintf(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> 
             None => break,
         };
 
-        if args_idx >= args.len() {
-            bail!(args_span
-                .error(format!("no argument specified for format verb {args_idx}").as_str()));
-        }
-        let arg = &args[args_idx];
+        // Go's fmt (OPA's sprintf) writes what it cannot format into the result.
+        let Some(arg) = args.get(args_idx) else {
+            s.push_str("%!");
+            s.push(verb);
+            s.push_str("(MISSING)");
+            continue;
+        };
         args_idx += 1;
+        let (go_type, go_value) = go_argument(arg);
+        if !go_verb_fits(verb, go_type) {
+            if !matches!(width, Width::None) || go_type == "*big.Int" {
+                bail!(args_span.error(format!("format verb {verb} does not fit {arg}").as_str()));
+            }
+            s.push_str("%!");
+            s.push(verb);
+            s.push('(');
+            s.push_str(go_type);
+            s.push('=');
+            s.push_str(&go_value);
+            s.push(')');
+            continue;
+        }
 
         // Handle Golang flags.
         let emit_sign = false;
@@ -389,8 +474,8 @@ fn sprintf(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> 
         // Handle Golang printing verbs.
         // https://pkg.go.dev/fmt
         match (verb, arg) {
-            ('s', Value::String(sv)) => s += sv.as_ref(),
-            ('s', v) => s += &to_string(v, false),
+            ('s', Value::String(sv)) => s += apply_width(width, sv.as_ref().to_string()).as_str(),
+            ('s', v) => s += apply_width(width, to_string(v, false)).as_str(),
 
             ('v', _) => s += &to_string(arg, false),
             ('b', Value::Number(f)) if f.is_integer() => {
@@ -436,14 +521,38 @@ fn sprintf(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> 
                 s += sign;
                 s += apply_width(width, v.format_big_hex()).as_str()
             }
-            ('e', Value::Number(f)) => s += &f.format_scientific(),
-            ('E', Value::Number(f)) => s += &f.format_scientific().replace('e', "E"),
-            ('f' | 'F', Value::Number(f)) => {
-                s += &match width {
-                    Width::Decimals(d) => f.format_decimal_with_width(d as u32),
-                    _ => apply_width(width, f.format_decimal()),
-                }
+            ('e' | 'E', Value::Number(f)) => {
+                let Some(f) = f.as_f64() else {
+                    bail!(args_span.error("cannot print large number using e format"))
+                };
+                let precision = match width {
+                    Width::Decimals(d) => d,
+                    Width::None => 6,
+                    _ => bail!(args_span.error("unsupported width for format verb e")),
+                };
+                let text = go_exponent_format(f, precision);
+                s += &if verb == 'E' {
+                    text.to_uppercase()
+                } else {
+                    text
+                };
             }
+            ('x', Value::String(sv)) => {
+                s += &sv.bytes().map(|b| format!("{b:02x}")).collect::<String>()
+            }
+            ('X', Value::String(sv)) => {
+                s += &sv.bytes().map(|b| format!("{b:02X}")).collect::<String>()
+            }
+            // Go: 6 decimals unless a precision is given, rounded half to even like Rust.
+            ('f' | 'F', Value::Number(f)) => match f.as_f64() {
+                Some(f) => {
+                    s += &match width {
+                        Width::Decimals(d) => format!("{f:.d$}"),
+                        width => apply_width(width, format!("{f:.6}")),
+                    }
+                }
+                None => bail!(args_span.error("cannot print large number using f format")),
+            },
             ('g', Value::Number(f)) => {
                 let (sign, v) = get_sign_value(f);
                 let v = match v.as_f64() {
@@ -494,16 +603,19 @@ fn sprintf(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> 
         }
     }
 
-    if args_idx < args.len() {
-        bail!(args_span.error(
-            format!(
-                "extra arguments ({}) specified for {args_idx} format verbs.",
-                args.len()
-            )
-            .as_str()
-        ));
+    let extra: Vec<String> = args
+        .iter()
+        .skip(args_idx)
+        .map(|arg| {
+            let (go_type, go_value) = go_argument(arg);
+            format!("{go_type}={go_value}")
+        })
+        .collect();
+    if !extra.is_empty() {
+        s.push_str("%!(EXTRA ");
+        s.push_str(&extra.join(", "));
+        s.push(')');
     }
-
     Ok(Value::String(s.into()))
 }
 
