@@ -745,17 +745,16 @@ fn startswith(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) 
 }
 
 fn replace_n(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> Result<Value> {
-    let name = "trim";
+    let name = "strings.replace_n";
     ensure_args_count(span, name, params, args, 2)?;
     let obj = ensure_object(name, &params[0], args[0].clone())?;
-    let mut s = ensure_string(name, &params[1], &args[1])?;
+    let s = ensure_string(name, &params[1], &args[1])?;
 
     let span = params[0].span();
+    let mut pairs = Vec::new();
     for item in obj.as_ref().iter_sorted() {
         match item {
-            (Value::String(k), Value::String(v)) => {
-                s = s.replace(k.as_ref(), v.as_ref()).into();
-            }
+            (Value::String(k), Value::String(v)) => pairs.push((k.clone(), v.clone())),
             _ => {
                 bail!(span.error(
                     format!("`{name}` expects string keys and values in pattern object.").as_str()
@@ -764,7 +763,40 @@ fn replace_n(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -
         }
     }
 
-    Ok(Value::String(s.clone()))
+    Ok(Value::String(replace_in_one_pass(&s, &pairs).into()))
+}
+
+/// Go's `strings.NewReplacer`, which OPA's `strings.replace_n` builds from the pattern's keys
+/// in sorted order: one pass from left to right; at each position the first key in that order
+/// that matches there is replaced; replaced text is not scanned again; an empty key matches
+/// at every position (the end included), before the text there.
+fn replace_in_one_pass(s: &str, pairs: &[(Rc<str>, Rc<str>)]) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut at = 0;
+    // After an empty key matched at `at`, the other keys still get their turn there.
+    let mut after_empty_match = false;
+    loop {
+        let rest = s.get(at..).unwrap_or_default();
+        let found = pairs.iter().find(|(key, _)| {
+            !(after_empty_match && key.is_empty()) && rest.starts_with(key.as_ref())
+        });
+        match found {
+            Some((key, replacement)) => {
+                out.push_str(replacement);
+                after_empty_match = key.is_empty();
+                at += key.len();
+            }
+            None => {
+                let Some(c) = rest.chars().next() else {
+                    break;
+                };
+                out.push(c);
+                at += c.len_utf8();
+                after_empty_match = false;
+            }
+        }
+    }
+    out
 }
 
 fn reverse(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> Result<Value> {

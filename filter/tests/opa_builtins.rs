@@ -1,0 +1,48 @@
+//! Builtins the filter ships, against the real OPA's (v1.20.2) answers for the same calls:
+//! each test names the regorus patch (third_party/regorus/PATCHES.md) it pins.
+
+use regorus::{Engine, Value};
+
+/// The value of `expr`, evaluated as the filter evaluates (non-strict builtin errors).
+fn eval(expr: &str) -> Value {
+    let mut engine = Engine::new();
+    engine.set_strict_builtin_errors(false);
+    let results = engine
+        .eval_query(format!("x := {expr}"), false)
+        .unwrap_or_else(|e| panic!("{expr}: {e}"));
+    results
+        .result
+        .first()
+        .map_or(Value::Undefined, |r| r.bindings["x"].clone())
+}
+
+/// Patch: `strings.replace_n` replaces in one pass like OPA (Go's `strings.NewReplacer`):
+/// left to right, the first key in sorted order that matches at a position wins, replaced
+/// text is not scanned again, an empty key matches at every position.
+#[test]
+fn strings_replace_n_replaces_in_one_pass() {
+    let cases = [
+        (r#"{"a": "b", "b": "a"}"#, "abba", "baab"),
+        (r#"{"a": "YY", "bba": "bX"}"#, "bbab", "bXb"),
+        (r#"{"info": "X", "anotherinfo": "Y"}"#, "anotherinfo", "Y"),
+        (r#"{"ab": "b", "b": "Y"}"#, "baaabbbba", "YaabYYYa"),
+        (
+            r#"{"a": "Xa", "ab": "X", "ba": "bYa", "aaa": "X"}"#,
+            "aaaaab",
+            "XaXaXaXaXab",
+        ),
+        (r#"{"aab": "Y", "a": "", "b": ""}"#, "bbaab", ""),
+        (r#"{"": "X"}"#, "", "X"),
+        (r#"{"": "X"}"#, "ab", "XaXbX"),
+        (r#"{"": "X", "a": "Y"}"#, "ab", "XYXbX"),
+        (r#"{"": "-", "é": "e"}"#, "aéb", "-a-e-b-"),
+        (r#"{"foo": "bar"}"#, "foofoo", "barbar"),
+    ];
+    for (patterns, s, want) in cases {
+        assert_eq!(
+            eval(&format!("strings.replace_n({patterns}, {s:?})")),
+            Value::from(want),
+            "strings.replace_n({patterns}, {s:?})"
+        );
+    }
+}
