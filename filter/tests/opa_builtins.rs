@@ -46,3 +46,18 @@ fn strings_replace_n_replaces_in_one_pass() {
         );
     }
 }
+
+/// Patch: `json.is_valid` of anything but a string is `false`, as in OPA, not a type error
+/// (which the filter's non-strict evaluation turned into undefined).
+#[test]
+fn json_is_valid_of_a_non_string_is_false() {
+    for value in ["1", "null", r#"{"a": 1}"#, "[1]", "true"] {
+        assert_eq!(
+            eval(&format!("json.is_valid({value})")),
+            Value::from(false),
+            "json.is_valid({value})"
+        );
+    }
+    assert_eq!(eval(r#"json.is_valid("{}")"#), Value::from(true));
+    assert_eq!(eval(r#"json.is_valid("{")"#), Value::from(false));
+}

@@ -378,8 +378,11 @@ fn json_is_valid(
     let name = "json.is_valid";
     ensure_args_count(span, name, params, args, 1)?;
 
-    let json_str = ensure_string(name, &params[0], &args[0])?;
-    Ok(Value::Bool(Value::from_json_str(&json_str).is_ok()))
+    // OPA: anything but a string is not valid JSON text (false, not a type error).
+    let Value::String(json_str) = &args[0] else {
+        return Ok(Value::Bool(false));
+    };
+    Ok(Value::Bool(Value::from_json_str(json_str).is_ok()))
 }
 
 fn json_marshal(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> Result<Value> {
