@@ -4,6 +4,7 @@
 //! part of this repository, and CI has no copy of them.
 
 mod cases;
+mod known;
 mod run;
 
 use std::collections::BTreeMap;
@@ -31,30 +32,50 @@ struct Args {
     folders: Vec<String>,
 }
 
-#[derive(Default, Clone, Copy)]
+/// One backend's outcomes over a set of cases: how many passed, and why the others failed or
+/// were skipped.
+#[derive(Default, Clone)]
 struct Counts {
     passed: u32,
-    failed: u32,
-    skipped: u32,
+    failed: BTreeMap<String, u32>,
+    skipped: BTreeMap<String, u32>,
 }
 
 impl Counts {
     fn add(&mut self, outcome: &Outcome) {
         match outcome {
             Outcome::Passed => self.passed += 1,
-            Outcome::Failed { .. } => self.failed += 1,
-            Outcome::Skipped { .. } => self.skipped += 1,
+            Outcome::Failed { reason, .. } => *self.failed.entry(reason.clone()).or_default() += 1,
+            Outcome::Skipped { reason } => *self.skipped.entry(reason.clone()).or_default() += 1,
         }
     }
 
-    fn merge(&mut self, other: Counts) {
+    fn merge(&mut self, other: &Counts) {
         self.passed += other.passed;
-        self.failed += other.failed;
-        self.skipped += other.skipped;
+        for (reason, n) in &other.failed {
+            *self.failed.entry(reason.clone()).or_default() += n;
+        }
+        for (reason, n) in &other.skipped {
+            *self.skipped.entry(reason.clone()).or_default() += n;
+        }
     }
 
-    fn json(self) -> serde_json::Value {
-        json!({"passed": self.passed, "failed": self.failed, "skipped": self.skipped})
+    fn failed(&self) -> u32 {
+        self.failed.values().sum()
+    }
+
+    fn skipped(&self) -> u32 {
+        self.skipped.values().sum()
+    }
+
+    fn json(&self) -> serde_json::Value {
+        json!({
+            "passed": self.passed,
+            "failed": self.failed(),
+            "skipped": self.skipped(),
+            "failed_by_reason": self.failed,
+            "skipped_by_reason": self.skipped,
+        })
     }
 }
 
@@ -63,26 +84,37 @@ impl std::fmt::Display for Counts {
         write!(
             f,
             "{:>4} passed {:>3} failed {:>3} skipped",
-            self.passed, self.failed, self.skipped
+            self.passed,
+            self.failed(),
+            self.skipped()
         )
     }
 }
 
-/// Interpreter and RVM counts of a folder or family.
-#[derive(Default, Clone, Copy)]
+/// Case files, cases, and the interpreter's and RVM's counts of a folder or family.
+#[derive(Default, Clone)]
 struct Pair {
+    files: u32,
+    cases: u32,
     interpreter: Counts,
     rvm: Counts,
 }
 
 impl Pair {
-    fn merge(&mut self, other: Pair) {
-        self.interpreter.merge(other.interpreter);
-        self.rvm.merge(other.rvm);
+    fn merge(&mut self, other: &Pair) {
+        self.files += other.files;
+        self.cases += other.cases;
+        self.interpreter.merge(&other.interpreter);
+        self.rvm.merge(&other.rvm);
     }
 
-    fn json(self) -> serde_json::Value {
-        json!({"interpreter": self.interpreter.json(), "rvm": self.rvm.json()})
+    fn json(&self) -> serde_json::Value {
+        json!({
+            "files": self.files,
+            "cases": self.cases,
+            "interpreter": self.interpreter.json(),
+            "rvm": self.rvm.json(),
+        })
     }
 }
 
@@ -101,10 +133,17 @@ struct Results {
 }
 
 impl Results {
+    fn file(&mut self, folder: &str) {
+        self.folders.entry(folder.to_string()).or_default().files += 1;
+    }
+
     fn record(&mut self, folder: &str, case: &str, backend: &'static str, outcome: Outcome) {
         let pair = self.folders.entry(folder.to_string()).or_default();
         match backend {
-            "interpreter" => pair.interpreter.add(&outcome),
+            "interpreter" => {
+                pair.cases += 1;
+                pair.interpreter.add(&outcome);
+            }
             _ => pair.rvm.add(&outcome),
         }
         if outcome != Outcome::Passed {
@@ -123,7 +162,7 @@ impl Results {
             families
                 .entry(cases::family(folder))
                 .or_default()
-                .merge(*pair);
+                .merge(pair);
         }
         families
     }
@@ -131,7 +170,7 @@ impl Results {
     fn total(&self) -> Pair {
         let mut total = Pair::default();
         for pair in self.folders.values() {
-            total.merge(*pair);
+            total.merge(pair);
         }
         total
     }
@@ -140,6 +179,7 @@ impl Results {
 fn run(dir: &Path, folders: &[String]) -> Result<Results> {
     let mut results = Results::default();
     for found in cases::discover(dir, folders)? {
+        results.file(&found.folder);
         let file = match cases::read(&found.path) {
             Ok(file) => file,
             Err(e) => {
@@ -169,13 +209,25 @@ fn run(dir: &Path, folders: &[String]) -> Result<Results> {
 }
 
 fn print(results: &Results, verbose: bool) {
-    println!("{:<44} {:<34} rvm", "folder", "interpreter");
+    println!(
+        "{:<44} {:>5} {:>5}  {:<34} rvm",
+        "folder", "files", "cases", "interpreter"
+    );
     for (folder, pair) in &results.folders {
-        println!("{folder:<44} {}   {}", pair.interpreter, pair.rvm);
+        println!(
+            "{folder:<44} {:>5} {:>5}  {}   {}",
+            pair.files, pair.cases, pair.interpreter, pair.rvm
+        );
     }
-    println!("\n{:<44} {:<34} rvm", "family", "interpreter");
+    println!(
+        "\n{:<44} {:>5} {:>5}  {:<34} rvm",
+        "family", "files", "cases", "interpreter"
+    );
     for (family, pair) in results.families() {
-        println!("{family:<44} {}   {}", pair.interpreter, pair.rvm);
+        println!(
+            "{family:<44} {:>5} {:>5}  {}   {}",
+            pair.files, pair.cases, pair.interpreter, pair.rvm
+        );
     }
     println!("\nfailures:");
     for note in &results.notes {
@@ -189,23 +241,20 @@ fn print(results: &Results, verbose: bool) {
             }
         }
     }
-    println!("\nskip reasons:");
-    for ((backend, reason), count) in skip_reasons(results) {
-        println!("  [{backend}] {count:>4} × {reason}");
-    }
     let total = results.total();
-    println!("\ninterpreter: {}", total.interpreter);
-    println!("rvm:         {}", total.rvm);
-}
-
-fn skip_reasons(results: &Results) -> BTreeMap<(&'static str, &str), u32> {
-    let mut reasons = BTreeMap::new();
-    for note in &results.notes {
-        if let Outcome::Skipped { reason } = &note.outcome {
-            *reasons.entry((note.backend, reason.as_str())).or_insert(0) += 1;
+    for (backend, counts) in [("interpreter", &total.interpreter), ("rvm", &total.rvm)] {
+        println!("\n[{backend}] failed by reason:");
+        for (reason, n) in &counts.failed {
+            println!("  {n:>4} × {reason}");
+        }
+        println!("[{backend}] skipped by reason:");
+        for (reason, n) in &counts.skipped {
+            println!("  {n:>4} × {reason}");
         }
     }
-    reasons
+    println!("\n{} files, {} cases", total.files, total.cases);
+    println!("interpreter: {}", total.interpreter);
+    println!("rvm:         {}", total.rvm);
 }
 
 fn write(results: &Results, dir: &Path, out: &Path) -> Result<()> {
@@ -216,42 +265,37 @@ fn write(results: &Results, dir: &Path, out: &Path) -> Result<()> {
         .notes
         .iter()
         .filter_map(|n| match &n.outcome {
-            Outcome::Failed { reason, detail } => Some(json!({
-                "folder": n.folder, "case": n.case, "backend": n.backend,
-                "reason": reason, "detail": truncate(error_line(detail), 300),
-            })),
+            Outcome::Failed { reason, detail } => {
+                let mut entry = json!({
+                    "folder": n.folder, "case": n.case, "backend": n.backend,
+                    "reason": reason, "detail": truncate(run::error_line(detail), 300),
+                });
+                if let (Some(cause), Ok(entry)) = (
+                    known::root_cause(&n.case, n.backend, reason),
+                    entry.as_object_mut().ok_or(()),
+                ) {
+                    entry.insert("root_cause".into(), json!(cause));
+                }
+                Some(entry)
+            }
             Outcome::Skipped { .. } | Outcome::Passed => None,
         })
-        .collect();
-    let skipped: Vec<_> = skip_reasons(results)
-        .into_iter()
-        .map(|((backend, reason), count)| json!({"backend": backend, "reason": reason, "cases": count}))
         .collect();
     let document = json!({
         "opa_commit": commit,
         "regorus": zerohop_filter::REGORUS_VERSION,
         "command": "make conformance OPA_CASES=<opa>/v1/test/cases/testdata",
+        "root_causes": known::ROOT_CAUSES.iter().map(|(id, text)| (id.to_string(), json!(text))).collect::<serde_json::Map<_, _>>(),
         "total": results.total().json(),
         "families": results.families().into_iter().map(|(f, p)| (f.to_string(), p.json())).collect::<serde_json::Map<_, _>>(),
         "folders": results.folders.iter().map(|(f, p)| (f.clone(), p.json())).collect::<serde_json::Map<_, _>>(),
         "failures": failures,
-        "skipped": skipped,
     });
     if let Some(parent) = out.parent() {
         std::fs::create_dir_all(parent)?;
     }
     std::fs::write(out, serde_json::to_string_pretty(&document)? + "\n")
         .with_context(|| format!("writing {}", out.display()))
-}
-
-/// regorus's message without the source excerpt it quotes (OPA's case text stays out of
-/// the committed results).
-fn error_line(detail: &str) -> &str {
-    detail
-        .lines()
-        .rev()
-        .find_map(|l| l.strip_prefix("error: "))
-        .unwrap_or(detail)
 }
 
 fn truncate(text: &str, max: usize) -> String {
@@ -307,12 +351,12 @@ mod tests {
             (
                 "harness/wrong expectation fails",
                 "interpreter",
-                "failed: different result",
+                "failed: wrong value",
             ),
             (
                 "harness/wrong expectation fails",
                 "rvm",
-                "failed: different result",
+                "failed: wrong value",
             ),
             // regorus's RVM ignores strict mode for to_number (undefined, no error). The
             // filter evaluates non-strict, where both backends agree.
@@ -366,13 +410,13 @@ mod tests {
         assert_eq!(
             (
                 total.interpreter.passed,
-                total.interpreter.failed,
-                total.interpreter.skipped
+                total.interpreter.failed(),
+                total.interpreter.skipped()
             ),
             (6, 3, 1)
         );
         assert_eq!(
-            (total.rvm.passed, total.rvm.failed, total.rvm.skipped),
+            (total.rvm.passed, total.rvm.failed(), total.rvm.skipped()),
             (4, 3, 3)
         );
     }

@@ -6,12 +6,42 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use anyhow::{anyhow, Result};
-use regorus::rvm::RegoVM;
 use regorus::Value;
 use zerohop_filter::bundle::{Bundle, Manifest, Module};
-use zerohop_filter::engine::{self, Compiled, LoadError};
+use zerohop_filter::config::DecisionPath;
+use zerohop_filter::engine::{self, Compiled, EvalError, LoadError, Policy};
 
 use crate::cases::Case;
+
+/// Where a backend gave up on a case: at load (the filter refuses the bundle, with the
+/// place and a stable code) or while evaluating it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Load,
+    Eval,
+}
+
+#[derive(Debug)]
+struct Failure {
+    stage: Stage,
+    message: String,
+}
+
+impl Failure {
+    fn load(e: impl std::fmt::Display) -> Self {
+        Failure {
+            stage: Stage::Load,
+            message: format!("{e:#}"),
+        }
+    }
+
+    fn eval(e: impl std::fmt::Display) -> Self {
+        Failure {
+            stage: Stage::Eval,
+            message: format!("{e:#}"),
+        }
+    }
+}
 
 /// What one backend made of one case.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,18 +117,20 @@ fn bundle(case: &Case, rego_v0: bool) -> Bundle {
 }
 
 /// The filter's interpreter, set up by `engine::parse`, with the case's strictness.
-fn interpreter(case: &Case, rego_v0: bool) -> Result<(regorus::Engine, Value)> {
-    let mut engine = engine::parse(&bundle(case, rego_v0)).map_err(load_error)?;
+fn interpreter(case: &Case, rego_v0: bool) -> Result<(regorus::Engine, Value), Failure> {
+    let mut engine =
+        engine::parse(&bundle(case, rego_v0)).map_err(|e| Failure::load(load_error(e)))?;
     engine.set_strict_builtin_errors(case.strict_error);
     let mut input = case.input.clone().unwrap_or(Value::Undefined);
     if let Some(term) = &case.input_term {
         input = engine
-            .eval_query(term.clone(), false)?
+            .eval_query(term.clone(), false)
+            .map_err(Failure::eval)?
             .result
             .last()
             .and_then(|r| r.expressions.last())
             .map(|e| e.value.clone())
-            .ok_or_else(|| anyhow!("input_term {term} is undefined"))?;
+            .ok_or_else(|| Failure::eval(format!("input_term {term} is undefined")))?;
     }
     engine.set_input(input.clone());
     Ok((engine, input))
@@ -112,22 +144,35 @@ fn load_error(e: LoadError) -> anyhow::Error {
 }
 
 /// Runs `f`, turning a regorus panic into an error (the filter would lose its VM).
-fn guarded<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+fn guarded<T>(f: impl FnOnce() -> Result<T, Failure>) -> Result<T, Failure> {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|panic| {
         let message = panic
             .downcast_ref::<String>()
             .cloned()
             .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_string()))
             .unwrap_or_default();
-        Err(anyhow!("regorus panicked: {message}"))
+        Err(Failure::eval(format!("regorus panicked: {message}")))
     })
 }
 
 /// The query's results as OPA's test runner lists them: bindings per result, or the value
 /// when the query binds nothing; sets become arrays, as in the YAML.
-fn interpreter_results(case: &Case, rego_v0: bool) -> Result<Value> {
+fn interpreter_results(case: &Case, rego_v0: bool) -> Result<Value, Failure> {
     let (mut engine, _) = interpreter(case, rego_v0)?;
-    let results = engine.eval_query(case.query.clone(), false)?;
+    // The filter loads a bundle by compiling its decision rule (`engine::compile`): what that
+    // rejects, the filter refuses at load, on either backend.
+    if let Some((rule, _)) = rule_query(&case.query) {
+        // A query of a package (`data.test = x`) is no rule: the filter cannot load it as
+        // its decision, and that case only says something about the evaluation below.
+        if let Err(e) = engine.compile_with_entrypoint(&rule.as_str().into()) {
+            if !e.to_string().contains("not a valid rule path") {
+                return Err(Failure::load(e));
+            }
+        }
+    }
+    let results = engine
+        .eval_query(case.query.clone(), false)
+        .map_err(Failure::eval)?;
     let mut values = Vec::new();
     for result in results.result {
         let bindings = result.bindings.as_object().is_ok_and(|b| !b.is_empty());
@@ -150,7 +195,7 @@ fn interpreter_results(case: &Case, rego_v0: bool) -> Result<Value> {
         }
         values.push(value);
     }
-    as_json(&Value::from(values))
+    as_json(&Value::from(values)).map_err(Failure::eval)
 }
 
 fn as_json(value: &Value) -> Result<Value> {
@@ -158,47 +203,87 @@ fn as_json(value: &Value) -> Result<Value> {
 }
 
 /// Compares what a backend produced with what OPA wants.
-fn judge(case: &Case, got: Result<Value>) -> Outcome {
+fn judge(case: &Case, got: Result<Value, Failure>) -> Outcome {
     let want = match &case.want_result {
         Some(want) => as_json(want),
         None => Ok(Value::new_array()),
     };
-    match (got, want) {
-        (_, Err(e)) => Outcome::Failed {
-            reason: "want_result not understood".into(),
-            detail: format!("{e:#}"),
-        },
-        (Err(e), Ok(_)) => {
-            let message = format!("{e:#}").trim().to_string();
-            let reason = classify_error(&message);
+    let want = match want {
+        Ok(want) => want,
+        Err(e) => {
+            return Outcome::Failed {
+                reason: "want_result not understood".into(),
+                detail: format!("{e:#}"),
+            }
+        }
+    };
+    let got = match got {
+        Ok(got) => got,
+        Err(failure) => {
+            let message = error_line(failure.message.trim()).to_string();
+            let reason = refine(case, &message, classify_error(&message, failure.stage));
             // OPA's error comes from the builtin; a missing builtin is no match for it.
             if case.wants_error() && !reason.starts_with(MISSING_BUILTIN) {
                 return Outcome::Passed;
             }
-            Outcome::Failed {
+            return Outcome::Failed {
                 reason,
                 detail: message,
-            }
+            };
         }
-        (Ok(got), Ok(want)) if got != want && named_time_zone(case) => Outcome::Failed {
+    };
+    if got != want && named_time_zone(case) {
+        return Outcome::Failed {
             reason: "named time zone: this build knows UTC only".into(),
             detail: format!("want {want}, got {got}"),
-        },
-        (Ok(got), Ok(_)) if case.wants_error() => Outcome::Failed {
-            reason: if case.strict_error && got == Value::new_array() {
-                // What the filter sees: it evaluates non-strict, where OPA is undefined too.
-                "strict builtin error not raised (undefined instead)".into()
-            } else {
-                "no error where OPA raises one".into()
-            },
-            detail: format!("OPA: {}; got {got}", case.wanted_error()),
-        },
-        (Ok(got), Ok(want)) if got == want => Outcome::Passed,
-        (Ok(got), Ok(want)) => Outcome::Failed {
-            reason: "different result".into(),
-            detail: format!("want {want}, got {got}"),
-        },
+        };
     }
+    if case.wants_error() {
+        let reason = if wants_conflict(case) {
+            "conflict error not raised (wrong value)"
+        } else if case.strict_error && got == Value::new_array() {
+            // What the filter sees: it evaluates non-strict, where OPA is undefined too.
+            "strict builtin error not raised (undefined instead)"
+        } else if case.strict_error {
+            "builtin error not raised: a value where OPA errors (wrong value)"
+        } else {
+            "no error where OPA raises one"
+        };
+        return Outcome::Failed {
+            reason: reason.into(),
+            detail: format!("OPA: {}; got {got}", case.wanted_error()),
+        };
+    }
+    if got == want {
+        Outcome::Passed
+    } else {
+        Outcome::Failed {
+            reason: "wrong value".into(),
+            detail: format!("want {want}, got {got}"),
+        }
+    }
+}
+
+/// Whether OPA's error is a conflict (a rule or function with two values), which OPA raises
+/// in every mode, strict or not.
+fn wants_conflict(case: &Case) -> bool {
+    case.want_error_code.as_deref() == Some("eval_conflict_error")
+        || case
+            .want_error
+            .as_deref()
+            .is_some_and(|e| e.contains("conflicting values") || e.contains("must not produce"))
+}
+
+/// regorus's message without the source excerpt it quotes (`--> file:line:col`, the line,
+/// `error: message`): the `error:` line, or the first line when there is none.
+pub fn error_line(detail: &str) -> &str {
+    detail
+        .lines()
+        .rev()
+        .find_map(|l| l.trim_start().strip_prefix("error: "))
+        .or_else(|| detail.lines().find(|l| !l.trim().is_empty()))
+        .unwrap_or(detail)
+        .trim()
 }
 
 const MISSING_BUILTIN: &str = "missing builtin ";
@@ -220,8 +305,29 @@ fn named_time_zone(case: &Case) -> bool {
     text.contains("time.") && AREAS.iter().any(|area| text.contains(&format!("\"{area}")))
 }
 
+const WALK_MISSING: &str = "missing builtin walk (regorus feature `graph` off)";
+
+/// A reason made precise with what the case's text tells: `walk` lives in regorus's `graph`
+/// feature, which the filter leaves off (the call form `walk(x, out)` then errors at
+/// evaluation as an unsafe output variable instead of at load); a function with only a
+/// `default` definition is unknown to regorus's RVM compiler.
+fn refine(case: &Case, message: &str, reason: String) -> String {
+    let text = case.text();
+    let walk_call = message.contains("is unsafe") && text.contains("walk(");
+    if reason == format!("{MISSING_BUILTIN}walk") || walk_call {
+        return WALK_MISSING.into();
+    }
+    if let Some(name) = reason.strip_prefix(MISSING_BUILTIN) {
+        if text.contains(&format!("default {name}(")) {
+            return "function with only a `default` definition: unknown to the RVM compiler (refused at load)"
+                .into();
+        }
+    }
+    reason
+}
+
 /// A short, stable reason for an error, for grouping.
-fn classify_error(message: &str) -> String {
+fn classify_error(message: &str, stage: Stage) -> String {
     const MISSING: &[&str] = &[
         "could not find function ",
         "Unknown function: '",
@@ -246,7 +352,10 @@ fn classify_error(message: &str) -> String {
     if message.contains("regorus panicked") {
         return "regorus panicked".into();
     }
-    "error where OPA has a result".into()
+    match stage {
+        Stage::Load => "refused at load (acceptable)".into(),
+        Stage::Eval => "evaluation error where OPA has a result".into(),
+    }
 }
 
 /// The case on the interpreter. An unknown function can show there as an unsafe output
@@ -294,63 +403,59 @@ fn rule_query(query: &str) -> Option<(String, String)> {
 }
 
 /// The case on the RVM, compiled as `engine::compile` compiles a bundle's decision rule and
-/// run as the filter runs it (instruction limit, data, input), with the case's strictness.
+/// run as the filter runs it (`Policy`: instruction limit, data, input, host functions).
 pub fn run_rvm(case: &Case, rego_v0: bool) -> Outcome {
     let Some((rule, var)) = rule_query(&case.query) else {
         return Outcome::Skipped {
             reason: "query is not `data.<rule> = x`: the filter only evaluates rules".into(),
         };
     };
-    let program = guarded(
+    let compiled = guarded(
         || match engine::compile(&bundle(case, rego_v0), &[rule.as_str()]) {
-            Ok(Compiled::Program { program, .. }) => Ok(Ok(program)),
-            Ok(Compiled::Interpreter { reason, .. }) => Ok(Err(Outcome::Skipped {
+            Ok(Compiled::Program { .. }) => Ok(None),
+            Ok(Compiled::Interpreter { reason, .. }) => Ok(Some(Outcome::Skipped {
                 reason: format!(
                     "RVM compiler refused, the filter interprets: {}",
-                    first_line(&reason)
+                    error_line(&reason)
                 ),
             })),
             Err(LoadError::Compile { message, .. })
                 if message.contains("not a valid rule path") =>
             {
-                Ok(Err(Outcome::Skipped {
+                Ok(Some(Outcome::Skipped {
                     reason: "query path is not a rule".into(),
                 }))
             }
-            Err(e) => Err(load_error(e)),
+            Err(e) => Err(Failure::load(load_error(e))),
         },
     );
-    let program = match program {
-        Ok(Ok(program)) => program,
-        Ok(Err(skipped)) => return skipped,
+    match compiled {
+        Ok(None) => {}
+        Ok(Some(skipped)) => return skipped,
         Err(e) => return judge(case, Err(e)),
-    };
+    }
+    // Evaluated as the filter evaluates a request: `Policy` (its instruction limit, host
+    // functions such as `time.now_ns`, non-strict builtin errors; the filter has no strict
+    // mode).
     let got = guarded(|| {
         let (_, input) = interpreter(case, rego_v0)?;
-        let mut vm = RegoVM::new();
-        vm.load_program(program);
-        vm.set_max_instructions(engine::MAX_INSTRUCTIONS);
-        vm.set_data(case.data.clone().unwrap_or_else(Value::new_object))?;
-        vm.set_strict_builtin_errors(case.strict_error);
-        vm.set_input(input);
-        let value = vm.execute_entry_point_by_name(&rule)?;
-        if value == Value::Undefined {
-            return Ok(Value::new_array());
-        }
+        let path = DecisionPath::parse(&rule.trim_start_matches("data.").replace('.', "/"))
+            .map_err(Failure::load)?;
+        let mut policy = Policy::load(&bundle(case, rego_v0), &path)
+            .map_err(|e| Failure::load(load_error(e)))?;
+        let value = match policy.evaluate(input) {
+            Ok(value) => value,
+            Err(EvalError::Undefined) => return Ok(Value::new_array()),
+            Err(EvalError::Failed(message)) => return Err(Failure::eval(message)),
+        };
         let mut binding = Value::new_object();
         binding
-            .as_object_mut()?
+            .as_object_mut()
+            .map_err(Failure::eval)?
             .insert(Value::from(var.as_str()), value);
-        as_json(&Value::from(vec![binding]))
+        as_json(&Value::from(vec![binding])).map_err(Failure::eval)
     });
     judge(case, got)
-}
-
-fn first_line(text: &str) -> &str {
-    text.lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or(text)
-        .trim()
 }
 
 #[cfg(test)]
