@@ -24,8 +24,10 @@ use crate::REGORUS_VERSION;
 use cache::DecisionCache;
 
 mod cache;
+pub mod compile_checks;
 pub mod jwt;
 mod reads;
+mod signatures;
 mod verified;
 pub mod walk;
 
@@ -62,6 +64,9 @@ impl Mode {
 pub enum LoadError {
     #[error("{0}")]
     Rego(RegoError),
+    /// Rego that OPA's compiler refuses (all of it, sorted by place).
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Refused(Vec<compile_checks::CompileError>),
     #[error("{0} (not available in this filter)")]
     Unsupported(RegoError),
     #[error("bundle data: {0}")]
@@ -82,6 +87,7 @@ impl LoadError {
     pub fn code(&self) -> &'static str {
         match self {
             LoadError::Rego(_) => "rego-error",
+            LoadError::Refused(errors) => errors.first().map_or("rego-error", |e| e.code),
             LoadError::Unsupported(_) => "unsupported-function",
             LoadError::Data(_) => "bad-data",
             LoadError::Compile { .. } => "compile-error",
@@ -527,6 +533,10 @@ fn parse_with_clock(bundle: &Bundle, clock: &EvalClock) -> Result<regorus::Engin
                     snippet: String::new(),
                 })
             })?;
+    }
+    let refused = compile_checks::check(engine.get_modules(), &host_functions());
+    if !refused.is_empty() {
+        return Err(LoadError::Refused(refused));
     }
     engine
         .add_data(bundle.data.clone())

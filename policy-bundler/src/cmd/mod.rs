@@ -37,6 +37,23 @@ pub fn load_failure(
             e.message,
             e.snippet
         )),
+        // As OPA lists them (`file:line: code: message`), with the column and our code.
+        zerohop_filter::engine::LoadError::Refused(errors) => crate::Failed(
+            errors
+                .iter()
+                .map(|e| {
+                    format!(
+                        "{}:{}:{}: {}: {}",
+                        dir.join(&e.file).display(),
+                        e.line,
+                        e.column,
+                        e.code,
+                        e.message
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ),
         other => crate::Failed(other.to_string()),
     }
 }

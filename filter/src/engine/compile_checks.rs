@@ -1,0 +1,1611 @@
+//! What OPA's compiler refuses and regorus accepts, found over regorus's AST so that
+//! `policy-bundler check`, `build` and bundle activation refuse the same programs OPA does,
+//! each error at file:line:column with OPA's wording and a stable code:
+//! - `unsafe-var` (`rego_unsafe_var_error`): a variable that no positive expression binds;
+//! - `unused-declared-var`, `var-assigned-above`, `var-declared-above`, `var-referenced-above`,
+//!   `arg-redeclared` (`rego_compile_error`): `some`/`every` variables never used, `:=` to a
+//!   variable that is already declared or used, or to a function argument;
+//! - `recursion` (`rego_recursion_error`): rules that depend on themselves;
+//! - `builtin-arity`, `builtin-type`, `undefined-function` (`rego_type_error`): calls that
+//!   OPA's type checker refuses from what is known before evaluation (literals and variables
+//!   assigned from them), and calls to functions nobody defines;
+//! - `multiple-defaults`, `conflicting-rules` (`rego_type_error`).
+//!
+//! Every check errs on the side of accepting: a program OPA accepts must never be refused
+//! here, so whatever cannot be decided exactly is let through.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use regorus::unstable::{
+    ArithOp, AssignOp, BinOp, Expr, Literal, LiteralStmt, Module, Query, Ref, Rule, RuleAssign,
+    RuleBody, RuleHead, Span,
+};
+use regorus::utils::get_path_string;
+
+use super::signatures::SIGNATURES;
+
+/// One program OPA refuses to compile, at the place OPA reports.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct CompileError {
+    pub file: String,
+    pub line: u32,
+    /// In characters, as editors and OPA count.
+    pub column: u32,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl std::fmt::Display for CompileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}: {}",
+            self.file, self.line, self.column, self.code, self.message
+        )
+    }
+}
+
+/// OPA's compile errors in `modules`, sorted by place. `host_functions` are the functions the
+/// filter adds to regorus's builtins (name, argument count).
+pub fn check(modules: &[Ref<Module>], host_functions: &[(&str, usize)]) -> Vec<CompileError> {
+    let mut program = Program::new(modules, host_functions);
+    let mut errors = Vec::new();
+    let mut references = Vec::new();
+    for module in modules {
+        let Some(package) = package_path(module) else {
+            continue;
+        };
+        let scope = ModuleScope::new(&program, module, &package);
+        for rule in &module.policy {
+            let found = scope.rule(rule, &mut errors);
+            if let Some(head) = rule_head(rule) {
+                references.push((format!("{package}.{}", static_path(head)), found));
+            }
+        }
+    }
+    for (rule, found) in references {
+        program.graph.entry(rule).or_default().extend(found);
+    }
+    errors.extend(program.rule_conflicts());
+    errors.extend(program.cycles());
+    // OPA's compiler stops after the first stage that finds errors: report that stage's.
+    let first_stage = errors.iter().map(|e| stage(e.code)).min();
+    errors.retain(|e| Some(stage(e.code)) == first_stage);
+    errors.sort();
+    errors.dedup();
+    errors
+}
+
+/// The order of OPA's compiler stages that find each error.
+fn stage(code: &str) -> u8 {
+    match code {
+        "illegal-default" => 0, // the parser
+        "unused-declared-var"
+        | "var-assigned-above"
+        | "var-declared-above"
+        | "var-referenced-above"
+        | "arg-redeclared" => 1,
+        "conflicting-rules" | "multiple-defaults" => 2,
+        "unsafe-var" => 3,
+        "recursion" => 4,
+        _ => 5, // the type checker
+    }
+}
+
+fn package_path(module: &Module) -> Option<String> {
+    get_path_string(&module.package.refr, Some("data")).ok()
+}
+
+/// An error at `span`.
+fn error(span: &Span, code: &'static str, message: String) -> CompileError {
+    let contents = span.source.contents();
+    let start = usize::try_from(span.start).unwrap_or(usize::MAX);
+    // regorus counts a tab as four columns; OPA and editors count characters.
+    let column = contents
+        .get(..start)
+        .map(|before| before.rsplit('\n').next().unwrap_or(before).chars().count() + 1)
+        .and_then(|c| u32::try_from(c).ok())
+        .unwrap_or(span.col);
+    CompileError {
+        file: span.source.file().clone(),
+        line: span.line,
+        column,
+        code,
+        message,
+    }
+}
+
+const WILDCARD: &str = "_";
+
+/// Builtins OPA refuses in Rego v1 modules.
+const DEPRECATED: &[&str] = &[
+    "any",
+    "all",
+    "re_match",
+    "set_diff",
+    "net.cidr_overlap",
+    "cast_array",
+    "cast_set",
+    "cast_string",
+    "cast_boolean",
+    "cast_null",
+    "cast_object",
+];
+
+// Kinds of value, as bits (as in `signatures`).
+const NULL: u8 = 1;
+const BOOLEAN: u8 = 2;
+const NUMBER: u8 = 4;
+const STRING: u8 = 8;
+const ARRAY: u8 = 16;
+const SET: u8 = 32;
+const OBJECT: u8 = 64;
+const ANY: u8 = 127;
+
+/// OPA's name for a kind, or `any`.
+fn kind_name(kinds: u8) -> &'static str {
+    match kinds {
+        NULL => "null",
+        BOOLEAN => "boolean",
+        NUMBER => "number",
+        STRING => "string",
+        ARRAY => "array",
+        SET => "set",
+        OBJECT => "object",
+        _ => "any",
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The whole program: rules by path, for name resolution, recursion and conflicts.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum RuleKind {
+    /// `p := v`, `p if …`, `default p := v`.
+    Single,
+    /// `p contains k`.
+    Multi,
+    /// `p[k] := v`: a key that is not a constant.
+    Keyed,
+    /// `f(a, b) := v`, with its argument count.
+    Function(usize),
+}
+
+struct RuleEntry {
+    kind: RuleKind,
+    is_default: bool,
+    span: Span,
+    /// The rule's full path without its variable key (`data.t.p` for `p[x]`).
+    path: String,
+    /// Whether it may be compared with other rules of its path: not so `p[x].q`, whose
+    /// variable key is not the last.
+    comparable: bool,
+}
+
+struct Program {
+    /// Every rule, by its full path up to its first variable key.
+    rules: Vec<RuleEntry>,
+    /// Rules by their path up to the first variable key (`data.t.p.q` for `p.q[x].r`), with
+    /// the references each makes to other rules.
+    graph: BTreeMap<String, Vec<(String, Span)>>,
+    /// First components of rule paths (`data.t.p` for `p.q.r`): the names rules make global.
+    rule_names: BTreeSet<String>,
+    host_functions: BTreeMap<String, usize>,
+}
+
+impl Program {
+    fn new(modules: &[Ref<Module>], host_functions: &[(&str, usize)]) -> Self {
+        let mut program = Program {
+            rules: Vec::new(),
+            graph: BTreeMap::new(),
+            rule_names: BTreeSet::new(),
+            host_functions: host_functions
+                .iter()
+                .map(|(name, count)| ((*name).to_string(), *count))
+                .collect(),
+        };
+        for module in modules {
+            let Some(package) = package_path(module) else {
+                continue;
+            };
+            for rule in &module.policy {
+                let (refr, kind, is_default) = match rule.as_ref() {
+                    Rule::Spec { head, .. } => match head {
+                        RuleHead::Compr { refr, .. } => {
+                            let kind = if has_var_key(refr) {
+                                RuleKind::Keyed
+                            } else {
+                                RuleKind::Single
+                            };
+                            (refr, kind, false)
+                        }
+                        RuleHead::Set { refr, key, .. } => {
+                            let kind = if key.is_some() {
+                                RuleKind::Multi
+                            } else if has_var_key(refr) {
+                                // v0's `p[x] { … }` is a set.
+                                RuleKind::Multi
+                            } else {
+                                RuleKind::Single
+                            };
+                            (refr, kind, false)
+                        }
+                        RuleHead::Func { refr, args, .. } => {
+                            (refr, RuleKind::Function(args.len()), false)
+                        }
+                    },
+                    Rule::Default { refr, args, .. } => {
+                        let kind = if args.is_empty() {
+                            RuleKind::Single
+                        } else {
+                            RuleKind::Function(args.len())
+                        };
+                        (refr, kind, true)
+                    }
+                };
+                let Ok(path) = get_path_string(refr, None) else {
+                    continue;
+                };
+                let path = format!("{package}.{path}");
+                let comparable = match refr.as_ref() {
+                    Expr::RefBrack { refr, .. } | Expr::RefDot { refr, .. } => !has_var_key(refr),
+                    _ => true,
+                };
+                program.rules.push(RuleEntry {
+                    kind,
+                    is_default,
+                    span: rule.span().clone(),
+                    path,
+                    comparable,
+                });
+                if let Some(name) = first_component(refr) {
+                    program.rule_names.insert(format!("{package}.{name}"));
+                }
+                program
+                    .graph
+                    .entry(format!("{package}.{}", static_path(refr)))
+                    .or_default();
+            }
+        }
+        program
+    }
+
+    fn function_arity(&self, path: &str) -> Option<usize> {
+        self.rules.iter().find_map(|r| match r.kind {
+            RuleKind::Function(n) if r.path == path => Some(n),
+            _ => None,
+        })
+    }
+
+    /// `multiple-defaults` and `conflicting-rules`.
+    fn rule_conflicts(&self) -> Vec<CompileError> {
+        let mut by_path: BTreeMap<&str, Vec<&RuleEntry>> = BTreeMap::new();
+        for rule in self.rules.iter().filter(|r| r.comparable) {
+            by_path.entry(&rule.path).or_default().push(rule);
+        }
+        let mut errors = Vec::new();
+        for (path, rules) in by_path {
+            let defaults: Vec<&&RuleEntry> = rules.iter().filter(|r| r.is_default).collect();
+            if let (Some(first), true) = (defaults.first(), defaults.len() > 1) {
+                let places: Vec<String> = defaults
+                    .iter()
+                    .map(|r| format!("{}:{}", r.span.source.file(), r.span.line))
+                    .collect();
+                errors.push(error(
+                    &first.span,
+                    "multiple-defaults",
+                    format!(
+                        "multiple default rules {path} found at {}",
+                        places.join(", ")
+                    ),
+                ));
+            }
+            // A default function may stand beside functions of any argument count.
+            let kinds: BTreeSet<RuleKind> = rules
+                .iter()
+                .filter(|r| !(r.is_default && matches!(r.kind, RuleKind::Function(_))))
+                .map(|r| r.kind)
+                .collect();
+            if kinds.len() > 1 {
+                if let Some(first) = rules.first() {
+                    errors.push(error(
+                        &first.span,
+                        "conflicting-rules",
+                        format!("conflicting rules {path} found"),
+                    ));
+                }
+            }
+        }
+        errors
+    }
+
+    /// The rule a reference depends on: the longest rule name that prefixes it.
+    fn target(&self, reference: &str) -> Option<&str> {
+        let mut candidate = reference;
+        loop {
+            if let Some((name, _)) = self.graph.get_key_value(candidate) {
+                return Some(name);
+            }
+            candidate = candidate.rsplit_once('.')?.0;
+        }
+    }
+
+    fn edges(&self, rule: &str) -> Vec<(&str, &Span)> {
+        self.graph
+            .get(rule)
+            .map(|calls| {
+                calls
+                    .iter()
+                    .flat_map(|(reference, span)| {
+                        // A reference to a prefix of rules (`data.t`) depends on all of them.
+                        let targets: Vec<&str> = match self.target(reference) {
+                            Some(target) => vec![target],
+                            None => {
+                                let prefix = format!("{reference}.");
+                                self.graph
+                                    .keys()
+                                    .filter(|k| k.starts_with(&prefix))
+                                    .map(String::as_str)
+                                    .collect()
+                            }
+                        };
+                        targets.into_iter().map(move |t| (t, span))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// `recursion`: one error per rule on a cycle, at the reference that leads into it.
+    fn cycles(&self) -> Vec<CompileError> {
+        let mut errors = Vec::new();
+        for start in self.graph.keys() {
+            let mut stack: Vec<(&str, Vec<&str>, Option<&Span>)> = vec![(start, vec![], None)];
+            let mut seen = BTreeSet::new();
+            'search: while let Some((rule, path, first_call)) = stack.pop() {
+                for (next, span) in self.edges(rule) {
+                    let first_call = first_call.or(Some(span));
+                    if next == start {
+                        let mut chain: Vec<&str> = vec![start];
+                        chain.extend(path.iter().copied());
+                        chain.push(start);
+                        if let Some(span) = first_call {
+                            errors.push(error(
+                                span,
+                                "recursion",
+                                format!("rule {start} is recursive: {}", chain.join(" -> ")),
+                            ));
+                        }
+                        break 'search;
+                    }
+                    if seen.insert(next) {
+                        let mut path = path.clone();
+                        path.push(next);
+                        stack.push((next, path, first_call));
+                    }
+                }
+            }
+        }
+        errors
+    }
+}
+
+fn has_var_key(refr: &Expr) -> bool {
+    match refr {
+        Expr::RefBrack { refr, index, .. } => {
+            !matches!(index.as_ref(), Expr::String { .. } | Expr::Number { .. })
+                || has_var_key(refr)
+        }
+        Expr::RefDot { refr, .. } => has_var_key(refr),
+        _ => false,
+    }
+}
+
+/// A head reference's path up to its first variable key: `p.q` for `p.q[x].r`.
+fn static_path(refr: &Expr) -> String {
+    fn parts<'e>(refr: &'e Expr, out: &mut Vec<String>) -> bool {
+        match refr {
+            Expr::Var { span, .. } => {
+                out.push(span.text().to_string());
+                true
+            }
+            Expr::RefDot { refr, field, .. } => {
+                parts(refr, out) && {
+                    out.push(field.0.text().to_string());
+                    true
+                }
+            }
+            Expr::RefBrack { refr, index, .. } => {
+                if !parts(refr, out) {
+                    return false;
+                }
+                match index.as_ref() {
+                    Expr::String { value, .. } => match value.as_string() {
+                        Ok(key) => {
+                            out.push(key.as_ref().to_string());
+                            true
+                        }
+                        Err(_) => false,
+                    },
+                    _ => false,
+                }
+            }
+            _ => false,
+        }
+    }
+    let mut out = Vec::new();
+    parts(refr, &mut out);
+    out.join(".")
+}
+
+fn first_component(refr: &Expr) -> Option<&str> {
+    match refr {
+        Expr::Var { span, .. } => Some(span.text()),
+        Expr::RefDot { refr, .. } | Expr::RefBrack { refr, .. } => first_component(refr),
+        _ => None,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// One module: which names are global (rules of the package, imports, `input`, `data`).
+
+struct ModuleScope<'a> {
+    program: &'a Program,
+    package: &'a str,
+    /// Import aliases and the paths they stand for.
+    imports: BTreeMap<String, String>,
+    /// First components of this package's rules.
+    rule_names: BTreeSet<String>,
+    rego_v1: bool,
+}
+
+impl<'a> ModuleScope<'a> {
+    fn new(program: &'a Program, module: &Module, package: &'a str) -> Self {
+        let mut imports = BTreeMap::new();
+        for import in &module.imports {
+            let Ok(path) = get_path_string(&import.refr, None) else {
+                continue;
+            };
+            if !(path == "input"
+                || path == "data"
+                || path.starts_with("input.")
+                || path.starts_with("data."))
+            {
+                continue; // future.keywords, rego.v1
+            }
+            let alias = match &import.r#as {
+                Some(alias) => Some(alias.text().to_string()),
+                None => path.rsplit('.').next().map(str::to_string),
+            };
+            if let Some(alias) = alias {
+                imports.insert(alias, path);
+            }
+        }
+        let prefix = format!("{package}.");
+        let rule_names = program
+            .rule_names
+            .iter()
+            .filter_map(|name| name.strip_prefix(&prefix))
+            .filter(|rest| !rest.contains('.'))
+            .map(str::to_string)
+            .collect();
+        Self {
+            program,
+            package,
+            imports,
+            rule_names,
+            rego_v1: module.rego_v1,
+        }
+    }
+
+    fn is_global(&self, name: &str) -> bool {
+        name == "input"
+            || name == "data"
+            || self.imports.contains_key(name)
+            || self.rule_names.contains(name)
+    }
+
+    /// A reference's full path (`data.…` or `input.…`).
+    fn resolve(&self, reference: &str) -> String {
+        let (first, rest) = reference.split_once('.').unwrap_or((reference, ""));
+        let base = if first == "data" || first == "input" {
+            first.to_string()
+        } else if let Some(path) = self.imports.get(first) {
+            path.clone()
+        } else {
+            format!("{}.{first}", self.package)
+        };
+        if rest.is_empty() {
+            base
+        } else {
+            format!("{base}.{rest}")
+        }
+    }
+
+    /// Checks `rule`; returns its references to other rules (full paths), for recursion.
+    fn rule(&self, rule: &Rule, errors: &mut Vec<CompileError>) -> Vec<(String, Span)> {
+        let mut safety = Safety {
+            scope: self,
+            errors: Vec::new(),
+            references: Vec::new(),
+        };
+        match rule {
+            Rule::Spec { head, bodies, .. } => safety.spec(head, bodies),
+            Rule::Default { value, .. } => safety.default(value),
+        }
+        errors.append(&mut safety.errors);
+        safety
+            .references
+            .into_iter()
+            .map(|(reference, span)| (self.resolve(&reference), span))
+            .collect()
+    }
+}
+
+fn rule_head(rule: &Rule) -> Option<&Expr> {
+    match rule {
+        Rule::Spec { head, .. } => match head {
+            RuleHead::Compr { refr, .. }
+            | RuleHead::Set { refr, .. }
+            | RuleHead::Func { refr, .. } => Some(refr),
+        },
+        Rule::Default { refr, .. } => Some(refr),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Safety: every variable bound by a positive expression, as OPA's compiler orders a body.
+
+/// What an expression needs bound before it can run, and what it binds.
+#[derive(Default)]
+struct Needs {
+    /// Local variables that must be bound first, where they are used.
+    unbound: Vec<(String, Span)>,
+    /// Local variables it binds (keys of references, outputs of calls and unification).
+    binds: BTreeSet<String>,
+    /// Kinds of value known for the variables it binds.
+    kinds: BTreeMap<String, u8>,
+}
+
+impl Needs {
+    fn ready(&self) -> bool {
+        self.unbound.is_empty()
+    }
+
+    fn absorb(&mut self, other: Needs) {
+        self.unbound.extend(other.unbound);
+        self.binds.extend(other.binds);
+        self.kinds.extend(other.kinds);
+    }
+}
+
+struct Safety<'s, 'a> {
+    scope: &'s ModuleScope<'a>,
+    errors: Vec<CompileError>,
+    /// References to global names (for recursion), with where they are.
+    references: Vec<(String, Span)>,
+}
+
+/// A query's variables: those of enclosing queries and those it declares itself.
+#[derive(Clone, Default)]
+struct Frame {
+    /// Declared with `:=`, `some`, `every` or as a function argument, here or outside.
+    declared: BTreeSet<String>,
+    /// Bound before the query runs.
+    bound: BTreeSet<String>,
+    /// What is known of bound variables' kinds of value (`x := "a"`).
+    kinds: BTreeMap<String, u8>,
+}
+
+impl<'s, 'a> Safety<'s, 'a> {
+    fn is_local(&self, name: &str, frame: &Frame) -> bool {
+        frame.declared.contains(name) || !self.scope.is_global(name)
+    }
+
+    fn spec(&mut self, head: &RuleHead, bodies: &[RuleBody]) {
+        if let Some(body) = bodies.iter().find(|b| b.is_else) {
+            let refused = match head {
+                RuleHead::Set { key: Some(_), .. } => Some("multi-value rules"),
+                RuleHead::Compr { refr, .. } | RuleHead::Set { refr, .. } if has_var_key(refr) => {
+                    Some("rules with variables in head")
+                }
+                _ => None,
+            };
+            if let Some(what) = refused {
+                self.errors.push(error(
+                    &body.span,
+                    "illegal-else",
+                    format!("else keyword cannot be used on {what}"),
+                ));
+            }
+        }
+        let mut frame = Frame::default();
+        let mut arg_names = BTreeSet::new();
+        let (refr, head_assign, key) = match head {
+            RuleHead::Compr { refr, assign, .. } => (refr, assign.as_ref(), None),
+            RuleHead::Set { refr, key, .. } => (refr, None, key.as_ref()),
+            RuleHead::Func {
+                refr, args, assign, ..
+            } => {
+                for arg in args {
+                    pattern_vars(arg, &mut arg_names);
+                }
+                (refr, assign.as_ref(), None)
+            }
+        };
+        arg_names.remove(WILDCARD);
+        frame.declared.extend(arg_names.iter().cloned());
+        frame.bound.extend(arg_names.iter().cloned());
+        let body_frames: Vec<(Frame, Option<&RuleAssign>, bool)> = if bodies.is_empty() {
+            vec![(frame.clone(), head_assign, false)]
+        } else {
+            bodies
+                .iter()
+                .map(|body| {
+                    self.declarations(&body.query, &arg_names);
+                    let after = self.query(&body.query, &frame);
+                    self.report(after.1);
+                    (after.0, body.assign.as_ref().or(head_assign), body.is_else)
+                })
+                .collect()
+        };
+        for (after, value, is_else) in body_frames {
+            let mut needs = Needs::default();
+            if let Some(value) = value {
+                self.eval(&value.value, &after, true, &mut needs);
+            }
+            if !is_else {
+                if let Some(key) = key {
+                    self.eval(key, &after, true, &mut needs);
+                }
+                self.head_keys(refr, &after, &mut needs);
+            }
+            self.report(needs.unbound);
+        }
+    }
+
+    /// OPA's parser wants a default value without variables or references.
+    fn default(&mut self, value: &Expr) {
+        struct Find(Option<(&'static str, Span)>);
+        impl super::walk::Visitor for Find {
+            fn expr(&mut self, expr: &Expr) -> bool {
+                match expr {
+                    Expr::RefDot { span, .. } | Expr::RefBrack { span, .. } => {
+                        self.0.get_or_insert(("ref", span.clone()));
+                        false
+                    }
+                    Expr::Var { span, .. } => {
+                        self.0.get_or_insert(("var", span.clone()));
+                        false
+                    }
+                    // Operators are calls to OPA.
+                    Expr::Call { span, .. }
+                    | Expr::BinExpr { span, .. }
+                    | Expr::BoolExpr { span, .. }
+                    | Expr::ArithExpr { span, .. }
+                    | Expr::Membership { span, .. } => {
+                        self.0.get_or_insert(("call", span.clone()));
+                        false
+                    }
+                    // Comprehensions are closures: their variables are their own.
+                    Expr::ArrayCompr { .. } | Expr::SetCompr { .. } | Expr::ObjectCompr { .. } => {
+                        false
+                    }
+                    _ => true,
+                }
+            }
+        }
+        let mut find = Find(None);
+        super::walk::expr(value, &mut find);
+        if let Some((what, span)) = find.0 {
+            self.errors.push(error(
+                &span,
+                "illegal-default",
+                format!("illegal default rule (value cannot contain {what})"),
+            ));
+        }
+        // Comprehensions in the value are checked as any.
+        let mut needs = Needs::default();
+        self.eval(value, &Frame::default(), true, &mut needs);
+        self.report(needs.unbound);
+    }
+
+    /// The variable keys of a head reference (`x` in `p[x].q`).
+    fn head_keys(&mut self, refr: &Expr, frame: &Frame, needs: &mut Needs) {
+        match refr {
+            Expr::RefBrack { refr, index, .. } => {
+                self.head_keys(refr, frame, needs);
+                self.eval(index, frame, true, needs);
+            }
+            Expr::RefDot { refr, .. } => self.head_keys(refr, frame, needs),
+            _ => {}
+        }
+    }
+
+    fn report(&mut self, unbound: Vec<(String, Span)>) {
+        for (name, span) in unbound {
+            self.errors
+                .push(error(&span, "unsafe-var", format!("var {name} is unsafe")));
+        }
+    }
+
+    /// The variables `query` declares, in order, with OPA's errors for declaring one twice,
+    /// after using it, or over a function argument, and for `some` variables never used.
+    fn declarations(&mut self, query: &Query, args: &BTreeSet<String>) {
+        let mut declared: BTreeMap<String, bool> = BTreeMap::new(); // name -> by `some`
+        let mut seen: BTreeSet<String> = BTreeSet::new();
+        for stmt in &query.stmts {
+            match &stmt.literal {
+                Literal::SomeVars { vars, .. } => {
+                    for var in vars {
+                        let name = var.text();
+                        if name == WILDCARD {
+                            continue;
+                        }
+                        if let Some(by_some) = declared.get(name) {
+                            let what = if *by_some { "declared" } else { "assigned" };
+                            self.errors.push(error(
+                                var,
+                                if *by_some {
+                                    "var-declared-above"
+                                } else {
+                                    "var-assigned-above"
+                                },
+                                format!("var {name} {what} above"),
+                            ));
+                        }
+                        declared.insert(name.to_string(), true);
+                        if !used_elsewhere(query, name, stmt.sidx) {
+                            self.errors.push(error(
+                                var,
+                                "unused-declared-var",
+                                format!("declared var {name} unused"),
+                            ));
+                        }
+                    }
+                }
+                Literal::Expr { expr, .. } => {
+                    if let Expr::AssignExpr {
+                        op: AssignOp::ColEq,
+                        lhs,
+                        rhs,
+                        ..
+                    } = expr.as_ref()
+                    {
+                        collect_vars(rhs, &mut seen);
+                        for (what, span) in unassignable(lhs) {
+                            self.errors.push(error(
+                                span,
+                                "cannot-assign",
+                                format!("cannot assign to {what}"),
+                            ));
+                        }
+                        let mut names = BTreeSet::new();
+                        let mut spans = Vec::new();
+                        assigned_vars(lhs, &mut names, &mut spans);
+                        for (name, span) in spans {
+                            if args.contains(&name) && !declared.contains_key(&name) {
+                                self.errors.push(error(
+                                    &span,
+                                    "arg-redeclared",
+                                    format!("arg {name} redeclared"),
+                                ));
+                            } else {
+                                self.redeclared(&name, &span, &declared, &seen);
+                            }
+                            declared.insert(name, false);
+                        }
+                        // Keys of object patterns are read.
+                        collect_vars(lhs, &mut seen);
+                    } else {
+                        collect_vars(expr, &mut seen);
+                    }
+                }
+                Literal::NotExpr { expr, .. } => collect_vars(expr, &mut seen),
+                Literal::SomeIn {
+                    key,
+                    value,
+                    collection,
+                    ..
+                } => {
+                    collect_vars(collection, &mut seen);
+                    let mut names = BTreeSet::new();
+                    let mut spans = Vec::new();
+                    if let Some(key) = key {
+                        assigned_vars(key, &mut names, &mut spans);
+                    }
+                    assigned_vars(value, &mut names, &mut spans);
+                    for (name, span) in spans {
+                        self.redeclared(&name, &span, &declared, &seen);
+                        declared.entry(name).or_insert(true);
+                    }
+                }
+                Literal::Every {
+                    key,
+                    value,
+                    domain,
+                    query: body,
+                    ..
+                } => {
+                    collect_vars(domain, &mut seen);
+                    for var in key.iter().chain(std::iter::once(value)) {
+                        let name = var.text();
+                        if name != WILDCARD && !mentions(body, name) {
+                            self.errors.push(error(
+                                var,
+                                "unused-declared-var",
+                                format!("declared var {name} unused"),
+                            ));
+                        }
+                    }
+                }
+            }
+            for with in &stmt.with_mods {
+                collect_vars(&with.r#as, &mut seen);
+            }
+        }
+    }
+
+    /// `var x assigned above` and friends, for a variable about to be declared.
+    fn redeclared(
+        &mut self,
+        name: &str,
+        span: &Span,
+        declared: &BTreeMap<String, bool>,
+        seen: &BTreeSet<String>,
+    ) {
+        if name == WILDCARD {
+            return;
+        }
+        let (code, what) = match declared.get(name) {
+            Some(true) => ("var-declared-above", "declared"),
+            Some(false) => ("var-assigned-above", "assigned"),
+            None if seen.contains(name) => ("var-referenced-above", "referenced"),
+            None => return,
+        };
+        self.errors
+            .push(error(span, code, format!("var {name} {what} above")));
+    }
+
+    /// Orders `query`'s statements as OPA does (each once what it needs is bound): the frame
+    /// after it, and the variables that nothing binds.
+    fn query(&mut self, query: &Query, outer: &Frame) -> (Frame, Vec<(String, Span)>) {
+        let mut frame = outer.clone();
+        for stmt in &query.stmts {
+            declared_by(&stmt.literal, &mut frame.declared);
+        }
+        let mut pending: Vec<&LiteralStmt> = query.stmts.iter().collect();
+        loop {
+            let mut progress = false;
+            let mut still = Vec::new();
+            for stmt in pending {
+                let needs = self.statement(stmt, &frame);
+                if needs.ready() {
+                    frame.bound.extend(needs.binds);
+                    frame.kinds.extend(needs.kinds);
+                    progress = true;
+                } else {
+                    still.push(stmt);
+                }
+            }
+            pending = still;
+            if pending.is_empty() || !progress {
+                break;
+            }
+        }
+        let mut unbound = Vec::new();
+        for stmt in pending {
+            unbound.extend(self.statement(stmt, &frame).unbound);
+        }
+        (frame, unbound)
+    }
+
+    fn statement(&mut self, stmt: &LiteralStmt, frame: &Frame) -> Needs {
+        let mut needs = Needs::default();
+        match &stmt.literal {
+            Literal::SomeVars { .. } => {}
+            Literal::SomeIn {
+                key,
+                value,
+                collection,
+                ..
+            } => {
+                self.eval(collection, frame, true, &mut needs);
+                if let Some(key) = key {
+                    self.pattern(key, frame, true, &mut needs);
+                }
+                self.pattern(value, frame, true, &mut needs);
+            }
+            Literal::Expr { expr, .. } => self.top(expr, frame, &mut needs),
+            Literal::NotExpr { expr, .. } => match expr.as_ref() {
+                // A call of its own under `not` may name its output too.
+                Expr::Call { fcn, params, .. } => {
+                    self.call(fcn, params, frame, true);
+                    for param in params {
+                        self.eval(param, frame, false, &mut needs);
+                    }
+                }
+                expr => self.eval(expr, frame, false, &mut needs),
+            },
+            Literal::Every {
+                key,
+                value,
+                domain,
+                query,
+                ..
+            } => {
+                self.eval(domain, frame, true, &mut needs);
+                let mut inner = frame.clone();
+                for var in key.iter().chain(std::iter::once(value)) {
+                    inner.declared.insert(var.text().to_string());
+                    inner.bound.insert(var.text().to_string());
+                }
+                inner.bound.extend(needs.binds.iter().cloned());
+                self.declarations(query, &BTreeSet::new());
+                let (_, unbound) = self.query(query, &inner);
+                needs.unbound.extend(unbound);
+            }
+        }
+        for with in &stmt.with_mods {
+            self.eval(&with.r#as, frame, false, &mut needs);
+        }
+        needs
+    }
+
+    /// A statement's expression: unification and calls with an output argument bind.
+    fn top(&mut self, expr: &Expr, frame: &Frame, needs: &mut Needs) {
+        match expr {
+            Expr::AssignExpr {
+                op: AssignOp::ColEq,
+                lhs,
+                rhs,
+                ..
+            } => {
+                let mut right = Needs::default();
+                self.eval(rhs, frame, true, &mut right);
+                if right.ready() {
+                    let mut names = BTreeSet::new();
+                    let mut spans = Vec::new();
+                    assigned_vars(lhs, &mut names, &mut spans);
+                    right.binds.extend(names);
+                    if let Expr::Var { span, .. } = lhs.as_ref() {
+                        let kinds = self.kinds(rhs, frame);
+                        if kinds != ANY {
+                            right.kinds.insert(span.text().to_string(), kinds);
+                        }
+                    }
+                }
+                needs.absorb(right);
+            }
+            Expr::AssignExpr {
+                op: AssignOp::Eq,
+                lhs,
+                rhs,
+                ..
+            } => self.unify(lhs, rhs, frame, needs),
+            Expr::Call { fcn, params, .. } => {
+                let arity = self.arity(fcn, frame);
+                match (arity, params.split_last()) {
+                    (Some(arity), Some((output, inputs))) if params.len() == arity + 1 => {
+                        self.call(fcn, params, frame, true);
+                        for input in inputs {
+                            self.eval(input, frame, true, needs);
+                        }
+                        if needs.ready() {
+                            self.pattern(output, frame, false, needs);
+                        } else {
+                            self.eval(output, frame, true, needs);
+                        }
+                    }
+                    _ => self.eval(expr, frame, true, needs),
+                }
+            }
+            _ => self.eval(expr, frame, true, needs),
+        }
+    }
+
+    /// `a = b`: either side binds its variables when the other can be evaluated; arrays of
+    /// equal length unify item by item.
+    fn unify(&mut self, lhs: &Expr, rhs: &Expr, frame: &Frame, needs: &mut Needs) {
+        // Values that cannot match bind nothing.
+        let mismatched = match (lhs, rhs) {
+            (Expr::Array { items: left, .. }, Expr::Array { items: right, .. }) => {
+                left.len() != right.len()
+            }
+            (Expr::Object { fields: left, .. }, Expr::Object { fields: right, .. }) => {
+                object_keys(left) != object_keys(right)
+            }
+            _ => self.kinds(lhs, frame) & self.kinds(rhs, frame) == 0,
+        };
+        if mismatched {
+            self.eval(lhs, frame, true, needs);
+            self.eval(rhs, frame, true, needs);
+            return;
+        }
+        if let (Expr::Object { fields: left, .. }, Expr::Object { fields: right, .. }) = (lhs, rhs)
+        {
+            if let Some(pairs) = pair_fields(left, right) {
+                self.unify_all(pairs, frame, needs);
+                return;
+            }
+        }
+        if let (Expr::Array { items: left, .. }, Expr::Array { items: right, .. }) = (lhs, rhs) {
+            let pairs = left
+                .iter()
+                .zip(right.iter())
+                .map(|(l, r)| (l.as_ref(), r.as_ref()))
+                .collect();
+            self.unify_all(pairs, frame, needs);
+            return;
+        }
+        for (pattern, value) in [(lhs, rhs), (rhs, lhs)] {
+            let mut evaluated = Needs::default();
+            self.eval(value, frame, true, &mut evaluated);
+            if !evaluated.ready() {
+                continue;
+            }
+            let mut matched = Needs::default();
+            self.pattern(pattern, frame, false, &mut matched);
+            if matched.ready() {
+                needs.absorb(evaluated);
+                needs.absorb(matched);
+                return;
+            }
+        }
+        self.eval(lhs, frame, true, needs);
+        self.eval(rhs, frame, true, needs);
+    }
+
+    /// Pairs of items unified together: they bind in any order, so repeat while one binds
+    /// what another needs.
+    fn unify_all(&mut self, pairs: Vec<(&Expr, &Expr)>, frame: &Frame, needs: &mut Needs) {
+        let mut frame = frame.clone();
+        let mut pending = pairs;
+        let mut binds = BTreeSet::new();
+        loop {
+            let mut progress = false;
+            let mut still = Vec::new();
+            for (l, r) in pending {
+                let mut item = Needs::default();
+                self.unify(l, r, &frame, &mut item);
+                if item.ready() {
+                    frame.bound.extend(item.binds.iter().cloned());
+                    binds.extend(item.binds);
+                    progress = true;
+                } else {
+                    still.push((l, r));
+                }
+            }
+            pending = still;
+            if pending.is_empty() || !progress {
+                break;
+            }
+        }
+        for (l, r) in pending {
+            self.unify(l, r, &frame, needs);
+        }
+        needs.binds.extend(binds);
+    }
+
+    /// A pattern that a value is matched against: its unbound variables are bound. With
+    /// `declares`, its variables are new (`some x in`), bound or not.
+    fn pattern(&mut self, expr: &Expr, frame: &Frame, declares: bool, needs: &mut Needs) {
+        match expr {
+            Expr::Var { span, .. } => {
+                let name = span.text();
+                if declares || (self.is_local(name, frame) && !frame.bound.contains(name)) {
+                    if name != WILDCARD {
+                        needs.binds.insert(name.to_string());
+                    }
+                } else {
+                    self.eval(expr, frame, true, needs);
+                }
+            }
+            Expr::Array { items, .. } => {
+                for item in items {
+                    self.pattern(item, frame, declares, needs);
+                }
+            }
+            Expr::Object { fields, .. } => {
+                for (_, key, value) in fields {
+                    self.eval(key, frame, true, needs);
+                    self.pattern(value, frame, declares, needs);
+                }
+            }
+            _ => self.eval(expr, frame, true, needs),
+        }
+    }
+
+    /// The argument count of the function `fcn` names, when known.
+    fn arity(&self, fcn: &Expr, frame: &Frame) -> Option<usize> {
+        let name = get_path_string(fcn, None).ok()?;
+        let root = name.split('.').next()?;
+        if frame.declared.contains(root) {
+            return None;
+        }
+        if self.scope.is_global(root) {
+            return self
+                .scope
+                .program
+                .function_arity(&self.scope.resolve(&name));
+        }
+        let local = format!("{}.{name}", self.scope.package);
+        if let Some(arity) = self.scope.program.function_arity(&local) {
+            return Some(arity);
+        }
+        if let Some(arity) = self.scope.program.host_functions.get(&name) {
+            return Some(*arity);
+        }
+        SIGNATURES
+            .iter()
+            .find(|(n, ..)| *n == name)
+            .map(|(_, args, ..)| args.len())
+    }
+
+    /// An expression evaluated for its value: its local variables must be bound, except the
+    /// variable keys of references, which it binds when `binds` (not under `not`).
+    fn eval(&mut self, expr: &Expr, frame: &Frame, binds: bool, needs: &mut Needs) {
+        match expr {
+            Expr::Var { span, .. } => {
+                let name = span.text();
+                if self.is_local(name, frame) {
+                    if !frame.bound.contains(name) && !needs.binds.contains(name) {
+                        needs.unbound.push((name.to_string(), span.clone()));
+                    }
+                } else {
+                    self.references.push((name.to_string(), span.clone()));
+                }
+            }
+            Expr::RefDot { .. } | Expr::RefBrack { .. } => {
+                if let Ok(path) = get_path_string(expr, None) {
+                    if let Some(root) = path.split('.').next() {
+                        if !self.is_local(root, frame) {
+                            self.references.push((path.clone(), expr.span().clone()));
+                        }
+                    }
+                }
+                self.reference(expr, frame, binds, needs);
+            }
+            Expr::Call { fcn, params, .. } => {
+                self.call(fcn, params, frame, false);
+                for param in params {
+                    self.eval(param, frame, binds, needs);
+                }
+            }
+            Expr::ArrayCompr { term, query, .. } | Expr::SetCompr { term, query, .. } => {
+                self.closure(&[term], query, frame, needs);
+            }
+            Expr::ObjectCompr {
+                key, value, query, ..
+            } => self.closure(&[key, value], query, frame, needs),
+            Expr::Array { items, .. } | Expr::Set { items, .. } => {
+                for item in items {
+                    self.eval(item, frame, binds, needs);
+                }
+            }
+            Expr::Object { fields, .. } => {
+                for (_, key, value) in fields {
+                    self.eval(key, frame, binds, needs);
+                    self.eval(value, frame, binds, needs);
+                }
+            }
+            Expr::UnaryExpr { expr, .. } => self.eval(expr, frame, binds, needs),
+            Expr::ArithExpr {
+                op, lhs, rhs, span, ..
+            } => {
+                let name = match op {
+                    ArithOp::Add => "plus",
+                    ArithOp::Sub => "minus",
+                    ArithOp::Mul => "mul",
+                    ArithOp::Div => "div",
+                    ArithOp::Mod => "rem",
+                };
+                self.operator(name, lhs, rhs, span, frame);
+                self.eval(lhs, frame, binds, needs);
+                self.eval(rhs, frame, binds, needs);
+            }
+            Expr::BinExpr {
+                op, lhs, rhs, span, ..
+            } => {
+                let name = match op {
+                    BinOp::Union => "or",
+                    BinOp::Intersection => "and",
+                };
+                self.operator(name, lhs, rhs, span, frame);
+                self.eval(lhs, frame, binds, needs);
+                self.eval(rhs, frame, binds, needs);
+            }
+            Expr::BoolExpr { lhs, rhs, .. } | Expr::AssignExpr { lhs, rhs, .. } => {
+                self.eval(lhs, frame, binds, needs);
+                self.eval(rhs, frame, binds, needs);
+            }
+            Expr::Membership {
+                key,
+                value,
+                collection,
+                ..
+            } => {
+                if let Some(key) = key {
+                    self.eval(key, frame, binds, needs);
+                }
+                self.eval(value, frame, binds, needs);
+                self.eval(collection, frame, binds, needs);
+            }
+            Expr::String { .. }
+            | Expr::RawString { .. }
+            | Expr::Number { .. }
+            | Expr::Bool { .. }
+            | Expr::Null { .. } => {}
+        }
+    }
+
+    fn reference(&mut self, expr: &Expr, frame: &Frame, binds: bool, needs: &mut Needs) {
+        match expr {
+            Expr::RefDot { refr, .. } => self.reference(refr, frame, binds, needs),
+            Expr::RefBrack { refr, index, .. } => {
+                self.reference(refr, frame, binds, needs);
+                match index.as_ref() {
+                    Expr::Var { span, .. }
+                        if binds
+                            && self.is_local(span.text(), frame)
+                            && !frame.bound.contains(span.text()) =>
+                    {
+                        if span.text() != WILDCARD {
+                            needs.binds.insert(span.text().to_string());
+                        }
+                    }
+                    index => self.eval(index, frame, binds, needs),
+                }
+            }
+            Expr::Var { span, .. } => {
+                let name = span.text();
+                if self.is_local(name, frame)
+                    && !frame.bound.contains(name)
+                    && !needs.binds.contains(name)
+                {
+                    needs.unbound.push((name.to_string(), span.clone()));
+                }
+            }
+            other => self.eval(other, frame, binds, needs),
+        }
+    }
+
+    /// A comprehension: its body runs with the enclosing bindings; its own variables stay in.
+    fn closure(&mut self, terms: &[&Ref<Expr>], query: &Query, frame: &Frame, needs: &mut Needs) {
+        let mut inner = frame.clone();
+        inner.bound.extend(needs.binds.iter().cloned());
+        self.declarations(query, &BTreeSet::new());
+        let (after, unbound) = self.query(query, &inner);
+        needs.unbound.extend(unbound);
+        let mut term_needs = Needs::default();
+        for term in terms {
+            self.eval(term, &after, true, &mut term_needs);
+        }
+        needs.unbound.extend(term_needs.unbound);
+    }
+
+    /// A call's function: undefined functions, argument counts and known argument types.
+    /// `statement`: the call is a statement of its own, where one more argument than the
+    /// function takes is its output.
+    fn call(&mut self, fcn: &Expr, params: &[Ref<Expr>], frame: &Frame, statement: bool) {
+        let Ok(name) = get_path_string(fcn, None) else {
+            return;
+        };
+        let Some(root) = name.split('.').next() else {
+            return;
+        };
+        if frame.declared.contains(root) {
+            return;
+        }
+        let span = fcn.span();
+        if self.scope.is_global(root) {
+            let path = self.scope.resolve(&name);
+            self.references.push((name.clone(), span.clone()));
+            // Functions are rules: nothing else (data, input) defines one.
+            if path.starts_with("data.") && self.scope.program.function_arity(&path).is_none() {
+                self.errors.push(error(
+                    span,
+                    "undefined-function",
+                    format!("undefined function {path}"),
+                ));
+            }
+            return;
+        }
+        let signature = SIGNATURES.iter().find(|(n, ..)| *n == name);
+        let Some((_, args, result, want)) = signature else {
+            if !name.contains('.')
+                && name != "print"
+                && !self.scope.program.host_functions.contains_key(&name)
+            {
+                self.errors.push(error(
+                    span,
+                    "undefined-function",
+                    format!("undefined function {name}"),
+                ));
+            }
+            return;
+        };
+        if self.scope.rego_v1 && DEPRECATED.contains(&name.as_str()) {
+            self.errors.push(error(
+                span,
+                "deprecated-builtin",
+                format!("deprecated built-in function calls in expression: {name}"),
+            ));
+        }
+        let params: Vec<&Expr> = params.iter().map(|p| p.as_ref()).collect();
+        self.check_arguments(&name, &params, args, *result, want, span, frame, statement);
+    }
+
+    /// Argument counts and known argument kinds of a call to builtin `name`.
+    #[allow(clippy::too_many_arguments)]
+    fn check_arguments(
+        &mut self,
+        name: &str,
+        params: &[&Expr],
+        args: &[u8],
+        result: u8,
+        want: &str,
+        span: &Span,
+        frame: &Frame,
+        statement: bool,
+    ) {
+        let have: Vec<u8> = params.iter().map(|p| self.kinds(p, frame)).collect();
+        let have_text = have
+            .iter()
+            .map(|k| kind_name(*k))
+            .collect::<Vec<_>>()
+            .join(", ");
+        if have.len() != args.len() && !(statement && have.len() == args.len() + 1) {
+            self.errors.push(error(
+                span,
+                "builtin-arity",
+                format!("{name}: arity mismatch: have ({have_text}), want ({want})"),
+            ));
+            return;
+        }
+        let admitted = args.iter().chain(std::iter::once(&result));
+        if have
+            .iter()
+            .zip(admitted)
+            .any(|(have, want)| have & want == 0)
+        {
+            self.errors.push(error(
+                span,
+                "builtin-type",
+                format!("{name}: invalid argument(s): have ({have_text}), want ({want})"),
+            ));
+        }
+    }
+
+    /// An infix operator, which OPA checks as the builtin `name`.
+    fn operator(&mut self, name: &str, lhs: &Expr, rhs: &Expr, span: &Span, frame: &Frame) {
+        if let Some((_, args, result, want)) = SIGNATURES.iter().find(|(n, ..)| *n == name) {
+            self.check_arguments(name, &[lhs, rhs], args, *result, want, span, frame, false);
+        }
+    }
+
+    /// The kinds of value `expr` may have, as far as is known before evaluation.
+    fn kinds(&self, expr: &Expr, frame: &Frame) -> u8 {
+        match expr {
+            Expr::String { .. } | Expr::RawString { .. } => STRING,
+            Expr::Number { .. } => NUMBER,
+            Expr::Bool { .. } | Expr::BoolExpr { .. } | Expr::Membership { .. } => BOOLEAN,
+            Expr::Null { .. } => NULL,
+            Expr::Array { .. } | Expr::ArrayCompr { .. } => ARRAY,
+            Expr::Set { .. } | Expr::SetCompr { .. } | Expr::BinExpr { .. } => SET,
+            Expr::Object { .. } | Expr::ObjectCompr { .. } => OBJECT,
+            // `-` is also set difference.
+            Expr::ArithExpr { op, .. } if *op != ArithOp::Sub => NUMBER,
+            Expr::UnaryExpr { .. } => NUMBER,
+            Expr::Var { span, .. } => frame.kinds.get(span.text()).copied().unwrap_or(ANY),
+            Expr::Call { fcn, params, .. } => {
+                let Ok(name) = get_path_string(fcn, None) else {
+                    return ANY;
+                };
+                let local = name.split('.').next().is_some_and(|root| {
+                    frame.declared.contains(root) || self.scope.is_global(root)
+                });
+                match SIGNATURES.iter().find(|(n, ..)| *n == name) {
+                    Some((_, args, result, _)) if !local && params.len() == args.len() => *result,
+                    _ => ANY,
+                }
+            }
+            _ => ANY,
+        }
+    }
+}
+
+/// Whether `name` occurs in `query` outside statement `sidx`.
+fn used_elsewhere(query: &Query, name: &str, sidx: u32) -> bool {
+    query
+        .stmts
+        .iter()
+        .filter(|stmt| stmt.sidx != sidx)
+        .any(|stmt| statement_mentions(stmt, name))
+}
+
+fn mentions(query: &Query, name: &str) -> bool {
+    query
+        .stmts
+        .iter()
+        .any(|stmt| statement_mentions(stmt, name))
+}
+
+fn statement_mentions(stmt: &LiteralStmt, name: &str) -> bool {
+    let mut vars = BTreeSet::new();
+    match &stmt.literal {
+        Literal::SomeVars { vars: declared, .. } => {
+            return declared.iter().any(|v| v.text() == name);
+        }
+        Literal::SomeIn {
+            key,
+            value,
+            collection,
+            ..
+        } => {
+            if let Some(key) = key {
+                collect_vars(key, &mut vars);
+            }
+            collect_vars(value, &mut vars);
+            collect_vars(collection, &mut vars);
+        }
+        Literal::Expr { expr, .. } | Literal::NotExpr { expr, .. } => {
+            collect_vars(expr, &mut vars);
+        }
+        Literal::Every {
+            key,
+            value,
+            domain,
+            query,
+            ..
+        } => {
+            if key
+                .iter()
+                .chain(std::iter::once(value))
+                .any(|v| v.text() == name)
+                || mentions(query, name)
+            {
+                return true;
+            }
+            collect_vars(domain, &mut vars);
+        }
+    }
+    for with in &stmt.with_mods {
+        collect_vars(&with.r#as, &mut vars);
+        collect_vars(&with.refr, &mut vars);
+    }
+    vars.contains(name)
+}
+
+/// The variables a statement declares for its whole query (`:=`, `some`, `some … in`).
+fn declared_by(literal: &Literal, declared: &mut BTreeSet<String>) {
+    match literal {
+        Literal::SomeVars { vars, .. } => {
+            declared.extend(vars.iter().map(|v| v.text().to_string()));
+        }
+        Literal::SomeIn { key, value, .. } => {
+            if let Some(key) = key {
+                pattern_vars(key, declared);
+            }
+            pattern_vars(value, declared);
+        }
+        Literal::Expr { expr, .. } => {
+            if let Expr::AssignExpr {
+                op: AssignOp::ColEq,
+                lhs,
+                ..
+            } = expr.as_ref()
+            {
+                let mut spans = Vec::new();
+                assigned_vars(lhs, declared, &mut spans);
+            }
+        }
+        Literal::NotExpr { .. } | Literal::Every { .. } => {}
+    }
+    declared.remove(WILDCARD);
+}
+
+/// An object's keys, when all are constants (their source text), else `None`.
+fn object_keys(fields: &[(Span, Ref<Expr>, Ref<Expr>)]) -> Option<BTreeSet<&str>> {
+    fields
+        .iter()
+        .map(|(_, key, _)| match key.as_ref() {
+            Expr::String { span, .. }
+            | Expr::Number { span, .. }
+            | Expr::Bool { span, .. }
+            | Expr::Null { span, .. } => Some(span.text()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The values of two objects with the same constant keys, paired by key.
+fn pair_fields<'e>(
+    left: &'e [(Span, Ref<Expr>, Ref<Expr>)],
+    right: &'e [(Span, Ref<Expr>, Ref<Expr>)],
+) -> Option<Vec<(&'e Expr, &'e Expr)>> {
+    object_keys(left)?;
+    left.iter()
+        .map(|(_, key, value)| {
+            let (_, _, other) = right
+                .iter()
+                .find(|(_, k, _)| k.span().text() == key.span().text())?;
+            Some((value.as_ref(), other.as_ref()))
+        })
+        .collect()
+}
+
+/// The parts of a `:=` target that cannot be assigned to, in OPA's words: anything but
+/// variables, arrays of targets and objects with targets as values.
+fn unassignable(lhs: &Expr) -> Vec<(&'static str, &Span)> {
+    let what = match lhs {
+        Expr::Var { .. } => return Vec::new(),
+        Expr::Array { items, .. } => return items.iter().flat_map(|i| unassignable(i)).collect(),
+        Expr::Object { fields, .. } => {
+            return fields
+                .iter()
+                .flat_map(|(_, _, v)| unassignable(v))
+                .collect()
+        }
+        Expr::Number { .. } => "number",
+        Expr::String { .. } | Expr::RawString { .. } => "string",
+        Expr::Bool { .. } => "boolean",
+        Expr::Null { .. } => "null",
+        Expr::Set { .. } => "set",
+        Expr::RefDot { .. } | Expr::RefBrack { .. } => "ref",
+        _ => return Vec::new(),
+    };
+    vec![(what, lhs.span())]
+}
+
+/// The variables of a pattern (variables, arrays and object values).
+fn pattern_vars(expr: &Expr, names: &mut BTreeSet<String>) {
+    let mut spans = Vec::new();
+    assigned_vars(expr, names, &mut spans);
+}
+
+/// The variables `:=` assigns on its left: variables, array items and object values (and set
+/// items, which OPA lets a function's arguments name).
+fn assigned_vars(expr: &Expr, names: &mut BTreeSet<String>, spans: &mut Vec<(String, Span)>) {
+    match expr {
+        Expr::Var { span, .. } => {
+            names.insert(span.text().to_string());
+            spans.push((span.text().to_string(), span.clone()));
+        }
+        Expr::Array { items, .. } | Expr::Set { items, .. } => {
+            for item in items {
+                assigned_vars(item, names, spans);
+            }
+        }
+        Expr::Object { fields, .. } => {
+            for (_, _, value) in fields {
+                assigned_vars(value, names, spans);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Every variable name in `expr`, comprehensions included.
+fn collect_vars(expr: &Expr, names: &mut BTreeSet<String>) {
+    struct Collect<'n>(&'n mut BTreeSet<String>);
+    impl super::walk::Visitor for Collect<'_> {
+        fn expr(&mut self, expr: &Expr) -> bool {
+            match expr {
+                Expr::Var { span, .. } => {
+                    self.0.insert(span.text().to_string());
+                    true
+                }
+                // A function's name is not a variable.
+                Expr::Call { params, .. } => {
+                    for param in params {
+                        super::walk::expr(param, self);
+                    }
+                    false
+                }
+                _ => true,
+            }
+        }
+    }
+    super::walk::expr(expr, &mut Collect(names));
+}
