@@ -245,22 +245,138 @@ fn check_refuses_functions_the_filter_lacks() {
 }
 
 #[test]
-fn check_warns_about_rego_opa_would_run_differently_and_strict_fails_on_it() {
+fn check_warns_about_rego_that_runs_interpreted_and_strict_fails_on_it() {
     let dir = Dir::new("lint");
     dir.write(
         "p/p.rego",
-        "package p\n\nimport rego.v1\n\nf(x) := y if {\n\tx > 0\n\ty := f(x - 1)\n}\n\nallow if f(0) == 1\n",
+        "package p\n\nimport rego.v1\n\ninner if input.x == 1\n\nallow if inner with input.x as 1\n",
     );
     let warned = bundler(&["check", &dir.path("p"), "-e", "p/allow"]);
     assert_eq!(warned.status.code(), Some(0), "{}", text(&warned.stderr));
     let expected = format!(
-        "{}:7:7: warning[recursion]: data.p.f is recursive (f -> f): OPA refuses this policy (rego_recursion_error), zerohop would evaluate it",
+        "{}:7:16: warning[with-keyword]: `with` in a policy module: the RVM compiler lacks it, so decisions that reach it run on the regorus interpreter",
         dir.path("p/p.rego")
     );
-    assert_eq!(text(&warned.stderr).lines().next(), Some(expected.as_str()));
+    assert!(
+        text(&warned.stderr).lines().any(|l| l == expected),
+        "{}",
+        text(&warned.stderr)
+    );
 
     let strict = bundler(&["check", &dir.path("p"), "-e", "p/allow", "--strict"]);
-    assert_first_error_line(&strict, &expected.replace("warning[", "error["));
+    assert_eq!(strict.status.code(), Some(1));
+    let expected = expected.replace("warning[", "error[");
+    assert!(
+        text(&strict.stderr).lines().any(|l| l == expected),
+        "{}",
+        text(&strict.stderr)
+    );
+}
+
+/// Programs OPA's compiler refuses (each checked against OPA v1.20.2), the rule that follows
+/// `package t`, and the first error line `check` gives: line:column, code, OPA's message.
+const REFUSED: &[(&str, &str)] = &[
+    ("p if { x }", "3:8: unsafe-var: var x is unsafe"),
+    ("p := x if { input.a }", "3:6: unsafe-var: var x is unsafe"),
+    ("p if { not input.a[_] }", "3:20: unsafe-var: var _ is unsafe"),
+    ("p if { some x; input.a }", "3:13: unused-declared-var: declared var x unused"),
+    ("p if { every x in input.a { true } }", "3:14: unused-declared-var: declared var x unused"),
+    ("p if { x := 1; x := 2 }", "3:16: var-assigned-above: var x assigned above"),
+    ("p if { some x; x := 1 }", "3:16: var-declared-above: var x declared above"),
+    ("p if { input.a == x; x := 1 }", "3:22: var-referenced-above: var x referenced above"),
+    ("f(x) := y if { x := 1; y := 2 }", "3:16: arg-redeclared: arg x redeclared"),
+    ("p if { 1 := input.a }", "3:8: cannot-assign: cannot assign to number"),
+    ("default p := input.a", "3:14: illegal-default: illegal default rule (value cannot contain ref)"),
+    ("default p := [1, x]", "3:18: illegal-default: illegal default rule (value cannot contain var)"),
+    (
+        "p[x] := 1 if { x := input.a } else := 2",
+        "3:31: illegal-else: else keyword cannot be used on rules with variables in head",
+    ),
+    (
+        "p if startswith(1, \"a\")",
+        "3:6: builtin-type: startswith: invalid argument(s): have (number, string), want (search: string, base: string)",
+    ),
+    (
+        "p if upper(input.x, 2)",
+        "3:6: builtin-type: upper: invalid argument(s): have (any, number), want (x: string)",
+    ),
+    (
+        "p if { x := 1; lower(x) == \"a\" }",
+        "3:16: builtin-type: lower: invalid argument(s): have (number), want (x: string)",
+    ),
+    (
+        "p if \"a\" + 1 > 0",
+        "3:7: builtin-type: plus: invalid argument(s): have (string, number), want (x: number, y: number)",
+    ),
+    (
+        "p if count([1], 2, 3)",
+        "3:6: builtin-arity: count: arity mismatch: have (array, number, number), want (collection: any<string, array[any], object[any: any], set[any]>)",
+    ),
+    ("p if nofunc(1)", "3:6: undefined-function: undefined function nofunc"),
+    ("p if { q(1) }\n\nq := 1", "3:8: undefined-function: undefined function data.t.q"),
+    (
+        "p if re_match(\"a\", \"b\")",
+        "3:6: deprecated-builtin: deprecated built-in function calls in expression: re_match",
+    ),
+    (
+        "p if q\n\nq if p",
+        "3:6: recursion: rule data.t.p is recursive: data.t.p -> data.t.q -> data.t.p",
+    ),
+    (
+        "default p := 1\n\ndefault p := 2",
+        "3:1: multiple-defaults: multiple default rules data.t.p found at t.rego:3, t.rego:5",
+    ),
+    ("p := 1\n\np contains 1", "3:1: conflicting-rules: conflicting rules data.t.p found"),
+];
+
+#[test]
+fn check_and_build_refuse_what_opa_refuses_to_compile() {
+    for (index, (rule, expected)) in REFUSED.iter().enumerate() {
+        let dir = Dir::new(&format!("refused-{index}"));
+        dir.write("p/t.rego", &format!("package t\n\n{rule}\n"));
+        let file = dir.path("p/t.rego");
+        let check = bundler(&["check", &dir.path("p")]);
+        assert_first_error_line(&check, &format!("error: {file}:{expected}"));
+        let build = bundler(&[
+            "build",
+            &dir.path("p"),
+            "-e",
+            "t/p",
+            "-o",
+            &dir.path("b.tar.gz"),
+        ]);
+        assert_first_error_line(&build, &format!("error: {file}:{expected}"));
+    }
+}
+
+#[test]
+fn check_accepts_what_opa_compiles() {
+    let dir = Dir::new("accepted");
+    // A local variable named as its rule is not recursion; `some` variables used as keys,
+    // output arguments, unification both ways and closures are bound.
+    dir.write(
+        "p/t.rego",
+        "package t\n\nspiffe_id := x if {\n\t[_, spiffe_id] := split(input.a, \"/\")\n\tx := spiffe_id\n}\n\np if {\n\tsome i\n\tinput.xs[i] == 1\n\tcount(input.xs, n)\n\t[a, 1] = [2, b]\n\ty := [z | z := a + b + n]\n\tnot abs(-5, 3)\n\tevery k, v in input.o { k == v }\n\ty[0] > 1\n}\n\ndefault f(_) := 0\n\nf(x) := x + 1\n",
+    );
+    let out = bundler(&["check", &dir.path("p")]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+#[test]
+fn check_without_entrypoint_compiles_the_default_decision_rule() {
+    let dir = Dir::new("default-rule");
+    dir.write(
+        "p/authz.rego",
+        "package envoy.authz\n\nallow if crypto.hmac.sha256(\"a\", \"k\") == input.sig\n",
+    );
+    let out = bundler(&["check", &dir.path("p")]);
+    assert_first_error_line(
+        &out,
+        &format!(
+            "error: {}:3:28: Unknown function: 'crypto.hmac.sha256'",
+            dir.path("p/authz.rego")
+        ),
+    );
 }
 
 fn key(name: &str) -> String {

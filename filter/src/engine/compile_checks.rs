@@ -403,7 +403,7 @@ fn has_var_key(refr: &Expr) -> bool {
 
 /// A head reference's path up to its first variable key: `p.q` for `p.q[x].r`.
 fn static_path(refr: &Expr) -> String {
-    fn parts<'e>(refr: &'e Expr, out: &mut Vec<String>) -> bool {
+    fn parts(refr: &Expr, out: &mut Vec<String>) -> bool {
         match refr {
             Expr::Var { span, .. } => {
                 out.push(span.text().to_string());
@@ -871,9 +871,16 @@ impl<'s, 'a> Safety<'s, 'a> {
     /// after it, and the variables that nothing binds.
     fn query(&mut self, query: &Query, outer: &Frame) -> (Frame, Vec<(String, Span)>) {
         let mut frame = outer.clone();
+        let mut declared_here = BTreeSet::new();
         for stmt in &query.stmts {
-            declared_by(&stmt.literal, &mut frame.declared);
+            declared_by(&stmt.literal, &mut declared_here);
         }
+        // Declared here, a name is a new variable, whatever it was outside.
+        for name in &declared_here {
+            frame.bound.remove(name);
+            frame.kinds.remove(name);
+        }
+        frame.declared.extend(declared_here);
         let mut pending: Vec<&LiteralStmt> = query.stmts.iter().collect();
         loop {
             let mut progress = false;
@@ -939,6 +946,7 @@ impl<'s, 'a> Safety<'s, 'a> {
                 for var in key.iter().chain(std::iter::once(value)) {
                     inner.declared.insert(var.text().to_string());
                     inner.bound.insert(var.text().to_string());
+                    inner.kinds.remove(var.text());
                 }
                 inner.bound.extend(needs.binds.iter().cloned());
                 self.declarations(query, &BTreeSet::new());
@@ -947,7 +955,12 @@ impl<'s, 'a> Safety<'s, 'a> {
             }
         }
         for with in &stmt.with_mods {
-            self.eval(&with.r#as, frame, false, &mut needs);
+            // `with f as upper` replaces a function with a builtin, which is no variable.
+            let builtin = get_path_string(&with.r#as, None)
+                .is_ok_and(|name| SIGNATURES.iter().any(|(n, ..)| *n == name));
+            if !builtin {
+                self.eval(&with.r#as, frame, false, &mut needs);
+            }
         }
         needs
     }
