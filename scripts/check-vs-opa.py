@@ -239,6 +239,10 @@ def main():
     parser.add_argument("--count", type=int, default=4, help="programs per template")
     parser.add_argument("--bundler", default=str(ROOT / "target/debug/policy-bundler"))
     parser.add_argument("--cases", help="a directory of YAML test cases with `modules:`")
+    parser.add_argument(
+        "--rego-dir",
+        help="a directory of .rego files: all of them as one bundle, then each file alone",
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args()
     rng = random.Random(args.seed)
@@ -287,6 +291,22 @@ def main():
                 cases_fp += 1
                 wrongs.append(("\n".join(files.values()), ours))
 
+    rego_accepted = rego_fp = 0
+    if args.rego_dir:
+        paths = [
+            p
+            for p in sorted(pathlib.Path(args.rego_dir).rglob("*.rego"))
+            if not p.name.endswith("_test.rego")  # check leaves test modules out, as opa build
+        ]
+        sets = [{str(p.relative_to(args.rego_dir)): p.read_text(errors="replace") for p in paths}]
+        sets += [{p.name: p.read_text(errors="replace")} for p in paths]
+        for files in sets:
+            if opa_refuses_files(files) is None:
+                rego_accepted += 1
+                if ours := check_refuses(args.bundler, files):
+                    rego_fp += 1
+                    wrongs.append((f"# {', '.join(files)[:200]}\n", ours))
+
     share = 100.0 * refused_by_both / max(refused_by_opa, 1)
     print(f"generated: {refused_by_opa} programs OPA refuses, check refuses {refused_by_both} ({share:.1f}%)")
     print(f"generated: {accepted_by_opa} programs OPA accepts, check refuses {false_positives}")
@@ -294,6 +314,8 @@ def main():
     if args.cases:
         print(f"cases: {cases} OPA accepts, check refuses {cases_fp}; "
               f"{cases_refused_by_opa} OPA refuses, check refuses {cases_refused_by_both}")
+    if args.rego_dir:
+        print(f"{args.rego_dir}: {rego_accepted} bundles or files OPA accepts, check refuses {rego_fp}")
     if args.verbose or wrongs:
         for source, ours in wrongs:
             print(f"--- FALSE POSITIVE\n{source}>>> {ours}")

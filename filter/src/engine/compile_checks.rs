@@ -772,7 +772,7 @@ impl<'s, 'a> Safety<'s, 'a> {
                         ..
                     } = expr.as_ref()
                     {
-                        collect_vars(rhs, &mut seen);
+                        collect_scope_vars(rhs, &mut seen);
                         for (what, span) in unassignable(lhs) {
                             self.errors.push(error(
                                 span,
@@ -796,19 +796,19 @@ impl<'s, 'a> Safety<'s, 'a> {
                             declared.insert(name, false);
                         }
                         // Keys of object patterns are read.
-                        collect_vars(lhs, &mut seen);
+                        collect_scope_vars(lhs, &mut seen);
                     } else {
-                        collect_vars(expr, &mut seen);
+                        collect_scope_vars(expr, &mut seen);
                     }
                 }
-                Literal::NotExpr { expr, .. } => collect_vars(expr, &mut seen),
+                Literal::NotExpr { expr, .. } => collect_scope_vars(expr, &mut seen),
                 Literal::SomeIn {
                     key,
                     value,
                     collection,
                     ..
                 } => {
-                    collect_vars(collection, &mut seen);
+                    collect_scope_vars(collection, &mut seen);
                     let mut names = BTreeSet::new();
                     let mut spans = Vec::new();
                     if let Some(key) = key {
@@ -827,7 +827,7 @@ impl<'s, 'a> Safety<'s, 'a> {
                     query: body,
                     ..
                 } => {
-                    collect_vars(domain, &mut seen);
+                    collect_scope_vars(domain, &mut seen);
                     for var in key.iter().chain(std::iter::once(value)) {
                         let name = var.text();
                         if name != WILDCARD && !mentions(body, name) {
@@ -841,7 +841,7 @@ impl<'s, 'a> Safety<'s, 'a> {
                 }
             }
             for with in &stmt.with_mods {
-                collect_vars(&with.r#as, &mut seen);
+                collect_scope_vars(&with.r#as, &mut seen);
             }
         }
     }
@@ -1597,6 +1597,31 @@ fn assigned_vars(expr: &Expr, names: &mut BTreeSet<String>, spans: &mut Vec<(Str
         }
         _ => {}
     }
+}
+
+/// The variable names `expr` uses in its own scope: not those of comprehensions, which are
+/// scopes of their own.
+fn collect_scope_vars(expr: &Expr, names: &mut BTreeSet<String>) {
+    struct Collect<'n>(&'n mut BTreeSet<String>);
+    impl super::walk::Visitor for Collect<'_> {
+        fn expr(&mut self, expr: &Expr) -> bool {
+            match expr {
+                Expr::Var { span, .. } => {
+                    self.0.insert(span.text().to_string());
+                    true
+                }
+                Expr::Call { params, .. } => {
+                    for param in params {
+                        super::walk::expr(param, self);
+                    }
+                    false
+                }
+                Expr::ArrayCompr { .. } | Expr::SetCompr { .. } | Expr::ObjectCompr { .. } => false,
+                _ => true,
+            }
+        }
+    }
+    super::walk::expr(expr, &mut Collect(names));
 }
 
 /// Every variable name in `expr`, comprehensions included.
