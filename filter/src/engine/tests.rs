@@ -205,6 +205,34 @@ fn bad_rego_is_reported_with_its_location() {
 }
 
 #[test]
+fn rego_opa_refuses_to_compile_is_refused_at_load() {
+    // regorus would evaluate this (the unsafe `x` leaves `deny` undefined); OPA refuses it.
+    let plain = Bundle::from_files(vec![(
+        "p/p.rego".into(),
+        b"package p\n\nallow if not deny\n\ndeny if {\n\tinput.user == x\n}\n".to_vec(),
+    )])
+    .unwrap();
+    let err = Policy::load(&plain, &path("p/allow")).err().unwrap();
+    assert_eq!(err.code(), "unsafe-var");
+    assert_eq!(
+        err.to_string(),
+        "p/p.rego:6:16: unsafe-var: var x is unsafe"
+    );
+}
+
+#[test]
+fn a_local_variable_named_as_its_rule_is_not_recursion() {
+    let plain = Bundle::from_files(vec![(
+        "p/p.rego".into(),
+        b"package p\n\nspiffe_id := x if {\n\t[_, spiffe_id] := split(input.a, \"/\")\n\tx := spiffe_id\n}\n\nallow if spiffe_id == \"b\"\n".to_vec(),
+    )])
+    .unwrap();
+    let mut policy = Policy::load(&plain, &path("p/allow")).unwrap();
+    let input = Value::from_json_str(r#"{"a": "a/b"}"#).unwrap();
+    assert_eq!(policy.evaluate(input), Ok(Value::from(true)));
+}
+
+#[test]
 fn missing_decision_rule_is_a_load_error() {
     let plain = Bundle::from_files(source_files(AUTHZ)).unwrap();
     let err = Policy::load(&plain, &path("envoy/authz/nope"))
