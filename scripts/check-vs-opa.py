@@ -47,6 +47,9 @@ INVALID = [
     "p if { {v} := {w} + 1 }",
     "p := {n} if { true } else := {v}",
     "p if { input.{f} with input.{f} as {v} }",
+    "p if {{ y := [z | z := x]; x := {n} }}",  # a closure does not see a later `:=`
+    "p if {{ every z in input.{f} {{ z == x }}; x := {n} }}",
+    "q(x) := x\np if {{ z := q; z }}",  # a function used as a value
     # unused declared variables
     "p if { some {v}; input.{f} }",
     "p if { some {v}, {w}; input.{f}[{v}] }",
@@ -122,7 +125,7 @@ VALID = [
     "p if {{ x := upper(input.{f}); startswith(x, {s}) }}",
     "p := y if {{ y := [v | v := input.{f}[_]] }}",
     "p if {{ input.{f}[x].b[y] == {n}; x == y }}",
-    "p if {{ y := [z | z := x]; x := {n} }}",
+    "p if {{ y := [z | z := x]; x = {n} }}",
     "p if {{ some {v}; input.{f}[{v}] }}",
     "p if {{ {v} := {n}; {v} > 0 }}",
     "p if {{ count([1, 2]) == {n} }}",

@@ -9,7 +9,7 @@
 //! - `builtin-arity`, `builtin-type`, `undefined-function` (`rego_type_error`): calls that
 //!   OPA's type checker refuses from what is known before evaluation (literals and variables
 //!   assigned from them), and calls to functions nobody defines;
-//! - `multiple-defaults`, `conflicting-rules` (`rego_type_error`).
+//! - `multiple-defaults`, `conflicting-rules`, `function-not-called` (`rego_type_error`).
 //!
 //! Every check errs on the side of accepting: a program OPA accepts must never be refused
 //! here, so whatever cannot be decided exactly is let through.
@@ -595,6 +595,9 @@ struct Frame {
     bound: BTreeSet<String>,
     /// What is known of bound variables' kinds of value (`x := "a"`).
     kinds: BTreeMap<String, u8>,
+    /// Names the statement under way declares or that are declared after it: closures in it
+    /// cannot be bound from outside with them.
+    hidden: BTreeSet<String>,
 }
 
 impl<'s, 'a> Safety<'s, 'a> {
@@ -871,28 +874,37 @@ impl<'s, 'a> Safety<'s, 'a> {
     /// after it, and the variables that nothing binds.
     fn query(&mut self, query: &Query, outer: &Frame) -> (Frame, Vec<(String, Span)>) {
         let mut frame = outer.clone();
+        frame.hidden.clear();
         let mut declared_here = BTreeSet::new();
-        for stmt in &query.stmts {
+        // For each statement, the names this query declares there or later: closures in the
+        // statement do not see them (OPA scopes a declaration from where it is on).
+        let mut later: Vec<BTreeSet<String>> = Vec::new();
+        for stmt in query.stmts.iter().rev() {
             declared_by(&stmt.literal, &mut declared_here);
+            later.push(declared_here.difference(&outer.declared).cloned().collect());
         }
+        later.reverse();
         // Declared here, a name is a new variable, whatever it was outside.
         for name in &declared_here {
             frame.bound.remove(name);
             frame.kinds.remove(name);
         }
         frame.declared.extend(declared_here);
-        let mut pending: Vec<&LiteralStmt> = query.stmts.iter().collect();
+        let mut pending: Vec<(&LiteralStmt, BTreeSet<String>)> =
+            query.stmts.iter().zip(later).collect();
         loop {
             let mut progress = false;
             let mut still = Vec::new();
-            for stmt in pending {
+            for (stmt, hidden) in pending {
+                frame.hidden = hidden;
                 let needs = self.statement(stmt, &frame);
+                let hidden = std::mem::take(&mut frame.hidden);
                 if needs.ready() {
                     frame.bound.extend(needs.binds);
                     frame.kinds.extend(needs.kinds);
                     progress = true;
                 } else {
-                    still.push(stmt);
+                    still.push((stmt, hidden));
                 }
             }
             pending = still;
@@ -901,9 +913,11 @@ impl<'s, 'a> Safety<'s, 'a> {
             }
         }
         let mut unbound = Vec::new();
-        for stmt in pending {
+        for (stmt, hidden) in pending {
+            frame.hidden = hidden;
             unbound.extend(self.statement(stmt, &frame).unbound);
         }
+        frame.hidden.clear();
         (frame, unbound)
     }
 
@@ -943,12 +957,13 @@ impl<'s, 'a> Safety<'s, 'a> {
             } => {
                 self.eval(domain, frame, true, &mut needs);
                 let mut inner = frame.clone();
+                inner.bound.extend(needs.binds.iter().cloned());
+                inner.bound.retain(|name| !frame.hidden.contains(name));
                 for var in key.iter().chain(std::iter::once(value)) {
                     inner.declared.insert(var.text().to_string());
                     inner.bound.insert(var.text().to_string());
                     inner.kinds.remove(var.text());
                 }
-                inner.bound.extend(needs.binds.iter().cloned());
                 self.declarations(query, &BTreeSet::new());
                 let (_, unbound) = self.query(query, &inner);
                 needs.unbound.extend(unbound);
@@ -956,9 +971,15 @@ impl<'s, 'a> Safety<'s, 'a> {
         }
         for with in &stmt.with_mods {
             // `with f as upper` replaces a function with a builtin, which is no variable.
-            let builtin = get_path_string(&with.r#as, None)
-                .is_ok_and(|name| SIGNATURES.iter().any(|(n, ..)| *n == name));
-            if !builtin {
+            let function = get_path_string(&with.r#as, None).is_ok_and(|name| {
+                SIGNATURES.iter().any(|(n, ..)| *n == name)
+                    || self
+                        .scope
+                        .program
+                        .function_arity(&self.scope.resolve(&name))
+                        .is_some()
+            });
+            if !function {
                 self.eval(&with.r#as, frame, false, &mut needs);
             }
         }
@@ -1166,14 +1187,14 @@ impl<'s, 'a> Safety<'s, 'a> {
                         needs.unbound.push((name.to_string(), span.clone()));
                     }
                 } else {
-                    self.references.push((name.to_string(), span.clone()));
+                    self.global(name, span);
                 }
             }
             Expr::RefDot { .. } | Expr::RefBrack { .. } => {
                 if let Ok(path) = get_path_string(expr, None) {
                     if let Some(root) = path.split('.').next() {
                         if !self.is_local(root, frame) {
-                            self.references.push((path.clone(), expr.span().clone()));
+                            self.global(&path, expr.span());
                         }
                     }
                 }
@@ -1252,6 +1273,19 @@ impl<'s, 'a> Safety<'s, 'a> {
         }
     }
 
+    /// A reference to a global name, outside a call: a dependency, and not a function.
+    fn global(&mut self, path: &str, span: &Span) {
+        self.references.push((path.to_string(), span.clone()));
+        let resolved = self.scope.resolve(path);
+        if self.scope.program.function_arity(&resolved).is_some() {
+            self.errors.push(error(
+                span,
+                "function-not-called",
+                format!("function {resolved} used as reference, not called"),
+            ));
+        }
+    }
+
     fn reference(&mut self, expr: &Expr, frame: &Frame, binds: bool, needs: &mut Needs) {
         match expr {
             Expr::RefDot { refr, .. } => self.reference(refr, frame, binds, needs),
@@ -1287,6 +1321,7 @@ impl<'s, 'a> Safety<'s, 'a> {
     fn closure(&mut self, terms: &[&Ref<Expr>], query: &Query, frame: &Frame, needs: &mut Needs) {
         let mut inner = frame.clone();
         inner.bound.extend(needs.binds.iter().cloned());
+        inner.bound.retain(|name| !frame.hidden.contains(name));
         self.declarations(query, &BTreeSet::new());
         let (after, unbound) = self.query(query, &inner);
         needs.unbound.extend(unbound);
@@ -1409,7 +1444,7 @@ impl<'s, 'a> Safety<'s, 'a> {
             Expr::Object { .. } | Expr::ObjectCompr { .. } => OBJECT,
             // `-` is also set difference.
             Expr::ArithExpr { op, .. } if *op != ArithOp::Sub => NUMBER,
-            Expr::UnaryExpr { .. } => NUMBER,
+            Expr::UnaryExpr { .. } => NUMBER | SET,
             Expr::Var { span, .. } => frame.kinds.get(span.text()).copied().unwrap_or(ANY),
             Expr::Call { fcn, params, .. } => {
                 let Ok(name) = get_path_string(fcn, None) else {
