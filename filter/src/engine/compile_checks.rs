@@ -230,6 +230,10 @@ impl Program {
                             };
                             (refr, kind, false)
                         }
+                        // `f() := 1` is no function to OPA: it defines `f`.
+                        RuleHead::Func { refr, args, .. } if args.is_empty() => {
+                            (refr, RuleKind::Single, false)
+                        }
                         RuleHead::Func { refr, args, .. } => {
                             (refr, RuleKind::Function(args.len()), false)
                         }
@@ -275,6 +279,10 @@ impl Program {
             RuleKind::Function(n) if r.path == path => Some(n),
             _ => None,
         })
+    }
+
+    fn defines(&self, path: &str) -> bool {
+        self.rules.iter().any(|r| r.path == path)
     }
 
     /// `multiple-defaults` and `conflicting-rules`.
@@ -1301,6 +1309,10 @@ impl<'s, 'a> Safety<'s, 'a> {
                             needs.binds.insert(span.text().to_string());
                         }
                     }
+                    // A key that is a pattern (`q[{"msg": msg}]`) binds its variables.
+                    index @ (Expr::Array { .. } | Expr::Object { .. }) if binds => {
+                        self.pattern(index, frame, false, needs);
+                    }
                     index => self.eval(index, frame, binds, needs),
                 }
             }
@@ -1350,7 +1362,14 @@ impl<'s, 'a> Safety<'s, 'a> {
             let path = self.scope.resolve(&name);
             self.references.push((name.clone(), span.clone()));
             // Functions are rules: nothing else (data, input) defines one.
-            if path.starts_with("data.") && self.scope.program.function_arity(&path).is_none() {
+            // Rego v0 policies call rules `f() = x { … }` as `f()` (Gatekeeper's library does):
+            // let those through.
+            let v0_constant =
+                !self.scope.rego_v1 && params.is_empty() && self.scope.program.defines(&path);
+            if path.starts_with("data.")
+                && self.scope.program.function_arity(&path).is_none()
+                && !v0_constant
+            {
                 self.errors.push(error(
                     span,
                     "undefined-function",
