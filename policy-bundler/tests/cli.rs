@@ -358,6 +358,12 @@ fn check_accepts_what_opa_compiles() {
         "p/t.rego",
         "package t\n\nspiffe_id := x if {\n\t[_, spiffe_id] := split(input.a, \"/\")\n\tx := spiffe_id\n}\n\np if {\n\tsome i\n\tinput.xs[i] == 1\n\tcount(input.xs, n)\n\t[a, 1] = [2, b]\n\ty := [z | z := a + b + n]\n\tnot abs(-5, 3)\n\tevery k, v in input.o { k == v }\n\ty[0] > 1\n}\n\ndefault f(_) := 0\n\nf(x) := x + 1\n",
     );
+    // A key that is a pattern binds; `k() := 1` is a rule, not a function; a closure sees a
+    // variable bound later by `=`; `with` may replace a function by a builtin.
+    dir.write(
+        "p/u.rego",
+        "package u\n\nmsgs contains {\"msg\": \"m\", \"field\": 1}\n\nout contains msg if msgs[{\"msg\": msg, \"field\": 1}]\n\nk() := 1\n\nkv := k\n\nlater if {\n\ty := [z | z := x]\n\tx = 1\n\tcount(y) == 1\n}\n\nf(x) := x\n\nmocked if f(1) with f as upper\n",
+    );
     let out = bundler(&["check", &dir.path("p")]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }
