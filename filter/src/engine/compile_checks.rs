@@ -1055,7 +1055,10 @@ impl<'s, 'a> Safety<'s, 'a> {
                 left.len() != right.len()
             }
             (Expr::Object { fields: left, .. }, Expr::Object { fields: right, .. }) => {
-                object_keys(left) != object_keys(right)
+                match (object_keys(left), object_keys(right)) {
+                    (Some(left), Some(right)) => left != right,
+                    _ => false,
+                }
             }
             _ => self.kinds(lhs, frame) & self.kinds(rhs, frame) == 0,
         };
@@ -1572,18 +1575,19 @@ fn declared_by(literal: &Literal, declared: &mut BTreeSet<String>) {
     declared.remove(WILDCARD);
 }
 
-/// An object's keys, when all are constants (their source text), else `None`.
-fn object_keys(fields: &[(Span, Ref<Expr>, Ref<Expr>)]) -> Option<BTreeSet<&str>> {
-    fields
-        .iter()
-        .map(|(_, key, _)| match key.as_ref() {
-            Expr::String { span, .. }
-            | Expr::Number { span, .. }
-            | Expr::Bool { span, .. }
-            | Expr::Null { span, .. } => Some(span.text()),
-            _ => None,
-        })
-        .collect()
+/// An object's keys, when all are string literals, else `None`.
+fn object_keys(fields: &[(Span, Ref<Expr>, Ref<Expr>)]) -> Option<BTreeSet<String>> {
+    fields.iter().map(|(_, key, _)| key_text(key)).collect()
+}
+
+/// A string key's value.
+fn key_text(key: &Expr) -> Option<String> {
+    match key {
+        Expr::String { value, .. } | Expr::RawString { value, .. } => {
+            value.as_string().ok().map(|s| s.as_ref().to_string())
+        }
+        _ => None,
+    }
 }
 
 /// The values of two objects with the same constant keys, paired by key.
@@ -1596,7 +1600,7 @@ fn pair_fields<'e>(
         .map(|(_, key, value)| {
             let (_, _, other) = right
                 .iter()
-                .find(|(_, k, _)| k.span().text() == key.span().text())?;
+                .find(|(_, k, _)| key_text(k) == key_text(key))?;
             Some((value.as_ref(), other.as_ref()))
         })
         .collect()
