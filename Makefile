@@ -20,7 +20,7 @@ WASM_OPT := /usr/bin/wasm-opt
 WASM_FEATURES := --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int --enable-mutable-globals
 RUST_SOURCES := $(shell find filter policy-bundler third_party -name '*.rs' -o -name Cargo.toml) Cargo.toml Cargo.lock
 
-.PHONY: help tools build test test-unit test-e2e demo bench bench-bundles check clean conformance
+.PHONY: help tools build test test-unit test-e2e demo bench bench-bundles check clean conformance check-vs-opa
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -132,3 +132,7 @@ conformance: ## OPA's conformance cases over the filter's builtins (OPA_CASES=<d
 	  exit 1; \
 	fi
 	cargo run --locked -q -p zerohop-conformance -- $(OPA_CASES) --out testdata/conformance/opa-results.json $(CONFORMANCE_ARGS)
+
+check-vs-opa: tools ## does `policy-bundler check` refuse what OPA refuses to compile, and only that? (CHECK_VS_OPA_ARGS=--cases DIR ...)
+	cargo build --locked -q -p policy-bundler
+	PYTHONPATH=$(TOOLS)/opa $(VENV)/bin/python scripts/check-vs-opa.py --bundler target/debug/policy-bundler $(CHECK_VS_OPA_ARGS)
