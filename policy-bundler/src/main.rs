@@ -27,13 +27,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Parse and compile the Rego and data in DIR; errors as file:line:column.
+    /// Parse and compile the Rego and data in DIR, refusing what OPA's compiler refuses;
+    /// errors as file:line:column.
     Check {
         dir: PathBuf,
-        /// Decision rules to compile, e.g. envoy/authz/allow (repeatable).
+        /// Decision rules to compile, e.g. envoy/authz/allow (repeatable); without it, the
+        /// default decision rule if the bundle defines it.
         #[arg(short, long = "entrypoint")]
         entrypoints: Vec<String>,
-        /// Treat findings (recursion, `with`, Rego that runs interpreted) as errors.
+        /// Treat findings (`with`, Rego that runs interpreted) as errors.
         #[arg(long)]
         strict: bool,
     },

@@ -3,12 +3,16 @@
 //! each error at file:line:column with OPA's wording and a stable code:
 //! - `unsafe-var` (`rego_unsafe_var_error`): a variable that no positive expression binds;
 //! - `unused-declared-var`, `var-assigned-above`, `var-declared-above`, `var-referenced-above`,
-//!   `arg-redeclared` (`rego_compile_error`): `some`/`every` variables never used, `:=` to a
-//!   variable that is already declared or used, or to a function argument;
+//!   `arg-redeclared`, `cannot-assign` (`rego_compile_error`): `some`/`every` variables never
+//!   used, `:=` to a variable that is already declared or used, to a function argument, or to
+//!   something that is no variable;
+//! - `illegal-default`, `illegal-else` (`rego_parse_error`): default values that are not
+//!   constants, `else` on rules with variables in the head;
 //! - `recursion` (`rego_recursion_error`): rules that depend on themselves;
-//! - `builtin-arity`, `builtin-type`, `undefined-function` (`rego_type_error`): calls that
-//!   OPA's type checker refuses from what is known before evaluation (literals and variables
-//!   assigned from them), and calls to functions nobody defines;
+//! - `builtin-arity`, `builtin-type`, `undefined-function`, `deprecated-builtin`
+//!   (`rego_type_error`): calls (and operators) that OPA's type checker refuses from what is
+//!   known before evaluation (literals and variables assigned from them), calls to functions
+//!   nobody defines, builtins Rego v1 dropped;
 //! - `multiple-defaults`, `conflicting-rules`, `function-not-called` (`rego_type_error`).
 //!
 //! Every check errs on the side of accepting: a program OPA accepts must never be refused
