@@ -30,8 +30,14 @@ mod tests {
             .split("[[package]]")
             .find(|package| package.contains("\nname = \"regorus\"\n"))
             .and_then(|package| package.lines().find_map(|l| l.strip_prefix("version = ")));
-        assert_eq!(locked, Some(format!("\"{}\"", super::REGORUS_VERSION).as_str()));
+        assert_eq!(
+            locked,
+            Some(format!("\"{}\"", super::REGORUS_VERSION).as_str())
+        );
         let pin = format!("regorus = {{ version = \"={}\"", super::REGORUS_VERSION);
-        assert!(include_str!("../../Cargo.toml").contains(&pin), "missing {pin}");
+        assert!(
+            include_str!("../../Cargo.toml").contains(&pin),
+            "missing {pin}"
+        );
     }
 }

@@ -356,7 +356,7 @@ fn check_accepts_what_opa_compiles() {
     // output arguments, unification both ways and closures are bound.
     dir.write(
         "p/t.rego",
-        "package t\n\nspiffe_id := x if {\n\t[_, spiffe_id] := split(input.a, \"/\")\n\tx := spiffe_id\n}\n\np if {\n\tsome i\n\tinput.xs[i] == 1\n\tcount(input.xs, n)\n\t[a, 1] = [2, b]\n\ty := [z | z := a + b + n]\n\tnot abs(-5, 3)\n\tevery k, v in input.o { k == v }\n\ty[0] > 1\n}\n\ndefault f(_) := 0\n\nf(x) := x + 1\n",
+        "package t\n\nspiffe_id := x if {\n\t[_, spiffe_id] := split(input.a, \"/\")\n\tx := spiffe_id\n}\n\np if {\n\tsome i\n\tinput.xs[i] == 1\n\tcount(input.xs, n)\n\t[a, 1] = [2, b]\n\ty := [z | z := a + b + n]\n\tnot abs(-5, 3)\n\tnot input.ps[_] + 1 == 2\n\tnot count(input.qs[j]) == j\n\tevery k, v in input.o { k == v }\n\ty[0] > 1\n}\n\ndefault f(_) := 0\n\nf(x) := x + 1\n",
     );
     // A key that is a pattern binds; `k() := 1` is a rule, not a function; a closure sees a
     // variable bound later by `=`; `with` may replace a function by a builtin.

@@ -540,6 +540,7 @@ impl<'a> ModuleScope<'a> {
             scope: self,
             errors: Vec::new(),
             references: Vec::new(),
+            lifted: Vec::new(),
         };
         match rule {
             Rule::Spec { head, bodies, .. } => safety.spec(head, bodies),
@@ -596,6 +597,8 @@ struct Safety<'s, 'a> {
     errors: Vec<CompileError>,
     /// References to global names (for recursion), with where they are.
     references: Vec<(String, Span)>,
+    /// Calls of the negated expression under way that were checked as evaluated before it.
+    lifted: Vec<*const Expr>,
 }
 
 /// A query's variables: those of enclosing queries and those it declares itself.
@@ -950,16 +953,30 @@ impl<'s, 'a> Safety<'s, 'a> {
                 self.pattern(value, frame, true, &mut needs);
             }
             Literal::Expr { expr, .. } => self.top(expr, frame, &mut needs),
-            Literal::NotExpr { expr, .. } => match expr.as_ref() {
-                // A call of its own under `not` may name its output too.
-                Expr::Call { fcn, params, .. } => {
-                    self.call(fcn, params, frame, true);
-                    for param in params {
-                        self.eval(param, frame, false, &mut needs);
-                    }
+            Literal::NotExpr { expr, .. } => {
+                // OPA's compiler moves calls nested in a negated expression before it
+                // (`not count(input.xs[_]) == 1` is `__local0__ = count(input.xs[_]);
+                // not __local0__ == 1`), so they bind their variables outside the negation.
+                let lifted = nested_calls(expr);
+                for call in &lifted {
+                    self.eval(call, frame, true, &mut needs);
                 }
-                expr => self.eval(expr, frame, false, &mut needs),
-            },
+                let enclosing = std::mem::replace(
+                    &mut self.lifted,
+                    lifted.iter().map(|call| *call as *const Expr).collect(),
+                );
+                match expr.as_ref() {
+                    // A call of its own under `not` may name its output too.
+                    Expr::Call { fcn, params, .. } => {
+                        self.call(fcn, params, frame, true);
+                        for param in params {
+                            self.eval(param, frame, false, &mut needs);
+                        }
+                    }
+                    expr => self.eval(expr, frame, false, &mut needs),
+                }
+                self.lifted = enclosing;
+            }
             Literal::Every {
                 key,
                 value,
@@ -1194,6 +1211,9 @@ impl<'s, 'a> Safety<'s, 'a> {
     /// An expression evaluated for its value: its local variables must be bound, except the
     /// variable keys of references, which it binds when `binds` (not under `not`).
     fn eval(&mut self, expr: &Expr, frame: &Frame, binds: bool, needs: &mut Needs) {
+        if self.lifted.iter().any(|call| std::ptr::eq(*call, expr)) {
+            return;
+        }
         match expr {
             Expr::Var { span, .. } => {
                 let name = span.text();
@@ -1490,6 +1510,64 @@ impl<'s, 'a> Safety<'s, 'a> {
 }
 
 /// Whether `name` occurs in `query` outside statement `sidx`.
+/// The outermost calls and operators nested in `expr` (not `expr` itself), outside closures.
+fn nested_calls(expr: &Expr) -> Vec<&Expr> {
+    fn children(expr: &Expr) -> Vec<&Expr> {
+        match expr {
+            Expr::Array { items, .. } | Expr::Set { items, .. } => {
+                items.iter().map(|i| i.as_ref()).collect()
+            }
+            Expr::Object { fields, .. } => fields
+                .iter()
+                .flat_map(|(_, k, v)| [k.as_ref(), v.as_ref()])
+                .collect(),
+            Expr::Call { params, .. } => params.iter().map(|p| p.as_ref()).collect(),
+            Expr::UnaryExpr { expr, .. } => vec![expr.as_ref()],
+            Expr::RefDot { refr, .. } => vec![refr.as_ref()],
+            Expr::RefBrack { refr, index, .. } => vec![refr.as_ref(), index.as_ref()],
+            Expr::ArithExpr { lhs, rhs, .. }
+            | Expr::BinExpr { lhs, rhs, .. }
+            | Expr::BoolExpr { lhs, rhs, .. }
+            | Expr::AssignExpr { lhs, rhs, .. } => vec![lhs.as_ref(), rhs.as_ref()],
+            Expr::Membership {
+                key,
+                value,
+                collection,
+                ..
+            } => key
+                .iter()
+                .map(|k| k.as_ref())
+                .chain([value.as_ref(), collection.as_ref()])
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+    fn is_call(expr: &Expr) -> bool {
+        matches!(
+            expr,
+            Expr::Call { .. }
+                | Expr::UnaryExpr { .. }
+                | Expr::ArithExpr { .. }
+                | Expr::BinExpr { .. }
+                | Expr::BoolExpr { .. }
+                | Expr::Membership { .. }
+        )
+    }
+    fn collect<'e>(expr: &'e Expr, calls: &mut Vec<&'e Expr>) {
+        for child in children(expr) {
+            if is_call(child) {
+                calls.push(child);
+            } else {
+                collect(child, calls);
+            }
+        }
+    }
+    // Left to right, as OPA evaluates them.
+    let mut calls = Vec::new();
+    collect(expr, &mut calls);
+    calls
+}
+
 fn used_elsewhere(query: &Query, name: &str, sidx: u32) -> bool {
     query
         .stmts
