@@ -452,6 +452,32 @@ fn negation_fails_on_an_undefined_operand() {
     );
 }
 
+/// With `import future.keywords.not` (or all of `future.keywords`, common in policies
+/// written for OPA 0.x) OPA moves nothing out of a negated expression in that module, so an
+/// undefined operand makes the negation succeed (answers from OPA v1.20.2).
+#[test]
+fn negation_keeps_its_operands_under_future_keywords_not() {
+    for (import, without_path) in [
+        ("import future.keywords", Some("true")),
+        ("import future.keywords.not", Some("true")),
+        ("import future.keywords.in", None),
+    ] {
+        let source = format!("package t\n{import}\nr if {{ not startswith(input.p, \"/a\") }}\n");
+        let bundle = Bundle::from_files(vec![("t.rego".into(), source.into_bytes())]).unwrap();
+        let mut policy = Policy::load(&bundle, &path("t/r")).unwrap();
+        assert_eq!(policy.mode(), Mode::CompiledAtLoad, "{import}");
+        let decided = |policy: &mut Policy, input: &str| {
+            match policy.evaluate(Value::from_json_str(input).unwrap()) {
+                Ok(value) => Some(value.to_json_str().unwrap()),
+                Err(EvalError::Undefined) => None,
+                Err(e) => panic!("{import}: {e}"),
+            }
+        };
+        assert_eq!(decided(&mut policy, "{}").as_deref(), without_path, "{import}");
+        assert_eq!(decided(&mut policy, r#"{"p": "/b"}"#).as_deref(), Some("true"));
+    }
+}
+
 /// A complete rule or function with two different values, and a partial object rule with
 /// two values for one key, are OPA's `eval_conflict_error` (OPA-Envoy answers with
 /// `status_on_error`); equal values are not (answers from OPA v1.20.2). regorus 0.14.1's RVM

@@ -13,9 +13,29 @@
 //! do the operands of `==` and `=` (unification: `not input.x == 1` succeeds) apart from the
 //! dynamic parts of their references, and comprehensions (their bodies stand alone).
 
+use super::Compiler;
 use crate::ast::{AssignOp, BoolOp, Expr, ExprRef};
 use crate::Value;
 use alloc::vec::Vec;
+
+impl Compiler<'_> {
+    /// With `import future.keywords.not` (or all of `future.keywords`) OPA moves nothing out
+    /// of a negated expression in that module: `not startswith(input.path, "/admin")`
+    /// succeeds when the path is undefined.
+    pub(super) fn negation_keeps_operands(&self) -> bool {
+        self.policy
+            .get_modules()
+            .get(self.current_module_index as usize)
+            .is_some_and(|module| {
+                module.imports.iter().any(|import| {
+                    matches!(
+                        import.refr.span().text(),
+                        "future.keywords" | "future.keywords.not"
+                    )
+                })
+            })
+    }
+}
 
 /// The operands of the negated expression `expr` that OPA evaluates before the negation.
 pub(super) fn negation_operands(expr: &ExprRef) -> Vec<ExprRef> {

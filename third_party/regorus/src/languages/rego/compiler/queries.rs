@@ -270,7 +270,12 @@ impl<'a> Compiler<'a> {
             ast::Literal::NotExpr { expr, .. } => {
                 // The operands OPA evaluates before the negation: undefined fails the body.
                 let mut hoisted = Vec::new();
-                for operand in negation_operands(expr) {
+                let operands = if self.negation_keeps_operands() {
+                    Vec::new()
+                } else {
+                    negation_operands(expr)
+                };
+                for operand in operands {
                     let register =
                         self.compile_rego_expr_with_span(&operand, operand.span(), false)?;
                     self.emit_instruction(
