@@ -42,6 +42,8 @@ INVALID = [
     "p if {{ not count(input.{f}[_]) }}",
     "p if {{ not input.{f}[_] == {n} }}",
     "p if {{ not startswith(input.{f}[_], {s}) }}",
+    "import future.keywords.not\np if {{ not input.{f}[_] + 1 == {n} }}",
+    "import future.keywords\np if {{ not count(input.{f}[x]) == x }}",
     "p if { not {v} }",
     "p := [{v} | {v} == {n}]",
     "p := count([x | x := {w}])",

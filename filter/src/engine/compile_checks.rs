@@ -469,15 +469,20 @@ struct ModuleScope<'a> {
     /// First components of this package's rules.
     rule_names: BTreeSet<String>,
     rego_v1: bool,
+    /// `import future.keywords.not` (or `future.keywords`): OPA moves nothing out of a
+    /// negated expression.
+    negation_keeps_operands: bool,
 }
 
 impl<'a> ModuleScope<'a> {
     fn new(program: &'a Program, module: &Module, package: &'a str) -> Self {
         let mut imports = BTreeMap::new();
+        let mut negation_keeps_operands = false;
         for import in &module.imports {
             let Ok(path) = get_path_string(&import.refr, None) else {
                 continue;
             };
+            negation_keeps_operands |= path == "future.keywords" || path == "future.keywords.not";
             if !(path == "input"
                 || path == "data"
                 || path.starts_with("input.")
@@ -507,6 +512,7 @@ impl<'a> ModuleScope<'a> {
             imports,
             rule_names,
             rego_v1: module.rego_v1,
+            negation_keeps_operands,
         }
     }
 
@@ -957,7 +963,11 @@ impl<'s, 'a> Safety<'s, 'a> {
                 // OPA's compiler moves calls nested in a negated expression before it
                 // (`not count(input.xs[_]) == 1` is `__local0__ = count(input.xs[_]);
                 // not __local0__ == 1`), so they bind their variables outside the negation.
-                let lifted = nested_calls(expr);
+                let lifted = if self.scope.negation_keeps_operands {
+                    Vec::new()
+                } else {
+                    nested_calls(expr)
+                };
                 for call in &lifted {
                     self.eval(call, frame, true, &mut needs);
                 }
