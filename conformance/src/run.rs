@@ -447,6 +447,7 @@ pub fn run_rvm(case: &Case, rego_v0: bool) -> Outcome {
             Ok(value) => value,
             Err(EvalError::Undefined) => return Ok(Value::new_array()),
             Err(EvalError::Failed(message)) => return Err(Failure::eval(message)),
+            Err(budget) => return Err(Failure::eval(budget.to_string())),
         };
         let mut binding = Value::new_object();
         binding

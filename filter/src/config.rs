@@ -6,6 +6,7 @@
 use serde::Deserialize;
 
 use crate::bundle::source::{BundleConfig, RawBundle};
+use crate::engine::budget::{self, Budget};
 use crate::request::body::{BodySettings, WithRequestBody};
 use crate::request::decision::{is_valid_reply_status, Enforcement};
 
@@ -30,6 +31,9 @@ struct RawConfig {
     #[serde(default)]
     timing_stats: bool,
     decision_cache_bytes: Option<u32>,
+    max_eval_memory_bytes: Option<u64>,
+    max_eval_instructions: Option<u64>,
+    max_eval_time_ms: Option<u32>,
 }
 
 /// Envoy ext_authz's `with_request_body` (Istio's `includeRequestBodyInCheck`).
@@ -59,6 +63,9 @@ pub struct Config {
     /// `decision_cache_bytes`: the memory each VM may give to remembered decisions; 0 turns
     /// the cache off (`engine::cache`).
     pub decision_cache_bytes: usize,
+    /// `max_eval_memory_bytes`, `max_eval_instructions`, `max_eval_time_ms`: what one
+    /// evaluation may use (`engine::budget`).
+    pub budget: Budget,
 }
 
 /// OPA-Envoy's `path` (`envoy/authz/allow`) and the rule it names (`data.envoy.authz.allow`).
@@ -175,6 +182,18 @@ impl Config {
                 pack_as_bytes: raw.pack_as_bytes,
             }),
         };
+        let budget = Budget {
+            memory_bytes: positive("max_eval_memory_bytes", raw.max_eval_memory_bytes)?
+                .unwrap_or(budget::DEFAULT_MEMORY_BYTES),
+            instructions: positive("max_eval_instructions", raw.max_eval_instructions)?
+                .map_or(budget::DEFAULT_INSTRUCTIONS, |n| {
+                    usize::try_from(n).unwrap_or(usize::MAX)
+                }),
+            time: std::time::Duration::from_millis(u64::from(
+                positive("max_eval_time_ms", raw.max_eval_time_ms)?
+                    .unwrap_or(budget::DEFAULT_TIME_MS),
+            )),
+        };
         Ok(Self {
             path,
             bundle,
@@ -193,7 +212,22 @@ impl Config {
                 .map_or(crate::engine::DEFAULT_DECISION_CACHE_BYTES, |bytes| {
                     usize::try_from(bytes).unwrap_or(usize::MAX)
                 }),
+            budget,
         })
+    }
+}
+
+/// A limit that must be greater than 0 when given.
+fn positive<N: Default + PartialEq>(
+    key: &'static str,
+    value: Option<N>,
+) -> Result<Option<N>, ConfigError> {
+    match value {
+        Some(n) if n == N::default() => Err(ConfigError::Invalid {
+            key,
+            message: "must be greater than 0".to_string(),
+        }),
+        value => Ok(value),
     }
 }
 
@@ -229,6 +263,46 @@ mod tests {
         assert_eq!(config.decision_cache_bytes, 1 << 20);
         let off = parse(r#"{"bundle":{"inline":""},"decision_cache_bytes":0}"#).unwrap();
         assert_eq!(off.decision_cache_bytes, 0);
+        assert_eq!(
+            config.budget,
+            Budget {
+                memory_bytes: 64 << 20,
+                instructions: 5_000_000,
+                time: std::time::Duration::from_millis(500),
+            }
+        );
+    }
+
+    #[test]
+    fn evaluation_budgets_are_configurable_and_positive() {
+        let config = parse(
+            r#"{"bundle":{"inline":""},"max_eval_memory_bytes":1048576,"max_eval_instructions":1000,"max_eval_time_ms":20}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            config.budget,
+            Budget {
+                memory_bytes: 1 << 20,
+                instructions: 1000,
+                time: std::time::Duration::from_millis(20),
+            }
+        );
+        for key in [
+            "max_eval_memory_bytes",
+            "max_eval_instructions",
+            "max_eval_time_ms",
+        ] {
+            let err = parse(&format!(r#"{{"bundle":{{"inline":""}},"{key}":0}}"#)).unwrap_err();
+            assert_eq!(
+                err,
+                ConfigError::Invalid {
+                    key,
+                    message: "must be greater than 0".into()
+                }
+            );
+            let err = parse(&format!(r#"{{"bundle":{{"inline":""}},"{key}":-1}}"#)).unwrap_err();
+            assert!(err.to_string().contains(key), "{err}");
+        }
     }
 
     #[test]

@@ -5,8 +5,9 @@
 //! links, and `proxy`, the only module that talks to Envoy through `proxy_wasm`; it exists
 //! only in the `wasm32` build.
 //!
-//! `unsafe_code` is denied workspace-wide; the one exception is the raw `proxy_set_property`
-//! call in `proxy::host::set_filter_state`, whose SDK wrapper would panic.
+//! `unsafe_code` is denied workspace-wide; the exceptions are the raw `proxy_set_property`
+//! call in `proxy::host::set_filter_state`, whose SDK wrapper would panic, and the
+//! allocator wrapper that counts evaluations' memory (`engine::budget::CountingAllocator`).
 
 pub mod bundle;
 pub mod config;
@@ -16,6 +17,12 @@ pub mod request;
 
 #[cfg(target_arch = "wasm32")]
 mod proxy;
+
+/// Tests measure and limit evaluations' memory like the filter does.
+#[cfg(test)]
+#[global_allocator]
+static TEST_ALLOCATOR: engine::budget::CountingAllocator<std::alloc::System> =
+    engine::budget::CountingAllocator(std::alloc::System);
 
 /// The exact regorus version this build evaluates with; precompiled programs must match it.
 pub const REGORUS_VERSION: &str = "0.14.1";

@@ -13,6 +13,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use zerohop_filter::engine::budget::{self, Budget, CountingAllocator};
+
+/// Counts what evaluations allocate, so that `eval` holds them to the filter's memory budget.
+#[global_allocator]
+static ALLOCATOR: CountingAllocator<std::alloc::System> = CountingAllocator(std::alloc::System);
 
 #[derive(Parser)]
 #[command(
@@ -99,6 +104,18 @@ enum Command {
         /// The decision path [default: envoy/authz/allow].
         #[arg(short, long)]
         path: Option<String>,
+        /// The plugin configuration's `max_eval_memory_bytes`.
+        #[arg(long, default_value_t = budget::DEFAULT_MEMORY_BYTES,
+              value_parser = clap::value_parser!(u64).range(1..))]
+        max_eval_memory_bytes: u64,
+        /// The plugin configuration's `max_eval_instructions`.
+        #[arg(long, default_value_t = budget::DEFAULT_INSTRUCTIONS as u64,
+              value_parser = clap::value_parser!(u64).range(1..))]
+        max_eval_instructions: u64,
+        /// The plugin configuration's `max_eval_time_ms`.
+        #[arg(long, default_value_t = budget::DEFAULT_TIME_MS,
+              value_parser = clap::value_parser!(u32).range(1..))]
+        max_eval_time_ms: u32,
     },
 }
 
@@ -163,7 +180,17 @@ fn main() -> ExitCode {
             bundle,
             input,
             path,
-        } => cmd::eval::run(&bundle, &input, path.as_deref()),
+            max_eval_memory_bytes,
+            max_eval_instructions,
+            max_eval_time_ms,
+        } => {
+            let budget = Budget {
+                memory_bytes: max_eval_memory_bytes,
+                instructions: usize::try_from(max_eval_instructions).unwrap_or(usize::MAX),
+                time: std::time::Duration::from_millis(u64::from(max_eval_time_ms)),
+            };
+            cmd::eval::run(&bundle, &input, path.as_deref(), budget)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -15,7 +15,7 @@ use regorus::languages::rego::compiler::Compiler;
 use regorus::rvm::program::{DeserializationResult, Program};
 use regorus::rvm::vm::{ExecutionMode, ExecutionState, SuspendReason, VmError};
 use regorus::rvm::RegoVM;
-use regorus::Value;
+use regorus::{LimitError, Value};
 
 use crate::bundle::{Bundle, ProgramInfo};
 use crate::config::DecisionPath;
@@ -23,6 +23,7 @@ use crate::request::shape::{InputReads, InputShape};
 use crate::REGORUS_VERSION;
 use cache::DecisionCache;
 
+pub mod budget;
 mod cache;
 pub mod compile_checks;
 pub mod jwt;
@@ -31,12 +32,9 @@ mod signatures;
 mod verified;
 pub mod walk;
 
+pub use budget::{Budget, Exceeded};
 pub use cache::DEFAULT_BUDGET_BYTES as DEFAULT_DECISION_CACHE_BYTES;
 pub use reads::Analysis;
-
-/// Instructions one evaluation may run: far above any authorization policy, low enough to
-/// stop runaway recursion before it ties up a worker.
-pub const MAX_INSTRUCTIONS: usize = 5_000_000;
 
 /// How the decision rule is evaluated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,6 +156,39 @@ pub enum EvalError {
     Undefined,
     #[error("evaluation failed: {0}")]
     Failed(String),
+    /// The evaluation used more memory, work or time than its `Budget`.
+    #[error("evaluation stopped [{exceeded}]: {detail}")]
+    Budget { exceeded: Exceeded, detail: String },
+}
+
+impl EvalError {
+    fn from_vm(error: &VmError) -> Self {
+        let exceeded = match error {
+            VmError::MemoryLimitExceeded { .. } => Exceeded::Memory,
+            VmError::InstructionLimitExceeded { .. } => Exceeded::Work,
+            VmError::TimeLimitExceeded { .. } => Exceeded::Time,
+            other => return EvalError::Failed(other.to_string()),
+        };
+        EvalError::Budget {
+            exceeded,
+            detail: error.to_string(),
+        }
+    }
+
+    /// `error` is the interpreter's (an `anyhow::Error`), and `report` its text.
+    fn from_interpreter(error: &(dyn std::error::Error + 'static), report: String) -> Self {
+        let limit = std::iter::successors(Some(error), |cause| cause.source())
+            .find_map(|cause| cause.downcast_ref::<LimitError>());
+        let exceeded = match limit {
+            Some(LimitError::MemoryLimitExceeded { .. }) => Exceeded::Memory,
+            Some(LimitError::TimeLimitExceeded { .. }) => Exceeded::Time,
+            _ => return EvalError::Failed(report),
+        };
+        EvalError::Budget {
+            exceeded,
+            detail: report,
+        }
+    }
 }
 
 enum Backend {
@@ -222,6 +253,8 @@ pub struct Policy {
     shape: InputShape,
     cache: DecisionCache,
     cache_counts: CacheCounts,
+    budget: Budget,
+    peak_bytes: u64,
 }
 
 /// Decisions answered from the cache and evaluated with the cache on, since they were last
@@ -291,9 +324,24 @@ impl Policy {
             cache: DecisionCache::new(0),
             cache_counts: CacheCounts::default(),
             analysis,
+            budget: Budget::default(),
+            peak_bytes: 0,
         };
         policy.set_decision_cache(cache::DEFAULT_BUDGET_BYTES);
+        policy.set_budget(Budget::default());
         Ok(policy)
+    }
+
+    /// Holds every evaluation to `budget`.
+    pub fn set_budget(&mut self, budget: Budget) {
+        match &mut self.backend {
+            Backend::Vm(vm) => {
+                vm.set_max_instructions(budget.instructions);
+                vm.set_execution_timer_config(Some(budget.timer()));
+            }
+            Backend::Interpreter(engine) => engine.set_execution_timer_config(budget.timer()),
+        }
+        self.budget = budget;
     }
 
     /// The paths under `input` the policy can read.
@@ -360,11 +408,11 @@ impl Policy {
         });
         let result = self.evaluate_uncached(input);
         if let (Some(key), Some(input)) = (key, cached_input) {
-            // Failures (the instruction limit, a host error) are not decisions: not kept.
+            // Failures (a budget, a host error) are not decisions: not kept.
             match &result {
                 Ok(decision) => self.cache.insert(key, input, decision.clone()),
                 Err(EvalError::Undefined) => self.cache.insert(key, input, Value::Undefined),
-                Err(EvalError::Failed(_)) => {}
+                Err(EvalError::Failed(_) | EvalError::Budget { .. }) => {}
             }
         }
         result
@@ -372,22 +420,47 @@ impl Policy {
 
     fn evaluate_uncached(&mut self, input: Value) -> Result<Value, EvalError> {
         self.clock.reset();
+        budget::begin(&self.budget);
         let result = match &mut self.backend {
             Backend::Vm(vm) => {
                 vm.set_input(input);
-                run(vm, &self.rule, &self.clock).map_err(|e| EvalError::Failed(e.to_string()))
+                run(vm, &self.rule, &self.clock).map_err(|e| EvalError::from_vm(&e))
             }
             Backend::Interpreter(engine) => {
                 engine.set_input(input);
                 engine
                     .eval_rule(self.rule.clone())
-                    .map_err(|e| EvalError::Failed(format!("{e:#}")))
+                    .map_err(|e| EvalError::from_interpreter(&*e, format!("{e:#}")))
             }
-        }?;
-        match result {
+        };
+        let (peak_bytes, exceeded) = budget::end(&self.budget);
+        self.peak_bytes = peak_bytes;
+        let result = match (exceeded, result) {
+            (_, Err(EvalError::Budget { exceeded, detail })) => Err(EvalError::Budget {
+                exceeded,
+                detail: format!("{}: {detail}", self.rule),
+            }),
+            // Also when no check saw it (an error turned into undefined on the way, say):
+            // an answer computed past the budget is not trusted.
+            (Some(exceeded), _) => Err(EvalError::Budget {
+                exceeded,
+                detail: format!(
+                    "{}: held more than {} bytes",
+                    self.rule, self.budget.memory_bytes
+                ),
+            }),
+            (None, result) => result,
+        };
+        match result? {
             Value::Undefined => Err(EvalError::Undefined),
             value => Ok(value),
         }
+    }
+
+    /// The most memory the last evaluation held at once, in bytes (as the global allocator
+    /// counts it: `budget::CountingAllocator`).
+    pub fn last_peak_bytes(&self) -> u64 {
+        self.peak_bytes
     }
 
     pub fn mode(&self) -> Mode {
@@ -578,7 +651,6 @@ fn vm(program: Arc<Program>, data: &Value) -> Result<Backend, LoadError> {
         vm.set_execution_mode(ExecutionMode::Suspendable);
     }
     vm.load_program(program);
-    vm.set_max_instructions(MAX_INSTRUCTIONS);
     vm.set_data(data.clone())
         .map_err(|e| LoadError::Data(e.to_string()))?;
     Ok(Backend::Vm(Box::new(vm)))

@@ -187,7 +187,13 @@ expensive := count([1 | some i in numbers.range(1, 3000); some j in numbers.rang
     let mut expensive = Policy::load(&plain, &path("e/expensive")).unwrap();
     let result = expensive.evaluate(Value::new_object());
     assert!(
-        matches!(&result, Err(EvalError::Failed(m)) if m.contains("instruction limit")),
+        matches!(
+            &result,
+            Err(EvalError::Budget {
+                exceeded: Exceeded::Work,
+                ..
+            })
+        ),
         "{result:?}"
     );
 }

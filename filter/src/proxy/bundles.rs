@@ -144,6 +144,7 @@ impl Bundles {
             return;
         };
         policy.set_decision_cache(self.config.decision_cache_bytes);
+        policy.set_budget(self.config.budget);
         log(
             LogLevel::Info,
             &format!(

@@ -105,6 +105,7 @@ impl Http {
             decision_ids,
             timing: _,
             cache_counts: _,
+            budget_metrics,
         } = &mut *state;
         let decision_id = decision_ids.next_id();
         let mut clock = self.clock();
@@ -126,6 +127,9 @@ impl Http {
                     })
                     .and_then(|input| {
                         let decision = policy.evaluate(input);
+                        if let Err(EvalError::Budget { exceeded, .. }) = &decision {
+                            budget_metrics.count(*exceeded);
+                        }
                         self.lap(Phase::Evaluate, &mut clock);
                         Ok(decision?)
                     })

@@ -3,6 +3,8 @@
 //! lives in the root context (`root`), never in statics: Istio runs every WasmPlugin with the
 //! same module in one VM.
 
+use crate::engine::budget::CountingAllocator;
+
 mod bundles;
 mod host;
 mod http;
@@ -21,5 +23,7 @@ proxy_wasm::main! {{
 /// Talc instead of wasi-libc's dlmalloc: regorus allocates for every value it builds, and
 /// Talc is faster at that (measured in Envoy: see the README's performance section). The VM is
 /// single-threaded (no `atomics` target feature).
+/// Counting what it hands out holds evaluations to their memory budget (`engine::budget`).
 #[global_allocator]
-static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
+static ALLOCATOR: CountingAllocator<talc::wasm::WasmDynamicTalc> =
+    CountingAllocator(talc::wasm::new_wasm_dynamic_allocator());

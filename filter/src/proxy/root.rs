@@ -16,7 +16,7 @@ use super::http::Http;
 use super::timing::Timing;
 use crate::bundle::activation::{self, Trust};
 use crate::config::Config;
-use crate::engine::{CacheCounts, Policy};
+use crate::engine::{CacheCounts, Exceeded, Policy};
 use crate::request::body::{BodySettings, StallWatch, BODY_STALL_MS};
 use crate::request::decision::{DecisionIds, Enforcement};
 
@@ -37,6 +37,39 @@ pub struct State {
     pub timing: Option<Timing>,
     /// Decision cache hits and misses of policies replaced since the last tick.
     pub cache_counts: CacheCounts,
+    /// Counters of evaluations stopped by their budget.
+    pub budget_metrics: BudgetMetrics,
+}
+
+/// `zerohop.budget_exceeded.{memory,work,time}`: evaluations stopped by a budget
+/// (`engine::budget`), each an evaluation error answered with `status_on_error`.
+pub struct BudgetMetrics {
+    ids: [Option<u32>; 3],
+}
+
+impl BudgetMetrics {
+    fn new() -> Self {
+        Self {
+            ids: Exceeded::ALL.map(|exceeded| {
+                let name = match exceeded {
+                    Exceeded::Memory => "zerohop.budget_exceeded.memory",
+                    Exceeded::Work => "zerohop.budget_exceeded.work",
+                    Exceeded::Time => "zerohop.budget_exceeded.time",
+                };
+                host::define_metric(MetricType::Counter, name)
+            }),
+        }
+    }
+
+    pub fn count(&self, exceeded: Exceeded) {
+        let id = Exceeded::ALL
+            .iter()
+            .zip(self.ids)
+            .find_map(|(e, id)| (*e == exceeded).then_some(id).flatten());
+        if let Some(id) = id {
+            host::increment_metric(id, 1);
+        }
+    }
 }
 
 impl State {
@@ -143,11 +176,13 @@ impl RootContext for Root {
         // A kept policy takes this configuration's cache budget too (and starts it empty).
         if let Some(previous) = previous.as_mut() {
             previous.set_decision_cache(config.decision_cache_bytes);
+            previous.set_budget(config.budget);
         }
         let policy = match activate_inline(&config) {
             None => previous,
             Some(Ok(mut policy)) => {
                 policy.set_decision_cache(config.decision_cache_bytes);
+                policy.set_budget(config.budget);
                 log(
                     LogLevel::Info,
                     &format!(
@@ -195,6 +230,7 @@ impl RootContext for Root {
             stalls: StallWatch::default(),
             timing: config.timing_stats.then(Timing::new),
             cache_counts: CacheCounts::default(),
+            budget_metrics: BudgetMetrics::new(),
         }));
         let mut bundles = Bundles::new(name, Rc::new(config));
         if bundles.live() {

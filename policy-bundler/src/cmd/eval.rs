@@ -3,11 +3,16 @@ use std::path::Path;
 use anyhow::Context as _;
 use zerohop_filter::bundle::{Bundle, Limits};
 use zerohop_filter::config::DecisionPath;
-use zerohop_filter::engine::Policy;
+use zerohop_filter::engine::{Budget, EvalError, Policy};
 
 use crate::{report, Failed};
 
-pub fn run(bundle_path: &Path, input_path: &Path, path: Option<&str>) -> anyhow::Result<()> {
+pub fn run(
+    bundle_path: &Path,
+    input_path: &Path,
+    path: Option<&str>,
+    budget: Budget,
+) -> anyhow::Result<()> {
     let bytes = std::fs::read(bundle_path)
         .with_context(|| format!("reading bundle {}", bundle_path.display()))?;
     let input = std::fs::read_to_string(input_path)
@@ -21,9 +26,12 @@ pub fn run(bundle_path: &Path, input_path: &Path, path: Option<&str>) -> anyhow:
     let bundle =
         Bundle::from_targz(&bytes, &Limits::default()).map_err(|e| Failed(e.to_string()))?;
     let mut policy = Policy::load(&bundle, &path).map_err(|e| Failed(e.to_string()))?;
-    let decision = policy
-        .evaluate(input)
-        .map_err(|e| Failed(format!("{}: {e}", path.rule())))?;
+    policy.set_budget(budget);
+    let decision = policy.evaluate(input).map_err(|e| match e {
+        // Already names the rule.
+        EvalError::Budget { .. } => Failed(e.to_string()),
+        e => Failed(format!("{}: {e}", path.rule())),
+    })?;
     report::line(&decision.to_json_str().map_err(|e| Failed(e.to_string()))?);
     Ok(())
 }

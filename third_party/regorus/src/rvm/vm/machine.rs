@@ -1105,14 +1105,25 @@ impl RegoVM {
             .map_err(|err| self.apply_memory_budget_precedence(err))
     }
 
+    /// Without mimalloc's accounting, the embedder's (`limits::begin_memory_budget`).
     #[cfg(any(miri, not(feature = "allocator-memory-limits")))]
-    #[allow(clippy::unused_self, clippy::missing_const_for_fn)]
+    #[inline]
     pub(super) fn memory_check(&mut self) -> Result<()> {
         #[cfg(test)]
         {
             self.memory_check_count = self.memory_check_count.saturating_add(1);
         }
-        Ok(())
+        crate::utils::limits::check_memory_limit_if_needed().map_err(|err| match err {
+            LimitError::MemoryLimitExceeded { usage, limit } => VmError::MemoryLimitExceeded {
+                usage,
+                limit,
+                pc: self.pc,
+            },
+            other => VmError::Internal {
+                message: alloc::format!("unexpected limit error: {other}"),
+                pc: self.pc,
+            },
+        })
     }
 
     /// Get or create the cached dummy span for builtin calls.

@@ -5,6 +5,9 @@
 
 #![allow(dead_code)]
 
+// Allocation accounting reported by the embedder's allocator, when mimalloc's is not used.
+#[cfg(all(feature = "std", any(miri, not(feature = "allocator-memory-limits"))))]
+mod accounting;
 mod error;
 mod length;
 #[cfg(all(feature = "allocator-memory-limits", not(miri)))]
@@ -32,6 +35,12 @@ pub(crate) use memory::{
 pub use time::{
     fallback_execution_timer_config, monotonic_now, set_fallback_execution_timer_config,
     ExecutionTimer, ExecutionTimerConfig, TimeSource,
+};
+
+#[cfg(all(feature = "std", any(miri, not(feature = "allocator-memory-limits"))))]
+pub use accounting::{
+    begin_memory_budget, end_memory_budget, record_allocation, record_deallocation,
+    reserve_memory,
 };
 
 pub use length::PolicyLengthConfig;
@@ -74,14 +83,35 @@ pub fn check_memory_limit_if_needed() -> core::result::Result<(), LimitError> {
     memory::check_memory_limit_if_needed()
 }
 
-#[cfg(any(miri, not(feature = "allocator-memory-limits")))]
+#[cfg(all(feature = "std", any(miri, not(feature = "allocator-memory-limits"))))]
+#[inline]
+pub fn enforce_memory_limit() -> core::result::Result<(), LimitError> {
+    accounting::check_memory_budget()
+}
+
+#[cfg(all(feature = "std", any(miri, not(feature = "allocator-memory-limits"))))]
+#[inline]
+pub fn check_memory_limit_if_needed() -> core::result::Result<(), LimitError> {
+    accounting::check_memory_budget()
+}
+
+#[cfg(all(not(feature = "std"), any(miri, not(feature = "allocator-memory-limits"))))]
 #[inline]
 pub const fn enforce_memory_limit() -> core::result::Result<(), LimitError> {
     Ok(())
 }
 
-#[cfg(any(miri, not(feature = "allocator-memory-limits")))]
+#[cfg(all(not(feature = "std"), any(miri, not(feature = "allocator-memory-limits"))))]
 #[inline]
 pub const fn check_memory_limit_if_needed() -> core::result::Result<(), LimitError> {
+    Ok(())
+}
+
+/// Fails when allocating `bytes` more would take the evaluation past its memory budget
+/// (the embedder's, see `accounting`): builtins call it before building an output whose
+/// size they know.
+#[cfg(not(all(feature = "std", any(miri, not(feature = "allocator-memory-limits")))))]
+#[inline]
+pub const fn reserve_memory(_bytes: usize) -> core::result::Result<(), LimitError> {
     Ok(())
 }
