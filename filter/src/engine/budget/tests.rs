@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use super::*;
 use crate::bundle::Bundle;
 use crate::config::DecisionPath;
-use crate::engine::{EvalError, Policy};
+use crate::engine::{EvalError, Mode, Policy};
 use regorus::Value;
 
 fn policy(rego: &str, rule: &str) -> Policy {
@@ -34,6 +34,80 @@ fn assert_exceeds(policy: &mut Policy, input: Value, expected: Exceeded) -> (Dur
     }
     println!("{expected}: {elapsed:?}, peak {peak} bytes");
     (elapsed, peak)
+}
+
+const RANGE_FROM_QUERY: &str = r#"
+package envoy.authz
+import rego.v1
+default allow := false
+allow if {
+    input.attributes.request.http.method == "GET"
+    not big
+}
+big if count(numbers.range(1, to_number(input.parsed_query.n[0]))) > 100
+"#;
+
+fn query(n: &str) -> Value {
+    json(&format!(
+        r#"{{"attributes":{{"request":{{"http":{{"method":"GET"}}}}}},"parsed_query":{{"n":["{n}"]}}}}"#
+    ))
+}
+
+#[test]
+fn one_builtin_cannot_build_past_the_memory_budget() {
+    let mut p = policy(
+        "package envoy.authz\nimport rego.v1\nallow if {\n n := count(numbers.range(1, 200000000))\n n > 0\n}",
+        "envoy/authz/allow",
+    );
+    let (elapsed, peak) = assert_exceeds(&mut p, Value::new_object(), Exceeded::Memory);
+    assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
+    assert!(peak < DEFAULT_MEMORY_BYTES, "{peak}");
+}
+
+#[test]
+fn growth_driven_by_the_request_is_an_error_never_another_answer() {
+    let mut p = policy(RANGE_FROM_QUERY, "envoy/authz/allow");
+    assert_eq!(p.evaluate(query("5")), Ok(Value::from(true)));
+    assert_eq!(p.evaluate(query("500")), Ok(Value::from(false)));
+    // `not big` must not become true because `big` could not be evaluated.
+    let (elapsed, _) = assert_exceeds(&mut p, query("200000000"), Exceeded::Memory);
+    assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
+    // The same VM answers the next requests as before.
+    assert_eq!(p.evaluate(query("5")), Ok(Value::from(true)));
+    assert_eq!(p.evaluate(query("500")), Ok(Value::from(false)));
+}
+
+#[test]
+fn string_builtins_check_their_output_size_before_building_it() {
+    let rego = r#"
+package t
+import rego.v1
+replaced := count(replace(input.a, "", input.b))
+replaced_n := count(strings.replace_n({"a": input.b}, input.a))
+joined := count(concat(input.b, split(input.a, "")))
+padded := count(sprintf("%999999999d", [1]))
+"#;
+    // Two 60 KB header values: each output below would be 3.6 GB.
+    let a = "a".repeat(60_000);
+    let input = json(&format!(r#"{{"a":"{a}","b":"{a}"}}"#));
+    for (rule, small) in [
+        ("t/replaced", Some(5)),
+        ("t/replaced_n", Some(2)),
+        ("t/joined", Some(3)),
+        ("t/padded", None),
+    ] {
+        let mut p = policy(rego, rule);
+        let (elapsed, peak) = assert_exceeds(&mut p, input.clone(), Exceeded::Memory);
+        assert!(elapsed < Duration::from_secs(2), "{rule}: {elapsed:?}");
+        assert!(peak < DEFAULT_MEMORY_BYTES, "{rule}: {peak}");
+        if let Some(small) = small {
+            assert_eq!(
+                p.evaluate(json(r#"{"a":"ab","b":"x"}"#)),
+                Ok(Value::from(small)),
+                "{rule}"
+            );
+        }
+    }
 }
 
 #[test]
@@ -74,4 +148,24 @@ pairs := count([1 | some i in numbers.range(1, 3000); some j in numbers.range(1,
     });
     let (elapsed, _) = assert_exceeds(&mut p, Value::new_object(), Exceeded::Time);
     assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
+}
+
+#[test]
+fn the_interpreter_is_held_to_the_budgets_too() {
+    // The RVM compiler does not handle `with`: these rules run on the interpreter.
+    let mut p = policy(
+        r#"
+package envoy.authz
+import rego.v1
+default allow := false
+allow if not big with input.m as 1
+big if count(numbers.range(1, to_number(input.parsed_query.n[0]))) > 100
+"#,
+        "envoy/authz/allow",
+    );
+    assert_eq!(p.mode(), Mode::Interpreted);
+    assert_eq!(p.evaluate(query("5")), Ok(Value::from(true)));
+    assert_exceeds(&mut p, query("200000000"), Exceeded::Memory);
+    assert_eq!(p.evaluate(query("5")), Ok(Value::from(true)));
+    assert_eq!(p.evaluate(query("500")), Ok(Value::from(false)));
 }

@@ -10,7 +10,7 @@
 
 use crate::ast::{ArithOp, Expr, Ref};
 use crate::builtins;
-use crate::builtins::utils::{enforce_limit, ensure_args_count, ensure_numeric};
+use crate::builtins::utils::{enforce_limit, ensure_args_count, ensure_numeric, reserve_output};
 use crate::lexer::Span;
 use crate::number::Number;
 use crate::value::Value;
@@ -111,7 +111,11 @@ fn range(span: &Span, params: &[Ref<Expr>], args: &[Value], strict: bool) -> Res
 fn integer_range(from: i64, to: i64, step: i64) -> Result<Value> {
     let (to, step) = (i128::from(to), i128::from(step));
     let step = if to < i128::from(from) { -step } else { step };
-    let mut values = Vec::new();
+    // The output's size is known before it is built: check it against the memory budget.
+    let count = (to - i128::from(from)) / step + 1;
+    let count = usize::try_from(count).unwrap_or(usize::MAX);
+    reserve_output(count.saturating_mul(core::mem::size_of::<Value>()))?;
+    let mut values = Vec::with_capacity(count);
     let mut v = i128::from(from);
     while (step > 0 && v <= to) || (step < 0 && v >= to) {
         // `v` lies between `from` and `to`, both i64.

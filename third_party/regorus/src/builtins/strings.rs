@@ -11,7 +11,7 @@ use crate::ast::{Expr, Ref};
 use crate::builtins;
 use crate::builtins::utils::{
     enforce_limit, ensure_args_count, ensure_array, ensure_numeric, ensure_object, ensure_string,
-    ensure_string_collection,
+    ensure_string_collection, reserve_output,
 };
 use crate::lexer::Span;
 use crate::number::Number;
@@ -54,6 +54,16 @@ fn concat(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> R
     ensure_args_count(span, name, params, args, 2)?;
     let delimiter = ensure_string(name, &params[0], &args[0])?;
     let collection = ensure_string_collection(name, &params[1], &args[1])?;
+    let joined_len = collection
+        .iter()
+        .fold(0usize, |total, s| total.saturating_add(s.len()))
+        .saturating_add(
+            collection
+                .len()
+                .saturating_sub(1)
+                .saturating_mul(delimiter.len()),
+        );
+    reserve_output(joined_len)?;
     Ok(Value::String(collection.join(&delimiter).into()))
 }
 
@@ -147,7 +157,19 @@ fn replace(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> 
     let s = ensure_string(name, &params[0], &args[0])?;
     let old = ensure_string(name, &params[1], &args[1])?;
     let new = ensure_string(name, &params[2], &args[2])?;
+    reserve_output(replaced_len(&s, &old, &new))?;
     Ok(Value::String(s.replace(old.as_ref(), new.as_ref()).into()))
+}
+
+/// At most the length of `s` with `old` replaced by `new`: an empty `old` matches around
+/// every character.
+fn replaced_len(s: &str, old: &str, new: &str) -> usize {
+    let matches = if old.is_empty() {
+        s.chars().count().saturating_add(1)
+    } else {
+        s.matches(old).count()
+    };
+    s.len().saturating_add(matches.saturating_mul(new.len()))
 }
 
 fn split(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> Result<Value> {
@@ -406,6 +428,8 @@ fn sprintf(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> 
                             _ => bail!(params[0].span().error("width or precision too large")),
                         };
                     }
+                    // Padding to the width is allocated at once.
+                    reserve_output(w as usize)?;
                     let width = match first_char {
                         '0' => Width::LeadingZeros(w as usize),
                         '.' => Width::Decimals(w as usize),
@@ -752,9 +776,15 @@ fn replace_n(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -
 
     let span = params[0].span();
     let mut pairs = Vec::new();
+    let mut output_bound = s.len();
     for item in obj.as_ref().iter_sorted() {
         match item {
-            (Value::String(k), Value::String(v)) => pairs.push((k.clone(), v.clone())),
+            (Value::String(k), Value::String(v)) => {
+                // What each key's replacements can add, at most: checked before building.
+                output_bound = output_bound
+                    .saturating_add(replaced_len(&s, k, v).saturating_sub(s.len()));
+                pairs.push((k.clone(), v.clone()))
+            }
             _ => {
                 bail!(span.error(
                     format!("`{name}` expects string keys and values in pattern object.").as_str()
@@ -763,6 +793,7 @@ fn replace_n(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -
         }
     }
 
+    reserve_output(output_bound)?;
     Ok(Value::String(replace_in_one_pass(&s, &pairs).into()))
 }
 

@@ -12,6 +12,14 @@ use crate::*;
 
 use anyhow::{bail, Result};
 
+/// Fails when an output of `bytes` would take the evaluation past its memory budget: for
+/// builtins whose output size follows from their arguments, checked before building it, so
+/// that one call cannot allocate far past the budget (or the address space) first.
+#[inline]
+pub fn reserve_output(bytes: usize) -> Result<()> {
+    crate::utils::limits::reserve_memory(bytes).map_err(anyhow::Error::new)
+}
+
 #[inline]
 pub fn enforce_limit() -> Result<()> {
     crate::utils::limits::check_memory_limit_if_needed().map_err(anyhow::Error::new)
