@@ -268,7 +268,7 @@ mod tests {
             Budget {
                 memory_bytes: 64 << 20,
                 instructions: 5_000_000,
-                time: std::time::Duration::from_millis(500),
+                time: std::time::Duration::from_millis(1000),
             }
         );
     }

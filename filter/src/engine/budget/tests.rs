@@ -111,6 +111,28 @@ padded := count(sprintf("%999999999d", [1]))
 }
 
 #[test]
+fn builtin_work_counts_against_the_instruction_budget() {
+    // 3,000 calls that each copy 6,000 elements: few instructions, little memory at once,
+    // 18 million elements copied.
+    let mut p = policy(
+        r#"
+package t
+import rego.v1
+big := numbers.range(1, 3000)
+total := sum([n | some i in numbers.range(1, 3000); n := count(array.concat(big, big))])
+"#,
+        "t/total",
+    );
+    // Only the work budget: a debug build is slow enough for the clock to stop it first.
+    p.set_budget(Budget {
+        time: Duration::from_secs(60),
+        ..Budget::default()
+    });
+    let (elapsed, _) = assert_exceeds(&mut p, Value::new_object(), Exceeded::Work);
+    assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
+}
+
+#[test]
 fn growing_comprehensions_are_stopped() {
     let mut p = policy(
         r#"

@@ -142,6 +142,13 @@ impl RegoVM {
         // Put dummy_exprs back for reuse.
         self.dummy_exprs = dummy_exprs;
 
+        // One instruction can run a builtin whose work grows with its values: charged to
+        // the instruction budget and the timer so that builtins in a loop cannot run far
+        // past both.
+        let work = builtin_work(&args, &result);
+        self.executed_instructions = self.executed_instructions.saturating_add(work);
+        self.execution_timer_tick(u32::try_from(work).unwrap_or(u32::MAX))?;
+
         if let Some(name) = cache_name {
             // Move args into the cache. The now-empty (zero-capacity) Vec is
             // stored back in cached_builtin_args; the next call will re-allocate.
@@ -163,4 +170,28 @@ impl RegoVM {
 
         Ok(())
     }
+}
+
+/// Bytes of string a builtin may handle per instruction of budget.
+const STRING_BYTES_PER_INSTRUCTION: usize = 64;
+
+/// The work of a builtin call beyond one instruction, in instructions: the elements of the
+/// collection it returned and the bytes of the strings it read or returned. Shallow and
+/// constant time: nested collections were charged when they were built.
+fn builtin_work(args: &[Value], result: &Value) -> usize {
+    let string_bytes = args
+        .iter()
+        .chain(core::iter::once(result))
+        .map(|value| match value {
+            Value::String(s) => s.len(),
+            _ => 0,
+        })
+        .fold(0usize, usize::saturating_add);
+    let elements = match result {
+        Value::Array(a) => a.len(),
+        Value::Set(s) => s.len(),
+        Value::Object(o) => o.len(),
+        _ => 0,
+    };
+    elements.saturating_add(string_bytes / STRING_BYTES_PER_INSTRUCTION)
 }
