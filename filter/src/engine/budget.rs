@@ -140,8 +140,12 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for CountingAllocator<A> {
         // SAFETY: forwarded as received.
         let new = unsafe { self.0.realloc(ptr, layout, new_size) };
         if !new.is_null() {
-            limits::record_deallocation(layout.size());
-            limits::record_allocation(new_size);
+            // The change only: a buffer allocated before the evaluation and grown during it
+            // is charged what it grew by.
+            match new_size.checked_sub(layout.size()) {
+                Some(grown) => limits::record_allocation(grown),
+                None => limits::record_deallocation(layout.size().saturating_sub(new_size)),
+            }
         }
         new
     }

@@ -191,3 +191,22 @@ big if count(numbers.range(1, to_number(input.parsed_query.n[0]))) > 100
     assert_eq!(p.evaluate(query("5")), Ok(Value::from(true)));
     assert_eq!(p.evaluate(query("500")), Ok(Value::from(false)));
 }
+
+#[test]
+fn freeing_what_was_held_before_the_evaluation_is_no_room_for_more() {
+    use regorus::utils::limits::{
+        begin_memory_budget, check_memory_limit_if_needed, end_memory_budget,
+        record_allocation, record_deallocation,
+    };
+    const MIB: usize = 1 << 20;
+    record_allocation(10 * MIB);
+    begin_memory_budget(Some(MIB as u64));
+    // The previous evaluation's state, dropped when this one starts.
+    record_deallocation(10 * MIB);
+    record_allocation(2 * MIB);
+    let exceeded = check_memory_limit_if_needed();
+    record_deallocation(2 * MIB);
+    let peak = end_memory_budget();
+    assert!(exceeded.is_err(), "{exceeded:?}");
+    assert!((2 * MIB as u64..3 * MIB as u64).contains(&peak), "{peak}");
+}

@@ -26,9 +26,10 @@ use std::thread_local;
 thread_local! {
     // Bytes allocated minus bytes freed by this thread since it started.
     static LIVE_BYTES: Cell<i64> = const { Cell::new(0) };
-    // `LIVE_BYTES` when the current evaluation began.
+    // The lowest `LIVE_BYTES` since the current evaluation began: memory it frees that was
+    // allocated before (the previous evaluation's state, say) is not room for more.
     static BASELINE: Cell<i64> = const { Cell::new(0) };
-    // The highest `LIVE_BYTES` since the current evaluation began.
+    // The most the current evaluation held at once (`LIVE_BYTES` - `BASELINE`).
     static PEAK: Cell<i64> = const { Cell::new(0) };
     // Bytes the current evaluation may hold; `u64::MAX` when no budget is active.
     static LIMIT: Cell<u64> = const { Cell::new(u64::MAX) };
@@ -43,9 +44,10 @@ pub fn record_allocation(bytes: usize) {
             .get()
             .saturating_add(i64::try_from(bytes).unwrap_or(i64::MAX));
         live.set(now);
+        let usage = now.saturating_sub(BASELINE.try_with(Cell::get).unwrap_or(now));
         let _ = PEAK.try_with(|peak| {
-            if now > peak.get() {
-                peak.set(now);
+            if usage > peak.get() {
+                peak.set(usage);
             }
         });
     });
@@ -55,19 +57,24 @@ pub fn record_allocation(bytes: usize) {
 #[inline]
 pub fn record_deallocation(bytes: usize) {
     let _ = LIVE_BYTES.try_with(|live| {
-        live.set(
-            live.get()
-                .saturating_sub(i64::try_from(bytes).unwrap_or(i64::MAX)),
-        );
+        let now = live
+            .get()
+            .saturating_sub(i64::try_from(bytes).unwrap_or(i64::MAX));
+        live.set(now);
+        let _ = BASELINE.try_with(|baseline| {
+            if now < baseline.get() {
+                baseline.set(now);
+            }
+        });
     });
 }
 
 /// Starts an evaluation on this thread that may hold at most `limit` bytes more than the
-/// thread holds now (`None`: no limit, only the peak is measured).
+/// thread held at its lowest since now (`None`: no limit, only the peak is measured).
 pub fn begin_memory_budget(limit: Option<u64>) {
     let live = LIVE_BYTES.with(Cell::get);
     BASELINE.with(|baseline| baseline.set(live));
-    PEAK.with(|peak| peak.set(live));
+    PEAK.with(|peak| peak.set(0));
     LIMIT.with(|l| l.set(limit.unwrap_or(u64::MAX)));
 }
 
@@ -84,9 +91,7 @@ fn usage() -> u64 {
 }
 
 fn peak_usage() -> u64 {
-    let peak = PEAK.with(Cell::get);
-    let baseline = BASELINE.with(Cell::get);
-    u64::try_from(peak.saturating_sub(baseline)).unwrap_or(0)
+    u64::try_from(PEAK.with(Cell::get)).unwrap_or(0)
 }
 
 /// Fails when the evaluation under way holds more than its budget.
