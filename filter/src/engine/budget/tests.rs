@@ -195,8 +195,8 @@ big if count(numbers.range(1, to_number(input.parsed_query.n[0]))) > 100
 #[test]
 fn freeing_what_was_held_before_the_evaluation_is_no_room_for_more() {
     use regorus::utils::limits::{
-        begin_memory_budget, check_memory_limit_if_needed, end_memory_budget,
-        record_allocation, record_deallocation,
+        begin_memory_budget, check_memory_limit_if_needed, end_memory_budget, record_allocation,
+        record_deallocation,
     };
     const MIB: usize = 1 << 20;
     record_allocation(10 * MIB);
@@ -209,4 +209,34 @@ fn freeing_what_was_held_before_the_evaluation_is_no_room_for_more() {
     let peak = end_memory_budget();
     assert!(exceeded.is_err(), "{exceeded:?}");
     assert!((2 * MIB as u64..3 * MIB as u64).contains(&peak), "{peak}");
+}
+
+#[test]
+fn repeated_indents_and_shifts_are_checked_before_building_them() {
+    let rego = r#"
+package t
+import rego.v1
+indented := count(json.marshal_with_options(input.value, {"indent": input.indent}))
+shifted := bits.lsh(1, input.shift) > 0
+"#;
+    // A 60 KB indent on each of 20,000 lines (1.2 GB), a 512 MiB number.
+    let value = format!("[{}]", vec!["[1]"; 10_000].join(","));
+    let indent = "x".repeat(60_000);
+    let input = json(&format!(
+        r#"{{"value":{value},"indent":"{indent}","shift":4294967295}}"#
+    ));
+    for rule in ["t/indented", "t/shifted"] {
+        let mut p = policy(rego, rule);
+        let (_, peak) = assert_exceeds(&mut p, input.clone(), Exceeded::Memory);
+        assert!(peak < DEFAULT_MEMORY_BYTES, "{rule}: {peak}");
+    }
+    let small = json(r#"{"value":[1],"indent":" ","shift":3}"#);
+    assert_eq!(
+        policy(rego, "t/indented").evaluate(small.clone()),
+        Ok(Value::from(6))
+    );
+    assert_eq!(
+        policy(rego, "t/shifted").evaluate(small),
+        Ok(Value::from(true))
+    );
 }

@@ -3,7 +3,9 @@
 
 use crate::ast::{Expr, Ref};
 use crate::builtins;
-use crate::builtins::utils::{ensure_args_count, ensure_numeric, validate_integer_arg};
+use crate::builtins::utils::{
+    ensure_args_count, ensure_numeric, reserve_output, validate_integer_arg,
+};
 
 use crate::lexer::Span;
 use crate::value::Value;
@@ -49,6 +51,10 @@ fn lsh(span: &Span, params: &[Ref<Expr>], args: &[Value], strict: bool) -> Resul
         || !validate_integer_arg(name, &params[1], &args[1], &v2, strict, false)?
     {
         return Ok(Value::Undefined);
+    }
+    // The result has about `shift` more bits, allocated at once (larger shifts are undefined).
+    if let Some(shift) = v2.as_u64().filter(|shift| *shift <= u64::from(u32::MAX)) {
+        reserve_output(usize::try_from(shift / 8).unwrap_or(usize::MAX))?;
     }
 
     Ok(match v1.lsh(&v2) {

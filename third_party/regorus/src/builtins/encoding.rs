@@ -5,7 +5,7 @@
 use crate::ast::{Expr, Ref};
 use crate::builtins;
 #[cfg(feature = "urlquery")]
-use crate::builtins::utils::enforce_limit;
+use crate::builtins::utils::{enforce_limit, reserve_output};
 #[allow(unused)]
 use crate::builtins::utils::{
     ensure_args_count, ensure_object, ensure_string, ensure_string_collection,
@@ -436,8 +436,22 @@ fn json_marshal_with_options(
         )?));
     }
 
-    let lines: Vec<String> = serde_json::to_string_pretty(&args[0])
-        .map_err(|e| span.error(&format!("could not serialize to json\nCaused by\n{e}")))?
+    let pretty = serde_json::to_string_pretty(&args[0])
+        .map_err(|e| span.error(&format!("could not serialize to json\nCaused by\n{e}")))?;
+    // Indent and prefix are repeated on every line: check the output fits before building it.
+    let indent_len = indent.as_ref().map_or(0, String::len);
+    let prefix_len = prefix.as_ref().map_or(0, String::len);
+    let output_len = pretty.split('\n').fold(0usize, |total, line| {
+        let trimmed = line.trim_start();
+        let level = line.len().saturating_sub(trimmed.len()) / 2;
+        total
+            .saturating_add(trimmed.len())
+            .saturating_add(level.saturating_mul(indent_len))
+            .saturating_add(prefix_len)
+            .saturating_add(1)
+    });
+    reserve_output(output_len)?;
+    let lines: Vec<String> = pretty
         .split('\n')
         .map(|line| {
             let mut line = line.to_string();
