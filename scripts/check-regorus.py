@@ -5,9 +5,10 @@ that third_party/regorus/PATCHES.md lists, and nothing else (`make check` runs i
 - The commit that added the vendored copy must hold the crate's own files unchanged: `src/`,
   `build.rs`, `LICENSE`, `README.md` byte for byte, and its `Cargo.toml` without the test,
   bench and example targets (their files are not vendored). The crate is fetched by cargo.
-- Every later commit that changes the copy is one patch, named `regorus patch N: …`; a
-  commit may also change PATCHES.md alone (wording). The patch numbers are the numbered
-  entries of PATCHES.md, each once.
+- Every later commit that changes the copy is one patch, named `regorus patch N: …`, or a
+  follow-up of an earlier patch, `regorus patch N, continued: …`; a commit may also change
+  PATCHES.md alone (wording). The patch numbers are the numbered entries of PATCHES.md,
+  each once.
 - The working tree holds no uncommitted change to the copy.
 """
 
@@ -24,7 +25,7 @@ VENDORED = "third_party/regorus"
 VERSION = "0.14.1"
 # Files of the crate that are vendored unchanged (besides everything under src/).
 TOP_FILES = ("build.rs", "LICENSE", "README.md")
-PATCH_SUBJECT = re.compile(r"^regorus patch (\d+): ")
+PATCH_SUBJECT = re.compile(r"^regorus patch (\d+)(, continued)?: ")
 PATCH_ENTRY = re.compile(r"^(\d+)\. \*\*", re.MULTILINE)
 
 
@@ -95,7 +96,7 @@ def check_vendoring_commit(commit: str, crate: Path, work: Path) -> list[str]:
 def check_patch_commits(vendoring: str) -> list[str]:
     problems = []
     numbers: dict[int, str] = {}
-    log = git("log", "--no-merges", "--format=%H %s", f"{vendoring}..HEAD", "--", VENDORED)
+    log = git("log", "--reverse", "--no-merges", "--format=%H %s", f"{vendoring}..HEAD", "--", VENDORED)
     for line in log.splitlines():
         commit, subject = line.split(" ", 1)
         changed = git("show", "--format=", "--name-only", commit, "--", VENDORED).split()
@@ -103,9 +104,15 @@ def check_patch_commits(vendoring: str) -> list[str]:
             continue
         match = PATCH_SUBJECT.match(subject)
         if not match:
-            problems.append(f"{commit[:10]} changes {VENDORED} but is not named 'regorus patch N: …': {subject}")
+            problems.append(
+                f"{commit[:10]} changes {VENDORED} but is not named 'regorus patch N: …': {subject}"
+            )
             continue
         number = int(match.group(1))
+        if match.group(2):
+            if number not in numbers:
+                problems.append(f"{commit[:10]} continues patch {number}, which no earlier commit is")
+            continue
         if number in numbers:
             problems.append(f"patch {number} is both {numbers[number][:10]} and {commit[:10]}")
         numbers[number] = commit
