@@ -477,15 +477,22 @@ fn negation_keeps_its_operands_under_future_keywords_not() {
         let bundle = Bundle::from_files(vec![("t.rego".into(), source.into_bytes())]).unwrap();
         let mut policy = Policy::load(&bundle, &path("t/r")).unwrap();
         assert_eq!(policy.mode(), Mode::CompiledAtLoad, "{import}");
-        let decided = |policy: &mut Policy, input: &str| {
-            match policy.evaluate(Value::from_json_str(input).unwrap()) {
-                Ok(value) => Some(value.to_json_str().unwrap()),
-                Err(EvalError::Undefined) => None,
-                Err(e) => panic!("{import}: {e}"),
-            }
+        let decided = |policy: &mut Policy, input: &str| match policy
+            .evaluate(Value::from_json_str(input).unwrap())
+        {
+            Ok(value) => Some(value.to_json_str().unwrap()),
+            Err(EvalError::Undefined) => None,
+            Err(e) => panic!("{import}: {e}"),
         };
-        assert_eq!(decided(&mut policy, "{}").as_deref(), without_path, "{import}");
-        assert_eq!(decided(&mut policy, r#"{"p": "/b"}"#).as_deref(), Some("true"));
+        assert_eq!(
+            decided(&mut policy, "{}").as_deref(),
+            without_path,
+            "{import}"
+        );
+        assert_eq!(
+            decided(&mut policy, r#"{"p": "/b"}"#).as_deref(),
+            Some("true")
+        );
     }
 }
 
