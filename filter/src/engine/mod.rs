@@ -314,6 +314,31 @@ impl Policy {
                 ),
             },
         };
+        Ok(Self::assemble(bundle, rule, backend, mode, clock, analysis))
+    }
+
+    /// Loads `bundle` for the rule named by `path` on the regorus interpreter, whatever the
+    /// RVM compiler would make of it: the differential tests (`tests/regodiff`) compare the
+    /// interpreter with the compiled paths. It refuses what `load` refuses. The filter itself
+    /// never calls this.
+    pub fn load_interpreted(bundle: &Bundle, path: &DecisionPath) -> Result<Self, LoadError> {
+        let rule = path.rule().to_string();
+        compile(bundle, &[rule.as_str()])?;
+        let clock = EvalClock::default();
+        let engine = parse_with_clock(bundle, &clock)?;
+        let analysis = reads::analyse(engine.get_modules());
+        let backend = Backend::Interpreter(Box::new(engine));
+        Ok(Self::assemble(bundle, rule, backend, Mode::Interpreted, clock, analysis))
+    }
+
+    fn assemble(
+        bundle: &Bundle,
+        rule: String,
+        backend: Backend,
+        mode: Mode,
+        clock: EvalClock,
+        analysis: Analysis,
+    ) -> Self {
         let mut policy = Self {
             backend,
             clock,
@@ -329,7 +354,7 @@ impl Policy {
         };
         policy.set_decision_cache(cache::DEFAULT_BUDGET_BYTES);
         policy.set_budget(Budget::default());
-        Ok(policy)
+        policy
     }
 
     /// Holds every evaluation to `budget`.
