@@ -20,7 +20,7 @@ WASM_OPT := /usr/bin/wasm-opt
 WASM_FEATURES := --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int --enable-mutable-globals
 RUST_SOURCES := $(shell find filter policy-bundler third_party -name '*.rs' -o -name Cargo.toml) Cargo.toml Cargo.lock
 
-.PHONY: help tools build test test-unit test-e2e demo bench bench-bundles check clean conformance check-vs-opa
+.PHONY: help tools build test test-unit test-e2e demo bench bench-bundles check clean conformance check-vs-opa rego-diff rego-diff-ci
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -78,7 +78,7 @@ $(BUNDLER): $(RUST_SOURCES)
 	cargo build --locked -p policy-bundler --release
 	@mkdir -p dist && cp target/release/policy-bundler $@
 
-test: test-unit test-e2e ## unit, integration and real-Envoy tests
+test: test-unit rego-diff-ci test-e2e ## unit, integration, differential (vs OPA) and real-Envoy tests
 
 test-unit: ## native tests of the core and the bundler
 	cargo test --locked --workspace
@@ -136,3 +136,21 @@ conformance: ## OPA's conformance cases over the filter's builtins (OPA_CASES=<d
 check-vs-opa: tools ## does `policy-bundler check` refuse what OPA refuses to compile, and only that? (CHECK_VS_OPA_ARGS=--cases DIR ...)
 	cargo build --locked -q -p policy-bundler
 	PYTHONPATH=$(TOOLS)/opa $(VENV)/bin/python scripts/check-vs-opa.py --bundler target/debug/policy-bundler $(CHECK_VS_OPA_ARGS)
+
+# Generative differential testing against the real OPA engine (tests/regodiff/README.md): random
+# Rego v1 programs, OPA-Envoy's answer against the filter's three evaluation paths.
+REGODIFF := python3 tests/regodiff/regodiff.py
+N ?= 2000
+SEED ?= 1
+regodiff-tools: $(OPA)
+	cargo build --locked -q -p zerohop-conformance --bin regodiff-runner --profile regodiff
+	cargo build --locked -q -p policy-bundler
+	python3 tests/regodiff/test_oracle.py
+
+rego-diff: regodiff-tools ## long differential campaign: make rego-diff N=20000 SEED=7 (report in target/)
+	$(REGODIFF) --n $(N) --seed $(SEED) --minimize 8 --invalid 300 --report target/regodiff-$(SEED).json
+
+# The CI-sized run: fixed seed, fails on any mismatch tests/regodiff/known-differences.json
+# does not allow.
+rego-diff-ci: regodiff-tools
+	$(REGODIFF) --n 2000 --seed 1 --ci --invalid 0 --report target/regodiff-ci.json

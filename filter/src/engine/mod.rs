@@ -325,7 +325,7 @@ impl Policy {
         let rule = path.rule().to_string();
         compile(bundle, &[rule.as_str()])?;
         let clock = EvalClock::default();
-        let engine = parse_with_clock(bundle, &clock)?;
+        let mut engine = parse_with_clock(bundle, &clock)?;
         let analysis = reads::analyse(engine.get_modules());
         let backend = Backend::Interpreter(Box::new(engine));
         Ok(Self::assemble(bundle, rule, backend, Mode::Interpreted, clock, analysis))
