@@ -38,7 +38,7 @@ BUILTINS = {
     "json.patch": ("oP", "x"), "intersection": ("Q", "S"), "union": ("Q", "S"),
     # numbers and aggregates
     "abs": ("n", "n"), "ceil": ("n", "n"), "floor": ("n", "n"), "round": ("n", "n"),
-    "numbers.range": ("nn", "a"), "numbers.range_step": ("nnn", "a"),
+    "numbers.range": ("ii", "a"), "numbers.range_step": ("iii", "a"),
     "count": ("c", "n"), "sum": ("A", "n"), "product": ("A", "n"), "max": ("A", "x"),
     "min": ("A", "x"), "sort": ("A", "a"),
     "bits.and": ("nn", "n"), "bits.or": ("nn", "n"), "bits.xor": ("nn", "n"),
@@ -314,6 +314,8 @@ class Gen:
         if t == "P":
             return lit([{"op": self.pick(["add", "remove", "replace", "bad"]),
                          "path": self.pick(["/a", "/role", "/x/y", ""]), "value": 1}])
+        if t == "i":  # small integers: ranges stay small
+            return self.pick([lit(self.r.randint(-3, 12)), self.input_ref("n") if self.chance(0.3) else lit(2)])
         if t == "L":
             return self.pick([lit(None), lit(["."]), lit([]), lit(["/", "."])])
         if t == "M":

@@ -9,10 +9,12 @@ import copy
 import json
 import multiprocessing
 import os
+import queue
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter, defaultdict
 from decimal import Decimal
@@ -54,34 +56,12 @@ def job(seed, prog, modes):
             "rules": prog["rules"], "inputs": prog["inputs"], "modes": modes}
 
 
-def run_batch(jobs, workers=2):
-    """Runs jobs on `workers` runner processes; {id: results}."""
-    if not jobs:
-        return {}
-    chunks = [jobs[i::workers] for i in range(workers)]
-    procs = []
-    for chunk in chunks:
-        if not chunk:
-            continue
-        f = tempfile.TemporaryFile("w+")
-        for j in chunk:
-            f.write(json.dumps(j, default=oracle._plain_number) + "\n")
-        f.seek(0)
-        procs.append(subprocess.Popen([RUNNER], stdin=f, stdout=subprocess.PIPE, text=True))
-    out = {}
-    for p in procs:
-        stdout, _ = p.communicate()
-        for line in stdout.splitlines():
-            r = json.loads(line, parse_float=Decimal)
-            out[r["id"]] = r["results"]
-    return out
-
-
 class Runner:
     """One long-lived runner for the minimiser."""
 
     def __init__(self):
-        self.p = subprocess.Popen([RUNNER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.p = subprocess.Popen([RUNNER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.DEVNULL, text=True)
 
     def run(self, j):
         self.p.stdin.write(json.dumps(j, default=oracle._plain_number) + "\n")
@@ -206,6 +186,8 @@ def shrink_candidates(ast):
 def shrink_value(v):
     """Smaller versions of an input or data document."""
     if isinstance(v, dict):
+        if v:
+            yield {}
         for k in list(v):
             yield {x: y for x, y in v.items() if x != k}
         for k in list(v):
@@ -219,7 +201,7 @@ def shrink_value(v):
                 yield v[:i] + [s] + v[i + 1:]
 
 
-def minimize(prog, mode, rule, index, cls, runner, budget=400):
+def minimize(prog, mode, rule, index, cls, runner, budget=800):
     """Delta debugging over the AST, the input and the data, keeping (mode, class)."""
     prog = {"ast": prog["ast"], "rules": [rule], "inputs": [prog["inputs"][index]], "data": prog["data"]}
     orc = oracle.Oracle()
@@ -326,16 +308,32 @@ def main():
     t0 = time.time()
     seeds = [args.seed * 1_000_000 + i for i in range(args.n)]
     programs, opa_refused = [], []
-    with multiprocessing.Pool(args.workers) as pool:
+    # The oracle (a process pool) and the zerohop runners (threads feeding runner processes)
+    # work at the same time.
+    jobs, zh = queue.Queue(), {}
+
+    def feed():
+        runner = Runner()
+        while (j := jobs.get()) is not None:
+            zh[j["id"]] = runner.run(j)
+        runner.close()
+
+    feeders = [threading.Thread(target=feed) for _ in range(args.workers)]
+    with multiprocessing.Pool(args.workers) as pool:  # forked before any thread starts
+        for f in feeders:
+            f.start()
         for k, (seed, prog, results, refused) in enumerate(pool.imap(program_for, seeds, chunksize=8)):
             opa_refused += refused
             if prog is not None:
                 programs.append((seed, prog, results))
+                jobs.put(job(seed, prog, MODES))
             if (k + 1) % 500 == 0:
                 print(f"  oracle: {k + 1}/{args.n} ({time.time() - t0:.0f}s)", file=sys.stderr)
     t_opa = time.time() - t0
-    jobs = [job(seed, prog, MODES) for seed, prog, _ in programs]
-    zh = run_batch(jobs, args.workers)
+    for _ in feeders:
+        jobs.put(None)
+    for f in feeders:
+        f.join()
     t_zh = time.time() - t0 - t_opa
 
     counts = defaultdict(Counter)  # mode -> class -> count
@@ -351,7 +349,7 @@ def main():
     elapsed = time.time() - t0
     print(f"regodiff: {args.n} seeds (seed {args.seed}): {len(programs)} programs OPA accepts, "
           f"{len(opa_refused)} drafts OPA refused; {total} decisions x modes "
-          f"in {elapsed:.1f}s (oracle {t_opa:.1f}s, zerohop {t_zh:.1f}s, "
+          f"in {elapsed:.1f}s (oracle {t_opa:.1f}s, zerohop {t_zh:.1f}s more, "
           f"{len(programs) / elapsed:.1f} programs/s)")
     for mode in MODES:
         line = ", ".join(f"{c} {n}" for c, n in sorted(counts[mode].items()))
@@ -366,9 +364,12 @@ def main():
     if args.minimize:
         runner = Runner()
         per = Counter()
+        seen = {(seed, rule, i, cls) for seed, _, mode, rule, i, cls, _, _ in mismatches if mode == "precompiled"}
         for seed, prog, mode, rule, i, cls, o, z in mismatches:
             if per[(cls, mode)] >= args.minimize:
                 continue
+            if mode == "compiled-at-load" and (seed, rule, i, cls) in seen:
+                continue  # the same as precompiled: one repro is enough
             per[(cls, mode)] += 1
             small, ok = minimize(prog, mode, rule, i, cls, runner)
             r = repro(small, mode, cls, o, z)
