@@ -203,8 +203,6 @@ class Oracle:
         try:
             rows = engine.eval_query(f"x := data.t.{rule}; {SET_PATHS}", inp)
         except OpaError as e:
-            if "prepare_error" in str(e):
-                return (ERROR, str(e))
             return (ERROR, str(e))
         if not rows:
             return (UNDEFINED,)

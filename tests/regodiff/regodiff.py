@@ -147,12 +147,9 @@ def shrink_candidates(ast):
         if not path:
             continue
         parent = get(ast, path[:-1])
-        node = get(ast, path)
         if isinstance(parent, list) and parent and parent[0] in ("prog", "body", "else") \
                 and not (parent[0] == "prog" and len(parent) <= 2):
             yield replaced(ast, path, None)
-        if parent and parent[0] in ("arr", "set") or (len(path) >= 2 and get(ast, path[:-2])[0] in ("arr", "set")):
-            pass
     for path in paths:
         node = get(ast, path)
         if node[0] in ("arr", "set") and node[1]:
