@@ -57,7 +57,7 @@ BUILTINS = {
     "json.marshal_with_options": ("xo", "s"),
     # net
     "net.cidr_contains": ("ss", "b"), "net.cidr_intersects": ("ss", "b"),
-    "net.cidr_is_valid": ("s", "b"), "net.cidr_expand": ("s", "S"), "net.cidr_merge": ("T", "S"),
+    "net.cidr_is_valid": ("s", "b"), "net.cidr_expand": ("C", "S"), "net.cidr_merge": ("T", "S"),
     "net.cidr_contains_matches": ("ss", "S"),
     # time (deterministic ones only)
     "time.parse_rfc3339_ns": ("s", "n"), "time.parse_ns": ("ss", "n"),
@@ -316,6 +316,9 @@ class Gen:
                          "path": self.pick(["/a", "/role", "/x/y", ""]), "value": 1}])
         if t == "i":  # small integers: ranges stay small
             return self.pick([lit(self.r.randint(-3, 12)), self.input_ref("n") if self.chance(0.3) else lit(2)])
+        if t == "C":  # small networks: net.cidr_expand lists every address
+            return self.pick([lit(self.pick(["10.0.0.0/30", "192.168.1.0/29", "::1/126", "1.2.3.4/32", "bad"])),
+                              self.input_ref("s")])
         if t == "L":
             return self.pick([lit(None), lit(["."]), lit([]), lit(["/", "."])])
         if t == "M":
@@ -744,6 +747,8 @@ def render_rule(rule, wrap=None):
     if k == "complete":
         value = "" if rule[2] is None else f" := {rt(rule[2])}"
         body = render_body(rule[3], wrap)
+        if len(rule[4]) > 1 and not body:
+            body = " if {\n  true\n}"  # `else` needs a body before it
         if rule[2] is None and not body:
             body = " := true"
         return f"{rule[1]}{value}{body}{render_else(rule[4], wrap)}"
@@ -754,7 +759,10 @@ def render_rule(rule, wrap=None):
         return f"{rule[1]}{keys} := {rt(rule[3])}{render_body(rule[4], wrap)}"
     if k == "func":
         params = ", ".join(rt(p) for p in rule[2])
-        return f"{rule[1]}({params}) := {rt(rule[3])}{render_body(rule[4], wrap)}{render_else(rule[5], wrap)}"
+        body = render_body(rule[4], wrap)
+        if len(rule[5]) > 1 and not body:
+            body = " if {\n  true\n}"
+        return f"{rule[1]}({params}) := {rt(rule[3])}{body}{render_else(rule[5], wrap)}"
     raise ValueError(f"not a rule: {rule!r}")
 
 
