@@ -203,6 +203,10 @@ class Oracle:
         try:
             rows = engine.eval_query(f"x := data.t.{rule}; {SET_PATHS}", inp)
         except OpaError as e:
+            if "panic:" in str(e):
+                # The Go engine crashed (e.g. json.patch removing "", bits.lsh by 2^64): what
+                # OPA-Envoy answers then is not something the bridge shows.
+                return (UNKNOWN, str(e)[:200])
             return (ERROR, str(e))
         if not rows:
             return (UNDEFINED,)
