@@ -62,3 +62,60 @@ fn json_is_valid_of_a_non_string_is_false() {
     assert_eq!(eval(r#"json.is_valid("{}")"#), Value::from(true));
     assert_eq!(eval(r#"json.is_valid("{")"#), Value::from(false));
 }
+
+/// Patch 41: Go's Perl classes are ASCII (`\d` is `[0-9]`, `\s` `[\t\n\f\r ]`, `\w`
+/// `[0-9A-Za-z_]`, `\b` an ASCII word boundary); Rust's `regex` made them Unicode-aware, so
+/// `^\d+$` matched Arabic digits and `^\w+$` accented letters where OPA answers false. For each
+/// pattern, the strings of `SUBJECTS` it matches in OPA v1.20.2, and no other.
+#[test]
+fn regex_perl_classes_are_ascii_as_in_go() {
+    const SUBJECTS: &[&str] = &[
+        "123", "٣", "abc", "é", "a-b", " ", " ", " ", "\t", "1.5", "x", "\\d", "]1", "K", "aé",
+        "ab",
+    ];
+    let cases: &[(&str, &[&str])] = &[
+        ("^\\d+$", &["123"]),
+        ("^\\w+$", &["123", "abc", "x", "K", "ab"]),
+        ("^\\s$", &[" ", "\t"]),
+        ("^[\\d.]+$", &["123", "1.5"]),
+        (
+            "^[^\\d]+$",
+            &[
+                "٣", "abc", "é", "a-b", " ", " ", " ", "\t", "x", "\\d", "K", "aé", "ab",
+            ],
+        ),
+        (
+            "^\\D+$",
+            &[
+                "٣", "abc", "é", "a-b", " ", " ", " ", "\t", "x", "\\d", "K", "aé", "ab",
+            ],
+        ),
+        ("^\\W$", &["٣", "é", " ", " ", " ", "\t"]),
+        ("\\bé", &["aé"]),
+        ("a\\b", &["a-b", "aé"]),
+        ("^[\\w-]+$", &["123", "abc", "a-b", "x", "K", "ab"]),
+        (
+            "^\\S+$",
+            &[
+                "123", "٣", "abc", "é", "a-b", " ", " ", "1.5", "x", "\\d", "]1", "K", "aé", "ab",
+            ],
+        ),
+        ("^\\Q\\d\\E$", &["\\d"]),
+        ("^[[:alpha:]\\d]+$", &["123", "abc", "x", "K", "ab"]),
+        ("^[]\\d]+$", &["123", "]1"]),
+        ("(?i)^\\w+$", &["123", "abc", "x", "K", "ab"]),
+    ];
+    for (pattern, matched) in cases {
+        for subject in SUBJECTS {
+            let expr = format!("regex.match({}, {})", json(pattern), json(subject));
+            let want = Value::from(matched.contains(subject));
+            assert_eq!(eval(&expr), want, "{expr}");
+        }
+    }
+}
+
+fn json(text: &str) -> String {
+    Value::from(text)
+        .to_json_str()
+        .unwrap_or_else(|e| panic!("{text}: {e}"))
+}

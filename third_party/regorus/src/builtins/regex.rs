@@ -10,6 +10,7 @@ use crate::value::Value;
 use crate::*;
 
 use anyhow::{bail, Result};
+use alloc::borrow::Cow;
 use alloc::sync::Arc;
 use regex::{Regex, RegexBuilder};
 
@@ -32,9 +33,95 @@ const REGEX_SIZE_LIMIT: usize = 100 * 1024;
 
 /// Compile a regex pattern with a size limit to bound resource consumption.
 fn compile_regex(pattern: &str) -> core::result::Result<Regex, regex::Error> {
-    RegexBuilder::new(pattern)
+    RegexBuilder::new(&go_perl_classes(pattern))
         .size_limit(REGEX_SIZE_LIMIT)
         .build()
+}
+
+/// Rewrites the Perl classes of a Go (RE2) pattern to what they mean in Go: ASCII only.
+/// Rust's `regex` makes `\d`, `\s`, `\w` and `\b` Unicode-aware, so `^\d+$` matched "٣" and
+/// `^\w+$` matched "é" where OPA's `regex.match` answers false: a policy validating an
+/// identifier with them let through values OPA refuses. Outside a bracket class `\d` becomes
+/// `[0-9]`; inside one, `0-9` (negations as nested classes, which Rust accepts); `\b` and
+/// `\B` become ASCII word boundaries. `\Q…\E` (quoted text) becomes escaped literals.
+fn go_perl_classes(pattern: &str) -> Cow<'_, str> {
+    if !pattern.contains('\\') {
+        return Cow::Borrowed(pattern);
+    }
+    let mut out = String::with_capacity(pattern.len() + 16);
+    let mut chars = pattern.chars().peekable();
+    let mut in_class = false;
+    let mut class_start = false;
+    while let Some(c) = chars.next() {
+        let at_class_start = core::mem::take(&mut class_start);
+        match c {
+            '\\' => {
+                let Some(escaped) = chars.next() else {
+                    out.push(c);
+                    break;
+                };
+                let ascii = match (escaped, in_class) {
+                    ('d', false) => Some("[0-9]"),
+                    ('d', true) => Some("0-9"),
+                    ('D', _) => Some("[^0-9]"),
+                    ('s', false) => Some("[\\t\\n\\x0C\\r ]"),
+                    ('s', true) => Some("\\t\\n\\x0C\\r "),
+                    ('S', _) => Some("[^\\t\\n\\x0C\\r ]"),
+                    ('w', false) => Some("[0-9A-Za-z_]"),
+                    ('w', true) => Some("0-9A-Za-z_"),
+                    ('W', _) => Some("[^0-9A-Za-z_]"),
+                    ('b', false) => Some("(?-u:\\b)"),
+                    ('B', false) => Some("(?-u:\\B)"),
+                    _ => None,
+                };
+                match ascii {
+                    Some(ascii) => out.push_str(ascii),
+                    None if escaped == 'Q' => {
+                        // Literal text up to `\E` (or the end), which Rust's syntax lacks.
+                        let mut quoted = String::new();
+                        while let Some(q) = chars.next() {
+                            if q == '\\' && chars.peek() == Some(&'E') {
+                                chars.next();
+                                break;
+                            }
+                            quoted.push(q);
+                        }
+                        out.push_str(&regex::escape(&quoted));
+                    }
+                    None => {
+                        out.push(c);
+                        out.push(escaped);
+                    }
+                }
+            }
+            '[' if !in_class => {
+                in_class = true;
+                class_start = true;
+                out.push(c);
+                if chars.peek() == Some(&'^') {
+                    chars.next();
+                    out.push('^');
+                }
+            }
+            // `[:alpha:]` inside a class.
+            '[' if chars.peek() == Some(&':') => {
+                out.push(c);
+                while let Some(p) = chars.next() {
+                    out.push(p);
+                    if p == ']' {
+                        break;
+                    }
+                }
+            }
+            // A `]` first in a class is a literal.
+            ']' if in_class && !at_class_start => {
+                in_class = false;
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+    }
+    Cow::Owned(out)
 }
 
 /// Compile a regex pattern, using the cache when the `cache` feature
