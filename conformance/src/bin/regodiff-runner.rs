@@ -122,6 +122,10 @@ fn run_rule(job: &Job, mode: &str, rule: &str) -> Result<String> {
             Ok(Ok(value)) => format!("{{\"value\":{}}}", encode(&value)),
             Ok(Err(EvalError::Undefined)) => "{\"undefined\":true}".to_string(),
             Ok(Err(EvalError::Failed(message))) => json!({"error": message}).to_string(),
+            // A budget stop is an evaluation error for the filter (`status_on_error`).
+            Ok(Err(budget @ EvalError::Budget { .. })) => {
+                json!({"error": budget.to_string()}).to_string()
+            }
             Err(e) => json!({"error": format!("{e:#}")}).to_string(),
         };
         outputs.push(output);
