@@ -344,11 +344,10 @@ impl Span {
 impl Debug for Span {
     fn fmt(&self, f: &mut Formatter<'_>) -> Result<(), fmt::Error> {
         let t = self.text().escape_debug().to_string();
-        let max = 32;
-        let (txt, trailer) = if t.len() > max {
-            (&t[0..max], "...")
-        } else {
-            (t.as_str(), "")
+        // At most 32 characters: a byte index may fall inside a multi-byte character.
+        let (txt, trailer) = match t.char_indices().nth(32) {
+            Some((end, _)) => (t.get(..end).unwrap_or_default(), "..."),
+            None => (t.as_str(), ""),
         };
 
         f.write_fmt(format_args!(
