@@ -328,7 +328,14 @@ impl Policy {
         let mut engine = parse_with_clock(bundle, &clock)?;
         let analysis = reads::analyse(engine.get_modules());
         let backend = Backend::Interpreter(Box::new(engine));
-        Ok(Self::assemble(bundle, rule, backend, Mode::Interpreted, clock, analysis))
+        Ok(Self::assemble(
+            bundle,
+            rule,
+            backend,
+            Mode::Interpreted,
+            clock,
+            analysis,
+        ))
     }
 
     fn assemble(
