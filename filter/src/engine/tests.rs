@@ -1083,3 +1083,17 @@ fn spans_with_multibyte_text_load() {
     let mut policy = Policy::load(&bundle, &path("t/r")).unwrap();
     assert_eq!(policy.evaluate(Value::new_object()), Ok(Value::from(true)));
 }
+
+/// A function's `default` value (OPA v1.20.2: `[1, 5]`): regorus's RVM compiler dropped it,
+/// so `f(-1)` was undefined; it now refuses such programs and the interpreter answers.
+#[test]
+fn functions_with_a_default_are_interpreted() {
+    let source = "package t\ndefault f(_) := 1\nf(x) := x if x > 0\nr := [f(-1), f(5)]\n";
+    let bundle = Bundle::from_files(vec![("t.rego".into(), source.as_bytes().to_vec())]).unwrap();
+    let mut policy = Policy::load(&bundle, &path("t/r")).unwrap();
+    assert_eq!(policy.mode(), Mode::Interpreted);
+    assert_eq!(
+        policy.evaluate(Value::new_object()),
+        Ok(Value::from_json_str("[1, 5]").unwrap())
+    );
+}

@@ -79,6 +79,9 @@ pub enum CompilerError {
     #[error("rules whose head names a path below the rule (`p.s := 1`, `p[\"s\"][k] := v`, `p[k] contains x`) are not supported by the RVM compiler")]
     NestedRuleHeadUnsupported,
 
+    #[error("functions with a `default` definition (`default f(_) := v`) are not supported by the RVM compiler")]
+    DefaultFunctionUnsupported,
+
     #[error("`key, value in collection` is not supported by the RVM compiler")]
     KeyValueMembershipUnsupported,
 

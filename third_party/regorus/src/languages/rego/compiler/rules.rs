@@ -290,6 +290,14 @@ impl<'a> Compiler<'a> {
         entry_points: &[&str],
         host_await_builtins: &[(&str, usize)],
     ) -> Result<Arc<Program>> {
+        // The compiler drops a function's `default` value: `default f(_) := 1` with `f(x) := x
+        // if x > 0` made `f(-1)` undefined (OPA: 1). Refused, so a caller can interpret.
+        let default_function = policy.inner.default_rules.values().flatten().any(|(rule, _)| {
+            matches!(rule.as_ref(), Rule::Default { args, .. } if !args.is_empty())
+        });
+        if default_function {
+            return Err(CompilerError::DefaultFunctionUnsupported.into());
+        }
         let mut compiler = Compiler::with_policy(policy);
         for &(name, arg_count) in host_await_builtins {
             compiler.register_host_await_builtin(name, arg_count)?;
