@@ -131,7 +131,7 @@ conformance: ## OPA's conformance cases over the filter's builtins (OPA_CASES=<d
 	  echo "  then: make conformance OPA_CASES=target/opa-cases" >&2; \
 	  exit 1; \
 	fi
-	cargo run --locked -q -p zerohop-conformance -- $(OPA_CASES) --out testdata/conformance/opa-results.json $(CONFORMANCE_ARGS)
+	cargo run --locked -q -p zerohop-conformance --bin zerohop-conformance -- $(OPA_CASES) --out testdata/conformance/opa-results.json $(CONFORMANCE_ARGS)
 
 check-vs-opa: tools ## does `policy-bundler check` refuse what OPA refuses to compile, and only that? (CHECK_VS_OPA_ARGS=--cases DIR ...)
 	cargo build --locked -q -p policy-bundler
