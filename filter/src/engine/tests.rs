@@ -1097,3 +1097,80 @@ fn functions_with_a_default_are_interpreted() {
         Ok(Value::from_json_str("[1, 5]").unwrap())
     );
 }
+
+/// A comprehension whose body finds nothing is an empty collection, also when it is evaluated
+/// inside a rule body's iteration (a rule head's value, or a body statement after `some`).
+/// Answers from OPA v1.20.2. The RVM sent the comprehension body's failure to the enclosing
+/// loop: the iteration failed, and the rule lost the value (`{}` or undefined instead of `[]`).
+#[test]
+fn an_empty_comprehension_inside_an_iteration_is_an_empty_collection() {
+    for (rego, input, expected) in [
+        (
+            "r contains [true | input.n] if { v7 = input[v6] }",
+            r#"{"items": []}"#,
+            "[[]]",
+        ),
+        (
+            "r contains [true | input.n] if { true = input[v6] }",
+            r#"{"flag": true}"#,
+            "[[]]",
+        ),
+        (
+            "r := [true | input.n] if { true = input[v6] }",
+            r#"{"flag": true}"#,
+            "[]",
+        ),
+        (
+            "r := {true | input.n} if { true = input[v6] }",
+            r#"{"flag": true}"#,
+            "[]",
+        ),
+        (
+            "r := {1: true | input.n} if { true = input[v6] }",
+            r#"{"flag": true}"#,
+            "{}",
+        ),
+        (
+            "r[k] := [true | input.n] if { input[k] }",
+            r#"{"flag": true}"#,
+            r#"{"flag": []}"#,
+        ),
+        (
+            "f(x) := [true | input.n] if { input[x] }\nr := f(\"flag\")",
+            r#"{"flag": true}"#,
+            "[]",
+        ),
+        (
+            "r := 1 if { false } else := [true | input.n] if { input[_] }",
+            r#"{"flag": true}"#,
+            "[]",
+        ),
+        (
+            "r contains [true | input.n] if { some x in input.xs }",
+            r#"{"xs": [1, 2]}"#,
+            "[[]]",
+        ),
+        (
+            "r contains {\"a\": [true | input.n]} if { some x in input.xs }",
+            r#"{"xs": [1, 2]}"#,
+            r#"[{"a": []}]"#,
+        ),
+        (
+            "r contains y if { some x in input.xs; y := [true | input.n] }",
+            r#"{"xs": [1, 2]}"#,
+            "[[]]",
+        ),
+        (
+            "r contains y if { some x in input.xs; y := {z | some z in input.ys; input.n} }",
+            r#"{"xs": [1, 2], "ys": [1]}"#,
+            "[[]]",
+        ),
+        (
+            "r contains x if { some x in input.xs; count([1 | input.n]) == 0 }",
+            r#"{"xs": [1, 2]}"#,
+            "[1, 2]",
+        ),
+    ] {
+        assert_decides(rego, input, Some(expected));
+    }
+}

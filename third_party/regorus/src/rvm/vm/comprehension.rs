@@ -94,6 +94,7 @@ impl RegoVM {
             comprehension_end: params.comprehension_end,
             iteration_state,
             resume_pc,
+            enclosing_loops: self.loop_stack.len(),
         };
 
         if auto_iterate {
@@ -177,6 +178,7 @@ impl RegoVM {
             comprehension_end: params.comprehension_end,
             iteration_state,
             resume_pc,
+            enclosing_loops: self.loop_stack.len(),
         };
 
         let next_pc = if auto_iterate {

@@ -119,6 +119,9 @@ pub(super) struct ComprehensionContext {
     pub(super) iteration_state: Option<IterationState>,
     /// Resume location for the parent frame once this comprehension completes
     pub(super) resume_pc: usize,
+    /// Loops active when the comprehension began (run-to-completion): a failed condition
+    /// belongs to the comprehension unless a loop started inside it.
+    pub(super) enclosing_loops: usize,
 }
 
 #[cfg(test)]

@@ -606,7 +606,13 @@ impl RegoVM {
             return Ok(());
         }
 
-        if !self.loop_stack.is_empty() {
+        // A comprehension begun inside a loop (a rule head's `[x | ...]` evaluated per body
+        // iteration) owns the failures of its body until a loop starts inside it.
+        let comprehension_is_innermost = self
+            .comprehension_stack
+            .last()
+            .is_some_and(|context| context.enclosing_loops >= self.loop_stack.len());
+        if !self.loop_stack.is_empty() && !comprehension_is_innermost {
             let (loop_mode, loop_next_pc, loop_end, result_reg) = {
                 let loop_ctx = self
                     .loop_stack
