@@ -313,6 +313,12 @@ fn functions_the_filter_lacks_are_refused_at_load() {
 /// undefined: by the RVM (the compiler must accept `rego`) and by the interpreter (its
 /// errors as `error: …`).
 fn decide(rego: &str, input: &str) -> [Option<String>; 2] {
+    decide_loaded(rego, input, false)
+}
+
+/// `decide`; with `interpreted_at_load`, the loaded policy may run on the interpreter (the
+/// RVM compiler refuses what `rego` uses).
+fn decide_loaded(rego: &str, input: &str, interpreted_at_load: bool) -> [Option<String>; 2] {
     let source = format!("package t\nimport rego.v1\n{rego}\n");
     let plain = Bundle::from_files(vec![("t.rego".into(), source.into_bytes())]).unwrap();
     let input = Value::from_json_str(input).unwrap();
@@ -321,7 +327,9 @@ fn decide(rego: &str, input: &str) -> [Option<String>; 2] {
         value => Some(value.to_json_str().unwrap()),
     };
     let mut policy = Policy::load(&plain, &path("t/r")).unwrap();
-    assert_eq!(policy.mode(), Mode::CompiledAtLoad, "{rego}");
+    if !interpreted_at_load {
+        assert_eq!(policy.mode(), Mode::CompiledAtLoad, "{rego}");
+    }
     let decided = match policy.evaluate(input.clone()) {
         Ok(value) => json(value),
         Err(EvalError::Undefined) => None,
@@ -1172,5 +1180,45 @@ fn an_empty_comprehension_inside_an_iteration_is_an_empty_collection() {
         ),
     ] {
         assert_decides(rego, input, Some(expected));
+    }
+}
+
+/// The loaded policy (the RVM, or the interpreter when the compiler refuses `rego`) and the
+/// interpreter both decide `expected` (JSON; `None`: undefined), OPA's answer.
+#[track_caller]
+fn assert_loaded_decides(rego: &str, input: &str, expected: Option<&str>) {
+    let [decided, interpreted] = decide_loaded(rego, input, true);
+    let expected = expected_json(expected);
+    assert_eq!(decided, expected, "loaded: {rego} for {input}");
+    assert_eq!(interpreted, expected, "interpreter: {rego} for {input}");
+}
+
+/// `x in xs` and `k, x in xs` with an undefined operand are undefined, not false, also on the
+/// interpreter, which runs `k, x in xs` and `with` (answers from OPA v1.20.2, where they are
+/// calls of `internal.member_2/3`). The interpreter answered false: `r := 0, input.n in [1]`
+/// was decided, and a `with input.a as (input.n in [1])` went ahead with false.
+#[test]
+fn interpreted_membership_with_an_undefined_operand_is_undefined() {
+    for (rego, expected) in [
+        ("r := (input.n in true)", None),
+        ("r := (input.n in [1])", None),
+        ("r := (1 in input.n)", None),
+        ("r := (input.n, 1 in [1])", None),
+        ("r := (0, input.n in [1])", None),
+        ("r := 1 if { not input.n in [1] }", None),
+        ("r := 1 if { not 1 in input.n }", None),
+        ("r := [x | x := (input.n in [1])]", Some("[]")),
+        (
+            "r := 1 if { x := input with input.a as (input.n in [1]) }",
+            None,
+        ),
+        ("r := (1 in true)", Some("false")),
+        ("r := (0, 1 in {1})", Some("false")),
+        ("r := (0, 1 in true)", Some("false")),
+        ("r := 1 if { not 1 in true }", Some("1")),
+        ("r := [x | x := (1 in true)]", Some("[false]")),
+        ("r := [x | x := (1 in [1])]", Some("[true]")),
+    ] {
+        assert_loaded_decides(rego, "{}", expected);
     }
 }

@@ -2615,37 +2615,32 @@ impl Interpreter {
         collection: &ExprRef,
     ) -> Result<Value> {
         self.check_execution_time()?;
+        let key = match key {
+            Some(key) => Some(self.eval_expr(key)?),
+            None => None,
+        };
         let value = self.eval_expr(value)?;
         let collection = self.eval_expr(collection)?;
+        // As in OPA (`internal.member_2/3`), an undefined operand makes `in` undefined, not false.
+        if [key.as_ref(), Some(&value), Some(&collection)]
+            .into_iter()
+            .flatten()
+            .any(|operand| matches!(operand, Value::Undefined))
+        {
+            return Ok(Value::Undefined);
+        }
 
         let result = match &collection {
-            Value::Array(array) => {
-                if let Some(key) = key {
-                    let key = self.eval_expr(key)?;
-                    collection[&key] == value
-                } else {
-                    array.contains(&value)
-                }
-            }
-            Value::Object(object) => {
-                if let Some(key) = key {
-                    let key = self.eval_expr(key)?;
-                    collection[&key] == value
-                } else {
-                    object.values().any(|item| *item == value)
-                }
-            }
-            Value::Set(set) => {
-                if key.is_some() {
-                    false
-                } else {
-                    set.contains(&value)
-                }
-            }
-            _ => {
-                false
-                //bail!(collection_expr.span().error("collection must be array, object or set"));
-            }
+            Value::Array(array) => match &key {
+                Some(key) => collection[key] == value,
+                None => array.contains(&value),
+            },
+            Value::Object(object) => match &key {
+                Some(key) => collection[key] == value,
+                None => object.values().any(|item| *item == value),
+            },
+            Value::Set(set) => key.is_none() && set.contains(&value),
+            _ => false,
         };
 
         Ok(Value::Bool(result))
