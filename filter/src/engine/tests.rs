@@ -1222,3 +1222,42 @@ fn interpreted_membership_with_an_undefined_operand_is_undefined() {
         assert_loaded_decides(rego, "{}", expected);
     }
 }
+
+/// A `with` whose value is undefined (a missing reference, a failing builtin, an undefined
+/// `in`) makes its expression undefined, whichever of several `with`s it is (answers from OPA
+/// v1.20.2, which assigns the value to a local before the expression). The interpreter only
+/// looked at the last `with` of an expression: an earlier undefined one let the expression
+/// through (fail open).
+#[test]
+fn an_undefined_with_value_makes_the_expression_undefined() {
+    for (rego, expected) in [
+        ("r := \"t\" if { v4 := true with input as (input.n in true) }", None),
+        (
+            "r := \"t\" if { v4 := true with input as (input.n in true) } else := input",
+            Some("{}"),
+        ),
+        ("r := \"t\" if { true with data.x as input.missing }", None),
+        ("r := \"t\" if { true with input.a as input.missing }", None),
+        ("r := \"t\" if { true with input.a as to_number(\"x\") }", None),
+        ("r := \"t\" if { true with input.a as input.missing with input.b as 1 }", None),
+        ("r := \"t\" if { true with input.b as 1 with input.a as input.missing }", None),
+        ("r := \"t\" if { true with data.x as input.missing with input.b as 1 }", None),
+        ("r := \"t\" if { true with data.x as 1 with input as input.missing }", None),
+        ("r := \"t\" if { true with count as input.missing }", None),
+        ("f(x) := 1 if { true with input as input.missing }\nr := f(1)", None),
+        (
+            "f(x) := 1 if { false } else := 2 if { true with input as input.missing with input.b as 1 }\nr := f(1)",
+            None,
+        ),
+        (
+            "r := 1 if { false } else := 2 if { true with input.a as input.missing with input.b as 1 }",
+            None,
+        ),
+        ("r := 1 if { not input.q with input.a as input.missing with input.b as 1 }", None),
+        ("r := 1 if { x := input with input.a as input.missing with data.y as 1 }", None),
+        ("r := x if { x := input with input.a as input.b }", Some(r#"{"a": 2, "b": 2}"#)),
+    ] {
+        let input = if rego.contains("input.b }") { r#"{"b": 2}"# } else { "{}" };
+        assert_loaded_decides(rego, input, expected);
+    }
+}

@@ -1653,7 +1653,8 @@ impl Interpreter {
                         }
                     } else {
                         let value = self.eval_expr(&wm.r#as)?;
-                        skip_exec = value == Value::Undefined;
+                        // Any undefined value makes the expression undefined, not only the last.
+                        skip_exec |= value == Value::Undefined;
                         let Some(first) = path.first() else {
                             bail!(wm.refr.span().error("empty path in with modifier"));
                         };
