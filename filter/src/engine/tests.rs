@@ -1086,7 +1086,8 @@ fn decisions_that_read_the_clock_are_never_cached() {
 /// bundle's load check panic (a trapped VM in Envoy). Found by the generated programs.
 #[test]
 fn spans_with_multibyte_text_load() {
-    let source = "package t\nr if {\n  v := true with input as [\"2024-01-02T03:04:05Z\", \"ÄÖ ü\"]\n}\n";
+    let source =
+        "package t\nr if {\n  v := true with input as [\"2024-01-02T03:04:05Z\", \"ÄÖ ü\"]\n}\n";
     let bundle = Bundle::from_files(vec![("t.rego".into(), source.as_bytes().to_vec())]).unwrap();
     let mut policy = Policy::load(&bundle, &path("t/r")).unwrap();
     assert_eq!(policy.evaluate(Value::new_object()), Ok(Value::from(true)));
