@@ -27,6 +27,13 @@ static TEST_ALLOCATOR: engine::budget::CountingAllocator<std::alloc::System> =
 /// The exact regorus version this build evaluates with; precompiled programs must match it.
 pub const REGORUS_VERSION: &str = "0.14.1";
 
+/// The revision of what the RVM compiler writes, within one regorus version: raised when a
+/// regorus patch changes the programs it compiles (PATCHES.md). A precompiled program of
+/// another revision is not run; the bundle's Rego is compiled again at load, so a bundle
+/// built before a compiler fix (revision 1: regorus patches 11–47, some of them fail-open
+/// fixes) does not keep the old answers.
+pub const COMPILER_REVISION: u32 = 1;
+
 #[cfg(test)]
 mod tests {
     /// Bundles record `REGORUS_VERSION` next to their precompiled program, and the filter

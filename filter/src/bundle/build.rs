@@ -4,7 +4,7 @@
 use super::manifest::Metadata;
 use super::{archive, Bundle, BundleError, Manifest, ProgramInfo, PROGRAM_FILE};
 use crate::engine::{self, Compiled, LoadError};
-use crate::REGORUS_VERSION;
+use crate::{COMPILER_REVISION, REGORUS_VERSION};
 
 /// What `build` made.
 pub struct Built {
@@ -55,6 +55,7 @@ pub fn build(
                 metadata.zerohop = Some(ProgramInfo {
                     regorus: REGORUS_VERSION.to_string(),
                     format: regorus::rvm::program::Program::SERIALIZATION_VERSION,
+                    compiler: COMPILER_REVISION,
                     entrypoints: rules.iter().map(|r| r.to_string()).collect(),
                     input: Some(analysis.input),
                     nondeterministic: analysis.nondeterministic,

@@ -39,6 +39,9 @@ pub struct ProgramInfo {
     pub regorus: String,
     /// regorus's binary program format version.
     pub format: u32,
+    /// `COMPILER_REVISION` of the bundler that compiled it (0: before revisions existed).
+    #[serde(default)]
+    pub compiler: u32,
     /// Rules compiled into the program, e.g. `data.envoy.authz.allow`.
     pub entrypoints: Vec<String>,
     /// The paths under `input` the bundle's Rego can read (`request::shape`); absent in

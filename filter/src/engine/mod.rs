@@ -20,7 +20,7 @@ use regorus::{LimitError, Value};
 use crate::bundle::{Bundle, ProgramInfo};
 use crate::config::DecisionPath;
 use crate::request::shape::{InputReads, InputShape};
-use crate::REGORUS_VERSION;
+use crate::{COMPILER_REVISION, REGORUS_VERSION};
 use cache::DecisionCache;
 
 pub mod budget;
@@ -277,7 +277,11 @@ impl Policy {
     pub fn load(bundle: &Bundle, path: &DecisionPath) -> Result<Self, LoadError> {
         let rule = path.rule().to_string();
         let precompiled = match (&bundle.program, bundle.manifest.program()) {
-            (Some(bytes), Some(info)) if info.entrypoints.contains(&rule) => {
+            // A program from another compiler revision may carry answers a later fix
+            // corrected: the Rego is compiled again instead.
+            (Some(bytes), Some(info))
+                if info.entrypoints.contains(&rule) && info.compiler == COMPILER_REVISION =>
+            {
                 Some((deserialize(bytes, info)?, info.analysis()))
             }
             (Some(_), None) => {

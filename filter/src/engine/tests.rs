@@ -252,6 +252,38 @@ fn missing_decision_rule_is_a_load_error() {
     assert_eq!(err.code(), "compile-error", "{err}");
 }
 
+/// A precompiled program from before a compiler fix keeps its old answers (`not
+/// startswith(input.path, "/admin")` passed without a path before regorus patch 12): the
+/// filter compiles the bundle's Rego again instead of running a program of another
+/// `COMPILER_REVISION`.
+#[test]
+fn a_program_of_another_compiler_revision_is_compiled_again() {
+    let mut bundle = bundle(source_files(AUTHZ), &["envoy/authz/allow"]);
+    let policy = Policy::load(&bundle, &path("envoy/authz/allow")).unwrap();
+    assert_eq!(policy.mode(), Mode::Precompiled);
+    let info = bundle
+        .manifest
+        .metadata
+        .as_mut()
+        .unwrap()
+        .zerohop
+        .as_mut()
+        .unwrap();
+    info.compiler = 0;
+    let policy = Policy::load(&bundle, &path("envoy/authz/allow")).unwrap();
+    assert_eq!(policy.mode(), Mode::CompiledAtLoad);
+    // What a bundler before revisions wrote: no `compiler` key.
+    let manifest = serde_json::to_value(&bundle.manifest).unwrap();
+    assert!(manifest["metadata"]["zerohop"].get("compiler").is_some());
+    let mut old = manifest.clone();
+    old["metadata"]["zerohop"]
+        .as_object_mut()
+        .unwrap()
+        .remove("compiler");
+    let old: crate::bundle::Manifest = serde_json::from_value(old).unwrap();
+    assert_eq!(old.program().unwrap().compiler, 0);
+}
+
 #[test]
 fn program_from_another_regorus_is_rejected() {
     let mut bundle = bundle(source_files(AUTHZ), &["envoy/authz/allow"]);
