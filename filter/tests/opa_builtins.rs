@@ -119,3 +119,34 @@ fn json(text: &str) -> String {
         .to_json_str()
         .unwrap_or_else(|e| panic!("{text}: {e}"))
 }
+
+/// Patch 50: `glob.quote_meta` escapes every glob metacharacter (`*?[]{}\`) as OPA's
+/// `glob.QuoteMeta` does, and quotes any text, not only valid globs (it escaped `*` alone, so
+/// a quoted `[` still matched as a class; and `[` made the call undefined).
+#[test]
+fn glob_quote_meta_escapes_every_metacharacter() {
+    let cases = [
+        ("[1,2]", r"\[1,2\]"),
+        ("[", r"\["),
+        ("a*b?c", r"a\*b\?c"),
+        ("{a,b}", r"\{a,b\}"),
+        (r"a\b", r"a\\b"),
+        (
+            " !\"#$%&'()*+,-./09:;<=>?@AZ[\\]^_`az{|}~é",
+            " !\"#$%&'()\\*+,-./09:;<=>\\?@AZ\\[\\\\\\]^_`az\\{|\\}~é",
+        ),
+    ];
+    for (text, want) in cases {
+        let expr = format!("glob.quote_meta({})", json(text));
+        assert_eq!(eval(&expr), Value::from(want), "{expr}");
+    }
+    // The quoted text matches itself only.
+    assert_eq!(
+        eval(r#"glob.match(glob.quote_meta("[ab]"), [], "a")"#),
+        Value::from(false)
+    );
+    assert_eq!(
+        eval(r#"glob.match(glob.quote_meta("[ab]"), [], "[ab]")"#),
+        Value::from(true)
+    );
+}

@@ -137,7 +137,14 @@ fn quote_meta(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) 
     ensure_args_count(span, name, params, args, 1)?;
 
     let pattern = ensure_string(name, &params[0], &args[0])?;
-    // Ensure that the glob is valid.
-    let _ = make_glob(&pattern, params[0].span())?;
-    Ok(Value::String(pattern.as_ref().replace('*', "\\*").into()))
+    // OPA's `glob.QuoteMeta` (gobwas/glob) escapes every glob metacharacter and does not
+    // require the text to be a valid glob: quoting is for arbitrary text.
+    let mut quoted = String::with_capacity(pattern.len());
+    for c in pattern.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '{' | '}' | '\\') {
+            quoted.push('\\');
+        }
+        quoted.push(c);
+    }
+    Ok(Value::String(quoted.into()))
 }
