@@ -150,3 +150,23 @@ fn glob_quote_meta_escapes_every_metacharacter() {
         Value::from(true)
     );
 }
+
+/// Patch 51: `net.cidr_expand` answers a set, as OPA does (it answered an array, so
+/// `net.cidr_expand(c) == {...}` was false and `count(... | ...)` iterations differed in kind).
+#[test]
+fn net_cidr_expand_is_a_set() {
+    assert_eq!(
+        eval(
+            r#"net.cidr_expand("10.0.0.0/30") == {"10.0.0.0", "10.0.0.1", "10.0.0.2", "10.0.0.3"}"#
+        ),
+        Value::from(true)
+    );
+    assert_eq!(
+        eval(r#"is_set(net.cidr_expand("::/127"))"#),
+        Value::from(true)
+    );
+    assert_eq!(
+        eval(r#"net.cidr_expand("10.0.0.254/31")"#),
+        eval(r#"{"10.0.0.254", "10.0.0.255"}"#)
+    );
+}

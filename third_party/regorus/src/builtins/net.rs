@@ -153,7 +153,8 @@ fn _cidr_expand(cidr: Arc<str>) -> Result<Value> {
         enforce_limit()?;
     }
 
-    Ok(Value::from_array(hosts))
+    // OPA answers a set of addresses (ordered as strings, like every set).
+    Ok(Value::from_set(hosts.into_iter().collect()))
 }
 
 #[cfg(test)]
@@ -249,7 +250,7 @@ mod net_tests {
 
         for (cidr, exp) in cases {
             let cidrs = _cidr_expand(cidr.into()).expect("CIDRs should be returned");
-            let expv = Value::from(exp.iter().map(|s| Value::from(*s)).collect::<Vec<Value>>());
+            let expv = Value::from_set(exp.iter().map(|s| Value::from(*s)).collect());
             assert_eq!(cidrs, expv);
         }
     }
