@@ -170,3 +170,50 @@ fn net_cidr_expand_is_a_set() {
         eval(r#"{"10.0.0.254", "10.0.0.255"}"#)
     );
 }
+
+/// Patch 52: an integer operand that is not an integer of 64 bits (`0.5`, `2^64`) is a
+/// builtin error in OPA (`operand must be integer number`), so the call is undefined;
+/// `substring` answered `""`, `regex.find_n` and `regex.find_all_string_submatch_n` took a
+/// count past `i64` as "every match".
+#[test]
+fn integer_operands_are_integers_of_64_bits() {
+    let undefined = [
+        r#"substring("ip", 1, 0.5)"#,
+        r#"substring("ip", 0.5, 1)"#,
+        r#"substring("ip", 1, 12345678901234567890)"#,
+        r#"substring("ip", 12345678901234567890, 1)"#,
+        r#"substring("ip", -1, 1)"#,
+        r#"regex.find_n("192.168.1.0/24", "1.5Gi", 12345678901234567890)"#,
+        r#"regex.find_n("a", "aaa", 9223372036854775808)"#,
+        r#"regex.find_n("a", "aaa", -12345678901234567890)"#,
+        r#"regex.find_n("a", "aaa", 1.5)"#,
+        r#"regex.find_all_string_submatch_n("a", "aaa", 1.5)"#,
+        r#"regex.find_all_string_submatch_n("a", "aaa", 12345678901234567890)"#,
+        r#"array.slice([1, 2, 3], 1, 2.5)"#,
+        r#"array.slice([1, 2, 3], 1, 12345678901234567890)"#,
+        r#"numbers.range(1, 2.5)"#,
+        r#"numbers.range_step(1, 5, 1.5)"#,
+    ];
+    for expr in undefined {
+        assert_eq!(eval(expr), Value::Undefined, "{expr}");
+    }
+    let defined = [
+        (r#"substring("ip", 1.0, 1)"#, r#""p""#),
+        (r#"substring("ip", 1, -1)"#, r#""p""#),
+        (r#"substring("ip", 1, 1000)"#, r#""p""#),
+        (r#"substring("ip", 5, 1)"#, r#""""#),
+        (r#"regex.find_n("a", "aaa", 2.0)"#, r#"["a", "a"]"#),
+        (r#"regex.find_n("a", "aaa", -1)"#, r#"["a", "a", "a"]"#),
+        (
+            r#"regex.find_n("a", "aaa", 9223372036854775807)"#,
+            r#"["a", "a", "a"]"#,
+        ),
+        (
+            r#"regex.find_all_string_submatch_n("a(b)?", "aab", -1)"#,
+            r#"[["a", ""], ["ab", "b"]]"#,
+        ),
+    ];
+    for (expr, want) in defined {
+        assert_eq!(eval(expr), eval(want), "{expr}");
+    }
+}

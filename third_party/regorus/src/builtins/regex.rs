@@ -4,14 +4,14 @@
 
 use crate::ast::{Expr, Ref};
 use crate::builtins;
-use crate::builtins::utils::{enforce_limit, ensure_args_count, ensure_numeric, ensure_string};
+use crate::builtins::utils::{enforce_limit, ensure_args_count, ensure_int_operand, ensure_string};
 use crate::lexer::Span;
 use crate::value::Value;
 use crate::*;
 
-use anyhow::{bail, Result};
 use alloc::borrow::Cow;
 use alloc::sync::Arc;
+use anyhow::Result;
 use regex::{Regex, RegexBuilder};
 
 // ---------------------------------------------------------------------------
@@ -190,19 +190,12 @@ fn find_all_string_submatch_n(
 
     let pattern = ensure_string(name, &params[0], &args[0])?;
     let value = ensure_string(name, &params[1], &args[1])?;
-    let n = ensure_numeric(name, &params[2], &args[2])?;
+    let n = ensure_int_operand(name, &params[2], &args[2])?;
 
     let re = compile_regex_for_builtin(params[0].span(), &pattern)?;
 
-    if !n.is_integer() {
-        bail!(params[2].span().error("n must be an integer"));
-    }
-
-    let n = match n.as_i64() {
-        Some(n) if n < 0 => usize::MAX,
-        Some(n) => n as usize,
-        None => usize::MAX,
-    };
+    // A negative count means every match.
+    let n = usize::try_from(n).unwrap_or(usize::MAX);
 
     Ok(Value::from_array(
         re.captures_iter(&value)
@@ -235,19 +228,12 @@ fn find_n(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> R
 
     let pattern = ensure_string(name, &params[0], &args[0])?;
     let value = ensure_string(name, &params[1], &args[1])?;
-    let n = ensure_numeric(name, &params[2], &args[2])?;
+    let n = ensure_int_operand(name, &params[2], &args[2])?;
 
     let re = compile_regex_for_builtin(params[0].span(), &pattern)?;
 
-    if !n.is_integer() {
-        bail!(params[2].span().error("n must be an integer"));
-    }
-
-    let n = match n.as_i64() {
-        Some(n) if n < 0 => usize::MAX,
-        Some(n) => n as usize,
-        None => usize::MAX,
-    };
+    // A negative count means every match.
+    let n = usize::try_from(n).unwrap_or(usize::MAX);
 
     Ok(Value::from_array(
         re.find_iter(&value)

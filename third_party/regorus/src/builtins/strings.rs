@@ -10,8 +10,8 @@
 use crate::ast::{Expr, Ref};
 use crate::builtins;
 use crate::builtins::utils::{
-    enforce_limit, ensure_args_count, ensure_array, ensure_numeric, ensure_object, ensure_string,
-    ensure_string_collection, reserve_output,
+    enforce_limit, ensure_args_count, ensure_array, ensure_int_operand, ensure_numeric,
+    ensure_object, ensure_string, ensure_string_collection, reserve_output,
 };
 use crate::lexer::Span;
 use crate::number::Number;
@@ -781,8 +781,8 @@ fn replace_n(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -
         match item {
             (Value::String(k), Value::String(v)) => {
                 // What each key's replacements can add, at most: checked before building.
-                output_bound = output_bound
-                    .saturating_add(replaced_len(&s, k, v).saturating_sub(s.len()));
+                output_bound =
+                    output_bound.saturating_add(replaced_len(&s, k, v).saturating_sub(s.len()));
                 pairs.push((k.clone(), v.clone()))
             }
             _ => {
@@ -841,21 +841,25 @@ fn substring(span: &Span, params: &[Ref<Expr>], args: &[Value], strict: bool) ->
     let name = "substring";
     ensure_args_count(span, name, params, args, 3)?;
     let s = ensure_string(name, &params[0], &args[0])?;
-    let offset = ensure_numeric(name, &params[1], &args[1])?;
-    let length = ensure_numeric(name, &params[2], &args[2])?;
+    let offset = ensure_int_operand(name, &params[1], &args[1])?;
+    let length = ensure_int_operand(name, &params[2], &args[2])?;
 
-    match (offset.as_i64(), length.as_i64()) {
-        (Some(offset), _) if offset < 0 && strict => {
-            bail!(params[1].span().error("negative offset"))
+    if offset < 0 {
+        if strict {
+            bail!(params[1].span().error("negative offset"));
         }
-        (Some(offset), _) if offset < 0 => Ok(Value::Undefined),
-        (Some(offset), Some(length)) => {
-            let start = s.chars().skip(offset as usize);
-            let length = if length < 0 { s.len() } else { length as usize };
-            Ok(Value::String(start.take(length).collect::<String>().into()))
-        }
-        _ => Ok(Value::String("".into())),
+        return Ok(Value::Undefined);
     }
+    // Past usize (on wasm32) an offset or length is past the end of any string.
+    let start = s
+        .chars()
+        .skip(usize::try_from(offset).unwrap_or(usize::MAX));
+    let length = if length < 0 {
+        s.len()
+    } else {
+        usize::try_from(length).unwrap_or(usize::MAX)
+    };
+    Ok(Value::String(start.take(length).collect::<String>().into()))
 }
 
 fn trim(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> Result<Value> {

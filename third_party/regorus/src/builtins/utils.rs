@@ -58,6 +58,18 @@ pub fn ensure_numeric(fcn: &str, arg: &Expr, v: &Value) -> Result<Number> {
     })
 }
 
+/// An integer operand as OPA's `builtins.IntOperand` reads it: an integral number that fits
+/// Go's 64-bit `int`. Anything else (`0.5`, `2^64`) is a builtin error, which a non-strict
+/// evaluation turns into an undefined call, as OPA does.
+pub fn ensure_int_operand(fcn: &str, arg: &Expr, v: &Value) -> Result<i64> {
+    match ensure_numeric(fcn, arg, v)?.as_i64() {
+        Some(n) => Ok(n),
+        None => bail!(arg
+            .span()
+            .error(format!("`{fcn}` expects an integer of 64 bits. Got `{v}`").as_str())),
+    }
+}
+
 pub fn validate_integer_arg(
     fcn: &str,
     param: &Ref<Expr>,
