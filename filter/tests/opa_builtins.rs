@@ -217,3 +217,51 @@ fn integer_operands_are_integers_of_64_bits() {
         assert_eq!(eval(expr), eval(want), "{expr}");
     }
 }
+
+/// Patch 53: `base64.decode` and `base64url.decode` decode as Go's `encoding/base64` in
+/// OPA: non-zero bits after the last byte are ignored (`"YR=="` is `"a"`), `\n` and `\r`
+/// skipped, an unpadded `base64url` input padded first. They were undefined. Decoded bytes
+/// that are not UTF-8 (a Go string in OPA, which no Rust string can hold) are undefined, no
+/// longer U+FFFD replacements that compared equal to other bytes.
+#[test]
+fn base64_decodes_as_go() {
+    let defined = [
+        (r#"base64.decode("YR==")"#, "a"),
+        (r#"base64.decode("YQ==")"#, "a"),
+        (r#"base64.decode("YQ==\n")"#, "a"),
+        (r#"base64.decode("YQ\n==")"#, "a"),
+        (r#"base64.decode("YWJj")"#, "abc"),
+        (r#"base64url.decode("YR")"#, "a"),
+        (r#"base64url.decode("YQ")"#, "a"),
+        (r#"base64url.decode("YQ==")"#, "a"),
+        (r#"base64url.decode("YWJj")"#, "abc"),
+    ];
+    for (expr, want) in defined {
+        assert_eq!(eval(expr), Value::from(want), "{expr}");
+    }
+    assert_eq!(eval(r#"base64.is_valid("YR==")"#), Value::from(true));
+    assert_eq!(eval(r#"base64.is_valid("YQ")"#), Value::from(false));
+    let undefined = [
+        r#"base64.decode("YR")"#,
+        r#"base64.decode("YQ")"#,
+        r#"base64.decode("Y===")"#,
+        r#"base64.decode("YQ=")"#,
+        r#"base64.decode(" YQ==")"#,
+        r#"base64.decode("YQ==YQ==")"#,
+        r#"base64url.decode("YQ==YQ==")"#,
+        r#"base64url.decode("YQ\n")"#,
+        r#"base64.decode("_-8=")"#,
+        r#"base64url.decode("Y")"#,
+        r#"base64url.decode("YQ=")"#,
+        r#"base64url.decode("YQ===")"#,
+        // Not UTF-8: OPA answers a Go string of these bytes.
+        r#"base64.decode("/w==")"#,
+        r#"base64url.decode("dev")"#,
+        r#"hex.decode("ff")"#,
+        r#"base64url.decode("P_8-")"#,
+        r#"base64.decode("/w==") == base64.decode("/g==")"#,
+    ];
+    for expr in undefined {
+        assert_eq!(eval(expr), Value::Undefined, "{expr}");
+    }
+}

@@ -55,6 +55,42 @@ pub fn register(m: &mut builtins::BuiltinsMap<&'static str, builtins::BuiltinFcn
     }
 }
 
+/// Decodes as Go's `encoding/base64` in OPA (`StdEncoding`, `URLEncoding`): padded, `\r` and
+/// `\n` skipped, non-zero bits after the last byte ignored (Go checks them only in `Strict`
+/// mode: `"YR=="` is `"a"`), and nothing but padding after the first `=` (`data_encoding`
+/// alone decodes concatenated padded inputs, `"YQ==YQ=="`, which Go refuses).
+#[cfg(any(feature = "base64", feature = "base64url"))]
+fn go_base64_decode(symbols: String, encoded: &str) -> Result<Vec<u8>> {
+    if let Some((_, after_padding)) = encoded.split_once('=') {
+        if after_padding.contains(|c| !matches!(c, '=' | '\r' | '\n')) {
+            bail!("data after the padding");
+        }
+    }
+    let mut spec = data_encoding::Specification::new();
+    spec.symbols = symbols;
+    spec.padding = Some('=');
+    spec.ignore.push_str("\r\n");
+    spec.check_trailing_bits = false;
+    let encoding = spec.encoding().map_err(|e| anyhow!("{e}"))?;
+    encoding
+        .decode(encoded.as_bytes())
+        .map_err(|e| anyhow!("{e}"))
+}
+
+/// Decoded bytes as a Rego string. OPA keeps any bytes in a Go string, which a Rust string
+/// cannot hold: replacing invalid UTF-8 by U+FFFD made distinct byte strings equal (and equal
+/// to `"\u{fffd}"`) and broke round trips (`base64.encode(base64.decode(s))`) where OPA
+/// answers otherwise, so such bytes are a builtin error: the call is undefined.
+#[cfg(any(feature = "base64", feature = "base64url", feature = "hex"))]
+fn decoded_string(name: &str, param: &Expr, bytes: Vec<u8>) -> Result<Value> {
+    match String::from_utf8(bytes) {
+        Ok(text) => Ok(Value::String(text.into())),
+        Err(_) => bail!(param
+            .span()
+            .error(&format!("`{name}`: the decoded bytes are not UTF-8"))),
+    }
+}
+
 #[cfg(feature = "base64")]
 fn base64_decode(
     span: &Span,
@@ -66,16 +102,15 @@ fn base64_decode(
     ensure_args_count(span, name, params, args, 1)?;
 
     let encoded_str = ensure_string(name, &params[0], &args[0])?;
-    let decoded_bytes = data_encoding::BASE64
-        .decode(encoded_str.as_bytes())
-        .map_err(|e| {
-            params[0]
-                .span()
-                .error(&format!("decode failed\nCaused by\n{e}"))
-        })?;
-    Ok(Value::String(
-        String::from_utf8_lossy(&decoded_bytes).into(),
-    ))
+    let decoded_bytes =
+        go_base64_decode(data_encoding::BASE64.specification().symbols, &encoded_str).map_err(
+            |e| {
+                params[0]
+                    .span()
+                    .error(&format!("decode failed\nCaused by\n{e}"))
+            },
+        )?;
+    decoded_string(name, &params[0], decoded_bytes)
 }
 
 #[cfg(feature = "base64")]
@@ -106,7 +141,7 @@ fn base64_is_valid(
 
     let encoded_str = ensure_string(name, &params[0], &args[0])?;
     Ok(Value::Bool(
-        data_encoding::BASE64.decode(encoded_str.as_bytes()).is_ok(),
+        go_base64_decode(data_encoding::BASE64.specification().symbols, &encoded_str).is_ok(),
     ))
 }
 
@@ -121,25 +156,20 @@ fn base64url_decode(
     ensure_args_count(span, name, params, args, 1)?;
 
     let encoded_str = ensure_string(name, &params[0], &args[0])?;
-    let decoded_bytes = match data_encoding::BASE64URL.decode(encoded_str.as_bytes()) {
-        Ok(b) => b,
-        Err(_) => {
-            #[cfg(feature = "base64url")]
-            {
-                data_encoding::BASE64URL_NOPAD
-                    .decode(encoded_str.as_bytes())
-                    .map_err(|_| anyhow!(params[0].span().error("not a valid url")))?
-            }
-            #[cfg(not(feature = "base64url"))]
-            {
-                bail!(params[0].span().error("not a valid url"));
-            }
+    // OPA pads an unpadded input (RFC 7515, appendix C) and decodes it as Go's padded
+    // URL encoding.
+    let mut padded = encoded_str.as_ref().to_owned();
+    if !padded.ends_with('=') {
+        match padded.len() % 4 {
+            0 => (),
+            2 => padded.push_str("=="),
+            3 => padded.push('='),
+            _ => bail!(params[0].span().error("not a valid url")),
         }
-    };
-
-    Ok(Value::String(
-        String::from_utf8_lossy(&decoded_bytes).into(),
-    ))
+    }
+    let decoded_bytes = go_base64_decode(data_encoding::BASE64URL.specification().symbols, &padded)
+        .map_err(|_| anyhow!(params[0].span().error("not a valid url")))?;
+    decoded_string(name, &params[0], decoded_bytes)
 }
 
 #[cfg(feature = "base64url")]
@@ -189,9 +219,7 @@ fn hex_decode(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) 
                 .span()
                 .error(&format!("decode failure\nCaused by\n{e}"))
         })?;
-    Ok(Value::String(
-        String::from_utf8_lossy(&decoded_bytes).into(),
-    ))
+    decoded_string(name, &params[0], decoded_bytes)
 }
 
 #[cfg(feature = "hex")]
