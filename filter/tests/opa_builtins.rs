@@ -265,3 +265,26 @@ fn base64_decodes_as_go() {
         assert_eq!(eval(expr), Value::Undefined, "{expr}");
     }
 }
+
+/// Patch 54: `to_number` of a string with whitespace around the number is a builtin error in
+/// OPA (Go's `strconv.ParseFloat`), so the call is undefined; the JSON reader skipped it.
+#[test]
+fn to_number_refuses_whitespace() {
+    for text in ["1 ", "\n1", " 1", "\t-2.5", "1\r"] {
+        let expr = format!("to_number({})", json(text));
+        assert_eq!(eval(&expr), Value::Undefined, "{expr}");
+    }
+    for (text, want) in [
+        ("1", "1"),
+        ("-1.5e+3", "-1500"),
+        ("1E2", "100"),
+        ("1e-400", "0"),
+    ] {
+        let expr = format!("to_number({})", json(text));
+        assert_eq!(eval(&expr), eval(want), "{expr}");
+    }
+    for text in ["", "0x10", "Inf", "NaN", "1e400"] {
+        let expr = format!("to_number({})", json(text));
+        assert_eq!(eval(&expr), Value::Undefined, "{expr}");
+    }
+}
