@@ -288,3 +288,20 @@ fn to_number_refuses_whitespace() {
         assert_eq!(eval(&expr), Value::Undefined, "{expr}");
     }
 }
+
+/// Patch 55: `indexof` and `indexof_n` of an empty search string are builtin errors in OPA
+/// (`empty search character`), so the call is undefined; they answered `0` and every position.
+#[test]
+fn indexof_of_an_empty_string_is_undefined() {
+    for expr in [
+        r#"indexof("aaa", "")"#,
+        r#"indexof("", "")"#,
+        r#"indexof_n("aaa", "")"#,
+        r#"indexof_n("", "")"#,
+    ] {
+        assert_eq!(eval(expr), Value::Undefined, "{expr}");
+    }
+    assert_eq!(eval(r#"indexof_n("aba", "a")"#), eval("[0, 2]"));
+    assert_eq!(eval(r#"indexof("aba", "b")"#), Value::from(1));
+    assert_eq!(eval(r#"indexof("aba", "c")"#), Value::from(-1));
+}
