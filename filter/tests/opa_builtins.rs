@@ -305,3 +305,20 @@ fn indexof_of_an_empty_string_is_undefined() {
     assert_eq!(eval(r#"indexof("aba", "b")"#), Value::from(1));
     assert_eq!(eval(r#"indexof("aba", "c")"#), Value::from(-1));
 }
+
+/// Patch 56: `upper` and `lower` map each character by Unicode's simple case mapping, as Go's
+/// `strings.ToUpper`/`ToLower` in OPA: `upper("ß")` is `"ß"` (not `"SS"`), `lower("İ")` is
+/// `"i"` (no combining dot), a final `Σ` is `σ` (not `ς`).
+#[test]
+fn upper_and_lower_use_simple_case_mappings() {
+    let text = "ßİŉǰΐΰևẖẗẘẙẚὐᾀᾈᾳᾼᾲᾶῃῌῳῼﬀﬓΣΑΣ ΣaÅǅǈKΩµſ";
+    let upper = "\u{df}\u{130}\u{149}\u{1f0}\u{390}\u{3b0}\u{587}\u{1e96}\u{1e97}\u{1e98}\u{1e99}\u{1e9a}\u{1f50}\u{1f88}\u{1f88}\u{1fbc}\u{1fbc}\u{1fb2}\u{1fb6}\u{1fcc}\u{1fcc}\u{1ffc}\u{1ffc}\u{fb00}\u{fb13}\u{3a3}\u{391}\u{3a3} \u{3a3}A\u{c5}\u{1c4}\u{1c7}K\u{3a9}\u{39c}S";
+    let lower = "\u{df}i\u{149}\u{1f0}\u{390}\u{3b0}\u{587}\u{1e96}\u{1e97}\u{1e98}\u{1e99}\u{1e9a}\u{1f50}\u{1f80}\u{1f80}\u{1fb3}\u{1fb3}\u{1fb2}\u{1fb6}\u{1fc3}\u{1fc3}\u{1ff3}\u{1ff3}\u{fb00}\u{fb13}\u{3c3}\u{3b1}\u{3c3} \u{3c3}a\u{e5}\u{1c6}\u{1c9}k\u{3c9}\u{b5}\u{17f}";
+    assert_eq!(eval(&format!("upper({})", json(text))), Value::from(upper));
+    assert_eq!(eval(&format!("lower({})", json(text))), Value::from(lower));
+    assert_eq!(
+        eval(r#"lower("ΑΣ ΟΔΟΣ")"#),
+        Value::from("\u{3b1}\u{3c3} \u{3bf}\u{3b4}\u{3bf}\u{3c3}")
+    );
+    assert_eq!(eval(r#"upper("ß") == "SS""#), Value::from(false));
+}

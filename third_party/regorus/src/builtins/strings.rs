@@ -156,7 +156,9 @@ fn lower(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> Re
     let name = "lower";
     ensure_args_count(span, name, params, args, 1)?;
     let s = ensure_string(name, &params[0], &args[0])?;
-    Ok(Value::String(s.to_lowercase().into()))
+    Ok(Value::String(
+        s.chars().map(go_lower).collect::<String>().into(),
+    ))
 }
 
 fn replace(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> Result<Value> {
@@ -927,11 +929,46 @@ fn trim_suffix(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool)
     }))
 }
 
+/// A character in upper case as Go's `unicode.ToUpper` (OPA's `upper`): Unicode's simple case
+/// mapping, one character to one. Rust's `str::to_uppercase` uses the full mapping (`ß` to
+/// `SS`), where Go leaves such characters unchanged.
+fn go_upper(c: char) -> char {
+    let mut full = c.to_uppercase();
+    match (full.next(), full.next()) {
+        (Some(upper), None) => upper,
+        // Of the characters with a longer full mapping, only Greek letters with ypogegrammeni
+        // have a simple one: their titlecase form.
+        _ => match u32::from(c) {
+            n @ (0x1F80..=0x1F87 | 0x1F90..=0x1F97 | 0x1FA0..=0x1FA7) => {
+                char::from_u32(n + 8).unwrap_or(c)
+            }
+            0x1FB3 => '\u{1FBC}',
+            0x1FC3 => '\u{1FCC}',
+            0x1FF3 => '\u{1FFC}',
+            _ => c,
+        },
+    }
+}
+
+/// A character in lower case as Go's `unicode.ToLower` (OPA's `lower`): the simple case
+/// mapping, so `İ` is `i` (Rust's full mapping adds a combining dot) and `Σ` is always `σ`
+/// (Rust's `str::to_lowercase` makes a final one `ς`).
+fn go_lower(c: char) -> char {
+    let mut full = c.to_lowercase();
+    match (full.next(), full.next()) {
+        (Some(lower), None) => lower,
+        _ if c == '\u{130}' => 'i',
+        _ => c,
+    }
+}
+
 fn upper(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> Result<Value> {
     let name = "upper";
     ensure_args_count(span, name, params, args, 1)?;
     let s = ensure_string(name, &params[0], &args[0])?;
-    Ok(Value::String(s.to_uppercase().into()))
+    Ok(Value::String(
+        s.chars().map(go_upper).collect::<String>().into(),
+    ))
 }
 
 #[cfg(test)]
