@@ -322,3 +322,27 @@ fn upper_and_lower_use_simple_case_mappings() {
     );
     assert_eq!(eval(r#"upper("ß") == "SS""#), Value::from(false));
 }
+
+/// Patch 57: `urlquery.decode` is Go's `url.QueryUnescape` in OPA: it unescapes, it does not
+/// parse a query (`&`, `=`, `#` are kept), and an invalid escape is a builtin error (the
+/// call is undefined). Decoded bytes that are not UTF-8 are undefined, as in patch 53.
+#[test]
+fn urlquery_decode_unescapes_as_go() {
+    let defined = [
+        ("a=1&b=2", "a=1&b=2"),
+        ("a=&b", "a=&b"),
+        ("%41%2b+;x", "A+ ;x"),
+        ("%C3%A9", "é"),
+        ("é%20", "é "),
+        ("a#b", "a#b"),
+        ("a=b=c", "a=b=c"),
+    ];
+    for (text, want) in defined {
+        let expr = format!("urlquery.decode({})", json(text));
+        assert_eq!(eval(&expr), Value::from(want), "{expr}");
+    }
+    for text in ["%f", "100%", "%zz", "%4g", "%%41", "%ff"] {
+        let expr = format!("urlquery.decode({})", json(text));
+        assert_eq!(eval(&expr), Value::Undefined, "{expr}");
+    }
+}

@@ -81,7 +81,12 @@ fn go_base64_decode(symbols: String, encoded: &str) -> Result<Vec<u8>> {
 /// cannot hold: replacing invalid UTF-8 by U+FFFD made distinct byte strings equal (and equal
 /// to `"\u{fffd}"`) and broke round trips (`base64.encode(base64.decode(s))`) where OPA
 /// answers otherwise, so such bytes are a builtin error: the call is undefined.
-#[cfg(any(feature = "base64", feature = "base64url", feature = "hex"))]
+#[cfg(any(
+    feature = "base64",
+    feature = "base64url",
+    feature = "hex",
+    feature = "urlquery"
+))]
 fn decoded_string(name: &str, param: &Expr, bytes: Vec<u8>) -> Result<Value> {
     match String::from_utf8(bytes) {
         Ok(text) => Ok(Value::String(text.into())),
@@ -246,21 +251,27 @@ fn urlquery_decode(
     ensure_args_count(span, name, params, args, 1)?;
 
     let string = ensure_string(name, &params[0], &args[0])?;
-    let url_string = "https://non-existent?".to_owned() + string.as_ref();
-    let url = match url::Url::parse(&url_string) {
-        Ok(v) => v,
-        Err(_) => bail!(params[0].span().error("not a valid url query")),
-    };
-
-    let mut query_str = "".to_owned();
-    for (k, v) in url.query_pairs() {
-        query_str += &k;
-        if !v.is_empty() {
-            query_str += "=";
-            query_str += &v;
+    // Go's `url.QueryUnescape`, as OPA: `+` is a space, `%XX` a byte, an incomplete or
+    // non-hexadecimal escape an error, and nothing else special (`&`, `=`, `#` are kept:
+    // the text is not parsed as a query).
+    let text = string.as_bytes();
+    let mut bytes = Vec::with_capacity(text.len());
+    let mut rest = text.iter();
+    while let Some(&byte) = rest.next() {
+        match byte {
+            b'+' => bytes.push(b' '),
+            b'%' => {
+                let high = rest.next().and_then(|d| char::from(*d).to_digit(16));
+                let low = rest.next().and_then(|d| char::from(*d).to_digit(16));
+                match (high, low) {
+                    (Some(high), Some(low)) => bytes.push(u8::try_from(high * 16 + low)?),
+                    _ => bail!(params[0].span().error("invalid URL escape")),
+                }
+            }
+            byte => bytes.push(byte),
         }
     }
-    Ok(Value::String(query_str.into()))
+    decoded_string(name, &params[0], bytes)
 }
 
 #[cfg(feature = "urlquery")]
