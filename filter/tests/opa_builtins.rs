@@ -346,3 +346,25 @@ fn urlquery_decode_unescapes_as_go() {
         assert_eq!(eval(&expr), Value::Undefined, "{expr}");
     }
 }
+
+/// Patch 57: `urlquery.decode_object` is Go's `url.ParseQuery` in OPA: pairs split at `&`, a
+/// `;` or an invalid escape a builtin error (undefined), `#` an ordinary character.
+#[test]
+fn urlquery_decode_object_parses_as_go() {
+    let defined = [
+        ("a=1&a=2&b", r#"{"a": ["1", "2"], "b": [""]}"#),
+        ("a+b=c+d&%41=%42", r#"{"A": ["B"], "a b": ["c d"]}"#),
+        ("a=1&&b=2", r#"{"a": ["1"], "b": ["2"]}"#),
+        ("=x", r#"{"": ["x"]}"#),
+        ("a==b#c", r##"{"a": ["=b#c"]}"##),
+        ("", "{}"),
+    ];
+    for (text, want) in defined {
+        let expr = format!("urlquery.decode_object({})", json(text));
+        assert_eq!(eval(&expr), eval(want), "{expr}");
+    }
+    for text in ["a=%zz", "a=1;b=2", "a=%ff"] {
+        let expr = format!("urlquery.decode_object({})", json(text));
+        assert_eq!(eval(&expr), Value::Undefined, "{expr}");
+    }
+}

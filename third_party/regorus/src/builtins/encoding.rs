@@ -251,27 +251,30 @@ fn urlquery_decode(
     ensure_args_count(span, name, params, args, 1)?;
 
     let string = ensure_string(name, &params[0], &args[0])?;
-    // Go's `url.QueryUnescape`, as OPA: `+` is a space, `%XX` a byte, an incomplete or
-    // non-hexadecimal escape an error, and nothing else special (`&`, `=`, `#` are kept:
-    // the text is not parsed as a query).
-    let text = string.as_bytes();
+    match query_unescape(&string) {
+        Some(bytes) => decoded_string(name, &params[0], bytes),
+        None => bail!(params[0].span().error("invalid URL escape")),
+    }
+}
+
+/// Go's `url.QueryUnescape`, as OPA: `+` is a space, `%XX` a byte, every other byte kept
+/// (`&`, `=`, `#` too); `None` for an incomplete or non-hexadecimal escape.
+#[cfg(feature = "urlquery")]
+fn query_unescape(text: &str) -> Option<Vec<u8>> {
     let mut bytes = Vec::with_capacity(text.len());
-    let mut rest = text.iter();
-    while let Some(&byte) = rest.next() {
+    let mut rest = text.bytes();
+    while let Some(byte) = rest.next() {
         match byte {
             b'+' => bytes.push(b' '),
             b'%' => {
-                let high = rest.next().and_then(|d| char::from(*d).to_digit(16));
-                let low = rest.next().and_then(|d| char::from(*d).to_digit(16));
-                match (high, low) {
-                    (Some(high), Some(low)) => bytes.push(u8::try_from(high * 16 + low)?),
-                    _ => bail!(params[0].span().error("invalid URL escape")),
-                }
+                let high = char::from(rest.next()?).to_digit(16)?;
+                let low = char::from(rest.next()?).to_digit(16)?;
+                bytes.push(u8::try_from(high * 16 + low).ok()?);
             }
             byte => bytes.push(byte),
         }
     }
-    decoded_string(name, &params[0], bytes)
+    Some(bytes)
 }
 
 #[cfg(feature = "urlquery")]
@@ -285,16 +288,22 @@ fn urlquery_decode_object(
     ensure_args_count(span, name, params, args, 1)?;
 
     let string = ensure_string(name, &params[0], &args[0])?;
-    let url_string = "https://non-existent?".to_owned() + string.as_ref();
-    let url = match url::Url::parse(&url_string) {
-        Ok(v) => v,
-        Err(_) => bail!(params[0].span().error("not a valid url query")),
-    };
-
+    // Go's `url.ParseQuery`, as OPA: pairs separated by `&` (a `;` is an error), empty ones
+    // skipped, key and value split at the first `=` and each unescaped.
     let mut map = alloc::collections::BTreeMap::new();
-    for (k, v) in url.query_pairs() {
-        let key = Value::String(k.clone().into());
-        let value = Value::String(v.clone().into());
+    for pair in string.split('&').filter(|pair| !pair.is_empty()) {
+        if pair.contains(';') {
+            bail!(params[0]
+                .span()
+                .error("invalid semicolon separator in query"));
+        }
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let unescape = |text: &str| match query_unescape(text) {
+            Some(bytes) => decoded_string(name, &params[0], bytes),
+            None => bail!(params[0].span().error("invalid URL escape")),
+        };
+        let key = unescape(k)?;
+        let value = unescape(v)?;
         if let Ok(a) = map.entry(key).or_insert(Value::new_array()).as_array_mut() {
             a.push(value);
             // Guard decoded parameter accumulation while grouping duplicate keys.
