@@ -368,3 +368,42 @@ fn urlquery_decode_object_parses_as_go() {
         assert_eq!(eval(&expr), Value::Undefined, "{expr}");
     }
 }
+
+/// Patch 59: `semver.is_valid` and `semver.compare` read versions as OPA's semver package
+/// (from coreos/go-semver): an optional `v`, leading zeros allowed, an empty pre-release
+/// allowed. The `semver` crate refused these (false, undefined).
+#[test]
+fn semver_reads_versions_as_opa() {
+    let valid = [
+        "v1.0.0",
+        "1.0.0-",
+        "1.0.0+",
+        "1.0.0+0a.01",
+        "1.0.00",
+        "01.0.0",
+        "1.0.0-01",
+        "1.0.0--1",
+        "9223372036854775807.0.0",
+    ];
+    let invalid = [
+        "V1.0.0",
+        "vv1.0.0",
+        "1.0.0-a..b",
+        " 1.0.0",
+        "1.0",
+        "1.0.0.0",
+        "18446744073709551616.0.0",
+        "1.0.0-a_b",
+        "1.0.0-a+b+c",
+    ];
+    for (versions, want) in [(&valid, true), (&invalid, false)] {
+        for version in versions {
+            let expr = format!("semver.is_valid({})", json(version));
+            assert_eq!(eval(&expr), Value::from(want), "{expr}");
+        }
+    }
+    assert_eq!(
+        eval(r#"semver.compare("v1.0.10", "1.00.9")"#),
+        Value::from(1)
+    );
+}
