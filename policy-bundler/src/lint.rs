@@ -8,6 +8,7 @@
 
 use regorus::unstable::{Parser, Source, Span, WithModifier};
 use zerohop_filter::bundle::Bundle;
+use zerohop_filter::engine::compile_checks::place;
 use zerohop_filter::engine::walk::{self, Visitor};
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -53,19 +54,6 @@ pub fn lint(bundle: &Bundle) -> Vec<Finding> {
     findings.sort();
     findings.dedup();
     findings
-}
-
-/// `file:line:column` with the column in characters, as editors and OPA count (regorus counts a
-/// tab as four columns).
-fn place(span: &Span) -> (String, u32, u32) {
-    let contents = span.source.contents();
-    let start = usize::try_from(span.start).unwrap_or(usize::MAX);
-    let column = contents
-        .get(..start)
-        .map(|before| before.rsplit('\n').next().unwrap_or(before).chars().count() + 1)
-        .and_then(|c| u32::try_from(c).ok())
-        .unwrap_or(span.col);
-    (span.source.file().clone(), span.line, column)
 }
 
 /// Converts a regorus column (a tab counts four) on `line` of `source` to characters.

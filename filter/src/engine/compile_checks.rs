@@ -100,19 +100,25 @@ fn package_path(module: &Module) -> Option<String> {
     get_path_string(&module.package.refr, Some("data")).ok()
 }
 
-/// An error at `span`.
-fn error(span: &Span, code: &'static str, message: String) -> CompileError {
+/// `file:line:column` of `span`, the column in characters as OPA and editors count (regorus
+/// counts a tab as four columns).
+pub fn place(span: &Span) -> (String, u32, u32) {
     let contents = span.source.contents();
     let start = usize::try_from(span.start).unwrap_or(usize::MAX);
-    // regorus counts a tab as four columns; OPA and editors count characters.
     let column = contents
         .get(..start)
         .map(|before| before.rsplit('\n').next().unwrap_or(before).chars().count() + 1)
         .and_then(|c| u32::try_from(c).ok())
         .unwrap_or(span.col);
+    (span.source.file().clone(), span.line, column)
+}
+
+/// An error at `span`.
+fn error(span: &Span, code: &'static str, message: String) -> CompileError {
+    let (file, line, column) = place(span);
     CompileError {
-        file: span.source.file().clone(),
-        line: span.line,
+        file,
+        line,
         column,
         code,
         message,
@@ -1752,36 +1758,24 @@ fn assigned_vars(expr: &Expr, names: &mut BTreeSet<String>, spans: &mut Vec<(Str
 /// The variable names `expr` uses in its own scope: not those of comprehensions, which are
 /// scopes of their own.
 fn collect_scope_vars(expr: &Expr, names: &mut BTreeSet<String>) {
-    struct Collect<'n>(&'n mut BTreeSet<String>);
-    impl super::walk::Visitor for Collect<'_> {
-        fn expr(&mut self, expr: &Expr) -> bool {
-            match expr {
-                Expr::Var { span, .. } => {
-                    self.0.insert(span.text().to_string());
-                    true
-                }
-                Expr::Call { params, .. } => {
-                    for param in params {
-                        super::walk::expr(param, self);
-                    }
-                    false
-                }
-                Expr::ArrayCompr { .. } | Expr::SetCompr { .. } | Expr::ObjectCompr { .. } => false,
-                _ => true,
-            }
-        }
-    }
-    super::walk::expr(expr, &mut Collect(names));
+    collect_names(expr, names, false);
 }
 
 /// Every variable name in `expr`, comprehensions included.
 fn collect_vars(expr: &Expr, names: &mut BTreeSet<String>) {
-    struct Collect<'n>(&'n mut BTreeSet<String>);
+    collect_names(expr, names, true);
+}
+
+fn collect_names(expr: &Expr, names: &mut BTreeSet<String>, comprehensions: bool) {
+    struct Collect<'n> {
+        names: &'n mut BTreeSet<String>,
+        comprehensions: bool,
+    }
     impl super::walk::Visitor for Collect<'_> {
         fn expr(&mut self, expr: &Expr) -> bool {
             match expr {
                 Expr::Var { span, .. } => {
-                    self.0.insert(span.text().to_string());
+                    self.names.insert(span.text().to_string());
                     true
                 }
                 // A function's name is not a variable.
@@ -1791,9 +1785,18 @@ fn collect_vars(expr: &Expr, names: &mut BTreeSet<String>) {
                     }
                     false
                 }
+                Expr::ArrayCompr { .. } | Expr::SetCompr { .. } | Expr::ObjectCompr { .. } => {
+                    self.comprehensions
+                }
                 _ => true,
             }
         }
     }
-    super::walk::expr(expr, &mut Collect(names));
+    super::walk::expr(
+        expr,
+        &mut Collect {
+            names,
+            comprehensions,
+        },
+    );
 }
