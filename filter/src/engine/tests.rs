@@ -1216,6 +1216,58 @@ fn an_empty_comprehension_inside_an_iteration_is_an_empty_collection() {
     }
 }
 
+/// A finished comprehension leaves nothing behind for a later body (answers from OPA v1.20.2):
+/// the RVM kept the context of a comprehension whose body failed, and a failure in the next
+/// definition of the rule went back into the first one, adding a stray value (`[true, 1, []]`).
+#[test]
+fn a_failed_comprehension_body_does_not_take_a_later_definitions_failures() {
+    for (rego, input, expected) in [
+        (
+            "r contains [true | input.n.x] if { v7 = input[v6] }\n\
+             r contains true if { some v9 in input.cfg; [v11] := v9 }",
+            r#"{"n": 7, "cfg": {"a": [1], "b": ["read", "write"]}}"#,
+            Some("[true, []]"),
+        ),
+        (
+            "r contains [true | input.n.x] if { v7 = input[v6] }\n\
+             r contains x if { some x in input.xs; x > 1 }",
+            r#"{"n": 7, "xs": [1, 2]}"#,
+            Some("[2, []]"),
+        ),
+        (
+            "r contains [1 | input.n] if { true }\nr contains 2 if { input.m }",
+            "{}",
+            Some("[[]]"),
+        ),
+        (
+            "r contains 1 if { x := [1 | input.n]; x == [] }\n\
+             r contains y if { some y in input.xs; y > 1 }",
+            r#"{"xs": [1, 2]}"#,
+            Some("[1, 2]"),
+        ),
+        (
+            "r contains y if { y := {z | some z in input.ys; input.n} }\n\
+             r contains [v] if { some x in input.xs; [v] := x }",
+            r#"{"ys": [1], "xs": [[3], [4, 5]]}"#,
+            Some("[[3], []]"),
+        ),
+        ("r if { x := [1 | input.n]; input.m }", "{}", None),
+        (
+            "r := x if { x := [1 | input.n]; input.m }\nr := 2 if { [v] := input.xs }",
+            r#"{"xs": [1, 2]}"#,
+            None,
+        ),
+        (
+            "f(a) := [1 | input.n] if { a > 0 }\nf(a) := 3 if { a < 0; input.m }\n\
+             r := [f(1), f(-1)]",
+            "{}",
+            None,
+        ),
+    ] {
+        assert_decides(rego, input, expected);
+    }
+}
+
 /// The loaded policy (the RVM, or the interpreter when the compiler refuses `rego`) and the
 /// interpreter both decide `expected` (JSON; `None`: undefined), OPA's answer.
 #[track_caller]

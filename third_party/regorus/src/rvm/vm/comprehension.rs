@@ -311,8 +311,9 @@ impl RegoVM {
             if has_next {
                 self.pc = usize::from(comprehension_context.body_start).saturating_sub(1);
             } else {
-                comprehension_context.iteration_state = None;
+                // Resuming past `ComprehensionEnd`: the finished context is dropped here.
                 self.pc = usize::from(comprehension_context.comprehension_end).saturating_sub(1);
+                return Ok(());
             }
         }
 
@@ -503,8 +504,11 @@ impl RegoVM {
         &mut self,
     ) -> Result<bool> {
         if let Some(mut context) = self.comprehension_stack.pop() {
-            self.advance_comprehension_after_failure(&mut context)?;
-            self.comprehension_stack.push(context);
+            // A finished comprehension resumes past its `ComprehensionEnd`, so its context is
+            // dropped here; left on the stack, it would take the failures of later bodies.
+            if self.advance_comprehension_after_failure(&mut context)? {
+                self.comprehension_stack.push(context);
+            }
             Ok(true)
         } else {
             Ok(false)
@@ -516,6 +520,7 @@ impl RegoVM {
                 ref mut context, ..
             } = &mut frame.kind
             {
+                // The frame stays: the dispatcher unwinds it at the comprehension's end.
                 self.advance_comprehension_after_failure(context)?;
                 true
             } else {
@@ -530,25 +535,23 @@ impl RegoVM {
         Ok(false)
     }
 
+    /// Moves to the comprehension's next iteration (true) or past its end (false).
     fn advance_comprehension_after_failure(
         &mut self,
         context: &mut ComprehensionContext,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         if let Some(iter_state) = context.iteration_state.as_mut() {
             iter_state.advance();
             let has_next =
                 self.setup_next_iteration(iter_state, context.key_reg, context.value_reg)?;
             if has_next {
                 self.pc = usize::from(context.body_start.saturating_sub(1));
-            } else {
-                context.iteration_state = None;
-                self.pc = usize::from(context.comprehension_end.saturating_sub(1));
+                return Ok(true);
             }
-        } else {
-            self.pc = usize::from(context.comprehension_end.saturating_sub(1));
+            context.iteration_state = None;
         }
-
-        Ok(())
+        self.pc = usize::from(context.comprehension_end.saturating_sub(1));
+        Ok(false)
     }
 
     fn execute_comprehension_end_run_to_completion(&mut self) -> Result<()> {
