@@ -127,6 +127,10 @@ def check_patch_commits(vendoring: str) -> list[str]:
 
 
 def main() -> int:
+    if git("rev-parse", "--is-shallow-repository").strip() == "true":
+        # The check reads the commits since the copy was vendored; a shallow clone lacks them.
+        print(f"{VENDORED}: not checked in a shallow clone (`git fetch --unshallow` first)")
+        return 0
     if git("status", "--porcelain", "--", VENDORED).strip():
         print(f"error: {VENDORED} has uncommitted changes", file=sys.stderr)
         return 1
