@@ -484,3 +484,20 @@ fn sprintf_formats_like_go() {
         check(&format!("default r := 7\nr := {call}"), "{}", "7");
     }
 }
+
+#[test]
+fn object_subset_matches_types_as_opa() {
+    // Operands of different kinds are a builtin error: undefined, not `false`.
+    check("r := object.subset(input.a, input.b)", r#"{"a": {}, "b": "alice"}"#, "undefined");
+    check("r := object.subset({}, [])", "{}", "undefined");
+    check("r := object.subset(input, input.groups)", r#"{"groups": null}"#, "undefined");
+    // One level down, an array does not hold a set.
+    check(r#"r := object.subset({"a": [1, 2]}, {"a": {1}})"#, "{}", "false");
+    check(r#"r := object.subset({"a": {1, 2}}, {"a": {1}})"#, "{}", "true");
+    check(r#"r := object.subset({"a": {"b": [1, 2, 3]}}, {"a": {"b": [2]}})"#, "{}", "true");
+    // An array holds a set as OPA counts: duplicates count, an empty array holds nothing.
+    check("r := object.subset([1, 1], {1, 2})", "{}", "true");
+    check("r := object.subset([], set())", "{}", "false");
+    check("r := object.subset([1], set())", "{}", "true");
+    check("r := object.subset([[1, 2]], {[1]})", "{}", "false");
+}

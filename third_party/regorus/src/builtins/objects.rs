@@ -8,6 +8,7 @@ use crate::builtins;
 use crate::builtins::utils::{enforce_limit, ensure_args_count, ensure_array, ensure_object};
 use crate::lexer::Span;
 use crate::Rc;
+use crate::value::{Array, Object, Set};
 use crate::Value;
 use crate::*;
 
@@ -342,39 +343,51 @@ fn remove(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> R
     Ok(Value::Object(obj))
 }
 
-fn is_subset(sup: &Value, sub: &Value) -> bool {
-    match (sup, sub) {
-        (Value::Object(sup), Value::Object(sub)) => {
-            sub.iter().all(|(k, vsub)| {
-                match sup.get(k) {
-                    //		    Some(vsup @ Value::Object(_)) => is_subset(vsup, vsub),
-                    Some(vsup) => is_subset(vsup, vsub),
-                    _ => false,
-                }
-            })
+// OPA's `objectSubset`: a key's values match when equal, or when both are objects (recursively),
+// both sets or both arrays; nothing else (an array does not hold a set one level down).
+fn object_is_subset(sup: &Object, sub: &Object) -> bool {
+    sub.iter().all(|(k, vsub)| match (sup.get(k), vsub) {
+        (None, _) => false,
+        (Some(vsup), vsub) if vsup == vsub => true,
+        (Some(Value::Object(vsup)), Value::Object(vsub)) => object_is_subset(vsup, vsub),
+        (Some(Value::Set(vsup)), Value::Set(vsub)) => vsub.is_subset(vsup),
+        (Some(Value::Array(vsup)), Value::Array(vsub)) => array_is_subarray(vsup, vsub),
+        _ => false,
+    })
+}
+
+// An empty array is a subarray of every array (`windows(0)` would panic).
+fn array_is_subarray(sup: &Array, sub: &Array) -> bool {
+    let (sup, sub) = (sup.as_slice(), sub.as_slice());
+    sub.is_empty() || sup.windows(sub.len()).any(|w| w == sub)
+}
+
+// OPA's `arraySetSubset` counts matching array elements against the set's size, duplicates
+// included, and answers only while it walks the array: `[1, 1]` holds `{1, 2}`, `[]` does not
+// hold `set()`.
+fn array_holds_set(sup: &Array, sub: &Set) -> bool {
+    let mut unmatched = sub.len();
+    sup.iter().any(|v| {
+        if sub.contains(v) {
+            unmatched = unmatched.saturating_sub(1);
         }
-        (Value::Set(sup), Value::Set(sub)) => sub.is_subset(sup),
-        // An empty array is a subarray of every array (`windows(0)` would panic).
-        (Value::Array(sup), Value::Array(sub)) => {
-            sub.is_empty()
-                || sup
-                    .as_slice()
-                    .windows(sub.len())
-                    .any(|w| w == sub.as_slice())
-        }
-        (Value::Array(sup), Value::Set(_)) => {
-            let sup = Value::from_set(sup.iter().cloned().collect());
-            is_subset(&sup, sub)
-        }
-        (sup, sub) => sup == sub,
-    }
+        unmatched == 0
+    })
 }
 
 fn subset(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> Result<Value> {
     let name = "object.subset";
     ensure_args_count(span, name, params, args, 2)?;
 
-    Ok(Value::Bool(is_subset(&args[0], &args[1])))
+    Ok(Value::Bool(match (&args[0], &args[1]) {
+        (Value::Object(sup), Value::Object(sub)) => object_is_subset(sup, sub),
+        (Value::Set(sup), Value::Set(sub)) => sub.is_subset(sup),
+        (Value::Array(sup), Value::Array(sub)) => array_is_subarray(sup, sub),
+        (Value::Array(sup), Value::Set(sub)) => array_holds_set(sup, sub),
+        _ => bail!(span.error(&format!(
+            "`{name}` requires both arguments of the same type (object, set or array), or an array and a set"
+        ))),
+    }))
 }
 
 fn union(obj1: &Value, obj2: &Value) -> Result<Value> {
