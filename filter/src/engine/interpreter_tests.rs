@@ -501,3 +501,34 @@ fn object_subset_matches_types_as_opa() {
     check("r := object.subset([1], set())", "{}", "true");
     check("r := object.subset([[1, 2]], {[1]})", "{}", "false");
 }
+
+#[test]
+fn regex_template_match_compiles_the_template_as_opa() {
+    let case = |template: &str, value: &str, delims: (&str, &str), expected: &str| {
+        let (start, end) = delims;
+        check(
+            &format!(r#"r := regex.template_match({template:?}, {value:?}, {start:?}, {end:?})"#),
+            "{}",
+            expected,
+        );
+    };
+    let braces = ("{", "}");
+    // Delimiters are one byte each.
+    case("user", "user", ("path", "cfg"), "undefined");
+    case("urn:foo:{.*}", "urn:foo:bar:baz", braces, "true");
+    // Literal text is literal (`.` matches only `.`).
+    case("urn:foo.bar.com:{.*}", "urn:fooxbar.com:bar:baz", braces, "false");
+    case("x.y", "xzy", braces, "false");
+    // One expression for the whole template, so patterns backtrack across spans.
+    case("a{b+}{b*c}", "abbbc", braces, "true");
+    case("{a|b}c", "bc", braces, "true");
+    // Nested delimiters belong to the pattern; unbalanced ones are an error.
+    case("a{x{2}}", "axx", braces, "true");
+    case("a{x", "ax", braces, "undefined");
+    case("a}x", "ax", braces, "undefined");
+    case("/a/", "/a/", ("/", "/"), "undefined");
+    case("a", "a", ("/", "/"), "true");
+    case("a<[0-9]+>b", "a12b", ("<", ">"), "true");
+    case("a<(>b", "a(b", ("<", ">"), "undefined");
+    case(r"a<\d+>", "a١", ("<", ">"), "false");
+}

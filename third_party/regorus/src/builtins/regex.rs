@@ -11,7 +11,7 @@ use crate::*;
 
 use alloc::borrow::Cow;
 use alloc::sync::Arc;
-use anyhow::Result;
+use anyhow::{bail, Result};
 use regex::{Regex, RegexBuilder};
 
 // ---------------------------------------------------------------------------
@@ -331,6 +331,10 @@ fn regex_split(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool)
     ))
 }
 
+// As OPA (a template compiler forked from gorilla/mux): each top-level `start…end` span of the
+// template is a regular expression, the text between spans is literal, and the whole value must
+// match `^literal(pattern)literal…$`. Delimiters are one byte each; nested delimiters inside a
+// pattern are counted, unbalanced ones are an error.
 fn regex_template_match(
     span: &Span,
     params: &[Ref<Expr>],
@@ -344,46 +348,60 @@ fn regex_template_match(
     let delimiter_start = ensure_string(name, &params[2], &args[2])?;
     let delimiter_end = ensure_string(name, &params[3], &args[3])?;
 
-    let delimiter_start = delimiter_start.as_ref();
-    let delimiter_end = delimiter_end.as_ref();
-    let mut template = template.as_ref();
-    let mut value = value.as_ref();
-
-    while let (Some(start), Some(end)) =
-        (template.find(delimiter_start), template.find(delimiter_end))
-    {
-        if start >= end {
-            return Ok(Value::Undefined);
+    let (&[start], &[end]) = (delimiter_start.as_bytes(), delimiter_end.as_bytes()) else {
+        bail!(params[2].span().error("delimiters have to be exactly one byte long"));
+    };
+    let template = template.as_ref();
+    let mut pattern = String::from("^");
+    let mut literal_from = 0;
+    let mut level = 0usize;
+    let mut span_from = 0;
+    for (i, byte) in template.bytes().enumerate() {
+        if byte == start {
+            level += 1;
+            if level == 1 {
+                span_from = i;
+            }
+        } else if byte == end {
+            let Some(down) = level.checked_sub(1) else {
+                bail!(params[0].span().error("unbalanced delimiters in template"));
+            };
+            level = down;
+            if level == 0 {
+                // Both ends are ASCII bytes, so these are character boundaries.
+                let (Some(literal), Some(inner)) = (
+                    template.get(literal_from..span_from),
+                    template.get(span_from + 1..i),
+                ) else {
+                    bail!(params[0].span().error("invalid template"));
+                };
+                // Each pattern must be a valid expression on its own, as in OPA.
+                compile_regex_for_builtin(params[0].span(), &format!("^{inner}$"))?;
+                pattern.push_str(&go_quote_meta(literal));
+                pattern.push('(');
+                pattern.push_str(inner);
+                pattern.push(')');
+                literal_from = i + 1;
+            }
         }
-        // Match precesing literal (if any). `get`: the value may be shorter, or have a
-        // multi-byte character across `start`; it does not match then.
-        let (Some(literal), Some(rest)) = (value.get(..start), value.get(start..)) else {
-            return Ok(Value::Bool(false));
-        };
-        if template.get(..start) != Some(literal) {
-            return Ok(Value::Bool(false));
-        }
-
-        // Fetch pattern, excluding delimiters (which may overlap: then there is none).
-        let Some(pattern) = template.get(start + delimiter_start.len()..end) else {
-            return Ok(Value::Undefined);
-        };
-        let re = compile_regex_for_builtin(params[0].span(), pattern)?;
-
-        // Skip preceding literal in value.
-        value = rest;
-
-        let m = match re.find(value) {
-            Some(m) if m.start() == 0 => m,
-            _ => return Ok(Value::Bool(false)),
-        };
-        // Skip match in string.
-        value = &value[m.len()..];
-
-        // Skip regex and delimiter in template.
-        template = &template[end + delimiter_end.len()..];
     }
+    if level != 0 {
+        bail!(params[0].span().error("unbalanced delimiters in template"));
+    }
+    pattern.push_str(&go_quote_meta(template.get(literal_from..).unwrap_or_default()));
+    pattern.push('$');
+    let re = compile_regex_for_builtin(params[0].span(), &pattern)?;
+    Ok(Value::Bool(re.is_match(value.as_ref())))
+}
 
-    // Ensure that ending literal matches.
-    Ok(Value::Bool(template == value))
+/// Go's `regexp.QuoteMeta`: escapes exactly `\.+*?()|[]{}^$`.
+fn go_quote_meta(text: &str) -> String {
+    let mut quoted = String::with_capacity(text.len());
+    for c in text.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            quoted.push('\\');
+        }
+        quoted.push(c);
+    }
+    quoted
 }
