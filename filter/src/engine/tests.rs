@@ -1346,3 +1346,20 @@ fn an_undefined_with_value_makes_the_expression_undefined() {
         assert_loaded_decides(rego, input, expected);
     }
 }
+
+/// `input` and `data` read inside a region that may run zero times (an `every` over an empty
+/// collection, a comprehension whose body fails) are read again after it (answers from OPA
+/// v1.20.2). The RVM compiler loaded each root once per rule definition and reused the register
+/// after such a region, where it was never written: the rest of the body failed.
+#[test]
+fn input_read_in_a_skipped_region_is_read_again_after_it() {
+    for (rego, expected) in [
+        ("r := \"cfg\" if {\n every v in [] { input; v }\n input\n}", Some("\"cfg\"")),
+        ("f(x) := 1 if {\n every v in [] { input; v }\n input\n x\n}\nr := f(1)", Some("1")),
+        ("r := [x | x := 1; every v in [] { input; v }; input]", Some("[1]")),
+        ("r := [1 | not [input | false][0]; input]", Some("[1]")),
+        ("r := {k: 1 | k := \"a\"; count([input | false]) == 0; input}", Some(r#"{"a": 1}"#)),
+    ] {
+        assert_decides(rego, "{}", expected);
+    }
+}

@@ -131,6 +131,18 @@ impl<'a> Compiler<'a> {
         self.current_data_register = None;
     }
 
+    /// Compiles a region that may run zero times (an `every` or a comprehension body): `input`
+    /// and `data` loaded inside it are not loaded after it, so later uses load them again.
+    pub(super) fn compile_skippable_region<T>(
+        &mut self,
+        compile: impl FnOnce(&mut Self) -> Result<T>,
+    ) -> Result<T> {
+        let saved = (self.current_input_register, self.current_data_register);
+        let result = compile(self);
+        (self.current_input_register, self.current_data_register) = saved;
+        result
+    }
+
     /// Push a new compilation context onto the context stack
     pub fn push_context(&mut self, context: CompilationContext) {
         self.context_stack.push(context);

@@ -172,7 +172,7 @@ impl<'a> Compiler<'a> {
             self.add_variable(key_name, key_reg);
         }
 
-        self.compile_query(query)?;
+        self.compile_skippable_region(|compiler| compiler.compile_query(query))?;
 
         self.pop_context();
         self.pop_scope();
