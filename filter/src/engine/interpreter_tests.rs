@@ -488,13 +488,33 @@ fn sprintf_formats_like_go() {
 #[test]
 fn object_subset_matches_types_as_opa() {
     // Operands of different kinds are a builtin error: undefined, not `false`.
-    check("r := object.subset(input.a, input.b)", r#"{"a": {}, "b": "alice"}"#, "undefined");
+    check(
+        "r := object.subset(input.a, input.b)",
+        r#"{"a": {}, "b": "alice"}"#,
+        "undefined",
+    );
     check("r := object.subset({}, [])", "{}", "undefined");
-    check("r := object.subset(input, input.groups)", r#"{"groups": null}"#, "undefined");
+    check(
+        "r := object.subset(input, input.groups)",
+        r#"{"groups": null}"#,
+        "undefined",
+    );
     // One level down, an array does not hold a set.
-    check(r#"r := object.subset({"a": [1, 2]}, {"a": {1}})"#, "{}", "false");
-    check(r#"r := object.subset({"a": {1, 2}}, {"a": {1}})"#, "{}", "true");
-    check(r#"r := object.subset({"a": {"b": [1, 2, 3]}}, {"a": {"b": [2]}})"#, "{}", "true");
+    check(
+        r#"r := object.subset({"a": [1, 2]}, {"a": {1}})"#,
+        "{}",
+        "false",
+    );
+    check(
+        r#"r := object.subset({"a": {1, 2}}, {"a": {1}})"#,
+        "{}",
+        "true",
+    );
+    check(
+        r#"r := object.subset({"a": {"b": [1, 2, 3]}}, {"a": {"b": [2]}})"#,
+        "{}",
+        "true",
+    );
     // An array holds a set as OPA counts: duplicates count, an empty array holds nothing.
     check("r := object.subset([1, 1], {1, 2})", "{}", "true");
     check("r := object.subset([], set())", "{}", "false");
@@ -517,7 +537,12 @@ fn regex_template_match_compiles_the_template_as_opa() {
     case("user", "user", ("path", "cfg"), "undefined");
     case("urn:foo:{.*}", "urn:foo:bar:baz", braces, "true");
     // Literal text is literal (`.` matches only `.`).
-    case("urn:foo.bar.com:{.*}", "urn:fooxbar.com:bar:baz", braces, "false");
+    case(
+        "urn:foo.bar.com:{.*}",
+        "urn:fooxbar.com:bar:baz",
+        braces,
+        "false",
+    );
     case("x.y", "xzy", braces, "false");
     // One expression for the whole template, so patterns backtrack across spans.
     case("a{b+}{b*c}", "abbbc", braces, "true");

@@ -1354,12 +1354,62 @@ fn an_undefined_with_value_makes_the_expression_undefined() {
 #[test]
 fn input_read_in_a_skipped_region_is_read_again_after_it() {
     for (rego, expected) in [
-        ("r := \"cfg\" if {\n every v in [] { input; v }\n input\n}", Some("\"cfg\"")),
-        ("f(x) := 1 if {\n every v in [] { input; v }\n input\n x\n}\nr := f(1)", Some("1")),
-        ("r := [x | x := 1; every v in [] { input; v }; input]", Some("[1]")),
+        (
+            "r := \"cfg\" if {\n every v in [] { input; v }\n input\n}",
+            Some("\"cfg\""),
+        ),
+        (
+            "f(x) := 1 if {\n every v in [] { input; v }\n input\n x\n}\nr := f(1)",
+            Some("1"),
+        ),
+        (
+            "r := [x | x := 1; every v in [] { input; v }; input]",
+            Some("[1]"),
+        ),
         ("r := [1 | not [input | false][0]; input]", Some("[1]")),
-        ("r := {k: 1 | k := \"a\"; count([input | false]) == 0; input}", Some(r#"{"a": 1}"#)),
+        (
+            "r := {k: 1 | k := \"a\"; count([input | false]) == 0; input}",
+            Some(r#"{"a": 1}"#),
+        ),
     ] {
         assert_decides(rego, "{}", expected);
+    }
+}
+
+/// A `with` value is evaluated in the enclosing context, before any `with` of its expression
+/// applies (answers from OPA v1.20.2, which binds it to a local first). The interpreter
+/// evaluated it after setting the rule caches aside: a value naming a rule cached that rule
+/// where the expression could not see it, so the rule was undefined under the `with`, and a
+/// `default` or another definition answered instead.
+#[test]
+fn a_with_value_is_evaluated_before_the_with_applies() {
+    for (rego, input, expected) in [
+        (
+            "r0 := input\nr := 1 if { v := r0 with input as r0 }",
+            "{}",
+            Some("1"),
+        ),
+        (
+            "r0 := 5\nr := v if { v := r0 with input as r0 }",
+            "{}",
+            Some("5"),
+        ),
+        (
+            "r0 := input.a\nr := v if { v := r0 with input.a as r0 }",
+            r#"{"a": 2}"#,
+            Some("2"),
+        ),
+        (
+            "r0 := input.a\nr := v if { v := input.a with input as {} with input.a as r0 }",
+            r#"{"a": 2}"#,
+            Some("2"),
+        ),
+        (
+            "r0 := input\ndefault r := true\nr := 1 if { v := r0 with input as r0 }",
+            "{}",
+            Some("1"),
+        ),
+    ] {
+        assert_loaded_decides(rego, input, expected);
     }
 }

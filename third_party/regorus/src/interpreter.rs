@@ -1532,6 +1532,14 @@ impl Interpreter {
 
     fn apply_with_modifiers(&mut self, stmt: &LiteralStmt) -> Result<(Option<State>, bool)> {
         if !stmt.with_mods.is_empty() {
+            // As OPA, which binds each `with` value to a local before the expression: the values
+            // are evaluated in the enclosing context, before any of them applies and before the
+            // rule caches are set aside (a value naming a rule cached it where it was dropped).
+            let as_values: Vec<Result<Value>> = stmt
+                .with_mods
+                .iter()
+                .map(|wm| self.eval_expr(&wm.r#as))
+                .collect();
             // Save state;
             let with_document = self.with_document.clone();
             let input = self.input.clone();
@@ -1573,7 +1581,7 @@ impl Interpreter {
                     self.suppress_rules_under_data_override(overridden_path)?;
                 }
                 // Apply with modifiers.
-                for wm in &stmt.with_mods {
+                for (wm, as_value) in stmt.with_mods.iter().zip(as_values) {
                     let mut path = get_rule_path_components(&wm.refr)?;
 
                     // Matching OPA, a leading import alias is rewritten before
@@ -1617,7 +1625,7 @@ impl Interpreter {
                     }
 
                     if target_is_function {
-                        match self.eval_expr(&wm.r#as) {
+                        match as_value {
                             Ok(v) if v != Value::Undefined => {
                                 // Function replaced by value.
                                 self.with_functions
@@ -1652,7 +1660,7 @@ impl Interpreter {
                             }
                         }
                     } else {
-                        let value = self.eval_expr(&wm.r#as)?;
+                        let value = as_value?;
                         // Any undefined value makes the expression undefined, not only the last.
                         skip_exec |= value == Value::Undefined;
                         let Some(first) = path.first() else {
