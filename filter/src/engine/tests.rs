@@ -1413,3 +1413,38 @@ fn a_with_value_is_evaluated_before_the_with_applies() {
         assert_loaded_decides(rego, input, expected);
     }
 }
+
+/// A rule whose ref has several parts makes its ground prefixes exist even when it has no
+/// value, as OPA's tree of rules does (answers from OPA v1.20.2); nothing is made under a key
+/// that is not ground. The interpreter left the prefixes undefined (`r.a.b := 1 if false`
+/// made `r` undefined, OPA `{"a": {}}`), and for `r[input]["k"]` made an entry under the
+/// evaluated key before any body succeeded (`{{}: {}}`, OPA `{}`).
+#[test]
+fn ground_prefixes_of_a_rule_exist_without_a_value() {
+    for (rego, expected) in [
+        ("r0.a := 1 if { false }\nr := r0", Some("{}")),
+        (
+            "r0.a.b.c := 1 if { false }\nr := r0",
+            Some(r#"{"a": {"b": {}}}"#),
+        ),
+        (
+            "r0.a[x].c := 1 if { x := input.q }\nr := r0",
+            Some(r#"{"a": {}}"#),
+        ),
+        ("r0.a.k := 1 if { false }\nr := 1 if { r0.a }", Some("1")),
+        (
+            "r0[input][\"k\"] := v if { v = input[_] }\nr := r0",
+            Some("{}"),
+        ),
+        (
+            "r0.a.b contains x if { x := input.q }\nr := r0",
+            Some(r#"{"a": {"b": []}}"#),
+        ),
+        (
+            "r0.a.b := 1 if { false }\nr0.a.c := 2\nr := r0",
+            Some(r#"{"a": {"c": 2}}"#),
+        ),
+    ] {
+        assert_loaded_decides(rego, "{}", expected);
+    }
+}

@@ -2019,6 +2019,37 @@ impl Interpreter {
         Ok(comps)
     }
 
+    /// The leading ground components of a rule's ref (names and literal keys, up to the first
+    /// key that is not a literal) and the number of components of the whole ref.
+    fn ground_rule_ref_prefix(&mut self, rule_refr: &ExprRef) -> Result<(Vec<Value>, usize)> {
+        let mut comps = vec![];
+        let mut expr = rule_refr;
+        loop {
+            match expr.as_ref() {
+                Expr::Var { span: v, .. } => {
+                    comps.push(Some(Value::String(v.text().into())));
+                    break;
+                }
+                Expr::RefBrack { refr, index, .. } => {
+                    comps.push(if Self::is_simple_literal(index)? {
+                        Some(self.eval_expr(index)?)
+                    } else {
+                        None
+                    });
+                    expr = refr;
+                }
+                Expr::RefDot { refr, field, .. } => {
+                    comps.push(Some(Value::String(field.0.text().into())));
+                    expr = refr;
+                }
+                _ => bail!(expr.span().error("not a valid rule ref")),
+            }
+        }
+        let length = comps.len();
+        let ground = comps.into_iter().rev().map_while(|c| c).collect();
+        Ok((ground, length))
+    }
+
     fn update_rule_value(
         &mut self,
         span: &Span,
@@ -4454,7 +4485,6 @@ impl Interpreter {
                     RuleHead::Compr { refr, .. } | RuleHead::Set { refr, .. } => {
                         let (ctx, _) = self.make_rule_context(rule_head)?;
                         let is_set = ctx.is_set;
-                        let is_object = ctx.key_expr.is_some() && !is_set;
 
                         let value = self.eval_rule_bodies(ctx, span, rule_body)?;
                         let package_components = self.eval_rule_ref(&module.package.refr)?;
@@ -4471,18 +4501,20 @@ impl Interpreter {
                                     is_set,
                                 )?;
                             }
-                        } else if is_set {
-                            if let Ok(mut comps) = self.eval_rule_ref(refr) {
-                                let mut full_path = package_components;
-                                full_path.append(&mut comps);
+                        } else {
+                            // As OPA's tree of rules: without a value, the rule's ground
+                            // prefixes still exist, as empty objects (`r.a.b := 1 if false`
+                            // makes `r` `{"a": {}}`), and a partial set with a ground ref is
+                            // the empty set. Nothing is made under a non-ground key.
+                            let (ground, length) = self.ground_rule_ref_prefix(refr)?;
+                            let mut full_path = package_components;
+                            if is_set && ground.len() == length {
+                                full_path.extend(ground);
                                 self.update_rule_value(span, full_path, Value::new_set(), true)?;
-                            }
-                        } else if is_object {
-                            // Fetch the rule, ignoring the key.
-                            if let Expr::RefBrack { refr, .. } = refr.as_ref() {
-                                if let Ok(mut comps) = self.eval_rule_ref(refr) {
-                                    let mut full_path = package_components;
-                                    full_path.append(&mut comps);
+                            } else {
+                                let proper = ground.len().min(length.saturating_sub(1));
+                                if proper > 0 {
+                                    full_path.extend(ground.into_iter().take(proper));
                                     self.update_rule_value(
                                         span,
                                         full_path,
