@@ -1448,3 +1448,27 @@ fn ground_prefixes_of_a_rule_exist_without_a_value() {
         assert_loaded_decides(rego, "{}", expected);
     }
 }
+
+/// Values of different kinds order as OPA orders them: null, booleans, numbers, strings,
+/// arrays, objects, sets (answers from OPA v1.20.2). regorus put sets before objects, so
+/// `{} >= set()` held, `sort` and set iteration disagreed with OPA, and a rule testing
+/// `not (input >= set())` went the other way.
+#[test]
+fn objects_order_before_sets() {
+    for (rego, expected) in [
+        ("r := {1} < {\"a\": 1}", "false"),
+        ("r := {\"a\": 1} < {1}", "true"),
+        ("r := input >= set()", "false"),
+        (
+            "r := sort([{1}, {\"a\": 1}, [1], \"x\", 1, null, true])",
+            r#"[null, true, 1, "x", [1], {"a": 1}, [1]]"#,
+        ),
+        (
+            "r := [x | some x in {{1}, {\"a\": 1}}]",
+            r#"[{"a": 1}, [1]]"#,
+        ),
+        ("r := max({{1}, {\"a\": 1}})", "[1]"),
+    ] {
+        assert_decides(rego, "{}", Some(expected));
+    }
+}
