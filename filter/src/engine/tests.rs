@@ -1472,3 +1472,28 @@ fn objects_order_before_sets() {
         assert_decides(rego, "{}", Some(expected));
     }
 }
+
+/// An operator with an operand of the wrong type is a failing builtin in OPA (`plus`, `minus`,
+/// `mul`, `div`, `rem`): without strict builtin errors, as in OPA-Envoy, only its expression is
+/// undefined (answers from OPA v1.20.2 with the call made undefined). The RVM failed the whole
+/// rule definition, so a comprehension holding such an expression was undefined instead of
+/// `[]`, and its rule with it.
+#[test]
+fn an_operator_type_error_makes_only_its_expression_undefined() {
+    for (rego, expected) in [
+        ("r := [true | 1 = (input + 7)]", Some("[]")),
+        ("r := [true | x := input - 7]", Some("[]")),
+        ("r := [true | x := 7 * input]", Some("[]")),
+        ("r := [true | x := input / 7]", Some("[]")),
+        ("r := [true | x := input % 7]", Some("[]")),
+        ("r := [x | some x in [1, 2.5]; 7 % x == 0]", Some("[1]")),
+        (
+            "r := {k: 1 | some k in [\"a\", \"b\"]; input + 1}",
+            Some("{}"),
+        ),
+        ("default r := 9\nr := input * 2", Some("9")),
+        ("r := 1 if { input + 7 } else := 2", Some("2")),
+    ] {
+        assert_decides(rego, "{}", expected);
+    }
+}

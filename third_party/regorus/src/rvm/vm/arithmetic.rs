@@ -12,11 +12,15 @@ use crate::value::Value;
 use super::errors::{Result, VmError};
 use super::machine::RegoVM;
 
+// Operators are builtins in OPA (`plus`, `minus`, …): without strict builtin errors, as in
+// OPA-Envoy, an operand of the wrong type makes the expression undefined, like a failing builtin
+// call, instead of failing the whole rule definition.
 impl RegoVM {
     /// Add two values using interpreter's arithmetic logic
     pub(super) fn add_values(&self, a: &Value, b: &Value) -> Result<Value> {
         match (a, b) {
             (&Value::Number(ref x), &Value::Number(ref y)) => Ok(Value::from(x.add(y)?)),
+            _ if !self.strict_builtin_errors => Ok(Value::Undefined),
             _ => Err(VmError::InvalidAddition {
                 left: a.clone(),
                 right: b.clone(),
@@ -32,6 +36,7 @@ impl RegoVM {
             (&Value::Set(ref left), &Value::Set(ref right)) => {
                 Ok(Value::from(left.difference(right)))
             }
+            _ if !self.strict_builtin_errors => Ok(Value::Undefined),
             _ => Err(VmError::InvalidSubtraction {
                 left: a.clone(),
                 right: b.clone(),
@@ -44,6 +49,7 @@ impl RegoVM {
     pub(super) fn mul_values(&self, a: &Value, b: &Value) -> Result<Value> {
         match (a, b) {
             (&Value::Number(ref x), &Value::Number(ref y)) => Ok(Value::from(x.mul(y)?)),
+            _ if !self.strict_builtin_errors => Ok(Value::Undefined),
             _ => Err(VmError::InvalidMultiplication {
                 left: a.clone(),
                 right: b.clone(),
@@ -69,6 +75,7 @@ impl RegoVM {
 
                 Ok(Value::from(x.clone().divide(y)?))
             }
+            _ if !self.strict_builtin_errors => Ok(Value::Undefined),
             _ => Err(VmError::InvalidDivision {
                 left: a.clone(),
                 right: b.clone(),
@@ -93,6 +100,9 @@ impl RegoVM {
                 }
 
                 if !x.is_integer() || !y.is_integer() {
+                    if !self.strict_builtin_errors {
+                        return Ok(Value::Undefined);
+                    }
                     return Err(VmError::ModuloOnFloat {
                         left: a.clone(),
                         right: b.clone(),
@@ -102,6 +112,7 @@ impl RegoVM {
 
                 Ok(Value::from(x.clone().modulo(y)?))
             }
+            _ if !self.strict_builtin_errors => Ok(Value::Undefined),
             _ => Err(VmError::InvalidModulo {
                 left: a.clone(),
                 right: b.clone(),
