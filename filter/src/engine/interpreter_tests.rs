@@ -557,3 +557,20 @@ fn regex_template_match_compiles_the_template_as_opa() {
     case("a<(>b", "a(b", ("<", ">"), "undefined");
     case(r"a<\d+>", "a١", ("<", ">"), "false");
 }
+
+#[test]
+fn a_brace_that_starts_no_repetition_is_a_literal_as_in_go() {
+    check(
+        r#"r := regex.replace("write", "{\"a\":1}", "method")"#,
+        "{}",
+        r#""write""#,
+    );
+    check(r#"r := regex.match("^a{,2}$", "a{,2}")"#, "{}", "true");
+    check(r#"r := regex.match("^a{x}$", "a{x}")"#, "{}", "true");
+    check(r#"r := regex.match("^{}$", "{}")"#, "{}", "true");
+    check(r#"r := regex.split("{", "a{b")"#, "{}", r#"["a", "b"]"#);
+    // Repetitions stay repetitions.
+    check(r#"r := regex.match("^a{2}$", "aa")"#, "{}", "true");
+    check(r#"r := regex.match("^a{2,}$", "aaa")"#, "{}", "true");
+    check(r#"r := regex.match("^a{1,2}$", "aaa")"#, "{}", "false");
+}

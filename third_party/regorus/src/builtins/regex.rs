@@ -31,6 +31,22 @@ use regex::{Regex, RegexBuilder};
 /// expensive DFA construction are rejected at compile time.
 const REGEX_SIZE_LIMIT: usize = 100 * 1024;
 
+/// Whether the text after a `{` completes a repetition as Go's parser reads one: digits,
+/// optionally a comma and more digits, then `}`.
+fn starts_go_repeat(mut rest: impl Iterator<Item = char>) -> bool {
+    let mut digits = 0;
+    let mut comma = false;
+    for c in rest.by_ref() {
+        match c {
+            '0'..='9' => digits += 1,
+            ',' if !comma && digits > 0 => comma = true,
+            '}' => return digits > 0,
+            _ => return false,
+        }
+    }
+    false
+}
+
 /// Compile a regex pattern with a size limit to bound resource consumption.
 fn compile_regex(pattern: &str) -> core::result::Result<Regex, regex::Error> {
     RegexBuilder::new(&go_perl_classes(pattern))
@@ -45,7 +61,7 @@ fn compile_regex(pattern: &str) -> core::result::Result<Regex, regex::Error> {
 /// `[0-9]`; inside one, `0-9` (negations as nested classes, which Rust accepts); `\b` and
 /// `\B` become ASCII word boundaries. `\Q…\E` (quoted text) becomes escaped literals.
 fn go_perl_classes(pattern: &str) -> Cow<'_, str> {
-    if !pattern.contains('\\') {
+    if !pattern.contains(['\\', '{']) {
         return Cow::Borrowed(pattern);
     }
     let mut out = String::with_capacity(pattern.len() + 16);
@@ -113,6 +129,9 @@ fn go_perl_classes(pattern: &str) -> Cow<'_, str> {
                     }
                 }
             }
+            // Go reads a `{` that does not start `{n}`, `{n,}` or `{n,m}` as a literal; Rust
+            // refuses the pattern.
+            '{' if !in_class && !starts_go_repeat(chars.clone()) => out.push_str("\\{"),
             // A `]` first in a class is a literal.
             ']' if in_class && !at_class_start => {
                 in_class = false;
