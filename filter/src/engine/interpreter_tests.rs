@@ -574,3 +574,13 @@ fn a_brace_that_starts_no_repetition_is_a_literal_as_in_go() {
     check(r#"r := regex.match("^a{2,}$", "aaa")"#, "{}", "true");
     check(r#"r := regex.match("^a{1,2}$", "aaa")"#, "{}", "false");
 }
+
+#[test]
+fn validity_checks_answer_false_for_anything_but_a_string() {
+    for builtin in ["net.cidr_is_valid", "base64.is_valid"] {
+        check(&format!("r := {builtin}(input)"), "{}", "false");
+        check(&format!("r := {builtin}(input.n)"), r#"{"n": 1}"#, "false");
+    }
+    check(r#"r := net.cidr_is_valid("10.0.0.0/8")"#, "{}", "true");
+    check(r#"r := base64.is_valid("YQ==")"#, "{}", "true");
+}

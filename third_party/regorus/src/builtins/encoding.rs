@@ -144,9 +144,12 @@ fn base64_is_valid(
     let name = "base64.is_valid";
     ensure_args_count(span, name, params, args, 1)?;
 
-    let encoded_str = ensure_string(name, &params[0], &args[0])?;
+    // As OPA: anything but a string is not valid base64 (false, not an error).
+    let Value::String(encoded_str) = &args[0] else {
+        return Ok(Value::Bool(false));
+    };
     Ok(Value::Bool(
-        go_base64_decode(data_encoding::BASE64.specification().symbols, &encoded_str).is_ok(),
+        go_base64_decode(data_encoding::BASE64.specification().symbols, encoded_str).is_ok(),
     ))
 }
 

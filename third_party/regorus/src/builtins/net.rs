@@ -39,9 +39,12 @@ pub fn cidr_is_valid(
     _strict: bool,
 ) -> Result<Value> {
     ensure_args_count(span, "cidr_is_valid", params, args, 1)?;
-    let cidr = ensure_string("cidr_is_valid", &params[0], &args[0])?;
+    // As OPA: anything but a string is not a valid CIDR (false, not an error).
+    let Value::String(cidr) = &args[0] else {
+        return Ok(Value::Bool(false));
+    };
 
-    Ok(Value::from(is_valid_cidr(cidr)))
+    Ok(Value::from(is_valid_cidr(cidr.clone())))
 }
 
 fn is_valid_cidr(cidr: Arc<str>) -> bool {
