@@ -1497,3 +1497,30 @@ fn an_operator_type_error_makes_only_its_expression_undefined() {
         assert_decides(rego, "{}", expected);
     }
 }
+
+/// Decoded bytes that are not UTF-8 fail the evaluation (status_on_error), on both engines,
+/// wherever the call is: undefined, as before, let a comprehension come out empty, a `not`
+/// pass or an `else` answer where OPA, holding the bytes in a Go string, decides otherwise.
+#[test]
+fn decoded_bytes_that_are_not_utf8_fail_the_evaluation() {
+    for rego in [
+        "r := 1 if { count([1 | base64.decode(input.t)]) == 0 }",
+        "r := 1 if { not base64.decode(input.t) == \"x\" }",
+        "r := base64.decode(input.t) if { true } else := 2",
+    ] {
+        let source = format!("package t\n{rego}\n");
+        let bundle = Bundle::from_files(vec![("t.rego".into(), source.into_bytes())]).unwrap();
+        let input = Value::from_json_str(r#"{"t": "/w=="}"#).unwrap();
+        for mut policy in [
+            Policy::load(&bundle, &path("t/r")).unwrap(),
+            Policy::load_interpreted(&bundle, &path("t/r")).unwrap(),
+        ] {
+            match policy.evaluate(input.clone()) {
+                Err(EvalError::Failed(message)) => {
+                    assert!(message.contains("not UTF-8"), "{rego}: {message}")
+                }
+                other => panic!("{rego} ({:?}): {other:?}", policy.mode()),
+            }
+        }
+    }
+}

@@ -729,7 +729,7 @@ impl Interpreter {
         match result {
             Err(e)
                 if !self.compiled_policy.strict_builtin_errors
-                    && e.downcast_ref::<crate::LimitError>().is_none() =>
+                    && !builtins::is_hard_builtin_error(&e) =>
             {
                 Ok(Value::Undefined)
             }
@@ -2850,7 +2850,7 @@ impl Interpreter {
             // Resource-limit errors must always propagate, even in non-strict
             // mode, to prevent `not builtin(...)` from silently flipping to true.
             Err(e) if !self.compiled_policy.strict_builtin_errors => {
-                if e.downcast_ref::<crate::LimitError>().is_some() {
+                if builtins::is_hard_builtin_error(&e) {
                     return Err(e);
                 }
                 return Ok(Value::Undefined);

@@ -77,22 +77,18 @@ fn go_base64_decode(symbols: String, encoded: &str) -> Result<Vec<u8>> {
         .map_err(|e| anyhow!("{e}"))
 }
 
-/// Decoded bytes as a Rego string. OPA keeps any bytes in a Go string, which a Rust string
-/// cannot hold: replacing invalid UTF-8 by U+FFFD made distinct byte strings equal (and equal
-/// to `"\u{fffd}"`) and broke round trips (`base64.encode(base64.decode(s))`) where OPA
-/// answers otherwise, so such bytes are a builtin error: the call is undefined.
+/// Decoded bytes as a Rego string; bytes that are not UTF-8 stop the evaluation
+/// ([`builtins::NotUtf8Error`]).
 #[cfg(any(
     feature = "base64",
     feature = "base64url",
     feature = "hex",
     feature = "urlquery"
 ))]
-fn decoded_string(name: &str, param: &Expr, bytes: Vec<u8>) -> Result<Value> {
+fn decoded_string(name: &'static str, bytes: Vec<u8>) -> Result<Value> {
     match String::from_utf8(bytes) {
         Ok(text) => Ok(Value::String(text.into())),
-        Err(_) => bail!(param
-            .span()
-            .error(&format!("`{name}`: the decoded bytes are not UTF-8"))),
+        Err(_) => Err(anyhow::Error::new(builtins::NotUtf8Error::new(name))),
     }
 }
 
@@ -115,7 +111,7 @@ fn base64_decode(
                     .error(&format!("decode failed\nCaused by\n{e}"))
             },
         )?;
-    decoded_string(name, &params[0], decoded_bytes)
+    decoded_string(name, decoded_bytes)
 }
 
 #[cfg(feature = "base64")]
@@ -177,7 +173,7 @@ fn base64url_decode(
     }
     let decoded_bytes = go_base64_decode(data_encoding::BASE64URL.specification().symbols, &padded)
         .map_err(|_| anyhow!(params[0].span().error("not a valid url")))?;
-    decoded_string(name, &params[0], decoded_bytes)
+    decoded_string(name, decoded_bytes)
 }
 
 #[cfg(feature = "base64url")]
@@ -227,7 +223,7 @@ fn hex_decode(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) 
                 .span()
                 .error(&format!("decode failure\nCaused by\n{e}"))
         })?;
-    decoded_string(name, &params[0], decoded_bytes)
+    decoded_string(name, decoded_bytes)
 }
 
 #[cfg(feature = "hex")]
@@ -255,7 +251,7 @@ fn urlquery_decode(
 
     let string = ensure_string(name, &params[0], &args[0])?;
     match query_unescape(&string) {
-        Some(bytes) => decoded_string(name, &params[0], bytes),
+        Some(bytes) => decoded_string(name, bytes),
         None => bail!(params[0].span().error("invalid URL escape")),
     }
 }
@@ -302,7 +298,7 @@ fn urlquery_decode_object(
         }
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         let unescape = |text: &str| match query_unescape(text) {
-            Some(bytes) => decoded_string(name, &params[0], bytes),
+            Some(bytes) => decoded_string(name, bytes),
             None => bail!(params[0].span().error("invalid URL escape")),
         };
         let key = unescape(k)?;

@@ -65,6 +65,40 @@ use crate::Map as BuiltinsMap;
 use anyhow::Result;
 use lazy_static::lazy_static;
 
+/// A builtin produced bytes that are not UTF-8 (`base64.decode`, `hex.decode`, …). OPA keeps
+/// such bytes in a Go string; a Rust string cannot hold them, and no stand-in answers as OPA
+/// does everywhere (U+FFFD makes different byte strings equal and breaks round trips). So this
+/// error is not swallowed as undefined when builtin errors are not strict: an undefined call
+/// could change the decision (a `not`, an `else`, an empty comprehension), an error cannot.
+#[derive(Debug)]
+pub struct NotUtf8Error {
+    builtin: &'static str,
+}
+
+impl NotUtf8Error {
+    pub const fn new(builtin: &'static str) -> Self {
+        Self { builtin }
+    }
+}
+
+impl core::fmt::Display for NotUtf8Error {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "{}: the decoded bytes are not UTF-8, which this engine cannot hold in a string (OPA can)",
+            self.builtin
+        )
+    }
+}
+
+impl core::error::Error for NotUtf8Error {}
+
+/// Errors that stop the evaluation even when builtin errors are not strict.
+pub fn is_hard_builtin_error(error: &anyhow::Error) -> bool {
+    error.downcast_ref::<crate::LimitError>().is_some()
+        || error.downcast_ref::<NotUtf8Error>().is_some()
+}
+
 pub type BuiltinFcn = (fn(&Span, &[Ref<Expr>], &[Value], bool) -> Result<Value>, u8);
 
 #[rustfmt::skip]

@@ -228,6 +228,9 @@ pub enum VmError {
     #[error("numeric overflow in {operation} (pc={pc})")]
     NumericOverflow { operation: &'static str, pc: usize },
 
+    #[error("{message} (pc={pc})")]
+    NotUtf8 { message: String, pc: usize },
+
     #[error("Entry point index {index} out of bounds (max: {max_index}, pc={pc})")]
     InvalidEntryPointIndex {
         index: usize,
@@ -348,6 +351,12 @@ impl From<anyhow::Error> for VmError {
                 crate::LimitError::RegexSizeLimitExceeded { limit } => {
                     VmError::RegexSizeLimitExceeded { limit, pc: 0 }
                 }
+            };
+        }
+        if let Some(not_utf8) = err.downcast_ref::<crate::builtins::NotUtf8Error>() {
+            return VmError::NotUtf8 {
+                message: alloc::format!("{not_utf8}"),
+                pc: 0,
             };
         }
         if let Some(overflow) = err.downcast_ref::<crate::number::NumericOverflowError>() {
