@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use regorus::unstable::{
     ArithOp, AssignOp, BinOp, Expr, Literal, LiteralStmt, Module, Query, Ref, Rule, RuleAssign,
-    RuleBody, RuleHead, Span,
+    RuleBody, RuleHead, Span, BUILTINS,
 };
 use regorus::utils::get_path_string;
 
@@ -52,24 +52,7 @@ impl std::fmt::Display for CompileError {
 /// OPA's compile errors in `modules`, sorted by place. `host_functions` are the functions the
 /// filter adds to regorus's builtins (name, argument count).
 pub fn check(modules: &[Ref<Module>], host_functions: &[(&str, usize)]) -> Vec<CompileError> {
-    let mut program = Program::new(modules, host_functions);
-    let mut errors = Vec::new();
-    let mut references = Vec::new();
-    for module in modules {
-        let Some(package) = package_path(module) else {
-            continue;
-        };
-        let scope = ModuleScope::new(&program, module, &package);
-        for rule in &module.policy {
-            let found = scope.rule(rule, &mut errors);
-            if let Some(head) = rule_head(rule) {
-                references.push((format!("{package}.{}", static_path(head)), found));
-            }
-        }
-    }
-    for (rule, found) in references {
-        program.graph.entry(rule).or_default().extend(found);
-    }
+    let (program, mut errors, _) = analyse(modules, host_functions);
     errors.extend(program.rule_conflicts());
     errors.extend(program.cycles());
     // OPA's compiler stops after the first stage that finds errors: report that stage's.
@@ -78,6 +61,73 @@ pub fn check(modules: &[Ref<Module>], host_functions: &[(&str, usize)]) -> Vec<C
     errors.sort();
     errors.dedup();
     errors
+}
+
+/// Names used in a rule (other rules, builtins), each where it is.
+type Uses = Vec<(String, Span)>;
+
+/// Calls of builtins this filter lacks (`unsupported-function`) in the `entrypoints` (full
+/// paths, `data.envoy.authz.allow`) and the rules they reach, by place. The RVM compiler
+/// refuses them as it meets them; a policy the interpreter runs must be refused the same way,
+/// at load, not on each request that reaches the call.
+pub fn unsupported_calls(
+    modules: &[Ref<Module>],
+    host_functions: &[(&str, usize)],
+    entrypoints: &[&str],
+) -> Vec<CompileError> {
+    let (program, _, unsupported) = analyse(modules, host_functions);
+    let mut reached: BTreeSet<&str> = BTreeSet::new();
+    let mut pending: Vec<&str> = entrypoints.to_vec();
+    while let Some(rule) = pending.pop() {
+        if reached.insert(rule) {
+            pending.extend(program.edges(rule).into_iter().map(|(next, _)| next));
+        }
+    }
+    let mut errors: Vec<CompileError> = reached
+        .iter()
+        .filter_map(|rule| unsupported.get(*rule))
+        .flatten()
+        .map(|(name, span)| {
+            error(
+                span,
+                "unsupported-function",
+                format!("Unknown function: '{name}'"),
+            )
+        })
+        .collect();
+    errors.sort();
+    errors.dedup();
+    errors
+}
+
+/// The program's rules and their references; OPA's errors rule by rule (unsorted, before
+/// the program-wide checks); the calls of builtins this filter lacks, by rule path.
+fn analyse(
+    modules: &[Ref<Module>],
+    host_functions: &[(&str, usize)],
+) -> (Program, Vec<CompileError>, BTreeMap<String, Uses>) {
+    let mut program = Program::new(modules, host_functions);
+    let mut errors = Vec::new();
+    let mut references = Vec::new();
+    let mut unsupported: BTreeMap<String, Uses> = BTreeMap::new();
+    for module in modules {
+        let Some(package) = package_path(module) else {
+            continue;
+        };
+        let scope = ModuleScope::new(&program, module, &package);
+        for rule in &module.policy {
+            let (found, lacking) = scope.rule(rule, &mut errors);
+            if let Some(head) = rule_head(rule) {
+                let path = format!("{package}.{}", static_path(head));
+                unsupported.entry(path.clone()).or_default().extend(lacking);
+                references.push((path, found));
+            }
+        }
+    }
+    for (rule, found) in references {
+        program.graph.entry(rule).or_default().extend(found);
+    }
+    (program, errors, unsupported)
 }
 
 /// The order of OPA's compiler stages that find each error.
@@ -546,12 +596,14 @@ impl<'a> ModuleScope<'a> {
         }
     }
 
-    /// Checks `rule`; returns its references to other rules (full paths), for recursion.
-    fn rule(&self, rule: &Rule, errors: &mut Vec<CompileError>) -> Vec<(String, Span)> {
+    /// Checks `rule`; returns its references to other rules (full paths), for recursion, and
+    /// its calls of builtins this filter lacks.
+    fn rule(&self, rule: &Rule, errors: &mut Vec<CompileError>) -> (Uses, Uses) {
         let mut safety = Safety {
             scope: self,
             errors: Vec::new(),
             references: Vec::new(),
+            unsupported: Vec::new(),
             lifted: Vec::new(),
         };
         match rule {
@@ -559,11 +611,12 @@ impl<'a> ModuleScope<'a> {
             Rule::Default { value, .. } => safety.default(value),
         }
         errors.append(&mut safety.errors);
-        safety
+        let references = safety
             .references
             .into_iter()
             .map(|(reference, span)| (self.resolve(&reference), span))
-            .collect()
+            .collect();
+        (references, safety.unsupported)
     }
 }
 
@@ -609,6 +662,8 @@ struct Safety<'s, 'a> {
     errors: Vec<CompileError>,
     /// References to global names (for recursion), with where they are.
     references: Vec<(String, Span)>,
+    /// Calls of OPA builtins this filter lacks, with where they are.
+    unsupported: Vec<(String, Span)>,
     /// Calls of the negated expression under way that were checked as evaluated before it.
     lifted: Vec<*const Expr>,
 }
@@ -1422,6 +1477,12 @@ impl<'s, 'a> Safety<'s, 'a> {
             return;
         }
         let signature = SIGNATURES.iter().find(|(n, ..)| *n == name);
+        if signature.is_some()
+            && !BUILTINS.contains_key(name.as_str())
+            && !self.scope.program.host_functions.contains_key(&name)
+        {
+            self.unsupported.push((name.clone(), span.clone()));
+        }
         let Some((_, args, result, want)) = signature else {
             if !name.contains('.')
                 && name != "print"

@@ -589,12 +589,27 @@ pub fn compile(bundle: &Bundle, rules: &[&str]) -> Result<Compiled, LoadError> {
         Err(e) if is_missing_function(&e.to_string()) => Err(LoadError::Unsupported(
             RegoError::from_regorus("", &e.to_string()),
         )),
-        Err(e) => Ok(Compiled::Interpreter {
-            engine: Box::new(engine),
-            clock,
-            reason: e.to_string(),
-            analysis,
-        }),
+        Err(e) => {
+            // The RVM compiler stopped before it met every call; the interpreter would fail on
+            // each request that reaches one of this build's missing builtins.
+            let unsupported =
+                compile_checks::unsupported_calls(engine.get_modules(), &host_functions(), rules);
+            if let Some(call) = unsupported.into_iter().next() {
+                return Err(LoadError::Unsupported(RegoError {
+                    file: call.file,
+                    line: call.line,
+                    column: call.column,
+                    message: call.message,
+                    snippet: String::new(),
+                }));
+            }
+            Ok(Compiled::Interpreter {
+                engine: Box::new(engine),
+                clock,
+                reason: e.to_string(),
+                analysis,
+            })
+        }
     }
 }
 

@@ -341,6 +341,25 @@ fn functions_the_filter_lacks_are_refused_at_load() {
     );
 }
 
+/// The same when the RVM compiler gives up before the call (here on `with`) and the policy
+/// would run on the interpreter: refused at load, at the call, if the decision reaches it
+/// through other rules; a rule the decision never reaches may call it.
+#[test]
+fn functions_the_filter_lacks_are_refused_where_the_interpreter_would_run() {
+    let rego = "package p\nimport rego.v1\nallow if {\n\tcheck with input as {}\n}\n\ncheck if regex.globs_match(\"a.*\", input.p)\n\nunused if regex.globs_match(\"b\", \"c\")\n";
+    let plain = Bundle::from_files(vec![("p.rego".into(), rego.as_bytes().to_vec())]).unwrap();
+    let err = Policy::load(&plain, &path("p/allow")).err().unwrap();
+    assert_eq!(err.code(), "unsupported-function");
+    assert_eq!(
+        err.to_string(),
+        "p.rego:7:10: Unknown function: 'regex.globs_match' (not available in this filter)"
+    );
+    let unreached = rego.replace("check with input as {}", "input.x with input as {}");
+    let plain = Bundle::from_files(vec![("p.rego".into(), unreached.into_bytes())]).unwrap();
+    let policy = Policy::load(&plain, &path("p/allow")).unwrap();
+    assert_eq!(policy.mode(), Mode::Interpreted);
+}
+
 /// `t.r` of `rego` (a module body) for `input` (JSON), as JSON (sets as arrays), `None` when
 /// undefined: by the RVM (the compiler must accept `rego`) and by the interpreter (its
 /// errors as `error: …`).
