@@ -1543,3 +1543,24 @@ fn decoded_bytes_that_are_not_utf8_fail_the_evaluation() {
         }
     }
 }
+
+/// `some x` after an iteration declares a fresh variable on every pass (answers from OPA
+/// v1.20.2). The interpreter ran the declaration again on the second pass, found the first
+/// pass's variable and failed the evaluation ("duplicated definition of local variable").
+#[test]
+fn some_declares_a_fresh_variable_on_every_pass() {
+    for (rego, input, expected) in [
+        (
+            "r contains true if {\n true = {\"a\": true, \"b\": true}[k]\n some v\n true = input[v]\n}",
+            "{}",
+            Some("[]"),
+        ),
+        (
+            "r contains [k, v] if {\n [\"a\", \"b\"][k]\n some v\n input[v] == k\n}",
+            r#"{"x": 0, "y": 1}"#,
+            Some(r#"[[0, "x"], [1, "y"]]"#),
+        ),
+    ] {
+        assert_decides(rego, input, expected);
+    }
+}

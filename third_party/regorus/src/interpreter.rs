@@ -567,17 +567,6 @@ impl Interpreter {
         Ok(())
     }
 
-    fn add_variable_or(&mut self, name: &SourceStr) -> Result<Value> {
-        for scope in self.scopes.iter().rev() {
-            if let Some(variable) = scope.get(name) {
-                return Ok(variable.clone());
-            }
-        }
-
-        self.add_variable(name, Value::Undefined)?;
-        Ok(Value::Undefined)
-    }
-
     fn eval_chained_ref_dot_or_brack(&mut self, mut expr: &ExprRef) -> Result<Value> {
         // Collect a chaing of '.field' or '["field"]'
         let mut path = vec![];
@@ -1406,12 +1395,11 @@ impl Interpreter {
                 matches!(value, Value::Bool(false) | Value::Undefined)
             }
             Literal::SomeVars { span, vars, .. } => {
+                // A fresh, unbound variable each time the statement runs: after an iteration
+                // earlier in the body, the previous pass's binding is still in this scope.
+                // (Declaring a variable twice is a compile error, refused before evaluation.)
                 for var in vars {
-                    let name = var.source_str();
-                    if self.current_scope()?.get(&name).is_some() {
-                        bail!("duplicated definition of local variable {}", name);
-                    }
-                    self.add_variable_or(&name)?;
+                    self.add_variable(&var.source_str(), Value::Undefined)?;
                 }
                 if let Some(ctx) = self.contexts.last_mut() {
                     if let Some(result) = &mut ctx.result {
