@@ -176,7 +176,7 @@ fn interpreter_results(case: &Case, rego_v0: bool) -> Result<Value, Failure> {
     let mut values = Vec::new();
     for result in results.result {
         let bindings = result.bindings.as_object().is_ok_and(|b| !b.is_empty());
-        let mut value = if bindings {
+        let value = if bindings {
             result.bindings
         } else {
             result
@@ -184,18 +184,26 @@ fn interpreter_results(case: &Case, rego_v0: bool) -> Result<Value, Failure> {
                 .last()
                 .map_or(Value::Undefined, |e| e.value.clone())
         };
-        if case.sort_bindings {
-            if let Ok(bindings) = value.as_object_mut() {
-                for (_, v) in bindings.iter_mut() {
-                    if let Ok(items) = v.as_array_mut() {
-                        items.sort();
-                    }
-                }
-            }
-        }
-        values.push(value);
+        values.push(sorted_bindings(case, value).map_err(Failure::eval)?);
     }
     as_json(&Value::from(values)).map_err(Failure::eval)
+}
+
+/// With `sort_bindings`, each binding's array sorted as OPA's harness sorts it: as JSON, where
+/// a set is an array.
+fn sorted_bindings(case: &Case, value: Value) -> Result<Value> {
+    if !case.sort_bindings {
+        return Ok(value);
+    }
+    let mut value = as_json(&value)?;
+    if let Ok(bindings) = value.as_object_mut() {
+        for (_, v) in bindings.iter_mut() {
+            if let Ok(items) = v.as_array_mut() {
+                items.sort();
+            }
+        }
+    }
+    Ok(value)
 }
 
 fn as_json(value: &Value) -> Result<Value> {
@@ -454,6 +462,7 @@ pub fn run_rvm(case: &Case, rego_v0: bool) -> Outcome {
             .as_object_mut()
             .map_err(Failure::eval)?
             .insert(Value::from(var.as_str()), value);
+        let binding = sorted_bindings(case, binding).map_err(Failure::eval)?;
         as_json(&Value::from(vec![binding])).map_err(Failure::eval)
     });
     judge(case, got)
