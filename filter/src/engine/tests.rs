@@ -1564,3 +1564,29 @@ fn some_declares_a_fresh_variable_on_every_pass() {
         assert_decides(rego, input, expected);
     }
 }
+
+/// A package read as a document leaves an undefined rule out, and keeps the ground prefixes
+/// of its path (answers from OPA v1.20.2). The RVM put the undefined value in the object
+/// (serialized as `"<undefined>"`), so `count(data.other) == 1` and every key test disagreed.
+#[test]
+fn a_package_read_as_a_document_leaves_undefined_rules_out() {
+    for (other, expected) in [
+        ("a := input.nope\nb := 1", r#"{"b": 1}"#),
+        ("a := 1 / 0\nb := 1", r#"{"b": 1}"#),
+        ("c.a := input.nope\nb := 1", r#"{"b": 1, "c": {}}"#),
+        ("c.d.a := input.nope", r#"{"c": {"d": {}}}"#),
+    ] {
+        let files = vec![
+            ("t.rego".into(), b"package t\nr := data.other\n".to_vec()),
+            (
+                "o.rego".into(),
+                format!("package other\n{other}\n").into_bytes(),
+            ),
+        ];
+        let bundle = Bundle::from_files(files).unwrap();
+        // Rules with a path in their head (`c.a`) are interpreted (patch 17).
+        let mut policy = Policy::load(&bundle, &path("t/r")).unwrap();
+        let value = policy.evaluate(Value::new_object()).unwrap();
+        assert_eq!(value, Value::from_json_str(expected).unwrap(), "{other}");
+    }
+}

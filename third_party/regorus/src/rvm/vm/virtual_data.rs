@@ -74,6 +74,25 @@ impl RegoVM {
         Ok(())
     }
 
+    /// Makes `path` under `target` an object (an empty one if nothing is there yet).
+    fn ensure_object_node(target: &mut Value, path: &[Value]) -> Result<()> {
+        if matches!(*target, Value::Undefined) {
+            *target = Value::new_object();
+        }
+        let Some((head, tail)) = path.split_first() else {
+            return Ok(());
+        };
+        if let Value::Object(ref mut map) = *target {
+            let child = crate::Rc::make_mut(map).get_or_insert_with(head.clone(), || Value::Undefined);
+            Self::ensure_object_node(child, tail)
+        } else {
+            Err(VmError::InvalidRuleTreeEntry {
+                value: target.clone(),
+                pc: 0,
+            })
+        }
+    }
+
     fn traverse_rule_tree_subobject(
         &mut self,
         rule_tree_node: &Value,
@@ -178,7 +197,15 @@ impl RegoVM {
                         result
                     };
 
-                    Self::set_nested_value(result_subobject, relative_path, rule_result)?;
+                    if matches!(rule_result, Value::Undefined) {
+                        // As OPA: an undefined rule is no key of the document, but the
+                        // ground prefixes of its path are (`c.a := input.nope` makes `c` `{}`).
+                        if let Some((_, prefix)) = relative_path.split_last() {
+                            Self::ensure_object_node(result_subobject, prefix)?;
+                        }
+                    } else {
+                        Self::set_nested_value(result_subobject, relative_path, rule_result)?;
+                    }
                 } else {
                     return Err(VmError::InvalidRuleIndex {
                         rule_index: Value::Number(rule_idx.clone()),
