@@ -31,7 +31,8 @@ pub const REGORUS_VERSION: &str = "0.14.1";
 /// regorus patch changes the programs it compiles (PATCHES.md). A precompiled program of
 /// another revision is not run; the bundle's Rego is compiled again at load, so a bundle
 /// built before a compiler fix does not keep the old answers. Revision 1: regorus patches
-/// 11–47, some of them fail-open fixes; 2: patch 61 (roots read again after a skipped region).
+/// 11–47, some of them fail-open fixes; 2: patches 61 (roots read again after a skipped
+/// region) and 71 (number keys into data).
 pub const COMPILER_REVISION: u32 = 2;
 
 #[cfg(test)]

@@ -1590,3 +1590,48 @@ fn a_package_read_as_a_document_leaves_undefined_rules_out() {
         assert_eq!(value, Value::from_json_str(expected).unwrap(), "{other}");
     }
 }
+
+/// A number key into a base document finds the key with that number's text, as OPA's data
+/// lookup does (`data.ports[8080]` is `data.ports["8080"]`); a value read out of data first is
+/// indexed as a plain object (answers from OPA v1.20.2). The RVM indexed data like any object,
+/// so `not data.blocked[input.port]` passed for a blocked port (fail open).
+#[test]
+fn a_number_key_into_data_finds_its_text() {
+    let data = r#"{"ports": {"8080": "web"}, "blocked": {"22": true}, "arr": ["a", "b"]}"#;
+    for (rego, input, expected) in [
+        (
+            "r := data.ports[input.port]",
+            r#"{"port": 8080}"#,
+            Some("\"web\""),
+        ),
+        ("r := data.ports[8080]", "{}", Some("\"web\"")),
+        (
+            "r if { not data.blocked[input.port] }",
+            r#"{"port": 22}"#,
+            None,
+        ),
+        (
+            "r if { not data.blocked[input.port] }",
+            r#"{"port": 23}"#,
+            Some("true"),
+        ),
+        ("r := data.arr[1]", "{}", Some("\"b\"")),
+        ("r := x if { x := data.ports; x[8080] }", "{}", None),
+    ] {
+        let source = format!("package t\n{rego}\n");
+        let files = vec![
+            ("t.rego".into(), source.into_bytes()),
+            ("data.json".into(), data.as_bytes().to_vec()),
+        ];
+        let bundle = Bundle::from_files(files).unwrap();
+        let mut policy = Policy::load(&bundle, &path("t/r")).unwrap();
+        assert_eq!(policy.mode(), Mode::CompiledAtLoad, "{rego}");
+        let decided = match policy.evaluate(Value::from_json_str(input).unwrap()) {
+            Ok(value) => Some(value),
+            Err(EvalError::Undefined) => None,
+            Err(e) => panic!("{rego}: {e}"),
+        };
+        let expected = expected.map(|json| Value::from_json_str(json).unwrap());
+        assert_eq!(decided, expected, "{rego} with {input}");
+    }
+}

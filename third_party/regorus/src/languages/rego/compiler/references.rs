@@ -223,7 +223,16 @@ impl<'a> Compiler<'a> {
             return self.compile_data_virtual_lookup(&chain.components, span);
         }
 
-        // No rules involved - simple data access
+        // No rules involved. A computed key may be a number, which OPA turns into the text of
+        // a base document's key (`data.ports[8080]` finds `"8080"`); the document lookup
+        // does that, plain indexing does not.
+        if chain
+            .components
+            .iter()
+            .any(|component| matches!(component, AccessComponent::Expression(_)))
+        {
+            return self.compile_data_virtual_lookup(&chain.components, span);
+        }
         let data_reg = self.resolve_variable("data", span)?;
         self.compile_chain_access(data_reg, &chain.components, span)
     }
