@@ -12,8 +12,13 @@
 pub mod bundle;
 pub mod config;
 pub mod engine;
+pub mod host;
 pub mod jws;
+pub mod live;
+pub mod plugin;
 pub mod request;
+pub mod root;
+pub mod stream;
 
 #[cfg(target_arch = "wasm32")]
 mod proxy;

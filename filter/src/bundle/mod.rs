@@ -3,14 +3,11 @@
 //! precompiled regorus program that `policy-bundler build` adds. A bundle that fails any
 //! check is an error with a stable code; nothing here evaluates policy.
 
-pub mod activation;
 pub mod archive;
 pub mod build;
 pub mod hash;
 pub mod jws;
-pub mod lease;
 pub mod manifest;
-pub mod poll;
 pub mod signature;
 pub mod source;
 

@@ -17,7 +17,7 @@ use super::path::{parse_target, PathError};
 use super::shape::{HttpShape, InputShape};
 
 /// What Envoy tells the filter about one request when its headers arrive.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct HttpRequest {
     /// Header entries in arrival order, pseudo-headers (`:path`, `:method`…) included. The
     /// request id (`attributes.request.http.id`) is the `x-request-id` header.

@@ -4,7 +4,7 @@
 //! long polling), exponential backoff from 100 ms to max after a failure, as
 //! `v1/download/download.go` does.
 
-use super::source::Polling;
+use crate::bundle::source::Polling;
 
 /// OPA's `minRetryDelay`.
 pub const MIN_RETRY_DELAY_MS: u64 = 100;

@@ -2,8 +2,8 @@
 //! read within limits, verify the signature (bundles from a service), assemble, load. The
 //! proxy swaps the active policy only on `Ok`; every `Err` has a stable code.
 
-use super::signature::{self, SignatureError, Verification};
-use super::{archive, Bundle, BundleError, Limits};
+use crate::bundle::signature::{self, SignatureError, Verification};
+use crate::bundle::{archive, Bundle, BundleError, Limits};
 use crate::config::DecisionPath;
 use crate::engine::{LoadError, Policy};
 
