@@ -6,6 +6,7 @@
 use serde::Deserialize;
 
 use crate::bundle::source::{BundleConfig, RawBundle};
+use crate::decision_path::DecisionPath;
 use crate::engine::budget::{self, Budget};
 use crate::request::body::{BodySettings, WithRequestBody};
 use crate::request::decision::{is_valid_reply_status, Enforcement};
@@ -68,58 +69,10 @@ pub struct Config {
     pub budget: Budget,
 }
 
-/// OPA-Envoy's `path` (`envoy/authz/allow`) and the rule it names (`data.envoy.authz.allow`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DecisionPath {
-    path: String,
-    rule: String,
-}
-
-impl DecisionPath {
-    /// Parses a path as OPA-Envoy does: surrounding slashes ignored, `/` separates segments.
-    /// Each segment must be a Rego identifier, so the path names one rule.
-    pub fn parse(path: &str) -> Result<Self, String> {
-        let trimmed = path.trim_matches('/');
-        if trimmed.is_empty() {
-            return Err("must name a rule, e.g. \"envoy/authz/allow\"".to_string());
-        }
-        for segment in trimmed.split('/') {
-            if !is_rego_identifier(segment) {
-                return Err(format!(
-                    "segment {segment:?} of {path:?} is not a Rego identifier (letters, digits, _)"
-                ));
-            }
-        }
-        Ok(Self {
-            path: trimmed.to_string(),
-            rule: format!("data.{}", trimmed.replace('/', ".")),
-        })
-    }
-
-    /// The path as configured, e.g. `envoy/authz/allow`.
-    pub fn as_path(&self) -> &str {
-        &self.path
-    }
-
-    /// The rule reference, e.g. `data.envoy.authz.allow`.
-    pub fn rule(&self) -> &str {
-        &self.rule
-    }
-}
-
 impl Default for DecisionPath {
     fn default() -> Self {
-        Self {
-            path: DEFAULT_PATH.to_string(),
-            rule: format!("data.{}", DEFAULT_PATH.replace('/', ".")),
-        }
+        Self::from_valid(DEFAULT_PATH)
     }
-}
-
-fn is_rego_identifier(segment: &str) -> bool {
-    let mut chars = segment.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// A configuration that cannot be used. The message always names the key at fault.

@@ -20,12 +20,12 @@ use std::rc::Rc;
 
 use base64::Engine as _;
 use serde_json::{json, Value as Json};
-use zerohop_filter::bundle::build::build;
-use zerohop_filter::config::DecisionPath;
+use zerohop_filter::decision_path::DecisionPath;
 use zerohop_filter::host::memory::MemoryHost;
 use zerohop_filter::request::input::{Connection, HttpRequest, Peer, SocketAddress};
 use zerohop_filter::root::Root;
 use zerohop_filter::stream::Flow;
+use zerohop_filter::writer::build;
 
 const WRAPPER_RULE: &str = "zerohop/differential/response";
 

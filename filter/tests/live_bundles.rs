@@ -5,15 +5,15 @@
 
 use std::rc::Rc;
 
-use zerohop_filter::bundle::build::build;
-use zerohop_filter::config::DecisionPath;
+use zerohop_filter::decision_path::DecisionPath;
+use zerohop_filter::host::memory::MemShared;
 use zerohop_filter::host::memory::MemoryHost;
 use zerohop_filter::host::Level;
-use zerohop_filter::live::lease::MemShared;
 use zerohop_filter::live::{LEASE_TTL_MS, TICK_MS};
 use zerohop_filter::request::input::HttpRequest;
 use zerohop_filter::root::Root;
 use zerohop_filter::stream::Flow;
+use zerohop_filter::writer::build;
 
 const START_MS: u64 = 1_700_000_000_000;
 

@@ -3,12 +3,12 @@
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)] // a test: fail loudly at the step
 
 use base64::Engine as _;
-use zerohop_filter::bundle::build::build;
-use zerohop_filter::config::DecisionPath;
+use zerohop_filter::decision_path::DecisionPath;
 use zerohop_filter::host::memory::{MemoryHost, Reply};
 use zerohop_filter::request::input::HttpRequest;
 use zerohop_filter::root::Root;
 use zerohop_filter::stream::{Flow, DECISION_ID_KEY, DYNAMIC_METADATA_KEY};
+use zerohop_filter::writer::build;
 
 const POLICY: &str = r#"package t
 

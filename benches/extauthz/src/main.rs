@@ -19,7 +19,7 @@ use envoy_types::pb::envoy::config::core::v3::socket_address::PortSpecifier;
 use envoy_types::pb::envoy::config::core::v3::HeaderValue;
 use envoy_types::pb::envoy::service::auth::v3::attribute_context;
 use zerohop_filter::bundle::{Bundle, Limits};
-use zerohop_filter::config::DecisionPath;
+use zerohop_filter::decision_path::DecisionPath;
 use zerohop_filter::engine::Policy;
 use zerohop_filter::request::body::BodySettings;
 use zerohop_filter::request::decision::{Action, Enforcement};
@@ -80,7 +80,7 @@ fn peer(peer: Option<attribute_context::Peer>) -> Peer {
 
 /// Input build, evaluation and decision, exactly as the filter runs them (`request::pipeline`).
 fn check(request: &CheckRequest) -> CheckResponse {
-    // The filter's request path, so the same input pruning (`request::shape`) and outcomes.
+    // The filter's request path, so the same input pruning (`shape`) and outcomes.
     let outcome = POLICY.with_borrow_mut(|policy| {
         decide_request(
             policy.as_mut(),

@@ -2,14 +2,14 @@
 //! Envoy presents them to the filter.
 
 use std::rc::Rc;
-use zerohop_filter::bundle::build::build;
 use zerohop_filter::bundle::{Bundle, Limits};
-use zerohop_filter::config::DecisionPath;
+use zerohop_filter::decision_path::DecisionPath;
 use zerohop_filter::engine::Policy;
 use zerohop_filter::request::body::BodySettings;
 use zerohop_filter::request::decision::{DecisionIds, Enforcement, Outcome};
 use zerohop_filter::request::input::{Connection, HttpRequest, Peer, SocketAddress};
 use zerohop_filter::request::pipeline::decide_request;
+use zerohop_filter::writer::build;
 
 /// A policy, precompiled as `policy-bundler build` makes it, with one request it answers:
 /// the filter's per-request work.

@@ -4,12 +4,11 @@
 //! check is an error with a stable code; nothing here evaluates policy.
 
 pub mod archive;
-pub mod build;
 pub mod hash;
-pub mod jws;
 pub mod manifest;
 pub mod signature;
 pub mod source;
+pub mod token;
 
 use regorus::Value;
 

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::hash;
-use super::jws::{self, Algorithm, Compact, JwsError, VerifyingKey};
+use super::token::{self, Algorithm, Compact, JwsError, VerifyingKey};
 
 /// Where the signatures live in a bundle.
 pub const SIGNATURES_FILE: &str = ".signatures.json";
@@ -264,7 +264,7 @@ pub fn sign(files: &[(String, Vec<u8>)], signer: &Signer<'_>) -> Result<Vec<u8>,
         payload.insert("scope".into(), scope.into());
     }
     let payload = serde_json::Value::Object(payload).to_string();
-    let token = jws::compact(
+    let token = token::compact(
         signer.algorithm,
         signer.keyid,
         payload.as_bytes(),

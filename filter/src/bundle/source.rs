@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use serde::Deserialize;
 
-use super::jws::{self, VerifyingKey};
 use super::signature::{Key, Verification};
+use super::token::{self, VerifyingKey};
 use super::Limits;
 
 #[derive(Debug, Default, Deserialize)]
@@ -282,7 +282,7 @@ impl RawSigning {
             // OPA's default algorithm.
             let alg = raw.algorithm.as_deref().unwrap_or("RS256");
             let algorithm =
-                jws::algorithm(alg).map_err(|e| ("bundle.signing.keys", format!("{id}: {e}")))?;
+                token::algorithm(alg).map_err(|e| ("bundle.signing.keys", format!("{id}: {e}")))?;
             let key = VerifyingKey::parse(algorithm, &raw.key)
                 .map_err(|e| ("bundle.signing.keys", format!("{id}: {e}")))?;
             keys.insert(

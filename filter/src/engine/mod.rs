@@ -18,8 +18,8 @@ use regorus::rvm::RegoVM;
 use regorus::{LimitError, Value};
 
 use crate::bundle::{Bundle, ProgramInfo};
-use crate::config::DecisionPath;
-use crate::request::shape::{InputReads, InputShape};
+use crate::decision_path::DecisionPath;
+use crate::shape::{InputReads, InputShape};
 use crate::{COMPILER_REVISION, REGORUS_VERSION};
 use cache::DecisionCache;
 
@@ -32,9 +32,9 @@ mod signatures;
 mod verified;
 pub mod walk;
 
+pub use crate::shape::Analysis;
 pub use budget::{Budget, Exceeded};
 pub use cache::DEFAULT_BUDGET_BYTES as DEFAULT_DECISION_CACHE_BYTES;
-pub use reads::Analysis;
 
 /// How the decision rule is evaluated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,11 +8,10 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
 
-use super::{CallResponse, Host, Level, MetricKind};
-use crate::live::lease::{MemShared, Shared};
+use super::{CallResponse, Host, Level, MetricKind, Shared};
 use crate::request::decision::DecisionIds;
 use crate::request::input::HttpRequest;
-use crate::request::shape::InputShape;
+use crate::shape::InputShape;
 
 /// A local reply the core sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +28,37 @@ pub struct Callout {
     pub cluster: String,
     pub headers: Vec<(String, String)>,
     pub timeout_ms: u64,
+}
+
+/// An in-memory `Shared` with the host's CAS rules, for tests.
+#[derive(Debug, Default)]
+pub struct MemShared {
+    entries: RefCell<BTreeMap<String, (Vec<u8>, u32)>>,
+    counter: Cell<u32>,
+}
+
+impl Shared for MemShared {
+    fn get(&self, key: &str) -> Result<(Option<Vec<u8>>, Option<u32>), String> {
+        Ok(match self.entries.borrow().get(key) {
+            Some((value, cas)) => (Some(value.clone()), Some(*cas)),
+            None => (None, None),
+        })
+    }
+
+    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<bool, String> {
+        let mut entries = self.entries.borrow_mut();
+        let current = entries.get(key).map(|(_, c)| *c);
+        // The host's rules: no token (0) writes unconditionally, and so does any token when
+        // the key is missing; otherwise the token must match.
+        if let (Some(cas), Some(current)) = (cas.filter(|c| *c != 0), current) {
+            if current != cas {
+                return Ok(false);
+            }
+        }
+        self.counter.set(self.counter.get() + 1);
+        entries.insert(key.to_string(), (value.to_vec(), self.counter.get()));
+        Ok(true)
+    }
 }
 
 #[derive(Default)]

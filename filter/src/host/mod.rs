@@ -5,10 +5,9 @@
 
 use std::time::Duration;
 
-use crate::live::lease::Shared;
 use crate::request::decision::DecisionIds;
 use crate::request::input::HttpRequest;
-use crate::request::shape::InputShape;
+use crate::shape::InputShape;
 
 pub mod memory;
 
@@ -27,6 +26,15 @@ pub enum MetricKind {
     Counter,
     Gauge,
     Histogram,
+}
+
+/// A compare-and-swap store: Envoy's shared data, or `memory::MemShared` in tests.
+pub trait Shared {
+    /// The value and its CAS token, `(None, None)` when absent.
+    fn get(&self, key: &str) -> Result<(Option<Vec<u8>>, Option<u32>), String>;
+    /// Writes `value` if the key's CAS token is still `cas` (`None`: unconditionally).
+    /// `Ok(false)` when another writer came first.
+    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<bool, String>;
 }
 
 /// A callout's response headers and body.

@@ -4,7 +4,7 @@
 
 use crate::bundle::signature::{self, SignatureError, Verification};
 use crate::bundle::{archive, Bundle, BundleError, Limits};
-use crate::config::DecisionPath;
+use crate::decision_path::DecisionPath;
 use crate::engine::{LoadError, Policy};
 
 /// Why a bundle could not be activated.

@@ -10,12 +10,12 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
 
+use crate::host::Shared;
 use crate::host::{CallResponse, Host, Level, MetricKind};
-use crate::live::lease::Shared;
 use crate::request::decision::DecisionIds;
 use crate::request::input::{Connection, HttpRequest, Peer, SocketAddress};
 use crate::request::metadata;
-use crate::request::shape::InputShape;
+use crate::shape::InputShape;
 
 /// Envoy, through the proxy-wasm ABI. One per root context, shared with its streams: it
 /// remembers the downstream connections it has described.

@@ -9,4 +9,3 @@ pub mod input;
 pub mod metadata;
 pub mod path;
 pub mod pipeline;
-pub mod shape;
