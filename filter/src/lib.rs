@@ -12,6 +12,7 @@
 //! allocator wrapper that counts evaluations' memory (`engine::budget::CountingAllocator`).
 
 pub mod bundle;
+pub mod codes;
 pub mod config;
 pub mod decision_path;
 pub mod engine;

@@ -76,9 +76,9 @@ impl Exceeded {
     /// A stable kebab-case code for logs and metrics.
     pub fn code(self) -> &'static str {
         match self {
-            Exceeded::Memory => "memory-budget-exceeded",
-            Exceeded::Work => "work-budget-exceeded",
-            Exceeded::Time => "time-budget-exceeded",
+            Exceeded::Memory => crate::codes::MEMORY_BUDGET_EXCEEDED.name,
+            Exceeded::Work => crate::codes::WORK_BUDGET_EXCEEDED.name,
+            Exceeded::Time => crate::codes::TIME_BUDGET_EXCEEDED.name,
         }
     }
 }

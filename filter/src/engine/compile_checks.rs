@@ -82,18 +82,28 @@ pub fn check(modules: &[Ref<Module>], host_functions: &[(&str, usize)]) -> Vec<C
 
 /// The order of OPA's compiler stages that find each error.
 fn stage(code: &str) -> u8 {
-    match code {
-        "illegal-default" => 0, // the parser
-        "unused-declared-var"
-        | "var-assigned-above"
-        | "var-declared-above"
-        | "var-referenced-above"
-        | "arg-redeclared" => 1,
-        "conflicting-rules" | "multiple-defaults" => 2,
-        "unsafe-var" => 3,
-        "recursion" => 4,
-        _ => 5, // the type checker
-    }
+    use crate::codes::*;
+    const STAGES: [(&[Code], u8); 5] = [
+        (&[ILLEGAL_DEFAULT], 0), // the parser
+        (
+            &[
+                UNUSED_DECLARED_VAR,
+                VAR_ASSIGNED_ABOVE,
+                VAR_DECLARED_ABOVE,
+                VAR_REFERENCED_ABOVE,
+                ARG_REDECLARED,
+            ],
+            1,
+        ),
+        (&[CONFLICTING_RULES, MULTIPLE_DEFAULTS], 2),
+        (&[UNSAFE_VAR], 3),
+        (&[RECURSION], 4),
+    ];
+    STAGES
+        .iter()
+        .find(|(codes, _)| codes.iter().any(|c| c.name == code))
+        // the type checker
+        .map_or(5, |(_, stage)| *stage)
 }
 
 fn package_path(module: &Module) -> Option<String> {
@@ -311,7 +321,7 @@ impl Program {
                     .collect();
                 errors.push(error(
                     &first.span,
-                    "multiple-defaults",
+                    crate::codes::MULTIPLE_DEFAULTS.name,
                     format!(
                         "multiple default rules {path} found at {}",
                         places.join(", ")
@@ -328,7 +338,7 @@ impl Program {
                 if let Some(first) = rules.first() {
                     errors.push(error(
                         &first.span,
-                        "conflicting-rules",
+                        crate::codes::CONFLICTING_RULES.name,
                         format!("conflicting rules {path} found"),
                     ));
                 }
@@ -390,7 +400,7 @@ impl Program {
                         if let Some(span) = first_call {
                             errors.push(error(
                                 span,
-                                "recursion",
+                                crate::codes::RECURSION.name,
                                 format!("rule {start} is recursive: {}", chain.join(" -> ")),
                             ));
                         }
@@ -644,7 +654,7 @@ impl<'s, 'a> Safety<'s, 'a> {
             if let Some(what) = refused {
                 self.errors.push(error(
                     &body.span,
-                    "illegal-else",
+                    crate::codes::ILLEGAL_ELSE.name,
                     format!("else keyword cannot be used on {what}"),
                 ));
             }
@@ -730,7 +740,7 @@ impl<'s, 'a> Safety<'s, 'a> {
         if let Some((what, span)) = find.0 {
             self.errors.push(error(
                 &span,
-                "illegal-default",
+                crate::codes::ILLEGAL_DEFAULT.name,
                 format!("illegal default rule (value cannot contain {what})"),
             ));
         }
@@ -754,8 +764,11 @@ impl<'s, 'a> Safety<'s, 'a> {
 
     fn report(&mut self, unbound: Vec<(String, Span)>) {
         for (name, span) in unbound {
-            self.errors
-                .push(error(&span, "unsafe-var", format!("var {name} is unsafe")));
+            self.errors.push(error(
+                &span,
+                crate::codes::UNSAFE_VAR.name,
+                format!("var {name} is unsafe"),
+            ));
         }
     }
 
@@ -777,9 +790,9 @@ impl<'s, 'a> Safety<'s, 'a> {
                             self.errors.push(error(
                                 var,
                                 if *by_some {
-                                    "var-declared-above"
+                                    crate::codes::VAR_DECLARED_ABOVE.name
                                 } else {
-                                    "var-assigned-above"
+                                    crate::codes::VAR_ASSIGNED_ABOVE.name
                                 },
                                 format!("var {name} {what} above"),
                             ));
@@ -788,7 +801,7 @@ impl<'s, 'a> Safety<'s, 'a> {
                         if !used_elsewhere(query, name, stmt.sidx) {
                             self.errors.push(error(
                                 var,
-                                "unused-declared-var",
+                                crate::codes::UNUSED_DECLARED_VAR.name,
                                 format!("declared var {name} unused"),
                             ));
                         }
@@ -806,7 +819,7 @@ impl<'s, 'a> Safety<'s, 'a> {
                         for (what, span) in unassignable(lhs) {
                             self.errors.push(error(
                                 span,
-                                "cannot-assign",
+                                crate::codes::CANNOT_ASSIGN.name,
                                 format!("cannot assign to {what}"),
                             ));
                         }
@@ -817,7 +830,7 @@ impl<'s, 'a> Safety<'s, 'a> {
                             if args.contains(&name) && !declared.contains_key(&name) {
                                 self.errors.push(error(
                                     &span,
-                                    "arg-redeclared",
+                                    crate::codes::ARG_REDECLARED.name,
                                     format!("arg {name} redeclared"),
                                 ));
                             } else {
@@ -863,7 +876,7 @@ impl<'s, 'a> Safety<'s, 'a> {
                         if name != WILDCARD && !mentions(body, name) {
                             self.errors.push(error(
                                 var,
-                                "unused-declared-var",
+                                crate::codes::UNUSED_DECLARED_VAR.name,
                                 format!("declared var {name} unused"),
                             ));
                         }
@@ -888,9 +901,9 @@ impl<'s, 'a> Safety<'s, 'a> {
             return;
         }
         let (code, what) = match declared.get(name) {
-            Some(true) => ("var-declared-above", "declared"),
-            Some(false) => ("var-assigned-above", "assigned"),
-            None if seen.contains(name) => ("var-referenced-above", "referenced"),
+            Some(true) => (crate::codes::VAR_DECLARED_ABOVE.name, "declared"),
+            Some(false) => (crate::codes::VAR_ASSIGNED_ABOVE.name, "assigned"),
+            None if seen.contains(name) => (crate::codes::VAR_REFERENCED_ABOVE.name, "referenced"),
             None => return,
         };
         self.errors
@@ -1331,7 +1344,7 @@ impl<'s, 'a> Safety<'s, 'a> {
         if self.scope.program.function_arity(&resolved).is_some() {
             self.errors.push(error(
                 span,
-                "function-not-called",
+                crate::codes::FUNCTION_NOT_CALLED.name,
                 format!("function {resolved} used as reference, not called"),
             ));
         }
@@ -1415,7 +1428,7 @@ impl<'s, 'a> Safety<'s, 'a> {
             {
                 self.errors.push(error(
                     span,
-                    "undefined-function",
+                    crate::codes::UNDEFINED_FUNCTION.name,
                     format!("undefined function {path}"),
                 ));
             }
@@ -1429,7 +1442,7 @@ impl<'s, 'a> Safety<'s, 'a> {
             {
                 self.errors.push(error(
                     span,
-                    "undefined-function",
+                    crate::codes::UNDEFINED_FUNCTION.name,
                     format!("undefined function {name}"),
                 ));
             }
@@ -1438,7 +1451,7 @@ impl<'s, 'a> Safety<'s, 'a> {
         if self.scope.rego_v1 && DEPRECATED.contains(&name.as_str()) {
             self.errors.push(error(
                 span,
-                "deprecated-builtin",
+                crate::codes::DEPRECATED_BUILTIN.name,
                 format!("deprecated built-in function calls in expression: {name}"),
             ));
         }
@@ -1468,7 +1481,7 @@ impl<'s, 'a> Safety<'s, 'a> {
         if have.len() != args.len() && !(statement && have.len() == args.len() + 1) {
             self.errors.push(error(
                 span,
-                "builtin-arity",
+                crate::codes::BUILTIN_ARITY.name,
                 format!("{name}: arity mismatch: have ({have_text}), want ({want})"),
             ));
             return;
@@ -1481,7 +1494,7 @@ impl<'s, 'a> Safety<'s, 'a> {
         {
             self.errors.push(error(
                 span,
-                "builtin-type",
+                crate::codes::BUILTIN_TYPE.name,
                 format!("{name}: invalid argument(s): have ({have_text}), want ({want})"),
             ));
         }

@@ -84,13 +84,15 @@ impl LoadError {
     /// A stable kebab-case code for logs and metrics.
     pub fn code(&self) -> &'static str {
         match self {
-            LoadError::Rego(_) => "rego-error",
-            LoadError::Refused(errors) => errors.first().map_or("rego-error", |e| e.code),
-            LoadError::Unsupported(_) => "unsupported-function",
-            LoadError::Data(_) => "bad-data",
-            LoadError::Compile { .. } => "compile-error",
-            LoadError::ProgramVersion { .. } => "program-version",
-            LoadError::Program(_) => "bad-program",
+            LoadError::Rego(_) => crate::codes::REGO_ERROR.name,
+            LoadError::Refused(errors) => errors
+                .first()
+                .map_or(crate::codes::REGO_ERROR.name, |e| e.code),
+            LoadError::Unsupported(_) => crate::codes::UNSUPPORTED_FUNCTION.name,
+            LoadError::Data(_) => crate::codes::DATA_LOAD_ERROR.name,
+            LoadError::Compile { .. } => crate::codes::COMPILE_ERROR.name,
+            LoadError::ProgramVersion { .. } => crate::codes::PROGRAM_VERSION.name,
+            LoadError::Program(_) => crate::codes::BAD_PROGRAM.name,
         }
     }
 }

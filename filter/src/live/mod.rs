@@ -17,6 +17,7 @@ use activation::{ActivationError, Trust};
 use lease::{Keys, Published};
 use poll::{FetchError, Fetched, Poller, Response};
 
+use crate::codes;
 use crate::config::Config;
 use crate::engine::Policy;
 use crate::host::{Host, Level, MetricKind};
@@ -242,14 +243,15 @@ impl Bundles {
             }
             Err(e) => {
                 client.poller.not_sent(now);
+                let code = codes::FETCH_FAILED.name;
                 host.log(
                     Level::Warn,
                     &format!(
-                        "{}: bundle fetch failed [fetch-failed]: cannot call cluster {:?}: {e}",
+                        "{}: bundle fetch failed [{code}]: cannot call cluster {:?}: {e}",
                         self.name, service.cluster
                     ),
                 );
-                self.metrics.failed(host, "fetch-failed");
+                self.metrics.failed(host, code);
             }
         }
     }

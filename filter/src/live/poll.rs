@@ -30,10 +30,10 @@ impl FetchError {
     /// A stable kebab-case code for logs and metrics.
     pub fn code(&self) -> &'static str {
         match self {
-            FetchError::NoResponse | FetchError::Lost(_) => "fetch-failed",
-            FetchError::Status(_) => "http-status",
-            FetchError::EmptyBody => "empty-body",
-            FetchError::TooLarge { .. } => "too-large",
+            FetchError::NoResponse | FetchError::Lost(_) => crate::codes::FETCH_FAILED.name,
+            FetchError::Status(_) => crate::codes::HTTP_STATUS.name,
+            FetchError::EmptyBody => crate::codes::EMPTY_BODY.name,
+            FetchError::TooLarge { .. } => crate::codes::DOWNLOAD_TOO_LARGE.name,
         }
     }
 }
