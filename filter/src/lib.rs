@@ -15,6 +15,7 @@ pub mod bundle;
 pub mod codes;
 pub mod config;
 pub mod decision_path;
+pub mod defaults;
 pub mod engine;
 pub mod host;
 pub mod jws;

@@ -76,11 +76,7 @@ struct RawKey {
     scope: String,
 }
 
-/// OPA's polling defaults (`v1/download/config.go`).
-pub const DEFAULT_MIN_DELAY_SECONDS: u64 = 60;
-pub const DEFAULT_MAX_DELAY_SECONDS: u64 = 120;
-/// OPA's default `response_header_timeout_seconds`.
-pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;
+use crate::defaults::{DEFAULT_MAX_DELAY_SECONDS, DEFAULT_MIN_DELAY_SECONDS, DEFAULT_TIMEOUT_MS};
 
 /// The validated `bundle` section.
 #[derive(Debug, Clone)]

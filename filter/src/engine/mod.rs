@@ -34,7 +34,6 @@ pub mod walk;
 
 pub use crate::shape::Analysis;
 pub use budget::{Budget, Exceeded};
-pub use cache::DEFAULT_BUDGET_BYTES as DEFAULT_DECISION_CACHE_BYTES;
 
 /// How the decision rule is evaluated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -365,7 +364,7 @@ impl Policy {
             budget: Budget::default(),
             peak_bytes: 0,
         };
-        policy.set_decision_cache(cache::DEFAULT_BUDGET_BYTES);
+        policy.set_decision_cache(crate::defaults::DEFAULT_DECISION_CACHE_BYTES);
         policy.set_budget(Budget::default());
         policy
     }
