@@ -97,6 +97,15 @@ impl Worker {
     }
 }
 
+/// A proxy whose first worker fetched, activated and published revision v1 at `START_MS`.
+fn running_v1() -> (Rc<MemShared>, Worker) {
+    let shared = Rc::new(MemShared::default());
+    let mut a = Worker::start(&shared, START_MS);
+    a.tick_at(START_MS);
+    a.answer(200, "\"e1\"", bundle("v1", true));
+    (shared, a)
+}
+
 #[test]
 fn a_fetched_bundle_is_activated_and_published_for_the_other_workers() {
     let shared = Rc::new(MemShared::default());
@@ -120,11 +129,8 @@ fn a_fetched_bundle_is_activated_and_published_for_the_other_workers() {
 
 #[test]
 fn the_lease_is_taken_over_after_its_holder_dies() {
-    let shared = Rc::new(MemShared::default());
-    let mut a = Worker::start(&shared, START_MS);
+    let (shared, _gone) = running_v1();
     let mut b = Worker::start(&shared, START_MS);
-    a.tick_at(START_MS);
-    a.answer(200, "\"e1\"", bundle("v1", true));
     // Worker a's VM is gone: it never ticks again. Until its lease expires, nobody fetches.
     let mut now = START_MS;
     while now < START_MS + LEASE_TTL_MS {
@@ -206,10 +212,7 @@ fn racing_workers_fetch_once_and_run_the_same_revision() {
 
 #[test]
 fn a_bundle_that_does_not_load_keeps_the_active_one() {
-    let shared = Rc::new(MemShared::default());
-    let mut a = Worker::start(&shared, START_MS);
-    a.tick_at(START_MS);
-    a.answer(200, "\"e1\"", bundle("v1", true));
+    let (_, mut a) = running_v1();
     a.host.take_log();
     let mut now = START_MS;
     while a.host.callouts().len() == 1 {
@@ -230,10 +233,7 @@ fn a_bundle_that_does_not_load_keeps_the_active_one() {
 
 #[test]
 fn a_worker_started_later_runs_the_published_bundle_from_its_first_request() {
-    let shared = Rc::new(MemShared::default());
-    let mut a = Worker::start(&shared, START_MS);
-    a.tick_at(START_MS);
-    a.answer(200, "\"e1\"", bundle("v1", true));
+    let (shared, _first) = running_v1();
     let late = Worker::start(&shared, START_MS + 1);
     assert_eq!(late.status(), 200);
 }
