@@ -16,6 +16,9 @@ use crate::plugin::{CacheMetrics, Plugin};
 use crate::request::body::BODY_STALL_MS;
 use crate::stream::Stream;
 
+/// What a stream whose body never reached the filter gets, unless the plugin fails open.
+const STALLED_REPLY: (u16, &str) = (503, "request body not delivered to the filter");
+
 #[derive(Default)]
 pub struct Root {
     plugin: Option<Rc<Plugin>>,
@@ -199,7 +202,8 @@ impl Root {
                     }
                 ),
             );
-            if let Err(e) = host.end_stalled_request(stream, let_through) {
+            let reply = (!let_through).then_some(STALLED_REPLY);
+            if let Err(e) = host.end_stream(stream, reply) {
                 host.log(
                     Level::Debug,
                     &format!("{}: stalled stream already gone: {e}", plugin.name),

@@ -283,9 +283,31 @@ fn a_body_the_host_never_delivers_ends_the_stream_from_the_tick() {
     assert!(host.ended().is_empty());
     host.advance_ms(5_000);
     root.tick(&host);
-    assert_eq!(host.ended(), vec![(9, false)], "answered 503");
+    let reply = Reply {
+        status: 503,
+        headers: vec![],
+        body: "request body not delivered to the filter".into(),
+    };
+    assert_eq!(host.ended(), vec![(9, Some(reply))]);
     assert!(host
         .take_log()
         .iter()
         .any(|(_, line)| line.contains("no request body reached the filter in 5s")));
+}
+
+#[test]
+fn a_body_never_delivered_is_let_through_when_failing_open() {
+    let settings = serde_json::json!({
+        "with_request_body": {"max_request_bytes": 64},
+        "fail_open": true,
+    });
+    let (host, mut root) = configured(settings);
+    request(&host, "POST", "/a", &[], b"{}");
+    assert_eq!(
+        root.stream(4).unwrap().on_request_headers(&host, false),
+        Flow::Pause
+    );
+    host.advance_ms(5_000);
+    root.tick(&host);
+    assert_eq!(host.ended(), vec![(4, None)]);
 }

@@ -78,7 +78,7 @@ pub struct MemoryHost {
     callouts: RefCell<Vec<Callout>>,
     /// The cluster names `http_call` accepts; others fail as an unknown cluster does.
     clusters: RefCell<Vec<String>>,
-    ended: RefCell<Vec<(u32, bool)>>,
+    ended: RefCell<Vec<(u32, Option<Reply>)>>,
     tick_period: Cell<Duration>,
     metrics: RefCell<Vec<(MetricKind, String, u64)>>,
     log: RefCell<Vec<(Level, String)>>,
@@ -150,8 +150,8 @@ impl MemoryHost {
         *self.response.borrow_mut() = Some((all, body));
     }
 
-    /// Streams ended from the root (stalled bodies): (stream, let through).
-    pub fn ended(&self) -> Vec<(u32, bool)> {
+    /// Streams ended from the root (stalled bodies): (stream, the reply; `None`: let through).
+    pub fn ended(&self) -> Vec<(u32, Option<Reply>)> {
         self.ended.borrow().clone()
     }
 
@@ -260,8 +260,13 @@ impl Host for MemoryHost {
         Ok(())
     }
 
-    fn end_stalled_request(&self, stream: u32, let_through: bool) -> Result<(), String> {
-        self.ended.borrow_mut().push((stream, let_through));
+    fn end_stream(&self, stream: u32, reply: Option<(u16, &str)>) -> Result<(), String> {
+        let reply = reply.map(|(status, body)| Reply {
+            status,
+            headers: Vec::new(),
+            body: body.to_string(),
+        });
+        self.ended.borrow_mut().push((stream, reply));
         Ok(())
     }
 

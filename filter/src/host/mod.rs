@@ -65,8 +65,9 @@ pub trait Host: Shared {
         headers: &[(String, String)],
         body: &str,
     ) -> Result<(), String>;
-    /// Ends another stream that waits for a body the host holds back: 503, or let through.
-    fn end_stalled_request(&self, stream: u32, let_through: bool) -> Result<(), String>;
+    /// Ends another stream, held at its headers, from the root: lets it through (`None`) or
+    /// answers it with `(status, body)`.
+    fn end_stream(&self, stream: u32, reply: Option<(u16, &str)>) -> Result<(), String>;
 
     /// Starts an HTTP callout; returns its token.
     fn http_call(

@@ -79,17 +79,14 @@ impl Host for Envoy {
         hostcalls::send_http_response(u32::from(code), headers, body).map_err(status)
     }
 
-    fn end_stalled_request(&self, stream: u32, let_through: bool) -> Result<(), String> {
+    fn end_stream(&self, stream: u32, reply: Option<(u16, &str)>) -> Result<(), String> {
         hostcalls::set_effective_context(stream).map_err(status)?;
-        if let_through {
-            hostcalls::resume_http_request().map_err(status)
-        } else {
-            hostcalls::send_http_response(
-                503,
-                vec![],
-                Some(b"request body not delivered to the filter"),
-            )
-            .map_err(status)
+        match reply {
+            None => hostcalls::resume_http_request().map_err(status),
+            Some((code, body)) => {
+                hostcalls::send_http_response(u32::from(code), vec![], Some(body.as_bytes()))
+                    .map_err(status)
+            }
         }
     }
 
