@@ -118,8 +118,13 @@ impl Plugin {
 
     /// Takes the active policy out (reconfiguration keeps it).
     pub fn take_policy<H: Host>(&self, host: &H) -> Option<Policy> {
-        self.with_policy(host, |_| ()).ok()?;
-        self.policy.take()
+        match self.policy.try_borrow_mut() {
+            Ok(mut policy) => policy.take(),
+            Err(_) => {
+                self.busy(host, CellName::Policy);
+                None
+            }
+        }
     }
 
     /// Makes `policy` the active one, keeping the cache counts of the one it replaces.
@@ -286,5 +291,41 @@ impl Timing {
             host.record_metric(*id, now.saturating_sub(started_ns));
         }
         host.now_ns()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::memory::MemoryHost;
+    use crate::stream::{Flow, Stream};
+
+    /// Only re-entrance finds a cell in use; here a stream runs while the policy is borrowed.
+    #[test]
+    fn a_cell_in_use_is_logged_counted_and_answered_with_the_real_settings() {
+        let host = MemoryHost::default();
+        let config = br#"{"status_on_error": 500,
+            "bundle": {"service": {"cluster": "c", "authority": "a", "path": "/b"}}}"#;
+        let config = Rc::new(Config::parse(config).unwrap());
+        let plugin = Rc::new(Plugin::new(&host, "p".into(), config, None));
+        let mut stream = Stream::new(Rc::clone(&plugin), 1);
+        let flow = plugin
+            .with_policy(&host, |_| stream.on_request_headers(&host, true))
+            .unwrap();
+        assert_eq!(flow, Flow::Pause);
+        assert_eq!(
+            host.reply().unwrap().status,
+            500,
+            "status_on_error, not a made-up 503"
+        );
+        assert_eq!(host.metric(BUSY_METRIC), Some(1));
+        let log = host.take_log();
+        assert!(log.contains(&(
+            Level::Error,
+            "p: plugin state in use (policy); counted in zerohop.state_busy".to_string()
+        )));
+        assert!(log
+            .iter()
+            .any(|(_, line)| line.starts_with("p: evaluation-error (decision_id ")));
     }
 }
