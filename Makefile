@@ -20,7 +20,7 @@ WASM_OPT := /usr/bin/wasm-opt
 WASM_FEATURES := --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int --enable-mutable-globals
 RUST_SOURCES := $(shell find filter policy-bundler third_party -name '*.rs' -o -name Cargo.toml) Cargo.toml Cargo.lock
 
-.PHONY: help tools build test test-unit test-e2e demo bench bench-bundles check clean conformance check-vs-opa rego-diff rego-diff-ci
+.PHONY: help tools build test test-unit test-e2e corpus-native demo bench bench-bundles check clean conformance check-vs-opa rego-diff rego-diff-ci
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -86,6 +86,11 @@ test-unit: ## native tests of the core and the bundler
 test-e2e: build tools ## the filter in real Envoy on loopback; manifests against the schemas
 	cd tests/e2e && $(PYTEST) -q
 	$(PYTEST) -q tests/manifests
+
+corpus-native: $(OPA) ## write testdata/corpus/native.json again (the corpus on the in-memory host, OPA's answers)
+	cd tests/e2e && $(VENV)/bin/python native_corpus.py requests
+	ZEROHOP_CORPUS_RECORD=1 cargo test --locked -p zerohop-filter --test corpus
+	cd tests/e2e && $(VENV)/bin/python native_corpus.py expect
 
 demo: build tools ## real Envoy + filter + the demo bundle on loopback, a few requests
 	$(VENV)/bin/python scripts/demo.py

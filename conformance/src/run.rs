@@ -8,7 +8,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use anyhow::{anyhow, Result};
 use regorus::Value;
 use zerohop_filter::bundle::{Bundle, Manifest, Module};
-use zerohop_filter::config::DecisionPath;
+use zerohop_filter::decision_path::DecisionPath;
 use zerohop_filter::engine::{self, Compiled, EvalError, LoadError, Policy};
 
 use crate::cases::Case;

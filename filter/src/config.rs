@@ -1,19 +1,18 @@
 //! Plugin configuration: the JSON string Istio passes from `WasmPlugin.pluginConfig`.
 //!
 //! Parsed in two steps: `RawConfig` mirrors the JSON exactly (unknown keys rejected), then
-//! `Config::parse` validates it. Every error names the key at fault. Defaults live here only.
+//! `Config::parse` validates it. Every error names the key at fault. Every default is in
+//! `defaults`.
 
 use serde::Deserialize;
 
 use crate::bundle::source::{BundleConfig, RawBundle};
-use crate::engine::budget::{self, Budget};
+use crate::decision_path::DecisionPath;
+use crate::engine::budget::Budget;
 use crate::request::body::{BodySettings, WithRequestBody};
 use crate::request::decision::{is_valid_reply_status, Enforcement};
 
-/// OPA-Envoy's default decision path.
-pub const DEFAULT_PATH: &str = "envoy/authz/allow";
-/// Envoy's ext_authz answers 403 when the authorizer fails; so do we.
-pub const DEFAULT_STATUS_ON_ERROR: u16 = 403;
+use crate::defaults::{self, DEFAULT_PATH, DEFAULT_STATUS_ON_ERROR};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -68,58 +67,10 @@ pub struct Config {
     pub budget: Budget,
 }
 
-/// OPA-Envoy's `path` (`envoy/authz/allow`) and the rule it names (`data.envoy.authz.allow`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DecisionPath {
-    path: String,
-    rule: String,
-}
-
-impl DecisionPath {
-    /// Parses a path as OPA-Envoy does: surrounding slashes ignored, `/` separates segments.
-    /// Each segment must be a Rego identifier, so the path names one rule.
-    pub fn parse(path: &str) -> Result<Self, String> {
-        let trimmed = path.trim_matches('/');
-        if trimmed.is_empty() {
-            return Err("must name a rule, e.g. \"envoy/authz/allow\"".to_string());
-        }
-        for segment in trimmed.split('/') {
-            if !is_rego_identifier(segment) {
-                return Err(format!(
-                    "segment {segment:?} of {path:?} is not a Rego identifier (letters, digits, _)"
-                ));
-            }
-        }
-        Ok(Self {
-            path: trimmed.to_string(),
-            rule: format!("data.{}", trimmed.replace('/', ".")),
-        })
-    }
-
-    /// The path as configured, e.g. `envoy/authz/allow`.
-    pub fn as_path(&self) -> &str {
-        &self.path
-    }
-
-    /// The rule reference, e.g. `data.envoy.authz.allow`.
-    pub fn rule(&self) -> &str {
-        &self.rule
-    }
-}
-
 impl Default for DecisionPath {
     fn default() -> Self {
-        Self {
-            path: DEFAULT_PATH.to_string(),
-            rule: format!("data.{}", DEFAULT_PATH.replace('/', ".")),
-        }
+        Self::from_valid(DEFAULT_PATH)
     }
-}
-
-fn is_rego_identifier(segment: &str) -> bool {
-    let mut chars = segment.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// A configuration that cannot be used. The message always names the key at fault.
@@ -184,14 +135,14 @@ impl Config {
         };
         let budget = Budget {
             memory_bytes: positive("max_eval_memory_bytes", raw.max_eval_memory_bytes)?
-                .unwrap_or(budget::DEFAULT_MEMORY_BYTES),
+                .unwrap_or(defaults::DEFAULT_MEMORY_BYTES),
             instructions: positive("max_eval_instructions", raw.max_eval_instructions)?
-                .map_or(budget::DEFAULT_INSTRUCTIONS, |n| {
+                .map_or(defaults::DEFAULT_INSTRUCTIONS, |n| {
                     usize::try_from(n).unwrap_or(usize::MAX)
                 }),
             time: std::time::Duration::from_millis(u64::from(
                 positive("max_eval_time_ms", raw.max_eval_time_ms)?
-                    .unwrap_or(budget::DEFAULT_TIME_MS),
+                    .unwrap_or(defaults::DEFAULT_TIME_MS),
             )),
         };
         Ok(Self {
@@ -209,7 +160,7 @@ impl Config {
             timing_stats: raw.timing_stats,
             decision_cache_bytes: raw
                 .decision_cache_bytes
-                .map_or(crate::engine::DEFAULT_DECISION_CACHE_BYTES, |bytes| {
+                .map_or(defaults::DEFAULT_DECISION_CACHE_BYTES, |bytes| {
                     usize::try_from(bytes).unwrap_or(usize::MAX)
                 }),
             budget,

@@ -1,19 +1,31 @@
 //! zerohop: OPA-Envoy compatible Rego authorization evaluated inside Envoy.
 //!
-//! The crate is two things: a host-free core (configuration, the OPA-Envoy `input` document,
-//! decisions, bundles, evaluation) that builds and tests natively and that `policy-bundler`
-//! links, and `proxy`, the only module that talks to Envoy through `proxy_wasm`; it exists
-//! only in the `wasm32` build.
+//! The crate is two things: a host-free core that builds and tests natively and that
+//! `policy-bundler` links, and `proxy`, the only module that talks to Envoy through
+//! `proxy_wasm`; it exists only in the `wasm32` build and decides nothing. The core turns what
+//! a host knows about a request into an outcome (`stream`, `request`, `engine`) and what a
+//! bundle server sent into an active policy (`root`, `live`, `bundle`), asking the host for
+//! everything else through the `host::Host` trait.
 //!
 //! `unsafe_code` is denied workspace-wide; the exceptions are the raw `proxy_set_property`
 //! call in `proxy::host::set_filter_state`, whose SDK wrapper would panic, and the
 //! allocator wrapper that counts evaluations' memory (`engine::budget::CountingAllocator`).
 
 pub mod bundle;
+pub mod codes;
 pub mod config;
+pub mod decision_path;
+pub mod defaults;
 pub mod engine;
+pub mod host;
 pub mod jws;
+pub mod live;
+pub mod plugin;
 pub mod request;
+pub mod root;
+pub mod shape;
+pub mod stream;
+pub mod writer;
 
 #[cfg(target_arch = "wasm32")]
 mod proxy;

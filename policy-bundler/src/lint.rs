@@ -43,7 +43,7 @@ pub fn lint(bundle: &Bundle) -> Vec<Finding> {
             for span in &visit.0 {
                 findings.push(finding(
                     span,
-                    "with-keyword",
+                    zerohop_filter::codes::WITH_KEYWORD.name,
                     "`with` in a policy module: the RVM compiler lacks it, so decisions that \
                      reach it run on the regorus interpreter"
                         .into(),

@@ -13,7 +13,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use zerohop_filter::engine::budget::{self, Budget, CountingAllocator};
+use zerohop_filter::defaults;
+use zerohop_filter::engine::budget::{Budget, CountingAllocator};
 
 /// Counts what evaluations allocate, so that `eval` holds them to the filter's memory budget.
 #[global_allocator]
@@ -105,15 +106,15 @@ enum Command {
         #[arg(short, long)]
         path: Option<String>,
         /// The plugin configuration's `max_eval_memory_bytes`.
-        #[arg(long, default_value_t = budget::DEFAULT_MEMORY_BYTES,
+        #[arg(long, default_value_t = defaults::DEFAULT_MEMORY_BYTES,
               value_parser = clap::value_parser!(u64).range(1..))]
         max_eval_memory_bytes: u64,
         /// The plugin configuration's `max_eval_instructions`.
-        #[arg(long, default_value_t = budget::DEFAULT_INSTRUCTIONS as u64,
+        #[arg(long, default_value_t = defaults::DEFAULT_INSTRUCTIONS as u64,
               value_parser = clap::value_parser!(u64).range(1..))]
         max_eval_instructions: u64,
         /// The plugin configuration's `max_eval_time_ms`.
-        #[arg(long, default_value_t = budget::DEFAULT_TIME_MS,
+        #[arg(long, default_value_t = defaults::DEFAULT_TIME_MS,
               value_parser = clap::value_parser!(u32).range(1..))]
         max_eval_time_ms: u32,
     },

@@ -7,7 +7,7 @@ use rsa::pkcs1::DecodeRsaPrivateKey;
 use rsa::pkcs8::DecodePrivateKey;
 use rsa::{Pkcs1v15Sign, Pss, RsaPrivateKey};
 use sha2::{Digest, Sha256, Sha384, Sha512};
-use zerohop_filter::bundle::jws::{self, Algorithm, JwsError};
+use zerohop_filter::bundle::token::{self, Algorithm, JwsError};
 
 /// The signature of `input` under `key` for `alg`. `key` is the HMAC secret, or a PEM private
 /// key: `RSA PRIVATE KEY`, `EC PRIVATE KEY` or PKCS#8 `PRIVATE KEY`.
@@ -19,7 +19,7 @@ pub fn signature(alg: Algorithm, key: &str, input: &[u8]) -> Result<Vec<u8>, Jws
     let pem = key.trim();
     Ok(match alg {
         Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => {
-            jws::hmac_sign(alg, key.as_bytes(), input)?
+            token::hmac_sign(alg, key.as_bytes(), input)?
         }
         Algorithm::ES256 => {
             let secret = p256::SecretKey::from_sec1_pem(pem)

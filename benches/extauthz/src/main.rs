@@ -19,11 +19,12 @@ use envoy_types::pb::envoy::config::core::v3::socket_address::PortSpecifier;
 use envoy_types::pb::envoy::config::core::v3::HeaderValue;
 use envoy_types::pb::envoy::service::auth::v3::attribute_context;
 use zerohop_filter::bundle::{Bundle, Limits};
-use zerohop_filter::config::DecisionPath;
+use zerohop_filter::decision_path::DecisionPath;
 use zerohop_filter::engine::Policy;
 use zerohop_filter::request::body::BodySettings;
-use zerohop_filter::request::decision::{decide, Action, Enforcement};
-use zerohop_filter::request::input::{self, Connection, HttpRequest, Peer, SocketAddress};
+use zerohop_filter::request::decision::{Action, Enforcement};
+use zerohop_filter::request::input::{Connection, HttpRequest, Peer, SocketAddress};
+use zerohop_filter::request::pipeline::decide_request;
 
 thread_local! {
     // The server runs on one thread (current-thread runtime), like one Envoy worker's VM.
@@ -77,21 +78,19 @@ fn peer(peer: Option<attribute_context::Peer>) -> Peer {
     }
 }
 
-/// Input build, evaluation and decision, exactly as the filter runs them.
+/// Input build, evaluation and decision, exactly as the filter runs them (`request::pipeline`).
 fn check(request: &CheckRequest) -> CheckResponse {
-    let value = POLICY.with_borrow_mut(|policy| match policy {
-        // The same engine as the filter, so the same input pruning (`request::shape`).
-        Some(policy) => input::build(
+    // The filter's request path, so the same input pruning (`shape`) and outcomes.
+    let outcome = POLICY.with_borrow_mut(|policy| {
+        decide_request(
+            policy.as_mut(),
             &http_request(request),
             &BodySettings::default(),
-            policy.input_shape(),
+            ENFORCEMENT,
         )
-        .map_err(Into::into)
-        .and_then(|i| policy.evaluate(i).map_err(Into::into)),
-        None => Err(zerohop_filter::request::decision::Failure::NoBundle),
     });
     let mut response = CheckResponse::default();
-    match decide(ENFORCEMENT, value).action {
+    match outcome.action {
         Action::Forward(allow) => {
             let mut ok = OkHttpResponseBuilder::new();
             for (name, value) in allow.headers {

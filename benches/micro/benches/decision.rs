@@ -7,7 +7,7 @@
 use criterion::{criterion_group, criterion_main, Criterion};
 use zerohop_benches::{bundle_targz, reference_cases};
 use zerohop_filter::bundle::{Bundle, Limits};
-use zerohop_filter::config::DecisionPath;
+use zerohop_filter::decision_path::DecisionPath;
 use zerohop_filter::engine::{Mode, Policy};
 use zerohop_filter::request::body::BodySettings;
 use zerohop_filter::request::decision::{decide, Action, Reason};

@@ -5,7 +5,7 @@
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use regorus::Value;
-use zerohop_filter::bundle::jws::{compact, hmac_sign, Algorithm};
+use zerohop_filter::bundle::token::{compact, hmac_sign, Algorithm};
 use zerohop_filter::engine::jwt;
 use zerohop_filter::jws::{self, Alg, Compact};
 

@@ -2,14 +2,14 @@
 //! Envoy presents them to the filter.
 
 use std::rc::Rc;
-use zerohop_filter::bundle::build::build;
 use zerohop_filter::bundle::{Bundle, Limits};
-use zerohop_filter::config::DecisionPath;
+use zerohop_filter::decision_path::DecisionPath;
 use zerohop_filter::engine::Policy;
 use zerohop_filter::request::body::BodySettings;
-use zerohop_filter::request::decision::{decide, DecisionIds, Enforcement, Outcome};
-
-use zerohop_filter::request::input::{self, Connection, HttpRequest, Peer, SocketAddress};
+use zerohop_filter::request::decision::{DecisionIds, Enforcement, Outcome};
+use zerohop_filter::request::input::{Connection, HttpRequest, Peer, SocketAddress};
+use zerohop_filter::request::pipeline::decide_request;
+use zerohop_filter::writer::build;
 
 /// A policy, precompiled as `policy-bundler build` makes it, with one request it answers:
 /// the filter's per-request work.
@@ -45,19 +45,17 @@ impl Case {
         )
     }
 
-    /// Decision id, input build, evaluation and decision, as `proxy::http` runs them per
-    /// request; the id as the text the filter publishes.
+    /// Decision id, input build, evaluation and decision, as the filter's `stream` runs them
+    /// per request (`request::pipeline`); the id as the text the filter publishes.
     pub fn decide(&mut self) -> (Outcome, String) {
         let id = self.decision_ids.next_id().to_string();
-        let policy = &mut self.policy;
-        let value = input::build(
+        let outcome = decide_request(
+            Some(&mut self.policy),
             &self.request,
             &BodySettings::default(),
-            policy.input_shape(),
-        )
-        .map_err(Into::into)
-        .and_then(|i| policy.evaluate(i).map_err(Into::into));
-        (decide(self.enforcement, value), id)
+            self.enforcement,
+        );
+        (outcome, id)
     }
 }
 

@@ -16,10 +16,10 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use anyhow::{anyhow, Context, Result};
 use regorus::Value;
 use serde_json::json;
-use zerohop_filter::bundle::build::build;
 use zerohop_filter::bundle::{Bundle, Limits};
-use zerohop_filter::config::DecisionPath;
+use zerohop_filter::decision_path::DecisionPath;
 use zerohop_filter::engine::{EvalError, Policy};
+use zerohop_filter::writer::build;
 
 #[derive(serde::Deserialize)]
 struct Job {

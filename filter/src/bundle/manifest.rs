@@ -4,8 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::BundleError;
-use crate::engine::Analysis;
-use crate::request::shape::InputReads;
+use crate::shape::{Analysis, InputReads};
 
 /// OPA's bundle manifest. Unknown fields are kept out but tolerated: OPA adds fields over time.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -44,7 +43,7 @@ pub struct ProgramInfo {
     pub compiler: u32,
     /// Rules compiled into the program, e.g. `data.envoy.authz.allow`.
     pub entrypoints: Vec<String>,
-    /// The paths under `input` the bundle's Rego can read (`request::shape`); absent in
+    /// The paths under `input` the bundle's Rego can read (`shape`); absent in
     /// bundles built before the analysis, which then get the whole `input` and no decision
     /// cache.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -3,16 +3,12 @@
 //! precompiled regorus program that `policy-bundler build` adds. A bundle that fails any
 //! check is an error with a stable code; nothing here evaluates policy.
 
-pub mod activation;
 pub mod archive;
-pub mod build;
 pub mod hash;
-pub mod jws;
-pub mod lease;
 pub mod manifest;
-pub mod poll;
 pub mod signature;
 pub mod source;
+pub mod token;
 
 use regorus::Value;
 
@@ -72,16 +68,16 @@ impl BundleError {
     /// A stable kebab-case code for logs and metrics.
     pub fn code(&self) -> &'static str {
         match self {
-            BundleError::NotGzip(_) => "not-gzip",
-            BundleError::NotTar(_) => "not-tar",
-            BundleError::BadEntry { .. } => "bad-entry",
-            BundleError::Duplicate { .. } => "duplicate-entry",
-            BundleError::TooLarge { .. } => "too-large",
-            BundleError::TooManyFiles { .. } => "too-many-files",
-            BundleError::Manifest(_) => "bad-manifest",
-            BundleError::Data { .. } => "bad-data",
-            BundleError::OutsideRoots { .. } => "outside-roots",
-            BundleError::NotUtf8 { .. } => "not-utf8",
+            BundleError::NotGzip(_) => crate::codes::NOT_GZIP.name,
+            BundleError::NotTar(_) => crate::codes::NOT_TAR.name,
+            BundleError::BadEntry { .. } => crate::codes::BAD_ENTRY.name,
+            BundleError::Duplicate { .. } => crate::codes::DUPLICATE_ENTRY.name,
+            BundleError::TooLarge { .. } => crate::codes::TOO_LARGE.name,
+            BundleError::TooManyFiles { .. } => crate::codes::TOO_MANY_FILES.name,
+            BundleError::Manifest(_) => crate::codes::BAD_MANIFEST.name,
+            BundleError::Data { .. } => crate::codes::BAD_DATA.name,
+            BundleError::OutsideRoots { .. } => crate::codes::OUTSIDE_ROOTS.name,
+            BundleError::NotUtf8 { .. } => crate::codes::NOT_UTF8.name,
         }
     }
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::hash;
-use super::jws::{self, Algorithm, Compact, JwsError, VerifyingKey};
+use super::token::{self, Algorithm, Compact, JwsError, VerifyingKey};
 
 /// Where the signatures live in a bundle.
 pub const SIGNATURES_FILE: &str = ".signatures.json";
@@ -71,18 +71,20 @@ impl SignatureError {
     /// A stable kebab-case code for logs, metrics and `policy-bundler verify`.
     pub fn code(&self) -> &'static str {
         match self {
-            SignatureError::Missing => "missing-signature",
-            SignatureError::NotConfigured => "no-verification-key",
-            SignatureError::BadFile(_) => "bad-signatures-file",
-            SignatureError::NoKeyId | SignatureError::UnknownKey(_) => "unknown-key",
-            SignatureError::Jws(_) => "bad-signature",
-            SignatureError::Scope { .. } => "scope-mismatch",
-            SignatureError::Unsigned(_) => "unsigned-file",
-            SignatureError::HashAlgorithm { .. } | SignatureError::Document { .. } => {
-                "bad-file-hash"
+            SignatureError::Missing => crate::codes::MISSING_SIGNATURE.name,
+            SignatureError::NotConfigured => crate::codes::NO_VERIFICATION_KEY.name,
+            SignatureError::BadFile(_) => crate::codes::BAD_SIGNATURES_FILE.name,
+            SignatureError::NoKeyId | SignatureError::UnknownKey(_) => {
+                crate::codes::UNKNOWN_KEY.name
             }
-            SignatureError::Digest { .. } => "hash-mismatch",
-            SignatureError::NotInBundle(_) => "missing-file",
+            SignatureError::Jws(_) => crate::codes::BAD_SIGNATURE.name,
+            SignatureError::Scope { .. } => crate::codes::SCOPE_MISMATCH.name,
+            SignatureError::Unsigned(_) => crate::codes::UNSIGNED_FILE.name,
+            SignatureError::HashAlgorithm { .. } | SignatureError::Document { .. } => {
+                crate::codes::BAD_FILE_HASH.name
+            }
+            SignatureError::Digest { .. } => crate::codes::HASH_MISMATCH.name,
+            SignatureError::NotInBundle(_) => crate::codes::MISSING_FILE.name,
         }
     }
 }
@@ -264,7 +266,7 @@ pub fn sign(files: &[(String, Vec<u8>)], signer: &Signer<'_>) -> Result<Vec<u8>,
         payload.insert("scope".into(), scope.into());
     }
     let payload = serde_json::Value::Object(payload).to_string();
-    let token = jws::compact(
+    let token = token::compact(
         signer.algorithm,
         signer.keyid,
         payload.as_bytes(),

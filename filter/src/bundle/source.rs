@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use serde::Deserialize;
 
-use super::jws::{self, VerifyingKey};
 use super::signature::{Key, Verification};
+use super::token::{self, VerifyingKey};
 use super::Limits;
 
 #[derive(Debug, Default, Deserialize)]
@@ -76,11 +76,7 @@ struct RawKey {
     scope: String,
 }
 
-/// OPA's polling defaults (`v1/download/config.go`).
-pub const DEFAULT_MIN_DELAY_SECONDS: u64 = 60;
-pub const DEFAULT_MAX_DELAY_SECONDS: u64 = 120;
-/// OPA's default `response_header_timeout_seconds`.
-pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;
+use crate::defaults::{DEFAULT_MAX_DELAY_SECONDS, DEFAULT_MIN_DELAY_SECONDS, DEFAULT_TIMEOUT_MS};
 
 /// The validated `bundle` section.
 #[derive(Debug, Clone)]
@@ -282,7 +278,7 @@ impl RawSigning {
             // OPA's default algorithm.
             let alg = raw.algorithm.as_deref().unwrap_or("RS256");
             let algorithm =
-                jws::algorithm(alg).map_err(|e| ("bundle.signing.keys", format!("{id}: {e}")))?;
+                token::algorithm(alg).map_err(|e| ("bundle.signing.keys", format!("{id}: {e}")))?;
             let key = VerifyingKey::parse(algorithm, &raw.key)
                 .map_err(|e| ("bundle.signing.keys", format!("{id}: {e}")))?;
             keys.insert(

@@ -21,16 +21,7 @@ use std::time::Duration;
 
 use regorus::utils::limits::{self, ExecutionTimerConfig};
 
-/// `max_eval_memory_bytes`: the reference policies hold at most a few hundred KiB per
-/// evaluation (README); this leaves room for large bodies while far from the VM's 4 GiB.
-pub const DEFAULT_MEMORY_BYTES: u64 = 64 << 20;
-/// `max_eval_instructions`: far above any authorization policy, low enough to stop runaway
-/// recursion before it ties up a worker.
-pub const DEFAULT_INSTRUCTIONS: usize = 5_000_000;
-/// `max_eval_time_ms`: a backstop for work the counts miss (a builtin's inner loop, a slow
-/// host); far above the reference policies' microseconds, and above the time the whole
-/// instruction budget takes in Envoy, so that the counts decide first.
-pub const DEFAULT_TIME_MS: u32 = 1000;
+use crate::defaults::{DEFAULT_INSTRUCTIONS, DEFAULT_MEMORY_BYTES, DEFAULT_TIME_MS};
 
 /// Units of work (instructions, builtin work) between two clock readings.
 const TIME_CHECK_INTERVAL: NonZeroU32 = NonZeroU32::MIN.saturating_add(4095);
@@ -76,9 +67,9 @@ impl Exceeded {
     /// A stable kebab-case code for logs and metrics.
     pub fn code(self) -> &'static str {
         match self {
-            Exceeded::Memory => "memory-budget-exceeded",
-            Exceeded::Work => "work-budget-exceeded",
-            Exceeded::Time => "time-budget-exceeded",
+            Exceeded::Memory => crate::codes::MEMORY_BUDGET_EXCEEDED.name,
+            Exceeded::Work => crate::codes::WORK_BUDGET_EXCEEDED.name,
+            Exceeded::Time => crate::codes::TIME_BUDGET_EXCEEDED.name,
         }
     }
 }

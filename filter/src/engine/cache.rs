@@ -17,9 +17,6 @@ use std::hash::Hasher;
 
 use regorus::Value;
 
-/// The budget of a policy's cache unless the configuration says otherwise.
-pub const DEFAULT_BUDGET_BYTES: usize = 1 << 20;
-
 /// What one entry costs besides its values: the map slot, the vector, two `Value`s.
 const ENTRY_OVERHEAD: usize = 96;
 
@@ -201,7 +198,7 @@ mod tests {
 
     #[test]
     fn equal_inputs_share_a_key_and_find_their_decision() {
-        let mut cache = DecisionCache::new(DEFAULT_BUDGET_BYTES);
+        let mut cache = DecisionCache::new(crate::defaults::DEFAULT_DECISION_CACHE_BYTES);
         let input = value(r#"{"parsed_path":["a"],"m":{"x":1,"y":[true,null]}}"#);
         // Built in another order: the same object.
         let same = value(r#"{"m":{"y":[true,null],"x":1.0},"parsed_path":["a"]}"#);
@@ -224,7 +221,7 @@ mod tests {
 
     #[test]
     fn colliding_hashes_are_told_apart_by_equality() {
-        let mut cache = DecisionCache::new(DEFAULT_BUDGET_BYTES);
+        let mut cache = DecisionCache::new(crate::defaults::DEFAULT_DECISION_CACHE_BYTES);
         // Numbers all hash alike.
         let (one, two) = (value(r#"{"n":1}"#), value(r#"{"n":2}"#));
         cache.insert(DecisionCache::key(&one), one.clone(), Value::from("one"));
@@ -241,7 +238,7 @@ mod tests {
 
     #[test]
     fn a_hash_keeps_a_few_entries_whatever_collides() {
-        let mut cache = DecisionCache::new(DEFAULT_BUDGET_BYTES);
+        let mut cache = DecisionCache::new(crate::defaults::DEFAULT_DECISION_CACHE_BYTES);
         // Numbers all hash alike: 100 inputs under one hash.
         let inputs: Vec<Value> = (0..100)
             .map(|n| value(&format!(r#"{{"n":{n}}}"#)))

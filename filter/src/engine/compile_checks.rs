@@ -132,18 +132,28 @@ fn analyse(
 
 /// The order of OPA's compiler stages that find each error.
 fn stage(code: &str) -> u8 {
-    match code {
-        "illegal-default" => 0, // the parser
-        "unused-declared-var"
-        | "var-assigned-above"
-        | "var-declared-above"
-        | "var-referenced-above"
-        | "arg-redeclared" => 1,
-        "conflicting-rules" | "multiple-defaults" => 2,
-        "unsafe-var" => 3,
-        "recursion" => 4,
-        _ => 5, // the type checker
-    }
+    use crate::codes::*;
+    const STAGES: [(&[Code], u8); 5] = [
+        (&[ILLEGAL_DEFAULT], 0), // the parser
+        (
+            &[
+                UNUSED_DECLARED_VAR,
+                VAR_ASSIGNED_ABOVE,
+                VAR_DECLARED_ABOVE,
+                VAR_REFERENCED_ABOVE,
+                ARG_REDECLARED,
+            ],
+            1,
+        ),
+        (&[CONFLICTING_RULES, MULTIPLE_DEFAULTS], 2),
+        (&[UNSAFE_VAR], 3),
+        (&[RECURSION], 4),
+    ];
+    STAGES
+        .iter()
+        .find(|(codes, _)| codes.iter().any(|c| c.name == code))
+        // the type checker
+        .map_or(5, |(_, stage)| *stage)
 }
 
 fn package_path(module: &Module) -> Option<String> {
@@ -361,7 +371,7 @@ impl Program {
                     .collect();
                 errors.push(error(
                     &first.span,
-                    "multiple-defaults",
+                    crate::codes::MULTIPLE_DEFAULTS.name,
                     format!(
                         "multiple default rules {path} found at {}",
                         places.join(", ")
@@ -378,7 +388,7 @@ impl Program {
                 if let Some(first) = rules.first() {
                     errors.push(error(
                         &first.span,
-                        "conflicting-rules",
+                        crate::codes::CONFLICTING_RULES.name,
                         format!("conflicting rules {path} found"),
                     ));
                 }
@@ -440,7 +450,7 @@ impl Program {
                         if let Some(span) = first_call {
                             errors.push(error(
                                 span,
-                                "recursion",
+                                crate::codes::RECURSION.name,
                                 format!("rule {start} is recursive: {}", chain.join(" -> ")),
                             ));
                         }
@@ -699,7 +709,7 @@ impl<'s, 'a> Safety<'s, 'a> {
             if let Some(what) = refused {
                 self.errors.push(error(
                     &body.span,
-                    "illegal-else",
+                    crate::codes::ILLEGAL_ELSE.name,
                     format!("else keyword cannot be used on {what}"),
                 ));
             }
@@ -785,7 +795,7 @@ impl<'s, 'a> Safety<'s, 'a> {
         if let Some((what, span)) = find.0 {
             self.errors.push(error(
                 &span,
-                "illegal-default",
+                crate::codes::ILLEGAL_DEFAULT.name,
                 format!("illegal default rule (value cannot contain {what})"),
             ));
         }
@@ -809,8 +819,11 @@ impl<'s, 'a> Safety<'s, 'a> {
 
     fn report(&mut self, unbound: Vec<(String, Span)>) {
         for (name, span) in unbound {
-            self.errors
-                .push(error(&span, "unsafe-var", format!("var {name} is unsafe")));
+            self.errors.push(error(
+                &span,
+                crate::codes::UNSAFE_VAR.name,
+                format!("var {name} is unsafe"),
+            ));
         }
     }
 
@@ -832,9 +845,9 @@ impl<'s, 'a> Safety<'s, 'a> {
                             self.errors.push(error(
                                 var,
                                 if *by_some {
-                                    "var-declared-above"
+                                    crate::codes::VAR_DECLARED_ABOVE.name
                                 } else {
-                                    "var-assigned-above"
+                                    crate::codes::VAR_ASSIGNED_ABOVE.name
                                 },
                                 format!("var {name} {what} above"),
                             ));
@@ -843,7 +856,7 @@ impl<'s, 'a> Safety<'s, 'a> {
                         if !used_elsewhere(query, name, stmt.sidx) {
                             self.errors.push(error(
                                 var,
-                                "unused-declared-var",
+                                crate::codes::UNUSED_DECLARED_VAR.name,
                                 format!("declared var {name} unused"),
                             ));
                         }
@@ -861,7 +874,7 @@ impl<'s, 'a> Safety<'s, 'a> {
                         for (what, span) in unassignable(lhs) {
                             self.errors.push(error(
                                 span,
-                                "cannot-assign",
+                                crate::codes::CANNOT_ASSIGN.name,
                                 format!("cannot assign to {what}"),
                             ));
                         }
@@ -872,7 +885,7 @@ impl<'s, 'a> Safety<'s, 'a> {
                             if args.contains(&name) && !declared.contains_key(&name) {
                                 self.errors.push(error(
                                     &span,
-                                    "arg-redeclared",
+                                    crate::codes::ARG_REDECLARED.name,
                                     format!("arg {name} redeclared"),
                                 ));
                             } else {
@@ -918,7 +931,7 @@ impl<'s, 'a> Safety<'s, 'a> {
                         if name != WILDCARD && !mentions(body, name) {
                             self.errors.push(error(
                                 var,
-                                "unused-declared-var",
+                                crate::codes::UNUSED_DECLARED_VAR.name,
                                 format!("declared var {name} unused"),
                             ));
                         }
@@ -943,9 +956,9 @@ impl<'s, 'a> Safety<'s, 'a> {
             return;
         }
         let (code, what) = match declared.get(name) {
-            Some(true) => ("var-declared-above", "declared"),
-            Some(false) => ("var-assigned-above", "assigned"),
-            None if seen.contains(name) => ("var-referenced-above", "referenced"),
+            Some(true) => (crate::codes::VAR_DECLARED_ABOVE.name, "declared"),
+            Some(false) => (crate::codes::VAR_ASSIGNED_ABOVE.name, "assigned"),
+            None if seen.contains(name) => (crate::codes::VAR_REFERENCED_ABOVE.name, "referenced"),
             None => return,
         };
         self.errors
@@ -1386,7 +1399,7 @@ impl<'s, 'a> Safety<'s, 'a> {
         if self.scope.program.function_arity(&resolved).is_some() {
             self.errors.push(error(
                 span,
-                "function-not-called",
+                crate::codes::FUNCTION_NOT_CALLED.name,
                 format!("function {resolved} used as reference, not called"),
             ));
         }
@@ -1470,7 +1483,7 @@ impl<'s, 'a> Safety<'s, 'a> {
             {
                 self.errors.push(error(
                     span,
-                    "undefined-function",
+                    crate::codes::UNDEFINED_FUNCTION.name,
                     format!("undefined function {path}"),
                 ));
             }
@@ -1490,7 +1503,7 @@ impl<'s, 'a> Safety<'s, 'a> {
             {
                 self.errors.push(error(
                     span,
-                    "undefined-function",
+                    crate::codes::UNDEFINED_FUNCTION.name,
                     format!("undefined function {name}"),
                 ));
             }
@@ -1499,7 +1512,7 @@ impl<'s, 'a> Safety<'s, 'a> {
         if self.scope.rego_v1 && DEPRECATED.contains(&name.as_str()) {
             self.errors.push(error(
                 span,
-                "deprecated-builtin",
+                crate::codes::DEPRECATED_BUILTIN.name,
                 format!("deprecated built-in function calls in expression: {name}"),
             ));
         }
@@ -1529,7 +1542,7 @@ impl<'s, 'a> Safety<'s, 'a> {
         if have.len() != args.len() && !(statement && have.len() == args.len() + 1) {
             self.errors.push(error(
                 span,
-                "builtin-arity",
+                crate::codes::BUILTIN_ARITY.name,
                 format!("{name}: arity mismatch: have ({have_text}), want ({want})"),
             ));
             return;
@@ -1542,7 +1555,7 @@ impl<'s, 'a> Safety<'s, 'a> {
         {
             self.errors.push(error(
                 span,
-                "builtin-type",
+                crate::codes::BUILTIN_TYPE.name,
                 format!("{name}: invalid argument(s): have ({have_text}), want ({want})"),
             ));
         }

@@ -18,8 +18,8 @@ use regorus::rvm::RegoVM;
 use regorus::{LimitError, Value};
 
 use crate::bundle::{Bundle, ProgramInfo};
-use crate::config::DecisionPath;
-use crate::request::shape::{InputReads, InputShape};
+use crate::decision_path::DecisionPath;
+use crate::shape::{InputReads, InputShape};
 use crate::{COMPILER_REVISION, REGORUS_VERSION};
 use cache::DecisionCache;
 
@@ -32,9 +32,8 @@ mod signatures;
 mod verified;
 pub mod walk;
 
+pub use crate::shape::Analysis;
 pub use budget::{Budget, Exceeded};
-pub use cache::DEFAULT_BUDGET_BYTES as DEFAULT_DECISION_CACHE_BYTES;
-pub use reads::Analysis;
 
 /// How the decision rule is evaluated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,13 +83,15 @@ impl LoadError {
     /// A stable kebab-case code for logs and metrics.
     pub fn code(&self) -> &'static str {
         match self {
-            LoadError::Rego(_) => "rego-error",
-            LoadError::Refused(errors) => errors.first().map_or("rego-error", |e| e.code),
-            LoadError::Unsupported(_) => "unsupported-function",
-            LoadError::Data(_) => "bad-data",
-            LoadError::Compile { .. } => "compile-error",
-            LoadError::ProgramVersion { .. } => "program-version",
-            LoadError::Program(_) => "bad-program",
+            LoadError::Rego(_) => crate::codes::REGO_ERROR.name,
+            LoadError::Refused(errors) => errors
+                .first()
+                .map_or(crate::codes::REGO_ERROR.name, |e| e.code),
+            LoadError::Unsupported(_) => crate::codes::UNSUPPORTED_FUNCTION.name,
+            LoadError::Data(_) => crate::codes::DATA_LOAD_ERROR.name,
+            LoadError::Compile { .. } => crate::codes::COMPILE_ERROR.name,
+            LoadError::ProgramVersion { .. } => crate::codes::PROGRAM_VERSION.name,
+            LoadError::Program(_) => crate::codes::BAD_PROGRAM.name,
         }
     }
 }
@@ -363,7 +364,7 @@ impl Policy {
             budget: Budget::default(),
             peak_bytes: 0,
         };
-        policy.set_decision_cache(cache::DEFAULT_BUDGET_BYTES);
+        policy.set_decision_cache(crate::defaults::DEFAULT_DECISION_CACHE_BYTES);
         policy.set_budget(Budget::default());
         policy
     }

@@ -1,4 +1,4 @@
-//! What a bundle's Rego can read of `input` (`request::shape`) and whether its answers depend on
+//! What a bundle's Rego can read of `input` (`shape`) and whether its answers depend on
 //! anything but `input` and `data` (`cache`), found by walking the parsed modules once per
 //! bundle.
 //!
@@ -13,7 +13,7 @@ use regorus::unstable::{Expr, Module, Ref};
 use regorus::Value;
 
 use super::walk::{self, Visitor};
-use crate::request::shape::InputReads;
+use crate::shape::{Analysis, InputReads};
 
 const INPUT: &str = "input";
 
@@ -30,16 +30,6 @@ const NONDETERMINISTIC: [&str; 9] = [
     "crypto.x509.parse_and_verify_certificates",
     "crypto.x509.parse_and_verify_certificates_with_options",
 ];
-
-/// What analysing a bundle's modules found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Analysis {
-    /// What the modules can read of `input`.
-    pub input: InputReads,
-    /// A builtin the modules call whose answer depends on more than its arguments (the first
-    /// found), so that equal inputs may get different decisions.
-    pub nondeterministic: Option<String>,
-}
 
 pub fn analyse(modules: &[Ref<Module>]) -> Analysis {
     let mut reads = InputReads::default();

@@ -1,6 +1,6 @@
 use super::*;
-use crate::bundle::build::build;
 use crate::bundle::Limits;
+use crate::writer::build;
 
 const AUTHZ: &str = r#"
 package envoy.authz

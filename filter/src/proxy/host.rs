@@ -1,29 +1,232 @@
-//! Host reads and writes, each returning a `Result` or a logged fallback; nothing here unwraps.
-//! (The SDK's `Context` helpers unwrap host errors, which would kill the worker's VM.)
+//! The core's `Host` over `proxy_wasm::hostcalls`: each call returns a `Result` or a logged
+//! fallback; nothing here unwraps. (The SDK's `Context` helpers unwrap host errors, which
+//! would kill the worker's VM.) Host errors reach the core as their `Status` name.
 
 use proxy_wasm::hostcalls;
-use proxy_wasm::types::{BufferType, LogLevel, MapType, Status};
+use proxy_wasm::types::{BufferType, LogLevel, MapType, MetricType, Status};
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
 
+use crate::host::Shared;
+use crate::host::{CallResponse, Host, Level, MetricKind};
+use crate::request::decision::DecisionIds;
 use crate::request::input::{Connection, HttpRequest, Peer, SocketAddress};
 use crate::request::metadata;
-use crate::request::shape::InputShape;
+use crate::shape::InputShape;
 
-pub fn log(level: LogLevel, message: &str) {
+/// Envoy, through the proxy-wasm ABI. One per root context, shared with its streams: it
+/// remembers the downstream connections it has described.
+#[derive(Clone, Default)]
+pub struct Envoy {
+    connections: Rc<RefCell<Connections>>,
+}
+
+fn status(status: Status) -> String {
+    format!("{status:?}")
+}
+
+impl Host for Envoy {
+    fn http_request(&self, shape: &InputShape) -> Result<HttpRequest, String> {
+        http_request(&self.connections, shape).map_err(status)
+    }
+
+    fn request_header(&self, name: &str) -> Option<String> {
+        hostcalls::get_map_value(MapType::HttpRequestHeaders, name)
+            .ok()
+            .flatten()
+    }
+
+    fn request_path(&self) -> Option<String> {
+        property_text(&["request", "path"])
+    }
+
+    fn request_body(&self, len: usize) -> Result<Vec<u8>, String> {
+        Ok(hostcalls::get_buffer(BufferType::HttpRequestBody, 0, len)
+            .map_err(status)?
+            .unwrap_or_default())
+    }
+
+    fn set_request_header(&self, name: &str, value: &str) -> Result<(), String> {
+        hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value)).map_err(status)
+    }
+
+    fn remove_request_header(&self, name: &str) -> Result<(), String> {
+        hostcalls::remove_map_value(MapType::HttpRequestHeaders, name).map_err(status)
+    }
+
+    fn add_response_header(&self, name: &str, value: &str) -> Result<(), String> {
+        hostcalls::add_map_value(MapType::HttpResponseHeaders, name, value).map_err(status)
+    }
+
+    fn set_filter_state(&self, key: &str, value: &[u8]) -> Result<(), String> {
+        set_filter_state(key, value).map_err(|code| code.to_string())
+    }
+
+    fn send_reply(
+        &self,
+        code: u16,
+        headers: &[(String, String)],
+        body: &str,
+    ) -> Result<(), String> {
+        let headers: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let body = (!body.is_empty()).then_some(body.as_bytes());
+        hostcalls::send_http_response(u32::from(code), headers, body).map_err(status)
+    }
+
+    fn end_stream(&self, stream: u32, reply: Option<(u16, &str)>) -> Result<(), String> {
+        hostcalls::set_effective_context(stream).map_err(status)?;
+        match reply {
+            None => hostcalls::resume_http_request().map_err(status),
+            Some((code, body)) => {
+                hostcalls::send_http_response(u32::from(code), vec![], Some(body.as_bytes()))
+                    .map_err(status)
+            }
+        }
+    }
+
+    fn http_call(
+        &self,
+        cluster: &str,
+        headers: &[(&str, &str)],
+        timeout_ms: u64,
+    ) -> Result<u32, String> {
+        hostcalls::dispatch_http_call(
+            cluster,
+            headers.to_vec(),
+            None,
+            Vec::new(),
+            Duration::from_millis(timeout_ms),
+        )
+        .map_err(status)
+    }
+
+    /// Headers and body are read only when the host says there are some (the SDK panics on
+    /// other statuses).
+    fn http_call_response(
+        &self,
+        num_headers: usize,
+        body_size: usize,
+        max_body: usize,
+    ) -> Result<CallResponse, String> {
+        if num_headers == 0 {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        let headers = hostcalls::get_map_bytes(MapType::HttpCallResponseHeaders).map_err(status)?;
+        let body = if body_size == 0 {
+            Vec::new()
+        } else {
+            hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size.min(max_body))
+                .map_err(status)?
+                .unwrap_or_default()
+        };
+        Ok((headers, body))
+    }
+
+    fn set_tick_period(&self, period: Duration) {
+        // The SDK panics on any status but Ok, and Envoy answers Ok.
+        let _ = hostcalls::set_tick_period(period);
+    }
+
+    fn now_ns(&self) -> u64 {
+        now_ns()
+    }
+
+    fn now_ms(&self) -> u64 {
+        hostcalls::get_current_time()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .and_then(|d| u64::try_from(d.as_millis()).ok())
+            .unwrap_or_default()
+    }
+
+    /// WASI `random_get`.
+    fn decision_ids(&self) -> Option<DecisionIds> {
+        DecisionIds::from_system()
+    }
+
+    /// A stat under `wasmcustom.` (the namespace Envoy gives wasm metrics).
+    fn define_metric(&self, kind: MetricKind, name: &str) -> Option<u32> {
+        let kind = match kind {
+            MetricKind::Counter => MetricType::Counter,
+            MetricKind::Gauge => MetricType::Gauge,
+            MetricKind::Histogram => MetricType::Histogram,
+        };
+        hostcalls::define_metric(kind, name).ok()
+    }
+
+    fn increment_metric(&self, id: u32, by: u64) {
+        if let Err(status) = hostcalls::increment_metric(id, i64::try_from(by).unwrap_or(i64::MAX))
+        {
+            log(
+                LogLevel::Debug,
+                &format!("zerohop: metric {id}: {status:?}"),
+            );
+        }
+    }
+
+    fn record_metric(&self, id: u32, value: u64) {
+        if let Err(status) = hostcalls::record_metric(id, value) {
+            log(
+                LogLevel::Debug,
+                &format!("zerohop: metric {id}: {status:?}"),
+            );
+        }
+    }
+
+    fn log(&self, level: Level, message: &str) {
+        let level = match level {
+            Level::Debug => LogLevel::Debug,
+            Level::Info => LogLevel::Info,
+            Level::Warn => LogLevel::Warn,
+            Level::Error => LogLevel::Error,
+        };
+        log(level, message);
+    }
+}
+
+/// Envoy's shared data (one store per VM id, all workers of the proxy); the SDK maps every
+/// status it does not panic on to `Err`, and Envoy returns only those.
+impl Shared for Envoy {
+    fn get(&self, key: &str) -> Result<(Option<Vec<u8>>, Option<u32>), String> {
+        hostcalls::get_shared_data(key).map_err(|s| format!("shared data {key}: {s:?}"))
+    }
+
+    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<bool, String> {
+        match hostcalls::set_shared_data(key, Some(value), cas) {
+            Ok(()) => Ok(true),
+            Err(Status::CasMismatch) => Ok(false),
+            Err(s) => Err(format!("shared data {key}: {s:?}")),
+        }
+    }
+}
+
+fn log(level: LogLevel, message: &str) {
     // Logging is best effort: there is nowhere else to report a failure to log.
     let _ = hostcalls::log(level, message);
 }
 
+/// `plugin_name`, to tell plugins apart in the log.
+pub fn plugin_name() -> String {
+    property_text(&["plugin_name"]).unwrap_or_else(|| "zerohop".to_string())
+}
+
 /// The plugin configuration bytes (`WasmPlugin.pluginConfig` as JSON).
-pub fn plugin_configuration(size: usize) -> Result<Vec<u8>, Status> {
-    Ok(hostcalls::get_buffer(BufferType::PluginConfiguration, 0, size)?.unwrap_or_default())
+pub fn plugin_configuration(size: usize) -> Result<Vec<u8>, String> {
+    Ok(
+        hostcalls::get_buffer(BufferType::PluginConfiguration, 0, size)
+            .map_err(status)?
+            .unwrap_or_default(),
+    )
 }
 
 /// A property as UTF-8 text, `None` when the host does not have it (e.g. no TLS).
-pub fn property_text(path: &[&str]) -> Option<String> {
+fn property_text(path: &[&str]) -> Option<String> {
     match hostcalls::get_property(path.to_vec()) {
         Ok(Some(bytes)) if !bytes.is_empty() => Some(String::from_utf8_lossy(&bytes).into_owned()),
         Ok(_) => None,
@@ -41,7 +244,7 @@ pub fn property_text(path: &[&str]) -> Option<String> {
 }
 
 /// The host's wall clock in nanoseconds since the Unix epoch (0 if it has none).
-pub fn now_ns() -> u64 {
+fn now_ns() -> u64 {
     hostcalls::get_current_time()
         .ok()
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
@@ -50,8 +253,8 @@ pub fn now_ns() -> u64 {
 }
 
 /// Everything the `input` document needs from the request headers phase.
-pub fn http_request(
-    connections: &mut Connections,
+fn http_request(
+    connections: &RefCell<Connections>,
     shape: &InputShape,
 ) -> Result<HttpRequest, Status> {
     let headers: Vec<(String, String)> = hostcalls::get_map_bytes(MapType::HttpRequestHeaders)?
@@ -74,21 +277,15 @@ pub fn http_request(
         headers,
         time_ns,
         metadata_context: shape.metadata_context.then(metadata_context).flatten(),
-        connection: shape.needs_connection().then(|| connections.current()),
+        connection: shape
+            .needs_connection()
+            .then(|| match connections.try_borrow_mut() {
+                Ok(mut connections) => connections.current(),
+                // Only by re-entrance: describe the connection without remembering it.
+                Err(_) => Rc::new(connection()),
+            }),
         body: None,
     })
-}
-
-/// One request header, `None` when absent or unreadable.
-pub fn request_header(name: &str) -> Option<String> {
-    hostcalls::get_map_value(MapType::HttpRequestHeaders, name)
-        .ok()
-        .flatten()
-}
-
-/// The first `len` bytes of the request body Envoy buffered.
-pub fn request_body(len: usize) -> Result<Vec<u8>, Status> {
-    Ok(hostcalls::get_buffer(BufferType::HttpRequestBody, 0, len)?.unwrap_or_default())
 }
 
 /// The request's dynamic metadata the policy sees (e.g. the `jwt_authn` payload). One lookup of
@@ -116,7 +313,7 @@ fn metadata_context() -> Option<regorus::Value> {
 /// once per request. Envoy's connection ids are never reused; entries of closed connections
 /// are dropped wholesale when the table is full.
 #[derive(Default)]
-pub struct Connections {
+struct Connections {
     known: HashMap<u64, Rc<Connection>>,
 }
 
@@ -197,7 +394,7 @@ extern "C" {
 /// Stores `value` in the request's filter state under `wasm.<key>` (Envoy's `setProperty`),
 /// where later filters (a wasm filter's `get_property([key])`) and access logs
 /// (`%FILTER_STATE(wasm.<key>:PLAIN)%`) read it. Returns the host's status code on failure.
-pub fn set_filter_state(key: &str, value: &[u8]) -> Result<(), u32> {
+fn set_filter_state(key: &str, value: &[u8]) -> Result<(), u32> {
     // SAFETY: both pointers come from live slices whose lengths are passed with them; the host
     // copies the bytes before returning and keeps no pointer.
     #[allow(unsafe_code)] // the one raw hostcall: the SDK's wrapper would panic and kill the VM
@@ -206,130 +403,5 @@ pub fn set_filter_state(key: &str, value: &[u8]) -> Result<(), u32> {
     match status {
         0 => Ok(()),
         other => Err(other),
-    }
-}
-
-pub fn set_request_header(name: &str, value: &str) -> Result<(), Status> {
-    hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value))
-}
-
-pub fn add_header(map: MapType, name: &str, value: &str) -> Result<(), Status> {
-    hostcalls::add_map_value(map, name, value)
-}
-
-pub fn remove_request_header(name: &str) -> Result<(), Status> {
-    hostcalls::remove_map_value(MapType::HttpRequestHeaders, name)
-}
-
-pub fn send_reply(status: u16, headers: &[(String, String)], body: &str) -> Result<(), Status> {
-    let headers: Vec<(&str, &str)> = headers
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_str()))
-        .collect();
-    let body = (!body.is_empty()).then_some(body.as_bytes());
-    hostcalls::send_http_response(u32::from(status), headers, body)
-}
-
-/// Milliseconds since the epoch by the host clock (0 if the host has none).
-pub fn now_ms() -> u64 {
-    hostcalls::get_current_time()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .and_then(|d| u64::try_from(d.as_millis()).ok())
-        .unwrap_or_default()
-}
-
-/// Ends a stream that waits for a body the host holds back, from the root context: 503, or
-/// let through when the plugin fails open.
-pub fn end_stalled_request(stream: u32, let_through: bool) -> Result<(), Status> {
-    hostcalls::set_effective_context(stream)?;
-    if let_through {
-        hostcalls::resume_http_request()
-    } else {
-        hostcalls::send_http_response(
-            503,
-            vec![],
-            Some(b"request body not delivered to the filter"),
-        )
-    }
-}
-
-/// Envoy's shared data (one store per VM id, all workers of the proxy); the SDK maps every
-/// status it does not panic on to `Err`, and Envoy returns only those.
-pub struct SharedData;
-
-impl crate::bundle::lease::Shared for SharedData {
-    fn get(&self, key: &str) -> Result<(Option<Vec<u8>>, Option<u32>), String> {
-        hostcalls::get_shared_data(key).map_err(|s| format!("shared data {key}: {s:?}"))
-    }
-
-    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<bool, String> {
-        match hostcalls::set_shared_data(key, Some(value), cas) {
-            Ok(()) => Ok(true),
-            Err(Status::CasMismatch) => Ok(false),
-            Err(s) => Err(format!("shared data {key}: {s:?}")),
-        }
-    }
-}
-
-/// Starts an HTTP callout; `BadArgument` means e.g. an unknown cluster.
-pub fn http_call(cluster: &str, headers: &[(&str, &str)], timeout_ms: u64) -> Result<u32, Status> {
-    hostcalls::dispatch_http_call(
-        cluster,
-        headers.to_vec(),
-        None,
-        Vec::new(),
-        std::time::Duration::from_millis(timeout_ms),
-    )
-}
-
-/// A callout's response headers and body.
-pub type CallResponse = (Vec<(String, Vec<u8>)>, Vec<u8>);
-
-/// A callout's answer. Headers and body are read only when the host says there are some (the
-/// SDK panics on other statuses); at most `max_body` bytes of the body are copied into the VM.
-pub fn http_call_response(
-    num_headers: usize,
-    body_size: usize,
-    max_body: usize,
-) -> Result<CallResponse, Status> {
-    if num_headers == 0 {
-        return Ok((Vec::new(), Vec::new()));
-    }
-    let headers = hostcalls::get_map_bytes(MapType::HttpCallResponseHeaders)?;
-    let body = if body_size == 0 {
-        Vec::new()
-    } else {
-        hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size.min(max_body))?
-            .unwrap_or_default()
-    };
-    Ok((headers, body))
-}
-
-pub fn set_tick_period(period: Duration) {
-    // The SDK panics on any status but Ok, and Envoy answers Ok.
-    let _ = hostcalls::set_tick_period(period);
-}
-
-/// A stat under `wasmcustom.` (the namespace Envoy gives wasm metrics).
-pub fn define_metric(kind: proxy_wasm::types::MetricType, name: &str) -> Option<u32> {
-    hostcalls::define_metric(kind, name).ok()
-}
-
-pub fn increment_metric(id: u32, by: u64) {
-    if let Err(status) = hostcalls::increment_metric(id, i64::try_from(by).unwrap_or(i64::MAX)) {
-        log(
-            LogLevel::Debug,
-            &format!("zerohop: metric {id}: {status:?}"),
-        );
-    }
-}
-
-pub fn record_metric(id: u32, value: u64) {
-    if let Err(status) = hostcalls::record_metric(id, value) {
-        log(
-            LogLevel::Debug,
-            &format!("zerohop: metric {id}: {status:?}"),
-        );
     }
 }

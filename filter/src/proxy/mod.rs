@@ -1,15 +1,13 @@
-//! The only module that talks to Envoy. It reads what the core needs through
-//! `proxy_wasm::hostcalls` (`host`), and applies what the core decides (`http`); plugin state
-//! lives in the root context (`root`), never in statics: Istio runs every WasmPlugin with the
-//! same module in one VM.
+//! The only module that talks to Envoy: the core's `Host` over `proxy_wasm::hostcalls`
+//! (`host`), and the proxy-wasm contexts handing their callbacks to the core's `Root` and
+//! `Stream` (`root`, `http`). Nothing here decides; plugin state lives in the root context,
+//! never in statics: Istio runs every WasmPlugin with the same module in one VM.
 
 use crate::engine::budget::CountingAllocator;
 
-mod bundles;
 mod host;
 mod http;
 mod root;
-mod timing;
 
 proxy_wasm::main! {{
     // Also installs the SDK's panic hook, which logs the panic at critical level before the

@@ -3,7 +3,7 @@
 //! what OPA-Envoy's `getParsedBody` (`envoyauth/request.go`) makes of it: `parsed_body` and
 //! `truncated_body` for JSON, form and multipart bodies, with Go's parsing rules
 //! (`encoding/json`, `url.ParseQuery`, `mime.ParseMediaType`, `mime/multipart`). Nothing here
-//! talks to Envoy: `proxy::http` buffers the body and asks `WithRequestBody` when to stop.
+//! talks to a host: `stream` has the body buffered and asks `WithRequestBody` when to stop.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;

@@ -364,13 +364,13 @@ pub enum Reason {
 impl Reason {
     pub fn code(self) -> &'static str {
         match self {
-            Reason::Allowed => "allowed",
-            Reason::Denied => "denied",
-            Reason::RequestParseError => "request-parse-error",
-            Reason::NoBundle => "no-bundle",
-            Reason::UndefinedDecision => "undefined-decision",
-            Reason::EvaluationError => "evaluation-error",
-            Reason::InvalidDecision => "invalid-decision",
+            Reason::Allowed => crate::codes::ALLOWED.name,
+            Reason::Denied => crate::codes::DENIED.name,
+            Reason::RequestParseError => crate::codes::REQUEST_PARSE_ERROR.name,
+            Reason::NoBundle => crate::codes::NO_BUNDLE.name,
+            Reason::UndefinedDecision => crate::codes::UNDEFINED_DECISION.name,
+            Reason::EvaluationError => crate::codes::EVALUATION_ERROR.name,
+            Reason::InvalidDecision => crate::codes::INVALID_DECISION.name,
         }
     }
 }

@@ -14,10 +14,10 @@ use base64::Engine as _;
 
 use super::body::{self, Body, BodyError, BodySettings, PARTIAL_BODY_HEADER};
 use super::path::{parse_target, PathError};
-use super::shape::{HttpShape, InputShape};
+use crate::shape::{HttpShape, InputShape};
 
 /// What Envoy tells the filter about one request when its headers arrive.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct HttpRequest {
     /// Header entries in arrival order, pseudo-headers (`:path`, `:method`…) included. The
     /// request id (`attributes.request.http.id`) is the `x-request-id` header.
@@ -796,7 +796,7 @@ mod tests {
             .iter()
             .map(|p| p.iter().map(|k| k.to_string()).collect())
             .collect();
-        InputShape::from(&super::super::shape::InputReads::from(reads))
+        InputShape::from(&crate::shape::InputReads::from(reads))
     }
 
     #[test]

@@ -1,10 +1,11 @@
-//! The request path: from what Envoy knows about a request to the OPA-Envoy `input`
-//! document (`input`, `path`, `body`, `metadata`), and from the policy's value to what happens to the request
-//! (`decision`). Nothing here talks to Envoy; `proxy::http` feeds and applies it.
+//! The request path: from what the host knows about a request to the OPA-Envoy `input`
+//! document (`input`, `path`, `body`, `metadata`), and from the policy's value to what happens
+//! to the request (`decision`); `pipeline` runs the two around an evaluation. Nothing here
+//! talks to a host; `stream` feeds and applies it.
 
 pub mod body;
 pub mod decision;
 pub mod input;
 pub mod metadata;
 pub mod path;
-pub mod shape;
+pub mod pipeline;

@@ -1,9 +1,9 @@
 use std::path::Path;
 
 use anyhow::Context as _;
-use zerohop_filter::bundle::build::{build, BuildError};
-use zerohop_filter::bundle::jws;
 use zerohop_filter::bundle::signature::{sign_targz, SignError, Signer};
+use zerohop_filter::bundle::token;
+use zerohop_filter::writer::{build, BuildError};
 
 use crate::{report, sources, Failed};
 
@@ -36,8 +36,8 @@ pub fn run(
     }
     let mut targz = built.targz;
     if let Some(signing) = signing {
-        let algorithm =
-            jws::algorithm(signing.algorithm).map_err(|e| anyhow::anyhow!("--signing-alg: {e}"))?;
+        let algorithm = token::algorithm(signing.algorithm)
+            .map_err(|e| anyhow::anyhow!("--signing-alg: {e}"))?;
         let key = key_text(signing.key)?;
         let sign = |input: &[u8]| crate::sign::signature(algorithm, &key, input);
         let signer = Signer {

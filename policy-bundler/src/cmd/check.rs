@@ -3,7 +3,8 @@ use std::path::Path;
 use regorus::unstable::{Module, Ref};
 use regorus::utils::get_path_string;
 use zerohop_filter::bundle::Bundle;
-use zerohop_filter::config::{DecisionPath, DEFAULT_PATH};
+use zerohop_filter::decision_path::DecisionPath;
+use zerohop_filter::defaults::DEFAULT_PATH;
 use zerohop_filter::engine::{self, Compiled, RegoError};
 
 use crate::lint::{self, Finding};

@@ -2,7 +2,7 @@ use std::path::Path;
 
 use anyhow::Context as _;
 use zerohop_filter::bundle::{Bundle, Limits};
-use zerohop_filter::config::DecisionPath;
+use zerohop_filter::decision_path::DecisionPath;
 use zerohop_filter::engine::{Budget, EvalError, Policy};
 
 use crate::{report, Failed};

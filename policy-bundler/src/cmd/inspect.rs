@@ -61,7 +61,7 @@ pub fn run(path: &Path, format: Format) -> anyhow::Result<()> {
                             " - NOT runnable by this filter's regorus"
                         }
                     ));
-                    // What each request builds of `input` (request::shape), and whether its
+                    // What each request builds of `input` (shape), and whether its
                     // decisions can be remembered (engine::cache).
                     let analysis = p.analysis();
                     report::line(&format!("reads:       {}", analysis.input));

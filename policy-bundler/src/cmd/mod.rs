@@ -6,7 +6,8 @@ pub mod eval;
 pub mod inspect;
 pub mod verify;
 
-use zerohop_filter::config::{DecisionPath, DEFAULT_PATH};
+use zerohop_filter::decision_path::DecisionPath;
+use zerohop_filter::defaults::DEFAULT_PATH;
 
 /// Parses `--entrypoint` values; none means OPA-Envoy's default decision path.
 pub fn entrypoints(given: &[String]) -> anyhow::Result<Vec<DecisionPath>> {

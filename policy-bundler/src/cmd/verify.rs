@@ -2,8 +2,8 @@ use std::path::Path;
 
 use anyhow::Context as _;
 use serde_json::json;
-use zerohop_filter::bundle::jws::{self, VerifyingKey};
 use zerohop_filter::bundle::signature::{self, Key, Verification};
+use zerohop_filter::bundle::token::{self, VerifyingKey};
 use zerohop_filter::bundle::{archive, Limits, Manifest};
 
 use crate::report::{self, Format};
@@ -22,7 +22,7 @@ pub fn run(path: &Path, options: &Options<'_>, format: Format) -> anyhow::Result
     let bytes =
         std::fs::read(path).with_context(|| format!("reading bundle {}", path.display()))?;
     let algorithm =
-        jws::algorithm(options.algorithm).map_err(|e| anyhow::anyhow!("--signing-alg: {e}"))?;
+        token::algorithm(options.algorithm).map_err(|e| anyhow::anyhow!("--signing-alg: {e}"))?;
     let key = VerifyingKey::parse(algorithm, &super::build::key_text(options.key)?)
         .map_err(|e| anyhow::anyhow!("--verification-key: {e}"))?;
     let verification = Verification {

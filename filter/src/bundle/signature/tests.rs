@@ -1,5 +1,5 @@
 use super::*;
-use crate::bundle::jws::Algorithm;
+use crate::bundle::token::Algorithm;
 
 const KEYS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/keys");
 
@@ -46,7 +46,7 @@ fn sign_files(files: &[(String, Vec<u8>)], signer: &Signer<'_>) -> Vec<u8> {
 
 fn hs_signed(files: &[(String, Vec<u8>)], scope: Option<&str>) -> Vec<(String, Vec<u8>)> {
     let mut out = files.to_vec();
-    let sign = |input: &[u8]| jws::hmac_sign(Algorithm::HS256, b"secret", input);
+    let sign = |input: &[u8]| token::hmac_sign(Algorithm::HS256, b"secret", input);
     let signer = Signer {
         algorithm: Algorithm::HS256,
         keyid: Some("k"),
@@ -60,7 +60,7 @@ fn hs_signed(files: &[(String, Vec<u8>)], scope: Option<&str>) -> Vec<(String, V
 #[test]
 fn hmac_signatures_verify_with_the_secret_only() {
     for alg in [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512] {
-        let sign = |input: &[u8]| jws::hmac_sign(alg, b"secret", input);
+        let sign = |input: &[u8]| token::hmac_sign(alg, b"secret", input);
         let signer = Signer {
             algorithm: alg,
             keyid: Some("k"),

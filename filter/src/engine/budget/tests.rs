@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::bundle::Bundle;
-use crate::config::DecisionPath;
+use crate::decision_path::DecisionPath;
 use crate::engine::{EvalError, Mode, Policy};
 use regorus::Value;
 

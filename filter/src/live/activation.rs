@@ -2,9 +2,9 @@
 //! read within limits, verify the signature (bundles from a service), assemble, load. The
 //! proxy swaps the active policy only on `Ok`; every `Err` has a stable code.
 
-use super::signature::{self, SignatureError, Verification};
-use super::{archive, Bundle, BundleError, Limits};
-use crate::config::DecisionPath;
+use crate::bundle::signature::{self, SignatureError, Verification};
+use crate::bundle::{archive, Bundle, BundleError, Limits};
+use crate::decision_path::DecisionPath;
 use crate::engine::{LoadError, Policy};
 
 /// Why a bundle could not be activated.

@@ -11,6 +11,16 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
+/// What analysing a bundle's modules found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Analysis {
+    /// What the modules can read of `input`.
+    pub input: InputReads,
+    /// A builtin the modules call whose answer depends on more than its arguments (the first
+    /// found), so that equal inputs may get different decisions.
+    pub nondeterministic: Option<String>,
+}
+
 /// Paths under `input` a policy reads, each the keys from the root (`["attributes", "request",
 /// "http", "method"]`); a path stands for everything below it, and `[]` for all of `input`.
 /// No path in the set is below another.

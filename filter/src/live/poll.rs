@@ -4,7 +4,7 @@
 //! long polling), exponential backoff from 100 ms to max after a failure, as
 //! `v1/download/download.go` does.
 
-use super::source::Polling;
+use crate::bundle::source::Polling;
 
 /// OPA's `minRetryDelay`.
 pub const MIN_RETRY_DELAY_MS: u64 = 100;
@@ -30,10 +30,10 @@ impl FetchError {
     /// A stable kebab-case code for logs and metrics.
     pub fn code(&self) -> &'static str {
         match self {
-            FetchError::NoResponse | FetchError::Lost(_) => "fetch-failed",
-            FetchError::Status(_) => "http-status",
-            FetchError::EmptyBody => "empty-body",
-            FetchError::TooLarge { .. } => "too-large",
+            FetchError::NoResponse | FetchError::Lost(_) => crate::codes::FETCH_FAILED.name,
+            FetchError::Status(_) => crate::codes::HTTP_STATUS.name,
+            FetchError::EmptyBody => crate::codes::EMPTY_BODY.name,
+            FetchError::TooLarge { .. } => crate::codes::DOWNLOAD_TOO_LARGE.name,
         }
     }
 }

@@ -4,14 +4,7 @@
 //! on its tick and loads the bytes when the generation changes. A lease not renewed within its
 //! time to live (its holder's VM is gone) is taken over by another worker.
 
-/// A compare-and-swap store: Envoy's shared data, or `MemShared` in tests.
-pub trait Shared {
-    /// The value and its CAS token, `(None, None)` when absent.
-    fn get(&self, key: &str) -> Result<(Option<Vec<u8>>, Option<u32>), String>;
-    /// Writes `value` if the key's CAS token is still `cas` (`None`: unconditionally).
-    /// `Ok(false)` when another writer came first.
-    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<bool, String>;
-}
+use crate::host::Shared;
 
 /// The shared-data keys of one plugin (`<plugin name>/bundle/...`).
 #[derive(Debug, Clone)]
@@ -166,40 +159,10 @@ pub fn bundle_bytes(
     Ok(Some(tagged.split_off(newline + 1)))
 }
 
-/// An in-memory `Shared` with the host's CAS rules, for tests.
-#[derive(Debug, Default)]
-pub struct MemShared {
-    entries: std::cell::RefCell<std::collections::BTreeMap<String, (Vec<u8>, u32)>>,
-    counter: std::cell::Cell<u32>,
-}
-
-impl Shared for MemShared {
-    fn get(&self, key: &str) -> Result<(Option<Vec<u8>>, Option<u32>), String> {
-        Ok(match self.entries.borrow().get(key) {
-            Some((value, cas)) => (Some(value.clone()), Some(*cas)),
-            None => (None, None),
-        })
-    }
-
-    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<bool, String> {
-        let mut entries = self.entries.borrow_mut();
-        let current = entries.get(key).map(|(_, c)| *c);
-        // The host's rules: no token (0) writes unconditionally, and so does any token when
-        // the key is missing; otherwise the token must match.
-        if let (Some(cas), Some(current)) = (cas.filter(|c| *c != 0), current) {
-            if current != cas {
-                return Ok(false);
-            }
-        }
-        self.counter.set(self.counter.get() + 1);
-        entries.insert(key.to_string(), (value.to_vec(), self.counter.get()));
-        Ok(true)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::host::memory::MemShared;
 
     #[test]
     fn one_holder_until_it_stops_renewing() {

@@ -1,29 +1,32 @@
-//! Live bundles for one root context. On every tick a worker (1) activates the revision the
-//! proxy has published in shared data if it is newer than its own, and (2) if it holds the
-//! proxy's lease, runs the bundle API client: one callout at a time, the answer verified and
-//! loaded in full here, then published for the other workers. The active policy is replaced
-//! only on a tick, never during a request, and only by a policy that loaded. The decisions
-//! (delays, backoff, ETag, lease, verification) are the core's; this module moves bytes.
+//! Live bundles for one root context, driven by the host's tick and callout responses. On
+//! every tick a worker (1) activates the revision the proxy has published in shared data if
+//! it is newer than its own, and (2) if it holds the proxy's lease (`lease`), runs the bundle
+//! API client (`poll`): one callout at a time, the answer verified and loaded in full
+//! (`activation`), then published for the other workers. The active policy is replaced only
+//! on a tick or a callout response, never during a request, and only by a policy that loaded.
 
-use std::cell::RefCell;
+pub mod activation;
+pub mod lease;
+pub mod poll;
+
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::rc::Rc;
 
-use proxy_wasm::types::{LogLevel, MetricType};
+use activation::{ActivationError, Trust};
+use lease::{Keys, Published};
+use poll::{FetchError, Fetched, Poller, Response};
 
-use super::host::{self, log};
-use super::root::State;
-use crate::bundle::activation::{self, ActivationError, Trust};
-use crate::bundle::lease::{self, Keys, Published};
-use crate::bundle::poll::{FetchError, Fetched, Poller, Response};
+use crate::codes;
 use crate::config::Config;
 use crate::engine::Policy;
+use crate::host::{Host, Level, MetricKind};
+use crate::plugin::Plugin;
 
 /// How often each worker looks for a new revision (and the lease holder for a due fetch).
 pub const TICK_MS: u64 = 200;
 /// A lease its holder stopped renewing (its VM is gone) is taken over after this.
-const LEASE_TTL_MS: u64 = 5_000;
+pub const LEASE_TTL_MS: u64 = 5_000;
 
 pub struct Bundles {
     name: Rc<str>,
@@ -45,8 +48,8 @@ struct Client {
 }
 
 impl Bundles {
-    pub fn new(name: Rc<str>, config: Rc<Config>) -> Self {
-        let owner = std::collections::hash_map::RandomState::new().hash_one(host::now_ms());
+    pub fn new<H: Host>(host: &H, name: Rc<str>, config: Rc<Config>) -> Self {
+        let owner = std::collections::hash_map::RandomState::new().hash_one(host.now_ms());
         Self {
             keys: Keys::new(&name),
             name,
@@ -63,63 +66,65 @@ impl Bundles {
         self.config.bundle.service.is_some()
     }
 
-    pub fn tick(&mut self, state: &RefCell<State>) {
-        self.adopt_published(state);
+    /// Whether this worker holds the lease and runs the bundle API client.
+    pub fn polling(&self) -> bool {
+        self.client.is_some()
+    }
+
+    pub fn tick<H: Host>(&mut self, host: &H, plugin: &Plugin) {
+        self.adopt_published(host, plugin);
         if !self.live() {
             return;
         }
-        let now = host::now_ms();
-        match lease::hold(&host::SharedData, &self.keys, self.owner, now, LEASE_TTL_MS) {
-            Ok(true) => self.poll(now),
+        let now = host.now_ms();
+        match lease::hold(host, &self.keys, self.owner, now, LEASE_TTL_MS) {
+            Ok(true) => self.poll(host, now),
             Ok(false) => self.client = None,
             Err(e) => {
-                log(LogLevel::Warn, &format!("{}: bundle lease: {e}", self.name));
+                host.log(Level::Warn, &format!("{}: bundle lease: {e}", self.name));
                 self.client = None;
             }
         }
     }
 
     /// Gives the lease up when the root context is reconfigured or goes away.
-    pub fn release(&self) {
+    pub fn release<H: Host>(&self, host: &H) {
         if !self.live() {
             return;
         }
-        if let Err(e) = lease::release(&host::SharedData, &self.keys, self.owner) {
+        if let Err(e) = lease::release(host, &self.keys, self.owner) {
             // Not fatal: another worker takes the lease over once it expires.
-            log(
-                LogLevel::Warn,
+            host.log(
+                Level::Warn,
                 &format!("{}: bundle lease release: {e}", self.name),
             );
         }
     }
 
     /// Activates the proxy's newest publication if this worker does not run it yet.
-    pub fn adopt_published(&mut self, state: &RefCell<State>) {
-        let published = match lease::published(&host::SharedData, &self.keys) {
+    pub fn adopt_published<H: Host>(&mut self, host: &H, plugin: &Plugin) {
+        let published = match lease::published(host, &self.keys) {
             Ok(Some(p)) if p.generation != self.generation => p,
             Ok(_) => return,
             Err(e) => {
-                log(
-                    LogLevel::Warn,
-                    &format!("{}: bundle revision: {e}", self.name),
-                );
+                host.log(Level::Warn, &format!("{}: bundle revision: {e}", self.name));
                 return;
             }
         };
-        let bytes = match lease::bundle_bytes(&host::SharedData, &self.keys, published.generation) {
+        let bytes = match lease::bundle_bytes(host, &self.keys, published.generation) {
             Ok(Some(bytes)) => bytes,
             // Replaced between the two reads: the next tick sees the newer record.
             Ok(None) => return,
             Err(e) => {
-                log(LogLevel::Warn, &format!("{}: bundle bytes: {e}", self.name));
+                host.log(Level::Warn, &format!("{}: bundle bytes: {e}", self.name));
                 return;
             }
         };
         self.generation = published.generation;
-        let started = host::now_ms();
+        let started = host.now_ms();
         match self.load(&bytes) {
-            Ok(policy) => self.activate(state, policy, &published, started, "shared"),
-            Err(e) => self.reject(state, e.code(), &e.to_string()),
+            Ok(policy) => self.activate(host, plugin, policy, &published, started, "shared"),
+            Err(e) => self.reject(host, plugin, e.code(), &e.to_string()),
         }
     }
 
@@ -132,64 +137,60 @@ impl Bundles {
         )
     }
 
-    fn activate(
+    fn activate<H: Host>(
         &mut self,
-        state: &RefCell<State>,
+        host: &H,
+        plugin: &Plugin,
         mut policy: Policy,
         published: &Published,
         started_ms: u64,
         source: &str,
     ) {
-        let Ok(mut state) = state.try_borrow_mut() else {
-            return;
-        };
         policy.set_decision_cache(self.config.decision_cache_bytes);
         policy.set_budget(self.config.budget);
-        log(
-            LogLevel::Info,
-            &format!(
-                "{}: bundle revision {:?} active (generation {}, {source}), decision {} ({}), loaded in {} ms; reads {}; decision cache {}",
-                self.name,
-                policy.revision(),
-                published.generation,
-                policy.rule(),
-                policy.mode().as_str(),
-                host::now_ms().saturating_sub(started_ms),
-                policy.input_reads(),
-                policy.decision_cache(),
-            ),
+        let active = format!(
+            "{}: bundle revision {:?} active (generation {}, {source}), decision {} ({}), loaded in {} ms; reads {}; decision cache {}",
+            self.name,
+            policy.revision(),
+            published.generation,
+            policy.rule(),
+            policy.mode().as_str(),
+            host.now_ms().saturating_sub(started_ms),
+            policy.input_reads(),
+            policy.decision_cache(),
         );
-        state.replace_policy(policy);
-        self.metrics.activated(published.generation);
+        if plugin.replace_policy(host, policy).is_err() {
+            // Logged and counted; the publication is still in shared data: the next tick
+            // loads it again.
+            self.generation = 0;
+            return;
+        }
+        host.log(Level::Info, &active);
+        self.metrics.activated(host, published.generation);
     }
 
-    fn reject(&mut self, state: &RefCell<State>, code: &'static str, message: &str) {
-        let keeping = match state.try_borrow().ok().and_then(|s| {
-            s.policy
-                .as_ref()
-                .map(|p| format!("keeping revision {:?}", p.revision()))
-        }) {
-            Some(keeping) => keeping,
-            None => "no bundle is active: requests get the no-bundle outcome".to_string(),
-        };
-        log(
-            LogLevel::Error,
+    fn reject<H: Host>(&mut self, host: &H, plugin: &Plugin, code: &'static str, message: &str) {
+        let keeping = plugin.keeping(host).unwrap_or_else(|| {
+            "no bundle is active: requests get the no-bundle outcome".to_string()
+        });
+        host.log(
+            Level::Error,
             &format!(
                 "{}: bundle rejected [{code}]: {message}; {keeping}",
                 self.name
             ),
         );
-        self.metrics.failed(code);
+        self.metrics.failed(host, code);
     }
 
-    /// The lease holder's client: start a due fetch, or give up a callout Envoy lost.
-    fn poll(&mut self, now: u64) {
+    /// The lease holder's client: start a due fetch, or give up a callout the host lost.
+    fn poll<H: Host>(&mut self, host: &H, now: u64) {
         let Some(service) = self.config.bundle.service.as_ref() else {
             return;
         };
         let client = self.client.get_or_insert_with(|| {
             // Taking over: the proxy's active ETag, so an unchanged server answers 304.
-            let etag = lease::published(&host::SharedData, &self.keys)
+            let etag = lease::published(host, &self.keys)
                 .ok()
                 .flatten()
                 .map(|p| p.etag)
@@ -209,7 +210,7 @@ impl Bundles {
         if client.poller.lost(now) {
             client.pending = None;
             client.poller.failed(now);
-            self.fetch_failed(&FetchError::Lost(service.timeout_ms));
+            self.fetch_failed(host, &FetchError::Lost(service.timeout_ms));
             return;
         }
         if !client.poller.due(now) {
@@ -235,28 +236,31 @@ impl Bundles {
                 .iter()
                 .map(|(n, v)| (n.as_str(), v.as_str())),
         );
-        match host::http_call(&service.cluster, &headers, request.timeout_ms) {
+        match host.http_call(&service.cluster, &headers, request.timeout_ms) {
             Ok(token) => {
                 client.pending = Some(token);
-                self.metrics.fetched();
+                self.metrics.fetched(host);
             }
-            Err(status) => {
+            Err(e) => {
                 client.poller.not_sent(now);
-                log(
-                    LogLevel::Warn,
+                let code = codes::FETCH_FAILED.name;
+                host.log(
+                    Level::Warn,
                     &format!(
-                        "{}: bundle fetch failed [fetch-failed]: cannot call cluster {:?}: {status:?}",
+                        "{}: bundle fetch failed [{code}]: cannot call cluster {:?}: {e}",
                         self.name, service.cluster
                     ),
                 );
-                self.metrics.failed("fetch-failed");
+                self.metrics.failed(host, code);
             }
         }
     }
 
-    pub fn on_response(
+    /// A callout's answer: ignored unless it is the one this worker waits for.
+    pub fn on_response<H: Host>(
         &mut self,
-        state: &RefCell<State>,
+        host: &H,
+        plugin: &Plugin,
         token: u32,
         num_headers: usize,
         body_size: usize,
@@ -265,15 +269,16 @@ impl Bundles {
             return;
         };
         client.pending = None;
-        let now = host::now_ms();
+        let now = host.now_ms();
         let limit = self.config.bundle.limits.max_uncompressed_bytes;
         let max_body = usize::try_from(limit.saturating_add(1)).unwrap_or(usize::MAX);
         // Unreadable is answered as no response: the poller counts it as a failed fetch.
-        let (headers, body) = host::http_call_response(num_headers, body_size, max_body)
-            .unwrap_or_else(|status| {
-                log(
-                    LogLevel::Warn,
-                    &format!("{}: cannot read the bundle response: {status:?}", self.name),
+        let (headers, body) = host
+            .http_call_response(num_headers, body_size, max_body)
+            .unwrap_or_else(|e| {
+                host.log(
+                    Level::Warn,
+                    &format!("{}: cannot read the bundle response: {e}", self.name),
                 );
                 Default::default()
             });
@@ -291,50 +296,51 @@ impl Bundles {
         };
         match client.poller.finish(now, response) {
             Ok(Fetched::Unchanged) => {}
-            Ok(Fetched::Bundle { bytes, etag }) => self.fetched(state, now, bytes, etag),
-            Err(error) => self.fetch_failed(&error),
+            Ok(Fetched::Bundle { bytes, etag }) => self.fetched(host, plugin, now, bytes, etag),
+            Err(error) => self.fetch_failed(host, &error),
         }
     }
 
-    /// A downloaded bundle: loaded in full here, then published for the other workers.
-    fn fetch_failed(&mut self, error: &FetchError) {
-        log(
-            LogLevel::Warn,
+    fn fetch_failed<H: Host>(&mut self, host: &H, error: &FetchError) {
+        host.log(
+            Level::Warn,
             &format!(
                 "{}: bundle fetch failed [{}]: {error}",
                 self.name,
                 error.code()
             ),
         );
-        self.metrics.failed(error.code());
+        self.metrics.failed(host, error.code());
     }
 
-    fn fetched(&mut self, state: &RefCell<State>, now: u64, bytes: Vec<u8>, etag: String) {
-        let started = host::now_ms();
+    /// A downloaded bundle: loaded in full here, then published for the other workers.
+    fn fetched<H: Host>(
+        &mut self,
+        host: &H,
+        plugin: &Plugin,
+        now: u64,
+        bytes: Vec<u8>,
+        etag: String,
+    ) {
+        let started = host.now_ms();
         let policy = match self.load(&bytes) {
             Ok(policy) => policy,
             Err(e) => {
                 if let Some(client) = self.client.as_mut() {
                     client.poller.failed(now);
                 }
-                self.reject(state, e.code(), &e.to_string());
+                self.reject(host, plugin, e.code(), &e.to_string());
                 return;
             }
         };
         if let Some(client) = self.client.as_mut() {
             client.poller.activated(now, etag.clone());
         }
-        let published = match lease::publish(
-            &host::SharedData,
-            &self.keys,
-            &bytes,
-            &etag,
-            policy.revision(),
-        ) {
+        let published = match lease::publish(host, &self.keys, &bytes, &etag, policy.revision()) {
             Ok(published) => published,
             Err(e) => {
-                log(
-                    LogLevel::Warn,
+                host.log(
+                    Level::Warn,
                     &format!(
                         "{}: cannot share the bundle with other workers: {e}",
                         self.name
@@ -348,7 +354,7 @@ impl Bundles {
             }
         };
         self.generation = published.generation;
-        self.activate(state, policy, &published, started, "fetched");
+        self.activate(host, plugin, policy, &published, started, "fetched");
     }
 }
 
@@ -360,34 +366,32 @@ struct Metrics {
 }
 
 impl Metrics {
-    fn id(&mut self, kind: MetricType, name: &str) -> Option<u32> {
+    fn id<H: Host>(&mut self, host: &H, kind: MetricKind, name: &str) -> Option<u32> {
         *self
             .ids
             .entry(name.to_string())
-            .or_insert_with(|| host::define_metric(kind, name))
+            .or_insert_with(|| host.define_metric(kind, name))
     }
 
-    fn activated(&mut self, generation: u64) {
-        if let Some(id) = self.id(MetricType::Counter, "zerohop.bundle.activations") {
-            host::increment_metric(id, 1);
+    fn activated<H: Host>(&mut self, host: &H, generation: u64) {
+        if let Some(id) = self.id(host, MetricKind::Counter, "zerohop.bundle.activations") {
+            host.increment_metric(id, 1);
         }
-        if let Some(id) = self.id(MetricType::Gauge, "zerohop.bundle.active_generation") {
-            host::record_metric(id, generation);
-        }
-    }
-
-    fn fetched(&mut self) {
-        if let Some(id) = self.id(MetricType::Counter, "zerohop.bundle.fetches") {
-            host::increment_metric(id, 1);
+        if let Some(id) = self.id(host, MetricKind::Gauge, "zerohop.bundle.active_generation") {
+            host.record_metric(id, generation);
         }
     }
 
-    fn failed(&mut self, code: &str) {
-        if let Some(id) = self.id(
-            MetricType::Counter,
-            &format!("zerohop.bundle.failures.{code}"),
-        ) {
-            host::increment_metric(id, 1);
+    fn fetched<H: Host>(&mut self, host: &H) {
+        if let Some(id) = self.id(host, MetricKind::Counter, "zerohop.bundle.fetches") {
+            host.increment_metric(id, 1);
+        }
+    }
+
+    fn failed<H: Host>(&mut self, host: &H, code: &str) {
+        let name = format!("zerohop.bundle.failures.{code}");
+        if let Some(id) = self.id(host, MetricKind::Counter, &name) {
+            host.increment_metric(id, 1);
         }
     }
 }

@@ -1,8 +1,9 @@
-//! Building a bundle: the OPA layout plus the precompiled program. `policy-bundler build`
-//! is a thin wrapper over this; tests use it to make bundles the way users will.
+//! Writing a bundle: the OPA layout plus the precompiled program. `policy-bundler build` is a
+//! thin wrapper over this; tests use it to make bundles the way users will. (`bundle` reads
+//! and verifies bundles; this writes them, with the engine's compiler.)
 
-use super::manifest::Metadata;
-use super::{archive, Bundle, BundleError, Manifest, ProgramInfo, PROGRAM_FILE};
+use crate::bundle::manifest::Metadata;
+use crate::bundle::{archive, Bundle, BundleError, Manifest, ProgramInfo, PROGRAM_FILE};
 use crate::engine::{self, Compiled, LoadError};
 use crate::{COMPILER_REVISION, REGORUS_VERSION};
 
@@ -33,7 +34,7 @@ pub enum BuildError {
 pub fn build(
     mut files: Vec<(String, Vec<u8>)>,
     revision: Option<&str>,
-    entrypoints: &[crate::config::DecisionPath],
+    entrypoints: &[crate::decision_path::DecisionPath],
 ) -> Result<Built, BuildError> {
     files.retain(|(path, _)| path != PROGRAM_FILE);
     let source = Bundle::from_files(files.clone())?;

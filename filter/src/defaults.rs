@@ -1,0 +1,25 @@
+//! Every default of the plugin configuration and of `policy-bundler`'s options, in one place
+//! (`config` validates the keys; the modules that use a value take its default from here). A
+//! leaf.
+
+/// `path`: OPA-Envoy's default decision path.
+pub const DEFAULT_PATH: &str = "envoy/authz/allow";
+/// `status_on_error`: Envoy's ext_authz answers 403 when the authorizer fails; so do we.
+pub const DEFAULT_STATUS_ON_ERROR: u16 = 403;
+/// `decision_cache_bytes`: the budget of a policy's decision cache.
+pub const DEFAULT_DECISION_CACHE_BYTES: usize = 1 << 20;
+/// `max_eval_memory_bytes`: the reference policies hold at most a few hundred KiB per
+/// evaluation (README); this leaves room for large bodies while far from the VM's 4 GiB.
+pub const DEFAULT_MEMORY_BYTES: u64 = 64 << 20;
+/// `max_eval_instructions`: far above any authorization policy, low enough to stop runaway
+/// recursion before it ties up a worker.
+pub const DEFAULT_INSTRUCTIONS: usize = 5_000_000;
+/// `max_eval_time_ms`: a backstop for work the counts miss (a builtin's inner loop, a slow
+/// host); far above the reference policies' microseconds, and above the time the whole
+/// instruction budget takes in Envoy, so that the counts decide first.
+pub const DEFAULT_TIME_MS: u32 = 1000;
+/// `bundle.polling`: OPA's polling defaults (`v1/download/config.go`).
+pub const DEFAULT_MIN_DELAY_SECONDS: u64 = 60;
+pub const DEFAULT_MAX_DELAY_SECONDS: u64 = 120;
+/// `bundle.service.timeout`: OPA's default `response_header_timeout_seconds`.
+pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;

@@ -1,0 +1,361 @@
+//! One HTTP stream, driven by the host's callbacks: whether to wait for the body, then the
+//! input, the evaluation and the outcome (`request::pipeline`), published (decision id, the
+//! decision's `dynamic_metadata`) and applied (headers changed, or a local reply). The host
+//! adapter maps each callback here and `Flow` back; it decides nothing.
+
+use std::rc::Rc;
+
+use crate::engine::EvalError;
+use crate::host::{Host, Level};
+use crate::plugin::Plugin;
+use crate::request::body::{Body, Collect, WithRequestBody};
+use crate::request::decision::{
+    decide, metadata_json, Action, Allow, DecisionId, Failure, Outcome, Reason,
+};
+use crate::request::path::rewrite_query;
+use crate::request::pipeline::{evaluate_request, Phase};
+
+/// Filter state keys (`wasm.<key>` in Envoy) where each decision is published.
+pub const DECISION_ID_KEY: &str = "zerohop.decision_id";
+pub const DYNAMIC_METADATA_KEY: &str = "zerohop.dynamic_metadata";
+
+/// Envoy's own reply when ext_authz's body buffer overflows.
+const PAYLOAD_TOO_LARGE: (u16, &str) = (413, "Payload Too Large");
+
+/// What the host does with the stream after a callback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Go on to the next filter.
+    Continue,
+    /// Hold the stream: buffering a body, or after a local reply (which Envoy requires).
+    Pause,
+}
+
+pub struct Stream {
+    plugin: Rc<Plugin>,
+    /// The host's id of this stream.
+    id: u32,
+    /// Added to the response at its headers (the decision's `response_headers_to_add`).
+    response_headers: Vec<(String, String)>,
+    /// Set from the request headers until the decision, while the host buffers the body.
+    awaiting_body: Option<WithRequestBody>,
+    /// The body size the host reported last (bodies arriving in several chunks).
+    buffered: usize,
+}
+
+impl Stream {
+    pub fn new(plugin: Rc<Plugin>, id: u32) -> Self {
+        Self {
+            plugin,
+            id,
+            response_headers: Vec::new(),
+            awaiting_body: None,
+            buffered: 0,
+        }
+    }
+
+    pub fn on_request_headers<H: Host>(&mut self, host: &H, end_of_stream: bool) -> Flow {
+        let Some(with) = self.waits_for_body(host, end_of_stream) else {
+            return self.decide(host, None);
+        };
+        let declared = host
+            .request_header("content-length")
+            .and_then(|l| l.parse().ok());
+        if with.refuses_length(declared) {
+            return self.reply_too_large(host);
+        }
+        // The host buffers the body for us from here (`Pause` from the body callbacks). Envoy
+        // without `allow_on_headers_stop_iteration` holds the body back instead: see README.
+        self.awaiting_body = Some(with);
+        let (id, now) = (self.id, host.now_ms());
+        self.plugin
+            .watch_stalls(host, |stalls| stalls.hold(id, now));
+        Flow::Pause
+    }
+
+    pub fn on_request_body<H: Host>(
+        &mut self,
+        host: &H,
+        body_size: usize,
+        end_of_stream: bool,
+    ) -> Flow {
+        let Some(with) = self.awaiting_body else {
+            return Flow::Continue;
+        };
+        self.plugin
+            .watch_stalls(host, |stalls| stalls.body_delivered());
+        self.buffered = body_size;
+        match with.collect(body_size, end_of_stream) {
+            Collect::Wait => Flow::Pause,
+            Collect::TooLarge => self.reply_too_large(host),
+            Collect::Decide { take } => self.decide_with_body(host, take),
+        }
+    }
+
+    pub fn on_request_trailers<H: Host>(&mut self, host: &H) -> Flow {
+        // The body ended without end_of_stream on its last chunk: decide on what is buffered.
+        let Some(with) = self.awaiting_body else {
+            return Flow::Continue;
+        };
+        self.plugin
+            .watch_stalls(host, |stalls| stalls.body_delivered());
+        match with.collect(self.buffered, true) {
+            Collect::Wait => Flow::Continue,
+            Collect::TooLarge => self.reply_too_large(host),
+            Collect::Decide { take } => self.decide_with_body(host, take),
+        }
+    }
+
+    pub fn on_response_headers<H: Host>(&mut self, host: &H) -> Flow {
+        for (name, value) in std::mem::take(&mut self.response_headers) {
+            if let Err(e) = host.add_response_header(&name, &value) {
+                host.log(
+                    Level::Warn,
+                    &format!("zerohop: cannot add response header {name}: {e}"),
+                );
+            }
+        }
+        Flow::Continue
+    }
+
+    pub fn on_done<H: Host>(&mut self, host: &H) {
+        if self.awaiting_body.is_some() {
+            let id = self.id;
+            self.plugin.watch_stalls(host, |stalls| stalls.release(id));
+        }
+    }
+
+    /// Whether to buffer the body before deciding: bodies are configured, a policy is active,
+    /// and a body follows. Upgrades and CONNECT carry a stream, not a body (ext_authz checks
+    /// them at the headers too).
+    fn waits_for_body<H: Host>(&self, host: &H, end_of_stream: bool) -> Option<WithRequestBody> {
+        if end_of_stream {
+            return None;
+        }
+        let with = self.plugin.config.body.with_request_body?;
+        if !self.plugin.has_policy(host) {
+            return None;
+        }
+        let streaming = host.request_header(":method").as_deref() == Some("CONNECT")
+            || host.request_header(":protocol").is_some()
+            || host.request_header("upgrade").is_some()
+                && host
+                    .request_header("connection")
+                    .is_some_and(|c| c.to_ascii_lowercase().contains("upgrade"));
+        (!streaming).then_some(with)
+    }
+
+    /// Evaluates and applies the outcome: forward with the decision's changes, or reply.
+    fn decide<H: Host>(&mut self, host: &H, body: Option<Body>) -> Flow {
+        let decision_id = self.plugin.next_decision_id(host);
+        let result = self.evaluate(host, body);
+        let mut clock = self.clock(host);
+        let flow = self.apply(
+            host,
+            decide(self.plugin.config.enforcement, result),
+            decision_id,
+        );
+        self.lap(host, Phase::Apply, &mut clock);
+        flow
+    }
+
+    /// Reads the request from the host and evaluates it with the active policy.
+    fn evaluate<H: Host>(&self, host: &H, body: Option<Body>) -> Result<regorus::Value, Failure> {
+        let mut clock = self.clock(host);
+        let plugin = &self.plugin;
+        let result = plugin
+            .with_policy(host, |policy| {
+                let Some(policy) = policy else {
+                    return Err(Failure::NoBundle);
+                };
+                let mut request = host.http_request(policy.input_shape()).map_err(|e| {
+                    EvalError::Failed(format!("cannot read the request headers: {e}"))
+                })?;
+                self.lap(host, Phase::Request, &mut clock);
+                request.body = body;
+                evaluate_request(policy, &request, &plugin.config.body, |phase| {
+                    self.lap(host, phase, &mut clock);
+                })
+            })
+            .unwrap_or_else(|_busy| Err(EvalError::Failed("plugin state in use".into()).into()));
+        if let Err(Failure::Evaluation(EvalError::Budget { exceeded, .. })) = &result {
+            plugin.count_budget(host, *exceeded);
+        }
+        result
+    }
+
+    /// Reads the first `take` buffered bytes and decides. A body the host cannot hand over is
+    /// an evaluation error (`status_on_error`), never a request let through.
+    fn decide_with_body<H: Host>(&mut self, host: &H, take: usize) -> Flow {
+        self.awaiting_body = None;
+        match host.request_body(take) {
+            Ok(bytes) => {
+                let body = Body {
+                    partial: self.buffered > bytes.len(),
+                    received: u64::try_from(self.buffered).unwrap_or(u64::MAX),
+                    bytes,
+                };
+                self.decide(host, Some(body))
+            }
+            Err(e) => {
+                let decision_id = self.plugin.next_decision_id(host);
+                let failure = EvalError::Failed(format!("cannot read the request body: {e}"));
+                let outcome = decide(self.plugin.config.enforcement, Err(failure.into()));
+                self.apply(host, outcome, decision_id)
+            }
+        }
+    }
+
+    /// A host clock reading when `timing_stats` is on.
+    fn clock<H: Host>(&self, host: &H) -> Option<u64> {
+        self.plugin.timing.map(|_| host.now_ns())
+    }
+
+    /// Records the time since `clock` under `phase` and restarts `clock`.
+    fn lap<H: Host>(&self, host: &H, phase: Phase, clock: &mut Option<u64>) {
+        if let (Some(timing), Some(started)) = (&self.plugin.timing, clock.as_mut()) {
+            *started = timing.record(host, phase, *started);
+        }
+    }
+
+    /// Publishes the outcome, logs what needs a look, and forwards or replies.
+    fn apply<H: Host>(
+        &mut self,
+        host: &H,
+        outcome: Outcome,
+        decision_id: Option<DecisionId>,
+    ) -> Flow {
+        let name = &*self.plugin.name;
+        // The id also ties a log line to the access log entry of the same request.
+        let id = decision_id.map(|d| d.to_string()).unwrap_or_default();
+        if let Some(decision_id) = decision_id {
+            publish(
+                host,
+                name,
+                decision_id,
+                &id,
+                outcome.dynamic_metadata.as_ref(),
+            );
+        }
+        match outcome.reason {
+            Reason::EvaluationError | Reason::InvalidDecision | Reason::UndefinedDecision => {
+                let detail = outcome.detail.as_deref().unwrap_or_default();
+                host.log(
+                    Level::Warn,
+                    &format!(
+                        "{name}: {} (decision_id {id}): {detail}",
+                        outcome.reason.code()
+                    ),
+                );
+            }
+            _ if outcome.overridden => {
+                host.log(
+                    Level::Debug,
+                    &format!(
+                        "{name}: {} let through (dry_run or fail_open, decision_id {id})",
+                        outcome.reason.code()
+                    ),
+                );
+            }
+            _ => {}
+        }
+        match outcome.action {
+            Action::Forward(allow) => {
+                self.response_headers = forward(host, name, allow);
+                Flow::Continue
+            }
+            Action::Reply(deny) => {
+                if let Err(e) = host.send_reply(deny.status, &deny.headers, &deny.body) {
+                    host.log(
+                        Level::Error,
+                        &format!("{name}: cannot send the local reply: {e}"),
+                    );
+                }
+                // Envoy requires StopIteration after a local reply.
+                Flow::Pause
+            }
+        }
+    }
+
+    fn reply_too_large<H: Host>(&mut self, host: &H) -> Flow {
+        self.awaiting_body = None;
+        host.log(
+            Level::Debug,
+            "zerohop: request body over with_request_body.max_request_bytes: 413",
+        );
+        let (status, body) = PAYLOAD_TOO_LARGE;
+        if let Err(e) = host.send_reply(status, &[], body) {
+            host.log(
+                Level::Error,
+                &format!("zerohop: cannot send the local reply: {e}"),
+            );
+        }
+        Flow::Pause
+    }
+}
+
+/// Publishes the decision where a later filter and the access log read it: the id alone,
+/// and, when the policy returned `dynamic_metadata`, that object with the id in it (what
+/// OPA-Envoy hands Envoy as the ext_authz dynamic metadata).
+fn publish<H: Host>(
+    host: &H,
+    name: &str,
+    decision_id: DecisionId,
+    id_text: &str,
+    dynamic_metadata: Option<&regorus::Value>,
+) {
+    let metadata = dynamic_metadata.map(|m| metadata_json(m, decision_id));
+    let entries = [
+        (DECISION_ID_KEY, Some(id_text)),
+        (DYNAMIC_METADATA_KEY, metadata.as_deref()),
+    ];
+    for (key, value) in entries {
+        let Some(value) = value else { continue };
+        if let Err(e) = host.set_filter_state(key, value.as_bytes()) {
+            host.log(
+                Level::Warn,
+                &format!("{name}: cannot set filter state {key}: status {e}"),
+            );
+        }
+    }
+}
+
+/// Applies an allowing decision's request changes; returns the response headers to add.
+fn forward<H: Host>(host: &H, name: &str, allow: Allow) -> Vec<(String, String)> {
+    for (header, value) in &allow.headers {
+        if let Err(e) = host.set_request_header(header, value) {
+            host.log(
+                Level::Warn,
+                &format!("{name}: cannot set request header {header}: {e}"),
+            );
+        }
+    }
+    for header in &allow.request_headers_to_remove {
+        // Envoy's ext_authz ignores removal of pseudo-headers and Host; so do we.
+        if header.starts_with(':') || header == "host" {
+            continue;
+        }
+        if let Err(e) = host.remove_request_header(header) {
+            host.log(
+                Level::Warn,
+                &format!("{name}: cannot remove request header {header}: {e}"),
+            );
+        }
+    }
+    if !allow.query_parameters_to_set.is_empty() || !allow.query_parameters_to_remove.is_empty() {
+        if let Some(path) = host.request_path() {
+            let rewritten = rewrite_query(
+                &path,
+                &allow.query_parameters_to_set,
+                &allow.query_parameters_to_remove,
+            );
+            if let Err(e) = host.set_request_header(":path", &rewritten) {
+                host.log(
+                    Level::Warn,
+                    &format!("{name}: cannot rewrite the query: {e}"),
+                );
+            }
+        }
+    }
+    allow.response_headers_to_add
+}

@@ -1,0 +1,313 @@
+//! The request path on the in-memory host, driven as Envoy drives a stream: when the body is
+//! waited for, which headers a decision may change, what a reply carries, what is published.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)] // a test: fail loudly at the step
+
+use base64::Engine as _;
+use zerohop_filter::decision_path::DecisionPath;
+use zerohop_filter::host::memory::{MemoryHost, Reply};
+use zerohop_filter::request::input::HttpRequest;
+use zerohop_filter::root::Root;
+use zerohop_filter::stream::{Flow, DECISION_ID_KEY, DYNAMIC_METADATA_KEY};
+use zerohop_filter::writer::build;
+
+const POLICY: &str = r#"package t
+
+import rego.v1
+
+default allow := false
+
+allow := {
+	"allowed": true,
+	"headers": {"x-set": "1"},
+	"request_headers_to_remove": ["host", "x-drop"],
+	"response_headers_to_add": {"x-added": "2"},
+	"query_parameters_to_set": {"q": "new"},
+	"dynamic_metadata": {"who": "me"},
+} if input.attributes.request.http.method == "GET"
+
+allow := {
+	"allowed": false,
+	"http_status": 401,
+	"body": "go away",
+	"headers": {"x-denied": "yes"},
+} if input.attributes.request.http.method == "DELETE"
+
+allow := {"allowed": input.parsed_body.ok} if input.attributes.request.http.method == "POST"
+
+allow := "not a decision" if input.attributes.request.http.method == "PUT"
+"#;
+
+fn configured(settings: serde_json::Value) -> (MemoryHost, Root) {
+    let path = DecisionPath::parse("t/allow").unwrap();
+    let targz = build(vec![("t.rego".into(), POLICY.into())], Some("r1"), &[path])
+        .unwrap()
+        .targz;
+    let mut config = serde_json::json!({
+        "path": "t/allow",
+        "bundle": {"inline": base64::engine::general_purpose::STANDARD.encode(targz)},
+    });
+    for (key, value) in settings.as_object().unwrap() {
+        config[key] = value.clone();
+    }
+    let host = MemoryHost::default();
+    host.set_now_ms(1_700_000_000_000);
+    let mut root = Root::default();
+    let configured = root.configure(&host, "t".into(), Ok(config.to_string().into_bytes()));
+    assert!(configured, "{:?}", host.take_log());
+    (host, root)
+}
+
+fn request(host: &MemoryHost, method: &str, path: &str, extra: &[(&str, &str)], body: &[u8]) {
+    let mut headers = vec![
+        (":method".to_string(), method.to_string()),
+        (":path".to_string(), path.to_string()),
+        (":authority".to_string(), "example.test".to_string()),
+        ("host".to_string(), "example.test".to_string()),
+        ("x-drop".to_string(), "gone".to_string()),
+    ];
+    headers.extend(extra.iter().map(|(n, v)| (n.to_string(), v.to_string())));
+    host.set_request(
+        HttpRequest {
+            headers,
+            ..HttpRequest::default()
+        },
+        body.to_vec(),
+    );
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+#[test]
+fn an_allowed_request_gets_the_decisions_changes_but_keeps_host() {
+    let (host, root) = configured(serde_json::json!({}));
+    let mut stream = root.stream(1).unwrap();
+    request(&host, "GET", "/a?q=old&k=v", &[], b"");
+    assert_eq!(
+        stream.on_request_headers(&host, true),
+        Flow::Continue,
+        "{:?} {:?}",
+        host.reply(),
+        host.take_log()
+    );
+    let headers = host.request_headers();
+    assert_eq!(header(&headers, "x-set"), Some("1"));
+    assert_eq!(header(&headers, "x-drop"), None, "removed");
+    assert_eq!(
+        header(&headers, "host"),
+        Some("example.test"),
+        "host is kept"
+    );
+    assert_eq!(
+        header(&headers, ":path"),
+        Some("/a?k=v&q=new"),
+        "query rewritten as Go encodes it"
+    );
+    assert!(
+        host.response_headers().is_empty(),
+        "not before the response"
+    );
+    assert_eq!(stream.on_response_headers(&host), Flow::Continue);
+    assert_eq!(
+        host.response_headers(),
+        vec![("x-added".into(), "2".into())]
+    );
+    let id = host.filter_state(DECISION_ID_KEY).unwrap();
+    assert_eq!(id.len(), 36, "a UUID: {id}");
+    let metadata: serde_json::Value =
+        serde_json::from_str(&host.filter_state(DYNAMIC_METADATA_KEY).unwrap()).unwrap();
+    assert_eq!(
+        metadata,
+        serde_json::json!({"who": "me", "decision_id": id})
+    );
+}
+
+#[test]
+fn a_denied_request_gets_the_decisions_reply() {
+    let (host, root) = configured(serde_json::json!({}));
+    let mut stream = root.stream(1).unwrap();
+    request(&host, "DELETE", "/a", &[], b"");
+    assert_eq!(stream.on_request_headers(&host, true), Flow::Pause);
+    assert_eq!(
+        host.reply(),
+        Some(Reply {
+            status: 401,
+            headers: vec![("x-denied".into(), "yes".into())],
+            body: "go away".into(),
+        })
+    );
+    assert_eq!(header(&host.request_headers(), "x-drop"), Some("gone"));
+    assert!(host.filter_state(DECISION_ID_KEY).is_some());
+    assert_eq!(host.filter_state(DYNAMIC_METADATA_KEY), None);
+}
+
+#[test]
+fn an_invalid_decision_gets_status_on_error_or_goes_through_fail_open() {
+    let (host, root) = configured(serde_json::json!({"status_on_error": 500}));
+    request(&host, "PUT", "/a", &[], b"");
+    assert_eq!(
+        root.stream(1).unwrap().on_request_headers(&host, true),
+        Flow::Pause
+    );
+    assert_eq!(host.reply().unwrap().status, 500);
+    let (host, root) = configured(serde_json::json!({"fail_open": true}));
+    request(&host, "PUT", "/a", &[], b"");
+    assert_eq!(
+        root.stream(1).unwrap().on_request_headers(&host, true),
+        Flow::Continue
+    );
+    assert_eq!(host.reply(), None);
+}
+
+#[test]
+fn without_a_bundle_requests_get_503() {
+    let host = MemoryHost::default();
+    let mut root = Root::default();
+    let config = serde_json::json!({"bundle": {"service": {"cluster": "c", "authority": "b.test", "path": "/b"}}});
+    let configured = root.configure(&host, "t".into(), Ok(config.to_string().into_bytes()));
+    assert!(configured, "{:?}", host.take_log());
+    request(&host, "GET", "/a", &[], b"");
+    assert_eq!(
+        root.stream(1).unwrap().on_request_headers(&host, true),
+        Flow::Pause
+    );
+    assert_eq!(host.reply().unwrap().status, 503);
+}
+
+#[test]
+fn the_body_is_waited_for_and_decided_on() {
+    let body = serde_json::json!({"with_request_body": {"max_request_bytes": 64}});
+    let (host, root) = configured(body.clone());
+    let mut stream = root.stream(1).unwrap();
+    request(
+        &host,
+        "POST",
+        "/a",
+        &[("content-type", "application/json")],
+        br#"{"ok": true}"#,
+    );
+    assert_eq!(
+        stream.on_request_headers(&host, false),
+        Flow::Pause,
+        "waits"
+    );
+    assert_eq!(
+        stream.on_request_body(&host, 6, false),
+        Flow::Pause,
+        "a first chunk"
+    );
+    assert_eq!(
+        stream.on_request_body(&host, 12, true),
+        Flow::Continue,
+        "decided on the body"
+    );
+    // A body whose `ok` is false: denied with the default 403.
+    let (host, root) = configured(body);
+    let mut stream = root.stream(2).unwrap();
+    request(
+        &host,
+        "POST",
+        "/a",
+        &[("content-type", "application/json")],
+        br#"{"ok": false}"#,
+    );
+    assert_eq!(stream.on_request_headers(&host, false), Flow::Pause);
+    assert_eq!(stream.on_request_body(&host, 13, true), Flow::Pause);
+    assert_eq!(host.reply().unwrap().status, 403);
+}
+
+#[test]
+fn upgrades_connect_and_bodiless_requests_are_decided_at_the_headers() {
+    let body = serde_json::json!({"with_request_body": {"max_request_bytes": 64}});
+    let (host, root) = configured(body);
+    for extra in [
+        &[("upgrade", "websocket"), ("connection", "Upgrade")][..],
+        &[(":protocol", "websocket")][..],
+    ] {
+        request(&host, "GET", "/a", extra, b"");
+        let flow = root.stream(1).unwrap().on_request_headers(&host, false);
+        assert_eq!(flow, Flow::Continue, "{extra:?}");
+    }
+    request(&host, "CONNECT", "/a", &[], b"");
+    let flow = root.stream(1).unwrap().on_request_headers(&host, false);
+    assert_eq!(
+        flow,
+        Flow::Pause,
+        "decided (undefined for CONNECT): not waiting"
+    );
+    assert_eq!(host.reply().unwrap().status, 403);
+    request(&host, "GET", "/a", &[], b"");
+    assert_eq!(
+        root.stream(1).unwrap().on_request_headers(&host, true),
+        Flow::Continue
+    );
+}
+
+#[test]
+fn a_declared_or_buffered_body_over_the_limit_gets_413() {
+    let body = serde_json::json!({"with_request_body": {"max_request_bytes": 4}});
+    let (host, root) = configured(body);
+    request(&host, "POST", "/a", &[("content-length", "5")], b"12345");
+    assert_eq!(
+        root.stream(1).unwrap().on_request_headers(&host, false),
+        Flow::Pause
+    );
+    assert_eq!(host.reply().unwrap().status, 413);
+    request(&host, "POST", "/a", &[], b"12345");
+    let mut stream = root.stream(2).unwrap();
+    assert_eq!(stream.on_request_headers(&host, false), Flow::Pause);
+    assert_eq!(host.reply(), None);
+    assert_eq!(stream.on_request_body(&host, 5, false), Flow::Pause);
+    assert_eq!(
+        host.reply().unwrap(),
+        Reply {
+            status: 413,
+            headers: vec![],
+            body: "Payload Too Large".into()
+        }
+    );
+}
+
+#[test]
+fn a_body_the_host_never_delivers_ends_the_stream_from_the_tick() {
+    let body = serde_json::json!({"with_request_body": {"max_request_bytes": 64}});
+    let (host, mut root) = configured(body);
+    let mut stream = root.stream(9).unwrap();
+    request(&host, "POST", "/a", &[], b"{}");
+    assert_eq!(stream.on_request_headers(&host, false), Flow::Pause);
+    root.tick(&host);
+    assert!(host.ended().is_empty());
+    host.advance_ms(5_000);
+    root.tick(&host);
+    let reply = Reply {
+        status: 503,
+        headers: vec![],
+        body: "request body not delivered to the filter".into(),
+    };
+    assert_eq!(host.ended(), vec![(9, Some(reply))]);
+    assert!(host
+        .take_log()
+        .iter()
+        .any(|(_, line)| line.contains("no request body reached the filter in 5s")));
+}
+
+#[test]
+fn a_body_never_delivered_is_let_through_when_failing_open() {
+    let settings = serde_json::json!({
+        "with_request_body": {"max_request_bytes": 64},
+        "fail_open": true,
+    });
+    let (host, mut root) = configured(settings);
+    request(&host, "POST", "/a", &[], b"{}");
+    assert_eq!(
+        root.stream(4).unwrap().on_request_headers(&host, false),
+        Flow::Pause
+    );
+    host.advance_ms(5_000);
+    root.tick(&host);
+    assert_eq!(host.ended(), vec![(4, None)]);
+}
