@@ -1635,3 +1635,77 @@ fn a_number_key_into_data_finds_its_text() {
         assert_eq!(decided, expected, "{rego} with {input}");
     }
 }
+
+/// Arithmetic beyond integers is OPA's: operands read as binary floats of 64 significant bits
+/// from their decimals, results rounded to 64 bits and kept as their shortest decimal; `sum`
+/// adds at 64 bits, `product` multiplies at 53 bits (OPA starts it from a float64), `round`,
+/// `ceil` and `floor` truncate at 64 bits (with OPA's sign quirk for a zero integer part);
+/// numbers compare by their decimals (answers from OPA v1.20.2). regorus 0.14.1 computed in
+/// f64: `-3.25 * 0.1` was -0.325, `sum([0.1, 0.2])` 0.30000000000000004, `1.5e300 * 1.5e300`
+/// an overflow error.
+#[test]
+fn arithmetic_beyond_integers_is_opas_64_bit_float() {
+    let all_true = format!("[{}]", ["true"; 17].join(", "));
+    assert_decides(
+        "r := [
+            -3.25 * 0.1 == -0.32500000000000000002,
+            -3.25 * 0.1 != -0.325,
+            65536 / input.age == 2148.721311475409836,
+            input.age * 3 == 91.5,
+            12345678901234567890 + 1000.0 == 12345678901234568890,
+            sum([0.1, 0.2]) == 0.3,
+            product([0.1, 3]) == 0.30000000000000004,
+            product([3, 0.1]) == 0.3,
+            1 / 3 == 0.33333333333333333334,
+            12345678901234567890124 / 3 == 4115226300411522630000,
+            (1.5e300 * 1.5e300) / 1e300 == 22500000000000000001e281,
+            ceil(-0.5) == 1,
+            floor(-0.5) == 0,
+            round(0.49999999999999999999) == 1,
+            abs(-12345678901234567890123) == 12345678901234567890000,
+            floor(12345678901234567890123) == 12345678901234567889920,
+            0.1 < 0.1000000000000000000000000001,
+        ]",
+        r#"{"age": 30.5}"#,
+        Some(&all_true),
+    );
+}
+
+/// A number is written as OPA writes it: the shortest decimal of its 64-bit float, in Go's
+/// `%g` form (`e` notation below 1e-4 and from 1e6); an integer result in full; a number
+/// handed to `sprintf` alone is a float64 (answers from OPA v1.20.2).
+#[test]
+fn computed_numbers_are_written_as_opa_writes_them() {
+    assert_decides(
+        r#"r := sprintf("%v", [[-3.25 * 0.1, 65536 / input.age, 1 / 3, 0.00001 * 3,
+            1234567.5 * 1, 0.1 + 0.2, 2.5 * 2.5, 12345678901234567890 + 1000.0]])"#,
+        r#"{"age": 30.5}"#,
+        Some(
+            r#""[-0.32500000000000000002, 2148.721311475409836, 0.33333333333333333334, 2.9999999999999999999e-05, 1.2345675e+06, 0.3, 6.25, 12345678901234568890]""#,
+        ),
+    );
+    // A number `sprintf` formats itself is a float64 there, as in Go.
+    assert_decides(
+        r#"r := [sprintf("%v", [1 / 3]), sprintf("%.2f", [-3.25 * 0.1]),
+            sprintf("%v", [1234567.5]), sprintf("%v", [0.00001])]"#,
+        "{}",
+        Some(r#"["0.3333333333333333", "-0.33", "1.2345675e+06", "1e-05"]"#),
+    );
+}
+
+/// A literal no f64 holds survives the precompiled program: its decimal is stored, not an f64
+/// (OPA v1.20.2: both comparisons hold).
+#[test]
+fn a_precompiled_literal_keeps_its_decimal() {
+    let rego = "package t\nimport rego.v1\n\
+                r := [x == -0.32500000000000000002, x != -0.325] if { x := -3.25 * 0.1; \
+                y := -0.32500000000000000002; x == y }";
+    let mut built = bundle(vec![("t.rego".into(), rego.as_bytes().to_vec())], &["t/r"]);
+    built.modules.clear();
+    let mut policy = Policy::load(&built, &path("t/r")).unwrap();
+    assert_eq!(policy.mode(), Mode::Precompiled);
+    assert_eq!(
+        policy.evaluate(Value::from_json_str("{}").unwrap()),
+        Ok(Value::from_json_str("[true, true]").unwrap())
+    );
+}

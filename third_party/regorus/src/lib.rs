@@ -158,6 +158,7 @@ pub mod languages {
 mod lexer;
 pub(crate) mod lookup;
 mod number;
+mod wide_float;
 mod parser;
 mod policy_info;
 mod query;

@@ -48,6 +48,7 @@ use vstd::std_specs::cmp::*;
 #[cfg(verus_keep_ghost)]
 use vstd::std_specs::convert::*;
 
+use crate::wide_float::{Decimal, WideFloat, WideNumber};
 use crate::*;
 
 pub type BigInt = NumBigInt;
@@ -83,6 +84,9 @@ pub enum Number {
     Int(i64),
     Float(f64),
     BigInt(Rc<BigInt>),
+    /// A non-integer whose decimal no f64 holds (see `wide_float`): OPA's results at 64 bits
+    /// such as `-0.32500000000000000002`, or such a literal.
+    Wide(Rc<WideNumber>),
 }
 
 #[verus_verify]
@@ -146,6 +150,7 @@ impl Number {
             Number::Int(v) => Some(BigInt::from(*v)),
             Number::BigInt(v) => Some((**v).clone()),
             Number::Float(f) => Self::float_to_small_bigint(*f),
+            Number::Wide(_) => None,
         }
     }
 
@@ -215,6 +220,7 @@ impl Number {
             Number::UInt(v) => *v as f64,
             Number::Int(v) => *v as f64,
             Number::Float(v) => *v,
+            Number::Wide(v) => v.decimal.to_f64(),
             Number::BigInt(v) => {
                 if let Some(f) = v.to_f64() {
                     f
@@ -242,17 +248,6 @@ impl Number {
             Number::BigInt(v) => v.is_zero(),
             _ => false,
         }
-    }
-
-    #[verus_spec(result =>
-        ensures
-            result@ == normalize_float(value),
-    )]
-    fn normalize_float(value: f64) -> Number {
-        if let Some(i) = Self::float_to_small_bigint(value) {
-            return Self::from_bigint_owned(i);
-        }
-        Number::Float(value)
     }
 
     #[verus_spec(result =>
@@ -424,6 +419,10 @@ impl FromStr for Number {
 
         if let Some(value) = parse_scientific_bigint(normalized_ref) {
             return Ok(Number::from_bigint_owned(value));
+        }
+
+        if let Some(value) = Number::from_decimal_text(normalized_ref) {
+            return Ok(value);
         }
 
         match normalized_ref.parse::<f64>() {
@@ -740,6 +739,10 @@ impl Ord for Number {
             }
         }
         match (self, other) {
+            // OPA compares numbers by their decimal values.
+            (Number::Wide(_), _) | (_, Number::Wide(_)) => {
+                self.decimal().cmp_value(&other.decimal())
+            }
             (Number::Float(a), Number::Float(b)) => Self::cmp_float(*a, *b),
             (Number::Float(a), Number::UInt(b)) => Self::cmp_float_uint(*a, *b),
             (Number::Float(a), Number::Int(b)) => Self::cmp_float_sint(*a, *b),
@@ -867,6 +870,7 @@ impl Number {
                 }
                 None
             }
+            Number::Wide(_) => None,
         }
     }
 
@@ -1003,6 +1007,8 @@ impl Number {
                     None
                 }
             }
+            // The nearest f64, as Go's `json.Number.Float64` gives OPA's builtins.
+            Number::Wide(v) => Some(v.decimal.to_f64()).filter(|f| f.is_finite()),
             _ => None,
         }
     }
@@ -1050,21 +1056,6 @@ impl Number {
         NumericOverflowError { operation }.into()
     }
 
-    #[verus_spec(result =>
-        ensures
-            match result {
-                Ok(result) => result == value && value.is_finite_spec(),
-                Err(_) => !value.is_finite_spec(),
-            },
-    )]
-    fn checked_float(value: f64, operation: &'static str) -> Result<f64> {
-        if value.is_finite() {
-            Ok(value)
-        } else {
-            Err(Self::numeric_overflow_error(operation))
-        }
-    }
-
     // Non-exact division promotes to f64 like add/sub/mul, but the quotient is not
     // normalized back to an integer.
     #[verus_spec(result =>
@@ -1086,8 +1077,11 @@ impl Number {
             axiom_f64_ops_deterministic();
             lemma_div_ensures_cases(self@, rhs@);
         }
-        let quotient = Self::checked_float(self.to_f64_lossy() / rhs.to_f64_lossy(), "division")?;
-        Ok(Number::Float(quotient))
+        let quotient = self
+            .to_wide()?
+            .quo(&rhs.to_wide()?)
+            .ok_or_else(|| anyhow!("division by zero"))?;
+        Number::from_wide(quotient, "division")
     }
 
     #[verus_spec(result =>
@@ -1117,10 +1111,11 @@ impl Number {
         }
 
         match (self, rhs) {
-            (Number::Float(_), _) | (_, Number::Float(_)) => {
-                let sum =
-                    Self::checked_float(self.to_f64_lossy() + rhs.to_f64_lossy(), "addition")?;
-                Ok(Number::normalize_float(sum))
+            (Number::Float(_) | Number::Wide(_), _) | (_, Number::Float(_) | Number::Wide(_)) => {
+                if let (Some(a), Some(b)) = (self.exact_int(), rhs.exact_int()) {
+                    return Ok(Number::from_bigint_owned(a + b));
+                }
+                Number::from_wide(self.to_wide()?.add(&rhs.to_wide()?), "addition")
             }
             (Number::UInt(a), Number::UInt(b)) => {
                 if let Some(sum) = a.checked_add(*b) {
@@ -1181,10 +1176,11 @@ impl Number {
         }
 
         match (self, rhs) {
-            (Number::Float(_), _) | (_, Number::Float(_)) => {
-                let diff =
-                    Self::checked_float(self.to_f64_lossy() - rhs.to_f64_lossy(), "subtraction")?;
-                Ok(Number::normalize_float(diff))
+            (Number::Float(_) | Number::Wide(_), _) | (_, Number::Float(_) | Number::Wide(_)) => {
+                if let (Some(a), Some(b)) = (self.exact_int(), rhs.exact_int()) {
+                    return Ok(Number::from_bigint_owned(a - b));
+                }
+                Number::from_wide(self.to_wide()?.sub(&rhs.to_wide()?), "subtraction")
             }
             (Number::UInt(a), Number::UInt(b)) => {
                 if a >= b {
@@ -1256,12 +1252,11 @@ impl Number {
         }
 
         match (self, rhs) {
-            (Number::Float(_), _) | (_, Number::Float(_)) => {
-                let product = Self::checked_float(
-                    self.to_f64_lossy() * rhs.to_f64_lossy(),
-                    "multiplication",
-                )?;
-                Ok(Number::normalize_float(product))
+            (Number::Float(_) | Number::Wide(_), _) | (_, Number::Float(_) | Number::Wide(_)) => {
+                if let (Some(a), Some(b)) = (self.exact_int(), rhs.exact_int()) {
+                    return Ok(Number::from_bigint_owned(a * b));
+                }
+                Number::from_wide(self.to_wide()?.mul(&rhs.to_wide()?), "multiplication")
             }
             (Number::UInt(a), Number::UInt(b)) => {
                 let product = (*a as u128) * (*b as u128);
@@ -1320,7 +1315,12 @@ impl Number {
             bail!("division by zero");
         }
 
-        if matches!(self, Number::Float(_)) || matches!(rhs, Number::Float(_)) {
+        // OPA divides exactly only integers of its small-int window; beyond that it divides
+        // at 64 bits like non-integers. An exact quotient of operands of 64 bits or fewer is
+        // the same either way, so only big integers and non-integers go to the float path.
+        if matches!(self, Number::Float(_) | Number::Wide(_) | Number::BigInt(_))
+            || matches!(rhs, Number::Float(_) | Number::Wide(_) | Number::BigInt(_))
+        {
             return self.float_quotient(rhs);
         }
 
@@ -1369,41 +1369,6 @@ impl Number {
                     self.float_quotient(rhs)
                 }
             }
-            (Number::BigInt(a), Number::BigInt(b)) => {
-                let remainder = (&**a) % (&**b);
-                if remainder.is_zero() {
-                    let quotient = (&**a) / (&**b);
-                    Ok(Number::from_bigint_owned(quotient))
-                } else {
-                    self.float_quotient(rhs)
-                }
-            }
-            (Number::BigInt(a), _) => {
-                if let Some(b_big) = rhs.to_bigint_owned() {
-                    let remainder = (&**a) % &b_big;
-                    if remainder.is_zero() {
-                        let quotient = (&**a) / &b_big;
-                        Ok(Number::from_bigint_owned(quotient))
-                    } else {
-                        self.float_quotient(rhs)
-                    }
-                } else {
-                    self.float_quotient(rhs)
-                }
-            }
-            (_, Number::BigInt(b)) => {
-                if let Some(a_big) = self.to_bigint_owned() {
-                    let remainder = (&a_big) % (&**b);
-                    if remainder.is_zero() {
-                        let quotient = (&a_big) / (&**b);
-                        Ok(Number::from_bigint_owned(quotient))
-                    } else {
-                        self.float_quotient(rhs)
-                    }
-                } else {
-                    self.float_quotient(rhs)
-                }
-            }
             _ => self.float_quotient(rhs),
         }
     }
@@ -1430,7 +1395,7 @@ impl Number {
 
         // Conversion fails for a non-integral float, and also for an integral
         // one whose magnitude exceeds 2^53, which cannot be represented exactly.
-        let (a, b) = match (self.to_bigint_owned(), rhs.to_bigint_owned()) {
+        let (a, b) = match (self.exact_int(), rhs.exact_int()) {
             (Some(a), Some(b)) => (a, b),
             _ => bail!("modulo on floating-point number"),
         };
@@ -1454,6 +1419,7 @@ impl Number {
         proof! { axiom_f64_obeys_eq_spec(); }
         match self {
             Number::Float(f) => f.is_finite() && f.fract() == 0.0,
+            Number::Wide(_) => false,
             _ => true,
         }
     }
@@ -1471,6 +1437,7 @@ impl Number {
             Number::Int(v) => *v >= 0,
             Number::BigInt(v) => !v.is_negative(),
             Number::Float(f) => f.is_sign_positive(),
+            Number::Wide(v) => !v.float.is_negative(),
         }
     }
 
@@ -1633,7 +1600,10 @@ impl Number {
                     Number::from_bigint_owned(BigInt::from(*v).abs())
                 }
             }
-            Number::BigInt(v) => Number::from_bigint_owned((**v).clone().abs()),
+            // OPA takes the absolute value of a float at 64 bits.
+            Number::BigInt(_) | Number::Wide(_) => self
+                .opa_unary(|value| Ok(value.abs()))
+                .unwrap_or_else(|_| self.clone()),
             Number::Float(f) => Number::Float(f.abs()),
         }
     }
@@ -1647,7 +1617,16 @@ impl Number {
     )]
     pub fn floor(&self) -> Number {
         match self {
-            Number::Float(f) => Number::normalize_float(f.floor()),
+            Number::Float(_) | Number::Wide(_) | Number::BigInt(_) => self
+                .opa_integral(|value, whole| {
+                    // As OPA: a zero integer part counts as positive (`floor(-0.5)` is 0).
+                    if !whole.is_negative() || value.is_integer() {
+                        whole
+                    } else {
+                        whole - 1
+                    }
+                })
+                .unwrap_or_else(|_| self.clone()),
             _ => self.clone(),
         }
     }
@@ -1661,7 +1640,16 @@ impl Number {
     )]
     pub fn ceil(&self) -> Number {
         match self {
-            Number::Float(f) => Number::normalize_float(f.ceil()),
+            Number::Float(_) | Number::Wide(_) | Number::BigInt(_) => self
+                .opa_integral(|value, whole| {
+                    // As OPA: a zero integer part counts as positive (`ceil(-0.5)` is 1).
+                    if whole.is_negative() || value.is_integer() {
+                        whole
+                    } else {
+                        whole + 1
+                    }
+                })
+                .unwrap_or_else(|_| self.clone()),
             _ => self.clone(),
         }
     }
@@ -1675,7 +1663,18 @@ impl Number {
     )]
     pub fn round(&self) -> Number {
         match self {
-            Number::Float(f) => Number::normalize_float(f.round()),
+            // As OPA: half away from zero added at 64 bits, then truncated.
+            Number::Float(_) | Number::Wide(_) | Number::BigInt(_) => self
+                .opa_integral(|value, _| {
+                    let half = WideFloat::from_int(&BigInt::one())
+                        .quo(&WideFloat::from_int(&BigInt::from(2)));
+                    match half {
+                        Some(half) if value.is_negative() => value.sub(&half).trunc(),
+                        Some(half) => value.add(&half).trunc(),
+                        None => value.trunc(),
+                    }
+                })
+                .unwrap_or_else(|_| self.clone()),
             _ => self.clone(),
         }
     }
@@ -1777,6 +1776,7 @@ impl Number {
     pub fn format_scientific(&self) -> String {
         match self {
             Number::Float(f) => format!("{:e}", f),
+            Number::Wide(v) => v.decimal.format_scientific(),
             _ => self
                 .ensure_integer()
                 .map(|v| bigint_to_scientific(&v))
@@ -1789,6 +1789,7 @@ impl Number {
             Number::UInt(v) => v.to_string(),
             Number::Int(v) => v.to_string(),
             Number::BigInt(v) => v.to_string(),
+            Number::Wide(v) => v.decimal.format_g(),
             Number::Float(f) => {
                 if f.is_nan() {
                     "NaN".to_string()
@@ -1823,6 +1824,131 @@ impl Number {
         self.ensure_integer()
             .map(|v| v.to_str_radix(16).to_ascii_uppercase())
             .unwrap_or_default()
+    }
+}
+
+/// Numbers as OPA's arithmetic sees them beyond integers (`wide_float`).
+impl Number {
+    /// The decimal value OPA holds: an f64 stands for its shortest decimal, the text a JSON
+    /// encoder writes for it.
+    fn decimal(&self) -> Decimal {
+        match self {
+            Number::UInt(v) => Decimal::from_int(&BigInt::from(*v)),
+            Number::Int(v) => Decimal::from_int(&BigInt::from(*v)),
+            Number::BigInt(v) => Decimal::from_int(v),
+            Number::Float(f) => Decimal::from_f64(*f).unwrap_or_else(Decimal::zero),
+            Number::Wide(v) => v.decimal.clone(),
+        }
+    }
+
+    /// The integer, when the number is one (OPA's `NumberToInt`, exact for any size).
+    fn exact_int(&self) -> Option<BigInt> {
+        match self {
+            Number::Float(f) if f.is_finite() && f.fract() == 0.0 => self.decimal().to_int(),
+            Number::Float(_) | Number::Wide(_) => None,
+            _ => self.to_bigint_owned(),
+        }
+    }
+
+    /// The operand as OPA's float arithmetic reads it: its decimal rounded to 64 bits.
+    fn to_wide(&self) -> Result<WideFloat> {
+        match self {
+            Number::Wide(v) => Ok(v.float),
+            Number::Float(_) => WideFloat::from_decimal(&self.decimal())
+                .ok_or_else(|| Self::numeric_overflow_error("conversion")),
+            _ => Ok(WideFloat::from_int(
+                &self.to_bigint_owned().unwrap_or_default(),
+            )),
+        }
+    }
+
+    /// OPA's number for a float result: its shortest decimal (an integer, an f64 with that
+    /// shortest decimal, or a wide number).
+    fn from_wide(value: WideFloat, operation: &'static str) -> Result<Number> {
+        if !value.in_range() {
+            return Err(Self::numeric_overflow_error(operation));
+        }
+        let decimal = value.shortest();
+        if let Some(whole) = decimal.to_int() {
+            return Ok(Number::from_bigint_owned(whole));
+        }
+        if let Some(f) = Self::f64_written_as(&decimal) {
+            return Ok(Number::Float(f));
+        }
+        Ok(Number::Wide(Rc::new(WideNumber {
+            float: value,
+            decimal,
+        })))
+    }
+
+    /// The f64 that holds `decimal` and is written as OPA writes a computed number (an f64
+    /// is written in plain decimals; OPA uses `e` notation below 1e-4 and from 1e6).
+    fn f64_written_as(decimal: &Decimal) -> Option<f64> {
+        decimal
+            .exact_f64()
+            .filter(|f| f.to_string() == decimal.format_g())
+    }
+
+    fn opa_unary(&self, op: impl Fn(WideFloat) -> Result<WideFloat>) -> Result<Number> {
+        Number::from_wide(op(self.to_wide()?)?, "conversion")
+    }
+
+    /// `op(value, integer part of value)` on the operand at 64 bits, an exact integer.
+    fn opa_integral(&self, op: impl Fn(WideFloat, BigInt) -> BigInt) -> Result<Number> {
+        let value = self.to_wide()?;
+        if !value.in_range() {
+            return Err(Self::numeric_overflow_error("conversion"));
+        }
+        Ok(Number::from_bigint_owned(op(value, value.trunc())))
+    }
+
+    /// OPA's `sum` of numbers that are not all integers: each read at 64 bits and added at
+    /// 64 bits, in order.
+    pub fn opa_float_sum<'a>(numbers: impl Iterator<Item = &'a Number>) -> Result<Number> {
+        let mut sum = WideFloat::from_int(&BigInt::zero());
+        for n in numbers {
+            sum = sum.add(&n.to_wide()?);
+            if !sum.in_range() {
+                return Err(Self::numeric_overflow_error("addition"));
+            }
+        }
+        Number::from_wide(sum, "addition")
+    }
+
+    /// OPA's `product` of numbers that are not all integers: each read at 64 bits, the
+    /// running product kept at 53 bits (OPA starts it from `big.NewFloat(1)`, a float64's
+    /// precision), and written as the shortest decimal at 53 bits.
+    pub fn opa_float_product<'a>(numbers: impl Iterator<Item = &'a Number>) -> Result<Number> {
+        let mut product = WideFloat::from_int(&BigInt::one());
+        for n in numbers {
+            product = product.mul_at(53, &n.to_wide()?);
+            if !product.in_range() {
+                return Err(Self::numeric_overflow_error("multiplication"));
+            }
+        }
+        let decimal = product.shortest_at(53);
+        if let Some(whole) = decimal.to_int() {
+            return Ok(Number::from_bigint_owned(whole));
+        }
+        if let Some(f) = Self::f64_written_as(&decimal) {
+            return Ok(Number::Float(f));
+        }
+        Ok(Number::Wide(Rc::new(WideNumber {
+            float: WideFloat::from_decimal(&decimal)
+                .ok_or_else(|| Self::numeric_overflow_error("multiplication"))?,
+            decimal,
+        })))
+    }
+
+    /// A literal or JSON number that is not an integer, with its decimal value kept when no
+    /// f64 has it as its shortest decimal.
+    fn from_decimal_text(text: &str) -> Option<Number> {
+        let decimal = Decimal::parse(text)?;
+        if decimal.exact_f64().is_some() {
+            return None;
+        }
+        let float = WideFloat::from_decimal(&decimal)?;
+        Some(Number::Wide(Rc::new(WideNumber { float, decimal })))
     }
 }
 

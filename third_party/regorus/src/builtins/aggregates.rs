@@ -72,27 +72,32 @@ fn min(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> Resu
 
 fn product(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> Result<Value> {
     ensure_args_count(span, "product", params, args, 1)?;
-
-    let mut v = Number::from(1_u64);
-    Ok(Value::from(match &args[0] {
-        Value::Array(a) => {
-            for e in a.iter() {
-                v.mul_assign(&ensure_numeric("product", &params[0], e)?)?;
-            }
-            v
+    let numbers = numeric_elements("product", &params[0], &args[0])?;
+    Ok(Value::from(if numbers.iter().all(Number::is_integer) {
+        let mut v = Number::from(1_u64);
+        for n in &numbers {
+            v.mul_assign(n)?;
         }
-
-        Value::Set(a) => {
-            for e in a.iter() {
-                v.mul_assign(&ensure_numeric("product", &params[0], e)?)?;
-            }
-            v
-        }
-        a => {
-            let span = params[0].span();
-            bail!(span.error(format!("`product` requires array/set argument. Got `{a}`.").as_str()))
-        }
+        v
+    } else {
+        Number::opa_float_product(numbers.iter())?
     }))
+}
+
+/// The elements of an array or set argument, all numbers.
+fn numeric_elements(name: &str, param: &Ref<Expr>, arg: &Value) -> Result<Vec<Number>> {
+    let elements: Vec<&Value> = match arg {
+        Value::Array(a) => a.iter().collect(),
+        Value::Set(a) => a.iter().collect(),
+        a => {
+            let span = param.span();
+            bail!(span.error(format!("`{name}` requires array/set argument. Got `{a}`.").as_str()))
+        }
+    };
+    elements
+        .into_iter()
+        .map(|e| ensure_numeric(name, param, e))
+        .collect()
 }
 
 fn sort(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> Result<Value> {
@@ -122,25 +127,15 @@ fn sort(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> Res
 
 fn sum(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> Result<Value> {
     ensure_args_count(span, "sum", params, args, 1)?;
-
-    let mut v = Number::from(0_u64);
-    Ok(Value::from(match &args[0] {
-        Value::Array(a) => {
-            for e in a.iter() {
-                v.add_assign(&ensure_numeric("sum", &params[0], e)?)?;
-            }
-            v
+    let numbers = numeric_elements("sum", &params[0], &args[0])?;
+    // OPA adds integers exactly and anything else at 64 bits, element by element.
+    Ok(Value::from(if numbers.iter().all(Number::is_integer) {
+        let mut v = Number::from(0_u64);
+        for n in &numbers {
+            v.add_assign(n)?;
         }
-
-        Value::Set(a) => {
-            for e in a.iter() {
-                v.add_assign(&ensure_numeric("sum", &params[0], e)?)?;
-            }
-            v
-        }
-        a => {
-            let span = params[0].span();
-            bail!(span.error(format!("`sum` requires array/set argument. Got `{a}`.").as_str()))
-        }
+        v
+    } else {
+        Number::opa_float_sum(numbers.iter())?
     }))
 }

@@ -511,6 +511,8 @@ fn sprintf(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> 
             ('s', Value::String(sv)) => s += apply_width(width, sv.as_ref().to_string()).as_str(),
             ('s', v) => s += apply_width(width, to_string(v, false)).as_str(),
 
+            // A number alone is Go's int64, *big.Int or float64 (`1.2345675e+06`).
+            ('v', Value::Number(_)) => s += &go_argument(arg).1,
             ('v', _) => s += &to_string(arg, false),
             ('b', Value::Number(f)) if f.is_integer() => {
                 let (sign, v) = get_sign_value(f);

@@ -41,7 +41,15 @@ impl<'a> Serialize for BinaryValueRef<'a> {
                 serializer.serialize_newtype_variant("BinaryValue", VARIANT_BOOL, "Bool", &b)
             }
             Value::Number(ref n) => {
-                if let Some(value) = n.as_i64() {
+                if let Number::Wide(_) = n {
+                    // No f64 holds it: its decimal text, read back exactly.
+                    serializer.serialize_newtype_variant(
+                        "BinaryValue",
+                        VARIANT_NUMBER_STRING,
+                        "Number",
+                        &n.format_scientific(),
+                    )
+                } else if let Some(value) = n.as_i64() {
                     serializer.serialize_newtype_variant(
                         "BinaryValue",
                         VARIANT_NUMBER_I64,
