@@ -1709,3 +1709,50 @@ fn a_precompiled_literal_keeps_its_decimal() {
         Ok(Value::from_json_str("[true, true]").unwrap())
     );
 }
+
+/// A JSON input number keeps its decimal value, as OPA's `json.Number` does: an integer of any
+/// size, a decimal with more digits than an f64 holds, a value beyond f64's range (answers
+/// from OPA v1.20.2); so does a Rego literal beyond f64's range. regorus read JSON numbers
+/// through serde_json's f64: the big integer became 12345678901234567741440,
+/// -0.32500000000000000002 became -0.325, 1e-400 zero, and `2.25e600` did not compile.
+#[test]
+fn input_numbers_keep_their_decimal_values() {
+    assert_decides(
+        "r := [
+            input.c == 12345678901234567890123,
+            input.c + 1 == 12345678901234567890124,
+            input.e == -0.32500000000000000002,
+            input.e != -0.325,
+            input.f > 0,
+            input.b == 1000000000000000000000,
+            1.5e300 * 1.5e300 == 2.25e600,
+            json.marshal([input.c, input.e, input.f]),
+        ]",
+        r#"{"b": 1e21, "c": 12345678901234567890123, "e": -0.32500000000000000002, "f": 1e-400}"#,
+        Some(
+            r#"[true, true, true, true, true, true, true, "[12345678901234567890123,-0.32500000000000000002,1e-400]"]"#,
+        ),
+    );
+}
+
+/// A JSON number is expanded only within the range numbers are computed in: an input whose
+/// exponent or digits go beyond about 10^1200 is refused (serde_json's f64 refused it before
+/// patch 73), not expanded into a huge integer at request time.
+#[test]
+fn huge_json_numbers_are_refused_not_expanded() {
+    for json in [
+        r#"{"a": 1e100000000}"#,
+        r#"{"a": 1e-100000000}"#,
+        r#"{"a": 1.5e1300}"#,
+    ] {
+        assert!(Value::from_json_str(json).is_err(), "{json}");
+    }
+    let digits = "7".repeat(5000);
+    assert!(Value::from_json_str(&format!(r#"{{"a": {digits}}}"#)).is_err());
+    assert!(Value::from_json_str(&format!(r#"{{"a": 0.{digits}}}"#)).is_err());
+    assert_eq!(
+        Value::from_json_str(r#"{"a": 0e100000000}"#).unwrap(),
+        Value::from_json_str(r#"{"a": 0}"#).unwrap()
+    );
+    assert!(Value::from_json_str(r#"{"a": 1e1000}"#).is_ok());
+}

@@ -407,6 +407,11 @@ impl FromStr for Number {
                 (1, normalized_ref)
             };
 
+            // Digits beyond the range numbers are expanded in are refused, not parsed: a JSON
+            // input must not buy quadratic work.
+            if digits.len() as i64 > crate::wide_float::MAX_DECIMAL_EXPONENT {
+                return Err(ParseNumberError);
+            }
             if !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit()) {
                 if let Some(mut value) = BigInt::parse_bytes(digits.as_bytes(), 10) {
                     if sign < 0 {
@@ -421,7 +426,7 @@ impl FromStr for Number {
             return Ok(Number::from_bigint_owned(value));
         }
 
-        if let Some(value) = Number::from_decimal_text(normalized_ref) {
+        if let Some(value) = Number::from_decimal_text(normalized_ref)? {
             return Ok(value);
         }
 
@@ -1941,14 +1946,18 @@ impl Number {
     }
 
     /// A literal or JSON number that is not an integer, with its decimal value kept when no
-    /// f64 has it as its shortest decimal.
-    fn from_decimal_text(text: &str) -> Option<Number> {
-        let decimal = Decimal::parse(text)?;
+    /// f64 has it as its shortest decimal (`None`: an f64 holds it, or the text is not a
+    /// plain decimal). Refused beyond the range a wide number holds, rather than rounded to
+    /// zero or infinity.
+    fn from_decimal_text(text: &str) -> Result<Option<Number>, ParseNumberError> {
+        let Some(decimal) = Decimal::parse(text) else {
+            return Ok(None);
+        };
         if decimal.exact_f64().is_some() {
-            return None;
+            return Ok(None);
         }
-        let float = WideFloat::from_decimal(&decimal)?;
-        Some(Number::Wide(Rc::new(WideNumber { float, decimal })))
+        let float = WideFloat::from_decimal(&decimal).ok_or(ParseNumberError)?;
+        Ok(Some(Number::Wide(Rc::new(WideNumber { float, decimal }))))
     }
 }
 
@@ -2118,6 +2127,15 @@ fn scientific_parts_to_bigint(mantissa: &str, exponent: i32) -> Option<BigInt> {
 
     let adjusted_exponent = exponent.checked_sub(fractional_len)?;
     if adjusted_exponent < 0 {
+        return None;
+    }
+    if digits.bytes().all(|d| d == b'0') {
+        return Some(BigInt::zero());
+    }
+    // An integer of more digits than numbers are expanded to is left to the decimal path,
+    // which refuses it, instead of being expanded here.
+    if digits.len() as i64 + i64::from(adjusted_exponent) > crate::wide_float::MAX_DECIMAL_EXPONENT
+    {
         return None;
     }
 

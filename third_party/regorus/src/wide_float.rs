@@ -22,9 +22,10 @@ use core::cmp::Ordering;
 use num_bigint::{BigInt, BigUint, Sign};
 use num_traits::{One, ToPrimitive, Zero};
 
-/// Decimal exponents (of the leading digit) handled exactly. The decimal expansion of a
-/// float costs time linear in its exponent, so values beyond ±10^1200 are refused
-/// (an overflow) rather than expanded.
+/// Decimal exponents (of the leading digit) and significant digits handled exactly. The
+/// decimal expansion of a float costs time linear in its exponent and parsing digits is
+/// quadratic, so values beyond ±10^1200 or with more digits are refused (an overflow) rather
+/// than expanded.
 pub const MAX_DECIMAL_EXPONENT: i64 = 1200;
 
 /// A finite binary float: `(-1)^neg * mant * 2^exp` with `mant` normalized to 64 bits (its top
@@ -129,7 +130,10 @@ impl WideFloat {
         if value.digits.is_empty() {
             return Some(ZERO);
         }
-        if value.point.abs() > MAX_DECIMAL_EXPONENT {
+        // Also bounds the digits: parsing them is quadratic.
+        if value.point.abs() > MAX_DECIMAL_EXPONENT
+            || value.digits.len() as i64 > MAX_DECIMAL_EXPONENT
+        {
             return None;
         }
         let digits = BigUint::parse_bytes(&value.digits, 10)?;

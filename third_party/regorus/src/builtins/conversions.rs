@@ -33,6 +33,10 @@ fn to_number(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -
         Value::String(s) if s.trim() != s.as_ref() => {
             bail!(span.error("could not parse string as number"));
         }
+        // `strconv.ParseFloat`'s range check: beyond f64's range is an error (below it is not).
+        Value::String(s) if s.parse::<f64>().is_ok_and(f64::is_infinite) => {
+            bail!(span.error("could not parse string as number"));
+        }
         Value::String(s) => match Value::from_json_str(s) {
             Ok(Value::Number(n)) => Value::Number(n),
             _ => {

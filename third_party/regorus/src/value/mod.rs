@@ -320,6 +320,13 @@ impl<'de> Visitor<'de> for ValueVisitor {
         if let Some((key, value)) = visitor.next_entry()? {
             if let (Value::String(k), Value::String(v)) = (&key, &value) {
                 if k.as_ref() == "$serde_json::private::Number" {
+                    // Most numbers are machine integers: no need for the general parse.
+                    if let Ok(n) = v.parse::<u64>() {
+                        return Ok(Value::from(n));
+                    }
+                    if let Ok(n) = v.parse::<i64>() {
+                        return Ok(Value::from(n));
+                    }
                     match Number::from_str(v) {
                         Ok(n) => return Ok(Value::from(n)),
                         _ => return Err(de::Error::custom("failed to read big number")),
