@@ -1756,3 +1756,33 @@ fn huge_json_numbers_are_refused_not_expanded() {
     );
     assert!(Value::from_json_str(r#"{"a": 1e1000}"#).is_ok());
 }
+
+/// `units.parse` multiplies exactly and rounds to 10 decimals (a `big.Rat`, milli being the
+/// float64 0.001); `units.parse_bytes` multiplies at 64 bits and truncates; both know OPA's
+/// units only (answers from OPA v1.20.2). regorus rounded `parse_bytes` to the nearest
+/// integer (`7.5` was 8), took milli as exactly 1/1000 and accepted units up to Q, Y and Yi.
+#[test]
+fn units_are_parsed_as_opa_computes_them() {
+    assert_decides(
+        r#"r := [units.parse_bytes("7.5"), units.parse_bytes("-7.5"), units.parse_bytes("0.5"),
+            units.parse_bytes("0.3KB"), units.parse_bytes("0.7MiB"), units.parse_bytes("1.5EiB"),
+            units.parse_bytes("12345678901234567890123.7"), units.parse("1m") == 0.001,
+            units.parse("1000000000000000000000m") == 1000000000000000020.8166817117,
+            units.parse("-7.5m") == -0.0075, units.parse("0.00000000004"),
+            units.parse("0.00000000005") == 1e-10, units.parse("1.5Ki"), units.parse("2MI"),
+            units.parse("1mI"), units.parse("1e3k")]"#,
+        "{}",
+        Some(
+            "[7, -7, 0, 300, 734003, 1729382256910270464, 12345678901234567889920, true, true, \
+             true, 0, true, 1536, 2097152, 1048576, 1000000]",
+        ),
+    );
+    for unknown in [
+        r#"units.parse_bytes("1ZB")"#,
+        r#"units.parse_bytes("1YiB")"#,
+        r#"units.parse("1Q")"#,
+        r#"units.parse("1Zi")"#,
+    ] {
+        assert_decides(&format!("r := {unknown}"), "{}", None);
+    }
+}

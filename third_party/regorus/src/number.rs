@@ -1945,6 +1945,37 @@ impl Number {
         })))
     }
 
+    /// OPA's `units.parse`: `text * mantissa / 2^shift` exactly (a `big.Rat`), an integer
+    /// when it is one, else rounded half away from zero to 10 decimals (`Rat.FloatString(10)`,
+    /// the text OPA keeps). `None` when `text` is not a number.
+    pub fn opa_units_product(text: &str, mantissa: u64, shift: u32) -> Option<Number> {
+        let (numerator, denominator) = Decimal::parse(text)?.to_ratio()?;
+        let numerator = numerator * BigInt::from(mantissa);
+        let denominator = BigInt::from(denominator) << (shift as usize);
+        if (&numerator % &denominator).is_zero() {
+            return Some(Number::from_bigint_owned(numerator / denominator));
+        }
+        let scaled = numerator.abs() * BigInt::from(10_000_000_000u64);
+        let (mut tenths, remainder) = (&scaled / &denominator, &scaled % &denominator);
+        if remainder * 2 >= denominator {
+            tenths += 1;
+        }
+        let sign = if numerator.is_negative() { "-" } else { "" };
+        Number::from_str(&format!("{sign}{tenths}e-10")).ok()
+    }
+
+    /// OPA's `units.parse_bytes`: the number at 64 bits times `factor` at 64 bits, truncated
+    /// toward zero.
+    pub fn opa_bytes_product(&self, factor: u64) -> Result<Number> {
+        let product = self
+            .to_wide()?
+            .mul(&WideFloat::from_int(&BigInt::from(factor)));
+        if !product.in_range() {
+            return Err(Self::numeric_overflow_error("multiplication"));
+        }
+        Ok(Number::from_bigint_owned(product.trunc()))
+    }
+
     /// A literal or JSON number that is not an integer, with its decimal value kept when no
     /// f64 has it as its shortest decimal (`None`: an f64 holds it, or the text is not a
     /// plain decimal). Refused beyond the range a wide number holds, rather than rounded to

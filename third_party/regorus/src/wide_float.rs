@@ -456,6 +456,29 @@ impl Decimal {
         self.point >= self.digits.len() as i64
     }
 
+    /// `(numerator, denominator)` of the value, exactly; `None` beyond
+    /// [`MAX_DECIMAL_EXPONENT`].
+    pub fn to_ratio(&self) -> Option<(BigInt, BigUint)> {
+        if self.digits.is_empty() {
+            return Some((BigInt::zero(), BigUint::one()));
+        }
+        if self.point.abs() > MAX_DECIMAL_EXPONENT
+            || self.digits.len() as i64 > MAX_DECIMAL_EXPONENT
+        {
+            return None;
+        }
+        let digits = BigUint::parse_bytes(&self.digits, 10)?;
+        let scale = self.point - self.digits.len() as i64;
+        Some(if scale >= 0 {
+            (
+                to_signed(self.neg, digits * pow10(scale as u64)),
+                BigUint::one(),
+            )
+        } else {
+            (to_signed(self.neg, digits), pow10(scale.unsigned_abs()))
+        })
+    }
+
     /// The integer, when the decimal is one no longer than [`MAX_DECIMAL_EXPONENT`] digits.
     pub fn to_int(&self) -> Option<BigInt> {
         if !self.is_integer() || self.point > MAX_DECIMAL_EXPONENT {

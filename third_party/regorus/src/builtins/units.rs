@@ -19,51 +19,56 @@ pub fn register(m: &mut builtins::BuiltinsMap<&'static str, builtins::BuiltinFcn
     m.insert("units.parse_bytes", (parse_bytes, 1));
 }
 
-fn ten_exp(suffix: &str) -> Option<i32> {
-    Some(match suffix {
-        "E" | "e" => 18,
-        "P" | "p" => 15,
-        "T" | "t" => 12,
-        "G" | "g" => 9,
-        "M" => 6,
-        "K" | "k" => 3,
-        "m" => -3,
-
-        // The following are not supported by OPA
-        "Q" => 30,
-        "R" => 27,
-        "Y" => 24,
-        "Z" => 21,
-        "h" => 2,
-        "da" => 1,
-        "d" => -1,
-        "c" => -2,
-
-        "μ" => -6,
-        "n" => -9,
-        "f" => -15,
-        "a" => -18,
-        "z" => -21,
-        "y" => -24,
-        "r" => -27,
-        "q" => -30,
-
-        // No suffix specified.
-        "" => 0,
+/// OPA's `units.parse` units (`v1/topdown/parse_units.go`) as `(mantissa, shift)`, the unit
+/// being `mantissa / 2^shift`; after the first letter case does not matter. Milli is the
+/// float64 0.001, exactly, as OPA's `big.Rat.SetFloat64` takes it.
+fn units_factor(suffix: &str) -> Option<(u64, u32)> {
+    let mut chars = suffix.chars();
+    let unit = match chars.next() {
+        Some(first) => format!("{first}{}", chars.as_str().to_ascii_lowercase()),
+        None => String::new(),
+    };
+    let milli = || {
+        let bits = 0.001f64.to_bits();
+        let mantissa = (bits & ((1 << 52) - 1)) | (1 << 52);
+        let exponent = ((bits >> 52) & 0x7ff) as u32;
+        (mantissa, 1075 - exponent)
+    };
+    Some(match unit.as_str() {
+        "m" => milli(),
+        "" => (1, 0),
+        "k" | "K" => (1_000, 0),
+        "ki" | "Ki" => (1 << 10, 0),
+        "M" => (1_000_000, 0),
+        "mi" | "Mi" => (1 << 20, 0),
+        "g" | "G" => (1_000_000_000, 0),
+        "gi" | "Gi" => (1 << 30, 0),
+        "t" | "T" => (1_000_000_000_000, 0),
+        "ti" | "Ti" => (1 << 40, 0),
+        "p" | "P" => (1_000_000_000_000_000, 0),
+        "pi" | "Pi" => (1 << 50, 0),
+        "e" | "E" => (1_000_000_000_000_000_000, 0),
+        "ei" | "Ei" => (1 << 60, 0),
         _ => return None,
     })
 }
 
-fn two_exp(suffix: &str) -> Option<i32> {
+/// OPA's `units.parse_bytes` units (`v1/topdown/parse_bytes.go`), case-insensitive.
+fn bytes_factor(suffix: &str) -> Option<u64> {
     Some(match suffix.to_ascii_lowercase().as_str() {
-        "ki" => 10,
-        "mi" => 20,
-        "gi" => 30,
-        "ti" => 40,
-        "pi" => 50,
-        "ei" => 60,
-        "zi" => 70,
-        "yi" => 80,
+        "" => 1,
+        "k" | "kb" => 1_000,
+        "ki" | "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mi" | "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gi" | "gib" => 1 << 30,
+        "t" | "tb" => 1_000_000_000_000,
+        "ti" | "tib" => 1 << 40,
+        "p" | "pb" => 1_000_000_000_000_000,
+        "pi" | "pib" => 1 << 50,
+        "e" | "eb" => 1_000_000_000_000_000_000,
+        "ei" | "eib" => 1 << 60,
         _ => return None,
     })
 }
@@ -95,51 +100,12 @@ fn parse(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> Re
     // a stable representation that includes an explicit leading digit.
     let canonical_part = canonicalize_number_part(number_part);
 
-    if let Some(e) = ten_exp(suffix) {
-        let combined = combine_decimal_exponent(canonical_part.as_ref(), e)
-            .ok_or_else(|| params[0].span().error("could not parse number"))?;
-        let number = Number::from_str(&combined)
-            .map_err(|_| params[0].span().error("could not parse number"))?;
-        Ok(Value::from(number))
-    } else if let Some(e) = two_exp(suffix) {
-        let mut number = Number::from_str(canonical_part.as_ref())
-            .map_err(|_| params[0].span().error("could not parse number"))?;
-        number.mul_assign(&Number::two_pow(e)?)?;
-        Ok(Value::from(number))
-    } else {
-        Ok(Value::Undefined)
-    }
-}
-
-fn twob_exp(suffix: &str) -> Option<i32> {
-    Some(match suffix.to_ascii_lowercase().as_str() {
-        "yi" | "yib" => 80,
-        "zi" | "zib" => 70,
-        "ei" | "eib" => 60,
-        "pi" | "pib" => 50,
-        "ti" | "tib" => 40,
-        "gi" | "gib" => 30,
-        "mi" | "mib" => 20,
-        "ki" | "kib" => 10,
-        "" => 0,
-        _ => return None,
-    })
-}
-
-fn tenb_exp(suffix: &str) -> Option<i32> {
-    Some(match suffix.to_ascii_lowercase().as_str() {
-        "q" | "qb" => 30,
-        "r" | "rb" => 27,
-        "y" | "yb" => 24,
-        "z" | "zb" => 21,
-        "e" | "eb" => 18,
-        "p" | "pb" => 15,
-        "t" | "tb" => 12,
-        "g" | "gb" => 9,
-        "m" | "mb" => 6,
-        "k" | "kb" => 3,
-        _ => return None,
-    })
+    let Some((mantissa, shift)) = units_factor(suffix) else {
+        return Ok(Value::Undefined);
+    };
+    let number = Number::opa_units_product(canonical_part.as_ref(), mantissa, shift)
+        .ok_or_else(|| params[0].span().error("could not parse number"))?;
+    Ok(Value::from(number))
 }
 
 fn parse_bytes(span: &Span, params: &[Ref<Expr>], args: &[Value], strict: bool) -> Result<Value> {
@@ -169,29 +135,15 @@ fn parse_bytes(span: &Span, params: &[Ref<Expr>], args: &[Value], strict: bool) 
     // a stable representation that includes an explicit leading digit.
     let canonical_part = canonicalize_number_part(number_part);
 
-    if let Some(e) = twob_exp(suffix) {
-        let mut number = match Number::from_str(canonical_part.as_ref()) {
-            Ok(n) => n,
-            Err(_) if strict => bail!(span.error("could not parse number")),
-            Err(_) => return Ok(Value::Undefined),
-        };
-        number.mul_assign(&Number::two_pow(e)?)?;
-        Ok(Value::from(number.round()))
-    } else if let Some(e) = tenb_exp(suffix) {
-        let combined = match combine_decimal_exponent(canonical_part.as_ref(), e) {
-            Some(s) => s,
-            None if strict => bail!(span.error("could not parse number")),
-            None => return Ok(Value::Undefined),
-        };
-        let number = match Number::from_str(&combined) {
-            Ok(n) => n,
-            Err(_) if strict => bail!(span.error("could not parse number")),
-            Err(_) => return Ok(Value::Undefined),
-        };
-        Ok(Value::from(number.round()))
-    } else {
-        Ok(Value::Undefined)
-    }
+    let Some(factor) = bytes_factor(suffix) else {
+        return Ok(Value::Undefined);
+    };
+    let number = match Number::from_str(canonical_part.as_ref()) {
+        Ok(n) => n,
+        Err(_) if strict => bail!(span.error("could not parse number")),
+        Err(_) => return Ok(Value::Undefined),
+    };
+    Ok(Value::from(number.opa_bytes_product(factor)?))
 }
 
 // Normalizes numbers that start with a decimal point by injecting the implicit leading zero.
@@ -206,42 +158,4 @@ fn canonicalize_number_part(number_part: &str) -> Cow<'_, str> {
     } else {
         Cow::Borrowed(number_part)
     }
-}
-
-// Adds the unit-derived exponent (from suffix) to any exponent already present in the literal.
-// Produces a canonical `mantissa eX` string or returns None when the combined exponent overflows.
-fn combine_decimal_exponent(number: &str, suffix_exp: i32) -> Option<String> {
-    if suffix_exp == 0 {
-        return Some(number.to_string());
-    }
-
-    let (mantissa, base_exp) = match split_decimal_exponent(number) {
-        Some(parts) => parts,
-        None => (number, 0),
-    };
-
-    if mantissa.is_empty() {
-        return None;
-    }
-
-    let combined_exp = base_exp.checked_add(suffix_exp)?;
-
-    if combined_exp == 0 {
-        Some(mantissa.to_string())
-    } else {
-        Some(format!("{}e{}", mantissa, combined_exp))
-    }
-}
-
-// Splits scientific notation ("1.2e3") into mantissa/exponent so callers can adjust the exponent.
-// Returns None when no exponent exists or the tail cannot be parsed into a 32-bit integer.
-fn split_decimal_exponent(number: &str) -> Option<(&str, i32)> {
-    let idx = number.find(['e', 'E'])?;
-    let mantissa = &number[..idx];
-    let exp_part = &number[idx + 1..];
-    if exp_part.is_empty() {
-        return None;
-    }
-    let exponent = exp_part.parse::<i32>().ok()?;
-    Some((mantissa, exponent))
 }
