@@ -16,6 +16,7 @@ Values come back with sets as `{"__set__": [...]}` (found with `walk`), numbers 
 
 import json
 import math
+import re
 from decimal import Decimal
 
 import opa_bindings.engine as opa_engine
@@ -25,7 +26,7 @@ import gen
 
 
 class _ExactJson:
-    """The bridge's JSON, with numbers kept exact (Decimal) on the way in."""
+    """The bridge's JSON, with numbers kept exact (Decimal) both ways."""
 
     @staticmethod
     def loads(s, **kw):
@@ -33,13 +34,24 @@ class _ExactJson:
 
     @staticmethod
     def dumps(v, **kw):
-        return json.dumps(v, default=_plain_number, **kw)
+        return exact_dumps(v, **kw)
 
 
-def _plain_number(v):
-    if isinstance(v, Decimal):
-        return int(v) if v == v.to_integral_value() and abs(v) < 10**30 else float(v)
+# A Decimal goes out as its own text (OPA keeps a number's text, and a value a builtin
+# returned in the non-strict path must come back as OPA computed it, not through a float):
+# json writes it as a marked string, and the mark is then replaced by the bare text.
+_NUMBER_MARK = "\x00number:"
+_MARKED_NUMBER = re.compile(r'"\\u0000number:([^"]*)"')
+
+
+def _marked_number(v):
+    if isinstance(v, Decimal) and v.is_finite():
+        return _NUMBER_MARK + str(v)
     raise TypeError(f"not JSON: {v!r}")
+
+
+def exact_dumps(v, **kw):
+    return _MARKED_NUMBER.sub(r"\1", json.dumps(v, default=_marked_number, **kw))
 
 
 opa_engine.json = _ExactJson

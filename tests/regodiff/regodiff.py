@@ -64,7 +64,7 @@ class Runner:
                                   stderr=subprocess.DEVNULL, text=True)
 
     def run(self, j):
-        self.p.stdin.write(json.dumps(j, default=oracle._plain_number) + "\n")
+        self.p.stdin.write(oracle.exact_dumps(j) + "\n")
         self.p.stdin.flush()
         return json.loads(self.p.stdout.readline(), parse_float=Decimal)["results"]
 
