@@ -220,7 +220,7 @@ impl Number {
             Number::UInt(v) => *v as f64,
             Number::Int(v) => *v as f64,
             Number::Float(v) => *v,
-            Number::Wide(v) => v.decimal.to_f64(),
+            Number::Wide(v) => v.decimal().to_f64(),
             Number::BigInt(v) => {
                 if let Some(f) = v.to_f64() {
                     f
@@ -745,6 +745,12 @@ impl Ord for Number {
         }
         match (self, other) {
             // OPA compares numbers by their decimal values.
+            (Number::Wide(a), Number::UInt(_) | Number::Int(_) | Number::BigInt(_)) => {
+                a.cmp_int(&other.to_bigint_owned().unwrap_or_default())
+            }
+            (Number::UInt(_) | Number::Int(_) | Number::BigInt(_), Number::Wide(b)) => b
+                .cmp_int(&self.to_bigint_owned().unwrap_or_default())
+                .reverse(),
             (Number::Wide(_), _) | (_, Number::Wide(_)) => {
                 self.decimal().cmp_value(&other.decimal())
             }
@@ -1013,7 +1019,7 @@ impl Number {
                 }
             }
             // The nearest f64, as Go's `json.Number.Float64` gives OPA's builtins.
-            Number::Wide(v) => Some(v.decimal.to_f64()).filter(|f| f.is_finite()),
+            Number::Wide(v) => Some(v.decimal().to_f64()).filter(|f| f.is_finite()),
             _ => None,
         }
     }
@@ -1442,7 +1448,7 @@ impl Number {
             Number::Int(v) => *v >= 0,
             Number::BigInt(v) => !v.is_negative(),
             Number::Float(f) => f.is_sign_positive(),
-            Number::Wide(v) => !v.float.is_negative(),
+            Number::Wide(v) => !v.float().is_negative(),
         }
     }
 
@@ -1781,7 +1787,7 @@ impl Number {
     pub fn format_scientific(&self) -> String {
         match self {
             Number::Float(f) => format!("{:e}", f),
-            Number::Wide(v) => v.decimal.format_scientific(),
+            Number::Wide(v) => v.decimal().format_scientific(),
             _ => self
                 .ensure_integer()
                 .map(|v| bigint_to_scientific(&v))
@@ -1794,7 +1800,7 @@ impl Number {
             Number::UInt(v) => v.to_string(),
             Number::Int(v) => v.to_string(),
             Number::BigInt(v) => v.to_string(),
-            Number::Wide(v) => v.decimal.format_g(),
+            Number::Wide(v) => v.decimal().format_g(),
             Number::Float(f) => {
                 if f.is_nan() {
                     "NaN".to_string()
@@ -1842,7 +1848,7 @@ impl Number {
             Number::Int(v) => Decimal::from_int(&BigInt::from(*v)),
             Number::BigInt(v) => Decimal::from_int(v),
             Number::Float(f) => Decimal::from_f64(*f).unwrap_or_else(Decimal::zero),
-            Number::Wide(v) => v.decimal.clone(),
+            Number::Wide(v) => v.decimal().into_owned(),
         }
     }
 
@@ -1858,7 +1864,7 @@ impl Number {
     /// The operand as OPA's float arithmetic reads it: its decimal rounded to 64 bits.
     fn to_wide(&self) -> Result<WideFloat> {
         match self {
-            Number::Wide(v) => Ok(v.float),
+            Number::Wide(v) => Ok(*v.float()),
             Number::Float(_) => WideFloat::from_decimal(&self.decimal())
                 .ok_or_else(|| Self::numeric_overflow_error("conversion")),
             _ => Ok(WideFloat::from_int(
@@ -1873,17 +1879,16 @@ impl Number {
         if !value.in_range() {
             return Err(Self::numeric_overflow_error(operation));
         }
-        let decimal = value.shortest();
-        if let Some(whole) = decimal.to_int() {
+        if value.is_integer() {
+            if value.in_fraction_range() {
+                // Below 2^63 the ulp is at most 1/2: the shortest decimal is the integer.
+                return Ok(Number::from_bigint_owned(value.trunc()));
+            }
+            // Above, OPA writes the shortest digits padded with zeros (`Text('f', -1)`).
+            let whole = value.shortest().to_int().unwrap_or_else(|| value.trunc());
             return Ok(Number::from_bigint_owned(whole));
         }
-        if let Some(f) = Self::f64_written_as(&decimal) {
-            return Ok(Number::Float(f));
-        }
-        Ok(Number::Wide(Rc::new(WideNumber {
-            float: value,
-            decimal,
-        })))
+        Ok(Number::Wide(Rc::new(WideNumber::computed(value))))
     }
 
     /// The f64 that holds `decimal` and is written as OPA writes a computed number (an f64
@@ -1938,11 +1943,9 @@ impl Number {
         if let Some(f) = Self::f64_written_as(&decimal) {
             return Ok(Number::Float(f));
         }
-        Ok(Number::Wide(Rc::new(WideNumber {
-            float: WideFloat::from_decimal(&decimal)
-                .ok_or_else(|| Self::numeric_overflow_error("multiplication"))?,
-            decimal,
-        })))
+        let float = WideFloat::from_decimal(&decimal)
+            .ok_or_else(|| Self::numeric_overflow_error("multiplication"))?;
+        Ok(Number::Wide(Rc::new(WideNumber::written(float, decimal))))
     }
 
     /// OPA's `units.parse`: `text * mantissa / 2^shift` exactly (a `big.Rat`), an integer
@@ -1988,7 +1991,9 @@ impl Number {
             return Ok(None);
         }
         let float = WideFloat::from_decimal(&decimal).ok_or(ParseNumberError)?;
-        Ok(Some(Number::Wide(Rc::new(WideNumber { float, decimal }))))
+        Ok(Some(Number::Wide(Rc::new(WideNumber::written(
+            float, decimal,
+        )))))
     }
 }
 

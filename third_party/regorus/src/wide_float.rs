@@ -101,6 +101,43 @@ fn round_to(prec: u64, neg: bool, mag: BigUint, exp: i64, sticky: bool) -> WideF
     }
 }
 
+/// [`round_to`] at 64 bits for a magnitude that fits 128 bits, without big integers (the
+/// common case of a product or a quotient).
+fn round_u128(neg: bool, mag: u128, exp: i64, sticky: bool) -> WideFloat {
+    let bits = 128 - i64::from(mag.leading_zeros());
+    if bits == 0 {
+        return ZERO;
+    }
+    let (mag, exp, bits) = if bits < 66 {
+        let lift = 66 - bits;
+        (mag << lift, exp - lift, 66)
+    } else {
+        (mag, exp, bits)
+    };
+    let shift = bits - 64;
+    let top = mag >> shift;
+    let rest = mag & ((1u128 << shift) - 1);
+    let half = 1u128 << (shift - 1);
+    let up = match rest.cmp(&half) {
+        Ordering::Greater => true,
+        Ordering::Less => false,
+        Ordering::Equal => sticky || top & 1 == 1,
+    };
+    let top = if up { top + 1 } else { top };
+    let exp = exp + shift;
+    // A carry may have made `top` 2^64, exact either way.
+    let (mant, exp) = if top >> 64 == 0 {
+        (top, exp)
+    } else {
+        (top >> 1, exp + 1)
+    };
+    WideFloat {
+        neg,
+        mant: u64::try_from(mant).unwrap_or(0),
+        exp,
+    }
+}
+
 fn round(neg: bool, mag: BigUint, exp: i64, sticky: bool) -> WideFloat {
     round_to(64, neg, mag, exp, sticky)
 }
@@ -206,7 +243,12 @@ impl WideFloat {
     }
 
     pub fn mul(&self, rhs: &WideFloat) -> WideFloat {
-        self.mul_at(64, rhs)
+        round_u128(
+            self.neg != rhs.neg,
+            u128::from(self.mant) * u128::from(rhs.mant),
+            self.exp.saturating_add(rhs.exp),
+            false,
+        )
     }
 
     /// The product rounded to `prec` significant bits (at most 64).
@@ -229,14 +271,17 @@ impl WideFloat {
         if self.is_zero() {
             return Some(ZERO);
         }
-        let scaled = BigUint::from(self.mant) << 130usize;
-        let divisor = BigUint::from(rhs.mant);
-        let (quotient, remainder) = (&scaled / &divisor, &scaled % &divisor);
-        Some(round(
+        // Both mantissas have their top bit set: (a * 2^64) / b has 64 or 65 bits; two more
+        // quotient bits and the remainder (the sticky bit) make the rounding exact.
+        let divisor = u128::from(rhs.mant);
+        let dividend = u128::from(self.mant) << 64;
+        let (quotient, remainder) = (dividend / divisor, dividend % divisor);
+        let (low, remainder) = ((remainder << 2) / divisor, (remainder << 2) % divisor);
+        Some(round_u128(
             self.neg != rhs.neg,
-            quotient,
-            self.exp.saturating_sub(rhs.exp).saturating_sub(130),
-            !remainder.is_zero(),
+            (quotient << 2) | low,
+            self.exp.saturating_sub(rhs.exp).saturating_sub(66),
+            remainder != 0,
         ))
     }
 
@@ -260,6 +305,11 @@ impl WideFloat {
 
     pub const fn is_negative(&self) -> bool {
         self.neg
+    }
+
+    /// Whether the float is below 2^63 in magnitude, where a non-integer has a fraction.
+    pub const fn in_fraction_range(&self) -> bool {
+        self.exp < 0
     }
 
     /// The shortest decimal that reads back to this float at 64 bits: the digits Go's
@@ -587,10 +637,59 @@ impl Decimal {
     }
 }
 
-/// A number outside integers that no f64 holds with the same decimal: its decimal value
-/// (what OPA compares and prints) and that value rounded to 64 bits (what OPA computes with).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A number outside integers: a result of OPA's float arithmetic, or a literal no f64 holds.
+/// A result's decimal (its shortest) is only worked out when it is needed: printing, or a
+/// comparison with anything but an integer.
+#[derive(Clone, Debug)]
 pub struct WideNumber {
-    pub float: WideFloat,
-    pub decimal: Decimal,
+    float: WideFloat,
+    /// The text of a literal; `None` for a result.
+    written: Option<Decimal>,
+}
+
+impl WideNumber {
+    /// A result of float arithmetic; not an integer.
+    pub const fn computed(float: WideFloat) -> WideNumber {
+        WideNumber {
+            float,
+            written: None,
+        }
+    }
+
+    /// A decimal text and its value at 64 bits.
+    pub fn written(float: WideFloat, decimal: Decimal) -> WideNumber {
+        WideNumber {
+            float,
+            written: Some(decimal),
+        }
+    }
+
+    pub const fn float(&self) -> &WideFloat {
+        &self.float
+    }
+
+    pub fn decimal(&self) -> alloc::borrow::Cow<'_, Decimal> {
+        match &self.written {
+            Some(decimal) => alloc::borrow::Cow::Borrowed(decimal),
+            None => alloc::borrow::Cow::Owned(self.float.shortest()),
+        }
+    }
+
+    /// The order against an integer without working out the decimal: a computed number is
+    /// not an integer and no integer lies between it and its shortest decimal (both are in
+    /// its rounding interval, narrower than one), so its binary value orders alike.
+    pub fn cmp_int(&self, int: &BigInt) -> Ordering {
+        if self.written.is_some() || !self.float.in_fraction_range() {
+            return self.decimal().cmp_value(&Decimal::from_int(int));
+        }
+        let whole = self.float.trunc();
+        match (self.float.is_negative(), whole.cmp(int)) {
+            // value = whole + a fraction in (0, 1)
+            (false, Ordering::Less) => Ordering::Less,
+            (false, _) => Ordering::Greater,
+            // value = whole - a fraction in (0, 1)
+            (true, Ordering::Greater) => Ordering::Greater,
+            (true, _) => Ordering::Less,
+        }
+    }
 }
