@@ -1786,3 +1786,32 @@ fn units_are_parsed_as_opa_computes_them() {
         assert_decides(&format!("r := {unknown}"), "{}", None);
     }
 }
+
+/// A unary minus negates (answers from OPA v1.20.2): the RVM compiler folded `- 5` in a
+/// collection with a bitwise not (`[-6]`). And it goes only before a number, a variable, a
+/// reference or a call, as OPA's parser has it: `-(1)`, `-[1][0]`, `-"a"`, `-true` are parse
+/// errors OPA reports, which regorus accepted (and folded `{"a": -(1)}` to `-2`).
+#[test]
+fn unary_minus_negates_and_parses_as_opa() {
+    assert_decides("r := [- 5, -5, - 2.5]", "{}", Some("[-5, -5, -2.5]"));
+    assert_decides("r := {\"a\": - 5}", "{}", Some(r#"{"a": -5}"#));
+    assert_decides("r := 3 - -2", "{}", Some("5"));
+    assert_loaded_decides("x := [1]\nr := [-x[0], -abs(2)]", "{}", Some("[-1, -2]"));
+    for (operand, unexpected) in [
+        ("(1)", "( token"),
+        ("[1][0]", "[ token"),
+        ("{1}", "{ token"),
+        ("\"a\"", "string token"),
+        ("true", "true keyword"),
+        ("null", "null keyword"),
+    ] {
+        let source = format!("package t\nr := [-{operand}]\n");
+        let bundle = Bundle::from_files(vec![("t.rego".into(), source.into_bytes())]).unwrap();
+        let err = Policy::load(&bundle, &path("t/r")).err().unwrap();
+        assert!(
+            err.to_string()
+                .contains(&format!("unexpected {unexpected}: expected number")),
+            "-{operand}: {err}"
+        );
+    }
+}

@@ -906,6 +906,24 @@ impl<'source> Parser<'source> {
     fn parse_unary_expr(&mut self) -> Result<Expr> {
         let mut span = self.tok.1.clone();
         self.next_token()?;
+        // As OPA's parser: a `-` goes before a number, a variable, a reference or a call;
+        // before anything else it is a parse error (`-(1)`, `-[1][0]`, `-"a"`, `-true`).
+        let operand = match (&self.tok.0, self.token_text()) {
+            (TokenKind::String | TokenKind::RawString, _) => Some("string token"),
+            (TokenKind::Symbol, "(") => Some("( token"),
+            (TokenKind::Symbol, "[") => Some("[ token"),
+            (TokenKind::Symbol, "{") => Some("{ token"),
+            (TokenKind::Ident, "true") => Some("true keyword"),
+            (TokenKind::Ident, "false") => Some("false keyword"),
+            (TokenKind::Ident, "null") => Some("null keyword"),
+            _ => None,
+        };
+        if let Some(unexpected) = operand {
+            bail!(self
+                .tok
+                .1
+                .error(&format!("unexpected {unexpected}: expected number")));
+        }
         let expr = self.parse_in_expr()?;
         span.end = self.end;
         Ok(Expr::UnaryExpr {

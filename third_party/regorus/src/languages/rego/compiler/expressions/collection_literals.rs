@@ -11,6 +11,7 @@ use crate::ast::{Expr, ExprRef};
 use crate::lexer::Span;
 use crate::rvm::instructions::{ArrayCreateParams, ObjectCreateParams, SetCreateParams};
 use crate::rvm::Instruction;
+use crate::number::Number;
 use crate::value::Object;
 use crate::{Rc, Value};
 use alloc::collections::BTreeSet;
@@ -28,7 +29,7 @@ pub(in crate::languages::rego::compiler) fn try_eval_const(expr: &Expr) -> Optio
             Expr::Number {
                 value: Value::Number(n),
                 ..
-            } => Some(Value::Number(n.neg()?)),
+            } => Some(Value::Number(Number::from(0_u64).sub(n).ok()?)),
             _ => None,
         },
         Expr::Array { items, .. } => items
