@@ -432,3 +432,20 @@ fn semver_reads_versions_as_opa() {
         Value::from(1)
     );
 }
+
+/// Patch 76: `bits.lsh` and `bits.rsh` take an integral float as the shift count (`10.0`), and
+/// `bits.rsh` by more than 32 bits shifts every bit out (0, or -1 for a negative value), as Go's
+/// `big.Int` in OPA. They were undefined.
+#[test]
+fn bit_shifts_take_integral_floats_and_any_count() {
+    for (expr, want) in [
+        ("bits.lsh(42, 10.0)", "43008"),
+        ("bits.rsh(7, 2.0)", "1"),
+        ("bits.rsh(7, 1e+20)", "0"),
+        ("bits.rsh(-7, 1e+20)", "-1"),
+        ("bits.rsh(-7, 100)", "-1"),
+    ] {
+        assert_eq!(eval(expr), eval(want), "{expr}");
+    }
+    assert_eq!(eval("bits.rsh(7, 2.5)"), Value::Undefined);
+}

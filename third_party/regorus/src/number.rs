@@ -250,21 +250,6 @@ impl Number {
         }
     }
 
-    #[verus_spec(result =>
-        ensures
-            match self@ {
-                NumberView::Integer(v) => if 0 <= v <= u32::MAX { result == Some(v as u32) } else { result is None },
-                NumberView::Float(_) => result is None,
-            },
-    )]
-    fn as_u32(&self) -> Option<u32> {
-        match self {
-            Number::UInt(v) if *v <= u32::MAX as u64 => Some(*v as u32),
-            Number::Int(v) if *v >= 0 && *v <= u32::MAX as i64 => Some(*v as u32),
-            Number::BigInt(v) => v.to_u32(),
-            _ => None,
-        }
-    }
 }
 
 impl Debug for Number {
@@ -1546,7 +1531,8 @@ impl Number {
     )]
     pub fn lsh(&self, rhs: &Self) -> Option<Number> {
         proof! { axiom_bigint_obeys_shl_assign_spec(); }
-        let shift = rhs.as_u32()? as usize;
+        // An integral float (`10.0`) is a shift count too, as in OPA.
+        let shift = rhs.ensure_integer()?.to_u32()? as usize;
         let mut value = self.ensure_integer()?;
         value <<= shift;
         Some(Number::from_bigint_owned(value))
@@ -1569,9 +1555,17 @@ impl Number {
     )]
     pub fn rsh(&self, rhs: &Self) -> Option<Number> {
         proof! { axiom_bigint_obeys_shr_assign_spec(); }
-        let shift = rhs.as_u32()? as usize;
         let mut value = self.ensure_integer()?;
-        value >>= shift;
+        // An integral float (`2.0`) is a shift count too, and a count beyond 32 bits shifts
+        // every bit out: 0, or -1 for a negative value (Go's `big.Int.Rsh` in OPA).
+        let shift = rhs.ensure_integer()?;
+        match shift.to_u32() {
+            Some(shift) => value >>= shift as usize,
+            None if shift.sign() == num_bigint::Sign::Plus => {
+                value = BigInt::from(if value.sign() == num_bigint::Sign::Minus { -1 } else { 0 });
+            }
+            None => return None,
+        }
         Some(Number::from_bigint_owned(value))
     }
 
