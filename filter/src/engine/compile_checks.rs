@@ -1490,7 +1490,7 @@ impl<'s, 'a> Safety<'s, 'a> {
             return;
         }
         let signature = SIGNATURES.iter().find(|(n, ..)| *n == name);
-        if signature.is_some()
+        if name != "print"
             && !BUILTINS.contains_key(name.as_str())
             && !self.scope.program.host_functions.contains_key(&name)
         {
