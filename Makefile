@@ -115,9 +115,10 @@ bench: build tools $(NOOP_WASM) ## micro benches, then every configuration in re
 bench-bundles: build tools ## live-bundle activation times and fetches per polling period (writes benches/results/bundles.md)
 	$(VENV)/bin/python benches/e2e/bundles.py
 
-check: $(CARGO_DENY) ## formatting, lints (native and wasm32), dependencies (deny.toml), third_party/regorus = 0.14.1 + PATCHES.md
+check: $(CARGO_DENY) ## formatting, lints (native and wasm32), dependencies (deny.toml), third_party/regorus = 0.14.1 + PATCHES.md, doc links
 	cargo fmt --all --check
 	python3 scripts/check-regorus.py
+	python3 scripts/check-doc-links.py
 	$(CARGO_DENY) check bans licenses sources
 	cargo clippy --locked --workspace --all-targets -- -D warnings
 	cargo clippy --locked -p zerohop-filter -p zerohop-noop-wasm --target wasm32-wasip1 -- -D warnings
