@@ -106,7 +106,7 @@ $(NOOP_WASM): benches/noop-wasm/src/lib.rs benches/noop-wasm/Cargo.toml Cargo.lo
 # --smoke: every criterion bench once, every Envoy configuration for about a second.
 CRITERION_ARGS = $(if $(findstring --smoke,$(BENCH_ARGS)),--test,--warm-up-time 1 --measurement-time 2)
 
-bench: build tools $(NOOP_WASM) ## micro benches, then every configuration in real Envoy (writes benches/results/, README)
+bench: build tools $(NOOP_WASM) ## micro benches, then every configuration in real Envoy (writes benches/results/, benches/README.md)
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 	cargo bench --locked -p zerohop-benches --bench decision -- $(CRITERION_ARGS)
 	cargo build --locked --release -p zerohop-loadgen -p zerohop-extauthz
@@ -115,9 +115,10 @@ bench: build tools $(NOOP_WASM) ## micro benches, then every configuration in re
 bench-bundles: build tools ## live-bundle activation times and fetches per polling period (writes benches/results/bundles.md)
 	$(VENV)/bin/python benches/e2e/bundles.py
 
-check: $(CARGO_DENY) ## formatting, lints (native and wasm32), dependencies (deny.toml), third_party/regorus = 0.14.1 + PATCHES.md
+check: $(CARGO_DENY) ## formatting, lints (native and wasm32), dependencies (deny.toml), third_party/regorus = 0.14.1 + PATCHES.md, doc links
 	cargo fmt --all --check
 	python3 scripts/check-regorus.py
+	python3 scripts/check-doc-links.py
 	$(CARGO_DENY) check bans licenses sources
 	cargo clippy --locked --workspace --all-targets -- -D warnings
 	cargo clippy --locked -p zerohop-filter -p zerohop-noop-wasm --target wasm32-wasip1 -- -D warnings
@@ -129,7 +130,7 @@ clean: ## remove build outputs (keeps installed tools)
 # OPA's own conformance cases, run the way the filter evaluates (both backends). A developer
 # tool: the cases come from an OPA checkout (scripts/opa-cases.sh), which CI does not have.
 OPA_CASES ?=
-conformance: ## OPA's conformance cases over the filter's builtins (OPA_CASES=<dir>, see README)
+conformance: ## OPA's conformance cases over the filter's builtins (OPA_CASES=<dir>, see docs/conformance.md)
 	@if [ -z "$(OPA_CASES)" ] || ! [ -d "$(OPA_CASES)/v0" -o -d "$(OPA_CASES)/v1" ]; then \
 	  echo "error: OPA_CASES='$(OPA_CASES)' is not OPA's v1/test/cases/testdata (a directory with v0/ and v1/)." >&2; \
 	  echo "  Extract it from an OPA clone: scripts/opa-cases.sh <opa-clone-or-git-dir> target/opa-cases" >&2; \

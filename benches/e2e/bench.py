@@ -7,7 +7,7 @@ Per configuration: cold start (Envoy started → first expected answer), residen
 throughput (wrk, closed loop), and latency percentiles at fixed rates of 25% and 50% of the
 no-filter maximum (zerohop-loadgen, open loop, latency from each request's due time).
 `--smoke` runs every configuration for about a second and checks only that each answers with
-its expected status (CI). Results: benches/results/bench.{json,md} and README.md's Numbers.
+its expected status (CI). Results: benches/results/bench.{json,md} and benches/README.md's Results.
 """
 
 from __future__ import annotations
@@ -423,7 +423,7 @@ def main() -> int:
             {"machine": host, "seconds": seconds, "connections": CONNECTIONS, "wasm_bytes": wasm_sizes,
              "results": results}, indent=2) + "\n")
         (RESULTS / "bench.md").write_text(markdown)
-        readme = ROOT / "README.md"
+        readme = ROOT / "benches" / "README.md"
         text = readme.read_text()
         start, end = "<!-- bench:start -->\n", "<!-- bench:end -->"
         if start in text and end in text:

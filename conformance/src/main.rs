@@ -309,7 +309,7 @@ fn main() -> Result<()> {
     let args = Args::parse();
     anyhow::ensure!(
         args.cases.is_dir(),
-        "{} is not a directory: point it at OPA's v1/test/cases/testdata (see README, OPA conformance)",
+        "{} is not a directory: point it at OPA's v1/test/cases/testdata (see docs/conformance.md)",
         args.cases.display()
     );
     // regorus panics are caught per case and counted; their messages would bury the summary.

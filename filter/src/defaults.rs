@@ -9,7 +9,7 @@ pub const DEFAULT_STATUS_ON_ERROR: u16 = 403;
 /// `decision_cache_bytes`: the budget of a policy's decision cache.
 pub const DEFAULT_DECISION_CACHE_BYTES: usize = 1 << 20;
 /// `max_eval_memory_bytes`: the reference policies hold at most a few hundred KiB per
-/// evaluation (README); this leaves room for large bodies while far from the VM's 4 GiB.
+/// evaluation (docs/budgets.md); this leaves room for large bodies while far from the VM's 4 GiB.
 pub const DEFAULT_MEMORY_BYTES: u64 = 64 << 20;
 /// `max_eval_instructions`: far above any authorization policy, low enough to stop runaway
 /// recursion before it ties up a worker.

@@ -65,7 +65,7 @@ impl Stream {
             return self.reply_too_large(host);
         }
         // The host buffers the body for us from here (`Pause` from the body callbacks). Envoy
-        // without `allow_on_headers_stop_iteration` holds the body back instead: see README.
+        // without `allow_on_headers_stop_iteration` holds the body back instead: see docs/request-bodies.md.
         self.awaiting_body = Some(with);
         let (id, now) = (self.id, host.now_ms());
         self.plugin

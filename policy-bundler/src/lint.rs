@@ -1,7 +1,7 @@
 //! Rego that zerohop runs, but not as OPA-Envoy does: what `check` warns about (errors with
 //! `--strict`), each at its file:line:column.
 //! - `with-keyword`: `with` in a policy module; the RVM compiler lacks it, so the decision runs
-//!   on the regorus interpreter (slower; see the README).
+//!   on the regorus interpreter (slower; see docs/bundles.md).
 //!
 //! What OPA refuses to compile (recursion, unsafe variables, ...) is not here: the filter's
 //! `engine::compile_checks` refuses such a bundle, so `check` and `build` report it as errors.

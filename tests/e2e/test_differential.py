@@ -4,7 +4,7 @@ the same policy on the same input. Any difference fails.
 
 Each policy is bundled with a wrapper rule that answers with `{"input": input, "result":
 [decision]}` (`[]` when undefined), so one request yields both sides from the proxy. (The
-wrapper avoids `[r | r := data.rule]`: see the known RVM difference in the README.)
+wrapper avoids `[r | r := data.rule]`, which the RVM answered differently before regorus patch 11.)
 
 That wrapper reads all of `input`, so the filter builds all of it. Each request also goes to a
 second listener whose wrapper answers with the result alone: there the filter builds only the

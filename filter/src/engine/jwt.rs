@@ -2,7 +2,7 @@
 //! `crate::jws`, with OPA's results: a token that fails a check gives `false` or
 //! `[false, {}, {}]`, and what OPA reports as a builtin error is `Err` here, which the engine
 //! turns into undefined, as OPA-Envoy (non-strict builtin errors) does.
-//! Mirrors `v1/topdown/tokens.go` of OPA v1; see the README for the few differences.
+//! Mirrors `v1/topdown/tokens.go` of OPA v1; the few differences are in docs/jwt.md.
 
 use std::collections::BTreeSet;
 
