@@ -31,8 +31,15 @@ MODES = ["precompiled", "compiled-at-load", "interpreted"]
 RUNNER = os.path.join(ROOT, "target", "regodiff", "regodiff-runner")
 BUNDLER = os.path.join(ROOT, "target", "debug", "policy-bundler")
 KNOWN = os.path.join(HERE, "known-differences.json")
-# Classes that can never be accepted as known: a decision OPA would not give.
-FORBIDDEN = {"wrong-value", "fail-open-value-vs-undefined", "fail-open-value-vs-error"}
+# Classes that can never be accepted as known: a decision OPA would not give. An undefined
+# answer is one too: a `not`, an `else` or a `default` turns it into a decision.
+FORBIDDEN = {
+    "wrong-value",
+    "fail-open-value-vs-undefined",
+    "fail-open-value-vs-error",
+    "zerohop-undefined-opa-value",
+    "zerohop-undefined-opa-error",
+}
 # How many regenerations a seed gets when OPA refuses the program it drew.
 ATTEMPTS = 6
 
