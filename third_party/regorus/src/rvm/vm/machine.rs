@@ -139,6 +139,9 @@ pub struct RegoVM {
 
     /// Whether builtins should raise errors strictly or return undefined on failure
     pub(super) strict_builtin_errors: bool,
+    /// `"data"`, the rule tree's root key, made once: a document lookup would otherwise
+    /// allocate it on every call.
+    pub(super) data_key: Value,
 
     /// Cache for builtin calls that must stay deterministic across a single evaluation.
     ///
@@ -271,6 +274,7 @@ impl RegoVM {
             next_execution_mode: ExecutionMode::RunToCompletion,
             frame_pc_overridden: false,
             strict_builtin_errors: false,
+            data_key: Value::from("data"),
             builtins_cache: BTreeMap::new(),
             execution_timer_config: None,
             execution_timer: ExecutionTimer::new(fallback_timer),

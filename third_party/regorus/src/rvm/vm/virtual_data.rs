@@ -246,7 +246,7 @@ impl RegoVM {
             })?
             .clone();
 
-        let mut current_node = &self.program.rule_tree["data"];
+        let mut current_node = &self.program.rule_tree[&self.data_key];
         let mut data_ref = &self.data;
         let mut string_fallback_indices = Vec::new();
         let mut components_consumed = 0;
