@@ -1824,3 +1824,26 @@ fn unary_minus_negates_and_parses_as_opa() {
         );
     }
 }
+
+/// A pass of a rule body whose value (or key) is undefined gives nothing, and the values
+/// earlier passes gave stand (OPA evaluates each pass on its own; answers from OPA v1.20.2 with
+/// builtin errors undefined, as OPA-Envoy). The interpreter dropped everything the rule had
+/// collected when one pass's value was undefined: `r[k] := bits.lsh(1, v)` over `[65, "a"]`
+/// was `{}` (OPA `{"x": 36893488147419103232}`).
+#[test]
+fn an_undefined_value_in_one_pass_keeps_the_others() {
+    for (rego, expected) in [
+        (
+            "r[k] := bits.lsh(1, v) if { some v in [65, \"a\"]; k := \"x\" }",
+            r#"{"x": 36893488147419103232}"#,
+        ),
+        (
+            "r[k] := to_number(v) if { some v in [\"1\", \"a\", \"2\"]; k := v }",
+            r#"{"1": 1, "2": 2}"#,
+        ),
+        ("r := to_number(v) if { some v in [\"1\", \"a\"] }", "1"),
+        ("r := to_number(v) if { some v in [\"a\", \"1\"] }", "1"),
+    ] {
+        assert_loaded_decides(rego, "{}", Some(expected));
+    }
+}

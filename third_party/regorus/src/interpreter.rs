@@ -2191,9 +2191,16 @@ impl Interpreter {
                     ctx_mut.output_constness_determined = true;
                 }
 
+                // This pass gives nothing; what earlier passes gave stands (OPA evaluates each
+                // pass on its own). Without any, the rule is undefined so far (an `else` follows).
                 if output == Value::Undefined || !comps_defined {
-                    ctx_mut.rule_value = Value::Undefined;
+                    if ctx_mut.rule_value.as_object().is_ok_and(|values| values.is_empty()) {
+                        ctx_mut.rule_value = Value::Undefined;
+                    }
                     return Ok(false);
+                }
+                if ctx_mut.rule_value == Value::Undefined {
+                    ctx_mut.rule_value = Value::new_object();
                 }
 
                 if is_set {
