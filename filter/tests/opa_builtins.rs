@@ -449,3 +449,20 @@ fn bit_shifts_take_integral_floats_and_any_count() {
     }
     assert_eq!(eval("bits.rsh(7, 2.5)"), Value::Undefined);
 }
+
+/// Patch 78: a pattern with a Unicode class (`\pL`, `\p{Greek}`), whose tables this build leaves
+/// out, stops the evaluation instead of being an invalid pattern (undefined): OPA matches it, and
+/// `not regex.match("^\\pL+$", x)` would have passed where OPA's fails.
+#[test]
+fn unicode_classes_stop_the_evaluation() {
+    for expr in [
+        r#"regex.match("^\\pL+$", "abc")"#,
+        r#"regex.match("^\\p{Greek}$", "α")"#,
+        r#"[1 | regex.match("\\PL", "a")]"#,
+    ] {
+        let error = eval_error(expr);
+        assert!(error.contains("Unicode class tables"), "{expr}: {error}");
+    }
+    // Other invalid patterns stay builtin errors: undefined, as in OPA-Envoy.
+    assert_eq!(eval(r#"regex.match("^(", "abc")"#), Value::Undefined);
+}

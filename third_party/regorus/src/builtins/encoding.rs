@@ -78,7 +78,7 @@ fn go_base64_decode(symbols: String, encoded: &str) -> Result<Vec<u8>> {
 }
 
 /// Decoded bytes as a Rego string; bytes that are not UTF-8 stop the evaluation
-/// ([`builtins::NotUtf8Error`]).
+/// ([`builtins::EngineGapError`]).
 #[cfg(any(
     feature = "base64",
     feature = "base64url",
@@ -88,7 +88,7 @@ fn go_base64_decode(symbols: String, encoded: &str) -> Result<Vec<u8>> {
 fn decoded_string(name: &'static str, bytes: Vec<u8>) -> Result<Value> {
     match String::from_utf8(bytes) {
         Ok(text) => Ok(Value::String(text.into())),
-        Err(_) => Err(anyhow::Error::new(builtins::NotUtf8Error::new(name))),
+        Err(_) => Err(anyhow::Error::new(builtins::EngineGapError::not_utf8(name))),
     }
 }
 

@@ -65,38 +65,49 @@ use crate::Map as BuiltinsMap;
 use anyhow::Result;
 use lazy_static::lazy_static;
 
-/// A builtin produced bytes that are not UTF-8 (`base64.decode`, `hex.decode`, …). OPA keeps
-/// such bytes in a Go string; a Rust string cannot hold them, and no stand-in answers as OPA
-/// does everywhere (U+FFFD makes different byte strings equal and breaks round trips). So this
-/// error is not swallowed as undefined when builtin errors are not strict: an undefined call
-/// could change the decision (a `not`, an `else`, an empty comprehension), an error cannot.
+/// What this build cannot compute as OPA does, where an undefined call could change the
+/// decision (a `not`, an `else`, an empty comprehension) and an error cannot: it is not swallowed
+/// as undefined when builtin errors are not strict.
+/// - Bytes that are not UTF-8 (`base64.decode`, `hex.decode`, …): OPA keeps them in a Go string; a
+///   Rust string cannot hold them, and no stand-in answers as OPA does everywhere (U+FFFD makes
+///   different byte strings equal and breaks round trips).
+/// - Regular expressions with Unicode classes (`\pL`, `\p{Greek}`), whose tables this build
+///   leaves out: OPA matches them.
 #[derive(Debug)]
-pub struct NotUtf8Error {
-    builtin: &'static str,
+pub struct EngineGapError {
+    message: alloc::string::String,
 }
 
-impl NotUtf8Error {
-    pub const fn new(builtin: &'static str) -> Self {
-        Self { builtin }
+impl EngineGapError {
+    pub fn not_utf8(builtin: &str) -> Self {
+        Self {
+            message: alloc::format!(
+                "{builtin}: the decoded bytes are not UTF-8, which this engine cannot hold in a string (OPA can)"
+            ),
+        }
+    }
+
+    pub fn unicode_regex(pattern: &str) -> Self {
+        Self {
+            message: alloc::format!(
+                "regular expression {pattern:?} needs Unicode class tables this build leaves out (OPA matches it)"
+            ),
+        }
     }
 }
 
-impl core::fmt::Display for NotUtf8Error {
+impl core::fmt::Display for EngineGapError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(
-            f,
-            "{}: the decoded bytes are not UTF-8, which this engine cannot hold in a string (OPA can)",
-            self.builtin
-        )
+        f.write_str(&self.message)
     }
 }
 
-impl core::error::Error for NotUtf8Error {}
+impl core::error::Error for EngineGapError {}
 
 /// Errors that stop the evaluation even when builtin errors are not strict.
 pub fn is_hard_builtin_error(error: &anyhow::Error) -> bool {
     error.downcast_ref::<crate::LimitError>().is_some()
-        || error.downcast_ref::<NotUtf8Error>().is_some()
+        || error.downcast_ref::<EngineGapError>().is_some()
 }
 
 pub type BuiltinFcn = (fn(&Span, &[Ref<Expr>], &[Value], bool) -> Result<Value>, u8);

@@ -171,7 +171,9 @@ fn get_or_compile_regex(pattern: &str) -> core::result::Result<Arc<Regex>, regex
 ///
 /// - `CompiledTooBig` is raised as [`LimitError::RegexSizeLimitExceeded`] so
 ///   that it propagates as a hard error even in non-strict mode.
-/// - Syntax errors produce a span-attached "invalid regex" error that the
+/// - A pattern needing the Unicode tables this build leaves out stops the evaluation
+///   ([`builtins::EngineGapError`]): OPA matches it.
+/// - Other syntax errors produce a span-attached "invalid regex" error that the
 ///   evaluator may swallow to `Undefined` in non-strict mode (OPA-compatible).
 fn compile_regex_for_builtin(span: &Span, pattern: &str) -> Result<Arc<Regex>> {
     get_or_compile_regex(pattern).map_err(|e| match e {
@@ -179,6 +181,10 @@ fn compile_regex_for_builtin(span: &Span, pattern: &str) -> Result<Arc<Regex>> {
             anyhow::Error::new(crate::utils::limits::LimitError::RegexSizeLimitExceeded {
                 limit: REGEX_SIZE_LIMIT,
             })
+        }
+        // Rust's parser names the Unicode tables this build leaves out; OPA has them.
+        e if e.to_string().contains("Unicode") => {
+            anyhow::Error::new(builtins::EngineGapError::unicode_regex(pattern))
         }
         _ => anyhow::anyhow!(span.error("invalid regex")),
     })

@@ -229,7 +229,7 @@ pub enum VmError {
     NumericOverflow { operation: &'static str, pc: usize },
 
     #[error("{message} (pc={pc})")]
-    NotUtf8 { message: String, pc: usize },
+    EngineGap { message: String, pc: usize },
 
     #[error("Entry point index {index} out of bounds (max: {max_index}, pc={pc})")]
     InvalidEntryPointIndex {
@@ -353,9 +353,9 @@ impl From<anyhow::Error> for VmError {
                 }
             };
         }
-        if let Some(not_utf8) = err.downcast_ref::<crate::builtins::NotUtf8Error>() {
-            return VmError::NotUtf8 {
-                message: alloc::format!("{not_utf8}"),
+        if let Some(gap) = err.downcast_ref::<crate::builtins::EngineGapError>() {
+            return VmError::EngineGap {
+                message: alloc::format!("{gap}"),
                 pc: 0,
             };
         }

@@ -28,7 +28,7 @@ impl RegoVM {
                 | VmError::RegexSizeLimitExceeded { .. }
                 | VmError::InstructionLimitExceeded { .. }
                 | VmError::NumericOverflow { .. }
-                | VmError::NotUtf8 { .. }
+                | VmError::EngineGap { .. }
                 | VmError::ConflictingOutputs { .. }
         )
     }
