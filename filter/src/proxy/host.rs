@@ -129,8 +129,12 @@ impl Host for Envoy {
     }
 
     fn set_tick_period(&self, period: Duration) {
-        // The SDK panics on any status but Ok, and Envoy answers Ok.
-        let _ = hostcalls::set_tick_period(period);
+        if let Err(code) = hostcalls::set_tick_period(period) {
+            log(
+                LogLevel::Warn,
+                &format!("zerohop: could not set the tick period to {period:?}: {code:?}"),
+            );
+        }
     }
 
     fn now_ns(&self) -> u64 {
