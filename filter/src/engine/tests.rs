@@ -1574,6 +1574,52 @@ fn some_declares_a_fresh_variable_on_every_pass() {
     }
 }
 
+/// In an `every` body, unifying with the quantifier's key or value compares with them (answers
+/// from OPA v1.20.2). Both backends bound a fresh variable of the same name instead, so
+/// `every k in [42] { k = 1 }` held (fail open), and `{"a": z} = x` was refused at compile time.
+#[test]
+fn every_body_unifies_with_the_quantified_variables() {
+    for (rego, input, expected) in [
+        (
+            "r if { every k in input.xs { k = 1 } }",
+            r#"{"xs": [42]}"#,
+            None,
+        ),
+        (
+            "r if { every k in input.xs { k = 1 } }",
+            r#"{"xs": [1, 1]}"#,
+            Some("true"),
+        ),
+        (
+            "r if { every i, x in input.xs { i = 5; x } }",
+            r#"{"xs": [42]}"#,
+            None,
+        ),
+        (
+            "r if { every i, x in input.xs { i = 0; x } }",
+            r#"{"xs": [42]}"#,
+            Some("true"),
+        ),
+        (
+            "r if { every x in input.xs { {\"a\": 2} = x } }",
+            r#"{"xs": [{"a": 1}]}"#,
+            None,
+        ),
+        (
+            "r if { every x in input.xs { {\"a\": z} = x; z == 2 } }",
+            r#"{"xs": [{"a": 2}]}"#,
+            Some("true"),
+        ),
+        (
+            "r if { every x in input.xs { {\"a\": z} = x; z == 2 } }",
+            r#"{"xs": [{"a": 1}]}"#,
+            None,
+        ),
+    ] {
+        assert_decides(rego, input, expected);
+    }
+}
+
 /// A package read as a document leaves an undefined rule out, and keeps the ground prefixes
 /// of its path (answers from OPA v1.20.2). The RVM put the undefined value in the object
 /// (serialized as `"<undefined>"`), so `count(data.other) == 1` and every key test disagreed.

@@ -620,10 +620,23 @@ impl LoopHoister {
             Expr { expr, .. } => {
                 self.analyze_expr(module_idx, expr, context, loops)?;
             }
-            Every { domain, query, .. } => {
+            Every {
+                key,
+                value,
+                domain,
+                query,
+                ..
+            } => {
                 self.analyze_expr(module_idx, domain, context, loops)?;
 
-                let every_context = context.child_with_output_exprs(ContextType::Every, None, None);
+                // The quantifier's key and value are bound on every pass: in the body,
+                // `k = 1` compares with them instead of binding a new `k`.
+                let mut every_context =
+                    context.child_with_output_exprs(ContextType::Every, None, None);
+                if let Some(key) = key {
+                    every_context.bind_variable(key.text());
+                }
+                every_context.bind_variable(value.text());
                 let populated_context =
                     self.populate_query(module_idx, query.as_ref(), &every_context)?;
                 self.lookup.ensure_query_capacity(module_idx, query.qidx);
