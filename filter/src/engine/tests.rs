@@ -1620,6 +1620,41 @@ fn every_body_unifies_with_the_quantified_variables() {
     }
 }
 
+/// An object literal that writes a key again keeps only the last item: OPA's parser replaces
+/// the earlier value, which is never evaluated (answers from OPA v1.20.2). Both backends
+/// evaluated every item, so an undefined or failing earlier value made the object undefined.
+#[test]
+fn an_object_key_written_again_replaces_the_earlier_item() {
+    for (rego, input, expected) in [
+        (
+            r#"r := {"a": input.missing, "a": 2}"#,
+            "{}",
+            Some(r#"{"a": 2}"#),
+        ),
+        (r#"r := {"a": 2, "a": input.missing}"#, "{}", None),
+        (r#"r := {"a": 1 / 0, `a`: 2}"#, "{}", Some(r#"{"a": 2}"#)),
+        (r#"r := {"a": y, "a": 2}"#, "{}", Some(r#"{"a": 2}"#)),
+        (
+            r#"r := {input.k: input.missing, input["k"]: 2}"#,
+            r#"{"k": "x"}"#,
+            Some(r#"{"x": 2}"#),
+        ),
+        (
+            r#"r := {x: input.missing, x: 1} if { x := "q" }"#,
+            "{}",
+            Some(r#"{"q": 1}"#),
+        ),
+        // Keys equal only once evaluated are not written again: both items are evaluated.
+        (
+            r#"r := {input.a: input.missing, input.b: 2}"#,
+            r#"{"a": "k", "b": "k"}"#,
+            None,
+        ),
+    ] {
+        assert_decides(rego, input, expected);
+    }
+}
+
 /// A package read as a document leaves an undefined rule out, and keeps the ground prefixes
 /// of its path (answers from OPA v1.20.2). The RVM put the undefined value in the object
 /// (serialized as `"<undefined>"`), so `count(data.other) == 1` and every key test disagreed.

@@ -317,6 +317,126 @@ impl Drop for Expr {
 }
 
 impl Expr {
+    /// Whether two expressions are the same term as OPA's `ast.Term.Equal` sees them: spans
+    /// ignored, scalars by value (`1` and `1.0`, `"a"` and `` `a` ``), `x.f` and `x["f"]`
+    /// alike. Comprehensions compare by their source text.
+    pub fn same_term(&self, other: &Expr) -> bool {
+        use Expr::*;
+        let same_all = |a: &[Ref<Expr>], b: &[Ref<Expr>]| {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.same_term(y))
+        };
+        match (self, other) {
+            (
+                String { value: a, .. }
+                | RawString { value: a, .. }
+                | Number { value: a, .. }
+                | Bool { value: a, .. }
+                | Null { value: a, .. },
+                String { value: b, .. }
+                | RawString { value: b, .. }
+                | Number { value: b, .. }
+                | Bool { value: b, .. }
+                | Null { value: b, .. },
+            ) => a == b,
+            (Var { value: a, .. }, Var { value: b, .. }) => a == b,
+            (Array { items: a, .. }, Array { items: b, .. })
+            | (Set { items: a, .. }, Set { items: b, .. }) => same_all(a, b),
+            (Object { fields: a, .. }, Object { fields: b, .. }) => {
+                a.len() == b.len()
+                    && a
+                        .iter()
+                        .zip(b)
+                        .all(|((_, ka, va), (_, kb, vb))| ka.same_term(kb) && va.same_term(vb))
+            }
+            (
+                Call {
+                    fcn: fa, params: pa, ..
+                },
+                Call {
+                    fcn: fb, params: pb, ..
+                },
+            ) => fa.same_term(fb) && same_all(pa, pb),
+            (UnaryExpr { expr: a, .. }, UnaryExpr { expr: b, .. }) => a.same_term(b),
+            (RefDot { .. } | RefBrack { .. }, RefDot { .. } | RefBrack { .. }) => {
+                let (Some((ra, ia)), Some((rb, ib))) = (self.ref_step(), other.ref_step()) else {
+                    return false;
+                };
+                ra.same_term(rb)
+                    && match (ia, ib) {
+                        (RefStep::Field(a), RefStep::Field(b)) => a == b,
+                        (RefStep::Field(f), RefStep::Index(e))
+                        | (RefStep::Index(e), RefStep::Field(f)) => matches!(
+                            e.as_ref(),
+                            String { value, .. } | RawString { value, .. } if value == f
+                        ),
+                        (RefStep::Index(a), RefStep::Index(b)) => a.same_term(b),
+                    }
+            }
+            (
+                BinExpr {
+                    op: oa,
+                    lhs: la,
+                    rhs: ra,
+                    ..
+                },
+                BinExpr {
+                    op: ob,
+                    lhs: lb,
+                    rhs: rb,
+                    ..
+                },
+            ) => oa == ob && la.same_term(lb) && ra.same_term(rb),
+            (
+                BoolExpr {
+                    op: oa,
+                    lhs: la,
+                    rhs: ra,
+                    ..
+                },
+                BoolExpr {
+                    op: ob,
+                    lhs: lb,
+                    rhs: rb,
+                    ..
+                },
+            ) => oa == ob && la.same_term(lb) && ra.same_term(rb),
+            (
+                ArithExpr {
+                    op: oa,
+                    lhs: la,
+                    rhs: ra,
+                    ..
+                },
+                ArithExpr {
+                    op: ob,
+                    lhs: lb,
+                    rhs: rb,
+                    ..
+                },
+            ) => oa == ob && la.same_term(lb) && ra.same_term(rb),
+            (ArrayCompr { span: a, .. }, ArrayCompr { span: b, .. })
+            | (SetCompr { span: a, .. }, SetCompr { span: b, .. })
+            | (ObjectCompr { span: a, .. }, ObjectCompr { span: b, .. }) => a.text() == b.text(),
+            _ => false,
+        }
+    }
+
+    /// The operand and the step of a reference expression.
+    fn ref_step(&self) -> Option<(&Ref<Expr>, RefStep<'_>)> {
+        match self {
+            Expr::RefDot { refr, field, .. } => Some((refr, RefStep::Field(&field.1))),
+            Expr::RefBrack { refr, index, .. } => Some((refr, RefStep::Index(index))),
+            _ => None,
+        }
+    }
+}
+
+enum RefStep<'a> {
+    Field(&'a Value),
+    Index(&'a Ref<Expr>),
+}
+
+impl Expr {
     pub const fn span(&self) -> &Span {
         match *self {
             Self::String { ref span, .. }

@@ -876,6 +876,35 @@ impl<'source> Parser<'source> {
         self.expect("}", "while parsing object")?;
         span.end = self.end;
 
+        // As OPA's parser: a key written again replaces the earlier item, whose value is
+        // never evaluated (`{"a": input.missing, "a": 2}` is `{"a": 2}`).
+        // Scalar keys are compared by value through a set, the rest pairwise.
+        let mut later_scalars = BTreeSet::new();
+        let mut later_others: Vec<Ref<Expr>> = vec![];
+        let mut kept = Vec::with_capacity(items.len());
+        for item in items.into_iter().rev() {
+            let key = &item.1;
+            let written_again = match key.as_ref() {
+                Expr::String { value, .. }
+                | Expr::RawString { value, .. }
+                | Expr::Number { value, .. }
+                | Expr::Bool { value, .. }
+                | Expr::Null { value, .. } => !later_scalars.insert(value.clone()),
+                _ => {
+                    let seen = later_others.iter().any(|later| later.same_term(key));
+                    if !seen {
+                        later_others.push(key.clone());
+                    }
+                    seen
+                }
+            };
+            if !written_again {
+                kept.push(item);
+            }
+        }
+        kept.reverse();
+        let items = kept;
+
         Ok(Expr::Object {
             span,
             fields: items,
