@@ -435,11 +435,13 @@ fn semver_reads_versions_as_opa() {
 
 /// Patch 76: `bits.lsh` and `bits.rsh` take an integral float as the shift count (`10.0`), and
 /// `bits.rsh` by more than 32 bits shifts every bit out (0, or -1 for a negative value), as Go's
-/// `big.Int` in OPA. They were undefined.
+/// `big.Int` in OPA. They were undefined. Patch 81: zero shifted left by such a count is 0.
 #[test]
 fn bit_shifts_take_integral_floats_and_any_count() {
     for (expr, want) in [
         ("bits.lsh(42, 10.0)", "43008"),
+        ("bits.lsh(0, 12345678901234567890)", "0"),
+        ("bits.lsh(0.0, 1e+30)", "0"),
         ("bits.rsh(7, 2.0)", "1"),
         ("bits.rsh(7, 1e+20)", "0"),
         ("bits.rsh(-7, 1e+20)", "-1"),
@@ -448,6 +450,7 @@ fn bit_shifts_take_integral_floats_and_any_count() {
         assert_eq!(eval(expr), eval(want), "{expr}");
     }
     assert_eq!(eval("bits.rsh(7, 2.5)"), Value::Undefined);
+    assert_eq!(eval("bits.lsh(0, -1)"), Value::Undefined);
 }
 
 /// Patch 78: a pattern with a Unicode class (`\pL`, `\p{Greek}`), whose tables this build leaves

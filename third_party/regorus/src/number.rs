@@ -1532,9 +1532,16 @@ impl Number {
     pub fn lsh(&self, rhs: &Self) -> Option<Number> {
         proof! { axiom_bigint_obeys_shl_assign_spec(); }
         // An integral float (`10.0`) is a shift count too, as in OPA.
-        let shift = rhs.ensure_integer()?.to_u32()? as usize;
+        let shift = rhs.ensure_integer()?;
         let mut value = self.ensure_integer()?;
-        value <<= shift;
+        match shift.to_u32() {
+            Some(shift) => value <<= shift as usize,
+            // Zero shifted by any count is zero (Go's `big.Int.Lsh` in OPA); another value
+            // shifted beyond 32 bits is more memory than any evaluation may use.
+            None if shift.sign() == num_bigint::Sign::Plus
+                && value.sign() == num_bigint::Sign::NoSign => {}
+            None => return None,
+        }
         Some(Number::from_bigint_owned(value))
     }
 
