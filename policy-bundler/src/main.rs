@@ -95,27 +95,42 @@ enum Command {
         #[arg(long, value_enum, default_value_t = report::Format::Human)]
         format: report::Format,
     },
-    /// Evaluate a decision for an input document, exactly as the filter does.
+    /// Evaluate a decision for an input document, or run an HTTP request through the filter's
+    /// request path (`--request`), exactly as the filter does.
     Eval {
         #[arg(short, long)]
         bundle: PathBuf,
-        /// The OPA-Envoy input document (JSON).
+        /// The OPA-Envoy input document (JSON); prints the decision.
+        #[arg(
+            short,
+            long,
+            required_unless_present = "request",
+            conflicts_with = "request"
+        )]
+        input: Option<PathBuf>,
+        /// An HTTP request (JSON: `path`, and optionally `method`, `authority`, `scheme`,
+        /// `headers`, `body`, `protocol`, `source`, `destination`); prints what the proxy does
+        /// with it: forward (with the headers the decision set) or reply.
         #[arg(short, long)]
-        input: PathBuf,
-        /// The decision path [default: envoy/authz/allow].
+        request: Option<PathBuf>,
+        /// With `--request`: the plugin configuration (JSON) whose settings apply; its bundle
+        /// source is replaced by `--bundle`.
+        #[arg(short, long, requires = "request")]
+        config: Option<PathBuf>,
+        /// The decision path [default: envoy/authz/allow, or the configuration's `path`].
         #[arg(short, long)]
         path: Option<String>,
         /// The plugin configuration's `max_eval_memory_bytes`.
         #[arg(long, default_value_t = defaults::DEFAULT_MEMORY_BYTES,
-              value_parser = clap::value_parser!(u64).range(1..))]
+              value_parser = clap::value_parser!(u64).range(1..), conflicts_with = "request")]
         max_eval_memory_bytes: u64,
         /// The plugin configuration's `max_eval_instructions`.
         #[arg(long, default_value_t = defaults::DEFAULT_INSTRUCTIONS as u64,
-              value_parser = clap::value_parser!(u64).range(1..))]
+              value_parser = clap::value_parser!(u64).range(1..), conflicts_with = "request")]
         max_eval_instructions: u64,
         /// The plugin configuration's `max_eval_time_ms`.
         #[arg(long, default_value_t = defaults::DEFAULT_TIME_MS,
-              value_parser = clap::value_parser!(u32).range(1..))]
+              value_parser = clap::value_parser!(u32).range(1..), conflicts_with = "request")]
         max_eval_time_ms: u32,
     },
 }
@@ -180,18 +195,26 @@ fn main() -> ExitCode {
         Command::Eval {
             bundle,
             input,
+            request,
+            config,
             path,
             max_eval_memory_bytes,
             max_eval_instructions,
             max_eval_time_ms,
-        } => {
-            let budget = Budget {
-                memory_bytes: max_eval_memory_bytes,
-                instructions: usize::try_from(max_eval_instructions).unwrap_or(usize::MAX),
-                time: std::time::Duration::from_millis(u64::from(max_eval_time_ms)),
-            };
-            cmd::eval::run(&bundle, &input, path.as_deref(), budget)
-        }
+        } => match (input, request) {
+            (_, Some(request)) => {
+                cmd::request::run(&bundle, &request, config.as_deref(), path.as_deref())
+            }
+            (Some(input), None) => {
+                let budget = Budget {
+                    memory_bytes: max_eval_memory_bytes,
+                    instructions: usize::try_from(max_eval_instructions).unwrap_or(usize::MAX),
+                    time: std::time::Duration::from_millis(u64::from(max_eval_time_ms)),
+                };
+                cmd::eval::run(&bundle, &input, path.as_deref(), budget)
+            }
+            (None, None) => unreachable!("clap requires --input or --request"),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -181,6 +181,76 @@ fn build_inspect_eval_round_trip() {
     assert_eq!(decision["http_status"], 403);
 }
 
+/// `eval --request` runs an HTTP request through the filter's own request path: what it prints
+/// is what the proxy does with the request, under the plugin configuration given.
+#[test]
+fn eval_of_a_request_answers_as_the_proxy() {
+    let dir = Dir::new("request");
+    let bundle = dir.path("bundle.tar.gz");
+    let out = bundler(&["build", demo_policy().to_str().unwrap(), "-o", &bundle]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let eval = |request: &str, config: Option<&str>| {
+        dir.write("request.json", request);
+        let mut args = vec!["eval", "-b", &bundle, "--request"];
+        let request = dir.path("request.json");
+        args.push(&request);
+        let config_path = dir.path("config.json");
+        if let Some(config) = config {
+            dir.write("config.json", config);
+            args.extend(["--config", &config_path]);
+        }
+        let out = bundler(&args);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+
+    let shop = r#"{"method": "GET", "path": "/products/7",
+        "source": {"address": "10.0.0.7:51000", "principal": "spiffe://cluster.local/ns/shop/sa/web"}}"#;
+    let forwarded = eval(shop, None);
+    assert_eq!(forwarded["action"], "forward", "{forwarded}");
+    let headers = forwarded["request_headers"].as_array().unwrap();
+    assert!(
+        headers.contains(&serde_json::json!([
+            "x-zerohop-identity",
+            "spiffe://cluster.local/ns/shop/sa/web"
+        ])),
+        "{forwarded}"
+    );
+
+    let anonymous = r#"{"method": "DELETE", "path": "/products/7", "headers": {"X-Trace": "1"}}"#;
+    assert_eq!(
+        eval(anonymous, None),
+        serde_json::json!({
+            "action": "reply",
+            "status": 403,
+            "headers": [["x-zerohop-denied-by", "envoy.authz"]],
+            "body": "zerohop: access denied\n",
+        })
+    );
+    // The plugin configuration applies: under dry-run the denied request goes through.
+    assert_eq!(
+        eval(anonymous, Some(r#"{"dry_run": true}"#))["action"],
+        "forward"
+    );
+
+    // A request file with a key the filter would not see is refused, naming the key.
+    dir.write("typo.json", r#"{"path": "/", "header": {}}"#);
+    let out = bundler(&["eval", "-b", &bundle, "--request", &dir.path("typo.json")]);
+    assert_fails(&out, 1, "unknown key `header`");
+    // So is a configuration the filter refuses, with the filter's reason.
+    dir.write("bad.json", r#"{"status_on_error": 99}"#);
+    let out = bundler(&[
+        "eval",
+        "-b",
+        &bundle,
+        "--request",
+        &dir.path("request.json"),
+        "--config",
+        &dir.path("bad.json"),
+    ]);
+    assert_fails(&out, 1, "status_on_error");
+}
+
 #[test]
 fn eval_of_an_undefined_decision_fails() {
     let dir = Dir::new("undefined");
