@@ -7,7 +7,7 @@
 //! `engine::compile_checks` refuses such a bundle, so `check` and `build` report it as errors.
 
 use regorus::unstable::{Parser, Source, Span, WithModifier};
-use zerohop_filter::bundle::Bundle;
+use zerohop_filter::bundle::{Bundle, RegoVersion};
 use zerohop_filter::engine::compile_checks::place;
 use zerohop_filter::engine::walk::{self, Visitor};
 
@@ -31,7 +31,7 @@ pub fn lint(bundle: &Bundle) -> Vec<Finding> {
         let Ok(mut parser) = Parser::new(&source) else {
             continue;
         };
-        if !bundle.manifest.rego_v0() && parser.enable_rego_v1().is_err() {
+        if module.rego_version == RegoVersion::V1 && parser.enable_rego_v1().is_err() {
             continue;
         }
         let Ok(parsed) = parser.parse() else {

@@ -521,3 +521,82 @@ fn jwt_policy_checks_builds_and_evaluates() {
         assert_eq!(decision, serde_json::json!(allowed), "{name}");
     }
 }
+
+/// A Rego v0 policy as most public OPA-Envoy policies are written.
+const V0_POLICY: &str = "package envoy.authz\n\ndefault allow = false\n\nallow {\n\tinput.attributes.request.http.method == \"GET\"\n\tpublic[input.attributes.request.http.path]\n}\n\npublic[\"/public\"]\n\npublic[p] {\n\tp := \"/health\"\n}\n";
+
+fn request(dir: &Dir, name: &str, method: &str, path: &str) -> String {
+    dir.write(
+        name,
+        &format!(r#"{{"attributes": {{"request": {{"http": {{"method": "{method}", "path": "{path}"}}}}}}}}"#),
+    );
+    dir.path(name)
+}
+
+fn decision(out: &Output) -> serde_json::Value {
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn v0_policies_need_v0_compatible_or_a_manifest() {
+    let dir = Dir::new("v0-flag");
+    dir.write("policy/authz.rego", V0_POLICY);
+    // As `opa check` (OPA 1.x) without the flag: a v1 parse error.
+    let out = bundler(&["check", &dir.path("policy")]);
+    assert_fails(&out, 1, "authz.rego:5:");
+    assert_fails(&out, 1, "`if` keyword is required");
+    let out = bundler(&["check", "--v0-compatible", &dir.path("policy")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let bundle = dir.path("bundle.tar.gz");
+    let out = bundler(&["build", &dir.path("policy"), "-o", &bundle]);
+    assert_fails(&out, 1, "`if` keyword is required");
+    let out = bundler(&[
+        "build",
+        "--v0-compatible",
+        &dir.path("policy"),
+        "-o",
+        &bundle,
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // The built bundle says it is v0: it loads without the flag, here and in OPA.
+    let summary = decision(&bundler(&["inspect", &bundle, "--format", "json"]));
+    assert_eq!(summary["rego_version"], 0);
+    // Expected values: OPA 1.20 on the v1 rendering of V0_POLICY (`public contains ...`).
+    let health = request(&dir, "health.json", "GET", "/health");
+    let out = bundler(&["eval", "-b", &bundle, "-i", &health]);
+    assert_eq!(decision(&out), serde_json::json!(true));
+    let admin = request(&dir, "admin.json", "GET", "/admin");
+    let out = bundler(&["eval", "-b", &bundle, "-i", &admin]);
+    assert_eq!(decision(&out), serde_json::json!(false));
+    // `public` is a set, as v0 means it.
+    let out = bundler(&[
+        "eval",
+        "-b",
+        &bundle,
+        "-i",
+        &admin,
+        "-p",
+        "envoy/authz/public",
+    ]);
+    assert_eq!(decision(&out), serde_json::json!(["/health", "/public"]));
+}
+
+#[test]
+fn eval_v0_compatible_reads_a_bundle_without_rego_version_as_v0() {
+    let dir = Dir::new("v0-eval");
+    dir.write("policy/authz.rego", V0_POLICY);
+    // A bundle made by hand, without .manifest: `./authz.rego`.
+    let bundle = dir.path("bundle.tar.gz");
+    let tar = Command::new("tar")
+        .args(["-czf", &bundle, "-C", &dir.path("policy"), "."])
+        .status()
+        .unwrap();
+    assert!(tar.success());
+    let health = request(&dir, "health.json", "GET", "/health");
+    let out = bundler(&["eval", "-b", &bundle, "-i", &health]);
+    assert_fails(&out, 1, "`if` keyword is required");
+    let out = bundler(&["eval", "--v0-compatible", "-b", &bundle, "-i", &health]);
+    assert_eq!(decision(&out), serde_json::json!(true));
+}

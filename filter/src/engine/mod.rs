@@ -17,7 +17,7 @@ use regorus::rvm::vm::{ExecutionMode, ExecutionState, SuspendReason, VmError};
 use regorus::rvm::RegoVM;
 use regorus::{LimitError, Value};
 
-use crate::bundle::{Bundle, ProgramInfo};
+use crate::bundle::{Bundle, ProgramInfo, RegoVersion};
 use crate::decision_path::DecisionPath;
 use crate::shape::{InputReads, InputShape};
 use crate::{COMPILER_REVISION, REGORUS_VERSION};
@@ -622,7 +622,6 @@ pub fn parse(bundle: &Bundle) -> Result<regorus::Engine, LoadError> {
 /// `parse`, with host functions that read the evaluation time from `clock`.
 fn parse_with_clock(bundle: &Bundle, clock: &EvalClock) -> Result<regorus::Engine, LoadError> {
     let mut engine = regorus::Engine::new();
-    engine.set_rego_v0(bundle.manifest.rego_v0());
     // OPA-Envoy does not evaluate with strict builtin errors: a failing builtin is undefined.
     engine.set_strict_builtin_errors(false);
     for (name, arg_count) in host_functions() {
@@ -637,6 +636,8 @@ fn parse_with_clock(bundle: &Bundle, clock: &EvalClock) -> Result<regorus::Engin
             .map_err(|e| LoadError::Data(format!("{e:#}")))?;
     }
     for module in &bundle.modules {
+        // regorus captures the version per module when it parses it.
+        engine.set_rego_v0(module.rego_version == RegoVersion::V0);
         let package = engine
             .add_policy(module.path.clone(), module.source.clone())
             .map_err(|e| {
