@@ -600,3 +600,43 @@ fn eval_v0_compatible_reads_a_bundle_without_rego_version_as_v0() {
     let out = bundler(&["eval", "--v0-compatible", "-b", &bundle, "-i", &health]);
     assert_eq!(decision(&out), serde_json::json!(true));
 }
+
+#[test]
+fn file_rego_versions_mix_v0_and_v1_modules() {
+    let dir = Dir::new("v0-mixed");
+    dir.write(
+        "policy/.manifest",
+        r#"{"rego_version": 1, "file_rego_versions": {"/legacy/*.rego": 0}}"#,
+    );
+    dir.write("policy/legacy/authz.rego", V0_POLICY);
+    dir.write(
+        "policy/gate/gate.rego",
+        "package gate\n\nallow if data.envoy.authz.allow\n",
+    );
+    let out = bundler(&["check", &dir.path("policy")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let bundle = dir.path("bundle.tar.gz");
+    let out = bundler(&[
+        "build",
+        &dir.path("policy"),
+        "-o",
+        &bundle,
+        "-e",
+        "gate/allow",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let summary = decision(&bundler(&["inspect", &bundle, "--format", "json"]));
+    assert_eq!(summary["rego_version"], 1);
+    assert_eq!(
+        summary["file_rego_versions"],
+        serde_json::json!({"legacy/authz.rego": 0})
+    );
+    // Expected: OPA 1.20 on the v1 rendering of V0_POLICY.
+    let health = request(&dir, "health.json", "GET", "/health");
+    let out = bundler(&["eval", "-b", &bundle, "-i", &health, "-p", "gate/allow"]);
+    assert_eq!(decision(&out), serde_json::json!(true));
+    // Without the entry the v0 module is parsed as v1, and refused as OPA refuses it.
+    dir.write("policy/.manifest", r#"{"rego_version": 1}"#);
+    let out = bundler(&["check", &dir.path("policy")]);
+    assert_fails(&out, 1, "legacy/authz.rego:5:");
+}

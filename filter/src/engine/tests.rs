@@ -329,6 +329,59 @@ fn rego_v0_bundles_follow_the_manifest() {
     );
 }
 
+/// A v1 policy that reads a v0 module's partial set: wrong if the v0 module were read as v1
+/// (an object, whose values `in` looks at) or refused.
+fn mixed_versions(manifest: &str) -> Vec<(String, Vec<u8>)> {
+    let legacy = "package legacy\n\npublic[\"/public\"]\n\npublic[p] {\n\tp := \"/health\"\n}\n";
+    let authz = "package envoy.authz\n\ndefault allow := false\n\nallow if input.path in data.legacy.public\n";
+    vec![
+        (".manifest".to_string(), manifest.as_bytes().to_vec()),
+        ("legacy/paths.rego".to_string(), legacy.as_bytes().to_vec()),
+        ("policy/authz.rego".to_string(), authz.as_bytes().to_vec()),
+    ]
+}
+
+#[test]
+fn file_rego_versions_load_v0_modules_next_to_v1_ones() {
+    // Expected: OPA 1.20 on the v1 rendering of legacy/paths.rego (`public contains ...`).
+    let files = mixed_versions(r#"{"file_rego_versions": {"/legacy/*.rego": 0}}"#);
+    let source = Bundle::from_files(files.clone()).unwrap();
+    let built = build(files, None, &[path("envoy/authz/allow")]).unwrap();
+    // The built bundle names its entries `legacy/paths.rego`: the manifest says so exactly.
+    assert_eq!(
+        serde_json::to_value(&built.manifest.file_rego_versions).unwrap(),
+        serde_json::json!({"legacy/paths.rego": 0})
+    );
+    let built = Bundle::from_targz(&built.targz, &Limits::default()).unwrap();
+    for bundle in [source, built] {
+        let mut policy = Policy::load(&bundle, &path("envoy/authz/allow")).unwrap();
+        for (request, expected) in [("/health", true), ("/public", true), ("/admin", false)] {
+            let input = Value::from_json_str(&format!(r#"{{"path":"{request}"}}"#)).unwrap();
+            assert_eq!(
+                policy.evaluate(input),
+                Ok(Value::from(expected)),
+                "{request}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_v0_module_the_manifest_leaves_v1_is_refused() {
+    // OPA matches `legacy/*.rego` against the directory's `/legacy/paths.rego`: no match.
+    let files = mixed_versions(r#"{"file_rego_versions": {"legacy/*.rego": 0}}"#);
+    let err = Policy::load(
+        &Bundle::from_files(files).unwrap(),
+        &path("envoy/authz/allow"),
+    )
+    .err()
+    .unwrap();
+    assert_eq!(
+        err.to_string(),
+        "legacy/paths.rego:5:11: `if` keyword is required before rule body"
+    );
+}
+
 #[test]
 fn functions_the_filter_lacks_are_refused_at_load() {
     let rego = "package p\nimport rego.v1\nallow if {\n\tcerts := crypto.x509.parse_certificates(input.cert)\n\tcerts[0].subject == \"alice\"\n}\n";
