@@ -56,21 +56,6 @@ pub fn lint(bundle: &Bundle) -> Vec<Finding> {
     findings
 }
 
-/// Converts a regorus column (a tab counts four) on `line` of `source` to characters.
-pub fn editor_column(source: &str, line: u32, regorus_column: u32) -> u32 {
-    let Some(text) = source.lines().nth(line.saturating_sub(1) as usize) else {
-        return regorus_column;
-    };
-    let mut width = 1;
-    for (index, c) in text.chars().enumerate() {
-        if width >= regorus_column {
-            return u32::try_from(index + 1).unwrap_or(regorus_column);
-        }
-        width += if c == '\t' { 4 } else { 1 };
-    }
-    regorus_column
-}
-
 fn finding(span: &Span, code: &'static str, message: String) -> Finding {
     let (file, line, column) = place(span);
     Finding {

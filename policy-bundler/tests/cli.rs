@@ -640,3 +640,46 @@ fn file_rego_versions_mix_v0_and_v1_modules() {
     let out = bundler(&["check", &dir.path("policy")]);
     assert_fails(&out, 1, "legacy/authz.rego:5:");
 }
+
+#[test]
+fn v0_modules_using_keywords_they_do_not_import_are_refused() {
+    let dir = Dir::new("v0-keywords");
+    // OPA v0 reads `if` here as a rule name: `allow := true` and a rule `if`. Refused instead.
+    dir.write(
+        "policy/authz.rego",
+        "package envoy.authz\n\nallow := true if {\n\tinput.admin\n}\n",
+    );
+    let out = bundler(&["check", "--v0-compatible", &dir.path("policy")]);
+    assert_first_error_line(
+        &out,
+        &format!(
+            "error: {}:3:15: v0-future-keyword: `if` is a keyword only after `import future.keywords.if` or `import rego.v1` in a Rego v0 module",
+            dir.path("policy/authz.rego")
+        ),
+    );
+    let out = bundler(&[
+        "build",
+        "--v0-compatible",
+        &dir.path("policy"),
+        "-o",
+        &dir.path("b.tar.gz"),
+    ]);
+    assert_fails(&out, 1, "authz.rego:3:15: v0-future-keyword:");
+    dir.write(
+        "policy/authz.rego",
+        "package envoy.authz\n\nallow {\n\tinput.method in [\"GET\"]\n}\n",
+    );
+    let out = bundler(&["check", "--v0-compatible", &dir.path("policy")]);
+    assert_fails(
+        &out,
+        1,
+        "authz.rego:4:15: v0-future-keyword: `in` is a keyword only after",
+    );
+    // With the import, the keyword is the keyword.
+    dir.write(
+        "policy/authz.rego",
+        "package envoy.authz\n\nimport future.keywords.in\n\nallow {\n\tinput.method in [\"GET\"]\n}\n",
+    );
+    let out = bundler(&["check", "--v0-compatible", &dir.path("policy")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}

@@ -444,6 +444,33 @@ fn deprecated_builtins_are_refused_in_v1_modules() {
 }
 
 #[test]
+fn v0_modules_using_keywords_they_do_not_import_are_refused() {
+    for (rego, at) in [
+        (
+            "deny contains msg {\n\tmsg := \"no\"\n}\n",
+            "p.rego:3:6: v0-future-keyword: `contains`",
+        ),
+        (
+            "allow {\n\tevery x in input.xs { x > 0 }\n}\n",
+            "p.rego:4:2: v0-future-keyword: `every`",
+        ),
+    ] {
+        let files = vec![
+            (".manifest".to_string(), br#"{"rego_version": 0}"#.to_vec()),
+            (
+                "p.rego".to_string(),
+                format!("package p\n\n{rego}").into_bytes(),
+            ),
+        ];
+        let err = Policy::load(&Bundle::from_files(files).unwrap(), &path("p/allow"))
+            .err()
+            .unwrap();
+        assert_eq!(err.code(), "v0-future-keyword");
+        assert!(err.to_string().starts_with(at), "{err}");
+    }
+}
+
+#[test]
 fn functions_the_filter_lacks_are_refused_at_load() {
     let rego = "package p\nimport rego.v1\nallow if {\n\tcerts := crypto.x509.parse_certificates(input.cert)\n\tcerts[0].subject == \"alice\"\n}\n";
     let plain = Bundle::from_files(vec![("x509/p.rego".into(), rego.as_bytes().to_vec())]).unwrap();

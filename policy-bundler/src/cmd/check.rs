@@ -46,7 +46,7 @@ pub fn run(
                 let source = bundle.modules.iter().find(|m| m.path == at.file);
                 findings.push(Finding {
                     column: source.map_or(at.column, |m| {
-                        lint::editor_column(&m.source, at.line, at.column)
+                        engine::editor_column(&m.source, at.line, at.column)
                     }),
                     file: at.file,
                     line: at.line,
