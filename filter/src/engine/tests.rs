@@ -397,6 +397,8 @@ result := {
 	"cast_array": cast_array({3, 1, 2}),
 	"cast_set": cast_set([1, 1, 2]),
 	"casts": [cast_string("s"), cast_boolean(false), cast_null(null), cast_object({"a": 1})],
+	# The result as a last argument, as OPA's own tests call them.
+	"output_arg": [x | net.cidr_overlap("192.168.1.0/24", "192.168.1.67", x)],
 	# A builtin error is undefined, as in OPA-Envoy.
 	"errors": [[x | x := any(input.s)], [x | x := cast_string(input.n)], [x | x := cast_array(input.o)]],
 }
@@ -411,7 +413,8 @@ fn deprecated_builtins_run_in_v0_modules() {
     let expected = Value::from_json_str(
         r#"{"all": [true, true, false], "any": [true, false, false], "cast_array": [1, 2, 3],
             "cast_set": [1, 2], "cidr_overlap": true, "re_match": true, "set_diff": [1, 3],
-            "casts": ["s", false, null, {"a": 1}], "errors": [[], [], []]}"#,
+            "casts": ["s", false, null, {"a": 1}], "errors": [[], [], []],
+            "output_arg": [true]}"#,
     )
     .unwrap();
     // Sets print as arrays in JSON: compare the JSON.
