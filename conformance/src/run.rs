@@ -7,7 +7,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use anyhow::{anyhow, Result};
 use regorus::Value;
-use zerohop_filter::bundle::{Bundle, Manifest, Module};
+use zerohop_filter::bundle::{Bundle, Manifest, Module, RegoVersion};
 use zerohop_filter::decision_path::DecisionPath;
 use zerohop_filter::engine::{self, Compiled, EvalError, LoadError, Policy};
 
@@ -108,6 +108,11 @@ fn bundle(case: &Case, rego_v0: bool) -> Bundle {
             .map(|(i, source)| Module {
                 path: format!("case{i}.rego"),
                 source: source.clone(),
+                rego_version: if rego_v0 {
+                    RegoVersion::V0
+                } else {
+                    RegoVersion::V1
+                },
             })
             .collect(),
         data: case.data.clone().unwrap_or_else(Value::new_object),

@@ -82,6 +82,7 @@ codes! {
     BUILTIN_TYPE = "builtin-type": "a builtin or operator given an operand of the wrong type";
     UNDEFINED_FUNCTION = "undefined-function": "a call to a function nobody defines";
     DEPRECATED_BUILTIN = "deprecated-builtin": "a builtin Rego v1 dropped";
+    V0_FUTURE_KEYWORD = "v0-future-keyword": "`if`, `contains`, `in` or `every` in a Rego v0 module that does not import it";
     MULTIPLE_DEFAULTS = "multiple-defaults": "two default rules for one name";
     CONFLICTING_RULES = "conflicting-rules": "rules of one name with different kinds or arities";
     FUNCTION_NOT_CALLED = "function-not-called": "a function referred to without a call";

@@ -2,8 +2,11 @@
 //! thin wrapper over this; tests use it to make bundles the way users will. (`bundle` reads
 //! and verifies bundles; this writes them, with the engine's compiler.)
 
+use crate::bundle::manifest::quote_glob;
 use crate::bundle::manifest::Metadata;
-use crate::bundle::{archive, Bundle, BundleError, Manifest, ProgramInfo, PROGRAM_FILE};
+use crate::bundle::{
+    archive, Bundle, BundleError, Layout, Manifest, ProgramInfo, RegoVersion, PROGRAM_FILE,
+};
 use crate::engine::{self, Compiled, LoadError};
 use crate::{COMPILER_REVISION, REGORUS_VERSION};
 
@@ -29,16 +32,28 @@ pub enum BuildError {
     Serialize(String),
 }
 
-/// Builds a bundle from its source files (path inside the bundle, content). `entrypoints` are
-/// rules such as `envoy/authz/allow`, already validated as decision paths.
+/// Builds a bundle from the files of a directory (path inside the bundle, content), Rego v1
+/// unless its manifest says otherwise. `entrypoints` are rules such as `envoy/authz/allow`,
+/// already validated as decision paths.
 pub fn build(
-    mut files: Vec<(String, Vec<u8>)>,
+    files: Vec<(String, Vec<u8>)>,
     revision: Option<&str>,
     entrypoints: &[crate::decision_path::DecisionPath],
 ) -> Result<Built, BuildError> {
+    build_as(files, revision, entrypoints, RegoVersion::V1)
+}
+
+/// `build`, with `default` the version of files the manifest gives none (`--v0-compatible`).
+pub fn build_as(
+    mut files: Vec<(String, Vec<u8>)>,
+    revision: Option<&str>,
+    entrypoints: &[crate::decision_path::DecisionPath],
+    default: RegoVersion,
+) -> Result<Built, BuildError> {
     files.retain(|(path, _)| path != PROGRAM_FILE);
-    let source = Bundle::from_files(files.clone())?;
+    let source = Bundle::assemble(files.clone(), &Layout::Directory, default)?;
     let mut manifest = source.manifest.clone();
+    record_rego_versions(&mut manifest, &source, default);
     if let Some(revision) = revision {
         manifest.revision = revision.to_string();
     }
@@ -75,4 +90,24 @@ pub fn build(
         manifest,
         not_precompiled,
     })
+}
+
+/// Writes each module's version into `manifest` as `opa build` does, so that the built bundle
+/// loads the same everywhere (its entry names differ from the directory's `/a/b.rego`): the
+/// bundle's version, and an exact entry for each module of the other version.
+fn record_rego_versions(manifest: &mut Manifest, source: &Bundle, default: RegoVersion) {
+    let global = match manifest.rego_version {
+        Some(0) => RegoVersion::V0,
+        Some(_) => RegoVersion::V1,
+        None => default,
+    };
+    if manifest.rego_version.is_some() || global == RegoVersion::V0 {
+        manifest.rego_version = Some(global.number());
+    }
+    manifest.file_rego_versions = source
+        .modules
+        .iter()
+        .filter(|m| m.rego_version != global)
+        .map(|m| (quote_glob(&m.path), m.rego_version.number()))
+        .collect();
 }

@@ -7,7 +7,7 @@
 //! `engine::compile_checks` refuses such a bundle, so `check` and `build` report it as errors.
 
 use regorus::unstable::{Parser, Source, Span, WithModifier};
-use zerohop_filter::bundle::Bundle;
+use zerohop_filter::bundle::{Bundle, RegoVersion};
 use zerohop_filter::engine::compile_checks::place;
 use zerohop_filter::engine::walk::{self, Visitor};
 
@@ -31,7 +31,7 @@ pub fn lint(bundle: &Bundle) -> Vec<Finding> {
         let Ok(mut parser) = Parser::new(&source) else {
             continue;
         };
-        if !bundle.manifest.rego_v0() && parser.enable_rego_v1().is_err() {
+        if module.rego_version == RegoVersion::V1 && parser.enable_rego_v1().is_err() {
             continue;
         }
         let Ok(parsed) = parser.parse() else {
@@ -54,21 +54,6 @@ pub fn lint(bundle: &Bundle) -> Vec<Finding> {
     findings.sort();
     findings.dedup();
     findings
-}
-
-/// Converts a regorus column (a tab counts four) on `line` of `source` to characters.
-pub fn editor_column(source: &str, line: u32, regorus_column: u32) -> u32 {
-    let Some(text) = source.lines().nth(line.saturating_sub(1) as usize) else {
-        return regorus_column;
-    };
-    let mut width = 1;
-    for (index, c) in text.chars().enumerate() {
-        if width >= regorus_column {
-            return u32::try_from(index + 1).unwrap_or(regorus_column);
-        }
-        width += if c == '\t' { 4 } else { 1 };
-    }
-    regorus_column
 }
 
 fn finding(span: &Span, code: &'static str, message: String) -> Finding {

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use zerohop_filter::bundle::RegoVersion;
 use zerohop_filter::defaults;
 use zerohop_filter::engine::budget::{Budget, CountingAllocator};
 
@@ -44,6 +45,9 @@ enum Command {
         /// Treat findings (`with`, Rego that runs interpreted) as errors.
         #[arg(long)]
         strict: bool,
+        /// Parse modules as Rego v0 unless the .manifest gives their version (OPA's flag).
+        #[arg(long)]
+        v0_compatible: bool,
     },
     /// Build an OPA-compatible bundle with the precompiled program.
     Build {
@@ -62,6 +66,9 @@ enum Command {
         /// RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, HS256, HS384, HS512.
         #[arg(long, default_value = "RS256", requires = "signing_key")]
         signing_alg: String,
+        /// Parse modules as Rego v0 unless the .manifest gives their version (OPA's flag).
+        #[arg(long)]
+        v0_compatible: bool,
         /// The key id written to the signature (JWT `kid` and `keyid` claim).
         #[arg(long, default_value = "default")]
         verification_key_id: String,
@@ -120,6 +127,10 @@ enum Command {
         /// The decision path [default: envoy/authz/allow, or the configuration's `path`].
         #[arg(short, long)]
         path: Option<String>,
+        /// Parse modules as Rego v0 unless the .manifest gives their version (OPA's flag). With
+        /// `--request`, the filter reads the bundle: build it with this flag instead.
+        #[arg(long, conflicts_with = "request")]
+        v0_compatible: bool,
         /// The plugin configuration's `max_eval_memory_bytes`.
         #[arg(long, default_value_t = defaults::DEFAULT_MEMORY_BYTES,
               value_parser = clap::value_parser!(u64).range(1..), conflicts_with = "request")]
@@ -135,6 +146,16 @@ enum Command {
     },
 }
 
+/// The version of modules the manifest gives none: OPA 1.x's v1, or v0 with
+/// `--v0-compatible`.
+fn default_version(v0_compatible: bool) -> RegoVersion {
+    if v0_compatible {
+        RegoVersion::V0
+    } else {
+        RegoVersion::V1
+    }
+}
+
 /// A failure of the artifact under test (exit 1), as opposed to any other error (exit 2).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -147,7 +168,8 @@ fn main() -> ExitCode {
             dir,
             entrypoints,
             strict,
-        } => cmd::check::run(&dir, &entrypoints, strict),
+            v0_compatible,
+        } => cmd::check::run(&dir, &entrypoints, strict, default_version(v0_compatible)),
         Command::Build {
             dir,
             output,
@@ -155,6 +177,7 @@ fn main() -> ExitCode {
             revision,
             signing_key,
             signing_alg,
+            v0_compatible,
             verification_key_id,
             scope,
         } => {
@@ -170,6 +193,7 @@ fn main() -> ExitCode {
                 &entrypoints,
                 revision.as_deref(),
                 signing.as_ref(),
+                default_version(v0_compatible),
             )
         }
         Command::Verify {
@@ -198,6 +222,7 @@ fn main() -> ExitCode {
             request,
             config,
             path,
+            v0_compatible,
             max_eval_memory_bytes,
             max_eval_instructions,
             max_eval_time_ms,
@@ -211,7 +236,13 @@ fn main() -> ExitCode {
                     instructions: usize::try_from(max_eval_instructions).unwrap_or(usize::MAX),
                     time: std::time::Duration::from_millis(u64::from(max_eval_time_ms)),
                 };
-                cmd::eval::run(&bundle, &input, path.as_deref(), budget)
+                cmd::eval::run(
+                    &bundle,
+                    &input,
+                    path.as_deref(),
+                    budget,
+                    default_version(v0_compatible),
+                )
             }
             (None, None) => unreachable!("clap requires --input or --request"),
         },

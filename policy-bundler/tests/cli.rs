@@ -591,3 +591,165 @@ fn jwt_policy_checks_builds_and_evaluates() {
         assert_eq!(decision, serde_json::json!(allowed), "{name}");
     }
 }
+
+/// A Rego v0 policy as most public OPA-Envoy policies are written.
+const V0_POLICY: &str = "package envoy.authz\n\ndefault allow = false\n\nallow {\n\tinput.attributes.request.http.method == \"GET\"\n\tpublic[input.attributes.request.http.path]\n}\n\npublic[\"/public\"]\n\npublic[p] {\n\tp := \"/health\"\n}\n";
+
+fn request(dir: &Dir, name: &str, method: &str, path: &str) -> String {
+    dir.write(
+        name,
+        &format!(r#"{{"attributes": {{"request": {{"http": {{"method": "{method}", "path": "{path}"}}}}}}}}"#),
+    );
+    dir.path(name)
+}
+
+fn decision(out: &Output) -> serde_json::Value {
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn v0_policies_need_v0_compatible_or_a_manifest() {
+    let dir = Dir::new("v0-flag");
+    dir.write("policy/authz.rego", V0_POLICY);
+    // As `opa check` (OPA 1.x) without the flag: a v1 parse error.
+    let out = bundler(&["check", &dir.path("policy")]);
+    assert_fails(&out, 1, "authz.rego:5:");
+    assert_fails(&out, 1, "`if` keyword is required");
+    let out = bundler(&["check", "--v0-compatible", &dir.path("policy")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let bundle = dir.path("bundle.tar.gz");
+    let out = bundler(&["build", &dir.path("policy"), "-o", &bundle]);
+    assert_fails(&out, 1, "`if` keyword is required");
+    let out = bundler(&[
+        "build",
+        "--v0-compatible",
+        &dir.path("policy"),
+        "-o",
+        &bundle,
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // The built bundle says it is v0: it loads without the flag, here and in OPA.
+    let summary = decision(&bundler(&["inspect", &bundle, "--format", "json"]));
+    assert_eq!(summary["rego_version"], 0);
+    // Expected values: OPA 1.20 on the v1 rendering of V0_POLICY (`public contains ...`).
+    let health = request(&dir, "health.json", "GET", "/health");
+    let out = bundler(&["eval", "-b", &bundle, "-i", &health]);
+    assert_eq!(decision(&out), serde_json::json!(true));
+    let admin = request(&dir, "admin.json", "GET", "/admin");
+    let out = bundler(&["eval", "-b", &bundle, "-i", &admin]);
+    assert_eq!(decision(&out), serde_json::json!(false));
+    // `public` is a set, as v0 means it.
+    let out = bundler(&[
+        "eval",
+        "-b",
+        &bundle,
+        "-i",
+        &admin,
+        "-p",
+        "envoy/authz/public",
+    ]);
+    assert_eq!(decision(&out), serde_json::json!(["/health", "/public"]));
+}
+
+#[test]
+fn eval_v0_compatible_reads_a_bundle_without_rego_version_as_v0() {
+    let dir = Dir::new("v0-eval");
+    dir.write("policy/authz.rego", V0_POLICY);
+    // A bundle made by hand, without .manifest: `./authz.rego`.
+    let bundle = dir.path("bundle.tar.gz");
+    let tar = Command::new("tar")
+        .args(["-czf", &bundle, "-C", &dir.path("policy"), "."])
+        .status()
+        .unwrap();
+    assert!(tar.success());
+    let health = request(&dir, "health.json", "GET", "/health");
+    let out = bundler(&["eval", "-b", &bundle, "-i", &health]);
+    assert_fails(&out, 1, "`if` keyword is required");
+    let out = bundler(&["eval", "--v0-compatible", "-b", &bundle, "-i", &health]);
+    assert_eq!(decision(&out), serde_json::json!(true));
+}
+
+#[test]
+fn file_rego_versions_mix_v0_and_v1_modules() {
+    let dir = Dir::new("v0-mixed");
+    dir.write(
+        "policy/.manifest",
+        r#"{"rego_version": 1, "file_rego_versions": {"/legacy/*.rego": 0}}"#,
+    );
+    dir.write("policy/legacy/authz.rego", V0_POLICY);
+    dir.write(
+        "policy/gate/gate.rego",
+        "package gate\n\nallow if data.envoy.authz.allow\n",
+    );
+    let out = bundler(&["check", &dir.path("policy")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let bundle = dir.path("bundle.tar.gz");
+    let out = bundler(&[
+        "build",
+        &dir.path("policy"),
+        "-o",
+        &bundle,
+        "-e",
+        "gate/allow",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let summary = decision(&bundler(&["inspect", &bundle, "--format", "json"]));
+    assert_eq!(summary["rego_version"], 1);
+    assert_eq!(
+        summary["file_rego_versions"],
+        serde_json::json!({"legacy/authz.rego": 0})
+    );
+    // Expected: OPA 1.20 on the v1 rendering of V0_POLICY.
+    let health = request(&dir, "health.json", "GET", "/health");
+    let out = bundler(&["eval", "-b", &bundle, "-i", &health, "-p", "gate/allow"]);
+    assert_eq!(decision(&out), serde_json::json!(true));
+    // Without the entry the v0 module is parsed as v1, and refused as OPA refuses it.
+    dir.write("policy/.manifest", r#"{"rego_version": 1}"#);
+    let out = bundler(&["check", &dir.path("policy")]);
+    assert_fails(&out, 1, "legacy/authz.rego:5:");
+}
+
+#[test]
+fn v0_modules_using_keywords_they_do_not_import_are_refused() {
+    let dir = Dir::new("v0-keywords");
+    // OPA v0 reads `if` here as a rule name: `allow := true` and a rule `if`. Refused instead.
+    dir.write(
+        "policy/authz.rego",
+        "package envoy.authz\n\nallow := true if {\n\tinput.admin\n}\n",
+    );
+    let out = bundler(&["check", "--v0-compatible", &dir.path("policy")]);
+    assert_first_error_line(
+        &out,
+        &format!(
+            "error: {}:3:15: v0-future-keyword: `if` is a keyword only after `import future.keywords.if` or `import rego.v1` in a Rego v0 module",
+            dir.path("policy/authz.rego")
+        ),
+    );
+    let out = bundler(&[
+        "build",
+        "--v0-compatible",
+        &dir.path("policy"),
+        "-o",
+        &dir.path("b.tar.gz"),
+    ]);
+    assert_fails(&out, 1, "authz.rego:3:15: v0-future-keyword:");
+    dir.write(
+        "policy/authz.rego",
+        "package envoy.authz\n\nallow {\n\tinput.method in [\"GET\"]\n}\n",
+    );
+    let out = bundler(&["check", "--v0-compatible", &dir.path("policy")]);
+    assert_fails(
+        &out,
+        1,
+        "authz.rego:4:15: v0-future-keyword: `in` is a keyword only after",
+    );
+    // With the import, the keyword is the keyword.
+    dir.write(
+        "policy/authz.rego",
+        "package envoy.authz\n\nimport future.keywords.in\n\nallow {\n\tinput.method in [\"GET\"]\n}\n",
+    );
+    let out = bundler(&["check", "--v0-compatible", &dir.path("policy")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}

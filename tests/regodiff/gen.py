@@ -722,52 +722,91 @@ def render_body_inline(body, wrap):
     return "; ".join(render_lit(x, wrap) for x in body[1:]) or "true"
 
 
-def render_body(body, wrap):
+def render_body(body, wrap, v0=False):
+    """A rule body: ` if { ... }`, or ` { ... }` in Rego v0."""
     if len(body) == 1:
         return ""
     inner = "\n".join("  " + render_lit(x, wrap) for x in body[1:])
-    return f" if {{\n{inner}\n}}"
+    return f"{'' if v0 else ' if'} {{\n{inner}\n}}"
 
 
-def render_else(chain, wrap):
+def true_body(v0):
+    return f"{'' if v0 else ' if'} {{\n  true\n}}"
+
+
+def render_else(chain, wrap, v0=False):
     out = ""
     for i, br in enumerate(chain[1:], start=2):
-        body = render_body(br[2], wrap)
+        body = render_body(br[2], wrap, v0)
         if not body and i < len(chain):
-            body = " if {\n  true\n}"  # only the last branch may go without a body
+            body = true_body(v0)  # only the last branch may go without a body
         out += f" else := {render_term(br[1], wrap)}{body}"
     return out
 
 
-def render_rule(rule, wrap=None):
+def render_rule(rule, wrap=None, v0=False):
     rt = lambda x: render_term(x, wrap)  # noqa: E731
     k = rule[0]
     if k == "default":
         return f"default {rule[1]} := {rt(rule[2])}"
     if k == "complete":
         value = "" if rule[2] is None else f" := {rt(rule[2])}"
-        body = render_body(rule[3], wrap)
+        body = render_body(rule[3], wrap, v0)
         if len(rule[4]) > 1 and not body:
-            body = " if {\n  true\n}"  # `else` needs a body before it
+            body = true_body(v0)  # `else` needs a body before it
         if rule[2] is None and not body:
             body = " := true"
-        return f"{rule[1]}{value}{body}{render_else(rule[4], wrap)}"
+        return f"{rule[1]}{value}{body}{render_else(rule[4], wrap, v0)}"
     if k == "pset":
+        if v0:  # `p[x] { ... }` is a partial set in Rego v0 (an object in v1)
+            return f"{rule[1]}[{rt(rule[2])}]{render_body(rule[3], wrap, v0)}"
         return f"{rule[1]} contains {rt(rule[2])}{render_body(rule[3], wrap)}"
     if k == "pobj":
         keys = "".join(f"[{rt(x)}]" for x in rule[2])
-        return f"{rule[1]}{keys} := {rt(rule[3])}{render_body(rule[4], wrap)}"
+        return f"{rule[1]}{keys} := {rt(rule[3])}{render_body(rule[4], wrap, v0)}"
     if k == "func":
         params = ", ".join(rt(p) for p in rule[2])
-        body = render_body(rule[4], wrap)
+        body = render_body(rule[4], wrap, v0)
         if len(rule[5]) > 1 and not body:
-            body = " if {\n  true\n}"
-        return f"{rule[1]}({params}) := {rt(rule[3])}{body}{render_else(rule[5], wrap)}"
+            body = true_body(v0)
+        return f"{rule[1]}({params}) := {rt(rule[3])}{body}{render_else(rule[5], wrap, v0)}"
     raise ValueError(f"not a rule: {rule!r}")
 
 
 def render(prog, wrap=None):
     return "package t\n\n" + "\n\n".join(render_rule(x, wrap) for x in prog[1:]) + "\n"
+
+
+# The keywords a v0 rendering imports, only where it uses them, as v0 policies do.
+V0_IMPORTS = {"in": "import future.keywords.in", "every": "import future.keywords.every"}
+
+
+def render_v0(prog):
+    """The same program in Rego v0: bodies without `if`, partial sets as `p[x] { ... }`, and
+    `import future.keywords.in` / `.every` where `in` / `every` are used."""
+    rules = "\n\n".join(render_rule(x, v0=True) for x in prog[1:])
+    used = set()
+    uses_keywords(prog, used)
+    imports = "".join(V0_IMPORTS[k] + "\n" for k in sorted(used))
+    return f"package t\n\n{imports}\n{rules}\n" if imports else f"package t\n\n{rules}\n"
+
+
+def uses_keywords(node, out):
+    """Which of `in`, `every` the rendering of a node uses."""
+    if isinstance(node, list) and node:
+        if node[0] in ("in", "somein"):
+            out.add("in")
+        elif node[0] == "every":
+            out.update(("in", "every"))
+        for x in node:
+            uses_keywords(x, out)
+    return out
+
+
+def is_v0(seed):
+    """Whether the zerohop side evaluates a seed's program in its Rego v0 rendering: a quarter
+    of the seeds, the same ones every run."""
+    return random.Random(f"v0-{seed}").random() < 0.25
 
 
 def generate(seed):

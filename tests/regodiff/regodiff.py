@@ -54,13 +54,22 @@ def program_for(seed):
         if status == oracle.REFUSED:
             refused.append((gen.render(prog["ast"]), results, prog["rules"][0]))
             continue
+        # OPA's engine here parses Rego v1 only: it answers for the v1 rendering, and zerohop
+        # gets the same program rendered as v0 for a share of the seeds.
+        prog["v0"] = gen.is_v0(seed)
         return seed, prog, results, refused
     return seed, None, None, refused
 
 
+def source(prog):
+    """The text zerohop evaluates: the v0 rendering for v0 programs."""
+    return gen.render_v0(prog["ast"]) if prog.get("v0") else gen.render(prog["ast"])
+
+
 def job(seed, prog, modes):
-    return {"id": seed, "modules": {"t.rego": gen.render(prog["ast"])}, "data": prog["data"],
-            "rules": prog["rules"], "inputs": prog["inputs"], "modes": modes}
+    return {"id": seed, "modules": {"t.rego": source(prog)}, "data": prog["data"],
+            "rules": prog["rules"], "inputs": prog["inputs"], "modes": modes,
+            "rego_version": 0 if prog.get("v0") else 1}
 
 
 class Runner:
@@ -207,7 +216,8 @@ def shrink_value(v):
 
 def minimize(prog, mode, rule, index, cls, runner, budget=800):
     """Delta debugging over the AST, the input and the data, keeping (mode, class)."""
-    prog = {"ast": prog["ast"], "rules": [rule], "inputs": [prog["inputs"][index]], "data": prog["data"]}
+    prog = {"ast": prog["ast"], "rules": [rule], "inputs": [prog["inputs"][index]], "data": prog["data"],
+            "v0": prog.get("v0", False)}
     orc = oracle.Oracle()
     checks = 0
 
@@ -267,7 +277,7 @@ def minimize(prog, mode, rule, index, cls, runner, budget=800):
 def repro(prog, mode, cls, opa, zh):
     return {"class": cls, "mode": mode, "rule": prog["rules"][0],
             "rego": gen.render(prog["ast"]), "input": prog["inputs"][0], "data": prog["data"],
-            "opa": opa, "zerohop": zh}
+            "opa": opa, "zerohop": zh, **({"rego_v0": source(prog)} if prog.get("v0") else {})}
 
 
 # --- policy-bundler check over programs OPA refuses --------------------------------------
@@ -353,10 +363,13 @@ def main():
     counts = defaultdict(Counter)  # mode -> class -> count
     mismatches = []  # (seed, prog, mode, rule, index, class, opa, zh)
     total = 0
+    v0_counts = Counter()  # the v0 programs' outcomes, all modes
     for seed, prog, results in programs:
         for mode, rule, i, cls, o, z in outcomes(results, zh[seed], prog["rules"], len(prog["inputs"]), MODES):
             total += 1
             counts[mode][cls or "agree"] += 1
+            if prog.get("v0"):
+                v0_counts[cls or "agree"] += 1
             if cls not in (None, "refused", "oracle-unknown"):
                 mismatches.append((seed, prog, mode, rule, i, cls, o, z))
 
@@ -368,11 +381,14 @@ def main():
     for mode in MODES:
         line = ", ".join(f"{c} {n}" for c, n in sorted(counts[mode].items()))
         print(f"  {mode}: {line}")
+    v0_programs = sum(1 for _, prog, _ in programs if prog.get("v0"))
+    print(f"  rego v0 ({v0_programs} programs): " + ", ".join(f"{c} {n}" for c, n in sorted(v0_counts.items())))
     unknown = sum(counts[m]["oracle-unknown"] for m in MODES)
     print(f"  oracle-unknown: {unknown / max(total, 1):.2%} of outcomes")
 
     report = {"n": args.n, "seed": args.seed, "programs": len(programs), "opa_refused_drafts": len(opa_refused),
-              "seconds": round(elapsed, 1), "counts": {m: dict(counts[m]) for m in MODES}, "examples": []}
+              "seconds": round(elapsed, 1), "counts": {m: dict(counts[m]) for m in MODES},
+              "v0": {"programs": v0_programs, "counts": dict(v0_counts)}, "examples": []}
 
     # Minimized examples, a few per (class, mode).
     if args.minimize:

@@ -1,7 +1,7 @@
 //! The zerohop side of the Rego differential tester (`tests/regodiff`): reads one job per
 //! line on stdin, `{"id", "modules": {path: source}, "data", "rules": ["r", ...], "inputs":
-//! [...], "modes": [...]}`, loads each rule of package `t` the way the filter does in each mode
-//! and writes one line per job: `{"id", "results": {mode: {rule: outcome}}}` where an outcome
+//! [...], "modes": [...], "rego_version": 0 or 1 (default 1)}`, loads each rule of package
+//! `t` the way the filter does in each mode and writes one line per job: `{"id", "results": {mode: {rule: outcome}}}` where an outcome
 //! is `{"refused": {"code", "message"}}` or `{"outputs": [...]}`, one per input, each
 //! `{"value": v}`, `{"undefined": true}` or `{"error": message}`. Values keep what JSON loses:
 //! sets are `{"__set__": [...]}`, objects with a non-string key `{"__obj__": [[k, v], ...]}`,
@@ -30,6 +30,13 @@ struct Job {
     rules: Vec<String>,
     inputs: Vec<serde_json::Value>,
     modes: Vec<String>,
+    /// The modules' Rego version, written to the bundle's `.manifest` (1 when absent).
+    #[serde(default = "rego_v1")]
+    rego_version: u8,
+}
+
+fn rego_v1() -> u8 {
+    1
 }
 
 fn main() -> Result<()> {
@@ -79,7 +86,12 @@ fn files(job: &Job) -> Vec<(String, Vec<u8>)> {
             )
         })
         .collect();
-    files.push((".manifest".into(), br#"{"rego_version": 1}"#.to_vec()));
+    files.push((
+        ".manifest".into(),
+        json!({"rego_version": job.rego_version})
+            .to_string()
+            .into_bytes(),
+    ));
     if let Some(data) = &job.data {
         files.push(("data.json".into(), data.to_string().into_bytes()));
     }

@@ -2,7 +2,7 @@
 //! bundle, a cap on uncompressed bytes and on the number of files, and a gzip stream that must
 //! end where it says (a truncated download is an error, not a smaller bundle).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 
 use flate2::read::GzDecoder;
@@ -29,9 +29,16 @@ impl Default for Limits {
 
 /// Returns every regular file as (path inside the bundle, content), in archive order.
 pub fn read_targz(bytes: &[u8], limits: &Limits) -> Result<Vec<(String, Vec<u8>)>, BundleError> {
+    Ok(read_targz_named(bytes, limits)?.0)
+}
+
+/// `read_targz`, and each entry's name as written in the archive (what OPA's loader calls it)
+/// by path inside the bundle.
+pub fn read_targz_named(bytes: &[u8], limits: &Limits) -> Result<Named, BundleError> {
     let tar_bytes = gunzip(bytes, limits)?;
     let mut archive = tar::Archive::new(tar_bytes.as_slice());
     let mut files = Vec::new();
+    let mut names = BTreeMap::new();
     let mut seen = BTreeSet::new();
     let not_tar = |e: std::io::Error| BundleError::NotTar(e.to_string());
     for entry in archive.entries().map_err(not_tar)? {
@@ -56,10 +63,14 @@ pub fn read_targz(bytes: &[u8], limits: &Limits) -> Result<Vec<(String, Vec<u8>)
         }
         let mut content = Vec::new();
         entry.read_to_end(&mut content).map_err(not_tar)?;
+        names.insert(path.clone(), raw_path);
         files.push((path, content));
     }
-    Ok(files)
+    Ok((files, names))
 }
+
+/// Files (path inside the bundle, content) and their names as written in the archive.
+pub type Named = (Vec<(String, Vec<u8>)>, BTreeMap<String, String>);
 
 /// Decompresses the whole stream first, so a truncated or corrupted download (checked by the
 /// gzip trailer) is told apart from a broken archive inside a good stream.

@@ -10,10 +10,12 @@ pub mod signature;
 pub mod source;
 pub mod token;
 
+use std::collections::BTreeMap;
+
 use regorus::Value;
 
 pub use archive::{Limits, MAX_FILES};
-pub use manifest::{Manifest, ProgramInfo};
+pub use manifest::{Manifest, ProgramInfo, RegoVersion};
 
 /// Where `policy-bundler build` puts the precompiled program inside the bundle.
 pub const PROGRAM_FILE: &str = ".zerohop/program.rvm";
@@ -24,6 +26,29 @@ pub struct Module {
     /// Path inside the bundle, e.g. `envoy/authz.rego`.
     pub path: String,
     pub source: String,
+    /// The version it is parsed as (`Manifest::rego_version_for`).
+    pub rego_version: RegoVersion,
+}
+
+/// Where a bundle's files come from, which decides the names OPA's loader gives them: the
+/// names `file_rego_versions` globs are matched against.
+#[derive(Debug, Clone, Default)]
+pub enum Layout {
+    /// A directory (`opa build -b DIR`): `/a/b.rego`.
+    #[default]
+    Directory,
+    /// A `.tar.gz`: each entry's name as written (`/a/b.rego`, `a/b.rego`, `./a/b.rego`), by
+    /// path inside the bundle.
+    Archive(BTreeMap<String, String>),
+}
+
+impl Layout {
+    fn opa_name(&self, path: &str) -> String {
+        match self {
+            Layout::Directory => format!("/{path}"),
+            Layout::Archive(names) => names.get(path).cloned().unwrap_or_else(|| path.to_string()),
+        }
+    }
 }
 
 /// A bundle read and checked: everything evaluation needs.
@@ -83,13 +108,35 @@ impl BundleError {
 }
 
 impl Bundle {
-    /// Reads a bundle `.tar.gz`.
+    /// Reads a bundle `.tar.gz`, its Rego v1 unless the manifest says otherwise.
     pub fn from_targz(bytes: &[u8], limits: &Limits) -> Result<Self, BundleError> {
-        Self::from_files(archive::read_targz(bytes, limits)?)
+        Self::from_targz_as(bytes, limits, RegoVersion::V1)
     }
 
-    /// Assembles a bundle from its files (path inside the bundle, content).
+    /// Reads a bundle `.tar.gz`; `default` is the version of files the manifest gives none
+    /// (OPA's `--v0-compatible`).
+    pub fn from_targz_as(
+        bytes: &[u8],
+        limits: &Limits,
+        default: RegoVersion,
+    ) -> Result<Self, BundleError> {
+        let (files, names) = archive::read_targz_named(bytes, limits)?;
+        Self::assemble(files, &Layout::Archive(names), default)
+    }
+
+    /// Assembles a bundle from the files of a directory (path inside the bundle, content),
+    /// its Rego v1 unless the manifest says otherwise.
     pub fn from_files(files: Vec<(String, Vec<u8>)>) -> Result<Self, BundleError> {
+        Self::assemble(files, &Layout::Directory, RegoVersion::V1)
+    }
+
+    /// Assembles a bundle from its files; each module's Rego version is the manifest's for its
+    /// name in `layout`, else `default`.
+    pub fn assemble(
+        files: Vec<(String, Vec<u8>)>,
+        layout: &Layout,
+        default: RegoVersion,
+    ) -> Result<Self, BundleError> {
         let mut manifest = Manifest::default();
         let mut modules = Vec::new();
         let mut data_files = Vec::new();
@@ -104,11 +151,20 @@ impl Bundle {
             } else if name.ends_with(".rego") {
                 let source = String::from_utf8(bytes)
                     .map_err(|_| BundleError::NotUtf8 { path: path.clone() })?;
-                modules.push(Module { path, source });
+                modules.push(Module {
+                    path,
+                    source,
+                    rego_version: default,
+                });
             } else if matches!(name, "data.json" | "data.yaml" | "data.yml") {
                 data_files.push((path, bytes));
             }
             // OPA ignores every other file; so do we.
+        }
+        // The manifest may come after the modules in an archive.
+        for module in &mut modules {
+            module.rego_version =
+                manifest.rego_version_for(&layout.opa_name(&module.path), default)?;
         }
         let mut data = Value::new_object();
         for (path, bytes) in data_files {

@@ -157,3 +157,120 @@ fn bad_manifest_and_data_are_named() {
     assert_eq!(err.code(), "bad-data");
     assert!(err.to_string().contains("x/data.json"), "{err}");
 }
+
+/// A `.tar.gz` whose entries are named exactly as given (`/a.rego`, `./a.rego`), as OPA and
+/// `tar` write them.
+fn targz_named(list: &[(&str, &str)]) -> Vec<u8> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut builder = tar::Builder::new(gz);
+    for (name, content) in list {
+        let mut header = tar::Header::new_old();
+        header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        header.set_size(content.len() as u64);
+        header.set_mode(0o644);
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_cksum();
+        builder.append(&header, content.as_bytes()).unwrap();
+    }
+    builder.into_inner().unwrap().finish().unwrap()
+}
+
+fn versions(bundle: &Bundle) -> Vec<(&str, u8)> {
+    bundle
+        .modules
+        .iter()
+        .map(|m| (m.path.as_str(), m.rego_version.number()))
+        .collect()
+}
+
+const V1: &str = "package a\nx := 1\n";
+
+#[test]
+fn file_rego_versions_match_the_names_opa_reads() {
+    let manifest = r#"{"file_rego_versions": {"/legacy/*.rego": 0}}"#;
+    // OPA writes `/legacy/a.rego`: the glob matches, `*` across `/` too.
+    let opa = targz_named(&[
+        ("/.manifest", manifest),
+        ("/legacy/a.rego", V1),
+        ("/legacy/deep/b.rego", V1),
+        ("/main.rego", V1),
+    ]);
+    let bundle = Bundle::from_targz(&opa, &Limits::default()).unwrap();
+    assert_eq!(
+        versions(&bundle),
+        [
+            ("legacy/a.rego", 0),
+            ("legacy/deep/b.rego", 0),
+            ("main.rego", 1)
+        ]
+    );
+    // `tar -C dir .` writes `./legacy/a.rego`: OPA matches that name, which the glob does not.
+    let dotted = targz_named(&[("./.manifest", manifest), ("./legacy/a.rego", V1)]);
+    let bundle = Bundle::from_targz(&dotted, &Limits::default()).unwrap();
+    assert_eq!(versions(&bundle), [("legacy/a.rego", 1)]);
+    // A directory: `/legacy/a.rego`, whatever the archive would say.
+    let bundle =
+        Bundle::from_files(files(&[(".manifest", manifest), ("legacy/a.rego", V1)])).unwrap();
+    assert_eq!(versions(&bundle), [("legacy/a.rego", 0)]);
+}
+
+#[test]
+fn a_file_takes_its_glob_else_the_bundle_else_the_default_version() {
+    let manifest = r#"{"rego_version": 0, "file_rego_versions": {"new/*": 1, "x\\*.rego": 1}}"#;
+    let list = [
+        (".manifest", manifest),
+        ("new/a.rego", V1),
+        ("old/b.rego", V1),
+        ("x*.rego", V1),
+        ("xy.rego", V1),
+    ];
+    let bundle = read(&list).unwrap();
+    assert_eq!(
+        versions(&bundle),
+        [
+            ("new/a.rego", 1),
+            ("old/b.rego", 0),
+            ("x*.rego", 1),
+            ("xy.rego", 0)
+        ]
+    );
+    let bare = write_targz(&files(&[("a.rego", V1)])).unwrap();
+    for default in [RegoVersion::V0, RegoVersion::V1] {
+        let bundle = Bundle::from_targz_as(&bare, &Limits::default(), default).unwrap();
+        assert_eq!(bundle.modules[0].rego_version, default);
+    }
+    // The manifest's version wins over `--v0-compatible`, as in OPA.
+    let v1 = write_targz(&files(&[
+        (".manifest", r#"{"rego_version": 1}"#),
+        ("a.rego", V1),
+    ]))
+    .unwrap();
+    let bundle = Bundle::from_targz_as(&v1, &Limits::default(), RegoVersion::V0).unwrap();
+    assert_eq!(bundle.modules[0].rego_version, RegoVersion::V1);
+}
+
+#[test]
+fn file_rego_versions_that_opa_would_read_ambiguously_are_refused() {
+    for (manifest, needle) in [
+        (
+            r#"{"file_rego_versions": {"a*": 0, "*.rego": 1}}"#,
+            "both match a.rego",
+        ),
+        (
+            r#"{"file_rego_versions": {"*.rego": 2}}"#,
+            "2 is not 0 or 1",
+        ),
+        (
+            r#"{"file_rego_versions": {"[^a].rego": 0}}"#,
+            "`[^` is ambiguous",
+        ),
+        (
+            r#"{"file_rego_versions": {"{a.rego": 0}}"#,
+            "glob \"{a.rego\"",
+        ),
+    ] {
+        let err = read(&[(".manifest", manifest), ("a.rego", V1)]).unwrap_err();
+        assert_eq!(err.code(), "bad-manifest", "{err}");
+        assert!(err.to_string().contains(needle), "{err}");
+    }
+}

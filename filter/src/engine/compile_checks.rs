@@ -21,8 +21,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use regorus::unstable::{
-    ArithOp, AssignOp, BinOp, Expr, Literal, LiteralStmt, Module, Query, Ref, Rule, RuleAssign,
-    RuleBody, RuleHead, Span, BUILTINS,
+    lookup, ArithOp, AssignOp, BinOp, Expr, Literal, LiteralStmt, Module, Query, Ref, Rule,
+    RuleAssign, RuleBody, RuleHead, Span, DEPRECATED,
 };
 use regorus::utils::get_path_string;
 
@@ -186,21 +186,6 @@ fn error(span: &Span, code: &'static str, message: String) -> CompileError {
 }
 
 const WILDCARD: &str = "_";
-
-/// Builtins OPA refuses in Rego v1 modules.
-const DEPRECATED: &[&str] = &[
-    "any",
-    "all",
-    "re_match",
-    "set_diff",
-    "net.cidr_overlap",
-    "cast_array",
-    "cast_set",
-    "cast_string",
-    "cast_boolean",
-    "cast_null",
-    "cast_object",
-];
 
 // Kinds of value, as bits (as in `signatures`).
 const NULL: u8 = 1;
@@ -1491,7 +1476,7 @@ impl<'s, 'a> Safety<'s, 'a> {
         }
         let signature = SIGNATURES.iter().find(|(n, ..)| *n == name);
         if name != "print"
-            && !BUILTINS.contains_key(name.as_str())
+            && lookup(name.as_str(), self.scope.rego_v1).is_none()
             && !self.scope.program.host_functions.contains_key(&name)
         {
             self.unsupported.push((name.clone(), span.clone()));
@@ -1509,7 +1494,8 @@ impl<'s, 'a> Safety<'s, 'a> {
             }
             return;
         };
-        if self.scope.rego_v1 && DEPRECATED.contains(&name.as_str()) {
+        // OPA's deprecated builtins, which regorus offers to v0 modules only.
+        if self.scope.rego_v1 && DEPRECATED.contains_key(name.as_str()) {
             self.errors.push(error(
                 span,
                 crate::codes::DEPRECATED_BUILTIN.name,

@@ -15,9 +15,10 @@ use regorus::languages::rego::compiler::Compiler;
 use regorus::rvm::program::{DeserializationResult, Program};
 use regorus::rvm::vm::{ExecutionMode, ExecutionState, SuspendReason, VmError};
 use regorus::rvm::RegoVM;
+use regorus::unstable::FutureKeywordError;
 use regorus::{LimitError, Value};
 
-use crate::bundle::{Bundle, ProgramInfo};
+use crate::bundle::{Bundle, Module, ProgramInfo, RegoVersion};
 use crate::decision_path::DecisionPath;
 use crate::shape::{InputReads, InputShape};
 use crate::{COMPILER_REVISION, REGORUS_VERSION};
@@ -622,7 +623,6 @@ pub fn parse(bundle: &Bundle) -> Result<regorus::Engine, LoadError> {
 /// `parse`, with host functions that read the evaluation time from `clock`.
 fn parse_with_clock(bundle: &Bundle, clock: &EvalClock) -> Result<regorus::Engine, LoadError> {
     let mut engine = regorus::Engine::new();
-    engine.set_rego_v0(bundle.manifest.rego_v0());
     // OPA-Envoy does not evaluate with strict builtin errors: a failing builtin is undefined.
     engine.set_strict_builtin_errors(false);
     for (name, arg_count) in host_functions() {
@@ -637,11 +637,11 @@ fn parse_with_clock(bundle: &Bundle, clock: &EvalClock) -> Result<regorus::Engin
             .map_err(|e| LoadError::Data(format!("{e:#}")))?;
     }
     for module in &bundle.modules {
+        // regorus captures the version per module when it parses it.
+        engine.set_rego_v0(module.rego_version == RegoVersion::V0);
         let package = engine
             .add_policy(module.path.clone(), module.source.clone())
-            .map_err(|e| {
-                LoadError::Rego(RegoError::from_regorus(&module.path, &format!("{e:#}")))
-            })?;
+            .map_err(|e| parse_error(module, e.as_ref(), &format!("{e:#}")))?;
         let data_path = package
             .trim_start_matches("data")
             .trim_start_matches('.')
@@ -667,6 +667,45 @@ fn parse_with_clock(bundle: &Bundle, clock: &EvalClock) -> Result<regorus::Engin
         .add_data(bundle.data.clone())
         .map_err(|e| LoadError::Data(format!("{e:#}")))?;
     Ok(engine)
+}
+
+/// Converts a regorus column (a tab counts four) on `line` of `source` to characters.
+pub fn editor_column(source: &str, line: u32, regorus_column: u32) -> u32 {
+    let Some(text) = source.lines().nth(line.saturating_sub(1) as usize) else {
+        return regorus_column;
+    };
+    let mut width = 1;
+    for (index, c) in text.chars().enumerate() {
+        if width >= regorus_column {
+            return u32::try_from(index + 1).unwrap_or(regorus_column);
+        }
+        width += if c == '\t' { 4 } else { 1 };
+    }
+    regorus_column
+}
+
+/// A parse error of a module, as `policy-bundler check` and the filter's logs show it: a Rego
+/// v0 module using a future keyword it does not import (`FutureKeywordError`) gets its own
+/// code, as a refusal; any other parse error is a `rego-error`.
+/// `error` is regorus's (an `anyhow::Error`), and `report` its text.
+fn parse_error(
+    module: &Module,
+    error: &(dyn std::error::Error + 'static),
+    report: &str,
+) -> LoadError {
+    let at = RegoError::from_regorus(&module.path, report);
+    let future_keyword = std::iter::successors(Some(error), |cause| cause.source())
+        .any(|cause| cause.is::<FutureKeywordError>());
+    if !future_keyword {
+        return LoadError::Rego(at);
+    }
+    LoadError::Refused(vec![compile_checks::CompileError {
+        column: editor_column(&module.source, at.line, at.column),
+        file: at.file,
+        line: at.line,
+        code: crate::codes::V0_FUTURE_KEYWORD.name,
+        message: at.message,
+    }])
 }
 
 /// Whether a compiler report is about a function that neither the policy nor this build's

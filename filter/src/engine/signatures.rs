@@ -92,6 +92,7 @@ pub(super) const SIGNATURES: &[(&str, &[u8], u8, &str)] = &[
     ("net.cidr_contains", &[8, 8], 2, "cidr: string, cidr_or_ip: string"),
     ("net.cidr_expand", &[8], 32, "cidr: string"),
     ("net.cidr_is_valid", &[8], 2, "cidr: string"),
+    ("net.cidr_overlap", &[8, 8], 2, "string, string"),
     ("numbers.range", &[4, 4], 16, "a: number, b: number"),
     ("numbers.range_step", &[4, 4, 4], 16, "a: number, b: number, step: number"),
     ("object.filter", &[64, 112], 64, "object: object[any: any], keys: any<array[any], object[any: any], set[any]>"),

@@ -329,6 +329,150 @@ fn rego_v0_bundles_follow_the_manifest() {
     );
 }
 
+/// A v1 policy that reads a v0 module's partial set: wrong if the v0 module were read as v1
+/// (an object, whose values `in` looks at) or refused.
+fn mixed_versions(manifest: &str) -> Vec<(String, Vec<u8>)> {
+    let legacy = "package legacy\n\npublic[\"/public\"]\n\npublic[p] {\n\tp := \"/health\"\n}\n";
+    let authz = "package envoy.authz\n\ndefault allow := false\n\nallow if input.path in data.legacy.public\n";
+    vec![
+        (".manifest".to_string(), manifest.as_bytes().to_vec()),
+        ("legacy/paths.rego".to_string(), legacy.as_bytes().to_vec()),
+        ("policy/authz.rego".to_string(), authz.as_bytes().to_vec()),
+    ]
+}
+
+#[test]
+fn file_rego_versions_load_v0_modules_next_to_v1_ones() {
+    // Expected: OPA 1.20 on the v1 rendering of legacy/paths.rego (`public contains ...`).
+    let files = mixed_versions(r#"{"file_rego_versions": {"/legacy/*.rego": 0}}"#);
+    let source = Bundle::from_files(files.clone()).unwrap();
+    let built = build(files, None, &[path("envoy/authz/allow")]).unwrap();
+    // The built bundle names its entries `legacy/paths.rego`: the manifest says so exactly.
+    assert_eq!(
+        serde_json::to_value(&built.manifest.file_rego_versions).unwrap(),
+        serde_json::json!({"legacy/paths.rego": 0})
+    );
+    let built = Bundle::from_targz(&built.targz, &Limits::default()).unwrap();
+    for bundle in [source, built] {
+        let mut policy = Policy::load(&bundle, &path("envoy/authz/allow")).unwrap();
+        for (request, expected) in [("/health", true), ("/public", true), ("/admin", false)] {
+            let input = Value::from_json_str(&format!(r#"{{"path":"{request}"}}"#)).unwrap();
+            assert_eq!(
+                policy.evaluate(input),
+                Ok(Value::from(expected)),
+                "{request}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_v0_module_the_manifest_leaves_v1_is_refused() {
+    // OPA matches `legacy/*.rego` against the directory's `/legacy/paths.rego`: no match.
+    let files = mixed_versions(r#"{"file_rego_versions": {"legacy/*.rego": 0}}"#);
+    let err = Policy::load(
+        &Bundle::from_files(files).unwrap(),
+        &path("envoy/authz/allow"),
+    )
+    .err()
+    .unwrap();
+    assert_eq!(
+        err.to_string(),
+        "legacy/paths.rego:5:11: `if` keyword is required before rule body"
+    );
+}
+
+/// OPA's deprecated builtins, which it accepts in Rego v0 modules only. Expected: OPA 1.20 on
+/// their v1 equivalents (OPA's topdown registers `re_match` as `regex.match` and
+/// `net.cidr_overlap` as `net.cidr_contains`; `any`/`all` compare elements with `true`,
+/// `set_diff` is `-`, `cast_array` lists a set sorted): the engine refuses them in v1.
+const DEPRECATED_V0: &str = r#"package p
+
+result := {
+	"any": [any([false, true]), any(set()), any([1])],
+	"all": [all([]), all({true}), all([true, 1])],
+	"re_match": re_match("^a+$", "aaa"),
+	"cidr_overlap": net.cidr_overlap("10.0.0.0/8", "10.1.2.3"),
+	"set_diff": set_diff({1, 2, 3}, {2}),
+	"cast_array": cast_array({3, 1, 2}),
+	"cast_set": cast_set([1, 1, 2]),
+	"casts": [cast_string("s"), cast_boolean(false), cast_null(null), cast_object({"a": 1})],
+	# The result as a last argument, as OPA's own tests call them.
+	"output_arg": [x | net.cidr_overlap("192.168.1.0/24", "192.168.1.67", x)],
+	# A builtin error is undefined, as in OPA-Envoy.
+	"errors": [[x | x := any(input.s)], [x | x := cast_string(input.n)], [x | x := cast_array(input.o)]],
+}
+"#;
+
+#[test]
+fn deprecated_builtins_run_in_v0_modules() {
+    let files = vec![
+        (".manifest".to_string(), br#"{"rego_version": 0}"#.to_vec()),
+        ("p.rego".to_string(), DEPRECATED_V0.as_bytes().to_vec()),
+    ];
+    let expected = Value::from_json_str(
+        r#"{"all": [true, true, false], "any": [true, false, false], "cast_array": [1, 2, 3],
+            "cast_set": [1, 2], "cidr_overlap": true, "re_match": true, "set_diff": [1, 3],
+            "casts": ["s", false, null, {"a": 1}], "errors": [[], [], []],
+            "output_arg": [true]}"#,
+    )
+    .unwrap();
+    // Sets print as arrays in JSON: compare the JSON.
+    let json = |v: Value| v.to_json_str().unwrap();
+    let input = Value::from_json_str(r#"{"s": "x", "n": 1, "o": {"a": 1}}"#).unwrap();
+    let precompiled = bundle(files.clone(), &["p/result"]);
+    assert!(precompiled.program.is_some(), "compiled to the RVM");
+    let mut vm = Policy::load(&precompiled, &path("p/result")).unwrap();
+    assert_eq!(
+        json(vm.evaluate(input.clone()).unwrap()),
+        json(expected.clone())
+    );
+    let mut engine = parse(&Bundle::from_files(files).unwrap()).unwrap();
+    engine.set_input(input);
+    let interpreted = engine.eval_rule("data.p.result".into()).unwrap();
+    assert_eq!(json(interpreted), json(expected));
+}
+
+#[test]
+fn deprecated_builtins_are_refused_in_v1_modules() {
+    // As OPA 1.20 refuses them: `rego_type_error: deprecated built-in function calls in
+    // expression: any`.
+    let rego = "package p\n\nx := any([true])\n";
+    let plain = Bundle::from_files(vec![("p.rego".into(), rego.as_bytes().to_vec())]).unwrap();
+    let err = Policy::load(&plain, &path("p/x")).err().unwrap();
+    assert_eq!(
+        err.to_string(),
+        "p.rego:3:6: deprecated-builtin: deprecated built-in function calls in expression: any"
+    );
+}
+
+#[test]
+fn v0_modules_using_keywords_they_do_not_import_are_refused() {
+    for (rego, at) in [
+        (
+            "deny contains msg {\n\tmsg := \"no\"\n}\n",
+            "p.rego:3:6: v0-future-keyword: `contains`",
+        ),
+        (
+            "allow {\n\tevery x in input.xs { x > 0 }\n}\n",
+            "p.rego:4:2: v0-future-keyword: `every`",
+        ),
+    ] {
+        let files = vec![
+            (".manifest".to_string(), br#"{"rego_version": 0}"#.to_vec()),
+            (
+                "p.rego".to_string(),
+                format!("package p\n\n{rego}").into_bytes(),
+            ),
+        ];
+        let err = Policy::load(&Bundle::from_files(files).unwrap(), &path("p/allow"))
+            .err()
+            .unwrap();
+        assert_eq!(err.code(), "v0-future-keyword");
+        assert!(err.to_string().starts_with(at), "{err}");
+    }
+}
+
 #[test]
 fn functions_the_filter_lacks_are_refused_at_load() {
     let rego = "package p\nimport rego.v1\nallow if {\n\tcerts := crypto.x509.parse_certificates(input.cert)\n\tcerts[0].subject == \"alice\"\n}\n";

@@ -3,7 +3,7 @@
 //! proxy swaps the active policy only on `Ok`; every `Err` has a stable code.
 
 use crate::bundle::signature::{self, SignatureError, Verification};
-use crate::bundle::{archive, Bundle, BundleError, Limits};
+use crate::bundle::{archive, Bundle, BundleError, Layout, Limits, RegoVersion};
 use crate::decision_path::DecisionPath;
 use crate::engine::{LoadError, Policy};
 
@@ -45,10 +45,10 @@ pub fn load(
     limits: &Limits,
     trust: Trust<'_>,
 ) -> Result<Policy, ActivationError> {
-    let files = archive::read_targz(targz, limits)?;
+    let (files, names) = archive::read_targz_named(targz, limits)?;
     if let Trust::Verify(verification) = trust {
         signature::verify(&files, verification)?;
     }
-    let bundle = Bundle::from_files(files)?;
+    let bundle = Bundle::assemble(files, &Layout::Archive(names), RegoVersion::V1)?;
     Ok(Policy::load(&bundle, path)?)
 }

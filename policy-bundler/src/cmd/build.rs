@@ -3,7 +3,8 @@ use std::path::Path;
 use anyhow::Context as _;
 use zerohop_filter::bundle::signature::{sign_targz, SignError, Signer};
 use zerohop_filter::bundle::token;
-use zerohop_filter::writer::{build, BuildError};
+use zerohop_filter::bundle::RegoVersion;
+use zerohop_filter::writer::{build_as, BuildError};
 
 use crate::{report, sources, Failed};
 
@@ -21,10 +22,11 @@ pub fn run(
     entrypoints: &[String],
     revision: Option<&str>,
     signing: Option<&Signing<'_>>,
+    default: RegoVersion,
 ) -> anyhow::Result<()> {
     let files = sources::read_dir(dir)?;
     let paths = super::entrypoints(entrypoints)?;
-    let built = build(files, revision, &paths).map_err(|e| match e {
+    let built = build_as(files, revision, &paths, default).map_err(|e| match e {
         BuildError::Io(e) => anyhow::Error::from(e),
         BuildError::Load(e) => super::load_failure(dir, e).into(),
         e => Failed(e.to_string()).into(),

@@ -2,7 +2,7 @@ use std::path::Path;
 
 use regorus::unstable::{Module, Ref};
 use regorus::utils::get_path_string;
-use zerohop_filter::bundle::Bundle;
+use zerohop_filter::bundle::{Bundle, Layout, RegoVersion};
 use zerohop_filter::decision_path::DecisionPath;
 use zerohop_filter::defaults::DEFAULT_PATH;
 use zerohop_filter::engine::{self, Compiled, RegoError};
@@ -10,9 +10,15 @@ use zerohop_filter::engine::{self, Compiled, RegoError};
 use crate::lint::{self, Finding};
 use crate::{report, sources, Failed};
 
-pub fn run(dir: &Path, entrypoints: &[String], strict: bool) -> anyhow::Result<()> {
+pub fn run(
+    dir: &Path,
+    entrypoints: &[String],
+    strict: bool,
+    default: RegoVersion,
+) -> anyhow::Result<()> {
     let files = sources::read_dir(dir)?;
-    let bundle = Bundle::from_files(files).map_err(|e| Failed(e.to_string()))?;
+    let bundle =
+        Bundle::assemble(files, &Layout::Directory, default).map_err(|e| Failed(e.to_string()))?;
     let mut findings = Vec::new();
     let mut engine = engine::parse(&bundle).map_err(|e| super::load_failure(dir, e))?;
     // Without `-e`, the default decision rule is compiled as `build` compiles it, if the
@@ -40,7 +46,7 @@ pub fn run(dir: &Path, entrypoints: &[String], strict: bool) -> anyhow::Result<(
                 let source = bundle.modules.iter().find(|m| m.path == at.file);
                 findings.push(Finding {
                     column: source.map_or(at.column, |m| {
-                        lint::editor_column(&m.source, at.line, at.column)
+                        engine::editor_column(&m.source, at.line, at.column)
                     }),
                     file: at.file,
                     line: at.line,

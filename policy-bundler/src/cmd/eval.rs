@@ -1,7 +1,7 @@
 use std::path::Path;
 
 use anyhow::Context as _;
-use zerohop_filter::bundle::{Bundle, Limits};
+use zerohop_filter::bundle::{Bundle, Limits, RegoVersion};
 use zerohop_filter::decision_path::DecisionPath;
 use zerohop_filter::engine::{Budget, EvalError, Policy};
 
@@ -12,6 +12,7 @@ pub fn run(
     input_path: &Path,
     path: Option<&str>,
     budget: Budget,
+    default: RegoVersion,
 ) -> anyhow::Result<()> {
     let bytes = std::fs::read(bundle_path)
         .with_context(|| format!("reading bundle {}", bundle_path.display()))?;
@@ -23,8 +24,8 @@ pub fn run(
         Some(p) => DecisionPath::parse(p).map_err(|m| anyhow::anyhow!("--path {p:?}: {m}"))?,
         None => DecisionPath::default(),
     };
-    let bundle =
-        Bundle::from_targz(&bytes, &Limits::default()).map_err(|e| Failed(e.to_string()))?;
+    let bundle = Bundle::from_targz_as(&bytes, &Limits::default(), default)
+        .map_err(|e| Failed(e.to_string()))?;
     let mut policy = Policy::load(&bundle, &path).map_err(|e| Failed(e.to_string()))?;
     policy.set_budget(budget);
     let decision = policy.evaluate(input).map_err(|e| match e {

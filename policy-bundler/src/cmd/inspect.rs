@@ -19,6 +19,7 @@ pub fn run(path: &Path, format: Format) -> anyhow::Result<()> {
         "revision": bundle.manifest.revision,
         "roots": bundle.manifest.roots,
         "rego_version": bundle.manifest.rego_version.unwrap_or(1),
+        "file_rego_versions": bundle.manifest.file_rego_versions,
         "files": bundle.files.iter().map(|(p, size)| json!({"path": p, "size": size})).collect::<Vec<_>>(),
         "program": program.map(|p| json!({
             "entrypoints": p.entrypoints,
@@ -47,6 +48,9 @@ pub fn run(path: &Path, format: Format) -> anyhow::Result<()> {
                 "rego:        v{}",
                 bundle.manifest.rego_version.unwrap_or(1)
             ));
+            for (glob, version) in &bundle.manifest.file_rego_versions {
+                report::line(&format!("  v{version}:        {glob}"));
+            }
             match program {
                 Some(p) => {
                     report::line(&format!("entrypoints: {}", p.entrypoints.join(", ")));

@@ -3039,7 +3039,10 @@ impl Interpreter {
                     return self.eval_print(span, params, param_values);
                 }
                 // Look up builtin function.
-                else if let Some(builtin) = Self::lookup_builtin(span, &selected_fcn_path)? {
+                else if let Some(builtin) = builtins::lookup(
+                    &selected_fcn_path,
+                    self.module.as_ref().is_none_or(|m| m.rego_v1),
+                ) {
                     let r = self.eval_builtin_call(
                         span,
                         &selected_fcn_path.clone(),

@@ -88,6 +88,18 @@ pub struct Parser<'source> {
     qidx: u32,
 }
 
+/// A future keyword used without its import in a Rego v0 module (`future_keyword_error`).
+#[derive(Debug)]
+pub struct FutureKeywordError(String);
+
+impl core::fmt::Display for FutureKeywordError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl core::error::Error for FutureKeywordError {}
+
 const FUTURE_KEYWORDS: [&str; 4] = ["contains", "every", "if", "in"];
 const DEFAULT_MAX_EXPR_DEPTH: usize = 32;
 
@@ -219,20 +231,21 @@ impl<'source> Parser<'source> {
         self.future_keywords.contains_key(kw)
     }
 
-    pub fn warn_future_keyword(&self) {
-        #[cfg(feature = "std")]
-        {
-            let kw = self.token_text();
-            let msg = format!(
-                "`{kw}` will be treated as identifier due to missing `import future.keywords.{kw}`"
-            );
-
-            std::eprintln!(
-                "{}",
-                self.source
-                    .message(self.tok.1.line, self.tok.1.col, "warning", &msg)
-            );
-        }
+    /// The current token, a future keyword (`if`, `contains`, `in`, `every`), where only the
+    /// keyword fits, in a Rego v0 module that does not import it. OPA reads the word as a name
+    /// there, which fails or means something else (`allow := true if { … }` is two rules,
+    /// `allow := true` and `if`): refused, with the import it needs.
+    fn future_keyword_error(&self) -> anyhow::Error {
+        let kw = self.token_text();
+        let message = self.source.error(
+            self.tok.1.line,
+            self.tok.1.col,
+            &format!(
+                "`{kw}` is a keyword only after `import future.keywords.{kw}` or `import rego.v1` in a Rego v0 module"
+            ),
+        );
+        // Typed, so that no backtracking replaces it with a vaguer error.
+        anyhow::Error::new(FutureKeywordError(message.to_string()))
     }
 
     pub fn set_future_keyword(&mut self, kw: &str, span: &Option<Span>) -> Result<()> {
@@ -475,10 +488,7 @@ impl<'source> Parser<'source> {
         if self.token_text() == kw {
             match &self.future_keywords.get(kw) {
                 Some(_) => self.next_token(),
-                None => {
-                    self.warn_future_keyword();
-                    Ok(())
-                }
+                None => Err(self.future_keyword_error()),
             }
         } else if !is_optional {
             // Required future keyword is missing.
@@ -1285,6 +1295,9 @@ impl<'source> Parser<'source> {
         while self.token_text() == "in" && self.future_keywords.contains_key("in") {
             expr = self.parse_membership_tail(start, expr, None)?;
         }
+        if self.token_text() == "in" {
+            return Err(self.future_keyword_error());
+        }
 
         Ok(expr)
     }
@@ -1334,6 +1347,9 @@ impl<'source> Parser<'source> {
 
         while self.token_text() == "in" && self.is_imported_future_keyword("in") {
             expr = self.parse_membership_tail(start, expr, None)?;
+        }
+        if self.token_text() == "in" {
+            return Err(self.future_keyword_error());
         }
 
         Ok(expr)
@@ -1461,7 +1477,7 @@ impl<'source> Parser<'source> {
 
         if self.token_text() != "in" || !self.is_imported_future_keyword("in") {
             if self.token_text() == "in" {
-                self.warn_future_keyword();
+                return Err(self.future_keyword_error());
             }
             // All the refs must be identifiers
             for (idx, ref_expr) in refs.iter().enumerate() {
@@ -1531,7 +1547,7 @@ impl<'source> Parser<'source> {
                 if self.future_keywords.contains_key("every") {
                     return self.parse_every_stmt();
                 }
-                self.warn_future_keyword();
+                return Err(self.future_keyword_error());
             }
             _ => (),
         }
@@ -1600,6 +1616,7 @@ impl<'source> Parser<'source> {
             Ok(stmt) => stmt,
             Err(e) if is_definite_query => return Err(e),
             Err(e) if matches!(self.token_text(), "=" | ":=") => return Err(e),
+            Err(e) if e.is::<FutureKeywordError>() => return Err(e),
             Err(_) => {
                 // There was error parsing the first literal
                 // Restore the state and return.
@@ -1919,6 +1936,9 @@ impl<'source> Parser<'source> {
                 })
             }
             "contains" => {
+                if !self.is_imported_future_keyword("contains") {
+                    return Err(self.future_keyword_error());
+                }
                 self.next_token()?;
                 let key = Ref::new(self.parse_expr()?);
                 span.end = self.end;
@@ -1982,7 +2002,7 @@ impl<'source> Parser<'source> {
             let pos = self.end;
             match self.parse_query(span.clone(), "}") {
                 Ok(query) => return Ok(query),
-                Err(e) if pos != self.end => {
+                Err(e) if pos != self.end || e.is::<FutureKeywordError>() => {
                     // Error encountered while parsing query.
                     return Err(e);
                 }
@@ -2021,10 +2041,7 @@ impl<'source> Parser<'source> {
                 check_memory_limit()?;
                 true
             }
-            "if" => {
-                self.warn_future_keyword();
-                false
-            }
+            "if" => return Err(self.future_keyword_error()),
             "{" => {
                 if self.rego_v1 {
                     bail!(span.error("`if` keyword is required before rule body"));
@@ -2122,7 +2139,7 @@ impl<'source> Parser<'source> {
                 }
                 _ if assign.is_none() => {
                     if self.token_text() == "if" {
-                        self.warn_future_keyword();
+                        return Err(self.future_keyword_error());
                     }
                     return Err(self.source.error(
                         self.tok.1.line,

@@ -11,7 +11,6 @@
 pub mod limits;
 
 use crate::ast::*;
-use crate::builtins::*;
 use crate::lexer::SourceStr;
 use crate::parser::Parser;
 use crate::*;
@@ -197,7 +196,7 @@ fn get_extra_arg_impl(
             let path = get_path_string(fcn, None)?;
             if let Some((_, n_args, _)) = functions.get(&path) {
                 *n_args
-            } else if let Some((_, n_args)) = BUILTINS.get(path.as_str()) {
+            } else if let Some((_, n_args)) = crate::builtins::lookup_compiled(path.as_str()) {
                 *n_args
             } else {
                 return Ok(None);

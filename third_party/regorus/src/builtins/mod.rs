@@ -21,6 +21,7 @@ pub mod azure_policy;
 mod bitwise;
 pub mod comparison;
 mod conversions;
+mod deprecated;
 
 mod encoding;
 #[cfg(feature = "glob")]
@@ -165,6 +166,30 @@ lazy_static! {
 
 	m
     };
+}
+
+#[rustfmt::skip]
+lazy_static! {
+    /// OPA's deprecated builtins, which only Rego v0 modules may call.
+    pub static ref DEPRECATED: BuiltinsMap<&'static str, BuiltinFcn> = {
+	let mut m : BuiltinsMap<&'static str, BuiltinFcn>  = BuiltinsMap::new();
+	deprecated::register(&mut m);
+	m
+    };
+}
+
+/// The builtin `path` names in a module of the given Rego version: OPA offers its deprecated
+/// builtins to v0 modules only (a v1 module calling one calls an unknown function).
+pub fn lookup(path: &str, rego_v1: bool) -> Option<&'static BuiltinFcn> {
+    BUILTINS
+        .get(path)
+        .or_else(|| if rego_v1 { None } else { DEPRECATED.get(path) })
+}
+
+/// The builtin a compiled program names: the calling module's version was checked when the
+/// program was compiled.
+pub fn lookup_compiled(path: &str) -> Option<&'static BuiltinFcn> {
+    BUILTINS.get(path).or_else(|| DEPRECATED.get(path))
 }
 
 pub fn must_cache(path: &str) -> Option<&'static str> {

@@ -376,7 +376,7 @@ impl Program {
             .reserve(self.builtin_info_table.len());
 
         for builtin_info in &self.builtin_info_table {
-            if let Some(&builtin_fcn) = crate::builtins::BUILTINS.get(builtin_info.name.as_str()) {
+            if let Some(&builtin_fcn) = crate::builtins::lookup_compiled(builtin_info.name.as_str()) {
                 self.resolved_builtins.push(builtin_fcn);
             } else {
                 return Err(anyhow::anyhow!(

@@ -21,7 +21,18 @@ use alloc::string::{String, ToString};
 impl<'a> Compiler<'a> {
     /// Check if a function path is a builtin function (similar to interpreter's is_builtin)
     pub(super) fn is_builtin(&self, path: &str) -> bool {
-        path == "print" || builtins::BUILTINS.contains_key(path)
+        path == "print" || self.lookup_builtin(path).is_some()
+    }
+
+    /// The builtin `path` names in the module being compiled (deprecated builtins are for Rego
+    /// v0 modules only).
+    pub(super) fn lookup_builtin(&self, path: &str) -> Option<&'static builtins::BuiltinFcn> {
+        let rego_v1 = self
+            .policy
+            .get_modules()
+            .get(self.current_module_index as usize)
+            .is_none_or(|module| module.rego_v1);
+        builtins::lookup(path, rego_v1)
     }
 
     /// Check if a function path is a user-defined function rule
@@ -46,7 +57,7 @@ impl<'a> Compiler<'a> {
         // Get the builtin function info to determine number of arguments
         let num_args = if builtin_name == "print" {
             2 // Special case for print
-        } else if let Some(builtin_fcn) = builtins::BUILTINS.get(builtin_name) {
+        } else if let Some(builtin_fcn) = self.lookup_builtin(builtin_name) {
             builtin_fcn.1 as u16 // Second element is the number of arguments
         } else {
             return Err(CompilerError::UnknownBuiltinFunction {

@@ -11,7 +11,6 @@
 
 use super::{Compiler, CompilerError, Register, Result};
 use crate::ast::ExprRef;
-use crate::builtins;
 use crate::compiler::destructuring_planner::plans::BindingPlan;
 use crate::lexer::Span;
 use crate::rvm::instructions::{ArrayCreateParams, BuiltinCallParams, FunctionCallParams};
@@ -429,8 +428,7 @@ impl<'a> Compiler<'a> {
         if name == "print" {
             Some(2)
         } else {
-            builtins::BUILTINS
-                .get(name)
+            self.lookup_builtin(name)
                 .map(|(_, arity)| *arity as usize)
         }
     }
