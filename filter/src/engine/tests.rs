@@ -1697,6 +1697,46 @@ fn decoded_bytes_that_are_not_utf8_fail_the_evaluation() {
     }
 }
 
+/// `numbers.range_step` with a step beyond 63 bits steps as OPA's big integers do (answers from
+/// OPA v1.20.2; regorus made it undefined), and `numbers.range`/`range_step` with an end beyond
+/// 64 bits, which OPA enumerates, fail the evaluation instead of being undefined.
+#[test]
+fn ranges_step_beyond_63_bits_and_refuse_ends_beyond_64() {
+    for (rego, expected) in [
+        ("r := numbers.range_step(1, input.n, 12345678901234567890)", "[1]"),
+        (
+            "r := numbers.range_step(-9223372036854775808, 9223372036854775807, 9223372036854775808)",
+            "[-9223372036854775808, 0]",
+        ),
+        (
+            "r := numbers.range_step(9223372036854775807, -9223372036854775808, 10000000000000000000)",
+            "[9223372036854775807, -776627963145224193]",
+        ),
+        ("r := numbers.range_step(input.n, 1, 1e30)", "[10]"),
+    ] {
+        assert_decides(rego, r#"{"n": 10}"#, Some(expected));
+    }
+    for rego in [
+        "r := 1 if { not numbers.range(input.big, input.big) }",
+        "r := numbers.range_step(1, input.big, 2) if { true } else := 2",
+    ] {
+        let source = format!("package t\n{rego}\n");
+        let bundle = Bundle::from_files(vec![("t.rego".into(), source.into_bytes())]).unwrap();
+        let input = Value::from_json_str(r#"{"big": 100000000000000000000}"#).unwrap();
+        for mut policy in [
+            Policy::load(&bundle, &path("t/r")).unwrap(),
+            Policy::load_interpreted(&bundle, &path("t/r")).unwrap(),
+        ] {
+            match policy.evaluate(input.clone()) {
+                Err(EvalError::Failed(message)) => {
+                    assert!(message.contains("beyond 64 bits"), "{rego}: {message}")
+                }
+                other => panic!("{rego} ({:?}): {other:?}", policy.mode()),
+            }
+        }
+    }
+}
+
 /// `some x` after an iteration declares a fresh variable on every pass (answers from OPA
 /// v1.20.2). The interpreter ran the declaration again on the second pass, found the first
 /// pass's variable and failed the evaluation ("duplicated definition of local variable").

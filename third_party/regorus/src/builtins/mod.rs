@@ -74,6 +74,7 @@ use lazy_static::lazy_static;
 ///   different byte strings equal and breaks round trips).
 /// - Regular expressions with Unicode classes (`\pL`, `\p{Greek}`), whose tables this build
 ///   leaves out: OPA matches them.
+/// - `numbers.range` and `numbers.range_step` with an end beyond 64 bits: OPA enumerates it.
 #[derive(Debug)]
 pub struct EngineGapError {
     message: alloc::string::String,
@@ -84,6 +85,14 @@ impl EngineGapError {
         Self {
             message: alloc::format!(
                 "{builtin}: the decoded bytes are not UTF-8, which this engine cannot hold in a string (OPA can)"
+            ),
+        }
+    }
+
+    pub fn range_beyond_64_bits(builtin: &str) -> Self {
+        Self {
+            message: alloc::format!(
+                "{builtin}: an end beyond 64 bits, which this engine does not enumerate (OPA does)"
             ),
         }
     }

@@ -102,7 +102,9 @@ fn range(span: &Span, params: &[Ref<Expr>], args: &[Value], strict: bool) -> Res
 
     match (v1.as_i64(), v2.as_i64()) {
         (Some(from), Some(to)) => integer_range(from, to, 1),
-        _ => bail!(span.error("could not determine number of elements")),
+        _ => Err(anyhow::Error::new(
+            crate::builtins::EngineGapError::range_beyond_64_bits(name),
+        )),
     }
 }
 
@@ -154,7 +156,26 @@ fn range_step(span: &Span, params: &[Ref<Expr>], args: &[Value], strict: bool) -
 
     match (v1.as_i64(), v2.as_i64(), incr.as_i64()) {
         (Some(from), Some(to), Some(step)) => integer_range(from, to, step),
-        _ => bail!(span.error("could not determine number of elements")),
+        // A step beyond 63 bits leaves room for `from` and at most two more numbers (OPA
+        // steps with Go's big.Int); a step beyond 64 bits is larger than any distance here.
+        (Some(from), Some(to), None) => {
+            let step = incr.as_u64().map_or(i128::MAX, i128::from);
+            let (from, to) = (i128::from(from), i128::from(to));
+            let mut items = Vec::new();
+            let mut next = from;
+            while (from <= to && next <= to) || (from > to && next >= to) {
+                items.push(Value::from(i64::try_from(next)?));
+                next = if from <= to {
+                    next.saturating_add(step)
+                } else {
+                    next.saturating_sub(step)
+                };
+            }
+            Ok(Value::from(items))
+        }
+        _ => Err(anyhow::Error::new(
+            crate::builtins::EngineGapError::range_beyond_64_bits(name),
+        )),
     }
 }
 
