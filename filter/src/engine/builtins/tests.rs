@@ -102,3 +102,137 @@ fn crypto_digests_and_hmacs_are_opas() {
         (r#"crypto.hmac.sha256("a", input.n)"#, r#"{"n": [1]}"#, None),
     ]);
 }
+
+/// OPA's answers, including the Go forms it keeps: an IPv4 address without a prefix has
+/// its class's mask and stays unmasked, `::ffff:` networks are IPv4 ones, a prefix may have
+/// leading zeros; where OPA's merge panics (`::1:0/128` with `::1:1/128`) or errs, undefined.
+#[test]
+fn net_cidr_intersects_merge_and_contains_matches_are_opas() {
+    assert_answers(&[
+        (
+            r#"net.cidr_intersects("192.168.0.0/16", "192.168.1.0/24")"#,
+            "{}",
+            Some(r#"true"#),
+        ),
+        (
+            r#"net.cidr_intersects("10.0.0.0/8", "11.0.0.0/8")"#,
+            "{}",
+            Some(r#"false"#),
+        ),
+        (
+            r#"net.cidr_intersects("::ffff:0:0/96", "1.2.3.4/32")"#,
+            "{}",
+            Some(r#"true"#),
+        ),
+        (
+            r#"net.cidr_intersects("2001:db8::/32", "2001:db8:1::/48")"#,
+            "{}",
+            Some(r#"true"#),
+        ),
+        (
+            r#"net.cidr_intersects("10.0.0.0/8", "10.0.0.1")"#,
+            "{}",
+            None,
+        ),
+        (
+            r#"net.cidr_merge(["10.1.2.3", "192.168.1.5", "172.16.0.1"])"#,
+            "{}",
+            Some(r#"["10.1.2.3/8", "172.16.0.1/16", "192.168.1.5/24"]"#),
+        ),
+        (
+            r#"net.cidr_merge(["10.0.0.1/32", "10.0.0.2/32", "10.0.0.3/32"])"#,
+            "{}",
+            Some(r#"["10.0.0.1/32", "10.0.0.2/31"]"#),
+        ),
+        (
+            r#"net.cidr_merge(["192.168.1.0/25", "192.168.1.128/25", "10.0.0.0/8", "10.1.0.0/16"])"#,
+            "{}",
+            Some(r#"["10.0.0.0/8", "192.168.1.0/24"]"#),
+        ),
+        (
+            r#"net.cidr_merge({"2001:db8::/33", "2001:db8:8000::/33", "2001:db9::1/128"})"#,
+            "{}",
+            Some(r#"["2001:db8::/32", "2001:db9::1/128"]"#),
+        ),
+        (
+            r#"net.cidr_merge(["::ffff:1.2.3.4/120", "1.2.3.0/24"])"#,
+            "{}",
+            Some(r#"["1.2.3.0/24"]"#),
+        ),
+        (r#"net.cidr_merge(["2001:db8::1"])"#, "{}", None),
+        (r#"net.cidr_merge(["::1:0/128", "::1:1/128"])"#, "{}", None),
+        (r#"net.cidr_merge(["1.2.3.4/33"])"#, "{}", None),
+        (r#"net.cidr_merge(["01.2.3.4/8"])"#, "{}", None),
+        (
+            r#"net.cidr_merge(["1.2.3.4/024"])"#,
+            "{}",
+            Some(r#"["1.2.3.0/24"]"#),
+        ),
+        (
+            r#"net.cidr_contains_matches({"a": ["10.0.0.0/8", 1], "b": "1.2.3.4/32"}, ["10.1.2.3", ["1.2.3.4"]])"#,
+            "{}",
+            Some(r#"[["a", 0], ["b", 1]]"#),
+        ),
+        (
+            r#"net.cidr_contains_matches({"10.0.0.0/8", "192.168.0.0/16"}, "10.2.0.0/16")"#,
+            "{}",
+            Some(r#"[["10.0.0.0/8", "10.2.0.0/16"]]"#),
+        ),
+        (
+            r#"net.cidr_contains_matches("10.0.0.0/8", {"x": "10.0.0.1", "y": "11.0.0.1"})"#,
+            "{}",
+            Some(r#"[["10.0.0.0/8", "x"]]"#),
+        ),
+        (
+            r#"net.cidr_contains_matches([], "not a cidr")"#,
+            "{}",
+            Some(r#"[]"#),
+        ),
+        (
+            r#"net.cidr_contains_matches(["10.0.0.0/8"], "not a cidr")"#,
+            "{}",
+            None,
+        ),
+        (
+            r#"net.cidr_contains_matches(["10.0.0.0/8"], [[]])"#,
+            "{}",
+            None,
+        ),
+    ]);
+}
+
+/// `net.cidr_overlap`, deprecated, is refused in Rego v1 and is `net.cidr_contains` in Rego v0
+/// (OPA registers one function under both names; answers of OPA's `net.cidr_contains`).
+#[test]
+fn net_cidr_overlap_is_cidr_contains_in_rego_v0() {
+    let overlaps = |rego_version: u8, args: &str| {
+        let source = format!("package t\nr := net.cidr_overlap({args})\n");
+        let manifest = format!(r#"{{"rego_version": {rego_version}}}"#);
+        let bundle = Bundle::from_files(vec![
+            (".manifest".into(), manifest.into_bytes()),
+            ("t.rego".into(), source.into_bytes()),
+        ])
+        .unwrap();
+        let path = DecisionPath::parse("t/r").unwrap();
+        let mut policy = Policy::load(&bundle, &path).map_err(|e| e.to_string())?;
+        Ok::<_, String>(policy.evaluate(Value::from_json_str("{}").unwrap()))
+    };
+    let v1 = overlaps(1, r#""10.0.0.0/8", "10.1.1.1""#).unwrap_err();
+    assert!(v1.contains("deprecated built-in function"), "{v1}");
+    assert_eq!(
+        overlaps(0, r#""10.0.0.0/8", "10.1.1.1""#),
+        Ok(Ok(Value::from(true)))
+    );
+    assert_eq!(
+        overlaps(0, r#""10.0.0.0/8", "10.1.0.0/16""#),
+        Ok(Ok(Value::from(true)))
+    );
+    assert_eq!(
+        overlaps(0, r#""10.0.0.0/8", "11.1.0.0/16""#),
+        Ok(Ok(Value::from(false)))
+    );
+    assert_eq!(
+        overlaps(0, r#""10.0.0.0/8", "x""#),
+        Ok(Err(EvalError::Undefined))
+    );
+}
