@@ -236,3 +236,34 @@ fn net_cidr_overlap_is_cidr_contains_in_rego_v0() {
         Ok(Err(EvalError::Undefined))
     );
 }
+
+/// `uuid.rfc4122` (regorus, feature `uuid`) gives one value per key in an evaluation, as OPA
+/// does, a new one in the next: a policy calling it never has its decisions cached.
+#[test]
+fn uuid_rfc4122_is_one_value_per_key_per_evaluation_and_never_cached() {
+    let source = "package t\nimport rego.v1\nr := [uuid.rfc4122(\"a\"), uuid.rfc4122(\"a\"), uuid.rfc4122(\"b\")]\n";
+    let bundle = Bundle::from_files(vec![("t.rego".into(), source.into())]).unwrap();
+    let mut policy = Policy::load(&bundle, &DecisionPath::parse("t/r").unwrap()).unwrap();
+    policy.set_decision_cache(1 << 20);
+    assert_eq!(
+        policy.decision_cache(),
+        "off (nondeterministic: uuid.rfc4122)"
+    );
+    let uuids = |policy: &mut Policy| -> Vec<String> {
+        let Ok(Value::Array(items)) = policy.evaluate(Value::new_object()) else {
+            panic!("not an array");
+        };
+        items
+            .iter()
+            .map(|v| v.as_string().unwrap().to_string())
+            .collect()
+    };
+    let first = uuids(&mut policy);
+    assert_eq!(first[0], first[1]);
+    assert_ne!(first[0], first[2]);
+    // Version 4, RFC 4122 variant, as Go's `uuid.NewRandom`.
+    assert_eq!(first[0].len(), 36);
+    assert_eq!(&first[0][14..15], "4");
+    assert!("89ab".contains(&first[0][19..20]), "{}", first[0]);
+    assert_ne!(uuids(&mut policy)[0], first[0]);
+}
