@@ -63,7 +63,6 @@ const LEFT_OUT: &[(&str, &str)] = &[
         "opa.runtime(",
         "opa.runtime: regorus feature `opa-runtime` off",
     ),
-    ("uuid.", "uuid.*: regorus feature `uuid` off"),
     ("yaml.", "yaml.*: regorus feature `yaml` off"),
     (
         "json.verify_schema(",

@@ -469,3 +469,36 @@ fn unicode_classes_stop_the_evaluation() {
     // Other invalid patterns stay builtin errors: undefined, as in OPA-Envoy.
     assert_eq!(eval(r#"regex.match("^(", "abc")"#), Value::Undefined);
 }
+
+/// Patch 100: `uuid.parse` reads as Go's `uuid.Parse` (OPA's): 38 characters lose their first
+/// and last whatever they are, a `urn:uuid:` prefix in any case, an NCS variant is
+/// "Reserved", and only versions 1 and 2 have a time, negative before 1970.
+#[test]
+fn uuid_parse_reads_as_go() {
+    for (expr, opa) in [
+        (
+            r#"uuid.parse("(9c557067-cbbe-80c4-6d1f-b6dfbdb0ae07)")"#,
+            r#"{"variant": "Reserved", "version": 8}"#,
+        ),
+        (
+            r#"uuid.parse("Urn:UUID:6f28d60c-f2cd-1be0-6903-9a9dd9e94e45")"#,
+            r#"{"clocksequence": 10499, "macvariables": "local:unicast", "nodeid": "9a-9d-d9-e9-4e-45", "time": -411179760082314064, "variant": "Reserved", "version": 1}"#,
+        ),
+        (
+            r#"uuid.parse("1598b7cc5f8a7870cad78625e48e544e")"#,
+            r#"{"variant": "Microsoft", "version": 7}"#,
+        ),
+        (
+            r#"uuid.parse("7E90D359-3AD6-99FC-1F7C-D5BB2E35CBF0")"#,
+            r#"{"variant": "Reserved", "version": 9}"#,
+        ),
+    ] {
+        assert_eq!(eval(expr), Value::from_json_str(opa).unwrap(), "{expr}");
+    }
+    for undefined in [
+        r#"uuid.parse("{6ba7b810-9dad-11d1-80b4-00c04fd430c8")"#,
+        r#"uuid.parse("6ba7b810_9dad-11d1-80b4-00c04fd430c8")"#,
+    ] {
+        assert_eq!(eval(undefined), Value::Undefined, "{undefined}");
+    }
+}

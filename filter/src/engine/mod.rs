@@ -4,7 +4,7 @@
 //! - otherwise the Rego is compiled to an RVM program when the bundle is loaded;
 //! - Rego the RVM compiler cannot handle yet runs on the regorus interpreter.
 //!
-//! Builtins regorus lacks (`io.jwt.*`, in `jwt`, and `time.now_ns`) are host functions: compiled programs reach
+//! Builtins regorus lacks (`io.jwt.*`, in `jwt`, `time.now_ns`, and those in `builtins`) are host functions: compiled programs reach
 //! them through RVM `HostAwait` (the VM suspends, we answer, it resumes), the interpreter
 //! through engine extensions. Programs without such calls run to completion as before.
 
@@ -25,6 +25,7 @@ use crate::{COMPILER_REVISION, REGORUS_VERSION};
 use cache::DecisionCache;
 
 pub mod budget;
+mod builtins;
 mod cache;
 pub mod compile_checks;
 pub mod jwt;
@@ -233,6 +234,7 @@ const TIME_NOW_NS: (&str, usize) = ("time.now_ns", 0);
 fn host_functions() -> Vec<(&'static str, usize)> {
     let mut functions = jwt::FUNCTIONS.to_vec();
     functions.push(TIME_NOW_NS);
+    functions.extend(builtins::functions());
     functions
 }
 
@@ -240,6 +242,9 @@ fn host_functions() -> Vec<(&'static str, usize)> {
 fn host_call(name: &str, args: &[Value], clock: &EvalClock) -> Value {
     if name == TIME_NOW_NS.0 {
         return Value::from(clock.now_ns());
+    }
+    if let Some(result) = builtins::call(name, args) {
+        return result.unwrap_or(Value::Undefined);
     }
     jwt::call(name, args, clock.now_ns()).unwrap_or(Value::Undefined)
 }

@@ -11,7 +11,7 @@ use crate::*;
 use alloc::collections::BTreeMap;
 
 use anyhow::Result;
-use uuid::{Timestamp, Uuid};
+use uuid::Uuid;
 
 pub fn register(m: &mut builtins::BuiltinsMap<&'static str, builtins::BuiltinFcn>) {
     m.insert("uuid.parse", (parse, 1));
@@ -23,7 +23,7 @@ fn parse(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> Re
     ensure_args_count(span, name, params, args, 1)?;
 
     let val = ensure_string(name, &params[0], &args[0])?;
-    let Some(uuid) = Uuid::parse_str(&val).ok() else {
+    let Some(uuid) = parse_as_go(val.as_bytes()) else {
         return Ok(Value::Undefined);
     };
     let version = uuid.get_version_num();
@@ -35,13 +35,15 @@ fn parse(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> Re
     );
     result.insert(
         Value::String("variant".into()),
-        Value::String(uuid.get_variant().to_string().into()),
+        Value::String(go_variant(&uuid).into()),
     );
 
-    if let Some(time) = timestamp(&uuid) {
-        let (sec, nanosec) = time.to_unix();
-        let time = sec.wrapping_mul(1_000_000_000).wrapping_add(nanosec as u64);
-        result.insert(Value::String("time".into()), Value::Number(time.into()));
+    // OPA decodes the time of versions 1 and 2 only.
+    if version == 1 || version == 2 {
+        result.insert(
+            Value::String("time".into()),
+            Value::Number(unix_nanos(&uuid).into()),
+        );
     }
 
     if version == 1 || version == 2 {
@@ -113,35 +115,46 @@ fn domain(b: u8) -> String {
     }
 }
 
-fn timestamp(uuid: &Uuid) -> Option<Timestamp> {
-    // We need a special case for v2 UUIDs because `uuid` crate does not support
-    // parsing timestamps for v2 UUIDs but OPA tests expects them and also
-    // the original Go implementation parses timestamps for v2 UUIDs.
-    // This is just a copy of parsing logic for v1 UUIDs:
-    // https://github.com/uuid-rs/uuid/blob/94ecea893fadac93248f1bd6f47673c09cec5912/src/lib.rs#L900-L904
-    if uuid.get_version_num() == 2 {
-        let (ticks, counter) = decode_rfc4122_timestamp(uuid);
-        #[allow(deprecated)]
-        return Some(Timestamp::from_rfc4122(ticks, counter));
-    }
-
-    uuid.get_timestamp()
+/// What Go's `uuid.Parse` (which OPA calls) accepts: 36 characters with dashes, 38 whose
+/// first and last characters are dropped unread (`{…}`, but also `(…)`), 45 after a
+/// `urn:uuid:` prefix in any case, or 32 hexadecimal digits.
+fn parse_as_go(text: &[u8]) -> Option<Uuid> {
+    let hyphenated = match text.len() {
+        32 => return Uuid::try_parse_ascii(text).ok(),
+        36 => text,
+        38 => text.get(1..37)?,
+        45 if text.get(..9)?.eq_ignore_ascii_case(b"urn:uuid:") => text.get(9..)?,
+        _ => return None,
+    };
+    // Only the hyphenated form is left: `try_parse_ascii` takes it as Go does.
+    Uuid::try_parse_ascii(hyphenated).ok()
 }
 
-// Copied from https://github.com/uuid-rs/uuid/blob/94ecea893fadac93248f1bd6f47673c09cec5912/src/timestamp.rs#L190-L205
-const fn decode_rfc4122_timestamp(uuid: &Uuid) -> (u64, u16) {
+/// Go's `UUID.Variant().String()`: an NCS variant is "Reserved".
+fn go_variant(uuid: &Uuid) -> &'static str {
+    let byte = uuid.as_bytes()[8];
+    if byte & 0xc0 == 0x80 {
+        "RFC4122"
+    } else if byte & 0xe0 == 0xc0 {
+        "Microsoft"
+    } else if byte & 0xe0 == 0xe0 {
+        "Future"
+    } else {
+        "Reserved"
+    }
+}
+
+/// OPA's time of a version 1 or 2 UUID: nanoseconds since the Unix epoch, negative before
+/// it, in Go's wrapping 64-bit arithmetic.
+fn unix_nanos(uuid: &Uuid) -> i64 {
+    // 100-nanosecond intervals between 1582-10-15 and 1970-01-01.
+    const GREGORIAN_TO_UNIX: i64 = 122_192_928_000_000_000;
     let bytes = uuid.as_bytes();
-
-    let ticks: u64 = (((bytes[6] & 0x0F) as u64) << 56)
-        | ((bytes[7] as u64) << 48)
-        | ((bytes[4] as u64) << 40)
-        | ((bytes[5] as u64) << 32)
-        | ((bytes[0] as u64) << 24)
-        | ((bytes[1] as u64) << 16)
-        | ((bytes[2] as u64) << 8)
-        | (bytes[3] as u64);
-
-    let counter: u16 = (((bytes[8] & 0x3F) as u16) << 8) | (bytes[9] as u16);
-
-    (ticks, counter)
+    let ticks = i64::from(u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
+        | (i64::from(u16::from_be_bytes([bytes[4], bytes[5]])) << 32)
+        | (i64::from(u16::from_be_bytes([bytes[6], bytes[7]]) & 0xfff) << 48);
+    let since_epoch = ticks - GREGORIAN_TO_UNIX;
+    (since_epoch / 10_000_000)
+        .wrapping_mul(1_000_000_000)
+        .wrapping_add((since_epoch % 10_000_000) * 100)
 }
