@@ -1847,3 +1847,43 @@ fn an_undefined_value_in_one_pass_keeps_the_others() {
         assert_loaded_decides(rego, "{}", Some(expected));
     }
 }
+
+/// A rule of a package read as a document (`config.key` through `import data.config`) that
+/// calls another rule, a function or a comprehension, in a policy that calls a host function
+/// (answers from OPA v1.20.2: true). The host call makes the VM suspendable, and there the
+/// document lookup ran `aaa`'s body without the values of what it calls: `aaa`, and with it
+/// `key`, came out undefined and the decision was `false`.
+#[test]
+fn a_package_read_as_a_document_evaluates_its_rules_in_a_suspendable_vm() {
+    const TOKEN: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ4In0.c2ln";
+    let authz = "package envoy.authz\nimport data.config\ndefault allow := false\nallow if {\n  [_, p, _] := io.jwt.decode(input.token)\n  config.key == \"k\"\n}\n";
+    for aaa in [
+        "aaa := key",
+        "aaa := b\nb := key",
+        "aaa := [x | some x in [key]]",
+        "aaa := f(key)\nf(x) := x",
+    ] {
+        let files = vec![
+            (
+                "config.rego".to_string(),
+                format!("package config\nkey := \"k\"\n{aaa}\n").into_bytes(),
+            ),
+            ("authz.rego".to_string(), authz.as_bytes().to_vec()),
+        ];
+        let precompiled = bundle(files.clone(), &["envoy/authz/allow"]);
+        let plain = Bundle::from_files(files).unwrap();
+        for (bundle, mode) in [
+            (precompiled, Mode::Precompiled),
+            (plain, Mode::CompiledAtLoad),
+        ] {
+            let mut policy = Policy::load(&bundle, &path("envoy/authz/allow")).unwrap();
+            assert_eq!(policy.mode(), mode, "{aaa}");
+            let input = Value::from_json_str(&format!(r#"{{"token": "{TOKEN}"}}"#)).unwrap();
+            assert_eq!(
+                policy.evaluate(input),
+                Ok(Value::from(true)),
+                "{mode:?}: {aaa}"
+            );
+        }
+    }
+}
