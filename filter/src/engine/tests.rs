@@ -1887,3 +1887,34 @@ fn a_package_read_as_a_document_evaluates_its_rules_in_a_suspendable_vm() {
         }
     }
 }
+
+/// `config.claims.sub` under `import data.config` is `data.config.claims.sub`, a call of
+/// that rule (answer from OPA v1.20.2: true). The RVM compiler read the whole package as a
+/// document and indexed it: every rule of the package ran, and one that calls a host function
+/// cannot run there.
+#[test]
+fn an_imported_package_followed_by_a_path_calls_the_rule() {
+    const TOKEN: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ4In0.c2ln";
+    let files = vec![
+        (
+            "config.rego".to_string(),
+            b"package config\nclaims := io.jwt.decode(input.token)[1]\n".to_vec(),
+        ),
+        (
+            "authz.rego".to_string(),
+            b"package envoy.authz\nimport data.config\nallow if config.claims.sub == \"x\"\n"
+                .to_vec(),
+        ),
+    ];
+    let precompiled = bundle(files.clone(), &["envoy/authz/allow"]);
+    let plain = Bundle::from_files(files).unwrap();
+    for (bundle, mode) in [
+        (precompiled, Mode::Precompiled),
+        (plain, Mode::CompiledAtLoad),
+    ] {
+        let mut policy = Policy::load(&bundle, &path("envoy/authz/allow")).unwrap();
+        assert_eq!(policy.mode(), mode);
+        let input = Value::from_json_str(&format!(r#"{{"token": "{TOKEN}"}}"#)).unwrap();
+        assert_eq!(policy.evaluate(input), Ok(Value::from(true)), "{mode:?}");
+    }
+}

@@ -343,6 +343,25 @@ impl<'a> Compiler<'a> {
         let import_key =
             append_path_component(&self.current_package, root).map_err(CompilerError::from)?;
         if let Some(import_expr) = self.policy.inner.imports.get(&import_key) {
+            // As OPA, the alias stands for the imported reference: `config.key` under `import
+            // data.config` is `data.config.key`, a call of that rule, not a read of the whole
+            // package as a document indexed afterwards.
+            if !chain.components.is_empty() {
+                let imported = parse_reference_chain(import_expr)?;
+                if let ReferenceRoot::Variable(root) = &imported.root {
+                    let mut components = imported.components.clone();
+                    components.extend(chain.components.iter().cloned());
+                    let full = ReferenceChain {
+                        root: imported.root.clone(),
+                        components,
+                    };
+                    match root.as_str() {
+                        "data" => return self.compile_data_chain(&full, span),
+                        "input" => return self.compile_input_chain(&full, span),
+                        _ => {}
+                    }
+                }
+            }
             let import_reg =
                 self.compile_rego_expr_with_span(import_expr, import_expr.span(), false)?;
             if chain.components.is_empty() {
