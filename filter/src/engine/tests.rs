@@ -1918,3 +1918,49 @@ fn an_imported_package_followed_by_a_path_calls_the_rule() {
         assert_eq!(policy.evaluate(input), Ok(Value::from(true)), "{mode:?}");
     }
 }
+
+/// A computed key followed by more path (`data.config[input.k].sub`) finds the rule the key
+/// names and reads into its value (answers from OPA v1.20.2). The RVM compiler looked only
+/// for rules as long as the whole path: the rule was left out and the read was undefined.
+/// Such a rule that calls a host function stops the evaluation with the reason (OPA: true):
+/// a document lookup cannot suspend.
+#[test]
+fn a_computed_key_followed_by_a_path_finds_the_rule() {
+    const TOKEN: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ4In0.c2ln";
+    let input =
+        |k: &str| Value::from_json_str(&format!(r#"{{"k": "{k}", "token": "{TOKEN}"}}"#)).unwrap();
+    for authz in [
+        "package envoy.authz\nallow if data.config[input.k].sub == \"x\"\n",
+        "package envoy.authz\nimport data.config\nallow if config[input.k].sub == \"x\"\n",
+    ] {
+        let files = vec![
+            (
+                "config.rego".to_string(),
+                b"package config\nclaims := {\"sub\": \"x\"}\njwt := io.jwt.decode(input.token)[1]\n"
+                    .to_vec(),
+            ),
+            ("authz.rego".to_string(), authz.as_bytes().to_vec()),
+        ];
+        let precompiled = bundle(files.clone(), &["envoy/authz/allow"]);
+        let plain = Bundle::from_files(files).unwrap();
+        for (bundle, mode) in [
+            (precompiled, Mode::Precompiled),
+            (plain, Mode::CompiledAtLoad),
+        ] {
+            let mut policy = Policy::load(&bundle, &path("envoy/authz/allow")).unwrap();
+            assert_eq!(policy.mode(), mode);
+            assert_eq!(
+                policy.evaluate(input("claims")),
+                Ok(Value::from(true)),
+                "{mode:?}: {authz}"
+            );
+            assert_eq!(policy.evaluate(input("nope")), Err(EvalError::Undefined));
+            match policy.evaluate(input("jwt")) {
+                Err(EvalError::Failed(reason)) => {
+                    assert!(reason.contains("host function"), "{reason}")
+                }
+                other => panic!("{mode:?}: {authz}: {other:?}"),
+            }
+        }
+    }
+}

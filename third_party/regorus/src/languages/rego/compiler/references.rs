@@ -275,11 +275,10 @@ impl<'a> Compiler<'a> {
             }
         }
 
-        // Rule matches if either:
-        // 1. It's at least as long as the pattern, OR
-        // 2. It matches all available components and the remaining pattern parts are wildcards
-        rule_parts.len() >= pattern.len()
-            || (match_length > 0 && pattern[match_length..].iter().all(Option::is_none))
+        // The rule is under the pattern, or the pattern goes on into the rule's value:
+        // `data.config[k].sub` reads `data.config.claims` for `k == "claims"`, whatever
+        // follows the computed key.
+        match_length > 0
     }
 
     /// Compile local variable access chain
