@@ -368,6 +368,23 @@ fn check_accepts_what_opa_compiles() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }
 
+/// A variable declared by `some` shadows a rule of its name (OPA compiles these; regorus
+/// refused the `some x in` forms and `--strict` made that an error).
+#[test]
+fn check_strict_accepts_declared_variables_named_as_rules() {
+    let dir = Dir::new("shadowing");
+    dir.write(
+        "p/v.rego",
+        "package v\n\nid := x if {\n\tsome id in split(input.s, \"/\")\n\tx := id\n}\n\nids := [id | some id in input.xs]\n\nfirst := x if {\n\tsome i, first in input.xs\n\ti == 0\n\tx := first\n}\n\nindex := x if {\n\tsome index\n\tinput.xs[index] == \"b\"\n\tx := index\n}\n\nallow if {\n\tid\n\tids\n\tfirst\n\tindex\n}\n",
+    );
+    let source = dir.path("p");
+    let output = dir.path("b.tar.gz");
+    let check = bundler(&["check", "--strict", "-e", "v/allow", &source]);
+    assert_eq!(check.status.code(), Some(0), "{}", text(&check.stderr));
+    let build = bundler(&["build", "-e", "v/allow", "-o", &output, &source]);
+    assert_eq!(build.status.code(), Some(0), "{}", text(&build.stderr));
+}
+
 #[test]
 fn check_without_entrypoint_compiles_the_default_decision_rule() {
     let dir = Dir::new("default-rule");

@@ -1964,3 +1964,38 @@ fn a_computed_key_followed_by_a_path_finds_the_rule() {
         }
     }
 }
+
+/// `some x in xs` and `some x` declare `x`: a rule named `x` is shadowed, not compared with
+/// each element or called as the index (answers from OPA v1.20.2). regorus refused the first
+/// kind at load (`var x used before definition below`), and the RVM compiled `xs[x]` after
+/// `some x` as a call of rule `x` inside rule `x`: endless recursion, a stack overflow.
+#[test]
+fn a_declared_variable_shadows_a_rule_of_its_name() {
+    let input = r#"{"s": "a/b"}"#;
+    for (rego, expected) in [
+        (
+            "id := input.s\nr if { some id in [input.s]; id == \"a/b\" }",
+            "true",
+        ),
+        (
+            "id := x if { some id in [input.s]; x := id }\nr := id",
+            r#""a/b""#,
+        ),
+        (
+            "id := x if { x := [id | some id in [input.s]][0] }\nr := id",
+            r#""a/b""#,
+        ),
+        (
+            "id := x if { some i, id in [input.s]; x := id }\nr := id",
+            r#""a/b""#,
+        ),
+        (
+            "id := x if { some id; split(input.s, \"/\")[id] == \"b\"; x := id }\nr := id",
+            "1",
+        ),
+        ("id := 7\nr := [id | some id in [1, 2]]", "[1, 2]"),
+        ("id := 7\nr := [id | some [id, _] in [[1, 2]]]", "[1]"),
+    ] {
+        assert_decides(rego, input, Some(expected));
+    }
+}
