@@ -37,7 +37,8 @@ enum Command {
     /// errors as file:line:column.
     Check {
         dir: PathBuf,
-        /// Decision rules to compile, e.g. envoy/authz/allow (repeatable); without it, the
+        /// Decision rules to compile, e.g. envoy/authz/allow or
+        /// data.policy["com.styra.envoy.ingress"].rules.rules (repeatable); without it, the
         /// default decision rule if the bundle defines it.
         #[arg(short, long = "entrypoint")]
         entrypoints: Vec<String>,
@@ -50,7 +51,8 @@ enum Command {
         dir: PathBuf,
         #[arg(short, long)]
         output: PathBuf,
-        /// Decision rules to precompile (repeatable) [default: envoy/authz/allow].
+        /// Decision rules to precompile, a path or a reference (repeatable)
+        /// [default: envoy/authz/allow].
         #[arg(short, long = "entrypoint")]
         entrypoints: Vec<String>,
         /// The bundle revision written to .manifest.
@@ -102,8 +104,9 @@ enum Command {
         /// The OPA-Envoy input document (JSON).
         #[arg(short, long)]
         input: PathBuf,
-        /// The decision path [default: envoy/authz/allow].
-        #[arg(short, long)]
+        /// The decision path, `envoy/authz/allow` or a reference such as
+        /// `data.policy["com.styra.envoy.ingress"].rules.rules` [default: envoy/authz/allow].
+        #[arg(short, long, visible_short_alias = 'e', visible_alias = "entrypoint")]
         path: Option<String>,
         /// The plugin configuration's `max_eval_memory_bytes`.
         #[arg(long, default_value_t = defaults::DEFAULT_MEMORY_BYTES,

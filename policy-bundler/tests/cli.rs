@@ -402,6 +402,44 @@ fn check_without_entrypoint_compiles_the_default_decision_rule() {
     );
 }
 
+/// Styra DAS decision paths: a reference with a quoted segment, or the slash form with a
+/// dotted segment, in `check -e`, `build -e` and `eval -e`; a malformed one is refused with
+/// its column (answer from OPA v1.20.2: `{"allowed": true}`).
+#[test]
+fn quoted_decision_paths_name_their_rule() {
+    let dir = Dir::new("quoted-path");
+    dir.write(
+        "p/rules.rego",
+        "package policy[\"com.styra.envoy.ingress\"].rules\n\nrules := {\"allowed\": input.ok}\n",
+    );
+    dir.write("input.json", r#"{"ok": true}"#);
+    let source = dir.path("p");
+    let output = dir.path("b.tar.gz");
+    let input = dir.path("input.json");
+    let reference = r#"data.policy["com.styra.envoy.ingress"].rules.rules"#;
+    let check = bundler(&["check", "--strict", "-e", reference, &source]);
+    assert_eq!(check.status.code(), Some(0), "{}", text(&check.stderr));
+    let build = bundler(&["build", "-e", reference, "-o", &output, &source]);
+    assert_eq!(build.status.code(), Some(0), "{}", text(&build.stderr));
+    assert!(
+        text(&build.stdout).contains(&format!("precompiled: {reference}")),
+        "{}",
+        text(&build.stdout)
+    );
+    for path in [reference, "policy/com.styra.envoy.ingress/rules/rules"] {
+        let eval = bundler(&["eval", "-b", &output, "-i", &input, "-e", path]);
+        assert_eq!(eval.status.code(), Some(0), "{}", text(&eval.stderr));
+        let decision: serde_json::Value = serde_json::from_slice(&eval.stdout).unwrap();
+        assert_eq!(decision, serde_json::json!({"allowed": true}));
+    }
+    let malformed = bundler(&["check", "-e", "data.policy[com.styra].rules", &source]);
+    assert_fails(
+        &malformed,
+        2,
+        "column 12: a bracketed segment must be a double-quoted string",
+    );
+}
+
 fn key(name: &str) -> String {
     format!("{}/../testdata/keys/{name}", env!("CARGO_MANIFEST_DIR"))
 }

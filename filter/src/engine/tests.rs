@@ -1999,3 +1999,34 @@ fn a_declared_variable_shadows_a_rule_of_its_name() {
         assert_decides(rego, input, Some(expected));
     }
 }
+
+/// Styra DAS decision paths have a segment with dots (`data.policy["com.styra.envoy.ingress"]
+/// .rules.rules`); both path forms name the rule, precompiled and compiled at load (answer
+/// from OPA v1.20.2).
+#[test]
+fn a_decision_path_with_a_quoted_segment_names_its_rule() {
+    let files = vec![(
+        "rules.rego".to_string(),
+        b"package policy[\"com.styra.envoy.ingress\"].rules\n\nrules := {\"allowed\": input.ok}\n"
+            .to_vec(),
+    )];
+    for path in [
+        "data.policy[\"com.styra.envoy.ingress\"].rules.rules",
+        "policy/com.styra.envoy.ingress/rules/rules",
+    ] {
+        let precompiled = bundle(files.clone(), &[path]);
+        let plain = Bundle::from_files(files.clone()).unwrap();
+        for (bundle, mode) in [
+            (precompiled, Mode::Precompiled),
+            (plain, Mode::CompiledAtLoad),
+        ] {
+            let mut policy = Policy::load(&bundle, &DecisionPath::parse(path).unwrap()).unwrap();
+            assert_eq!(policy.mode(), mode, "{path}");
+            assert_eq!(
+                policy.evaluate(Value::from_json_str(r#"{"ok": true}"#).unwrap()),
+                Ok(Value::from_json_str(r#"{"allowed": true}"#).unwrap()),
+                "{mode:?}: {path}"
+            );
+        }
+    }
+}
