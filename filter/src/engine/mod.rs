@@ -247,7 +247,10 @@ fn host_call(name: &str, args: &[Value], clock: &EvalClock) -> Value {
 pub struct Policy {
     backend: Backend,
     clock: EvalClock,
+    /// The decision rule, as configured (`data.envoy.authz.allow`).
     rule: String,
+    /// What is evaluated: `rule`, or the rule that reads its document (`document_entry`).
+    entry: String,
     mode: Mode,
     revision: String,
     analysis: Analysis,
@@ -292,34 +295,46 @@ impl Policy {
             }
             _ => None,
         };
-        let (backend, mode, clock, analysis) = match precompiled {
-            Some((program, analysis)) => (
-                vm(program, &bundle.data)?,
-                Mode::Precompiled,
-                EvalClock::default(),
-                analysis,
-            ),
-            None => match compile(bundle, &[rule.as_str()])? {
-                Compiled::Program { program, analysis } => (
+        let (backend, mode, clock, analysis, entry) = match precompiled {
+            Some((program, analysis)) => {
+                let entry = program_entry(&program, &rule);
+                (
                     vm(program, &bundle.data)?,
-                    Mode::CompiledAtLoad,
+                    Mode::Precompiled,
                     EvalClock::default(),
                     analysis,
-                ),
+                    entry,
+                )
+            }
+            None => match compile(bundle, &[rule.as_str()])? {
+                Compiled::Program { program, analysis } => {
+                    let entry = program_entry(&program, &rule);
+                    (
+                        vm(program, &bundle.data)?,
+                        Mode::CompiledAtLoad,
+                        EvalClock::default(),
+                        analysis,
+                        entry,
+                    )
+                }
                 Compiled::Interpreter {
                     engine,
                     clock,
                     analysis,
+                    mut entries,
                     ..
                 } => (
                     Backend::Interpreter(engine),
                     Mode::Interpreted,
                     clock,
                     analysis,
+                    entries.pop().unwrap_or_else(|| rule.clone()),
                 ),
             },
         };
-        Ok(Self::assemble(bundle, rule, backend, mode, clock, analysis))
+        Ok(Self::assemble(
+            bundle, rule, entry, backend, mode, clock, analysis,
+        ))
     }
 
     /// Loads `bundle` for the rule named by `path` on the regorus interpreter, whatever the
@@ -331,11 +346,15 @@ impl Policy {
         compile(bundle, &[rule.as_str()])?;
         let clock = EvalClock::default();
         let mut engine = parse_with_clock(bundle, &clock)?;
+        let entry = add_document_entries(&mut engine, &[rule.as_str()])?
+            .pop()
+            .unwrap_or_else(|| rule.clone());
         let analysis = reads::analyse(engine.get_modules());
         let backend = Backend::Interpreter(Box::new(engine));
         Ok(Self::assemble(
             bundle,
             rule,
+            entry,
             backend,
             Mode::Interpreted,
             clock,
@@ -346,6 +365,7 @@ impl Policy {
     fn assemble(
         bundle: &Bundle,
         rule: String,
+        entry: String,
         backend: Backend,
         mode: Mode,
         clock: EvalClock,
@@ -355,6 +375,7 @@ impl Policy {
             backend,
             clock,
             rule,
+            entry,
             mode,
             revision: bundle.manifest.revision.clone(),
             shape: InputShape::from(&analysis.input),
@@ -461,12 +482,12 @@ impl Policy {
         let result = match &mut self.backend {
             Backend::Vm(vm) => {
                 vm.set_input(input);
-                run(vm, &self.rule, &self.clock).map_err(|e| EvalError::from_vm(&e))
+                run(vm, &self.entry, &self.clock).map_err(|e| EvalError::from_vm(&e))
             }
             Backend::Interpreter(engine) => {
                 engine.set_input(input);
                 engine
-                    .eval_rule(self.rule.clone())
+                    .eval_rule(self.entry.clone())
                     .map_err(|e| EvalError::from_interpreter(&*e, format!("{e:#}")))
             }
         };
@@ -558,6 +579,8 @@ pub enum Compiled {
         clock: EvalClock,
         reason: String,
         analysis: Analysis,
+        /// What to evaluate for each rule (`add_document_entries`).
+        entries: Vec<String>,
     },
 }
 
@@ -566,16 +589,19 @@ pub enum Compiled {
 pub fn compile(bundle: &Bundle, rules: &[&str]) -> Result<Compiled, LoadError> {
     let clock = EvalClock::default();
     let mut engine = parse_with_clock(bundle, &clock)?;
+    let entries = add_document_entries(&mut engine, rules)?;
     let mut compiled = None;
-    for rule in rules {
+    for (rule, entry) in rules.iter().zip(&entries) {
         let policy = engine
-            .compile_with_entrypoint(&(*rule).into())
+            .compile_with_entrypoint(&entry.as_str().into())
             .map_err(|e| LoadError::Compile {
                 rule: (*rule).to_string(),
                 message: format!("{e:#}"),
             })?;
         compiled = Some(policy);
     }
+    let rules: Vec<&str> = entries.iter().map(String::as_str).collect();
+    let rules = rules.as_slice();
     let Some(policy) = compiled else {
         return Err(LoadError::Compile {
             rule: String::new(),
@@ -609,8 +635,69 @@ pub fn compile(bundle: &Bundle, rules: &[&str]) -> Result<Compiled, LoadError> {
                 clock,
                 reason: e.to_string(),
                 analysis,
+                entries,
             })
         }
+    }
+}
+
+/// The package of the rules the filter adds (`add_document_entries`).
+const DOCUMENT_ENTRIES: &str = "zerohop__decision";
+
+/// What to evaluate for each of `rules`: the rule itself, or, for a path that names a
+/// document of rules rather than a rule (OPA-Envoy's primer builds the decision key by key:
+/// `result.allowed := allow`, `result.headers := {…}` with the path `envoy/authz/result`),
+/// a rule added to `engine` whose value is that document, as OPA reads it (a key two rules
+/// give different values is a conflict, an evaluation error).
+fn add_document_entries(
+    engine: &mut regorus::Engine,
+    rules: &[&str],
+) -> Result<Vec<String>, LoadError> {
+    let paths = compile_checks::rule_paths(engine.get_modules());
+    let mut entries = Vec::with_capacity(rules.len());
+    let mut added = String::new();
+    for rule in rules {
+        let segments = DecisionPath::parse(rule)
+            .map(|p| p.segments().to_vec())
+            .unwrap_or_default();
+        let is_rule = paths.contains(&segments);
+        let has_rules_under = paths
+            .iter()
+            .any(|p| p.len() > segments.len() && p.starts_with(&segments));
+        if segments.is_empty() || is_rule || !has_rules_under {
+            entries.push((*rule).to_string());
+            continue;
+        }
+        let name = document_entry_name(rule);
+        added.push_str(&format!("{name} := {rule}\n"));
+        entries.push(format!("data.{DOCUMENT_ENTRIES}.{name}"));
+    }
+    if !added.is_empty() {
+        engine
+            .add_policy(
+                format!("{DOCUMENT_ENTRIES}.rego"),
+                format!("package {DOCUMENT_ENTRIES}\n\n{added}"),
+            )
+            .map_err(|e| LoadError::Compile {
+                rule: rules.join(", "),
+                message: format!("{e:#}"),
+            })?;
+    }
+    Ok(entries)
+}
+
+/// The name of the rule `add_document_entries` adds for `rule`: the same at build and at load.
+fn document_entry_name(rule: &str) -> String {
+    let hex: String = rule.bytes().map(|b| format!("{b:02x}")).collect();
+    format!("d{hex}")
+}
+
+/// The entry point of `program` for `rule`: the rule, or the rule that reads its document.
+fn program_entry(program: &Program, rule: &str) -> String {
+    if program.get_entry_point(rule).is_some() {
+        rule.to_string()
+    } else {
+        format!("data.{DOCUMENT_ENTRIES}.{}", document_entry_name(rule))
     }
 }
 

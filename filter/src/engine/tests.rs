@@ -2030,3 +2030,60 @@ fn a_decision_path_with_a_quoted_segment_names_its_rule() {
         }
     }
 }
+
+/// OPA-Envoy's primer builds the decision key by key (`result["allowed"] := allow`,
+/// `result.body := …`) and names the document with the path (`envoy/authz/result`); two
+/// values for one key are a conflict, an evaluation error (answers from OPA v1.20.2). Such
+/// rules run on the interpreter (the RVM compiler lacks rules with paths in their heads);
+/// a path naming a package of plain rules is precompiled.
+#[test]
+fn a_decision_path_may_name_a_document_of_rules() {
+    let primer = "package envoy.authz\n\ndefault allow := false\n\nallow if input.method == \"GET\"\n\nresult[\"allowed\"] := allow\n\nresult[\"headers\"] := {\"x\": \"y\"}\n\nresult.body := \"hello\"\n\nresult.body := \"other\" if input.method == \"POST\"\n";
+    let files = vec![("authz.rego".to_string(), primer.as_bytes().to_vec())];
+    let built = bundle(files.clone(), &["envoy/authz/result"]);
+    assert!(built.program.is_none());
+    for bundle in [built, Bundle::from_files(files).unwrap()] {
+        let mut policy = Policy::load(&bundle, &path("envoy/authz/result")).unwrap();
+        assert_eq!(policy.mode(), Mode::Interpreted);
+        assert_eq!(policy.rule(), "data.envoy.authz.result");
+        let decide = |policy: &mut Policy, method: &str| {
+            policy.evaluate(Value::from_json_str(&format!(r#"{{"method": "{method}"}}"#)).unwrap())
+        };
+        assert_eq!(
+            decide(&mut policy, "GET"),
+            Ok(Value::from_json_str(
+                r#"{"allowed": true, "body": "hello", "headers": {"x": "y"}}"#
+            )
+            .unwrap())
+        );
+        assert_eq!(
+            decide(&mut policy, "PUT"),
+            Ok(Value::from_json_str(
+                r#"{"allowed": false, "body": "hello", "headers": {"x": "y"}}"#
+            )
+            .unwrap())
+        );
+        match decide(&mut policy, "POST") {
+            Err(EvalError::Failed(reason)) => assert!(reason.contains("conflict"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    let package =
+        "package envoy.authz\n\nallowed := input.method == \"GET\"\n\nheaders := {\"x\": \"y\"}\n";
+    let files = vec![("authz.rego".to_string(), package.as_bytes().to_vec())];
+    let precompiled = bundle(files.clone(), &["envoy/authz"]);
+    let plain = Bundle::from_files(files).unwrap();
+    for (bundle, mode) in [
+        (precompiled, Mode::Precompiled),
+        (plain, Mode::CompiledAtLoad),
+    ] {
+        let mut policy = Policy::load(&bundle, &path("envoy/authz")).unwrap();
+        assert_eq!(policy.mode(), mode);
+        assert_eq!(
+            policy.evaluate(Value::from_json_str(r#"{"method": "GET"}"#).unwrap()),
+            Ok(Value::from_json_str(r#"{"allowed": true, "headers": {"x": "y"}}"#).unwrap()),
+            "{mode:?}"
+        );
+    }
+}
