@@ -259,6 +259,8 @@ pub struct Policy {
     cache_counts: CacheCounts,
     budget: Budget,
     peak_bytes: u64,
+    /// What `print` wrote during the evaluations since `take_prints`.
+    prints: Vec<String>,
 }
 
 /// Decisions answered from the cache and evaluated with the cache on, since they were last
@@ -371,6 +373,11 @@ impl Policy {
         clock: EvalClock,
         analysis: Analysis,
     ) -> Self {
+        let mut backend = backend;
+        // `print` is gathered, never written to the process's stderr (`take_prints`).
+        if let Backend::Interpreter(engine) = &mut backend {
+            engine.set_gather_prints(true);
+        }
         let mut policy = Self {
             backend,
             clock,
@@ -384,6 +391,7 @@ impl Policy {
             analysis,
             budget: Budget::default(),
             peak_bytes: 0,
+            prints: Vec::new(),
         };
         policy.set_decision_cache(crate::defaults::DEFAULT_DECISION_CACHE_BYTES);
         policy.set_budget(Budget::default());
@@ -450,6 +458,7 @@ impl Policy {
 
     /// Evaluates the decision rule for `input`, or answers from the decision cache.
     pub fn evaluate(&mut self, input: Value) -> Result<Value, EvalError> {
+        self.prints.clear();
         let key = self.cache.enabled().then(|| DecisionCache::key(&input));
         if let Some(key) = &key {
             if let Some(decision) = self.cache.get(key, &input) {
@@ -482,13 +491,17 @@ impl Policy {
         let result = match &mut self.backend {
             Backend::Vm(vm) => {
                 vm.set_input(input);
-                run(vm, &self.entry, &self.clock).map_err(|e| EvalError::from_vm(&e))
+                let result = run(vm, &self.entry, &self.clock).map_err(|e| EvalError::from_vm(&e));
+                self.prints.extend(vm.take_prints());
+                result
             }
             Backend::Interpreter(engine) => {
                 engine.set_input(input);
-                engine
+                let result = engine
                     .eval_rule(self.entry.clone())
-                    .map_err(|e| EvalError::from_interpreter(&*e, format!("{e:#}")))
+                    .map_err(|e| EvalError::from_interpreter(&*e, format!("{e:#}")));
+                self.prints.extend(engine.take_prints().unwrap_or_default());
+                result
             }
         };
         let (peak_bytes, exceeded) = budget::end(&self.budget);
@@ -513,6 +526,13 @@ impl Policy {
             Value::Undefined => Err(EvalError::Undefined),
             value => Ok(value),
         }
+    }
+
+    /// What `print` wrote during the last evaluation (`file:line: message`), in order: the
+    /// filter logs it at debug level, as OPA-Envoy logs prints. A decision answered from the
+    /// cache prints nothing.
+    pub fn take_prints(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.prints)
     }
 
     /// The most memory the last evaluation held at once, in bytes (as the global allocator

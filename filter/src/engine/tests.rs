@@ -2087,3 +2087,47 @@ fn a_decision_path_may_name_a_document_of_rules() {
         );
     }
 }
+
+/// `print` runs on the RVM and on the interpreter, writes as OPA (space-separated,
+/// `<undefined>` for an undefined argument, any number of arguments) and never fails the
+/// body; the filter takes the messages after each evaluation (answers and messages from
+/// OPA v1.20.2). The RVM compiler refused `print` (the decision ran interpreted), and the
+/// interpreter failed the body on an undefined `input` argument.
+#[test]
+fn print_writes_as_opa_on_every_path() {
+    let rego = "package t\nimport rego.v1\nf(x) := y if { print(\"f\", x); y := x + 1 }\nr if {\n  print(\"method\", input.method, input.nope, 1, {\"a\": [1]}, [input.nope], {\"s\"})\n  print(1, 2, 3, 4, 5, 6, 7, 8, 9, 10)\n  print()\n  f(1) == 2\n  count(data.u) == 1\n}\n";
+    let expected = [
+        "t.rego:5: method GET <undefined> 1 {\"a\": [1]} <undefined> {\"s\"}",
+        "t.rego:6: 1 2 3 4 5 6 7 8 9 10",
+        "t.rego:7: ",
+        "t.rego:3: f 1",
+        "u.rego:2: in a document",
+    ];
+    let files = vec![
+        ("t.rego".to_string(), rego.as_bytes().to_vec()),
+        (
+            "u.rego".to_string(),
+            b"package u\na := 1 if print(\"in a document\")\n".to_vec(),
+        ),
+    ];
+    let precompiled = bundle(files.clone(), &["t/r"]);
+    let plain = Bundle::from_files(files).unwrap();
+    let policies = [
+        Policy::load(&precompiled, &path("t/r")).unwrap(),
+        Policy::load(&plain, &path("t/r")).unwrap(),
+        Policy::load_interpreted(&plain, &path("t/r")).unwrap(),
+    ];
+    for (mut policy, mode) in
+        policies
+            .into_iter()
+            .zip([Mode::Precompiled, Mode::CompiledAtLoad, Mode::Interpreted])
+    {
+        assert_eq!(policy.mode(), mode);
+        assert!(!policy.caches(), "each evaluation prints");
+        for _ in 0..2 {
+            let input = Value::from_json_str(r#"{"method": "GET"}"#).unwrap();
+            assert_eq!(policy.evaluate(input), Ok(Value::from(true)), "{mode:?}");
+            assert_eq!(policy.take_prints(), expected, "{mode:?}");
+        }
+    }
+}

@@ -138,6 +138,9 @@ pub struct RegoVM {
     /// there cannot suspend.
     pub(super) suspension_deferred: bool,
 
+    /// Messages of `print`, until `take_prints`.
+    pub(super) prints: Vec<String>,
+
     /// Tracks whether the current top-of-stack frame PC was explicitly set by an instruction
     pub(super) frame_pc_overridden: bool,
 
@@ -277,6 +280,7 @@ impl RegoVM {
             execution_mode: ExecutionMode::RunToCompletion,
             next_execution_mode: ExecutionMode::RunToCompletion,
             suspension_deferred: false,
+            prints: Vec::new(),
             frame_pc_overridden: false,
             strict_builtin_errors: false,
             data_key: Value::from("data"),
