@@ -324,16 +324,39 @@ mod tests {
         let config = parse(r#"{"path":"/istio/authz/allow/","bundle":{"inline":""}}"#).unwrap();
         assert_eq!(config.path.as_path(), "istio/authz/allow");
         assert_eq!(config.path.rule(), "data.istio.authz.allow");
-        let err = parse(r#"{"path":"istio/authz-x","bundle":{"inline":""}}"#).unwrap_err();
-        assert!(
-            matches!(err, ConfigError::Invalid { key: "path", .. }),
-            "{err}"
-        );
-        let err = parse(r#"{"path":"","bundle":{"inline":""}}"#).unwrap_err();
-        assert!(
-            matches!(err, ConfigError::Invalid { key: "path", .. }),
-            "{err}"
-        );
+        // Styra DAS: a reference with a quoted segment, or the slash form with any text.
+        for path in [
+            r#""data.policy[\"com.styra.envoy.ingress\"].rules.rules""#,
+            r#""policy/com.styra.envoy.ingress/rules/rules""#,
+        ] {
+            let config = parse(&format!(r#"{{"path":{path},"bundle":{{"inline":""}}}}"#)).unwrap();
+            assert_eq!(
+                config.path.rule(),
+                r#"data.policy["com.styra.envoy.ingress"].rules.rules"#
+            );
+        }
+        let config = parse(r#"{"path":"istio/authz-x","bundle":{"inline":""}}"#).unwrap();
+        assert_eq!(config.path.rule(), r#"data.istio["authz-x"]"#);
+        for (path, message) in [
+            ("", "must name a rule"),
+            (
+                r#"data.policy[com].rules"#,
+                "column 12: a bracketed segment",
+            ),
+            (r#"data.a-b"#, r#"column 6: "a-b" is not a Rego identifier"#),
+        ] {
+            let err =
+                parse(&format!(r#"{{"path":"{path}","bundle":{{"inline":""}}}}"#)).unwrap_err();
+            match &err {
+                ConfigError::Invalid {
+                    key: "path",
+                    message: m,
+                } => {
+                    assert!(m.contains(message), "{m}")
+                }
+                other => panic!("{path}: {other}"),
+            }
+        }
     }
 
     #[test]

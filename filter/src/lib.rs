@@ -44,8 +44,9 @@ pub const REGORUS_VERSION: &str = "0.14.1";
 /// another revision is not run; the bundle's Rego is compiled again at load, so a bundle
 /// built before a compiler fix does not keep the old answers. Revision 1: regorus patches
 /// 11–47, some of them fail-open fixes; 2: patches 61 (roots read again after a skipped
-/// region) and 71 (number keys into data).
-pub const COMPILER_REVISION: u32 = 2;
+/// region) and 71 (number keys into data); 3: patches 86 (imported references) and 87
+/// (computed keys before more path).
+pub const COMPILER_REVISION: u32 = 3;
 
 #[cfg(test)]
 mod tests {

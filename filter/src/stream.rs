@@ -173,9 +173,13 @@ impl Stream {
                 })?;
                 self.lap(host, Phase::Request, &mut clock);
                 request.body = body;
-                evaluate_request(policy, &request, &plugin.config.body, |phase| {
+                let result = evaluate_request(policy, &request, &plugin.config.body, |phase| {
                     self.lap(host, phase, &mut clock);
-                })
+                });
+                for message in policy.take_prints() {
+                    host.log(Level::Debug, &format!("print: {message}"));
+                }
+                result
             })
             .unwrap_or_else(|_busy| Err(EvalError::Failed("plugin state in use".into()).into()));
         if let Err(Failure::Evaluation(EvalError::Budget { exceeded, .. })) = &result {

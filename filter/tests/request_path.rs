@@ -5,6 +5,7 @@
 use base64::Engine as _;
 use zerohop_filter::decision_path::DecisionPath;
 use zerohop_filter::host::memory::{MemoryHost, Reply};
+use zerohop_filter::host::Level;
 use zerohop_filter::request::input::HttpRequest;
 use zerohop_filter::root::Root;
 use zerohop_filter::stream::{Flow, DECISION_ID_KEY, DYNAMIC_METADATA_KEY};
@@ -38,8 +39,12 @@ allow := "not a decision" if input.attributes.request.http.method == "PUT"
 "#;
 
 fn configured(settings: serde_json::Value) -> (MemoryHost, Root) {
+    configured_with(POLICY, settings)
+}
+
+fn configured_with(policy: &str, settings: serde_json::Value) -> (MemoryHost, Root) {
     let path = DecisionPath::parse("t/allow").unwrap();
-    let targz = build(vec![("t.rego".into(), POLICY.into())], Some("r1"), &[path])
+    let targz = build(vec![("t.rego".into(), policy.into())], Some("r1"), &[path])
         .unwrap()
         .targz;
     let mut config = serde_json::json!({
@@ -310,4 +315,29 @@ fn a_body_never_delivered_is_let_through_when_failing_open() {
     host.advance_ms(5_000);
     root.tick(&host);
     assert_eq!(host.ended(), vec![(4, None)]);
+}
+
+/// `print` on the decision path (precompiled) goes to the host log at debug level, as
+/// OPA-Envoy prints to its log, and never fails the body (OPA v1.20.2 prints
+/// `method GET <undefined>` and allows).
+#[test]
+fn print_goes_to_the_host_log_at_debug_level() {
+    let policy = "package t\n\nallow if {\n\tprint(\"method\", input.attributes.request.http.method, input.nope)\n\tinput.attributes.request.http.method == \"GET\"\n}\n";
+    let (host, root) = configured_with(policy, serde_json::json!({}));
+    host.take_log();
+    let mut stream = root.stream(1).unwrap();
+    request(&host, "GET", "/a", &[], b"");
+    assert_eq!(stream.on_request_headers(&host, true), Flow::Continue);
+    let prints: Vec<(Level, String)> = host
+        .take_log()
+        .into_iter()
+        .filter(|(_, message)| message.starts_with("print: "))
+        .collect();
+    assert_eq!(
+        prints,
+        vec![(
+            Level::Debug,
+            "print: t.rego:4: method GET <undefined>".to_string()
+        )]
+    );
 }

@@ -38,7 +38,8 @@ enum Command {
     /// errors as file:line:column.
     Check {
         dir: PathBuf,
-        /// Decision rules to compile, e.g. envoy/authz/allow (repeatable); without it, the
+        /// Decision rules to compile, e.g. envoy/authz/allow or
+        /// data.policy["com.styra.envoy.ingress"].rules.rules (repeatable); without it, the
         /// default decision rule if the bundle defines it.
         #[arg(short, long = "entrypoint")]
         entrypoints: Vec<String>,
@@ -54,7 +55,8 @@ enum Command {
         dir: PathBuf,
         #[arg(short, long)]
         output: PathBuf,
-        /// Decision rules to precompile (repeatable) [default: envoy/authz/allow].
+        /// Decision rules to precompile, a path or a reference (repeatable)
+        /// [default: envoy/authz/allow].
         #[arg(short, long = "entrypoint")]
         entrypoints: Vec<String>,
         /// The bundle revision written to .manifest.
@@ -124,8 +126,10 @@ enum Command {
         /// source is replaced by `--bundle`.
         #[arg(short, long, requires = "request")]
         config: Option<PathBuf>,
-        /// The decision path [default: envoy/authz/allow, or the configuration's `path`].
-        #[arg(short, long)]
+        /// The decision path, `envoy/authz/allow` or a reference such as
+        /// `data.policy["com.styra.envoy.ingress"].rules.rules` [default: envoy/authz/allow, or
+        /// the configuration's `path`].
+        #[arg(short, long, visible_short_alias = 'e', visible_alias = "entrypoint")]
         path: Option<String>,
         /// Parse modules as Rego v0 unless the .manifest gives their version (OPA's flag). With
         /// `--request`, the filter reads the bundle: build it with this flag instead.

@@ -438,6 +438,23 @@ fn check_accepts_what_opa_compiles() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }
 
+/// A variable declared by `some` shadows a rule of its name (OPA compiles these; regorus
+/// refused the `some x in` forms and `--strict` made that an error).
+#[test]
+fn check_strict_accepts_declared_variables_named_as_rules() {
+    let dir = Dir::new("shadowing");
+    dir.write(
+        "p/v.rego",
+        "package v\n\nid := x if {\n\tsome id in split(input.s, \"/\")\n\tx := id\n}\n\nids := [id | some id in input.xs]\n\nfirst := x if {\n\tsome i, first in input.xs\n\ti == 0\n\tx := first\n}\n\nindex := x if {\n\tsome index\n\tinput.xs[index] == \"b\"\n\tx := index\n}\n\nallow if {\n\tid\n\tids\n\tfirst\n\tindex\n}\n",
+    );
+    let source = dir.path("p");
+    let output = dir.path("b.tar.gz");
+    let check = bundler(&["check", "--strict", "-e", "v/allow", &source]);
+    assert_eq!(check.status.code(), Some(0), "{}", text(&check.stderr));
+    let build = bundler(&["build", "-e", "v/allow", "-o", &output, &source]);
+    assert_eq!(build.status.code(), Some(0), "{}", text(&build.stderr));
+}
+
 #[test]
 fn check_without_entrypoint_compiles_the_default_decision_rule() {
     let dir = Dir::new("default-rule");
@@ -452,6 +469,44 @@ fn check_without_entrypoint_compiles_the_default_decision_rule() {
             "error: {}:3:26: Unknown function: 'graphql.is_valid'",
             dir.path("p/authz.rego")
         ),
+    );
+}
+
+/// Styra DAS decision paths: a reference with a quoted segment, or the slash form with a
+/// dotted segment, in `check -e`, `build -e` and `eval -e`; a malformed one is refused with
+/// its column (answer from OPA v1.20.2: `{"allowed": true}`).
+#[test]
+fn quoted_decision_paths_name_their_rule() {
+    let dir = Dir::new("quoted-path");
+    dir.write(
+        "p/rules.rego",
+        "package policy[\"com.styra.envoy.ingress\"].rules\n\nrules := {\"allowed\": input.ok}\n",
+    );
+    dir.write("input.json", r#"{"ok": true}"#);
+    let source = dir.path("p");
+    let output = dir.path("b.tar.gz");
+    let input = dir.path("input.json");
+    let reference = r#"data.policy["com.styra.envoy.ingress"].rules.rules"#;
+    let check = bundler(&["check", "--strict", "-e", reference, &source]);
+    assert_eq!(check.status.code(), Some(0), "{}", text(&check.stderr));
+    let build = bundler(&["build", "-e", reference, "-o", &output, &source]);
+    assert_eq!(build.status.code(), Some(0), "{}", text(&build.stderr));
+    assert!(
+        text(&build.stdout).contains(&format!("precompiled: {reference}")),
+        "{}",
+        text(&build.stdout)
+    );
+    for path in [reference, "policy/com.styra.envoy.ingress/rules/rules"] {
+        let eval = bundler(&["eval", "-b", &output, "-i", &input, "-e", path]);
+        assert_eq!(eval.status.code(), Some(0), "{}", text(&eval.stderr));
+        let decision: serde_json::Value = serde_json::from_slice(&eval.stdout).unwrap();
+        assert_eq!(decision, serde_json::json!({"allowed": true}));
+    }
+    let malformed = bundler(&["check", "-e", "data.policy[com.styra].rules", &source]);
+    assert_fails(
+        &malformed,
+        2,
+        "column 12: a bracketed segment must be a double-quoted string",
     );
 }
 

@@ -63,6 +63,29 @@ pub fn check(modules: &[Ref<Module>], host_functions: &[(&str, usize)]) -> Vec<C
     errors
 }
 
+/// Each rule's path below `data` up to its first variable key (`["t", "p", "q"]` for
+/// `package t` and `p.q[x] := …`), for telling a rule from a document of rules.
+pub fn rule_paths(modules: &[Ref<Module>]) -> Vec<Vec<String>> {
+    let mut paths = Vec::new();
+    for module in modules {
+        let mut package = Vec::new();
+        if !static_parts(&module.package.refr, &mut package) {
+            continue;
+        }
+        if package.first().is_some_and(|first| first == "data") {
+            package.remove(0);
+        }
+        for rule in &module.policy {
+            if let Some(head) = rule_head(rule) {
+                let mut path = package.clone();
+                static_parts(head, &mut path);
+                paths.push(path);
+            }
+        }
+    }
+    paths
+}
+
 /// Names used in a rule (other rules, builtins), each where it is.
 type Uses = Vec<(String, Span)>;
 
@@ -466,39 +489,42 @@ fn has_var_key(refr: &Expr) -> bool {
 
 /// A head reference's path up to its first variable key: `p.q` for `p.q[x].r`.
 fn static_path(refr: &Expr) -> String {
-    fn parts(refr: &Expr, out: &mut Vec<String>) -> bool {
-        match refr {
-            Expr::Var { span, .. } => {
-                out.push(span.text().to_string());
+    let mut out = Vec::new();
+    static_parts(refr, &mut out);
+    out.join(".")
+}
+
+/// The names of `refr` (a variable, fields, string keys) up to its first other key; false
+/// when it stopped there.
+fn static_parts(refr: &Expr, out: &mut Vec<String>) -> bool {
+    match refr {
+        Expr::Var { span, .. } => {
+            out.push(span.text().to_string());
+            true
+        }
+        Expr::RefDot { refr, field, .. } => {
+            static_parts(refr, out) && {
+                out.push(field.0.text().to_string());
                 true
             }
-            Expr::RefDot { refr, field, .. } => {
-                parts(refr, out) && {
-                    out.push(field.0.text().to_string());
-                    true
-                }
-            }
-            Expr::RefBrack { refr, index, .. } => {
-                if !parts(refr, out) {
-                    return false;
-                }
-                match index.as_ref() {
-                    Expr::String { value, .. } => match value.as_string() {
-                        Ok(key) => {
-                            out.push(key.as_ref().to_string());
-                            true
-                        }
-                        Err(_) => false,
-                    },
-                    _ => false,
-                }
-            }
-            _ => false,
         }
+        Expr::RefBrack { refr, index, .. } => {
+            if !static_parts(refr, out) {
+                return false;
+            }
+            match index.as_ref() {
+                Expr::String { value, .. } => match value.as_string() {
+                    Ok(key) => {
+                        out.push(key.as_ref().to_string());
+                        true
+                    }
+                    Err(_) => false,
+                },
+                _ => false,
+            }
+        }
+        _ => false,
     }
-    let mut out = Vec::new();
-    parts(refr, &mut out);
-    out.join(".")
 }
 
 fn first_component(refr: &Expr) -> Option<&str> {

@@ -253,7 +253,10 @@ fn host_call(name: &str, args: &[Value], clock: &EvalClock) -> Value {
 pub struct Policy {
     backend: Backend,
     clock: EvalClock,
+    /// The decision rule, as configured (`data.envoy.authz.allow`).
     rule: String,
+    /// What is evaluated: `rule`, or the rule that reads its document (`document_entry`).
+    entry: String,
     mode: Mode,
     revision: String,
     analysis: Analysis,
@@ -262,6 +265,8 @@ pub struct Policy {
     cache_counts: CacheCounts,
     budget: Budget,
     peak_bytes: u64,
+    /// What `print` wrote during the evaluations since `take_prints`.
+    prints: Vec<String>,
 }
 
 /// Decisions answered from the cache and evaluated with the cache on, since they were last
@@ -298,34 +303,46 @@ impl Policy {
             }
             _ => None,
         };
-        let (backend, mode, clock, analysis) = match precompiled {
-            Some((program, analysis)) => (
-                vm(program, &bundle.data)?,
-                Mode::Precompiled,
-                EvalClock::default(),
-                analysis,
-            ),
-            None => match compile(bundle, &[rule.as_str()])? {
-                Compiled::Program { program, analysis } => (
+        let (backend, mode, clock, analysis, entry) = match precompiled {
+            Some((program, analysis)) => {
+                let entry = program_entry(&program, &rule);
+                (
                     vm(program, &bundle.data)?,
-                    Mode::CompiledAtLoad,
+                    Mode::Precompiled,
                     EvalClock::default(),
                     analysis,
-                ),
+                    entry,
+                )
+            }
+            None => match compile(bundle, &[rule.as_str()])? {
+                Compiled::Program { program, analysis } => {
+                    let entry = program_entry(&program, &rule);
+                    (
+                        vm(program, &bundle.data)?,
+                        Mode::CompiledAtLoad,
+                        EvalClock::default(),
+                        analysis,
+                        entry,
+                    )
+                }
                 Compiled::Interpreter {
                     engine,
                     clock,
                     analysis,
+                    mut entries,
                     ..
                 } => (
                     Backend::Interpreter(engine),
                     Mode::Interpreted,
                     clock,
                     analysis,
+                    entries.pop().unwrap_or_else(|| rule.clone()),
                 ),
             },
         };
-        Ok(Self::assemble(bundle, rule, backend, mode, clock, analysis))
+        Ok(Self::assemble(
+            bundle, rule, entry, backend, mode, clock, analysis,
+        ))
     }
 
     /// Loads `bundle` for the rule named by `path` on the regorus interpreter, whatever the
@@ -337,11 +354,15 @@ impl Policy {
         compile(bundle, &[rule.as_str()])?;
         let clock = EvalClock::default();
         let mut engine = parse_with_clock(bundle, &clock)?;
+        let entry = add_document_entries(&mut engine, &[rule.as_str()])?
+            .pop()
+            .unwrap_or_else(|| rule.clone());
         let analysis = reads::analyse(engine.get_modules());
         let backend = Backend::Interpreter(Box::new(engine));
         Ok(Self::assemble(
             bundle,
             rule,
+            entry,
             backend,
             Mode::Interpreted,
             clock,
@@ -352,15 +373,22 @@ impl Policy {
     fn assemble(
         bundle: &Bundle,
         rule: String,
+        entry: String,
         backend: Backend,
         mode: Mode,
         clock: EvalClock,
         analysis: Analysis,
     ) -> Self {
+        let mut backend = backend;
+        // `print` is gathered, never written to the process's stderr (`take_prints`).
+        if let Backend::Interpreter(engine) = &mut backend {
+            engine.set_gather_prints(true);
+        }
         let mut policy = Self {
             backend,
             clock,
             rule,
+            entry,
             mode,
             revision: bundle.manifest.revision.clone(),
             shape: InputShape::from(&analysis.input),
@@ -369,6 +397,7 @@ impl Policy {
             analysis,
             budget: Budget::default(),
             peak_bytes: 0,
+            prints: Vec::new(),
         };
         policy.set_decision_cache(crate::defaults::DEFAULT_DECISION_CACHE_BYTES);
         policy.set_budget(Budget::default());
@@ -435,6 +464,7 @@ impl Policy {
 
     /// Evaluates the decision rule for `input`, or answers from the decision cache.
     pub fn evaluate(&mut self, input: Value) -> Result<Value, EvalError> {
+        self.prints.clear();
         let key = self.cache.enabled().then(|| DecisionCache::key(&input));
         if let Some(key) = &key {
             if let Some(decision) = self.cache.get(key, &input) {
@@ -467,13 +497,17 @@ impl Policy {
         let result = match &mut self.backend {
             Backend::Vm(vm) => {
                 vm.set_input(input);
-                run(vm, &self.rule, &self.clock).map_err(|e| EvalError::from_vm(&e))
+                let result = run(vm, &self.entry, &self.clock).map_err(|e| EvalError::from_vm(&e));
+                self.prints.extend(vm.take_prints());
+                result
             }
             Backend::Interpreter(engine) => {
                 engine.set_input(input);
-                engine
-                    .eval_rule(self.rule.clone())
-                    .map_err(|e| EvalError::from_interpreter(&*e, format!("{e:#}")))
+                let result = engine
+                    .eval_rule(self.entry.clone())
+                    .map_err(|e| EvalError::from_interpreter(&*e, format!("{e:#}")));
+                self.prints.extend(engine.take_prints().unwrap_or_default());
+                result
             }
         };
         let (peak_bytes, exceeded) = budget::end(&self.budget);
@@ -498,6 +532,13 @@ impl Policy {
             Value::Undefined => Err(EvalError::Undefined),
             value => Ok(value),
         }
+    }
+
+    /// What `print` wrote during the last evaluation (`file:line: message`), in order: the
+    /// filter logs it at debug level, as OPA-Envoy logs prints. A decision answered from the
+    /// cache prints nothing.
+    pub fn take_prints(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.prints)
     }
 
     /// The most memory the last evaluation held at once, in bytes (as the global allocator
@@ -564,6 +605,8 @@ pub enum Compiled {
         clock: EvalClock,
         reason: String,
         analysis: Analysis,
+        /// What to evaluate for each rule (`add_document_entries`).
+        entries: Vec<String>,
     },
 }
 
@@ -572,16 +615,19 @@ pub enum Compiled {
 pub fn compile(bundle: &Bundle, rules: &[&str]) -> Result<Compiled, LoadError> {
     let clock = EvalClock::default();
     let mut engine = parse_with_clock(bundle, &clock)?;
+    let entries = add_document_entries(&mut engine, rules)?;
     let mut compiled = None;
-    for rule in rules {
+    for (rule, entry) in rules.iter().zip(&entries) {
         let policy = engine
-            .compile_with_entrypoint(&(*rule).into())
+            .compile_with_entrypoint(&entry.as_str().into())
             .map_err(|e| LoadError::Compile {
                 rule: (*rule).to_string(),
                 message: format!("{e:#}"),
             })?;
         compiled = Some(policy);
     }
+    let rules: Vec<&str> = entries.iter().map(String::as_str).collect();
+    let rules = rules.as_slice();
     let Some(policy) = compiled else {
         return Err(LoadError::Compile {
             rule: String::new(),
@@ -615,8 +661,69 @@ pub fn compile(bundle: &Bundle, rules: &[&str]) -> Result<Compiled, LoadError> {
                 clock,
                 reason: e.to_string(),
                 analysis,
+                entries,
             })
         }
+    }
+}
+
+/// The package of the rules the filter adds (`add_document_entries`).
+const DOCUMENT_ENTRIES: &str = "zerohop__decision";
+
+/// What to evaluate for each of `rules`: the rule itself, or, for a path that names a
+/// document of rules rather than a rule (OPA-Envoy's primer builds the decision key by key:
+/// `result.allowed := allow`, `result.headers := {…}` with the path `envoy/authz/result`),
+/// a rule added to `engine` whose value is that document, as OPA reads it (a key two rules
+/// give different values is a conflict, an evaluation error).
+fn add_document_entries(
+    engine: &mut regorus::Engine,
+    rules: &[&str],
+) -> Result<Vec<String>, LoadError> {
+    let paths = compile_checks::rule_paths(engine.get_modules());
+    let mut entries = Vec::with_capacity(rules.len());
+    let mut added = String::new();
+    for rule in rules {
+        let segments = DecisionPath::parse(rule)
+            .map(|p| p.segments().to_vec())
+            .unwrap_or_default();
+        let is_rule = paths.contains(&segments);
+        let has_rules_under = paths
+            .iter()
+            .any(|p| p.len() > segments.len() && p.starts_with(&segments));
+        if segments.is_empty() || is_rule || !has_rules_under {
+            entries.push((*rule).to_string());
+            continue;
+        }
+        let name = document_entry_name(rule);
+        added.push_str(&format!("{name} := {rule}\n"));
+        entries.push(format!("data.{DOCUMENT_ENTRIES}.{name}"));
+    }
+    if !added.is_empty() {
+        engine
+            .add_policy(
+                format!("{DOCUMENT_ENTRIES}.rego"),
+                format!("package {DOCUMENT_ENTRIES}\n\n{added}"),
+            )
+            .map_err(|e| LoadError::Compile {
+                rule: rules.join(", "),
+                message: format!("{e:#}"),
+            })?;
+    }
+    Ok(entries)
+}
+
+/// The name of the rule `add_document_entries` adds for `rule`: the same at build and at load.
+fn document_entry_name(rule: &str) -> String {
+    let hex: String = rule.bytes().map(|b| format!("{b:02x}")).collect();
+    format!("d{hex}")
+}
+
+/// The entry point of `program` for `rule`: the rule, or the rule that reads its document.
+fn program_entry(program: &Program, rule: &str) -> String {
+    if program.get_entry_point(rule).is_some() {
+        rule.to_string()
+    } else {
+        format!("data.{DOCUMENT_ENTRIES}.{}", document_entry_name(rule))
     }
 }
 

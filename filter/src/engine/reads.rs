@@ -18,8 +18,10 @@ use crate::shape::{Analysis, InputReads};
 const INPUT: &str = "input";
 
 /// Builtins whose answer depends on more than their arguments: the clock (`io.jwt.decode_verify`
-/// checks `exp`/`nbf` against it), randomness, the network, the environment.
-const NONDETERMINISTIC: [&str; 9] = [
+/// checks `exp`/`nbf` against it), randomness, the network, the environment; and `print`,
+/// which writes to the log on every evaluation (a cached decision would not).
+const NONDETERMINISTIC: [&str; 10] = [
+    "print",
     "time.now_ns",
     "io.jwt.decode_verify",
     "rand.intn",

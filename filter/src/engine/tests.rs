@@ -2112,3 +2112,287 @@ fn an_undefined_value_in_one_pass_keeps_the_others() {
         assert_loaded_decides(rego, "{}", Some(expected));
     }
 }
+
+/// A rule of a package read as a document (`config.key` through `import data.config`) that
+/// calls another rule, a function or a comprehension, in a policy that calls a host function
+/// (answers from OPA v1.20.2: true). The host call makes the VM suspendable, and there the
+/// document lookup ran `aaa`'s body without the values of what it calls: `aaa`, and with it
+/// `key`, came out undefined and the decision was `false`.
+#[test]
+fn a_package_read_as_a_document_evaluates_its_rules_in_a_suspendable_vm() {
+    const TOKEN: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ4In0.c2ln";
+    let authz = "package envoy.authz\nimport data.config\ndefault allow := false\nallow if {\n  [_, p, _] := io.jwt.decode(input.token)\n  config.key == \"k\"\n}\n";
+    for aaa in [
+        "aaa := key",
+        "aaa := b\nb := key",
+        "aaa := [x | some x in [key]]",
+        "aaa := f(key)\nf(x) := x",
+    ] {
+        let files = vec![
+            (
+                "config.rego".to_string(),
+                format!("package config\nkey := \"k\"\n{aaa}\n").into_bytes(),
+            ),
+            ("authz.rego".to_string(), authz.as_bytes().to_vec()),
+        ];
+        let precompiled = bundle(files.clone(), &["envoy/authz/allow"]);
+        let plain = Bundle::from_files(files).unwrap();
+        for (bundle, mode) in [
+            (precompiled, Mode::Precompiled),
+            (plain, Mode::CompiledAtLoad),
+        ] {
+            let mut policy = Policy::load(&bundle, &path("envoy/authz/allow")).unwrap();
+            assert_eq!(policy.mode(), mode, "{aaa}");
+            let input = Value::from_json_str(&format!(r#"{{"token": "{TOKEN}"}}"#)).unwrap();
+            assert_eq!(
+                policy.evaluate(input),
+                Ok(Value::from(true)),
+                "{mode:?}: {aaa}"
+            );
+        }
+    }
+}
+
+/// `config.claims.sub` under `import data.config` is `data.config.claims.sub`, a call of
+/// that rule (answer from OPA v1.20.2: true). The RVM compiler read the whole package as a
+/// document and indexed it: every rule of the package ran, and one that calls a host function
+/// cannot run there.
+#[test]
+fn an_imported_package_followed_by_a_path_calls_the_rule() {
+    const TOKEN: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ4In0.c2ln";
+    let files = vec![
+        (
+            "config.rego".to_string(),
+            b"package config\nclaims := io.jwt.decode(input.token)[1]\n".to_vec(),
+        ),
+        (
+            "authz.rego".to_string(),
+            b"package envoy.authz\nimport data.config\nallow if config.claims.sub == \"x\"\n"
+                .to_vec(),
+        ),
+    ];
+    let precompiled = bundle(files.clone(), &["envoy/authz/allow"]);
+    let plain = Bundle::from_files(files).unwrap();
+    for (bundle, mode) in [
+        (precompiled, Mode::Precompiled),
+        (plain, Mode::CompiledAtLoad),
+    ] {
+        let mut policy = Policy::load(&bundle, &path("envoy/authz/allow")).unwrap();
+        assert_eq!(policy.mode(), mode);
+        let input = Value::from_json_str(&format!(r#"{{"token": "{TOKEN}"}}"#)).unwrap();
+        assert_eq!(policy.evaluate(input), Ok(Value::from(true)), "{mode:?}");
+    }
+}
+
+/// A computed key followed by more path (`data.config[input.k].sub`) finds the rule the key
+/// names and reads into its value (answers from OPA v1.20.2). The RVM compiler looked only
+/// for rules as long as the whole path: the rule was left out and the read was undefined.
+/// Such a rule that calls a host function stops the evaluation with the reason (OPA: true):
+/// a document lookup cannot suspend.
+#[test]
+fn a_computed_key_followed_by_a_path_finds_the_rule() {
+    const TOKEN: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ4In0.c2ln";
+    let input =
+        |k: &str| Value::from_json_str(&format!(r#"{{"k": "{k}", "token": "{TOKEN}"}}"#)).unwrap();
+    for authz in [
+        "package envoy.authz\nallow if data.config[input.k].sub == \"x\"\n",
+        "package envoy.authz\nimport data.config\nallow if config[input.k].sub == \"x\"\n",
+    ] {
+        let files = vec![
+            (
+                "config.rego".to_string(),
+                b"package config\nclaims := {\"sub\": \"x\"}\njwt := io.jwt.decode(input.token)[1]\n"
+                    .to_vec(),
+            ),
+            ("authz.rego".to_string(), authz.as_bytes().to_vec()),
+        ];
+        let precompiled = bundle(files.clone(), &["envoy/authz/allow"]);
+        let plain = Bundle::from_files(files).unwrap();
+        for (bundle, mode) in [
+            (precompiled, Mode::Precompiled),
+            (plain, Mode::CompiledAtLoad),
+        ] {
+            let mut policy = Policy::load(&bundle, &path("envoy/authz/allow")).unwrap();
+            assert_eq!(policy.mode(), mode);
+            assert_eq!(
+                policy.evaluate(input("claims")),
+                Ok(Value::from(true)),
+                "{mode:?}: {authz}"
+            );
+            assert_eq!(policy.evaluate(input("nope")), Err(EvalError::Undefined));
+            match policy.evaluate(input("jwt")) {
+                Err(EvalError::Failed(reason)) => {
+                    assert!(reason.contains("host function"), "{reason}")
+                }
+                other => panic!("{mode:?}: {authz}: {other:?}"),
+            }
+        }
+    }
+}
+
+/// `some x in xs` and `some x` declare `x`: a rule named `x` is shadowed, not compared with
+/// each element or called as the index (answers from OPA v1.20.2). regorus refused the first
+/// kind at load (`var x used before definition below`), and the RVM compiled `xs[x]` after
+/// `some x` as a call of rule `x` inside rule `x`: endless recursion, a stack overflow.
+#[test]
+fn a_declared_variable_shadows_a_rule_of_its_name() {
+    let input = r#"{"s": "a/b"}"#;
+    for (rego, expected) in [
+        (
+            "id := input.s\nr if { some id in [input.s]; id == \"a/b\" }",
+            "true",
+        ),
+        (
+            "id := x if { some id in [input.s]; x := id }\nr := id",
+            r#""a/b""#,
+        ),
+        (
+            "id := x if { x := [id | some id in [input.s]][0] }\nr := id",
+            r#""a/b""#,
+        ),
+        (
+            "id := x if { some i, id in [input.s]; x := id }\nr := id",
+            r#""a/b""#,
+        ),
+        (
+            "id := x if { some id; split(input.s, \"/\")[id] == \"b\"; x := id }\nr := id",
+            "1",
+        ),
+        ("id := 7\nr := [id | some id in [1, 2]]", "[1, 2]"),
+        ("id := 7\nr := [id | some [id, _] in [[1, 2]]]", "[1]"),
+    ] {
+        assert_decides(rego, input, Some(expected));
+    }
+}
+
+/// Styra DAS decision paths have a segment with dots (`data.policy["com.styra.envoy.ingress"]
+/// .rules.rules`); both path forms name the rule, precompiled and compiled at load (answer
+/// from OPA v1.20.2).
+#[test]
+fn a_decision_path_with_a_quoted_segment_names_its_rule() {
+    let files = vec![(
+        "rules.rego".to_string(),
+        b"package policy[\"com.styra.envoy.ingress\"].rules\n\nrules := {\"allowed\": input.ok}\n"
+            .to_vec(),
+    )];
+    for path in [
+        "data.policy[\"com.styra.envoy.ingress\"].rules.rules",
+        "policy/com.styra.envoy.ingress/rules/rules",
+    ] {
+        let precompiled = bundle(files.clone(), &[path]);
+        let plain = Bundle::from_files(files.clone()).unwrap();
+        for (bundle, mode) in [
+            (precompiled, Mode::Precompiled),
+            (plain, Mode::CompiledAtLoad),
+        ] {
+            let mut policy = Policy::load(&bundle, &DecisionPath::parse(path).unwrap()).unwrap();
+            assert_eq!(policy.mode(), mode, "{path}");
+            assert_eq!(
+                policy.evaluate(Value::from_json_str(r#"{"ok": true}"#).unwrap()),
+                Ok(Value::from_json_str(r#"{"allowed": true}"#).unwrap()),
+                "{mode:?}: {path}"
+            );
+        }
+    }
+}
+
+/// OPA-Envoy's primer builds the decision key by key (`result["allowed"] := allow`,
+/// `result.body := …`) and names the document with the path (`envoy/authz/result`); two
+/// values for one key are a conflict, an evaluation error (answers from OPA v1.20.2). Such
+/// rules run on the interpreter (the RVM compiler lacks rules with paths in their heads);
+/// a path naming a package of plain rules is precompiled.
+#[test]
+fn a_decision_path_may_name_a_document_of_rules() {
+    let primer = "package envoy.authz\n\ndefault allow := false\n\nallow if input.method == \"GET\"\n\nresult[\"allowed\"] := allow\n\nresult[\"headers\"] := {\"x\": \"y\"}\n\nresult.body := \"hello\"\n\nresult.body := \"other\" if input.method == \"POST\"\n";
+    let files = vec![("authz.rego".to_string(), primer.as_bytes().to_vec())];
+    let built = bundle(files.clone(), &["envoy/authz/result"]);
+    assert!(built.program.is_none());
+    for bundle in [built, Bundle::from_files(files).unwrap()] {
+        let mut policy = Policy::load(&bundle, &path("envoy/authz/result")).unwrap();
+        assert_eq!(policy.mode(), Mode::Interpreted);
+        assert_eq!(policy.rule(), "data.envoy.authz.result");
+        let decide = |policy: &mut Policy, method: &str| {
+            policy.evaluate(Value::from_json_str(&format!(r#"{{"method": "{method}"}}"#)).unwrap())
+        };
+        assert_eq!(
+            decide(&mut policy, "GET"),
+            Ok(Value::from_json_str(
+                r#"{"allowed": true, "body": "hello", "headers": {"x": "y"}}"#
+            )
+            .unwrap())
+        );
+        assert_eq!(
+            decide(&mut policy, "PUT"),
+            Ok(Value::from_json_str(
+                r#"{"allowed": false, "body": "hello", "headers": {"x": "y"}}"#
+            )
+            .unwrap())
+        );
+        match decide(&mut policy, "POST") {
+            Err(EvalError::Failed(reason)) => assert!(reason.contains("conflict"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    let package =
+        "package envoy.authz\n\nallowed := input.method == \"GET\"\n\nheaders := {\"x\": \"y\"}\n";
+    let files = vec![("authz.rego".to_string(), package.as_bytes().to_vec())];
+    let precompiled = bundle(files.clone(), &["envoy/authz"]);
+    let plain = Bundle::from_files(files).unwrap();
+    for (bundle, mode) in [
+        (precompiled, Mode::Precompiled),
+        (plain, Mode::CompiledAtLoad),
+    ] {
+        let mut policy = Policy::load(&bundle, &path("envoy/authz")).unwrap();
+        assert_eq!(policy.mode(), mode);
+        assert_eq!(
+            policy.evaluate(Value::from_json_str(r#"{"method": "GET"}"#).unwrap()),
+            Ok(Value::from_json_str(r#"{"allowed": true, "headers": {"x": "y"}}"#).unwrap()),
+            "{mode:?}"
+        );
+    }
+}
+
+/// `print` runs on the RVM and on the interpreter, writes as OPA (space-separated,
+/// `<undefined>` for an undefined argument, any number of arguments) and never fails the
+/// body; the filter takes the messages after each evaluation (answers and messages from
+/// OPA v1.20.2). The RVM compiler refused `print` (the decision ran interpreted), and the
+/// interpreter failed the body on an undefined `input` argument.
+#[test]
+fn print_writes_as_opa_on_every_path() {
+    let rego = "package t\nimport rego.v1\nf(x) := y if { print(\"f\", x); y := x + 1 }\nr if {\n  print(\"method\", input.method, input.nope, 1, {\"a\": [1]}, [input.nope], {\"s\"})\n  print(1, 2, 3, 4, 5, 6, 7, 8, 9, 10)\n  print()\n  f(1) == 2\n  count(data.u) == 1\n}\n";
+    let expected = [
+        "t.rego:5: method GET <undefined> 1 {\"a\": [1]} <undefined> {\"s\"}",
+        "t.rego:6: 1 2 3 4 5 6 7 8 9 10",
+        "t.rego:7: ",
+        "t.rego:3: f 1",
+        "u.rego:2: in a document",
+    ];
+    let files = vec![
+        ("t.rego".to_string(), rego.as_bytes().to_vec()),
+        (
+            "u.rego".to_string(),
+            b"package u\na := 1 if print(\"in a document\")\n".to_vec(),
+        ),
+    ];
+    let precompiled = bundle(files.clone(), &["t/r"]);
+    let plain = Bundle::from_files(files).unwrap();
+    let policies = [
+        Policy::load(&precompiled, &path("t/r")).unwrap(),
+        Policy::load(&plain, &path("t/r")).unwrap(),
+        Policy::load_interpreted(&plain, &path("t/r")).unwrap(),
+    ];
+    for (mut policy, mode) in
+        policies
+            .into_iter()
+            .zip([Mode::Precompiled, Mode::CompiledAtLoad, Mode::Interpreted])
+    {
+        assert_eq!(policy.mode(), mode);
+        assert!(!policy.caches(), "each evaluation prints");
+        for _ in 0..2 {
+            let input = Value::from_json_str(r#"{"method": "GET"}"#).unwrap();
+            assert_eq!(policy.evaluate(input), Ok(Value::from(true)), "{mode:?}");
+            assert_eq!(policy.take_prints(), expected, "{mode:?}");
+        }
+    }
+}

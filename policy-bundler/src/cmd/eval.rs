@@ -28,7 +28,12 @@ pub fn run(
         .map_err(|e| Failed(e.to_string()))?;
     let mut policy = Policy::load(&bundle, &path).map_err(|e| Failed(e.to_string()))?;
     policy.set_budget(budget);
-    let decision = policy.evaluate(input).map_err(|e| match e {
+    let decision = policy.evaluate(input);
+    // As `opa eval`: what `print` wrote goes to stderr.
+    for message in policy.take_prints() {
+        eprintln!("{message}");
+    }
+    let decision = decision.map_err(|e| match e {
         // Already names the rule.
         EvalError::Budget { .. } => Failed(e.to_string()),
         e => Failed(format!("{}: {e}", path.rule())),

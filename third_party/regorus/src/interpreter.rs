@@ -2883,7 +2883,7 @@ impl Interpreter {
         path == "print" || matches!(Self::lookup_builtin(span, path), Ok(Some(_)))
     }
 
-    fn to_printable(value: &Value, s: &mut String) {
+    pub(crate) fn to_printable(value: &Value, s: &mut String) {
         match value {
             Value::Array(array) => {
                 s.push('[');
@@ -3949,6 +3949,9 @@ impl Interpreter {
                 Self::indexed_input_refs_inside(refr, out);
                 Self::indexed_input_refs(index, out);
             }
+            // OPA wraps each argument of `print` in a set comprehension: an undefined one is
+            // printed as `<undefined>` and needs nothing.
+            Expr::Call { fcn, .. } if fcn.span().text() == "print" => {}
             Expr::Call { params, .. } => {
                 for param in params {
                     Self::indexed_input_refs(param, out);

@@ -600,6 +600,19 @@ impl LoopHoister {
                 collection,
                 ..
             } => {
+                // `some k, v in xs` declares the variables of its patterns, as `some k, v`
+                // does: a rule or an outer variable of the same name is shadowed, not
+                // compared with each element.
+                let mut declared = Vec::new();
+                for pattern in key.iter().chain(core::iter::once(value)) {
+                    super::destructuring_planner::utils::collect_pattern_var_spans(
+                        pattern,
+                        &mut declared,
+                    );
+                }
+                for var in &declared {
+                    context.add_unbound_variable(var.text());
+                }
                 let binding_plan = super::destructuring_planner::create_some_in_binding_plan(
                     key, value, collection, context,
                 )

@@ -378,6 +378,9 @@ impl Program {
         for builtin_info in &self.builtin_info_table {
             if let Some(&builtin_fcn) = crate::builtins::lookup_compiled(builtin_info.name.as_str()) {
                 self.resolved_builtins.push(builtin_fcn);
+            } else if builtin_info.name == "print" {
+                // The VM prints itself (`execute_builtin_call`).
+                self.resolved_builtins.push((print_is_done_by_the_vm, 1));
             } else {
                 return Err(anyhow::anyhow!(
                     "Missing builtin function: {}",
@@ -439,4 +442,14 @@ impl Default for Program {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// `print` in the builtin table: the VM answers it before calling any builtin.
+fn print_is_done_by_the_vm(
+    _span: &crate::lexer::Span,
+    _params: &[crate::ast::Ref<crate::ast::Expr>],
+    _args: &[Value],
+    _strict: bool,
+) -> AnyResult<Value> {
+    Ok(Value::Bool(true))
 }

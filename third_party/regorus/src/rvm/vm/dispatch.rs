@@ -412,6 +412,18 @@ impl RegoVM {
                     .cloned()
                     .unwrap_or(Value::Undefined);
                 match self.execution_mode {
+                    // An error that stops the evaluation, not one that makes the body
+                    // undefined: the host's answer is unknown, not absent.
+                    ExecutionMode::RunToCompletion if self.suspension_deferred => {
+                        Err(VmError::EngineGap {
+                            message: alloc::format!(
+                                "host function {identifier} called by a rule that is read as \
+                                 part of a document (a package or a computed path under \
+                                 rules): not supported in a suspendable program"
+                            ),
+                            pc: self.pc,
+                        })
+                    }
                     ExecutionMode::RunToCompletion => {
                         let response = self.next_host_await_response(&identifier, dest)?;
                         self.set_register(dest, response)?;

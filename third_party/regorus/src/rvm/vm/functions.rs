@@ -2,6 +2,8 @@
 // Licensed under the MIT License.
 use crate::builtins;
 use crate::value::Value;
+use alloc::string::String;
+use alloc::vec::Vec;
 
 use super::errors::{Result, VmError};
 use super::execution_model::ExecutionMode;
@@ -71,6 +73,15 @@ impl RegoVM {
                 actual: actual_args,
                 pc: self.pc,
             });
+        }
+
+        if builtin_info.name == "print" {
+            let message = self.print_message(&args);
+            self.cached_builtin_args = args;
+            self.prints.push(message);
+            self.set_register(params.dest, Value::Bool(true))?;
+            self.memory_check()?;
+            return Ok(());
         }
 
         if args.iter().any(|a| matches!(a, Value::Undefined)) {
@@ -194,4 +205,49 @@ fn builtin_work(args: &[Value], result: &Value) -> usize {
         _ => 0,
     };
     elements.saturating_add(string_bytes / STRING_BYTES_PER_INSTRUCTION)
+}
+
+impl RegoVM {
+    /// What `print` writes, as OPA and the interpreter do: `file:line: ` and the arguments
+    /// separated by spaces, strings without quotes, `<undefined>` for an undefined one (each
+    /// argument comes wrapped: `[]` or `[value]`, see the compiler's `compile_print`).
+    fn print_message(&self, args: &[Value]) -> String {
+        let mut message = String::new();
+        if let Some(span) = self
+            .program
+            .instruction_spans
+            .get(self.pc)
+            .and_then(Option::as_ref)
+        {
+            let file = self
+                .program
+                .sources
+                .get(span.source_index)
+                .map_or("", |source| source.name.as_str());
+            message.push_str(&alloc::format!("{file}:{}: ", span.line));
+        }
+        let wrapped = match args.first() {
+            Some(Value::Array(wrapped)) => wrapped.as_slice(),
+            _ => &[],
+        };
+        for (index, argument) in wrapped.iter().enumerate() {
+            if index > 0 {
+                message.push(' ');
+            }
+            match argument {
+                Value::Array(value) => match value.first() {
+                    None => message.push_str("<undefined>"),
+                    Some(Value::String(text)) => message.push_str(text),
+                    Some(value) => crate::interpreter::Interpreter::to_printable(value, &mut message),
+                },
+                other => crate::interpreter::Interpreter::to_printable(other, &mut message),
+            }
+        }
+        message
+    }
+
+    /// The messages `print` wrote since the last call, oldest first.
+    pub fn take_prints(&mut self) -> Vec<String> {
+        core::mem::take(&mut self.prints)
+    }
 }

@@ -134,6 +134,13 @@ pub struct RegoVM {
     /// Execution mode selected for the next initial execution.
     pub(super) next_execution_mode: ExecutionMode,
 
+    /// A suspendable execution runs a rule to completion (a document lookup): a host call
+    /// there cannot suspend.
+    pub(super) suspension_deferred: bool,
+
+    /// Messages of `print`, until `take_prints`.
+    pub(super) prints: Vec<String>,
+
     /// Tracks whether the current top-of-stack frame PC was explicitly set by an instruction
     pub(super) frame_pc_overridden: bool,
 
@@ -272,6 +279,8 @@ impl RegoVM {
             host_await_responses: BTreeMap::new(),
             execution_mode: ExecutionMode::RunToCompletion,
             next_execution_mode: ExecutionMode::RunToCompletion,
+            suspension_deferred: false,
+            prints: Vec::new(),
             frame_pc_overridden: false,
             strict_builtin_errors: false,
             data_key: Value::from("data"),

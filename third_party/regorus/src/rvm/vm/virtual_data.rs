@@ -8,9 +8,25 @@ use alloc::vec::Vec;
 use core::convert::TryFrom as _;
 
 use super::errors::{Result, VmError};
+use super::execution_model::ExecutionMode;
 use super::machine::RegoVM;
 
 impl RegoVM {
+    /// Evaluates a rule to its value before the lookup goes on. The lookup needs the value
+    /// now, so the rule's body runs to completion here even in a suspendable VM: in that mode
+    /// its rule calls, loops and comprehensions would push frames for the outer loop to run
+    /// later and leave this rule without their values (`aaa := key` read through
+    /// `data.config` made `aaa`, and then `key`, undefined).
+    fn evaluate_rule_now(&mut self, dest: u8, rule_index: u16) -> Result<()> {
+        let mode = core::mem::replace(&mut self.execution_mode, ExecutionMode::RunToCompletion);
+        let deferred = self.suspension_deferred;
+        self.suspension_deferred |= mode == ExecutionMode::Suspendable;
+        let result = self.execute_call_rule_common(dest, rule_index, None);
+        self.suspension_deferred = deferred;
+        self.execution_mode = mode;
+        result
+    }
+
     pub(super) fn execute_virtual_data_document_lookup_subobject(
         &mut self,
         path_components: &[LiteralOrRegister],
@@ -167,7 +183,7 @@ impl RegoVM {
                                 rule_index: Value::Number(rule_idx.clone()),
                                 pc: self.pc,
                             })?;
-                        self.execute_call_rule_common(temp_reg, rule_index_u16, None)?;
+                        self.evaluate_rule_now(temp_reg, rule_index_u16)?;
                         let register_count = self.registers.len();
                         let result =
                             self.registers
@@ -284,7 +300,7 @@ impl RegoVM {
                             pc: self.pc,
                         })?;
 
-                    self.execute_call_rule_common(params.dest, rule_index, None)?;
+                    self.evaluate_rule_now(params.dest, rule_index)?;
 
                     if components_consumed < params.path_components.len() {
                         // Walk remaining path by reference, clone only the leaf.

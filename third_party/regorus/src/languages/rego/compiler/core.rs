@@ -56,7 +56,7 @@ impl<'a> Compiler<'a> {
 
         // Get the builtin function info to determine number of arguments
         let num_args = if builtin_name == "print" {
-            2 // Special case for print
+            1 // The wrapped arguments (`compile_print`)
         } else if let Some(builtin_fcn) = self.lookup_builtin(builtin_name) {
             builtin_fcn.1 as u16 // Second element is the number of arguments
         } else {

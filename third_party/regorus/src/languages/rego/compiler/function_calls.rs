@@ -78,6 +78,11 @@ impl<'a> Compiler<'a> {
         let mut params_to_compile = params.len();
 
         let call_target = self.determine_call_target(&original_fcn_path, &full_fcn_path, &span)?;
+        if let CallTarget::Builtin { builtin_index, .. } = call_target {
+            if original_fcn_path == "print" {
+                return self.compile_print(builtin_index, params, span);
+            }
+        }
 
         let expected_args = match &call_target {
             CallTarget::User { expected_args, .. } => *expected_args,
@@ -424,9 +429,53 @@ impl<'a> Compiler<'a> {
             .then_some(candidate)
     }
 
+    /// `print(a, b, …)` takes any number of arguments, as OPA's: each is wrapped, as OPA
+    /// does, so that an undefined one is printed (`[]` for undefined, `[value]` otherwise)
+    /// instead of failing the call, and the wrapped list is the builtin's one argument. The
+    /// call is always true.
+    fn compile_print(
+        &mut self,
+        builtin_index: u16,
+        params: &[ExprRef],
+        span: Span,
+    ) -> Result<Register> {
+        let all = self.alloc_register()?;
+        self.emit_instruction(Instruction::ArrayNew { dest: all }, &span);
+        for param in params {
+            let value = self.compile_rego_expr_with_span(param, param.span(), false)?;
+            let wrapped = self.alloc_register()?;
+            self.emit_instruction(Instruction::ArrayNew { dest: wrapped }, &span);
+            self.emit_instruction(
+                Instruction::ArrayPushDefined {
+                    arr: wrapped,
+                    value,
+                },
+                &span,
+            );
+            self.emit_instruction(
+                Instruction::ArrayPush {
+                    arr: all,
+                    value: wrapped,
+                },
+                &span,
+            );
+        }
+        let dest = self.alloc_register()?;
+        let mut args = [0u8; 8];
+        args[0] = all;
+        let params_index = self.program.add_builtin_call_params(BuiltinCallParams {
+            dest,
+            builtin_index,
+            num_args: 1,
+            args,
+        });
+        self.emit_instruction(Instruction::BuiltinCall { params_index }, &span);
+        Ok(dest)
+    }
+
     fn lookup_builtin_arity(&self, name: &str) -> Option<usize> {
         if name == "print" {
-            Some(2)
+            None
         } else {
             self.lookup_builtin(name)
                 .map(|(_, arity)| *arity as usize)

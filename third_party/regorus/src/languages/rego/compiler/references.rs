@@ -275,11 +275,10 @@ impl<'a> Compiler<'a> {
             }
         }
 
-        // Rule matches if either:
-        // 1. It's at least as long as the pattern, OR
-        // 2. It matches all available components and the remaining pattern parts are wildcards
-        rule_parts.len() >= pattern.len()
-            || (match_length > 0 && pattern[match_length..].iter().all(Option::is_none))
+        // The rule is under the pattern, or the pattern goes on into the rule's value:
+        // `data.config[k].sub` reads `data.config.claims` for `k == "claims"`, whatever
+        // follows the computed key.
+        match_length > 0
     }
 
     /// Compile local variable access chain
@@ -343,6 +342,25 @@ impl<'a> Compiler<'a> {
         let import_key =
             append_path_component(&self.current_package, root).map_err(CompilerError::from)?;
         if let Some(import_expr) = self.policy.inner.imports.get(&import_key) {
+            // As OPA, the alias stands for the imported reference: `config.key` under `import
+            // data.config` is `data.config.key`, a call of that rule, not a read of the whole
+            // package as a document indexed afterwards.
+            if !chain.components.is_empty() {
+                let imported = parse_reference_chain(import_expr)?;
+                if let ReferenceRoot::Variable(root) = &imported.root {
+                    let mut components = imported.components.clone();
+                    components.extend(chain.components.iter().cloned());
+                    let full = ReferenceChain {
+                        root: imported.root.clone(),
+                        components,
+                    };
+                    match root.as_str() {
+                        "data" => return self.compile_data_chain(&full, span),
+                        "input" => return self.compile_input_chain(&full, span),
+                        _ => {}
+                    }
+                }
+            }
             let import_reg =
                 self.compile_rego_expr_with_span(import_expr, import_expr.span(), false)?;
             if chain.components.is_empty() {
