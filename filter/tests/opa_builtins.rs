@@ -453,6 +453,31 @@ fn bit_shifts_take_integral_floats_and_any_count() {
     assert_eq!(eval("bits.lsh(0, -1)"), Value::Undefined);
 }
 
+/// Patch 83: `time.format` writes OPA's default layout, Go's RFC3339Nano, which drops the
+/// fraction's trailing zeros (answers from OPA v1.20.2); regorus padded it to 3, 6 or 9 digits.
+#[test]
+fn time_format_drops_trailing_zeros_of_the_fraction() {
+    for (expr, want) in [
+        ("time.format(10)", "1970-01-01T00:00:00.00000001Z"),
+        ("time.format(1500000000)", "1970-01-01T00:00:01.5Z"),
+        ("time.format(1000000000)", "1970-01-01T00:00:01Z"),
+        ("time.format(-1)", "1969-12-31T23:59:59.999999999Z"),
+        (
+            "time.format([10, \"UTC\"])",
+            "1970-01-01T00:00:00.00000001Z",
+        ),
+        ("time.format([1500000000, \"UTC\", \"05.000\"])", "01.500"),
+        ("time.format([1500000000, \"UTC\", \"05.00\"])", "01.50"),
+        ("time.format([1000000000, \"UTC\", \"05.999|\"])", "01|"),
+        (
+            "time.format([1234567890, \"UTC\", \"05,99999 2006.01\"])",
+            "01,23456 1970.01",
+        ),
+    ] {
+        assert_eq!(eval(expr), Value::from(want), "{expr}");
+    }
+}
+
 /// Patch 78: a pattern with a Unicode class (`\pL`, `\p{Greek}`), whose tables this build leaves
 /// out, stops the evaluation instead of being an invalid pattern (undefined): OPA matches it, and
 /// `not regex.match("^\\pL+$", x)` would have passed where OPA's fails.

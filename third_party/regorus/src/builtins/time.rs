@@ -15,7 +15,7 @@ use crate::*;
 use anyhow::{bail, Result};
 
 use chrono::{
-    DateTime, Datelike, Days, FixedOffset, Local, Months, SecondsFormat, TimeZone, Timelike, Utc,
+    DateTime, Datelike, Days, FixedOffset, Local, Months, TimeZone, Timelike, Utc,
     Weekday,
 };
 use chrono_tz::Tz;
@@ -128,7 +128,8 @@ fn format(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> R
 
     let result = match format {
         Some(format) => compat::format(datetime, layout_with_predefined_formats(&format)),
-        None => datetime.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+        // OPA's default layout, Go's RFC3339Nano: trailing zeros of the fraction dropped.
+        None => compat::format(datetime, "2006-01-02T15:04:05.999999999Z07:00"),
     };
 
     Ok(Value::String(result.into()))

@@ -41,7 +41,7 @@ use crate::*;
 use core::fmt;
 use core::iter;
 
-use chrono::TimeZone;
+use chrono::{TimeZone, Timelike};
 use chrono::{
     format::{self, Fixed, Parsed},
     DateTime, Duration, FixedOffset, ParseResult,
@@ -585,8 +585,58 @@ pub fn format<Tz: TimeZone>(date: DateTime<Tz>, fmt: &str) -> String
 where
     Tz::Offset: fmt::Display,
 {
-    date.format_with_items(GoTimeFormatItems::format(fmt))
-        .to_string()
+    // Fractional seconds are written here as Go writes them (`appendNano`): `.000` gives
+    // exactly that many digits, `.999` as many with trailing zeros (and a bare separator)
+    // dropped. chrono's fixed items pad to 3, 6 or 9 digits instead.
+    let nanos = date.nanosecond() % 1_000_000_000;
+    let mut out = String::new();
+    let mut rest = fmt;
+    while let Some((at, len)) = next_fraction(rest) {
+        out.push_str(
+            &date
+                .format_with_items(GoTimeFormatItems::format(&rest[..at]))
+                .to_string(),
+        );
+        let token = &rest[at..at + len];
+        let digits = len - 1;
+        let trim = token.as_bytes()[1] == b'9';
+        if !(trim && nanos == 0) {
+            let mut fraction = alloc::format!("{}{nanos:09}", &token[..1]);
+            fraction.truncate(1 + digits);
+            if trim {
+                let kept = fraction.trim_end_matches('0').len();
+                fraction.truncate(if kept == 1 { 0 } else { kept });
+            }
+            out.push_str(&fraction);
+        }
+        rest = &rest[at + len..];
+    }
+    out.push_str(
+        &date
+            .format_with_items(GoTimeFormatItems::format(rest))
+            .to_string(),
+    );
+    out
+}
+
+/// Where the next fractional-seconds token of a Go layout is (`.000`, `,999`: a separator and
+/// one repeated digit, not followed by another digit), and its length.
+fn next_fraction(layout: &str) -> Option<(usize, usize)> {
+    let bytes = layout.as_bytes();
+    (0..bytes.len()).find_map(|at| {
+        if !matches!(bytes[at], b'.' | b',') {
+            return None;
+        }
+        let repeated = *bytes.get(at + 1)?;
+        if !matches!(repeated, b'0' | b'9') {
+            return None;
+        }
+        let len = 1 + bytes[at + 1..].iter().take_while(|&&b| b == repeated).count();
+        match bytes.get(at + len) {
+            Some(b'0'..=b'9') => None,
+            _ => Some((at, len)),
+        }
+    })
 }
 
 #[cfg(test)]
