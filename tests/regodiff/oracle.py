@@ -150,14 +150,16 @@ class Oracle:
         if key in self.calls:
             result = self.calls[key]
         else:
-            result = self._call(name, arg_text)
+            result = self._call(name, arg_text, None if paths else args)
             self.calls[key] = result
         if result is None:
             self.unknown = True
             return {}
         return result
 
-    def _call(self, name, arg_text):
+    def _call(self, name, arg_text, args=None):
+        """`args`: the decoded arguments, when none holds a set (they can then be passed
+        untyped, through `json.unmarshal`)."""
         if name in ("and", "or") or name in gen.ARITH.values():
             op = {v: k for k, v in gen.ARITH.items()}[name]
             expr = f"({arg_text[0]}) {op} ({arg_text[1]})"
@@ -167,10 +169,22 @@ class Oracle:
         try:
             rows = engine.eval_query(f"x := {expr}; {SET_PATHS}")
         except OpaError as e:
-            # The type checker sees the literal arguments: a type error is a certain failure.
-            if is_builtin_error(str(e)) or "rego_type_error" in str(e):
+            if is_builtin_error(str(e)):
                 return {}
-            return None  # the rendering failed (e.g. a parse error): cannot tell
+            if "rego_type_error" not in str(e):
+                return None  # the rendering failed (e.g. a parse error): cannot tell
+            # The type checker saw the literal arguments' types. In the program the arguments
+            # come from references, whose types OPA does not know, and some builtins answer
+            # for any type at run time (`regex.is_valid(true)` is false): ask again untyped.
+            if args is None or name in ("and", "or") or name in gen.ARITH.values():
+                return {}
+            untyped = ", ".join(f"json.unmarshal({json.dumps(exact_dumps(a))})" for a in args)
+            try:
+                rows = engine.eval_query(f"x := {name}({untyped}); {SET_PATHS}")
+            except OpaError as e2:
+                if is_builtin_error(str(e2)) or "rego_type_error" in str(e2):
+                    return {}
+                return None
         if not rows:
             return {}
         row = rows[0]
