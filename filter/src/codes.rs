@@ -86,6 +86,7 @@ codes! {
     MULTIPLE_DEFAULTS = "multiple-defaults": "two default rules for one name";
     CONFLICTING_RULES = "conflicting-rules": "rules of one name with different kinds or arities";
     FUNCTION_NOT_CALLED = "function-not-called": "a function referred to without a call";
+    NEGATED_TRUE = "negated-true": "a rule whose only condition is `not true`, which OPA evaluates against its own rules (`engine::opa_quirks`)";
 
     // Why a fetch from the bundle service failed (`live::poll::FetchError`).
     FETCH_FAILED = "fetch-failed": "the bundle server could not be reached or never answered";

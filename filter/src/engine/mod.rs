@@ -29,6 +29,7 @@ mod builtins;
 mod cache;
 pub mod compile_checks;
 pub mod jwt;
+mod opa_quirks;
 mod reads;
 mod signatures;
 mod verified;
@@ -771,7 +772,10 @@ fn parse_with_clock(bundle: &Bundle, clock: &EvalClock) -> Result<regorus::Engin
                 })
             })?;
     }
-    let refused = compile_checks::check(engine.get_modules(), &host_functions());
+    let mut refused = compile_checks::check(engine.get_modules(), &host_functions());
+    if refused.is_empty() {
+        refused = opa_quirks::check(engine.get_modules());
+    }
     if !refused.is_empty() {
         return Err(LoadError::Refused(refused));
     }

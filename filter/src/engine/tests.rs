@@ -215,6 +215,41 @@ fn bad_rego_is_reported_with_its_location() {
     assert_eq!(err.to_string(), "bad/p.rego:5:1: expecting expression");
 }
 
+/// A rule whose only condition is `not true` is refused: OPA v1.20.2 decides it as if the
+/// condition held when the head has a reference or a call (`r := input if { not true }` is
+/// `input`, `r := 1 if { not true }` is undefined), so no answer would match OPA's.
+#[test]
+fn a_rule_whose_only_condition_is_not_true_is_refused() {
+    for rego in [
+        "r := input if { not true }",
+        "r := [input] if {\n\tnot (true)\n}",
+        "r := 1 if { false } else := input if { not true }",
+        "r contains input if { not true }",
+    ] {
+        let source = format!("package t\n{rego}\n");
+        let plain = Bundle::from_files(vec![("t.rego".into(), source.into_bytes())]).unwrap();
+        for load in [Policy::load, Policy::load_interpreted] {
+            let err = load(&plain, &path("t/r")).err().unwrap();
+            assert_eq!(err.code(), "negated-true", "{rego}");
+        }
+    }
+    let err = Policy::load(
+        &Bundle::from_files(vec![(
+            "t.rego".into(),
+            b"package t\nr := input if {\n\tnot true\n}\n".to_vec(),
+        )])
+        .unwrap(),
+        &path("t/r"),
+    )
+    .err()
+    .unwrap();
+    assert!(err.to_string().starts_with("t.rego:3:2: negated-true: "), "{err}");
+    // What OPA decides as written is not refused (answers from OPA v1.20.2).
+    assert_decides("r := input if { not false }", "{}", Some("{}"));
+    assert_decides("r := input if { not true; input }", "{}", None);
+    assert_decides("f(x) := x if { not true }\nr := f(input)", "{}", None);
+}
+
 #[test]
 fn rego_opa_refuses_to_compile_is_refused_at_load() {
     // regorus would evaluate this (the unsafe `x` leaves `deny` undefined); OPA refuses it.
