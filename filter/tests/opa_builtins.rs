@@ -478,6 +478,32 @@ fn time_format_drops_trailing_zeros_of_the_fraction() {
     }
 }
 
+/// Patch 84: `sprintf` writes what Go's fmt writes for a verb that does not fit its argument
+/// with a width (`%2F` of 3: `%!F(int64= 3)`), and for a format ending in `%` (`%!(NOVERB)`),
+/// answers from OPA v1.20.2; both were undefined. Go's flags (`%-5s`), which this engine does
+/// not write, stop the evaluation instead of leaving the call undefined: a `deny` message
+/// missing from a set would let the request through.
+#[test]
+fn sprintf_writes_go_errors_and_refuses_flags() {
+    for (expr, want) in [
+        (r#"sprintf("a%2Fb", [3])"#, "a%!F(int64= 3)b"),
+        (r#"sprintf("%05F", [-3])"#, "%!F(int64=-0003)"),
+        (r#"sprintf("%06z", ["ab"])"#, "%!z(string=0000ab)"),
+        (r#"sprintf("%7z", ["héllo"])"#, "%!z(string=  héllo)"),
+        (r#"sprintf("100%", [])"#, "100%!(NOVERB)"),
+        (r#"sprintf("%5", [1])"#, "%!(NOVERB)%!(EXTRA int64=1)"),
+    ] {
+        assert_eq!(eval(expr), Value::from(want), "{expr}");
+    }
+    for expr in [r#"sprintf("%-5s|", ["a"])"#, r#"sprintf("%.2F", [3])"#] {
+        let error = eval_error(expr);
+        assert!(
+            error.contains("does not format as Go's fmt"),
+            "{expr}: {error}"
+        );
+    }
+}
+
 /// Patch 78: a pattern with a Unicode class (`\pL`, `\p{Greek}`), whose tables this build leaves
 /// out, stops the evaluation instead of being an invalid pattern (undefined): OPA matches it, and
 /// `not regex.match("^\\pL+$", x)` would have passed where OPA's fails.

@@ -479,9 +479,12 @@ fn sprintf_formats_like_go() {
     ] {
         check(&format!("r := {call}"), "{}", &format!("{:?}", expected));
     }
-    // Flags are not implemented: undefined, not another text.
+    // Flags are not implemented: the evaluation stops (patch 84), neither another text nor
+    // undefined (which would let the default answer).
     for call in [r#"sprintf("%-5s|", ["ab"])"#, r#"sprintf("%+d", [42])"#] {
-        check(&format!("default r := 7\nr := {call}"), "{}", "7");
+        let rules = format!("default r := 7\nr := {call}");
+        let error = eval(&rules, "{}").unwrap_err();
+        assert!(error.contains("does not format as Go's fmt"), "{rules}: {error}");
     }
 }
 

@@ -243,7 +243,10 @@ fn a_rule_whose_only_condition_is_not_true_is_refused() {
     )
     .err()
     .unwrap();
-    assert!(err.to_string().starts_with("t.rego:3:2: negated-true: "), "{err}");
+    assert!(
+        err.to_string().starts_with("t.rego:3:2: negated-true: "),
+        "{err}"
+    );
     // What OPA decides as written is not refused (answers from OPA v1.20.2).
     assert_decides("r := input if { not false }", "{}", Some("{}"));
     assert_decides("r := input if { not true; input }", "{}", None);

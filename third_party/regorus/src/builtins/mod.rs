@@ -75,6 +75,7 @@ use lazy_static::lazy_static;
 /// - Regular expressions with Unicode classes (`\pL`, `\p{Greek}`), whose tables this build
 ///   leaves out: OPA matches them.
 /// - `numbers.range` and `numbers.range_step` with an end beyond 64 bits: OPA enumerates it.
+/// - `sprintf` formats Go's fmt writes and this engine does not (flags such as `%-5s`).
 #[derive(Debug)]
 pub struct EngineGapError {
     message: alloc::string::String,
@@ -93,6 +94,14 @@ impl EngineGapError {
         Self {
             message: alloc::format!(
                 "{builtin}: an end beyond 64 bits, which this engine does not enumerate (OPA does)"
+            ),
+        }
+    }
+
+    pub fn sprintf(what: &str) -> Self {
+        Self {
+            message: alloc::format!(
+                "sprintf: {what}, which this engine does not format as Go's fmt (OPA does)"
             ),
         }
     }

@@ -259,6 +259,21 @@ enum Width {
     Decimals(usize),
 }
 
+/// `text` padded on the left to `width` characters, as Go's fmt pads: with zeros after the
+/// sign of a number, or with spaces.
+fn pad_runes(text: &str, width: usize, zeros: bool) -> String {
+    let missing = width.saturating_sub(text.chars().count());
+    if missing == 0 {
+        return text.to_string();
+    }
+    match text.strip_prefix('-') {
+        Some(digits) if zeros && digits.starts_with(|c: char| c.is_ascii_digit()) => {
+            format!("-{}{digits}", "0".repeat(missing))
+        }
+        _ => format!("{}{text}", if zeros { "0" } else { " " }.repeat(missing)),
+    }
+}
+
 fn apply_width(w: Width, s: String) -> String {
     match w {
         Width::LeadingZeros(n) if n > s.len() => "0".repeat(n - s.len()) + &s,
@@ -420,12 +435,12 @@ fn sprintf(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> 
                     s.push('%');
                     continue;
                 }
-                // Go's flags (`%+d`, `%-5s`, `% d`, `%#x`) are not implemented: a builtin
-                // error rather than a different text.
+                // Go's flags (`%+d`, `%-5s`, `% d`, `%#x`) are not implemented: the evaluation
+                // stops rather than leaving the call undefined where OPA writes text.
                 Some(flag @ ('+' | '-' | ' ' | '#')) => {
-                    bail!(params[0]
-                        .span()
-                        .error(format!("unsupported format flag {flag}").as_str()))
+                    return Err(anyhow::Error::new(builtins::EngineGapError::sprintf(
+                        &format!("the format flag `{flag}`"),
+                    )));
                 }
                 Some(c) if c == '.' || c.is_ascii_digit() => {
                     let first_char = c;
@@ -447,18 +462,17 @@ fn sprintf(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> 
                     };
                     match chars.next() {
                         Some(c) => (c, width),
-                        _ => {
-                            let span = params[0].span();
-                            bail!(span.error(
-                                "missing format verb after `%width` at end of format string"
-                            ));
+                        None => {
+                            s.push_str("%!(NOVERB)");
+                            break;
                         }
                     }
                 }
                 Some(c) => (c, Width::None),
+                // Go's fmt writes a `%` that ends the format as `%!(NOVERB)`.
                 None => {
-                    let span = params[0].span();
-                    bail!(span.error("missing format verb after `%` at end of format string"));
+                    s.push_str("%!(NOVERB)");
+                    break;
                 }
             },
             Some(c) => {
@@ -478,15 +492,25 @@ fn sprintf(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> 
         args_idx += 1;
         let (go_type, go_value) = go_argument(arg);
         if !go_verb_fits(verb, go_type) {
-            if !matches!(width, Width::None) || go_type == "*big.Int" {
-                bail!(args_span.error(format!("format verb {verb} does not fit {arg}").as_str()));
-            }
+            // Go writes the argument as `%v` with the width given (`%2F` of 3: `%!F(int64= 3)`).
+            let value = match width {
+                _ if go_type == "*big.Int" => None,
+                Width::None => Some(go_value),
+                Width::Cell(n) => Some(pad_runes(&go_value, n, false)),
+                Width::LeadingZeros(n) => Some(pad_runes(&go_value, n, true)),
+                Width::Decimals(_) => None,
+            };
+            let Some(value) = value else {
+                return Err(anyhow::Error::new(builtins::EngineGapError::sprintf(
+                    &format!("the verb `{verb}` with a precision or on a big integer"),
+                )));
+            };
             s.push_str("%!");
             s.push(verb);
             s.push('(');
             s.push_str(go_type);
             s.push('=');
-            s.push_str(&go_value);
+            s.push_str(&value);
             s.push(')');
             continue;
         }
