@@ -504,6 +504,22 @@ fn sprintf_writes_go_errors_and_refuses_flags() {
     }
 }
 
+/// Patch 92: a time zone this build's data leaves out (it keeps UTC only) stops the evaluation:
+/// OPA knows `America/New_York`, and an undefined `time.clock` could let a `not` or an `else`
+/// answer where OPA does not.
+#[test]
+fn time_zones_this_build_lacks_stop_the_evaluation() {
+    for expr in [
+        r#"time.format([1500000000, "America/New_York"])"#,
+        r#"[1 | not time.clock([0, "Europe/Paris"])]"#,
+        r#"time.weekday([0, "Asia/Tokyo"])"#,
+    ] {
+        let error = eval_error(expr);
+        assert!(error.contains("time-zone data"), "{expr}: {error}");
+    }
+    assert_eq!(eval(r#"time.date([0, "UTC"])"#), eval("[1970, 1, 1]"));
+}
+
 /// Patch 78: a pattern with a Unicode class (`\pL`, `\p{Greek}`), whose tables this build leaves
 /// out, stops the evaluation instead of being an invalid pattern (undefined): OPA matches it, and
 /// `not regex.match("^\\pL+$", x)` would have passed where OPA's fails.

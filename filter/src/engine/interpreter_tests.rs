@@ -484,7 +484,10 @@ fn sprintf_formats_like_go() {
     for call in [r#"sprintf("%-5s|", ["ab"])"#, r#"sprintf("%+d", [42])"#] {
         let rules = format!("default r := 7\nr := {call}");
         let error = eval(&rules, "{}").unwrap_err();
-        assert!(error.contains("does not format as Go's fmt"), "{rules}: {error}");
+        assert!(
+            error.contains("does not format as Go's fmt"),
+            "{rules}: {error}"
+        );
     }
 }
 

@@ -76,6 +76,7 @@ use lazy_static::lazy_static;
 ///   leaves out: OPA matches them.
 /// - `numbers.range` and `numbers.range_step` with an end beyond 64 bits: OPA enumerates it.
 /// - `sprintf` formats Go's fmt writes and this engine does not (flags such as `%-5s`).
+/// - Time zones a build leaves out of its time-zone data: OPA loads them.
 #[derive(Debug)]
 pub struct EngineGapError {
     message: alloc::string::String,
@@ -102,6 +103,14 @@ impl EngineGapError {
         Self {
             message: alloc::format!(
                 "sprintf: {what}, which this engine does not format as Go's fmt (OPA does)"
+            ),
+        }
+    }
+
+    pub fn time_zone(name: &str) -> Self {
+        Self {
+            message: alloc::format!(
+                "time zone {name:?} is not in this build's time-zone data (OPA may know it)"
             ),
         }
     }

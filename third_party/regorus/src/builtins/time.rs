@@ -254,9 +254,15 @@ fn parse_epoch(
                     "UTC" | "" => Utc.timestamp_nanos(ns).fixed_offset(),
                     "Local" => Local.timestamp_nanos(ns).fixed_offset(),
                     _ => {
+                        // A build may leave zones out (`CHRONO_TZ_TIMEZONE_FILTER`): a zone it
+                        // does not know stops the evaluation, as OPA may know it.
                         let tz: Tz = match tz.parse() {
                             Ok(tz) => tz,
-                            Err(e) => bail!(e),
+                            Err(_) => {
+                                return Err(anyhow::Error::new(
+                                    crate::builtins::EngineGapError::time_zone(tz),
+                                ))
+                            }
                         };
                         tz.timestamp_nanos(ns).fixed_offset()
                     }
