@@ -17,12 +17,17 @@ Values come back with sets as `{"__set__": [...]}` (found with `walk`), numbers 
 import json
 import math
 import re
+import sys
 from decimal import Decimal
 
 import opa_bindings.engine as opa_engine
 from opa_bindings.engine import OpaEngine, OpaError, OpaUndefinedError
 
 import gen
+
+# OPA computes with big integers (bits.lsh(1, 65536)); Python limits their text to 4,300
+# digits unless told otherwise.
+sys.set_int_max_str_digits(0)
 
 
 class _ExactJson:
