@@ -21,12 +21,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use regorus::unstable::{
-    ArithOp, AssignOp, BinOp, Expr, Literal, LiteralStmt, Module, Query, Ref, Rule, RuleAssign,
+    ArithOp, AssignOp, BinOp, BoolOp, Expr, Literal, LiteralStmt, Module, Query, Ref, Rule, RuleAssign,
     RuleBody, RuleHead, Span, BUILTINS,
 };
 use regorus::utils::get_path_string;
 
 use super::signatures::SIGNATURES;
+use super::types::{self, Key, Ty, ARRAY, OBJECT, SET};
 
 /// One program OPA refuses to compile, at the place OPA reports.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -110,19 +111,30 @@ fn analyse(
     let mut errors = Vec::new();
     let mut references = Vec::new();
     let mut unsupported: BTreeMap<String, Uses> = BTreeMap::new();
-    for module in modules {
-        let Some(package) = package_path(module) else {
-            continue;
-        };
-        let scope = ModuleScope::new(&program, module, &package);
-        for rule in &module.policy {
-            let (found, lacking) = scope.rule(rule, &mut errors);
-            if let Some(head) = rule_head(rule) {
-                let path = format!("{package}.{}", static_path(head));
-                unsupported.entry(path.clone()).or_default().extend(lacking);
-                references.push((path, found));
+    // Each pass infers the rules' types from the last pass's; the last one's errors count.
+    for pass in 0..TYPE_PASSES {
+        errors.clear();
+        references.clear();
+        unsupported.clear();
+        let mut found_types = RuleTypes::default();
+        for module in modules {
+            let Some(package) = package_path(module) else {
+                continue;
+            };
+            let scope = ModuleScope::new(&program, module, &package);
+            for rule in &module.policy {
+                let (found, lacking) = scope.rule(rule, &mut errors, &mut found_types);
+                if let Some(head) = rule_head(rule) {
+                    let path = format!("{package}.{}", static_path(head));
+                    unsupported.entry(path.clone()).or_default().extend(lacking);
+                    references.push((path, found));
+                }
             }
         }
+        if found_types == program.types || pass + 1 == TYPE_PASSES {
+            break;
+        }
+        program.types = found_types;
     }
     for (rule, found) in references {
         program.graph.entry(rule).or_default().extend(found);
@@ -202,28 +214,14 @@ const DEPRECATED: &[&str] = &[
     "cast_object",
 ];
 
-// Kinds of value, as bits (as in `signatures`).
-const NULL: u8 = 1;
-const BOOLEAN: u8 = 2;
-const NUMBER: u8 = 4;
-const STRING: u8 = 8;
-const ARRAY: u8 = 16;
-const SET: u8 = 32;
-const OBJECT: u8 = 64;
-const ANY: u8 = 127;
+/// How many times the rules' types are inferred, each pass from the last one's: enough for
+/// chains of rules that deep; deeper ones keep wider types (`any`), which only accepts more.
+const TYPE_PASSES: usize = 4;
 
-/// OPA's name for a kind, or `any`.
-fn kind_name(kinds: u8) -> &'static str {
-    match kinds {
-        NULL => "null",
-        BOOLEAN => "boolean",
-        NUMBER => "number",
-        STRING => "string",
-        ARRAY => "array",
-        SET => "set",
-        OBJECT => "object",
-        _ => "any",
-    }
+/// A builtin's parameter types and result type, from OPA's texts in `signatures`.
+fn builtin_type(name: &str) -> Option<(Vec<Ty>, Ty)> {
+    let (_, _, _, want, result) = SIGNATURES.iter().find(|(n, ..)| *n == name)?;
+    Some((types::parse_params(want)?, types::parse(result)?))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -252,9 +250,42 @@ struct RuleEntry {
     comparable: bool,
 }
 
+/// What is known of the rules' types, by full path.
+#[derive(Default, PartialEq)]
+struct RuleTypes {
+    /// Rules that are no functions: the type of their value.
+    values: BTreeMap<String, Ty>,
+    /// Functions: their parameters' and their result's types.
+    functions: BTreeMap<String, (Vec<Ty>, Ty)>,
+}
+
+impl RuleTypes {
+    fn add_value(&mut self, path: String, ty: Ty) {
+        let joined = match self.values.remove(&path) {
+            Some(known) => Ty::or(known, ty),
+            None => ty,
+        };
+        self.values.insert(path, joined);
+    }
+
+    fn add_function(&mut self, path: String, params: Vec<Ty>, result: Ty) {
+        let joined = match self.functions.remove(&path) {
+            Some((known, known_result)) if known.len() == params.len() => (
+                known.into_iter().zip(params).map(|(a, b)| Ty::or(a, b)).collect(),
+                Ty::or(known_result, result),
+            ),
+            Some(_) => (vec![Ty::ANY; params.len()], Ty::ANY),
+            None => (params, result),
+        };
+        self.functions.insert(path, joined);
+    }
+}
+
 struct Program {
     /// Every rule, by its full path up to its first variable key.
     rules: Vec<RuleEntry>,
+    /// The rules' types, as the last pass inferred them (none before the first).
+    types: RuleTypes,
     /// Rules by their path up to the first variable key (`data.t.p.q` for `p.q[x].r`), with
     /// the references each makes to other rules.
     graph: BTreeMap<String, Vec<(String, Span)>>,
@@ -267,6 +298,7 @@ impl Program {
     fn new(modules: &[Ref<Module>], host_functions: &[(&str, usize)]) -> Self {
         let mut program = Program {
             rules: Vec::new(),
+            types: RuleTypes::default(),
             graph: BTreeMap::new(),
             rule_names: BTreeSet::new(),
             host_functions: host_functions
@@ -608,25 +640,75 @@ impl<'a> ModuleScope<'a> {
 
     /// Checks `rule`; returns its references to other rules (full paths), for recursion, and
     /// its calls of builtins this filter lacks.
-    fn rule(&self, rule: &Rule, errors: &mut Vec<CompileError>) -> (Uses, Uses) {
+    fn rule(
+        &self,
+        rule: &Rule,
+        errors: &mut Vec<CompileError>,
+        types: &mut RuleTypes,
+    ) -> (Uses, Uses) {
         let mut safety = Safety {
             scope: self,
             errors: Vec::new(),
             references: Vec::new(),
             unsupported: Vec::new(),
             lifted: Vec::new(),
+            values: Vec::new(),
+            closures: BTreeMap::new(),
+            in_every: 0,
         };
         match rule {
             Rule::Spec { head, bodies, .. } => safety.spec(head, bodies),
             Rule::Default { value, .. } => safety.default(value),
         }
         errors.append(&mut safety.errors);
+        self.record_type(rule, std::mem::take(&mut safety.values), types);
         let references = safety
             .references
             .into_iter()
             .map(|(reference, span)| (self.resolve(&reference), span))
             .collect();
         (references, safety.unsupported)
+    }
+}
+
+impl ModuleScope<'_> {
+    /// Adds what `rule` contributes to its document's type: `values`, one per body.
+    fn record_type(&self, rule: &Rule, values: Vec<Ty>, types: &mut RuleTypes) {
+        let Some(head) = rule_head(rule) else {
+            return;
+        };
+        let name = static_path(head);
+        let path = format!("{}.{name}", self.package);
+        let value = values.into_iter().reduce(Ty::or).unwrap_or(Ty::ANY);
+        let args = match rule {
+            Rule::Spec {
+                head: RuleHead::Func { args, .. },
+                ..
+            }
+            | Rule::Default { args, .. } => args.as_slice(),
+            _ => &[],
+        };
+        if !args.is_empty() {
+            // A parameter's type is a constant's; OPA narrows a variable's by its first use,
+            // which `any` only widens.
+            let params = args
+                .iter()
+                .map(|arg| match arg.as_ref() {
+                    Expr::String { .. } | Expr::RawString { .. } => Ty::String,
+                    Expr::Number { .. } => Ty::Number,
+                    Expr::Bool { .. } => Ty::Boolean,
+                    Expr::Null { .. } => Ty::Null,
+                    _ => Ty::ANY,
+                })
+                .collect();
+            types.add_function(path, params, value);
+        } else if name.contains('.') || name.is_empty() {
+            // `p.q := 1`: a document of nested objects, left as `any` (at its first name).
+            let first = name.split('.').next().unwrap_or_default();
+            types.add_value(format!("{}.{first}", self.package), Ty::ANY);
+        } else {
+            types.add_value(path, value);
+        }
     }
 }
 
@@ -651,8 +733,8 @@ struct Needs {
     unbound: Vec<(String, Span)>,
     /// Local variables it binds (keys of references, outputs of calls and unification).
     binds: BTreeSet<String>,
-    /// Kinds of value known for the variables it binds.
-    kinds: BTreeMap<String, u8>,
+    /// Types known for the variables it binds.
+    types: BTreeMap<String, Ty>,
 }
 
 impl Needs {
@@ -663,7 +745,7 @@ impl Needs {
     fn absorb(&mut self, other: Needs) {
         self.unbound.extend(other.unbound);
         self.binds.extend(other.binds);
-        self.kinds.extend(other.kinds);
+        self.types.extend(other.types);
     }
 }
 
@@ -676,6 +758,12 @@ struct Safety<'s, 'a> {
     unsupported: Vec<(String, Span)>,
     /// Calls of the negated expression under way that were checked as evaluated before it.
     lifted: Vec<*const Expr>,
+    /// The types of the rule's values, one per body (and `else`), as its document has them.
+    values: Vec<Ty>,
+    /// The types of comprehensions' terms, as their bodies bind them.
+    closures: BTreeMap<*const Expr, Ty>,
+    /// Inside `every` bodies, whose type errors OPA does not report.
+    in_every: usize,
 }
 
 /// A query's variables: those of enclosing queries and those it declares itself.
@@ -685,8 +773,8 @@ struct Frame {
     declared: BTreeSet<String>,
     /// Bound before the query runs.
     bound: BTreeSet<String>,
-    /// What is known of bound variables' kinds of value (`x := "a"`).
-    kinds: BTreeMap<String, u8>,
+    /// What is known of bound variables' types (`x := "a"`).
+    types: BTreeMap<String, Ty>,
     /// Names the statement under way declares or that are declared after it: closures in it
     /// cannot be bound from outside with them.
     hidden: BTreeSet<String>,
@@ -756,6 +844,22 @@ impl<'s, 'a> Safety<'s, 'a> {
                 self.head_keys(refr, &after, &mut needs);
             }
             self.report(needs.unbound);
+            let value = value.map_or(Ty::Boolean, |v| self.ty(&v.value, &after));
+            let document = match (head, refr.as_ref()) {
+                (RuleHead::Set { key: Some(key), .. }, _) => Ty::Set(Box::new(self.ty(key, &after))),
+                (_, Expr::RefBrack { refr: base, index, .. })
+                    if has_var_key(refr) && matches!(base.as_ref(), Expr::Var { .. }) =>
+                {
+                    let key = self.ty(index, &after);
+                    match head {
+                        RuleHead::Set { .. } => Ty::Set(Box::new(key)),
+                        _ => Ty::object_of(key, value),
+                    }
+                }
+                _ if has_var_key(refr) => Ty::ANY,
+                _ => value,
+            };
+            self.values.push(document);
         }
     }
 
@@ -803,6 +907,7 @@ impl<'s, 'a> Safety<'s, 'a> {
         let mut needs = Needs::default();
         self.eval(value, &Frame::default(), true, &mut needs);
         self.report(needs.unbound);
+        self.values.push(self.ty(value, &Frame::default()));
     }
 
     /// The variable keys of a head reference (`x` in `p[x].q`).
@@ -982,7 +1087,7 @@ impl<'s, 'a> Safety<'s, 'a> {
         // Declared here, a name is a new variable, whatever it was outside.
         for name in &declared_here {
             frame.bound.remove(name);
-            frame.kinds.remove(name);
+            frame.types.remove(name);
         }
         frame.declared.extend(declared_here);
         let mut pending: Vec<(&LiteralStmt, BTreeSet<String>)> =
@@ -996,7 +1101,7 @@ impl<'s, 'a> Safety<'s, 'a> {
                 let hidden = std::mem::take(&mut frame.hidden);
                 if needs.ready() {
                     frame.bound.extend(needs.binds);
-                    frame.kinds.extend(needs.kinds);
+                    frame.types.extend(needs.types);
                     progress = true;
                 } else {
                     still.push((stmt, hidden));
@@ -1031,6 +1136,25 @@ impl<'s, 'a> Safety<'s, 'a> {
                     self.pattern(key, frame, true, &mut needs);
                 }
                 self.pattern(value, frame, true, &mut needs);
+                let domain = self.ty(collection, frame);
+                if !matches!(collection.as_ref(), Expr::Array { .. } | Expr::Set { .. } | Expr::Object { .. })
+                    && is_scalar(&domain)
+                    && self.in_every == 0
+                {
+                    // OPA iterates `some x in xs` as the reference `xs[_]`.
+                    self.errors.push(error(
+                        collection.span(),
+                        crate::codes::UNDEFINED_REF.name,
+                        format!(
+                            "undefined ref: {}[_]: have: {domain}",
+                            collection.span().text()
+                        ),
+                    ));
+                }
+                if let Some(key) = key {
+                    bind_types(key, domain.keys(), None, &mut needs.types);
+                }
+                bind_types(value, domain.values(), None, &mut needs.types);
             }
             Literal::Expr { expr, .. } => self.top(expr, frame, &mut needs),
             Literal::NotExpr { expr, .. } => {
@@ -1052,10 +1176,19 @@ impl<'s, 'a> Safety<'s, 'a> {
                 match expr.as_ref() {
                     // A call of its own under `not` may name its output too.
                     Expr::Call { fcn, params, .. } => {
-                        self.call(fcn, params, frame, true);
                         for param in params {
                             self.eval(param, frame, false, &mut needs);
                         }
+                        self.call(fcn, params, frame, true);
+                    }
+                    Expr::BoolExpr {
+                        op: BoolOp::Eq,
+                        lhs,
+                        rhs,
+                        ..
+                    } => {
+                        self.eval(expr, frame, false, &mut needs);
+                        self.check_match(lhs, rhs, expr.span(), frame);
                     }
                     expr => self.eval(expr, frame, false, &mut needs),
                 }
@@ -1075,10 +1208,12 @@ impl<'s, 'a> Safety<'s, 'a> {
                 for var in key.iter().chain(std::iter::once(value)) {
                     inner.declared.insert(var.text().to_string());
                     inner.bound.insert(var.text().to_string());
-                    inner.kinds.remove(var.text());
+                    inner.types.remove(var.text());
                 }
                 self.declarations(query, &BTreeSet::new());
+                self.in_every += 1;
                 let (_, unbound) = self.query(query, &inner);
+                self.in_every -= 1;
                 needs.unbound.extend(unbound);
             }
         }
@@ -1110,15 +1245,16 @@ impl<'s, 'a> Safety<'s, 'a> {
             } => {
                 let mut right = Needs::default();
                 self.eval(rhs, frame, true, &mut right);
+                self.check_match(lhs, rhs, expr.span(), frame);
                 if right.ready() {
                     let mut names = BTreeSet::new();
                     let mut spans = Vec::new();
                     assigned_vars(lhs, &mut names, &mut spans);
                     right.binds.extend(names);
                     if let Expr::Var { span, .. } = lhs.as_ref() {
-                        let kinds = self.kinds(rhs, frame);
-                        if kinds != ANY {
-                            right.kinds.insert(span.text().to_string(), kinds);
+                        let ty = self.ty(rhs, frame);
+                        if !ty.is_any() {
+                            right.types.insert(span.text().to_string(), ty);
                         }
                     }
                 }
@@ -1129,23 +1265,40 @@ impl<'s, 'a> Safety<'s, 'a> {
                 lhs,
                 rhs,
                 ..
-            } => self.unify(lhs, rhs, frame, needs),
+            } => {
+                self.unify(lhs, rhs, frame, needs);
+                self.check_match(lhs, rhs, expr.span(), frame);
+            }
             Expr::Call { fcn, params, .. } => {
                 let arity = self.arity(fcn, frame);
                 match (arity, params.split_last()) {
                     (Some(arity), Some((output, inputs))) if params.len() == arity + 1 => {
-                        self.call(fcn, params, frame, true);
                         for input in inputs {
                             self.eval(input, frame, true, needs);
                         }
+                        self.call(fcn, params, frame, true);
                         if needs.ready() {
+                            let bound = needs.binds.clone();
                             self.pattern(output, frame, false, needs);
+                            let result = self.call_result(fcn, inputs.len(), frame);
+                            let new: BTreeSet<String> =
+                                needs.binds.difference(&bound).cloned().collect();
+                            bind_types(output, result, Some(&new), &mut needs.types);
                         } else {
                             self.eval(output, frame, true, needs);
                         }
                     }
                     _ => self.eval(expr, frame, true, needs),
                 }
+            }
+            Expr::BoolExpr {
+                op: BoolOp::Eq,
+                lhs,
+                rhs,
+                ..
+            } => {
+                self.eval(expr, frame, true, needs);
+                self.check_match(lhs, rhs, expr.span(), frame);
             }
             _ => self.eval(expr, frame, true, needs),
         }
@@ -1165,7 +1318,7 @@ impl<'s, 'a> Safety<'s, 'a> {
                     _ => false,
                 }
             }
-            _ => self.kinds(lhs, frame) & self.kinds(rhs, frame) == 0,
+            _ => self.ty(lhs, frame).kinds() & self.ty(rhs, frame).kinds() == 0,
         };
         if mismatched {
             self.eval(lhs, frame, true, needs);
@@ -1197,6 +1350,8 @@ impl<'s, 'a> Safety<'s, 'a> {
             let mut matched = Needs::default();
             self.pattern(pattern, frame, false, &mut matched);
             if matched.ready() {
+                let bound = matched.binds.clone();
+                bind_types(pattern, self.ty(value, frame), Some(&bound), &mut matched.types);
                 needs.absorb(evaluated);
                 needs.absorb(matched);
                 return;
@@ -1320,17 +1475,17 @@ impl<'s, 'a> Safety<'s, 'a> {
                 self.reference(expr, frame, binds, needs);
             }
             Expr::Call { fcn, params, .. } => {
-                self.call(fcn, params, frame, false);
                 for param in params {
                     self.eval(param, frame, binds, needs);
                 }
+                self.call(fcn, params, frame, false);
             }
             Expr::ArrayCompr { term, query, .. } | Expr::SetCompr { term, query, .. } => {
-                self.closure(&[term], query, frame, needs);
+                self.closure(expr, &[term], query, frame, needs);
             }
             Expr::ObjectCompr {
                 key, value, query, ..
-            } => self.closure(&[key, value], query, frame, needs),
+            } => self.closure(expr, &[key, value], query, frame, needs),
             Expr::Array { items, .. } | Expr::Set { items, .. } => {
                 for item in items {
                     self.eval(item, frame, binds, needs);
@@ -1346,27 +1501,16 @@ impl<'s, 'a> Safety<'s, 'a> {
             Expr::ArithExpr {
                 op, lhs, rhs, span, ..
             } => {
-                let name = match op {
-                    ArithOp::Add => "plus",
-                    ArithOp::Sub => "minus",
-                    ArithOp::Mul => "mul",
-                    ArithOp::Div => "div",
-                    ArithOp::Mod => "rem",
-                };
-                self.operator(name, lhs, rhs, span, frame);
                 self.eval(lhs, frame, binds, needs);
                 self.eval(rhs, frame, binds, needs);
+                self.operator(arith_name(op), lhs, rhs, span, frame);
             }
             Expr::BinExpr {
                 op, lhs, rhs, span, ..
             } => {
-                let name = match op {
-                    BinOp::Union => "or",
-                    BinOp::Intersection => "and",
-                };
-                self.operator(name, lhs, rhs, span, frame);
                 self.eval(lhs, frame, binds, needs);
                 self.eval(rhs, frame, binds, needs);
+                self.operator(set_name(op), lhs, rhs, span, frame);
             }
             Expr::BoolExpr { lhs, rhs, .. } | Expr::AssignExpr { lhs, rhs, .. } => {
                 self.eval(lhs, frame, binds, needs);
@@ -1441,7 +1585,14 @@ impl<'s, 'a> Safety<'s, 'a> {
     }
 
     /// A comprehension: its body runs with the enclosing bindings; its own variables stay in.
-    fn closure(&mut self, terms: &[&Ref<Expr>], query: &Query, frame: &Frame, needs: &mut Needs) {
+    fn closure(
+        &mut self,
+        comprehension: &Expr,
+        terms: &[&Ref<Expr>],
+        query: &Query,
+        frame: &Frame,
+        needs: &mut Needs,
+    ) {
         let mut inner = frame.clone();
         inner.bound.extend(needs.binds.iter().cloned());
         inner.bound.retain(|name| !frame.hidden.contains(name));
@@ -1453,6 +1604,11 @@ impl<'s, 'a> Safety<'s, 'a> {
             self.eval(term, &after, true, &mut term_needs);
         }
         needs.unbound.extend(term_needs.unbound);
+        // The value's type (the last term's: an object comprehension's value).
+        if let Some(term) = terms.last() {
+            let ty = self.ty(term, &after);
+            self.closures.insert(comprehension as *const Expr, ty);
+        }
     }
 
     /// A call's function: undefined functions, argument counts and known argument types.
@@ -1487,6 +1643,22 @@ impl<'s, 'a> Safety<'s, 'a> {
                     format!("undefined function {path}"),
                 ));
             }
+            if let Some(arity) = self.scope.program.function_arity(&path) {
+                let (types, result) = match self.scope.program.types.functions.get(&path) {
+                    Some((types, result)) if types.len() == arity => (types.clone(), result.clone()),
+                    _ => (vec![Ty::ANY; arity], Ty::ANY),
+                };
+                let want = types
+                    .iter()
+                    .chain(std::iter::once(&result))
+                    .map(Ty::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let params: Vec<&Expr> = params.iter().map(|p| p.as_ref()).collect();
+                self.check_arguments(
+                    &path, &params, &types, &result, &want, span, frame, statement, true,
+                );
+            }
             return;
         }
         let signature = SIGNATURES.iter().find(|(n, ..)| *n == name);
@@ -1496,7 +1668,7 @@ impl<'s, 'a> Safety<'s, 'a> {
         {
             self.unsupported.push((name.clone(), span.clone()));
         }
-        let Some((_, args, result, want)) = signature else {
+        let Some((.., want, _)) = signature else {
             if !name.contains('.')
                 && name != "print"
                 && !self.scope.program.host_functions.contains_key(&name)
@@ -1516,46 +1688,69 @@ impl<'s, 'a> Safety<'s, 'a> {
                 format!("deprecated built-in function calls in expression: {name}"),
             ));
         }
+        let Some((types, result)) = builtin_type(&name) else {
+            return;
+        };
         let params: Vec<&Expr> = params.iter().map(|p| p.as_ref()).collect();
-        self.check_arguments(&name, &params, args, *result, want, span, frame, statement);
+        self.check_arguments(
+            &name, &params, &types, &result, want, span, frame, statement, false,
+        );
     }
 
-    /// Argument counts and known argument kinds of a call to builtin `name`.
+    /// Argument counts and known argument types of a call to `name` (a builtin, or a function
+    /// of the policy's, `user`), whose parameters and result have types `params`, `result`.
     #[allow(clippy::too_many_arguments)]
     fn check_arguments(
         &mut self,
         name: &str,
-        params: &[&Expr],
-        args: &[u8],
-        result: u8,
+        args: &[&Expr],
+        params: &[Ty],
+        result: &Ty,
         want: &str,
         span: &Span,
         frame: &Frame,
         statement: bool,
+        user: bool,
     ) {
-        let have: Vec<u8> = params.iter().map(|p| self.kinds(p, frame)).collect();
+        let have: Vec<Ty> = args.iter().map(|p| self.ty(p, frame)).collect();
         let have_text = have
             .iter()
-            .map(|k| kind_name(*k))
+            .map(Ty::to_string)
             .collect::<Vec<_>>()
             .join(", ");
-        if have.len() != args.len() && !(statement && have.len() == args.len() + 1) {
-            self.errors.push(error(
-                span,
-                crate::codes::BUILTIN_ARITY.name,
-                format!("{name}: arity mismatch: have ({have_text}), want ({want})"),
-            ));
+        if have.len() != params.len() && !(statement && have.len() == params.len() + 1) {
+            if user {
+                self.errors.push(error(
+                    span,
+                    crate::codes::FUNCTION_ARITY.name,
+                    format!(
+                        "function {name} has arity {}, got {} arguments",
+                        params.len(),
+                        have.len()
+                    ),
+                ));
+            } else {
+                self.errors.push(error(
+                    span,
+                    crate::codes::BUILTIN_ARITY.name,
+                    format!("{name}: arity mismatch: have ({have_text}), want ({want})"),
+                ));
+            }
             return;
         }
-        let admitted = args.iter().chain(std::iter::once(&result));
-        if have
-            .iter()
-            .zip(admitted)
-            .any(|(have, want)| have & want == 0)
-        {
+        if self.in_every > 0 {
+            return;
+        }
+        let admitted = params.iter().chain(std::iter::once(result));
+        if have.iter().zip(admitted).any(|(have, want)| !types::unifies(have, want)) {
+            let code = if user {
+                crate::codes::FUNCTION_TYPE.name
+            } else {
+                crate::codes::BUILTIN_TYPE.name
+            };
             self.errors.push(error(
                 span,
-                crate::codes::BUILTIN_TYPE.name,
+                code,
                 format!("{name}: invalid argument(s): have ({have_text}), want ({want})"),
             ));
         }
@@ -1563,39 +1758,221 @@ impl<'s, 'a> Safety<'s, 'a> {
 
     /// An infix operator, which OPA checks as the builtin `name`.
     fn operator(&mut self, name: &str, lhs: &Expr, rhs: &Expr, span: &Span, frame: &Frame) {
-        if let Some((_, args, result, want)) = SIGNATURES.iter().find(|(n, ..)| *n == name) {
-            self.check_arguments(name, &[lhs, rhs], args, *result, want, span, frame, false);
+        if let (Some((params, result)), Some((.., want, _))) = (
+            builtin_type(name),
+            SIGNATURES.iter().find(|(n, ..)| *n == name),
+        ) {
+            self.check_arguments(
+                name,
+                &[lhs, rhs],
+                &params,
+                &result,
+                want,
+                span,
+                frame,
+                false,
+                false,
+            );
         }
     }
 
-    /// The kinds of value `expr` may have, as far as is known before evaluation.
-    fn kinds(&self, expr: &Expr, frame: &Frame) -> u8 {
+    /// The result type of a call of `fcn` with `count` arguments (`any` if unknown).
+    fn call_result(&self, fcn: &Expr, count: usize, frame: &Frame) -> Ty {
+        let Ok(name) = get_path_string(fcn, None) else {
+            return Ty::ANY;
+        };
+        let Some(root) = name.split('.').next() else {
+            return Ty::ANY;
+        };
+        if frame.declared.contains(root) {
+            return Ty::ANY;
+        }
+        if self.scope.is_global(root) {
+            let path = self.scope.resolve(&name);
+            return match self.scope.program.types.functions.get(&path) {
+                Some((args, result)) if args.len() == count => result.clone(),
+                _ => Ty::ANY,
+            };
+        }
+        match builtin_type(&name) {
+            Some((args, result)) if args.len() == count => result,
+            _ => Ty::ANY,
+        }
+    }
+
+    /// `a = b` and `a == b` as statements: OPA refuses values whose types cannot unify.
+    fn check_match(&mut self, lhs: &Expr, rhs: &Expr, span: &Span, frame: &Frame) {
+        if self.in_every > 0 {
+            return;
+        }
+        let (left, right) = (self.ty(lhs, frame), self.ty(rhs, frame));
+        if !types::unifies(&left, &right) {
+            self.errors.push(error(
+                span,
+                crate::codes::MATCH_ERROR.name,
+                format!("match error: left: {left}, right: {right}"),
+            ));
+        }
+    }
+
+    /// The type `expr` has, as far as is known before evaluation (`any` when not known).
+    fn ty(&self, expr: &Expr, frame: &Frame) -> Ty {
         match expr {
-            Expr::String { .. } | Expr::RawString { .. } => STRING,
-            Expr::Number { .. } => NUMBER,
-            Expr::Bool { .. } | Expr::BoolExpr { .. } | Expr::Membership { .. } => BOOLEAN,
-            Expr::Null { .. } => NULL,
-            Expr::Array { .. } | Expr::ArrayCompr { .. } => ARRAY,
-            Expr::Set { .. } | Expr::SetCompr { .. } | Expr::BinExpr { .. } => SET,
-            Expr::Object { .. } | Expr::ObjectCompr { .. } => OBJECT,
-            // `-` is also set difference.
-            Expr::ArithExpr { op, .. } if *op != ArithOp::Sub => NUMBER,
-            Expr::UnaryExpr { .. } => NUMBER | SET,
-            Expr::Var { span, .. } => frame.kinds.get(span.text()).copied().unwrap_or(ANY),
-            Expr::Call { fcn, params, .. } => {
-                let Ok(name) = get_path_string(fcn, None) else {
-                    return ANY;
-                };
-                let local = name.split('.').next().is_some_and(|root| {
-                    frame.declared.contains(root) || self.scope.is_global(root)
-                });
-                match SIGNATURES.iter().find(|(n, ..)| *n == name) {
-                    Some((_, args, result, _)) if !local && params.len() == args.len() => *result,
-                    _ => ANY,
+            Expr::String { .. } | Expr::RawString { .. } => Ty::String,
+            Expr::Number { .. } => Ty::Number,
+            Expr::Bool { .. } | Expr::BoolExpr { .. } | Expr::Membership { .. } => Ty::Boolean,
+            Expr::Null { .. } => Ty::Null,
+            Expr::Array { items, .. } => Ty::Array {
+                items: items.iter().map(|i| self.ty(i, frame)).collect(),
+                rest: None,
+            },
+            Expr::Set { items, .. } => Ty::Set(Box::new(
+                items
+                    .iter()
+                    .map(|i| self.ty(i, frame))
+                    .reduce(Ty::or)
+                    .unwrap_or(Ty::ANY),
+            )),
+            Expr::Object { fields, .. } => {
+                let values = fields.iter().map(|(_, _, v)| self.ty(v, frame));
+                match object_keys(fields) {
+                    Some(keys) if keys.len() == fields.len() => {
+                        let mut typed: Vec<(String, Ty)> = fields
+                            .iter()
+                            .filter_map(|(_, k, _)| key_text(k))
+                            .zip(values)
+                            .collect();
+                        typed.sort_by(|a, b| a.0.cmp(&b.0));
+                        Ty::Object {
+                            fields: typed,
+                            rest: None,
+                        }
+                    }
+                    _ => Ty::object_of(Ty::ANY, values.reduce(Ty::or).unwrap_or(Ty::ANY)),
                 }
             }
-            _ => ANY,
+            Expr::ArrayCompr { .. } => {
+                Ty::array_of(self.closures.get(&(expr as *const Expr)).cloned().unwrap_or(Ty::ANY))
+            }
+            Expr::SetCompr { .. } => Ty::Set(Box::new(
+                self.closures.get(&(expr as *const Expr)).cloned().unwrap_or(Ty::ANY),
+            )),
+            Expr::ObjectCompr { .. } => Ty::object_of(
+                Ty::ANY,
+                self.closures.get(&(expr as *const Expr)).cloned().unwrap_or(Ty::ANY),
+            ),
+            Expr::ArithExpr { op, .. } => builtin_type(arith_name(op)).map_or(Ty::ANY, |t| t.1),
+            Expr::BinExpr { op, .. } => builtin_type(set_name(op)).map_or(Ty::ANY, |t| t.1),
+            Expr::Var { .. } | Expr::RefDot { .. } | Expr::RefBrack { .. } => {
+                self.reference_ty(expr, frame)
+            }
+            Expr::Call { fcn, params, .. } => self.call_result(fcn, params.len(), frame),
+            _ => Ty::ANY,
         }
+    }
+
+    /// The type of a variable or reference: a local's as bound, a rule's as inferred, then
+    /// each key selected.
+    fn reference_ty(&self, expr: &Expr, frame: &Frame) -> Ty {
+        let mut steps = Vec::new();
+        let mut base = expr;
+        loop {
+            match base {
+                Expr::RefDot { refr, field, .. } => {
+                    steps.push(Key::Field(field.0.text().to_string()));
+                    base = refr;
+                }
+                Expr::RefBrack { refr, index, .. } => {
+                    steps.push(match index.as_ref() {
+                        Expr::String { .. } | Expr::RawString { .. } => {
+                            key_text(index).map_or(Key::Other, Key::Field)
+                        }
+                        Expr::Number { value, .. } => value
+                            .as_u64()
+                            .ok()
+                            .and_then(|n| usize::try_from(n).ok())
+                            .map_or(Key::Other, Key::Index),
+                        _ => Key::Other,
+                    });
+                    base = refr;
+                }
+                _ => break,
+            }
+        }
+        steps.reverse();
+        let mut steps = steps.into_iter();
+        let mut ty = match base {
+            Expr::Var { span, .. } if self.is_local(span.text(), frame) => {
+                frame.types.get(span.text()).cloned().unwrap_or(Ty::ANY)
+            }
+            Expr::Var { span, .. } => {
+                // A global: follow constant keys until they name a rule.
+                let mut path = self.scope.resolve(span.text());
+                loop {
+                    if let Some(ty) = self.scope.program.types.values.get(&path) {
+                        break ty.clone();
+                    }
+                    match steps.next() {
+                        Some(Key::Field(key)) => path = format!("{path}.{key}"),
+                        _ => return Ty::ANY,
+                    }
+                }
+            }
+            other => self.ty(other, frame),
+        };
+        for step in steps {
+            ty = match step {
+                Key::Other => ty.values(),
+                key => ty.select(&key),
+            };
+        }
+        ty
+    }
+}
+
+/// Records the types of the variables `pattern` binds (only `names`, if given) when matched
+/// against a value of type `ty`.
+fn bind_types(
+    pattern: &Expr,
+    ty: Ty,
+    names: Option<&BTreeSet<String>>,
+    types: &mut BTreeMap<String, Ty>,
+) {
+    match pattern {
+        Expr::Var { span, .. } => {
+            let name = span.text();
+            if name != WILDCARD && !ty.is_any() && names.is_none_or(|n| n.contains(name)) {
+                types.insert(name.to_string(), ty);
+            }
+        }
+        Expr::Array { items, .. } => {
+            for (i, item) in items.iter().enumerate() {
+                bind_types(item, ty.select(&Key::Index(i)), names, types);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A type with values of no kind that has keys (null, boolean, number, string).
+fn is_scalar(ty: &Ty) -> bool {
+    ty.kinds() & (ARRAY | SET | OBJECT) == 0
+}
+
+fn arith_name(op: &ArithOp) -> &'static str {
+    match op {
+        ArithOp::Add => "plus",
+        ArithOp::Sub => "minus",
+        ArithOp::Mul => "mul",
+        ArithOp::Div => "div",
+        ArithOp::Mod => "rem",
+    }
+}
+
+fn set_name(op: &BinOp) -> &'static str {
+    match op {
+        BinOp::Union => "or",
+        BinOp::Intersection => "and",
     }
 }
 

@@ -29,6 +29,7 @@ pub mod compile_checks;
 pub mod jwt;
 mod reads;
 mod signatures;
+mod types;
 mod verified;
 pub mod walk;
 
