@@ -1251,12 +1251,7 @@ impl<'s, 'a> Safety<'s, 'a> {
                     let mut spans = Vec::new();
                     assigned_vars(lhs, &mut names, &mut spans);
                     right.binds.extend(names);
-                    if let Expr::Var { span, .. } = lhs.as_ref() {
-                        let ty = self.ty(rhs, frame);
-                        if !ty.is_any() {
-                            right.types.insert(span.text().to_string(), ty);
-                        }
-                    }
+                    bind_types(lhs, self.ty(rhs, frame), None, &mut right.types);
                 }
                 needs.absorb(right);
             }
@@ -1465,6 +1460,15 @@ impl<'s, 'a> Safety<'s, 'a> {
                 }
             }
             Expr::RefDot { .. } | Expr::RefBrack { .. } => {
+                if let (_, Some(have)) = self.walk_reference(expr, frame) {
+                    if self.in_every == 0 {
+                        self.errors.push(error(
+                            expr.span(),
+                            crate::codes::UNDEFINED_REF.name,
+                            format!("undefined ref: {}: have: {have}", expr.span().text()),
+                        ));
+                    }
+                }
                 if let Ok(path) = get_path_string(expr, None) {
                     if let Some(root) = path.split('.').next() {
                         if !self.is_local(root, frame) {
@@ -1742,7 +1746,11 @@ impl<'s, 'a> Safety<'s, 'a> {
             return;
         }
         let admitted = params.iter().chain(std::iter::once(result));
-        if have.iter().zip(admitted).any(|(have, want)| !types::unifies(have, want)) {
+        if args
+            .iter()
+            .zip(admitted)
+            .any(|(arg, want)| !self.unify_term(arg, want, frame))
+        {
             let code = if user {
                 crate::codes::FUNCTION_TYPE.name
             } else {
@@ -1797,6 +1805,48 @@ impl<'s, 'a> Safety<'s, 'a> {
         match builtin_type(&name) {
             Some((args, result)) if args.len() == count => result,
             _ => Ty::ANY,
+        }
+    }
+
+    /// Whether the term `expr` may be a value of type `want`, as OPA's `unify1` decides: the
+    /// items of a literal array, object or set each against the type of their place (so an
+    /// object literal need not have the optional keys of `want`), other terms by their type.
+    fn unify_term(&self, expr: &Expr, want: &Ty, frame: &Frame) -> bool {
+        if let Ty::Any(of) = want {
+            if matches!(
+                expr,
+                Expr::Array { .. } | Expr::Object { .. } | Expr::Set { .. }
+            ) {
+                return of.is_empty() || of.iter().any(|t| self.unify_term(expr, t, frame));
+            }
+        }
+        match (expr, want) {
+            (Expr::Array { items, .. }, Ty::Array { items: fixed, rest }) => {
+                (items.len() == fixed.len() || rest.is_some())
+                    && items.iter().enumerate().all(|(i, item)| {
+                        fixed
+                            .get(i)
+                            .or(rest.as_deref())
+                            .is_some_and(|t| self.unify_term(item, t, frame))
+                    })
+            }
+            (Expr::Object { fields, .. }, Ty::Object { fields: fixed, rest }) => {
+                (fields.len() == fixed.len() || rest.is_some())
+                    && fields.iter().all(|(_, key, value)| {
+                        match key.as_ref() {
+                            Expr::String { .. } | Expr::RawString { .. } => key_text(key)
+                                .and_then(|k| want.select_key(&k).cloned())
+                                .is_some_and(|t| self.unify_term(value, &t, frame)),
+                            // Keys that are no strings: not followed.
+                            _ => true,
+                        }
+                    })
+            }
+            (Expr::Set { items, .. }, Ty::Set(of)) => {
+                items.iter().all(|item| self.unify_term(item, of, frame))
+            }
+            (Expr::Array { .. } | Expr::Object { .. } | Expr::Set { .. }, _) => false,
+            _ => types::unifies(&self.ty(expr, frame), want),
         }
     }
 
@@ -1874,6 +1924,12 @@ impl<'s, 'a> Safety<'s, 'a> {
     /// The type of a variable or reference: a local's as bound, a rule's as inferred, then
     /// each key selected.
     fn reference_ty(&self, expr: &Expr, frame: &Frame) -> Ty {
+        self.walk_reference(expr, frame).0
+    }
+
+    /// A reference's type, and the type of the value it cannot select from, if any: a
+    /// value without keys, or an object or array known to lack the key.
+    fn walk_reference(&self, expr: &Expr, frame: &Frame) -> (Ty, Option<Ty>) {
         let mut steps = Vec::new();
         let mut base = expr;
         loop {
@@ -1914,19 +1970,32 @@ impl<'s, 'a> Safety<'s, 'a> {
                     }
                     match steps.next() {
                         Some(Key::Field(key)) => path = format!("{path}.{key}"),
-                        _ => return Ty::ANY,
+                        _ => return (Ty::ANY, None),
                     }
                 }
             }
             other => self.ty(other, frame),
         };
         for step in steps {
+            let lacks = match (&ty, &step) {
+                // OPA lets `{}` and `[]` be selected from.
+                (Ty::Object { fields, rest: None }, Key::Field(key)) => {
+                    !fields.is_empty() && !fields.iter().any(|(k, _)| k == key)
+                }
+                (Ty::Array { items, rest: None }, Key::Index(i)) => {
+                    !items.is_empty() && *i >= items.len()
+                }
+                (ty, _) => is_scalar(ty),
+            };
+            if lacks {
+                return (Ty::ANY, Some(ty));
+            }
             ty = match step {
                 Key::Other => ty.values(),
                 key => ty.select(&key),
             };
         }
-        ty
+        (ty, None)
     }
 }
 

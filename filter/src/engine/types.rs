@@ -102,7 +102,7 @@ impl Ty {
     }
 
     /// The type of the value at string key `key` of an object, if it may have one.
-    fn select_key(&self, key: &str) -> Option<&Ty> {
+    pub(super) fn select_key(&self, key: &str) -> Option<&Ty> {
         match self {
             Ty::Object { fields, rest } => fields
                 .iter()
