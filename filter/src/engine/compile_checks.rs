@@ -1089,6 +1089,8 @@ impl<'s, 'a> Safety<'s, 'a> {
             frame.bound.remove(name);
             frame.types.remove(name);
         }
+        let widened = widened_vars(query);
+        frame.types.retain(|name, _| !widened.contains(name));
         frame.declared.extend(declared_here);
         let mut pending: Vec<(&LiteralStmt, BTreeSet<String>)> =
             query.stmts.iter().zip(later).collect();
@@ -1101,7 +1103,12 @@ impl<'s, 'a> Safety<'s, 'a> {
                 let hidden = std::mem::take(&mut frame.hidden);
                 if needs.ready() {
                     frame.bound.extend(needs.binds);
-                    frame.types.extend(needs.types);
+                    frame.types.extend(
+                        needs
+                            .types
+                            .into_iter()
+                            .filter(|(name, _)| !widened.contains(name)),
+                    );
                     progress = true;
                 } else {
                     still.push((stmt, hidden));
@@ -1370,6 +1377,8 @@ impl<'s, 'a> Safety<'s, 'a> {
                 self.unify(l, r, &frame, &mut item);
                 if item.ready() {
                     frame.bound.extend(item.binds.iter().cloned());
+                    frame.types.extend(item.types.clone());
+                    needs.types.extend(item.types);
                     binds.extend(item.binds);
                     progress = true;
                 } else {
@@ -1564,8 +1573,14 @@ impl<'s, 'a> Safety<'s, 'a> {
                             && self.is_local(span.text(), frame)
                             && !frame.bound.contains(span.text()) =>
                     {
-                        if span.text() != WILDCARD {
-                            needs.binds.insert(span.text().to_string());
+                        let name = span.text();
+                        if name != WILDCARD {
+                            needs.binds.insert(name.to_string());
+                            // OPA types a key variable by the keys of what it selects from.
+                            let keys = self.ty(refr, frame).keys();
+                            if !keys.is_any() && !needs.types.contains_key(name) {
+                                needs.types.insert(name.to_string(), keys);
+                            }
                         }
                     }
                     // A key that is a pattern (`q[{"msg": msg}]`) binds its variables.
@@ -1872,6 +1887,9 @@ impl<'s, 'a> Safety<'s, 'a> {
             Expr::Number { .. } => Ty::Number,
             Expr::Bool { .. } | Expr::BoolExpr { .. } | Expr::Membership { .. } => Ty::Boolean,
             Expr::Null { .. } => Ty::Null,
+            // OPA types `[]` and `{}` as any array and any object.
+            Expr::Array { items, .. } if items.is_empty() => Ty::array_of(Ty::ANY),
+            Expr::Object { fields, .. } if fields.is_empty() => Ty::object_of(Ty::ANY, Ty::ANY),
             Expr::Array { items, .. } => Ty::Array {
                 items: items.iter().map(|i| self.ty(i, frame)).collect(),
                 rest: None,
@@ -1997,6 +2015,87 @@ impl<'s, 'a> Safety<'s, 'a> {
         }
         (ty, None)
     }
+}
+
+/// The variables whose type OPA widens to `any` in `query`: those inside an array, set or
+/// object written as an argument of a call or operator (OPA unifies such an argument item by
+/// item with each type the parameter admits, joining the types of its variables).
+fn widened_vars(query: &Query) -> BTreeSet<String> {
+    fn walk(expr: &Expr, argument: bool, out: &mut BTreeSet<String>) {
+        match expr {
+            Expr::Array { .. } | Expr::Set { .. } | Expr::Object { .. } if argument => {
+                collect_scope_vars(expr, out);
+            }
+            Expr::Array { items, .. } | Expr::Set { items, .. } => {
+                for item in items {
+                    walk(item, false, out);
+                }
+            }
+            Expr::Object { fields, .. } => {
+                for (_, key, value) in fields {
+                    walk(key, false, out);
+                    walk(value, false, out);
+                }
+            }
+            Expr::Call { params, .. } => {
+                for param in params {
+                    walk(param, true, out);
+                }
+            }
+            Expr::ArithExpr { lhs, rhs, .. }
+            | Expr::BinExpr { lhs, rhs, .. }
+            | Expr::BoolExpr { lhs, rhs, .. } => {
+                walk(lhs, true, out);
+                walk(rhs, true, out);
+            }
+            Expr::AssignExpr { lhs, rhs, .. } => {
+                walk(lhs, false, out);
+                walk(rhs, false, out);
+            }
+            Expr::Membership {
+                key,
+                value,
+                collection,
+                ..
+            } => {
+                for operand in key.iter().chain([value, collection]) {
+                    walk(operand, true, out);
+                }
+            }
+            Expr::UnaryExpr { expr, .. } => walk(expr, true, out),
+            Expr::RefDot { refr, .. } => walk(refr, false, out),
+            Expr::RefBrack { refr, index, .. } => {
+                walk(refr, false, out);
+                walk(index, false, out);
+            }
+            _ => {}
+        }
+    }
+    let mut out = BTreeSet::new();
+    for stmt in &query.stmts {
+        match &stmt.literal {
+            Literal::Expr { expr, .. } | Literal::NotExpr { expr, .. } => match expr.as_ref() {
+                // A statement's `==` is unification to OPA.
+                Expr::BoolExpr {
+                    op: BoolOp::Eq,
+                    lhs,
+                    rhs,
+                    ..
+                } => {
+                    walk(lhs, false, &mut out);
+                    walk(rhs, false, &mut out);
+                }
+                expr => walk(expr, false, &mut out),
+            },
+            Literal::SomeIn { collection, .. } => walk(collection, false, &mut out),
+            Literal::Every { domain, .. } => walk(domain, false, &mut out),
+            Literal::SomeVars { .. } => {}
+        }
+        for with in &stmt.with_mods {
+            walk(&with.r#as, false, &mut out);
+        }
+    }
+    out
 }
 
 /// Records the types of the variables `pattern` binds (only `names`, if given) when matched
