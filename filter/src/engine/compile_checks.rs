@@ -1623,11 +1623,14 @@ impl<'s, 'a> Safety<'s, 'a> {
             self.eval(term, &after, true, &mut term_needs);
         }
         needs.unbound.extend(term_needs.unbound);
-        // The value's type (the last term's: an object comprehension's value).
-        if let Some(term) = terms.last() {
-            let ty = self.ty(term, &after);
-            self.closures.insert(comprehension as *const Expr, ty);
-        }
+        let types: Vec<Ty> = terms.iter().map(|t| self.ty(t, &after)).collect();
+        let ty = match (comprehension, types.as_slice()) {
+            (Expr::ArrayCompr { .. }, [item]) => Ty::array_of(item.clone()),
+            (Expr::SetCompr { .. }, [item]) => Ty::Set(Box::new(item.clone())),
+            (Expr::ObjectCompr { .. }, [key, value]) => Ty::object_of(key.clone(), value.clone()),
+            _ => Ty::ANY,
+        };
+        self.closures.insert(comprehension as *const Expr, ty);
     }
 
     /// A call's function: undefined functions, argument counts and known argument types.
@@ -1916,19 +1919,16 @@ impl<'s, 'a> Safety<'s, 'a> {
                             rest: None,
                         }
                     }
-                    _ => Ty::object_of(Ty::ANY, values.reduce(Ty::or).unwrap_or(Ty::ANY)),
+                    // Keys that are no string constants: what OPA makes of them is not
+                    // followed.
+                    _ => Ty::object_of(Ty::ANY, Ty::ANY),
                 }
             }
-            Expr::ArrayCompr { .. } => {
-                Ty::array_of(self.closures.get(&(expr as *const Expr)).cloned().unwrap_or(Ty::ANY))
-            }
-            Expr::SetCompr { .. } => Ty::Set(Box::new(
-                self.closures.get(&(expr as *const Expr)).cloned().unwrap_or(Ty::ANY),
-            )),
-            Expr::ObjectCompr { .. } => Ty::object_of(
-                Ty::ANY,
-                self.closures.get(&(expr as *const Expr)).cloned().unwrap_or(Ty::ANY),
-            ),
+            Expr::ArrayCompr { .. } | Expr::SetCompr { .. } | Expr::ObjectCompr { .. } => self
+                .closures
+                .get(&(expr as *const Expr))
+                .cloned()
+                .unwrap_or(Ty::ANY),
             Expr::ArithExpr { op, .. } => builtin_type(arith_name(op)).map_or(Ty::ANY, |t| t.1),
             Expr::BinExpr { op, .. } => builtin_type(set_name(op)).map_or(Ty::ANY, |t| t.1),
             Expr::Var { .. } | Expr::RefDot { .. } | Expr::RefBrack { .. } => {
