@@ -21,8 +21,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use regorus::unstable::{
-    ArithOp, AssignOp, BinOp, BoolOp, Expr, Literal, LiteralStmt, Module, Query, Ref, Rule, RuleAssign,
-    RuleBody, RuleHead, Span, BUILTINS,
+    ArithOp, AssignOp, BinOp, BoolOp, Expr, Literal, LiteralStmt, Module, Query, Ref, Rule,
+    RuleAssign, RuleBody, RuleHead, Span, BUILTINS,
 };
 use regorus::utils::get_path_string;
 
@@ -271,7 +271,11 @@ impl RuleTypes {
     fn add_function(&mut self, path: String, params: Vec<Ty>, result: Ty) {
         let joined = match self.functions.remove(&path) {
             Some((known, known_result)) if known.len() == params.len() => (
-                known.into_iter().zip(params).map(|(a, b)| Ty::or(a, b)).collect(),
+                known
+                    .into_iter()
+                    .zip(params)
+                    .map(|(a, b)| Ty::or(a, b))
+                    .collect(),
                 Ty::or(known_result, result),
             ),
             Some(_) => (vec![Ty::ANY; params.len()], Ty::ANY),
@@ -655,13 +659,15 @@ impl<'a> ModuleScope<'a> {
             values: Vec::new(),
             closures: BTreeMap::new(),
             in_every: 0,
+            params: Vec::new(),
         };
         match rule {
             Rule::Spec { head, bodies, .. } => safety.spec(head, bodies),
             Rule::Default { value, .. } => safety.default(value),
         }
         errors.append(&mut safety.errors);
-        self.record_type(rule, std::mem::take(&mut safety.values), types);
+        let narrowed = std::mem::take(&mut safety.params);
+        self.record_type(rule, std::mem::take(&mut safety.values), &narrowed, types);
         let references = safety
             .references
             .into_iter()
@@ -673,7 +679,13 @@ impl<'a> ModuleScope<'a> {
 
 impl ModuleScope<'_> {
     /// Adds what `rule` contributes to its document's type: `values`, one per body.
-    fn record_type(&self, rule: &Rule, values: Vec<Ty>, types: &mut RuleTypes) {
+    fn record_type(
+        &self,
+        rule: &Rule,
+        values: Vec<Ty>,
+        narrowed: &[Vec<Ty>],
+        types: &mut RuleTypes,
+    ) {
         let Some(head) = rule_head(rule) else {
             return;
         };
@@ -693,12 +705,18 @@ impl ModuleScope<'_> {
             // which `any` only widens.
             let params = args
                 .iter()
-                .map(|arg| match arg.as_ref() {
+                .enumerate()
+                .map(|(i, arg)| match arg.as_ref() {
                     Expr::String { .. } | Expr::RawString { .. } => Ty::String,
                     Expr::Number { .. } => Ty::Number,
                     Expr::Bool { .. } => Ty::Boolean,
                     Expr::Null { .. } => Ty::Null,
-                    _ => Ty::ANY,
+                    // Its uses' type, joined over the bodies.
+                    _ => narrowed
+                        .iter()
+                        .filter_map(|body| body.get(i).cloned())
+                        .reduce(Ty::or)
+                        .unwrap_or(Ty::ANY),
                 })
                 .collect();
             types.add_function(path, params, value);
@@ -764,6 +782,8 @@ struct Safety<'s, 'a> {
     closures: BTreeMap<*const Expr, Ty>,
     /// Inside `every` bodies, whose type errors OPA does not report.
     in_every: usize,
+    /// A function's argument types, one list per body, as its uses narrow them.
+    params: Vec<Vec<Ty>>,
 }
 
 /// A query's variables: those of enclosing queries and those it declares itself.
@@ -832,6 +852,28 @@ impl<'s, 'a> Safety<'s, 'a> {
                 })
                 .collect()
         };
+        if let RuleHead::Func { args, .. } = head {
+            let pairs: Vec<(Option<&Query>, Option<&RuleAssign>)> = if bodies.is_empty() {
+                vec![(None, head_assign)]
+            } else {
+                bodies
+                    .iter()
+                    .map(|b| (Some(b.query.as_ref()), b.assign.as_ref().or(head_assign)))
+                    .collect()
+            };
+            for (query, value) in pairs {
+                let params = args
+                    .iter()
+                    .map(|arg| match arg.as_ref() {
+                        Expr::Var { span, .. } if span.text() != WILDCARD => {
+                            self.narrowed(span.text(), query, value.map(|v| v.value.as_ref()))
+                        }
+                        _ => Ty::ANY,
+                    })
+                    .collect();
+                self.params.push(params);
+            }
+        }
         for (after, value, is_else) in body_frames {
             let mut needs = Needs::default();
             if let Some(value) = value {
@@ -846,10 +888,15 @@ impl<'s, 'a> Safety<'s, 'a> {
             self.report(needs.unbound);
             let value = value.map_or(Ty::Boolean, |v| self.ty(&v.value, &after));
             let document = match (head, refr.as_ref()) {
-                (RuleHead::Set { key: Some(key), .. }, _) => Ty::Set(Box::new(self.ty(key, &after))),
-                (_, Expr::RefBrack { refr: base, index, .. })
-                    if has_var_key(refr) && matches!(base.as_ref(), Expr::Var { .. }) =>
-                {
+                (RuleHead::Set { key: Some(key), .. }, _) => {
+                    Ty::Set(Box::new(self.ty(key, &after)))
+                }
+                (
+                    _,
+                    Expr::RefBrack {
+                        refr: base, index, ..
+                    },
+                ) if has_var_key(refr) && matches!(base.as_ref(), Expr::Var { .. }) => {
                     let key = self.ty(index, &after);
                     match head {
                         RuleHead::Set { .. } => Ty::Set(Box::new(key)),
@@ -861,6 +908,50 @@ impl<'s, 'a> Safety<'s, 'a> {
             };
             self.values.push(document);
         }
+    }
+
+    /// The type OPA gives function argument `name` in one body (`query`, then the `value`):
+    /// that of its first use. Followed only where every use passes it straight to a builtin
+    /// parameter of one scalar type, so that the order OPA checks them in does not matter:
+    /// two uses of different types are OPA's `invalid argument(s)` at the later one.
+    fn narrowed(&mut self, name: &str, query: Option<&Query>, value: Option<&Expr>) -> Ty {
+        let mut uses = Vec::new();
+        let mut other = false;
+        for stmt in query.map(|q| q.stmts.as_slice()).unwrap_or_default() {
+            match &stmt.literal {
+                Literal::Expr { expr, .. } | Literal::NotExpr { expr, .. } => {
+                    scalar_uses(expr, name, &mut uses, &mut other);
+                }
+                _ => other |= statement_mentions(stmt, name),
+            }
+            for with in &stmt.with_mods {
+                let mut vars = BTreeSet::new();
+                collect_vars(&with.r#as, &mut vars);
+                other |= vars.contains(name);
+            }
+        }
+        if let Some(value) = value {
+            scalar_uses(value, name, &mut uses, &mut other);
+        }
+        let Some((first, ..)) = uses.first().cloned() else {
+            return Ty::ANY;
+        };
+        if other {
+            return Ty::ANY;
+        }
+        if let Some((have, builtin, span)) = uses.into_iter().find(|(ty, ..)| *ty != first) {
+            if let Some((.., want, _)) = SIGNATURES.iter().find(|(n, ..)| *n == builtin) {
+                self.errors.push(error(
+                    &span,
+                    crate::codes::BUILTIN_TYPE.name,
+                    format!(
+                        "{builtin}: invalid argument(s): argument {name} is {first} (by its \
+                         first use) and {have} here, want ({want})"
+                    ),
+                ));
+            }
+        }
+        first
     }
 
     /// OPA's parser wants a default value without variables or references.
@@ -1144,8 +1235,10 @@ impl<'s, 'a> Safety<'s, 'a> {
                 }
                 self.pattern(value, frame, true, &mut needs);
                 let domain = self.ty(collection, frame);
-                if !matches!(collection.as_ref(), Expr::Array { .. } | Expr::Set { .. } | Expr::Object { .. })
-                    && is_scalar(&domain)
+                if !matches!(
+                    collection.as_ref(),
+                    Expr::Array { .. } | Expr::Set { .. } | Expr::Object { .. }
+                ) && is_scalar(&domain)
                     && self.in_every == 0
                 {
                     // OPA iterates `some x in xs` as the reference `xs[_]`.
@@ -1353,7 +1446,12 @@ impl<'s, 'a> Safety<'s, 'a> {
             self.pattern(pattern, frame, false, &mut matched);
             if matched.ready() {
                 let bound = matched.binds.clone();
-                bind_types(pattern, self.ty(value, frame), Some(&bound), &mut matched.types);
+                bind_types(
+                    pattern,
+                    self.ty(value, frame),
+                    Some(&bound),
+                    &mut matched.types,
+                );
                 needs.absorb(evaluated);
                 needs.absorb(matched);
                 return;
@@ -1667,7 +1765,9 @@ impl<'s, 'a> Safety<'s, 'a> {
             }
             if let Some(arity) = self.scope.program.function_arity(&path) {
                 let (types, result) = match self.scope.program.types.functions.get(&path) {
-                    Some((types, result)) if types.len() == arity => (types.clone(), result.clone()),
+                    Some((types, result)) if types.len() == arity => {
+                        (types.clone(), result.clone())
+                    }
                     _ => (vec![Ty::ANY; arity], Ty::ANY),
                 };
                 let want = types
@@ -1848,7 +1948,13 @@ impl<'s, 'a> Safety<'s, 'a> {
                             .is_some_and(|t| self.unify_term(item, t, frame))
                     })
             }
-            (Expr::Object { fields, .. }, Ty::Object { fields: fixed, rest }) => {
+            (
+                Expr::Object { fields, .. },
+                Ty::Object {
+                    fields: fixed,
+                    rest,
+                },
+            ) => {
                 (fields.len() == fixed.len() || rest.is_some())
                     && fields.iter().all(|(_, key, value)| {
                         match key.as_ref() {
@@ -2096,6 +2202,93 @@ fn widened_vars(query: &Query) -> BTreeSet<String> {
         }
     }
     out
+}
+
+/// The uses of variable `name` in `expr` passed straight to a builtin parameter of a scalar
+/// type: (that type, the builtin, where); `other` is set by any other use.
+fn scalar_uses(expr: &Expr, name: &str, uses: &mut Vec<(Ty, String, Span)>, other: &mut bool) {
+    let is_name = |e: &Expr| matches!(e, Expr::Var { span, .. } if span.text() == name);
+    let builtin_call =
+        |fcn: &str, operands: &[&Expr], span: &Span, uses: &mut Vec<_>, other: &mut bool| {
+            let params = builtin_type(fcn)
+                .filter(|(params, _)| params.len() == operands.len())
+                .map(|(params, _)| params);
+            for (i, operand) in operands.iter().enumerate() {
+                if is_name(operand) {
+                    match params.as_ref().and_then(|p| p.get(i)) {
+                        Some(ty @ (Ty::Null | Ty::Boolean | Ty::Number | Ty::String)) => {
+                            uses.push((ty.clone(), fcn.to_string(), span.clone()));
+                        }
+                        _ => *other = true,
+                    }
+                } else {
+                    scalar_uses(operand, name, uses, other);
+                }
+            }
+        };
+    match expr {
+        Expr::Call {
+            fcn, params, span, ..
+        } => {
+            let operands: Vec<&Expr> = params.iter().map(|p| p.as_ref()).collect();
+            match get_path_string(fcn, None) {
+                Ok(fcn) if SIGNATURES.iter().any(|(n, ..)| *n == fcn) => {
+                    builtin_call(&fcn, &operands, span, uses, other);
+                }
+                _ => {
+                    for operand in operands {
+                        if is_name(operand) {
+                            *other = true;
+                        } else {
+                            scalar_uses(operand, name, uses, other);
+                        }
+                    }
+                }
+            }
+        }
+        Expr::ArithExpr {
+            op, lhs, rhs, span, ..
+        } => {
+            builtin_call(arith_name(op), &[lhs, rhs], span, uses, other);
+        }
+        Expr::Var { .. } if is_name(expr) => *other = true,
+        _ => {
+            let mut vars = BTreeSet::new();
+            collect_vars(expr, &mut vars);
+            if !vars.contains(name) {
+                return;
+            }
+            match expr {
+                Expr::Array { items, .. } | Expr::Set { items, .. } => {
+                    for item in items {
+                        scalar_uses(item, name, uses, other);
+                    }
+                }
+                Expr::Object { fields, .. } => {
+                    for (_, key, value) in fields {
+                        scalar_uses(key, name, uses, other);
+                        scalar_uses(value, name, uses, other);
+                    }
+                }
+                Expr::UnaryExpr { expr, .. } => scalar_uses(expr, name, uses, other),
+                // The variable itself compared, unified, or a member: not followed (OPA
+                // types it by the other side, or as any); nested calls are.
+                Expr::AssignExpr { lhs, rhs, .. }
+                | Expr::BoolExpr { lhs, rhs, .. }
+                | Expr::BinExpr { lhs, rhs, .. } => {
+                    for side in [lhs, rhs] {
+                        if is_name(side) {
+                            *other = true;
+                        } else {
+                            scalar_uses(side, name, uses, other);
+                        }
+                    }
+                }
+                // References, membership, comprehensions: not followed.
+                _ => *other = true,
+            }
+        }
+    }
 }
 
 /// Records the types of the variables `pattern` binds (only `names`, if given) when matched

@@ -468,10 +468,7 @@ mod tests {
         assert!(unifies(&t("any"), &t("string")));
         assert!(!unifies(&t("set[string]"), &numbers));
         assert!(!unifies(&t("array<number>"), &t("array<number, number>")));
-        assert!(unifies(
-            &t("object<a: number>"),
-            &t("object[string: any]")
-        ));
+        assert!(unifies(&t("object<a: number>"), &t("object[string: any]")));
         assert!(!unifies(&t("object<a: number>"), &t("object<a: string>")));
         assert_eq!(
             t("any<number, array<number, string>>").to_string(),
