@@ -26,7 +26,7 @@ pub(super) const SIGNATURES: &[(&str, &[u8], u8, &str, &str)] = &[
     ("cast_array", &[127], 16, "any", "array[any]"),
     ("cast_boolean", &[127], 2, "any", "boolean"),
     ("cast_null", &[127], 127, "any", "any"),
-    ("cast_object", &[127], 127, "any", "any]"),
+    ("cast_object", &[127], 64, "any", "object[any: any]"),
     ("cast_set", &[127], 32, "any", "set[any]"),
     ("cast_string", &[127], 8, "any", "string"),
     ("ceil", &[4], 4, "x: number", "number"),
