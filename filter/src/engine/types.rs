@@ -235,7 +235,11 @@ fn objects_static(a: &Ty, b: &Ty) -> bool {
                 .find(|(k, _)| k == key)
                 .map(|(_, v)| v)
                 // Keys of a type wider than OPA's may hold no strings to OPA.
-                .or_else(|| rest.as_deref().filter(|(k, _)| *k == Ty::String).map(|(_, v)| v)),
+                .or_else(|| {
+                    rest.as_deref()
+                        .filter(|(k, _)| *k == Ty::String)
+                        .map(|(_, v)| v)
+                }),
             _ => None,
         };
         other.is_none_or(|other| unifies(value, other))
