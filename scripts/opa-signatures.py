@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Writes filter/src/engine/signatures.rs: the argument and result types OPA's type checker
-gives the builtins zerohop knows by name (regorus's, the filter's host functions, and OPA's
-unqualified builtins), read from the real OPA engine's own error messages.
+gives the builtins zerohop knows by name (regorus's, the filter's host functions, OPA's
+unqualified builtins, and others policies call, so that their arguments are checked too), read
+from the real OPA engine's own error messages: the kinds each parameter and the result admit,
+and the types as OPA writes them (parsed by engine/types.rs).
 
 usage: PYTHONPATH=.tools/opa .venv/bin/python scripts/opa-signatures.py NAMES_FILE > OUT
 NAMES_FILE: one builtin name a line. Names OPA does not know are left out."""

@@ -9,10 +9,12 @@
 //! - `illegal-default`, `illegal-else` (`rego_parse_error`): default values that are not
 //!   constants, `else` on rules with variables in the head;
 //! - `recursion` (`rego_recursion_error`): rules that depend on themselves;
-//! - `builtin-arity`, `builtin-type`, `undefined-function`, `deprecated-builtin`
-//!   (`rego_type_error`): calls (and operators) that OPA's type checker refuses from what is
-//!   known before evaluation (literals and variables assigned from them), calls to functions
-//!   nobody defines, builtins Rego v1 dropped;
+//! - `builtin-arity`, `builtin-type`, `function-arity`, `function-type`, `match-error`,
+//!   `undefined-ref`, `undefined-function`, `deprecated-builtin` (`rego_type_error`): calls,
+//!   operators, unifications and references that OPA's type checker refuses from the types
+//!   it infers before evaluation (`types`: literals, builtin results, rules' and functions'
+//!   values, variables bound from them), calls to functions nobody defines, builtins Rego v1
+//!   dropped;
 //! - `multiple-defaults`, `conflicting-rules`, `function-not-called` (`rego_type_error`).
 //!
 //! Every check errs on the side of accepting: a program OPA accepts must never be refused
