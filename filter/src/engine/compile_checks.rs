@@ -506,6 +506,21 @@ impl Program {
     }
 }
 
+/// The keys of a head reference that is a name and variable keys only (`p[x][y]`).
+fn var_keys(refr: &Expr) -> Option<Vec<&Expr>> {
+    match refr {
+        Expr::Var { .. } => Some(Vec::new()),
+        Expr::RefBrack { refr, index, .. }
+            if !matches!(index.as_ref(), Expr::String { .. } | Expr::Number { .. }) =>
+        {
+            let mut keys = var_keys(refr)?;
+            keys.push(index);
+            Some(keys)
+        }
+        _ => None,
+    }
+}
+
 fn has_var_key(refr: &Expr) -> bool {
     match refr {
         Expr::RefBrack { refr, index, .. } => {
@@ -905,6 +920,13 @@ impl<'s, 'a> Safety<'s, 'a> {
                         _ => Ty::object_of(key, value),
                     }
                 }
+                // `p[x][y] := v`: objects of objects.
+                (RuleHead::Compr { .. }, _) if has_var_key(refr) => match var_keys(refr) {
+                    Some(keys) => keys.iter().rev().fold(value, |inner, key| {
+                        Ty::object_of(self.ty(key, &after), inner)
+                    }),
+                    None => Ty::ANY,
+                },
                 _ if has_var_key(refr) => Ty::ANY,
                 _ => value,
             };
