@@ -335,6 +335,7 @@ const REFUSED: &[(&str, &str)] = &[
     ("p if abs(q)\n\nq := \"a\"", "3:6: builtin-type: abs: invalid argument(s): have (string), want (x: number)"),
     ("p := f(\"a\")\n\nf(x) := y if { y := upper(x); abs(x) }", "5:31: builtin-type: abs: invalid argument(s): argument x is string (by its first use) and number here, want (x: number)"),
     ("p if { some i; [\"a\"][i]; upper(i) }", "3:26: builtin-type: upper: invalid argument(s): have (number), want (x: string)"),
+    ("p := f(\"a\")\n\nf(x) := y if { y := upper(x); x > 1; abs(x) }", "5:38: builtin-type: abs: invalid argument(s): argument x is string (by its first use) and number here, want (x: number)"),
 ];
 
 #[test]
@@ -379,7 +380,7 @@ fn check_accepts_what_opa_compiles() {
     // used where any value goes.
     dir.write(
         "p/v.rego",
-        "package v\n\nf(x) := x\n\nout_argument if f(1, 2)\n\ng(\"a\") := 1\n\ng(x) := 2\n\nwider_parameter := g(1)\n\nequal_as_a_term if {\n\ty := ([1] == \"x\")\n\tnot y\n}\n\nempty_object if {\n\tx := {}\n\tnot x.a\n}\n\noptional_keys := json.marshal_with_options(1, {\"pretty\": true})\n\nnumber_keys := json.marshal_with_options(1, {k: 1 | k := 1})\n\nwidened if {\n\t[v8, v9] = [\"a\", input.x]\n\tnot ({v8, 1} in v8)\n\ttime.format(v8)\n}\n\nevery_body if {\n\tevery x in [1] {\n\t\ty := 1\n\t\tupper(y)\n\t\tx\n\t}\n}\n\nh(x) := abs(x) if x > 1\n\nany_first := h(\"a\")\n",
+        "package v\n\nf(x) := x\n\nout_argument if f(1, 2)\n\ng(\"a\") := 1\n\ng(x) := 2\n\nwider_parameter := g(1)\n\nequal_as_a_term if {\n\ty := ([1] == \"x\")\n\tnot y\n}\n\nempty_object if {\n\tx := {}\n\tnot x.a\n}\n\noptional_keys := json.marshal_with_options(1, {\"pretty\": true})\n\nnumber_keys := json.marshal_with_options(1, {k: 1 | k := 1})\n\nwidened if {\n\t[v8, v9] = [\"a\", input.x]\n\tnot ({v8, 1} in v8)\n\ttime.format(v8)\n}\n\nevery_body if {\n\tevery x in [1] {\n\t\ty := 1\n\t\tupper(y)\n\t\tx\n\t}\n}\n\nh(x) := abs(x) if x > 1\n\nany_first := h(\"a\")\n\nk(x) := y if {\n\tz := x\n\ty := upper(x)\n\tabs(x)\n}\n",
     );
     let out = bundler(&["check", &dir.path("p")]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));

@@ -882,9 +882,12 @@ impl<'s, 'a> Safety<'s, 'a> {
                 let params = args
                     .iter()
                     .map(|arg| match arg.as_ref() {
-                        Expr::Var { span, .. } if span.text() != WILDCARD => {
-                            self.narrowed(span.text(), query, value.map(|v| v.value.as_ref()))
-                        }
+                        Expr::Var { span, .. } if span.text() != WILDCARD => self.narrowed(
+                            span.text(),
+                            &arg_names,
+                            query,
+                            value.map(|v| v.value.as_ref()),
+                        ),
                         _ => Ty::ANY,
                     })
                     .collect();
@@ -935,35 +938,54 @@ impl<'s, 'a> Safety<'s, 'a> {
     }
 
     /// The type OPA gives function argument `name` in one body (`query`, then the `value`):
-    /// that of its first use. Followed only where every use passes it straight to a builtin
-    /// parameter of one scalar type, so that the order OPA checks them in does not matter:
-    /// two uses of different types are OPA's `invalid argument(s)` at the later one.
-    fn narrowed(&mut self, name: &str, query: Option<&Query>, value: Option<&Expr>) -> Ty {
+    /// that of its first use, which later uses must unify with (OPA's `invalid argument(s)`
+    /// at the first that does not). Followed only where every use is an argument of a builtin
+    /// or operator, and every statement with a use runs where it is written (it needs no
+    /// variable bound elsewhere), so that OPA checks the uses in the order they are found here.
+    fn narrowed(
+        &mut self,
+        name: &str,
+        args: &BTreeSet<String>,
+        query: Option<&Query>,
+        value: Option<&Expr>,
+    ) -> Ty {
         let mut uses = Vec::new();
         let mut other = false;
         for stmt in query.map(|q| q.stmts.as_slice()).unwrap_or_default() {
+            if !statement_mentions(stmt, name) {
+                continue;
+            }
             match &stmt.literal {
                 Literal::Expr { expr, .. } | Literal::NotExpr { expr, .. } => {
-                    scalar_uses(expr, name, &mut uses, &mut other);
+                    arg_uses(expr, name, true, &mut uses, &mut other);
+                    let mut vars = BTreeSet::new();
+                    collect_vars(expr, &mut vars);
+                    let mut assigned = BTreeSet::new();
+                    declared_by(&stmt.literal, &mut assigned);
+                    other |= vars.iter().any(|v| {
+                        v != WILDCARD
+                            && !args.contains(v)
+                            && !assigned.contains(v)
+                            && !self.scope.is_global(v)
+                    });
                 }
-                _ => other |= statement_mentions(stmt, name),
+                _ => other = true,
             }
-            for with in &stmt.with_mods {
-                let mut vars = BTreeSet::new();
-                collect_vars(&with.r#as, &mut vars);
-                other |= vars.contains(name);
-            }
+            other |= !stmt.with_mods.is_empty();
         }
         if let Some(value) = value {
-            scalar_uses(value, name, &mut uses, &mut other);
+            arg_uses(value, name, false, &mut uses, &mut other);
+        }
+        if other {
+            return Ty::ANY;
         }
         let Some((first, ..)) = uses.first().cloned() else {
             return Ty::ANY;
         };
-        if other {
-            return Ty::ANY;
-        }
-        if let Some((have, builtin, span)) = uses.into_iter().find(|(ty, ..)| *ty != first) {
+        let conflict = uses
+            .into_iter()
+            .find(|(ty, ..)| !types::unifies(&first, ty));
+        if let Some((have, Some(builtin), span)) = conflict {
             if let Some((.., want, _)) = SIGNATURES.iter().find(|(n, ..)| *n == builtin) {
                 self.errors.push(error(
                     &span,
@@ -2228,28 +2250,48 @@ fn widened_vars(query: &Query) -> BTreeSet<String> {
     out
 }
 
-/// The uses of variable `name` in `expr` passed straight to a builtin parameter of a scalar
-/// type: (that type, the builtin, where); `other` is set by any other use.
-fn scalar_uses(expr: &Expr, name: &str, uses: &mut Vec<(Ty, String, Span)>, other: &mut bool) {
+/// The uses of variable `name` in `expr`, in the order OPA's type checker meets them (the
+/// calls nested in an argument before the call): the type each use asks of it, the builtin
+/// and where. `other` is set by a use whose type is not followed. `statement`: `expr` is a
+/// statement's own (where `==` is unification).
+fn arg_uses(
+    expr: &Expr,
+    name: &str,
+    statement: bool,
+    uses: &mut Vec<(Ty, Option<String>, Span)>,
+    other: &mut bool,
+) {
     let is_name = |e: &Expr| matches!(e, Expr::Var { span, .. } if span.text() == name);
-    let builtin_call =
-        |fcn: &str, operands: &[&Expr], span: &Span, uses: &mut Vec<_>, other: &mut bool| {
-            let params = builtin_type(fcn)
-                .filter(|(params, _)| params.len() == operands.len())
-                .map(|(params, _)| params);
-            for (i, operand) in operands.iter().enumerate() {
-                if is_name(operand) {
-                    match params.as_ref().and_then(|p| p.get(i)) {
-                        Some(ty @ (Ty::Null | Ty::Boolean | Ty::Number | Ty::String)) => {
-                            uses.push((ty.clone(), fcn.to_string(), span.clone()));
-                        }
-                        _ => *other = true,
-                    }
-                } else {
-                    scalar_uses(operand, name, uses, other);
+    let mut vars = BTreeSet::new();
+    collect_vars(expr, &mut vars);
+    if !vars.contains(name) {
+        return;
+    }
+    // A call of `builtin` (`None`: of any function taking any values) with `operands`.
+    let call = |builtin: Option<&str>,
+                operands: &[&Expr],
+                span: &Span,
+                uses: &mut Vec<_>,
+                other: &mut bool| {
+        for operand in operands.iter().filter(|o| !is_name(o)) {
+            arg_uses(operand, name, false, uses, other);
+        }
+        let params = match builtin {
+            Some(builtin) => match builtin_type(builtin) {
+                Some((params, _)) if params.len() == operands.len() => Some(params),
+                _ => None,
+            },
+            None => Some(vec![Ty::ANY; operands.len()]),
+        };
+        for (i, operand) in operands.iter().enumerate() {
+            if is_name(operand) {
+                match params.as_ref().and_then(|p| p.get(i)) {
+                    Some(ty) => uses.push((ty.clone(), builtin.map(str::to_string), span.clone())),
+                    None => *other = true,
                 }
             }
-        };
+        }
+    };
     match expr {
         Expr::Call {
             fcn, params, span, ..
@@ -2257,61 +2299,69 @@ fn scalar_uses(expr: &Expr, name: &str, uses: &mut Vec<(Ty, String, Span)>, othe
             let operands: Vec<&Expr> = params.iter().map(|p| p.as_ref()).collect();
             match get_path_string(fcn, None) {
                 Ok(fcn) if SIGNATURES.iter().any(|(n, ..)| *n == fcn) => {
-                    builtin_call(&fcn, &operands, span, uses, other);
+                    call(Some(&fcn), &operands, span, uses, other);
                 }
-                _ => {
-                    for operand in operands {
-                        if is_name(operand) {
-                            *other = true;
-                        } else {
-                            scalar_uses(operand, name, uses, other);
-                        }
-                    }
-                }
+                _ => *other = true,
             }
         }
         Expr::ArithExpr {
             op, lhs, rhs, span, ..
         } => {
-            builtin_call(arith_name(op), &[lhs, rhs], span, uses, other);
+            call(Some(arith_name(op)), &[lhs, rhs], span, uses, other);
         }
-        Expr::Var { .. } if is_name(expr) => *other = true,
-        _ => {
-            let mut vars = BTreeSet::new();
-            collect_vars(expr, &mut vars);
-            if !vars.contains(name) {
-                return;
+        Expr::BinExpr {
+            op, lhs, rhs, span, ..
+        } => {
+            call(Some(set_name(op)), &[lhs, rhs], span, uses, other);
+        }
+        // A statement's `==` is unification: not followed.
+        Expr::BoolExpr { op: BoolOp::Eq, .. } if statement => *other = true,
+        // Comparisons and membership take any values.
+        Expr::BoolExpr { lhs, rhs, span, .. } => call(None, &[lhs, rhs], span, uses, other),
+        Expr::Membership {
+            key,
+            value,
+            collection,
+            span,
+            ..
+        } => {
+            let operands: Vec<&Expr> = key
+                .iter()
+                .map(|k| k.as_ref())
+                .chain([value.as_ref(), collection.as_ref()])
+                .collect();
+            call(None, &operands, span, uses, other);
+        }
+        // `y := x`: `x` is any unless typed before (then unchanged).
+        Expr::AssignExpr {
+            op: AssignOp::ColEq,
+            lhs,
+            rhs,
+            span,
+            ..
+        } if !is_name(lhs) => {
+            if is_name(rhs) {
+                uses.push((Ty::ANY, None, span.clone()));
+            } else {
+                arg_uses(rhs, name, false, uses, other);
             }
-            match expr {
-                Expr::Array { items, .. } | Expr::Set { items, .. } => {
-                    for item in items {
-                        scalar_uses(item, name, uses, other);
-                    }
-                }
-                Expr::Object { fields, .. } => {
-                    for (_, key, value) in fields {
-                        scalar_uses(key, name, uses, other);
-                        scalar_uses(value, name, uses, other);
-                    }
-                }
-                Expr::UnaryExpr { expr, .. } => scalar_uses(expr, name, uses, other),
-                // The variable itself compared, unified, or a member: not followed (OPA
-                // types it by the other side, or as any); nested calls are.
-                Expr::AssignExpr { lhs, rhs, .. }
-                | Expr::BoolExpr { lhs, rhs, .. }
-                | Expr::BinExpr { lhs, rhs, .. } => {
-                    for side in [lhs, rhs] {
-                        if is_name(side) {
-                            *other = true;
-                        } else {
-                            scalar_uses(side, name, uses, other);
-                        }
-                    }
-                }
-                // References, membership, comprehensions: not followed.
-                _ => *other = true,
+            let mut left = BTreeSet::new();
+            collect_vars(lhs, &mut left);
+            *other |= left.contains(name);
+        }
+        Expr::Array { items, .. } | Expr::Set { items, .. } => {
+            for item in items {
+                arg_uses(item, name, false, uses, other);
             }
         }
+        Expr::Object { fields, .. } => {
+            for (_, key, value) in fields {
+                arg_uses(key, name, false, uses, other);
+                arg_uses(value, name, false, uses, other);
+            }
+        }
+        // The variable itself, references, unification, comprehensions: not followed.
+        _ => *other = true,
     }
 }
 
