@@ -87,6 +87,10 @@ codes! {
     CONFLICTING_RULES = "conflicting-rules": "rules of one name with different kinds or arities";
     FUNCTION_NOT_CALLED = "function-not-called": "a function referred to without a call";
     NEGATED_TRUE = "negated-true": "a rule whose only condition is `not true`, which OPA evaluates against its own rules (`engine::opa_quirks`)";
+    FUNCTION_ARITY = "function-arity": "a function of the policy called with the wrong number of arguments";
+    FUNCTION_TYPE = "function-type": "a function of the policy given an argument of the wrong type";
+    MATCH_ERROR = "match-error": "`=` or `==` between values whose types cannot be equal";
+    UNDEFINED_REF = "undefined-ref": "a reference into a value that has no such key or no keys";
 
     // Why a fetch from the bundle service failed (`live::poll::FetchError`).
     FETCH_FAILED = "fetch-failed": "the bundle server could not be reached or never answered";

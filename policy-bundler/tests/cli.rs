@@ -380,7 +380,7 @@ const REFUSED: &[(&str, &str)] = &[
     ),
     (
         "p if count([1], 2, 3)",
-        "3:6: builtin-arity: count: arity mismatch: have (array, number, number), want (collection: any<string, array[any], object[any: any], set[any]>)",
+        "3:6: builtin-arity: count: arity mismatch: have (array<number>, number, number), want (collection: any<string, array[any], object[any: any], set[any]>)",
     ),
     ("p if nofunc(1)", "3:6: undefined-function: undefined function nofunc"),
     ("p if { q(1) }\n\nq := 1", "3:8: undefined-function: undefined function data.t.q"),
@@ -396,7 +396,16 @@ const REFUSED: &[(&str, &str)] = &[
         "default p := 1\n\ndefault p := 2",
         "3:1: multiple-defaults: multiple default rules data.t.p found at t.rego:3, t.rego:5",
     ),
-    ("p := 1\n\np contains 1", "3:1: conflicting-rules: conflicting rules data.t.p found"),
+    ("p := 1\n\np contains 1", "3:1: conflicting-rules: conflicting rules data.t.p found"),    ("f(x) := x\n\np := f(1, 2)", "5:6: function-arity: function data.t.f has arity 1, got 2 arguments"),
+    ("f(\"a\") := 1\n\np := f(1)", "5:6: function-type: data.t.f: invalid argument(s): have (number), want (string, number)"),
+    ("p if { [1] == \"x\" }", "3:8: match-error: match error: left: array<number>, right: string"),
+    ("p if { x := {\"a\": 1}; x.b }", "3:23: undefined-ref: undefined ref: x.b: have: object<a: number>"),
+    ("p if { x := \"a\"; some y in x; y }", "3:28: undefined-ref: undefined ref: x[_]: have: string"),
+    ("p if sum([\"a\"])", "3:6: builtin-type: sum: invalid argument(s): have (array<string>), want (collection: any<array[number], set[number]>)"),
+    ("p if abs(q)\n\nq := \"a\"", "3:6: builtin-type: abs: invalid argument(s): have (string), want (x: number)"),
+    ("p := f(\"a\")\n\nf(x) := y if { y := upper(x); abs(x) }", "5:31: builtin-type: abs: invalid argument(s): argument x is string (by its first use) and number here, want (x: number)"),
+    ("p if { some i; [\"a\"][i]; upper(i) }", "3:26: builtin-type: upper: invalid argument(s): have (number), want (x: string)"),
+    ("p := f(\"a\")\n\nf(x) := y if { y := upper(x); x > 1; abs(x) }", "5:38: builtin-type: abs: invalid argument(s): argument x is string (by its first use) and number here, want (x: number)"),
 ];
 
 #[test]
@@ -433,6 +442,15 @@ fn check_accepts_what_opa_compiles() {
     dir.write(
         "p/u.rego",
         "package u\n\nmsgs contains {\"msg\": \"m\", \"field\": 1}\n\nout contains msg if msgs[{\"msg\": msg, \"field\": 1}]\n\nk() := 1\n\nkv := k\n\nlater if {\n\ty := [z | z := x]\n\tx = 1\n\tcount(y) == 1\n}\n\nf(x) := x\n\nmocked if f(1) with f as upper\n",
+    );
+    // Types as OPA's checker has them: a function called with its output; parameters joined
+    // over definitions; `==` as a term; `{}` selected from; optional keys a builtin names;
+    // an object comprehension whose keys are no strings; a variable in a literal argument,
+    // which OPA widens to any; `every` bodies, which OPA does not type; an argument first
+    // used where any value goes.
+    dir.write(
+        "p/v.rego",
+        "package v\n\nf(x) := x\n\nout_argument if f(1, 2)\n\ng(\"a\") := 1\n\ng(x) := 2\n\nwider_parameter := g(1)\n\nequal_as_a_term if {\n\ty := ([1] == \"x\")\n\tnot y\n}\n\nempty_object if {\n\tx := {}\n\tnot x.a\n}\n\noptional_keys := json.marshal_with_options(1, {\"pretty\": true})\n\nnumber_keys := json.marshal_with_options(1, {k: 1 | k := 1})\n\nwidened if {\n\t[v8, v9] = [\"a\", input.x]\n\tnot ({v8, 1} in v8)\n\ttime.format(v8)\n}\n\nevery_body if {\n\tevery x in [1] {\n\t\ty := 1\n\t\tupper(y)\n\t\tx\n\t}\n}\n\nh(x) := abs(x) if x > 1\n\nany_first := h(\"a\")\n\nk(x) := y if {\n\tz := x\n\ty := upper(x)\n\tabs(x)\n}\n",
     );
     let out = bundler(&["check", &dir.path("p")]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));

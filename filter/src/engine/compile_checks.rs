@@ -9,10 +9,12 @@
 //! - `illegal-default`, `illegal-else` (`rego_parse_error`): default values that are not
 //!   constants, `else` on rules with variables in the head;
 //! - `recursion` (`rego_recursion_error`): rules that depend on themselves;
-//! - `builtin-arity`, `builtin-type`, `undefined-function`, `deprecated-builtin`
-//!   (`rego_type_error`): calls (and operators) that OPA's type checker refuses from what is
-//!   known before evaluation (literals and variables assigned from them), calls to functions
-//!   nobody defines, builtins Rego v1 dropped;
+//! - `builtin-arity`, `builtin-type`, `function-arity`, `function-type`, `match-error`,
+//!   `undefined-ref`, `undefined-function`, `deprecated-builtin` (`rego_type_error`): calls,
+//!   operators, unifications and references that OPA's type checker refuses from the types
+//!   it infers before evaluation (`types`: literals, builtin results, rules' and functions'
+//!   values, variables bound from them), calls to functions nobody defines, builtins Rego v1
+//!   dropped;
 //! - `multiple-defaults`, `conflicting-rules`, `function-not-called` (`rego_type_error`).
 //!
 //! Every check errs on the side of accepting: a program OPA accepts must never be refused
@@ -21,12 +23,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use regorus::unstable::{
-    lookup, ArithOp, AssignOp, BinOp, Expr, Literal, LiteralStmt, Module, Query, Ref, Rule,
+    lookup, ArithOp, AssignOp, BinOp, BoolOp, Expr, Literal, LiteralStmt, Module, Query, Ref, Rule,
     RuleAssign, RuleBody, RuleHead, Span, DEPRECATED,
 };
 use regorus::utils::get_path_string;
 
 use super::signatures::SIGNATURES;
+use super::types::{self, Key, Ty, ARRAY, OBJECT, SET};
 
 /// One program OPA refuses to compile, at the place OPA reports.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -133,19 +136,30 @@ fn analyse(
     let mut errors = Vec::new();
     let mut references = Vec::new();
     let mut unsupported: BTreeMap<String, Uses> = BTreeMap::new();
-    for module in modules {
-        let Some(package) = package_path(module) else {
-            continue;
-        };
-        let scope = ModuleScope::new(&program, module, &package);
-        for rule in &module.policy {
-            let (found, lacking) = scope.rule(rule, &mut errors);
-            if let Some(head) = rule_head(rule) {
-                let path = format!("{package}.{}", static_path(head));
-                unsupported.entry(path.clone()).or_default().extend(lacking);
-                references.push((path, found));
+    // Each pass infers the rules' types from the last pass's; the last one's errors count.
+    for pass in 0..TYPE_PASSES {
+        errors.clear();
+        references.clear();
+        unsupported.clear();
+        let mut found_types = RuleTypes::default();
+        for module in modules {
+            let Some(package) = package_path(module) else {
+                continue;
+            };
+            let scope = ModuleScope::new(&program, module, &package);
+            for rule in &module.policy {
+                let (found, lacking) = scope.rule(rule, &mut errors, &mut found_types);
+                if let Some(head) = rule_head(rule) {
+                    let path = format!("{package}.{}", static_path(head));
+                    unsupported.entry(path.clone()).or_default().extend(lacking);
+                    references.push((path, found));
+                }
             }
         }
+        if found_types == program.types || pass + 1 == TYPE_PASSES {
+            break;
+        }
+        program.types = found_types;
     }
     for (rule, found) in references {
         program.graph.entry(rule).or_default().extend(found);
@@ -210,28 +224,14 @@ fn error(span: &Span, code: &'static str, message: String) -> CompileError {
 
 const WILDCARD: &str = "_";
 
-// Kinds of value, as bits (as in `signatures`).
-const NULL: u8 = 1;
-const BOOLEAN: u8 = 2;
-const NUMBER: u8 = 4;
-const STRING: u8 = 8;
-const ARRAY: u8 = 16;
-const SET: u8 = 32;
-const OBJECT: u8 = 64;
-const ANY: u8 = 127;
+/// How many times the rules' types are inferred, each pass from the last one's: enough for
+/// chains of rules that deep; deeper ones keep wider types (`any`), which only accepts more.
+const TYPE_PASSES: usize = 4;
 
-/// OPA's name for a kind, or `any`.
-fn kind_name(kinds: u8) -> &'static str {
-    match kinds {
-        NULL => "null",
-        BOOLEAN => "boolean",
-        NUMBER => "number",
-        STRING => "string",
-        ARRAY => "array",
-        SET => "set",
-        OBJECT => "object",
-        _ => "any",
-    }
+/// A builtin's parameter types and result type, from OPA's texts in `signatures`.
+fn builtin_type(name: &str) -> Option<(Vec<Ty>, Ty)> {
+    let (_, _, _, want, result) = SIGNATURES.iter().find(|(n, ..)| *n == name)?;
+    Some((types::parse_params(want)?, types::parse(result)?))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -260,9 +260,46 @@ struct RuleEntry {
     comparable: bool,
 }
 
+/// What is known of the rules' types, by full path.
+#[derive(Default, PartialEq)]
+struct RuleTypes {
+    /// Rules that are no functions: the type of their value.
+    values: BTreeMap<String, Ty>,
+    /// Functions: their parameters' and their result's types.
+    functions: BTreeMap<String, (Vec<Ty>, Ty)>,
+}
+
+impl RuleTypes {
+    fn add_value(&mut self, path: String, ty: Ty) {
+        let joined = match self.values.remove(&path) {
+            Some(known) => Ty::or(known, ty),
+            None => ty,
+        };
+        self.values.insert(path, joined);
+    }
+
+    fn add_function(&mut self, path: String, params: Vec<Ty>, result: Ty) {
+        let joined = match self.functions.remove(&path) {
+            Some((known, known_result)) if known.len() == params.len() => (
+                known
+                    .into_iter()
+                    .zip(params)
+                    .map(|(a, b)| Ty::or(a, b))
+                    .collect(),
+                Ty::or(known_result, result),
+            ),
+            Some(_) => (vec![Ty::ANY; params.len()], Ty::ANY),
+            None => (params, result),
+        };
+        self.functions.insert(path, joined);
+    }
+}
+
 struct Program {
     /// Every rule, by its full path up to its first variable key.
     rules: Vec<RuleEntry>,
+    /// The rules' types, as the last pass inferred them (none before the first).
+    types: RuleTypes,
     /// Rules by their path up to the first variable key (`data.t.p.q` for `p.q[x].r`), with
     /// the references each makes to other rules.
     graph: BTreeMap<String, Vec<(String, Span)>>,
@@ -275,6 +312,7 @@ impl Program {
     fn new(modules: &[Ref<Module>], host_functions: &[(&str, usize)]) -> Self {
         let mut program = Program {
             rules: Vec::new(),
+            types: RuleTypes::default(),
             graph: BTreeMap::new(),
             rule_names: BTreeSet::new(),
             host_functions: host_functions
@@ -476,6 +514,21 @@ impl Program {
     }
 }
 
+/// The keys of a head reference that is a name and variable keys only (`p[x][y]`).
+fn var_keys(refr: &Expr) -> Option<Vec<&Expr>> {
+    match refr {
+        Expr::Var { .. } => Some(Vec::new()),
+        Expr::RefBrack { refr, index, .. }
+            if !matches!(index.as_ref(), Expr::String { .. } | Expr::Number { .. }) =>
+        {
+            let mut keys = var_keys(refr)?;
+            keys.push(index);
+            Some(keys)
+        }
+        _ => None,
+    }
+}
+
 fn has_var_key(refr: &Expr) -> bool {
     match refr {
         Expr::RefBrack { refr, index, .. } => {
@@ -619,25 +672,89 @@ impl<'a> ModuleScope<'a> {
 
     /// Checks `rule`; returns its references to other rules (full paths), for recursion, and
     /// its calls of builtins this filter lacks.
-    fn rule(&self, rule: &Rule, errors: &mut Vec<CompileError>) -> (Uses, Uses) {
+    fn rule(
+        &self,
+        rule: &Rule,
+        errors: &mut Vec<CompileError>,
+        types: &mut RuleTypes,
+    ) -> (Uses, Uses) {
         let mut safety = Safety {
             scope: self,
             errors: Vec::new(),
             references: Vec::new(),
             unsupported: Vec::new(),
             lifted: Vec::new(),
+            values: Vec::new(),
+            closures: BTreeMap::new(),
+            in_every: 0,
+            params: Vec::new(),
         };
         match rule {
             Rule::Spec { head, bodies, .. } => safety.spec(head, bodies),
             Rule::Default { value, .. } => safety.default(value),
         }
         errors.append(&mut safety.errors);
+        let narrowed = std::mem::take(&mut safety.params);
+        self.record_type(rule, std::mem::take(&mut safety.values), &narrowed, types);
         let references = safety
             .references
             .into_iter()
             .map(|(reference, span)| (self.resolve(&reference), span))
             .collect();
         (references, safety.unsupported)
+    }
+}
+
+impl ModuleScope<'_> {
+    /// Adds what `rule` contributes to its document's type: `values`, one per body.
+    fn record_type(
+        &self,
+        rule: &Rule,
+        values: Vec<Ty>,
+        narrowed: &[Vec<Ty>],
+        types: &mut RuleTypes,
+    ) {
+        let Some(head) = rule_head(rule) else {
+            return;
+        };
+        let name = static_path(head);
+        let path = format!("{}.{name}", self.package);
+        let value = values.into_iter().reduce(Ty::or).unwrap_or(Ty::ANY);
+        let args = match rule {
+            Rule::Spec {
+                head: RuleHead::Func { args, .. },
+                ..
+            }
+            | Rule::Default { args, .. } => args.as_slice(),
+            _ => &[],
+        };
+        if !args.is_empty() {
+            // A parameter's type is a constant's; OPA narrows a variable's by its first use,
+            // which `any` only widens.
+            let params = args
+                .iter()
+                .enumerate()
+                .map(|(i, arg)| match arg.as_ref() {
+                    Expr::String { .. } | Expr::RawString { .. } => Ty::String,
+                    Expr::Number { .. } => Ty::Number,
+                    Expr::Bool { .. } => Ty::Boolean,
+                    Expr::Null { .. } => Ty::Null,
+                    // Its uses' type, joined over the bodies.
+                    _ => narrowed
+                        .iter()
+                        .filter_map(|body| body.get(i).cloned())
+                        .reduce(Ty::or)
+                        .unwrap_or(Ty::ANY),
+                })
+                .collect();
+            types.add_function(path, params, value);
+        } else if name.contains('.') || name.is_empty() {
+            // `p.q := 1`: a document of nested objects, left as `any` (at its first name).
+            let first = name.split('.').next().unwrap_or_default();
+            types.add_value(format!("{}.{first}", self.package), Ty::ANY);
+        } else {
+            types.add_value(path, value);
+        }
     }
 }
 
@@ -662,8 +779,8 @@ struct Needs {
     unbound: Vec<(String, Span)>,
     /// Local variables it binds (keys of references, outputs of calls and unification).
     binds: BTreeSet<String>,
-    /// Kinds of value known for the variables it binds.
-    kinds: BTreeMap<String, u8>,
+    /// Types known for the variables it binds.
+    types: BTreeMap<String, Ty>,
 }
 
 impl Needs {
@@ -674,7 +791,7 @@ impl Needs {
     fn absorb(&mut self, other: Needs) {
         self.unbound.extend(other.unbound);
         self.binds.extend(other.binds);
-        self.kinds.extend(other.kinds);
+        self.types.extend(other.types);
     }
 }
 
@@ -687,6 +804,14 @@ struct Safety<'s, 'a> {
     unsupported: Vec<(String, Span)>,
     /// Calls of the negated expression under way that were checked as evaluated before it.
     lifted: Vec<*const Expr>,
+    /// The types of the rule's values, one per body (and `else`), as its document has them.
+    values: Vec<Ty>,
+    /// The types of comprehensions' terms, as their bodies bind them.
+    closures: BTreeMap<*const Expr, Ty>,
+    /// Inside `every` bodies, whose type errors OPA does not report.
+    in_every: usize,
+    /// A function's argument types, one list per body, as its uses narrow them.
+    params: Vec<Vec<Ty>>,
 }
 
 /// A query's variables: those of enclosing queries and those it declares itself.
@@ -696,8 +821,8 @@ struct Frame {
     declared: BTreeSet<String>,
     /// Bound before the query runs.
     bound: BTreeSet<String>,
-    /// What is known of bound variables' kinds of value (`x := "a"`).
-    kinds: BTreeMap<String, u8>,
+    /// What is known of bound variables' types (`x := "a"`).
+    types: BTreeMap<String, Ty>,
     /// Names the statement under way declares or that are declared after it: closures in it
     /// cannot be bound from outside with them.
     hidden: BTreeSet<String>,
@@ -755,6 +880,31 @@ impl<'s, 'a> Safety<'s, 'a> {
                 })
                 .collect()
         };
+        if let RuleHead::Func { args, .. } = head {
+            let pairs: Vec<(Option<&Query>, Option<&RuleAssign>)> = if bodies.is_empty() {
+                vec![(None, head_assign)]
+            } else {
+                bodies
+                    .iter()
+                    .map(|b| (Some(b.query.as_ref()), b.assign.as_ref().or(head_assign)))
+                    .collect()
+            };
+            for (query, value) in pairs {
+                let params = args
+                    .iter()
+                    .map(|arg| match arg.as_ref() {
+                        Expr::Var { span, .. } if span.text() != WILDCARD => self.narrowed(
+                            span.text(),
+                            &arg_names,
+                            query,
+                            value.map(|v| v.value.as_ref()),
+                        ),
+                        _ => Ty::ANY,
+                    })
+                    .collect();
+                self.params.push(params);
+            }
+        }
         for (after, value, is_else) in body_frames {
             let mut needs = Needs::default();
             if let Some(value) = value {
@@ -767,7 +917,98 @@ impl<'s, 'a> Safety<'s, 'a> {
                 self.head_keys(refr, &after, &mut needs);
             }
             self.report(needs.unbound);
+            let value = value.map_or(Ty::Boolean, |v| self.ty(&v.value, &after));
+            let document = match (head, refr.as_ref()) {
+                (RuleHead::Set { key: Some(key), .. }, _) => {
+                    Ty::Set(Box::new(self.ty(key, &after)))
+                }
+                (
+                    _,
+                    Expr::RefBrack {
+                        refr: base, index, ..
+                    },
+                ) if has_var_key(refr) && matches!(base.as_ref(), Expr::Var { .. }) => {
+                    let key = self.ty(index, &after);
+                    match head {
+                        RuleHead::Set { .. } => Ty::Set(Box::new(key)),
+                        _ => Ty::object_of(key, value),
+                    }
+                }
+                // `p[x][y] := v`: objects of objects.
+                (RuleHead::Compr { .. }, _) if has_var_key(refr) => match var_keys(refr) {
+                    Some(keys) => keys.iter().rev().fold(value, |inner, key| {
+                        Ty::object_of(self.ty(key, &after), inner)
+                    }),
+                    None => Ty::ANY,
+                },
+                _ if has_var_key(refr) => Ty::ANY,
+                _ => value,
+            };
+            self.values.push(document);
         }
+    }
+
+    /// The type OPA gives function argument `name` in one body (`query`, then the `value`):
+    /// that of its first use, which later uses must unify with (OPA's `invalid argument(s)`
+    /// at the first that does not). Followed only where every use is an argument of a builtin
+    /// or operator, and every statement with a use runs where it is written (it needs no
+    /// variable bound elsewhere), so that OPA checks the uses in the order they are found here.
+    fn narrowed(
+        &mut self,
+        name: &str,
+        args: &BTreeSet<String>,
+        query: Option<&Query>,
+        value: Option<&Expr>,
+    ) -> Ty {
+        let mut uses = Vec::new();
+        let mut other = false;
+        for stmt in query.map(|q| q.stmts.as_slice()).unwrap_or_default() {
+            if !statement_mentions(stmt, name) {
+                continue;
+            }
+            match &stmt.literal {
+                Literal::Expr { expr, .. } | Literal::NotExpr { expr, .. } => {
+                    arg_uses(expr, name, true, &mut uses, &mut other);
+                    let mut vars = BTreeSet::new();
+                    collect_vars(expr, &mut vars);
+                    let mut assigned = BTreeSet::new();
+                    declared_by(&stmt.literal, &mut assigned);
+                    other |= vars.iter().any(|v| {
+                        v != WILDCARD
+                            && !args.contains(v)
+                            && !assigned.contains(v)
+                            && !self.scope.is_global(v)
+                    });
+                }
+                _ => other = true,
+            }
+            other |= !stmt.with_mods.is_empty();
+        }
+        if let Some(value) = value {
+            arg_uses(value, name, false, &mut uses, &mut other);
+        }
+        if other {
+            return Ty::ANY;
+        }
+        let Some((first, ..)) = uses.first().cloned() else {
+            return Ty::ANY;
+        };
+        let conflict = uses
+            .into_iter()
+            .find(|(ty, ..)| !types::unifies(&first, ty));
+        if let Some((have, Some(builtin), span)) = conflict {
+            if let Some((.., want, _)) = SIGNATURES.iter().find(|(n, ..)| *n == builtin) {
+                self.errors.push(error(
+                    &span,
+                    crate::codes::BUILTIN_TYPE.name,
+                    format!(
+                        "{builtin}: invalid argument(s): argument {name} is {first} (by its \
+                         first use) and {have} here, want ({want})"
+                    ),
+                ));
+            }
+        }
+        first
     }
 
     /// OPA's parser wants a default value without variables or references.
@@ -814,6 +1055,7 @@ impl<'s, 'a> Safety<'s, 'a> {
         let mut needs = Needs::default();
         self.eval(value, &Frame::default(), true, &mut needs);
         self.report(needs.unbound);
+        self.values.push(self.ty(value, &Frame::default()));
     }
 
     /// The variable keys of a head reference (`x` in `p[x].q`).
@@ -993,8 +1235,10 @@ impl<'s, 'a> Safety<'s, 'a> {
         // Declared here, a name is a new variable, whatever it was outside.
         for name in &declared_here {
             frame.bound.remove(name);
-            frame.kinds.remove(name);
+            frame.types.remove(name);
         }
+        let widened = widened_vars(query);
+        frame.types.retain(|name, _| !widened.contains(name));
         frame.declared.extend(declared_here);
         let mut pending: Vec<(&LiteralStmt, BTreeSet<String>)> =
             query.stmts.iter().zip(later).collect();
@@ -1007,7 +1251,12 @@ impl<'s, 'a> Safety<'s, 'a> {
                 let hidden = std::mem::take(&mut frame.hidden);
                 if needs.ready() {
                     frame.bound.extend(needs.binds);
-                    frame.kinds.extend(needs.kinds);
+                    frame.types.extend(
+                        needs
+                            .types
+                            .into_iter()
+                            .filter(|(name, _)| !widened.contains(name)),
+                    );
                     progress = true;
                 } else {
                     still.push((stmt, hidden));
@@ -1042,6 +1291,27 @@ impl<'s, 'a> Safety<'s, 'a> {
                     self.pattern(key, frame, true, &mut needs);
                 }
                 self.pattern(value, frame, true, &mut needs);
+                let domain = self.ty(collection, frame);
+                if !matches!(
+                    collection.as_ref(),
+                    Expr::Array { .. } | Expr::Set { .. } | Expr::Object { .. }
+                ) && is_scalar(&domain)
+                    && self.in_every == 0
+                {
+                    // OPA iterates `some x in xs` as the reference `xs[_]`.
+                    self.errors.push(error(
+                        collection.span(),
+                        crate::codes::UNDEFINED_REF.name,
+                        format!(
+                            "undefined ref: {}[_]: have: {domain}",
+                            collection.span().text()
+                        ),
+                    ));
+                }
+                if let Some(key) = key {
+                    bind_types(key, domain.keys(), None, &mut needs.types);
+                }
+                bind_types(value, domain.values(), None, &mut needs.types);
             }
             Literal::Expr { expr, .. } => self.top(expr, frame, &mut needs),
             Literal::NotExpr { expr, .. } => {
@@ -1063,10 +1333,19 @@ impl<'s, 'a> Safety<'s, 'a> {
                 match expr.as_ref() {
                     // A call of its own under `not` may name its output too.
                     Expr::Call { fcn, params, .. } => {
-                        self.call(fcn, params, frame, true);
                         for param in params {
                             self.eval(param, frame, false, &mut needs);
                         }
+                        self.call(fcn, params, frame, true);
+                    }
+                    Expr::BoolExpr {
+                        op: BoolOp::Eq,
+                        lhs,
+                        rhs,
+                        ..
+                    } => {
+                        self.eval(expr, frame, false, &mut needs);
+                        self.check_match(lhs, rhs, expr.span(), frame);
                     }
                     expr => self.eval(expr, frame, false, &mut needs),
                 }
@@ -1086,10 +1365,12 @@ impl<'s, 'a> Safety<'s, 'a> {
                 for var in key.iter().chain(std::iter::once(value)) {
                     inner.declared.insert(var.text().to_string());
                     inner.bound.insert(var.text().to_string());
-                    inner.kinds.remove(var.text());
+                    inner.types.remove(var.text());
                 }
                 self.declarations(query, &BTreeSet::new());
+                self.in_every += 1;
                 let (_, unbound) = self.query(query, &inner);
+                self.in_every -= 1;
                 needs.unbound.extend(unbound);
             }
         }
@@ -1121,17 +1402,13 @@ impl<'s, 'a> Safety<'s, 'a> {
             } => {
                 let mut right = Needs::default();
                 self.eval(rhs, frame, true, &mut right);
+                self.check_match(lhs, rhs, expr.span(), frame);
                 if right.ready() {
                     let mut names = BTreeSet::new();
                     let mut spans = Vec::new();
                     assigned_vars(lhs, &mut names, &mut spans);
                     right.binds.extend(names);
-                    if let Expr::Var { span, .. } = lhs.as_ref() {
-                        let kinds = self.kinds(rhs, frame);
-                        if kinds != ANY {
-                            right.kinds.insert(span.text().to_string(), kinds);
-                        }
-                    }
+                    bind_types(lhs, self.ty(rhs, frame), None, &mut right.types);
                 }
                 needs.absorb(right);
             }
@@ -1140,23 +1417,40 @@ impl<'s, 'a> Safety<'s, 'a> {
                 lhs,
                 rhs,
                 ..
-            } => self.unify(lhs, rhs, frame, needs),
+            } => {
+                self.unify(lhs, rhs, frame, needs);
+                self.check_match(lhs, rhs, expr.span(), frame);
+            }
             Expr::Call { fcn, params, .. } => {
                 let arity = self.arity(fcn, frame);
                 match (arity, params.split_last()) {
                     (Some(arity), Some((output, inputs))) if params.len() == arity + 1 => {
-                        self.call(fcn, params, frame, true);
                         for input in inputs {
                             self.eval(input, frame, true, needs);
                         }
+                        self.call(fcn, params, frame, true);
                         if needs.ready() {
+                            let bound = needs.binds.clone();
                             self.pattern(output, frame, false, needs);
+                            let result = self.call_result(fcn, inputs.len(), frame);
+                            let new: BTreeSet<String> =
+                                needs.binds.difference(&bound).cloned().collect();
+                            bind_types(output, result, Some(&new), &mut needs.types);
                         } else {
                             self.eval(output, frame, true, needs);
                         }
                     }
                     _ => self.eval(expr, frame, true, needs),
                 }
+            }
+            Expr::BoolExpr {
+                op: BoolOp::Eq,
+                lhs,
+                rhs,
+                ..
+            } => {
+                self.eval(expr, frame, true, needs);
+                self.check_match(lhs, rhs, expr.span(), frame);
             }
             _ => self.eval(expr, frame, true, needs),
         }
@@ -1176,7 +1470,7 @@ impl<'s, 'a> Safety<'s, 'a> {
                     _ => false,
                 }
             }
-            _ => self.kinds(lhs, frame) & self.kinds(rhs, frame) == 0,
+            _ => self.ty(lhs, frame).kinds() & self.ty(rhs, frame).kinds() == 0,
         };
         if mismatched {
             self.eval(lhs, frame, true, needs);
@@ -1208,6 +1502,13 @@ impl<'s, 'a> Safety<'s, 'a> {
             let mut matched = Needs::default();
             self.pattern(pattern, frame, false, &mut matched);
             if matched.ready() {
+                let bound = matched.binds.clone();
+                bind_types(
+                    pattern,
+                    self.ty(value, frame),
+                    Some(&bound),
+                    &mut matched.types,
+                );
                 needs.absorb(evaluated);
                 needs.absorb(matched);
                 return;
@@ -1231,6 +1532,8 @@ impl<'s, 'a> Safety<'s, 'a> {
                 self.unify(l, r, &frame, &mut item);
                 if item.ready() {
                     frame.bound.extend(item.binds.iter().cloned());
+                    frame.types.extend(item.types.clone());
+                    needs.types.extend(item.types);
                     binds.extend(item.binds);
                     progress = true;
                 } else {
@@ -1321,6 +1624,15 @@ impl<'s, 'a> Safety<'s, 'a> {
                 }
             }
             Expr::RefDot { .. } | Expr::RefBrack { .. } => {
+                if let (_, Some(have)) = self.walk_reference(expr, frame) {
+                    if self.in_every == 0 {
+                        self.errors.push(error(
+                            expr.span(),
+                            crate::codes::UNDEFINED_REF.name,
+                            format!("undefined ref: {}: have: {have}", expr.span().text()),
+                        ));
+                    }
+                }
                 if let Ok(path) = get_path_string(expr, None) {
                     if let Some(root) = path.split('.').next() {
                         if !self.is_local(root, frame) {
@@ -1331,17 +1643,17 @@ impl<'s, 'a> Safety<'s, 'a> {
                 self.reference(expr, frame, binds, needs);
             }
             Expr::Call { fcn, params, .. } => {
-                self.call(fcn, params, frame, false);
                 for param in params {
                     self.eval(param, frame, binds, needs);
                 }
+                self.call(fcn, params, frame, false);
             }
             Expr::ArrayCompr { term, query, .. } | Expr::SetCompr { term, query, .. } => {
-                self.closure(&[term], query, frame, needs);
+                self.closure(expr, &[term], query, frame, needs);
             }
             Expr::ObjectCompr {
                 key, value, query, ..
-            } => self.closure(&[key, value], query, frame, needs),
+            } => self.closure(expr, &[key, value], query, frame, needs),
             Expr::Array { items, .. } | Expr::Set { items, .. } => {
                 for item in items {
                     self.eval(item, frame, binds, needs);
@@ -1357,27 +1669,16 @@ impl<'s, 'a> Safety<'s, 'a> {
             Expr::ArithExpr {
                 op, lhs, rhs, span, ..
             } => {
-                let name = match op {
-                    ArithOp::Add => "plus",
-                    ArithOp::Sub => "minus",
-                    ArithOp::Mul => "mul",
-                    ArithOp::Div => "div",
-                    ArithOp::Mod => "rem",
-                };
-                self.operator(name, lhs, rhs, span, frame);
                 self.eval(lhs, frame, binds, needs);
                 self.eval(rhs, frame, binds, needs);
+                self.operator(arith_name(op), lhs, rhs, span, frame);
             }
             Expr::BinExpr {
                 op, lhs, rhs, span, ..
             } => {
-                let name = match op {
-                    BinOp::Union => "or",
-                    BinOp::Intersection => "and",
-                };
-                self.operator(name, lhs, rhs, span, frame);
                 self.eval(lhs, frame, binds, needs);
                 self.eval(rhs, frame, binds, needs);
+                self.operator(set_name(op), lhs, rhs, span, frame);
             }
             Expr::BoolExpr { lhs, rhs, .. } | Expr::AssignExpr { lhs, rhs, .. } => {
                 self.eval(lhs, frame, binds, needs);
@@ -1427,8 +1728,14 @@ impl<'s, 'a> Safety<'s, 'a> {
                             && self.is_local(span.text(), frame)
                             && !frame.bound.contains(span.text()) =>
                     {
-                        if span.text() != WILDCARD {
-                            needs.binds.insert(span.text().to_string());
+                        let name = span.text();
+                        if name != WILDCARD {
+                            needs.binds.insert(name.to_string());
+                            // OPA types a key variable by the keys of what it selects from.
+                            let keys = self.ty(refr, frame).keys();
+                            if !keys.is_any() && !needs.types.contains_key(name) {
+                                needs.types.insert(name.to_string(), keys);
+                            }
                         }
                     }
                     // A key that is a pattern (`q[{"msg": msg}]`) binds its variables.
@@ -1452,7 +1759,14 @@ impl<'s, 'a> Safety<'s, 'a> {
     }
 
     /// A comprehension: its body runs with the enclosing bindings; its own variables stay in.
-    fn closure(&mut self, terms: &[&Ref<Expr>], query: &Query, frame: &Frame, needs: &mut Needs) {
+    fn closure(
+        &mut self,
+        comprehension: &Expr,
+        terms: &[&Ref<Expr>],
+        query: &Query,
+        frame: &Frame,
+        needs: &mut Needs,
+    ) {
         let mut inner = frame.clone();
         inner.bound.extend(needs.binds.iter().cloned());
         inner.bound.retain(|name| !frame.hidden.contains(name));
@@ -1464,6 +1778,14 @@ impl<'s, 'a> Safety<'s, 'a> {
             self.eval(term, &after, true, &mut term_needs);
         }
         needs.unbound.extend(term_needs.unbound);
+        let types: Vec<Ty> = terms.iter().map(|t| self.ty(t, &after)).collect();
+        let ty = match (comprehension, types.as_slice()) {
+            (Expr::ArrayCompr { .. }, [item]) => Ty::array_of(item.clone()),
+            (Expr::SetCompr { .. }, [item]) => Ty::Set(Box::new(item.clone())),
+            (Expr::ObjectCompr { .. }, [key, value]) => Ty::object_of(key.clone(), value.clone()),
+            _ => Ty::ANY,
+        };
+        self.closures.insert(comprehension as *const Expr, ty);
     }
 
     /// A call's function: undefined functions, argument counts and known argument types.
@@ -1498,6 +1820,24 @@ impl<'s, 'a> Safety<'s, 'a> {
                     format!("undefined function {path}"),
                 ));
             }
+            if let Some(arity) = self.scope.program.function_arity(&path) {
+                let (types, result) = match self.scope.program.types.functions.get(&path) {
+                    Some((types, result)) if types.len() == arity => {
+                        (types.clone(), result.clone())
+                    }
+                    _ => (vec![Ty::ANY; arity], Ty::ANY),
+                };
+                let want = types
+                    .iter()
+                    .chain(std::iter::once(&result))
+                    .map(Ty::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let params: Vec<&Expr> = params.iter().map(|p| p.as_ref()).collect();
+                self.check_arguments(
+                    &path, &params, &types, &result, &want, span, frame, statement, true,
+                );
+            }
             return;
         }
         let signature = SIGNATURES.iter().find(|(n, ..)| *n == name);
@@ -1507,7 +1847,7 @@ impl<'s, 'a> Safety<'s, 'a> {
         {
             self.unsupported.push((name.clone(), span.clone()));
         }
-        let Some((_, args, result, want)) = signature else {
+        let Some((.., want, _)) = signature else {
             if !name.contains('.')
                 && name != "print"
                 && !self.scope.program.host_functions.contains_key(&name)
@@ -1528,46 +1868,73 @@ impl<'s, 'a> Safety<'s, 'a> {
                 format!("deprecated built-in function calls in expression: {name}"),
             ));
         }
+        let Some((types, result)) = builtin_type(&name) else {
+            return;
+        };
         let params: Vec<&Expr> = params.iter().map(|p| p.as_ref()).collect();
-        self.check_arguments(&name, &params, args, *result, want, span, frame, statement);
+        self.check_arguments(
+            &name, &params, &types, &result, want, span, frame, statement, false,
+        );
     }
 
-    /// Argument counts and known argument kinds of a call to builtin `name`.
+    /// Argument counts and known argument types of a call to `name` (a builtin, or a function
+    /// of the policy's, `user`), whose parameters and result have types `params`, `result`.
     #[allow(clippy::too_many_arguments)]
     fn check_arguments(
         &mut self,
         name: &str,
-        params: &[&Expr],
-        args: &[u8],
-        result: u8,
+        args: &[&Expr],
+        params: &[Ty],
+        result: &Ty,
         want: &str,
         span: &Span,
         frame: &Frame,
         statement: bool,
+        user: bool,
     ) {
-        let have: Vec<u8> = params.iter().map(|p| self.kinds(p, frame)).collect();
+        let have: Vec<Ty> = args.iter().map(|p| self.ty(p, frame)).collect();
         let have_text = have
             .iter()
-            .map(|k| kind_name(*k))
+            .map(Ty::to_string)
             .collect::<Vec<_>>()
             .join(", ");
-        if have.len() != args.len() && !(statement && have.len() == args.len() + 1) {
-            self.errors.push(error(
-                span,
-                crate::codes::BUILTIN_ARITY.name,
-                format!("{name}: arity mismatch: have ({have_text}), want ({want})"),
-            ));
+        if have.len() != params.len() && !(statement && have.len() == params.len() + 1) {
+            if user {
+                self.errors.push(error(
+                    span,
+                    crate::codes::FUNCTION_ARITY.name,
+                    format!(
+                        "function {name} has arity {}, got {} arguments",
+                        params.len(),
+                        have.len()
+                    ),
+                ));
+            } else {
+                self.errors.push(error(
+                    span,
+                    crate::codes::BUILTIN_ARITY.name,
+                    format!("{name}: arity mismatch: have ({have_text}), want ({want})"),
+                ));
+            }
             return;
         }
-        let admitted = args.iter().chain(std::iter::once(&result));
-        if have
+        if self.in_every > 0 {
+            return;
+        }
+        let admitted = params.iter().chain(std::iter::once(result));
+        if args
             .iter()
             .zip(admitted)
-            .any(|(have, want)| have & want == 0)
+            .any(|(arg, want)| !self.unify_term(arg, want, frame))
         {
+            let code = if user {
+                crate::codes::FUNCTION_TYPE.name
+            } else {
+                crate::codes::BUILTIN_TYPE.name
+            };
             self.errors.push(error(
                 span,
-                crate::codes::BUILTIN_TYPE.name,
+                code,
                 format!("{name}: invalid argument(s): have ({have_text}), want ({want})"),
             ));
         }
@@ -1575,39 +1942,484 @@ impl<'s, 'a> Safety<'s, 'a> {
 
     /// An infix operator, which OPA checks as the builtin `name`.
     fn operator(&mut self, name: &str, lhs: &Expr, rhs: &Expr, span: &Span, frame: &Frame) {
-        if let Some((_, args, result, want)) = SIGNATURES.iter().find(|(n, ..)| *n == name) {
-            self.check_arguments(name, &[lhs, rhs], args, *result, want, span, frame, false);
+        if let (Some((params, result)), Some((.., want, _))) = (
+            builtin_type(name),
+            SIGNATURES.iter().find(|(n, ..)| *n == name),
+        ) {
+            self.check_arguments(
+                name,
+                &[lhs, rhs],
+                &params,
+                &result,
+                want,
+                span,
+                frame,
+                false,
+                false,
+            );
         }
     }
 
-    /// The kinds of value `expr` may have, as far as is known before evaluation.
-    fn kinds(&self, expr: &Expr, frame: &Frame) -> u8 {
+    /// The result type of a call of `fcn` with `count` arguments (`any` if unknown).
+    fn call_result(&self, fcn: &Expr, count: usize, frame: &Frame) -> Ty {
+        let Ok(name) = get_path_string(fcn, None) else {
+            return Ty::ANY;
+        };
+        let Some(root) = name.split('.').next() else {
+            return Ty::ANY;
+        };
+        if frame.declared.contains(root) {
+            return Ty::ANY;
+        }
+        if self.scope.is_global(root) {
+            let path = self.scope.resolve(&name);
+            return match self.scope.program.types.functions.get(&path) {
+                Some((args, result)) if args.len() == count => result.clone(),
+                _ => Ty::ANY,
+            };
+        }
+        match builtin_type(&name) {
+            Some((args, result)) if args.len() == count => result,
+            _ => Ty::ANY,
+        }
+    }
+
+    /// Whether the term `expr` may be a value of type `want`, as OPA's `unify1` decides: the
+    /// items of a literal array, object or set each against the type of their place (so an
+    /// object literal need not have the optional keys of `want`), other terms by their type.
+    fn unify_term(&self, expr: &Expr, want: &Ty, frame: &Frame) -> bool {
+        if let Ty::Any(of) = want {
+            if matches!(
+                expr,
+                Expr::Array { .. } | Expr::Object { .. } | Expr::Set { .. }
+            ) {
+                return of.is_empty() || of.iter().any(|t| self.unify_term(expr, t, frame));
+            }
+        }
+        match (expr, want) {
+            (Expr::Array { items, .. }, Ty::Array { items: fixed, rest }) => {
+                (items.len() == fixed.len() || rest.is_some())
+                    && items.iter().enumerate().all(|(i, item)| {
+                        fixed
+                            .get(i)
+                            .or(rest.as_deref())
+                            .is_some_and(|t| self.unify_term(item, t, frame))
+                    })
+            }
+            (
+                Expr::Object { fields, .. },
+                Ty::Object {
+                    fields: fixed,
+                    rest,
+                },
+            ) => {
+                (fields.len() == fixed.len() || rest.is_some())
+                    && fields.iter().all(|(_, key, value)| {
+                        match key.as_ref() {
+                            Expr::String { .. } | Expr::RawString { .. } => key_text(key)
+                                .and_then(|k| want.select_key(&k).cloned())
+                                .is_some_and(|t| self.unify_term(value, &t, frame)),
+                            // Keys that are no strings: not followed.
+                            _ => true,
+                        }
+                    })
+            }
+            (Expr::Set { items, .. }, Ty::Set(of)) => {
+                items.iter().all(|item| self.unify_term(item, of, frame))
+            }
+            (Expr::Array { .. } | Expr::Object { .. } | Expr::Set { .. }, _) => false,
+            _ => types::unifies(&self.ty(expr, frame), want),
+        }
+    }
+
+    /// `a = b` and `a == b` as statements: OPA refuses values whose types cannot unify.
+    fn check_match(&mut self, lhs: &Expr, rhs: &Expr, span: &Span, frame: &Frame) {
+        if self.in_every > 0 {
+            return;
+        }
+        let (left, right) = (self.ty(lhs, frame), self.ty(rhs, frame));
+        if !types::unifies(&left, &right) {
+            self.errors.push(error(
+                span,
+                crate::codes::MATCH_ERROR.name,
+                format!("match error: left: {left}, right: {right}"),
+            ));
+        }
+    }
+
+    /// The type `expr` has, as far as is known before evaluation (`any` when not known).
+    fn ty(&self, expr: &Expr, frame: &Frame) -> Ty {
         match expr {
-            Expr::String { .. } | Expr::RawString { .. } => STRING,
-            Expr::Number { .. } => NUMBER,
-            Expr::Bool { .. } | Expr::BoolExpr { .. } | Expr::Membership { .. } => BOOLEAN,
-            Expr::Null { .. } => NULL,
-            Expr::Array { .. } | Expr::ArrayCompr { .. } => ARRAY,
-            Expr::Set { .. } | Expr::SetCompr { .. } | Expr::BinExpr { .. } => SET,
-            Expr::Object { .. } | Expr::ObjectCompr { .. } => OBJECT,
-            // `-` is also set difference.
-            Expr::ArithExpr { op, .. } if *op != ArithOp::Sub => NUMBER,
-            Expr::UnaryExpr { .. } => NUMBER | SET,
-            Expr::Var { span, .. } => frame.kinds.get(span.text()).copied().unwrap_or(ANY),
-            Expr::Call { fcn, params, .. } => {
-                let Ok(name) = get_path_string(fcn, None) else {
-                    return ANY;
-                };
-                let local = name.split('.').next().is_some_and(|root| {
-                    frame.declared.contains(root) || self.scope.is_global(root)
-                });
-                match SIGNATURES.iter().find(|(n, ..)| *n == name) {
-                    Some((_, args, result, _)) if !local && params.len() == args.len() => *result,
-                    _ => ANY,
+            Expr::String { .. } | Expr::RawString { .. } => Ty::String,
+            Expr::Number { .. } => Ty::Number,
+            Expr::Bool { .. } | Expr::BoolExpr { .. } | Expr::Membership { .. } => Ty::Boolean,
+            Expr::Null { .. } => Ty::Null,
+            // OPA types `[]` and `{}` as any array and any object.
+            Expr::Array { items, .. } if items.is_empty() => Ty::array_of(Ty::ANY),
+            Expr::Object { fields, .. } if fields.is_empty() => Ty::object_of(Ty::ANY, Ty::ANY),
+            Expr::Array { items, .. } => Ty::Array {
+                items: items.iter().map(|i| self.ty(i, frame)).collect(),
+                rest: None,
+            },
+            Expr::Set { items, .. } => Ty::Set(Box::new(
+                items
+                    .iter()
+                    .map(|i| self.ty(i, frame))
+                    .reduce(Ty::or)
+                    .unwrap_or(Ty::ANY),
+            )),
+            Expr::Object { fields, .. } => {
+                let values = fields.iter().map(|(_, _, v)| self.ty(v, frame));
+                match object_keys(fields) {
+                    Some(keys) if keys.len() == fields.len() => {
+                        let mut typed: Vec<(String, Ty)> = fields
+                            .iter()
+                            .filter_map(|(_, k, _)| key_text(k))
+                            .zip(values)
+                            .collect();
+                        typed.sort_by(|a, b| a.0.cmp(&b.0));
+                        Ty::Object {
+                            fields: typed,
+                            rest: None,
+                        }
+                    }
+                    // Keys that are no string constants: what OPA makes of them is not
+                    // followed.
+                    _ => Ty::object_of(Ty::ANY, Ty::ANY),
                 }
             }
-            _ => ANY,
+            Expr::ArrayCompr { .. } | Expr::SetCompr { .. } | Expr::ObjectCompr { .. } => self
+                .closures
+                .get(&(expr as *const Expr))
+                .cloned()
+                .unwrap_or(Ty::ANY),
+            Expr::ArithExpr { op, .. } => builtin_type(arith_name(op)).map_or(Ty::ANY, |t| t.1),
+            Expr::BinExpr { op, .. } => builtin_type(set_name(op)).map_or(Ty::ANY, |t| t.1),
+            Expr::Var { .. } | Expr::RefDot { .. } | Expr::RefBrack { .. } => {
+                self.reference_ty(expr, frame)
+            }
+            Expr::Call { fcn, params, .. } => self.call_result(fcn, params.len(), frame),
+            _ => Ty::ANY,
         }
+    }
+
+    /// The type of a variable or reference: a local's as bound, a rule's as inferred, then
+    /// each key selected.
+    fn reference_ty(&self, expr: &Expr, frame: &Frame) -> Ty {
+        self.walk_reference(expr, frame).0
+    }
+
+    /// A reference's type, and the type of the value it cannot select from, if any: a
+    /// value without keys, or an object or array known to lack the key.
+    fn walk_reference(&self, expr: &Expr, frame: &Frame) -> (Ty, Option<Ty>) {
+        let mut steps = Vec::new();
+        let mut base = expr;
+        loop {
+            match base {
+                Expr::RefDot { refr, field, .. } => {
+                    steps.push(Key::Field(field.0.text().to_string()));
+                    base = refr;
+                }
+                Expr::RefBrack { refr, index, .. } => {
+                    steps.push(match index.as_ref() {
+                        Expr::String { .. } | Expr::RawString { .. } => {
+                            key_text(index).map_or(Key::Other, Key::Field)
+                        }
+                        Expr::Number { value, .. } => value
+                            .as_u64()
+                            .ok()
+                            .and_then(|n| usize::try_from(n).ok())
+                            .map_or(Key::Other, Key::Index),
+                        _ => Key::Other,
+                    });
+                    base = refr;
+                }
+                _ => break,
+            }
+        }
+        steps.reverse();
+        let mut steps = steps.into_iter();
+        let mut ty = match base {
+            Expr::Var { span, .. } if self.is_local(span.text(), frame) => {
+                frame.types.get(span.text()).cloned().unwrap_or(Ty::ANY)
+            }
+            Expr::Var { span, .. } => {
+                // A global: follow constant keys until they name a rule.
+                let mut path = self.scope.resolve(span.text());
+                loop {
+                    if let Some(ty) = self.scope.program.types.values.get(&path) {
+                        break ty.clone();
+                    }
+                    match steps.next() {
+                        Some(Key::Field(key)) => path = format!("{path}.{key}"),
+                        _ => return (Ty::ANY, None),
+                    }
+                }
+            }
+            other => self.ty(other, frame),
+        };
+        for step in steps {
+            let lacks = match (&ty, &step) {
+                // OPA lets `{}` and `[]` be selected from.
+                (Ty::Object { fields, rest: None }, Key::Field(key)) => {
+                    !fields.is_empty() && !fields.iter().any(|(k, _)| k == key)
+                }
+                (Ty::Array { items, rest: None }, Key::Index(i)) => {
+                    !items.is_empty() && *i >= items.len()
+                }
+                (ty, _) => is_scalar(ty),
+            };
+            if lacks {
+                return (Ty::ANY, Some(ty));
+            }
+            ty = match step {
+                Key::Other => ty.values(),
+                key => ty.select(&key),
+            };
+        }
+        (ty, None)
+    }
+}
+
+/// The variables whose type OPA widens to `any` in `query`: those inside an array, set or
+/// object written as an argument of a call or operator (OPA unifies such an argument item by
+/// item with each type the parameter admits, joining the types of its variables).
+fn widened_vars(query: &Query) -> BTreeSet<String> {
+    fn walk(expr: &Expr, argument: bool, out: &mut BTreeSet<String>) {
+        match expr {
+            Expr::Array { .. } | Expr::Set { .. } | Expr::Object { .. } if argument => {
+                collect_scope_vars(expr, out);
+            }
+            Expr::Array { items, .. } | Expr::Set { items, .. } => {
+                for item in items {
+                    walk(item, false, out);
+                }
+            }
+            Expr::Object { fields, .. } => {
+                for (_, key, value) in fields {
+                    walk(key, false, out);
+                    walk(value, false, out);
+                }
+            }
+            Expr::Call { params, .. } => {
+                for param in params {
+                    walk(param, true, out);
+                }
+            }
+            Expr::ArithExpr { lhs, rhs, .. }
+            | Expr::BinExpr { lhs, rhs, .. }
+            | Expr::BoolExpr { lhs, rhs, .. } => {
+                walk(lhs, true, out);
+                walk(rhs, true, out);
+            }
+            Expr::AssignExpr { lhs, rhs, .. } => {
+                walk(lhs, false, out);
+                walk(rhs, false, out);
+            }
+            Expr::Membership {
+                key,
+                value,
+                collection,
+                ..
+            } => {
+                for operand in key.iter().chain([value, collection]) {
+                    walk(operand, true, out);
+                }
+            }
+            Expr::UnaryExpr { expr, .. } => walk(expr, true, out),
+            Expr::RefDot { refr, .. } => walk(refr, false, out),
+            Expr::RefBrack { refr, index, .. } => {
+                walk(refr, false, out);
+                walk(index, false, out);
+            }
+            _ => {}
+        }
+    }
+    let mut out = BTreeSet::new();
+    for stmt in &query.stmts {
+        match &stmt.literal {
+            Literal::Expr { expr, .. } | Literal::NotExpr { expr, .. } => match expr.as_ref() {
+                // A statement's `==` is unification to OPA.
+                Expr::BoolExpr {
+                    op: BoolOp::Eq,
+                    lhs,
+                    rhs,
+                    ..
+                } => {
+                    walk(lhs, false, &mut out);
+                    walk(rhs, false, &mut out);
+                }
+                expr => walk(expr, false, &mut out),
+            },
+            Literal::SomeIn { collection, .. } => walk(collection, false, &mut out),
+            Literal::Every { domain, .. } => walk(domain, false, &mut out),
+            Literal::SomeVars { .. } => {}
+        }
+        for with in &stmt.with_mods {
+            walk(&with.r#as, false, &mut out);
+        }
+    }
+    out
+}
+
+/// The uses of variable `name` in `expr`, in the order OPA's type checker meets them (the
+/// calls nested in an argument before the call): the type each use asks of it, the builtin
+/// and where. `other` is set by a use whose type is not followed. `statement`: `expr` is a
+/// statement's own (where `==` is unification).
+fn arg_uses(
+    expr: &Expr,
+    name: &str,
+    statement: bool,
+    uses: &mut Vec<(Ty, Option<String>, Span)>,
+    other: &mut bool,
+) {
+    let is_name = |e: &Expr| matches!(e, Expr::Var { span, .. } if span.text() == name);
+    let mut vars = BTreeSet::new();
+    collect_vars(expr, &mut vars);
+    if !vars.contains(name) {
+        return;
+    }
+    // A call of `builtin` (`None`: of any function taking any values) with `operands`.
+    let call = |builtin: Option<&str>,
+                operands: &[&Expr],
+                span: &Span,
+                uses: &mut Vec<_>,
+                other: &mut bool| {
+        for operand in operands.iter().filter(|o| !is_name(o)) {
+            arg_uses(operand, name, false, uses, other);
+        }
+        let params = match builtin {
+            Some(builtin) => match builtin_type(builtin) {
+                Some((params, _)) if params.len() == operands.len() => Some(params),
+                _ => None,
+            },
+            None => Some(vec![Ty::ANY; operands.len()]),
+        };
+        for (i, operand) in operands.iter().enumerate() {
+            if is_name(operand) {
+                match params.as_ref().and_then(|p| p.get(i)) {
+                    Some(ty) => uses.push((ty.clone(), builtin.map(str::to_string), span.clone())),
+                    None => *other = true,
+                }
+            }
+        }
+    };
+    match expr {
+        Expr::Call {
+            fcn, params, span, ..
+        } => {
+            let operands: Vec<&Expr> = params.iter().map(|p| p.as_ref()).collect();
+            match get_path_string(fcn, None) {
+                Ok(fcn) if SIGNATURES.iter().any(|(n, ..)| *n == fcn) => {
+                    call(Some(&fcn), &operands, span, uses, other);
+                }
+                _ => *other = true,
+            }
+        }
+        Expr::ArithExpr {
+            op, lhs, rhs, span, ..
+        } => {
+            call(Some(arith_name(op)), &[lhs, rhs], span, uses, other);
+        }
+        Expr::BinExpr {
+            op, lhs, rhs, span, ..
+        } => {
+            call(Some(set_name(op)), &[lhs, rhs], span, uses, other);
+        }
+        // A statement's `==` is unification: not followed.
+        Expr::BoolExpr { op: BoolOp::Eq, .. } if statement => *other = true,
+        // Comparisons and membership take any values.
+        Expr::BoolExpr { lhs, rhs, span, .. } => call(None, &[lhs, rhs], span, uses, other),
+        Expr::Membership {
+            key,
+            value,
+            collection,
+            span,
+            ..
+        } => {
+            let operands: Vec<&Expr> = key
+                .iter()
+                .map(|k| k.as_ref())
+                .chain([value.as_ref(), collection.as_ref()])
+                .collect();
+            call(None, &operands, span, uses, other);
+        }
+        // `y := x`: `x` is any unless typed before (then unchanged).
+        Expr::AssignExpr {
+            op: AssignOp::ColEq,
+            lhs,
+            rhs,
+            span,
+            ..
+        } if !is_name(lhs) => {
+            if is_name(rhs) {
+                uses.push((Ty::ANY, None, span.clone()));
+            } else {
+                arg_uses(rhs, name, false, uses, other);
+            }
+            let mut left = BTreeSet::new();
+            collect_vars(lhs, &mut left);
+            *other |= left.contains(name);
+        }
+        Expr::Array { items, .. } | Expr::Set { items, .. } => {
+            for item in items {
+                arg_uses(item, name, false, uses, other);
+            }
+        }
+        Expr::Object { fields, .. } => {
+            for (_, key, value) in fields {
+                arg_uses(key, name, false, uses, other);
+                arg_uses(value, name, false, uses, other);
+            }
+        }
+        // The variable itself, references, unification, comprehensions: not followed.
+        _ => *other = true,
+    }
+}
+
+/// Records the types of the variables `pattern` binds (only `names`, if given) when matched
+/// against a value of type `ty`.
+fn bind_types(
+    pattern: &Expr,
+    ty: Ty,
+    names: Option<&BTreeSet<String>>,
+    types: &mut BTreeMap<String, Ty>,
+) {
+    match pattern {
+        Expr::Var { span, .. } => {
+            let name = span.text();
+            if name != WILDCARD && !ty.is_any() && names.is_none_or(|n| n.contains(name)) {
+                types.insert(name.to_string(), ty);
+            }
+        }
+        Expr::Array { items, .. } => {
+            for (i, item) in items.iter().enumerate() {
+                bind_types(item, ty.select(&Key::Index(i)), names, types);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A type with values of no kind that has keys (null, boolean, number, string).
+fn is_scalar(ty: &Ty) -> bool {
+    ty.kinds() & (ARRAY | SET | OBJECT) == 0
+}
+
+fn arith_name(op: &ArithOp) -> &'static str {
+    match op {
+        ArithOp::Add => "plus",
+        ArithOp::Sub => "minus",
+        ArithOp::Mul => "mul",
+        ArithOp::Div => "div",
+        ArithOp::Mod => "rem",
+    }
+}
+
+fn set_name(op: &BinOp) -> &'static str {
+    match op {
+        BinOp::Union => "or",
+        BinOp::Intersection => "and",
     }
 }
 

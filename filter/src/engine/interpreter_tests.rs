@@ -294,7 +294,7 @@ fn a_rule_whose_input_condition_fails_is_not_evaluated() {
         ("r if { x := input.missing + f(1) }", "{}", "undefined"),
         ("r if { x := f(1) + input.missing }", "{}", "undefined"),
         (
-            "r if { startswith(input.missing, f(1)) }",
+            "r if { startswith(input.missing, sprintf(\"%v\", [f(1)])) }",
             "{}",
             "undefined",
         ),

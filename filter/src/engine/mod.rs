@@ -32,6 +32,7 @@ pub mod jwt;
 mod opa_quirks;
 mod reads;
 mod signatures;
+mod types;
 mod verified;
 pub mod walk;
 
