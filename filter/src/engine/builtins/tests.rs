@@ -286,3 +286,37 @@ fn host_functions_bind_an_output_argument() {
     let mut interpreted = Policy::load_interpreted(&bundle, &path).unwrap();
     assert_eq!(json(interpreted.evaluate(Value::new_object())), opa);
 }
+
+/// `regex.globs_match` answers as OPA's glob-intersection v0.2.0 (the first case is OPA's
+/// conformance case); an invalid pattern (a flag after a flag, a range out of order) is
+/// OPA's builtin error.
+#[test]
+fn regex_globs_match_is_opas() {
+    assert_answers(&[
+        (
+            r#"regex.globs_match("a.a.[0-9]+z", ".b.b2359825792*594823z")"#,
+            "{}",
+            Some(r#"true"#),
+        ),
+        (
+            r#"regex.globs_match("[a-z]+", "[0-9]*")"#,
+            "{}",
+            Some(r#"false"#),
+        ),
+        (
+            r#"regex.globs_match("a+b", "[ab]*")"#,
+            "{}",
+            Some(r#"true"#),
+        ),
+        (
+            r#"regex.globs_match("[ab]+c", "[bc]+")"#,
+            "{}",
+            Some(r#"true"#),
+        ),
+        (r#"regex.globs_match("a*", "b+")"#, "{}", Some(r#"false"#)),
+        (r#"regex.globs_match("", "")"#, "{}", Some(r#"true"#)),
+        (r#"regex.globs_match("a+*", "a")"#, "{}", None),
+        (r#"regex.globs_match("[c-a]", "a")"#, "{}", None),
+        (r#"regex.globs_match("\\.+", "[.]")"#, "{}", Some(r#"true"#)),
+    ]);
+}
