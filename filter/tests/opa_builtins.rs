@@ -569,3 +569,36 @@ fn uuid_parse_reads_as_go() {
         assert_eq!(eval(undefined), Value::Undefined, "{undefined}");
     }
 }
+
+/// Patch 101: an engine extension called with one argument more than it takes binds that
+/// argument to its result, as a builtin does (`f(x, out)`); the scheduler did not know the
+/// extension's arity and found `out` unsafe. OPA's answer for the same Rego with builtins.
+#[test]
+fn extensions_bind_an_output_argument() {
+    let mut engine = Engine::new();
+    engine
+        .add_extension(
+            "ext.twice".to_string(),
+            1,
+            Box::new(|args: Vec<Value>| Ok(Value::from([args.clone(), args].concat()))),
+        )
+        .unwrap();
+    engine
+        .add_policy(
+            "t.rego".to_string(),
+            "package t\nr contains [x, n] if {\n\text.twice(1, x)\n\tcount(x, n)\n}\n".to_string(),
+        )
+        .unwrap();
+    // OPA's set, written as JSON.
+    assert_eq!(
+        engine
+            .eval_rule("data.t.r".to_string())
+            .unwrap()
+            .to_json_str()
+            .unwrap(),
+        Value::from_json_str("[[[1, 1], 2]]")
+            .unwrap()
+            .to_json_str()
+            .unwrap()
+    );
+}

@@ -69,6 +69,7 @@ BUILTINS = {
     "semver.compare": ("ss", "n"), "crypto.sha256": ("s", "s"), "crypto.md5": ("s", "s"),
     "crypto.hmac.sha256": ("ss", "s"), "crypto.hmac.equal": ("ss", "b"), "crypto.sha1": ("s", "s"),
     "crypto.hmac.md5": ("ss", "s"), "crypto.hmac.sha1": ("ss", "s"), "crypto.hmac.sha512": ("ss", "s"),
+    "uuid.parse": ("s", "o"),
 }
 
 # OPA builtins regorus does not have: a bundle calling them must be refused at load. Drawn
@@ -85,6 +86,7 @@ STRINGS = ["alice", "bob", "", "admin", "read", "write", "/api/v1/users", "a.b.c
            "10.0.0.0/8", "192.168.1.0/24", "1.2.3", "1.10.0-rc.1", "2024-01-02T03:04:05Z",
            "10MB", "1.5Gi", "3h2m", "abc123", "x-token", "Bearer abc", "%s-%v", "*.example.com",
            "api.example.com", "^[a-z]+$", "[", "a,b,c", "ÄÖ ü", " pad ", "true", "42", "-7.5",
+           "2001:db8::/32", "6ba7b810-9dad-11d1-80b4-00c04fd430c8",
            "1e3", "{\"a\":1}", "[1,2]", "aGVsbG8=", "68656c6c6f", "a%20b", "q=1&r=2"]
 NUMBERS = [0, 1, 2, 3, -1, 7, 10, 42, 100, 0.5, 2.5, -3.25, 1e3, 1.0, 12345678901234567890,
            9007199254740993, 1e20, 0.1, 3.0e-2, 255, 65536, -0.0]

@@ -22,7 +22,7 @@ use crate::utils::*;
 #[cfg(not(feature = "std"))]
 use crate::utils::{
     append_path_component, append_path_value_component, format_path_components, format_string_path,
-    get_extra_arg, get_path_string, get_root_var, get_rule_path_components,
+    get_extra_arg, get_extra_arg_with_extensions, get_path_string, get_root_var, get_rule_path_components,
     split_canonical_path_root, FunctionTable, PathComponent,
 };
 use crate::value::*;
@@ -1327,10 +1327,11 @@ impl Interpreter {
                         expr,
                         fcn,
                         params,
-                        get_extra_arg(
+                        get_extra_arg_with_extensions(
                             expr,
                             Some(self.current_module_path.as_str()),
                             &self.compiled_policy.functions,
+                            &|name| self.extensions.get(name).map(|(n, _)| *n),
                         ),
                         true,
                     )?,
@@ -1373,10 +1374,11 @@ impl Interpreter {
                         expr,
                         fcn,
                         params,
-                        get_extra_arg(
+                        get_extra_arg_with_extensions(
                             expr,
                             Some(self.current_module_path.as_str()),
                             &self.compiled_policy.functions,
+                            &|name| self.extensions.get(name).map(|(n, _)| *n),
                         ),
                         false,
                     )?,
@@ -5014,6 +5016,14 @@ impl Interpreter {
             self.clear_rule_registrations();
         }
         result
+    }
+
+    /// The argument count of each extension, for the scheduler.
+    pub fn extension_arities(&self) -> BTreeMap<String, u8> {
+        self.extensions
+            .iter()
+            .map(|(name, (n_args, _))| (name.clone(), *n_args))
+            .collect()
     }
 
     pub fn add_extension(

@@ -237,6 +237,8 @@ pub struct Analyzer {
     scopes: Vec<Scope>,
     schedule_table: Lookup<QuerySchedule>,
     functions: FunctionTable,
+    /// Argument counts of the engine's extensions.
+    extensions: BTreeMap<String, u8>,
     current_module_path: String,
     current_module_index: u32,
 }
@@ -259,9 +261,16 @@ impl Analyzer {
             schedule_table: Lookup::new(),
             scopes: vec![],
             functions: FunctionTable::new(),
+            extensions: BTreeMap::new(),
             current_module_path: String::default(),
             current_module_index: 0,
         }
+    }
+
+    /// Extensions (name, argument count) whose calls may bind an output argument.
+    pub fn with_extensions(mut self, extensions: BTreeMap<String, u8>) -> Analyzer {
+        self.extensions = extensions;
+        self
     }
 
     pub fn analyze(mut self, modules: &[Ref<Module>]) -> Result<Schedule> {
@@ -530,10 +539,11 @@ impl Analyzer {
                         gather_input_vars(expr, &self.scopes, scope)?;
                         gather_loop_vars(expr, &self.scopes, scope)?;
 
-                        let extra_arg = get_extra_arg(
+                        let extra_arg = get_extra_arg_with_extensions(
                             expr,
                             Some(self.current_module_path.as_str()),
                             &self.functions,
+                            &|name| self.extensions.get(name).copied(),
                         );
                         if let Some(ea) = extra_arg {
                             gather_vars(&ea, false, &self.scopes, scope)?;
@@ -1037,10 +1047,11 @@ impl Analyzer {
                     // TODO: vars in compr
                 }
                 Literal::Expr { expr, .. } => {
-                    let extra_arg = get_extra_arg(
+                    let extra_arg = get_extra_arg_with_extensions(
                         expr,
                         Some(self.current_module_path.as_str()),
                         &self.functions,
+                        &|name| self.extensions.get(name).copied(),
                     );
                     if let Some(ref ea) = extra_arg {
                         // Gather vars that are being bound

@@ -187,6 +187,7 @@ fn get_extra_arg_impl(
     expr: &Expr,
     module: Option<&str>,
     functions: &FunctionTable,
+    extension_arity: &dyn Fn(&str) -> Option<u8>,
 ) -> Result<Option<Ref<Expr>>> {
     if let Expr::Call { fcn, params, .. } = expr {
         let full_path = get_path_string(fcn, module)?;
@@ -198,6 +199,8 @@ fn get_extra_arg_impl(
                 *n_args
             } else if let Some((_, n_args)) = crate::builtins::lookup_compiled(path.as_str()) {
                 *n_args
+            } else if let Some(n_args) = extension_arity(path.as_str()) {
+                n_args
             } else {
                 return Ok(None);
             }
@@ -214,7 +217,19 @@ pub fn get_extra_arg(
     module: Option<&str>,
     functions: &FunctionTable,
 ) -> Option<Ref<Expr>> {
-    get_extra_arg_impl(expr, module, functions).unwrap_or_default()
+    get_extra_arg_impl(expr, module, functions, &|_| None).unwrap_or_default()
+}
+
+/// `get_extra_arg`, where `extension_arity` gives the argument count of the engine's
+/// extensions (`Engine::add_extension`), so that `ext(x, out)` binds `out` as `count(x, out)`
+/// does.
+pub fn get_extra_arg_with_extensions(
+    expr: &Expr,
+    module: Option<&str>,
+    functions: &FunctionTable,
+    extension_arity: &dyn Fn(&str) -> Option<u8>,
+) -> Option<Ref<Expr>> {
+    get_extra_arg_impl(expr, module, functions, extension_arity).unwrap_or_default()
 }
 
 pub fn gather_functions(modules: &[Ref<Module>]) -> Result<FunctionTable> {

@@ -1,10 +1,11 @@
 //! OPA builtins regorus 0.14.1 lacks, as host functions (`crypto.*` digests and HMACs,
-//! `net.cidr_intersects`, `net.cidr_contains_matches`, `net.cidr_merge`), with OPA v1.20's results. `Err` is OPA's builtin error, which the engine
+//! `net.cidr_intersects`, `net.cidr_contains_matches`, `net.cidr_merge`, `regex.globs_match`), with OPA v1.20's results. `Err` is OPA's builtin error, which the engine
 //! turns into undefined, as OPA-Envoy (non-strict builtin errors) does.
 
 use regorus::Value;
 
 mod crypto;
+mod glob;
 mod net;
 
 #[cfg(test)]
@@ -12,7 +13,11 @@ mod tests;
 
 /// The functions this module provides, with their argument counts.
 pub fn functions() -> impl Iterator<Item = (&'static str, usize)> {
-    crypto::FUNCTIONS.iter().chain(net::FUNCTIONS).copied()
+    crypto::FUNCTIONS
+        .iter()
+        .chain(net::FUNCTIONS)
+        .chain(glob::FUNCTIONS)
+        .copied()
 }
 
 /// Calls the builtin `name` with `args`; `None` when `name` is not one of `functions()`.
@@ -21,6 +26,8 @@ pub fn call(name: &str, args: &[Value]) -> Option<Result<Value, String>> {
         crypto::call(name, args)?
     } else if name.starts_with("net.") {
         net::call(name, args)?
+    } else if name.starts_with("regex.") {
+        glob::call(name, args)?
     } else {
         return None;
     };

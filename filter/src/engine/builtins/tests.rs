@@ -268,3 +268,56 @@ fn uuid_rfc4122_is_one_value_per_key_per_evaluation_and_never_cached() {
     assert!("89ab".contains(&first[0][19..20]), "{}", first[0]);
     assert_ne!(uuids(&mut policy)[0], first[0]);
 }
+
+/// A host function called with its result as a last argument binds it, on both backends
+/// (regorus patch 101 for the interpreter); OPA: `[[true, "0cc1…2661"]]`.
+#[test]
+fn host_functions_bind_an_output_argument() {
+    let source = "package t\nimport rego.v1\nr contains [x, h] if {\n\tnet.cidr_intersects(\"10.0.0.0/8\", \"10.1.0.0/16\", x)\n\tcrypto.md5(\"a\", h)\n}\n";
+    let bundle = Bundle::from_files(vec![("t.rego".into(), source.into())]).unwrap();
+    // OPA's set, written as JSON.
+    let opa = Value::from_json_str(r#"[[true, "0cc175b9c0f1b6a831c399e269772661"]]"#)
+        .unwrap()
+        .to_json_str()
+        .unwrap();
+    let json = |decision: Result<Value, EvalError>| decision.unwrap().to_json_str().unwrap();
+    let path = DecisionPath::parse("t/r").unwrap();
+    let mut policy = Policy::load(&bundle, &path).unwrap();
+    assert_eq!(json(policy.evaluate(Value::new_object())), opa);
+    let mut interpreted = Policy::load_interpreted(&bundle, &path).unwrap();
+    assert_eq!(json(interpreted.evaluate(Value::new_object())), opa);
+}
+
+/// `regex.globs_match` answers as OPA's glob-intersection v0.2.0 (the first case is OPA's
+/// conformance case); an invalid pattern (a flag after a flag, a range out of order) is
+/// OPA's builtin error.
+#[test]
+fn regex_globs_match_is_opas() {
+    assert_answers(&[
+        (
+            r#"regex.globs_match("a.a.[0-9]+z", ".b.b2359825792*594823z")"#,
+            "{}",
+            Some(r#"true"#),
+        ),
+        (
+            r#"regex.globs_match("[a-z]+", "[0-9]*")"#,
+            "{}",
+            Some(r#"false"#),
+        ),
+        (
+            r#"regex.globs_match("a+b", "[ab]*")"#,
+            "{}",
+            Some(r#"true"#),
+        ),
+        (
+            r#"regex.globs_match("[ab]+c", "[bc]+")"#,
+            "{}",
+            Some(r#"true"#),
+        ),
+        (r#"regex.globs_match("a*", "b+")"#, "{}", Some(r#"false"#)),
+        (r#"regex.globs_match("", "")"#, "{}", Some(r#"true"#)),
+        (r#"regex.globs_match("a+*", "a")"#, "{}", None),
+        (r#"regex.globs_match("[c-a]", "a")"#, "{}", None),
+        (r#"regex.globs_match("\\.+", "[.]")"#, "{}", Some(r#"true"#)),
+    ]);
+}
