@@ -1839,6 +1839,33 @@ fn every_body_unifies_with_the_quantified_variables() {
     }
 }
 
+/// The head value of a rule with an `else` reads the variables its own body binds (answers
+/// from OPA v1.20.2). The loop hoister analysed the head once more with the `else` body, where
+/// `k` is unbound, and the head iterated over `k`: a key the input lacks gave another key's
+/// value instead of the `else` (fail open on both backends).
+#[test]
+fn a_head_value_with_an_else_reads_its_own_bodys_bindings() {
+    for (rego, input, expected) in [
+        (
+            "r := input.roles[k] if { k := \"cfg\" } else := 5",
+            r#"{"roles": {"guest": []}}"#,
+            Some("5"),
+        ),
+        (
+            "r := input.roles[k] if { \"cfg\" = k } else := 5",
+            r#"{"roles": {"guest": [], "cfg": 1}}"#,
+            Some("1"),
+        ),
+        (
+            "default r := false\nr := input.roles[k] if { k := input.k } else := false",
+            r#"{"roles": {"admin": true}, "k": "nobody"}"#,
+            Some("false"),
+        ),
+    ] {
+        assert_decides(rego, input, expected);
+    }
+}
+
 /// An object literal that writes a key again keeps only the last item: OPA's parser replaces
 /// the earlier value, which is never evaluated (answers from OPA v1.20.2). Both backends
 /// evaluated every item, so an undefined or failing earlier value made the object undefined.

@@ -469,8 +469,11 @@ impl LoopHoister {
                         self.populate_output_expr(module_idx, key, &populated_body_context)?;
                     }
 
-                    // Process the head value expression (if present)
-                    if let Some(ref head_value) = value_expr {
+                    // Process the head value expression (if present). An `else` body has a
+                    // value of its own: the head's is analysed with the bodies it belongs to
+                    // only, or a variable they bind would look unbound here and the head
+                    // would iterate over it.
+                    if let Some(ref head_value) = value_expr.as_ref().filter(|_| !body.is_else) {
                         self.populate_output_expr(module_idx, head_value, &populated_body_context)?;
                     }
 
