@@ -520,6 +520,26 @@ fn time_zones_this_build_lacks_stop_the_evaluation() {
     assert_eq!(eval(r#"time.date([0, "UTC"])"#), eval("[1970, 1, 1]"));
 }
 
+/// Patch 103: `regex.split` splits as Go's `regexp.Split(s, -1)` (answers from OPA v1.20.2):
+/// empty matches at the ends give no empty pieces; regorus used Rust's `split`, which does.
+#[test]
+fn regex_split_splits_as_go() {
+    for (expr, want) in [
+        (r#"regex.split("", "bob")"#, r#"["b", "o", "b"]"#),
+        (r#"regex.split("a*", "baaac")"#, r#"["b", "c"]"#),
+        (r#"regex.split("x*", "axbxx")"#, r#"["a", "b", ""]"#),
+        (
+            r#"regex.split(",", "a,b,,c,")"#,
+            r#"["a", "b", "", "c", ""]"#,
+        ),
+        (r#"regex.split(",", "")"#, r#"[""]"#),
+        (r#"regex.split("", "")"#, "[]"),
+        (r#"regex.split("^", "abc")"#, r#"["abc"]"#),
+    ] {
+        assert_eq!(eval(expr), eval(want), "{expr}");
+    }
+}
+
 /// Patch 78: a pattern with a Unicode class (`\pL`, `\p{Greek}`), whose tables this build leaves
 /// out, stops the evaluation instead of being an invalid pattern (undefined): OPA matches it, and
 /// `not regex.match("^\\pL+$", x)` would have passed where OPA's fails.

@@ -344,16 +344,28 @@ fn regex_split(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool)
     let value = ensure_string(name, &params[1], &args[1])?;
 
     let re = compile_regex_for_builtin(params[0].span(), &pattern)?;
-    Ok(Value::from_array(
-        re.split(&value)
-            .map(|s| {
-                let value = Value::String(s.into());
-                // Guard output accumulation as each split segment is emitted.
-                enforce_limit()?;
-                Ok(value)
-            })
-            .collect::<Result<Vec<Value>>>()?,
-    ))
+    // Go's `regexp.Split(s, -1)` (OPA's): an empty match at the start gives no empty first
+    // piece, the end gives no empty last piece (`regex.split("", "bob")` is `["b", "o", "b"]`),
+    // and an empty value is `[""]` unless the pattern is empty too.
+    if !pattern.is_empty() && value.is_empty() {
+        return Ok(Value::from_array(vec![Value::String("".into())]));
+    }
+    let value: &str = value.as_ref();
+    let mut pieces = Vec::new();
+    let (mut begin, mut end) = (0, 0);
+    for found in re.find_iter(value) {
+        end = found.start();
+        if found.end() != 0 {
+            pieces.push(Value::String(value[begin..end].into()));
+            // Guard output accumulation as each split segment is emitted.
+            enforce_limit()?;
+        }
+        begin = found.end();
+    }
+    if end != value.len() {
+        pieces.push(Value::String(value[begin..].into()));
+    }
+    Ok(Value::from_array(pieces))
 }
 
 // As OPA (a template compiler forked from gorilla/mux): each top-level `start…end` span of the
