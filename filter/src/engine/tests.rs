@@ -1715,19 +1715,26 @@ fn decoded_bytes_that_are_not_utf8_fail_the_evaluation() {
         "r := 1 if { not base64.decode(input.t) == \"x\" }",
         "r := base64.decode(input.t) if { true } else := 2",
     ] {
-        let source = format!("package t\n{rego}\n");
-        let bundle = Bundle::from_files(vec![("t.rego".into(), source.into_bytes())]).unwrap();
-        let input = Value::from_json_str(r#"{"t": "/w=="}"#).unwrap();
-        for mut policy in [
-            Policy::load(&bundle, &path("t/r")).unwrap(),
-            Policy::load_interpreted(&bundle, &path("t/r")).unwrap(),
-        ] {
-            match policy.evaluate(input.clone()) {
-                Err(EvalError::Failed(message)) => {
-                    assert!(message.contains("not UTF-8"), "{rego}: {message}")
-                }
-                other => panic!("{rego} ({:?}): {other:?}", policy.mode()),
+        assert_evaluation_fails(rego, r#"{"t": "/w=="}"#, "not UTF-8");
+    }
+}
+
+/// `data.t.r` of `rego` fails the evaluation with a message holding `needle`, on the RVM and
+/// on the interpreter.
+#[track_caller]
+fn assert_evaluation_fails(rego: &str, input: &str, needle: &str) {
+    let source = format!("package t\n{rego}\n");
+    let bundle = Bundle::from_files(vec![("t.rego".into(), source.into_bytes())]).unwrap();
+    let input = Value::from_json_str(input).unwrap();
+    for mut policy in [
+        Policy::load(&bundle, &path("t/r")).unwrap(),
+        Policy::load_interpreted(&bundle, &path("t/r")).unwrap(),
+    ] {
+        match policy.evaluate(input.clone()) {
+            Err(EvalError::Failed(message)) => {
+                assert!(message.contains(needle), "{rego}: {message}")
             }
+            other => panic!("{rego} ({:?}): {other:?}", policy.mode()),
         }
     }
 }
@@ -1755,20 +1762,7 @@ fn ranges_step_beyond_63_bits_and_refuse_ends_beyond_64() {
         "r := 1 if { not numbers.range(input.big, input.big) }",
         "r := numbers.range_step(1, input.big, 2) if { true } else := 2",
     ] {
-        let source = format!("package t\n{rego}\n");
-        let bundle = Bundle::from_files(vec![("t.rego".into(), source.into_bytes())]).unwrap();
-        let input = Value::from_json_str(r#"{"big": 100000000000000000000}"#).unwrap();
-        for mut policy in [
-            Policy::load(&bundle, &path("t/r")).unwrap(),
-            Policy::load_interpreted(&bundle, &path("t/r")).unwrap(),
-        ] {
-            match policy.evaluate(input.clone()) {
-                Err(EvalError::Failed(message)) => {
-                    assert!(message.contains("beyond 64 bits"), "{rego}: {message}")
-                }
-                other => panic!("{rego} ({:?}): {other:?}", policy.mode()),
-            }
-        }
+        assert_evaluation_fails(rego, r#"{"big": 100000000000000000000}"#, "beyond 64 bits");
     }
 }
 
