@@ -25,8 +25,9 @@ from opa_bindings.engine import OpaEngine, OpaError, OpaUndefinedError
 
 import gen
 
-# OPA computes with big integers (bits.lsh(1, 65536)); Python limits their text to 4,300
-# digits unless told otherwise.
+# OPA computes with big integers (bits.lsh(1, 1000000) has 301,030 digits); Python limits
+# their text to 4,300 digits unless told otherwise. The runner's answers are read in this
+# process too.
 sys.set_int_max_str_digits(0)
 
 
