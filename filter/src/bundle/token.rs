@@ -33,6 +33,8 @@ pub enum JwsError {
     AlgorithmMismatch { header: String, key: &'static str },
     #[error("signature does not verify")]
     BadSignature,
+    #[error("the JWT header lists critical extensions ({0}), which bundle verification does not implement")]
+    Critical(String),
 }
 
 /// A compact JWS taken apart; nothing is trusted until `verify` succeeds.
@@ -78,6 +80,10 @@ impl<'a> Compact<'a> {
 
     /// Checks the signature with `key`; the header's `alg` must be the key's algorithm.
     pub fn verify(&self, key: &VerifyingKey) -> Result<(), JwsError> {
+        // RFC 7515 §4.1.11: extensions listed in `crit` must be understood, and none are.
+        if let Some(critical) = self.header.get("crit") {
+            return Err(JwsError::Critical(critical.to_string()));
+        }
         let alg = key.algorithm();
         if self.alg() != Some(alg.name()) {
             return Err(JwsError::AlgorithmMismatch {
