@@ -36,15 +36,16 @@ def audit_bundle(workdir):
     return build_bundle(POLICIES / "audit", workdir / "audit.tar.gz", [RULE], revision="audit-1")
 
 
-def start(name: str, config: str, receiver: LogReceiver, upstream) -> Envoy:
-    return Envoy([Listener(name, config)], upstream.port, temp_dir(f"logs-{name}-"),
+def start(name: str, config: str, receiver: LogReceiver) -> Envoy:
+    """Envoy answering allowed requests itself (no upstream to overload under load)."""
+    return Envoy([Listener(name, config)], None, temp_dir(f"logs-{name}-"),
                  clusters=[static_cluster("logs", receiver.port)]).start()
 
 
 @pytest.fixture(scope="module")
-def logged(audit_bundle, upstream):
+def logged(audit_bundle):
     receiver = LogReceiver().start()
-    envoy = start("logged", logs_config(audit_bundle), receiver, upstream)
+    envoy = start("logged", logs_config(audit_bundle), receiver)
     yield envoy, receiver
     envoy.stop()
     receiver.stop()
@@ -79,26 +80,27 @@ def test_each_decision_is_one_event_in_the_log_and_at_the_receiver(logged):
     time.sleep(1.5)  # a fourth event (dropped by the bundle's drop rule) would have arrived
     events = receiver.received()
     assert len(events) == 3, events
-    by_path = {e["input"]["attributes"]["request"]["http"]["path"]: e for e in events}
+    by_path = {"/" + "/".join(e["input"]["parsed_path"]): e for e in events}
     ids = access_ids(envoy, 4)
     for path, event in by_path.items():
-        assert ids[event["decision_id"]] == path
+        assert ids[event["decision_id"]].split("?")[0] == path
         assert event["bundles"] == {"logged": {"revision": "audit-1"}}
         assert event["path"] == RULE
         assert event["labels"]["app"] == "e2e" and len(event["labels"]["id"]) == 36
         assert event["timestamp"].endswith("Z")
-    allowed = by_path["/a?token=t0ken-secret&x=1"]
+    allowed = by_path["/a"]
     assert allowed["result"] is True
     assert allowed["input"]["parsed_query"] == {"token": ["**REDACTED**"], "x": ["1"]}
     headers = allowed["input"]["attributes"]["request"]["http"]["headers"]
     assert not {"authorization", "x-api-key", "cookie"} & set(headers), headers
     assert allowed["masked"] == ["/input/parsed_query/token"]
+    assert "path" not in allowed["input"]["attributes"]["request"]["http"]
     assert by_path["/b"]["zerohop"] == {"outcome": "denied", "action": "reply", "status": 401, "dry_run": False}
     assert by_path["/c"]["error"]["code"] == "undefined-decision"
     assert by_path["/c"]["zerohop"]["outcome"] == "undefined"
     assert sorted(e["decision_id"] for e in console_events(envoy)) == sorted(e["decision_id"] for e in events)
-    # No log line anywhere holds a masked value.
-    for text in (envoy.log(), envoy.access_log_path.read_text(), json.dumps(receiver.received())):
+    # No line the filter wrote holds a masked value (Envoy's access log is Envoy's: it has the path).
+    for text in (envoy.log(), json.dumps(receiver.received())):
         for secret in SECRETS:
             assert secret not in text
     assert envoy.stat("wasmcustom.zerohop.decisions.allowed") == 2
@@ -109,11 +111,11 @@ def test_each_decision_is_one_event_in_the_log_and_at_the_receiver(logged):
     assert envoy.stat("wasmcustom.zerohop.decision_logs.uploaded") == 3
 
 
-def test_dry_run_events_say_what_enforcement_would_have_done(audit_bundle, upstream):
+def test_dry_run_events_say_what_enforcement_would_have_done(audit_bundle):
     receiver = LogReceiver().start()
     config = json.loads(logs_config(audit_bundle))
     config["dry_run"] = True
-    envoy = start("dry", json.dumps(config), receiver, upstream)
+    envoy = start("dry", json.dumps(config), receiver)
     try:
         assert request(envoy.port("dry"), "/b", method="DELETE").status == 200
         (event,) = receiver.wait_for(1)
@@ -125,9 +127,9 @@ def test_dry_run_events_say_what_enforcement_would_have_done(audit_bundle, upstr
         receiver.stop()
 
 
-def test_every_request_gives_exactly_one_event_with_the_access_logs_id(audit_bundle, upstream):
+def test_every_request_gives_exactly_one_event_with_the_access_logs_id(audit_bundle):
     receiver = LogReceiver().start()
-    envoy = start("load", logs_config(audit_bundle, console=False), receiver, upstream)
+    envoy = start("load", logs_config(audit_bundle, console=False), receiver)
     try:
         port = envoy.port("load")
         with ThreadPoolExecutor(8) as pool:
@@ -148,7 +150,7 @@ def test_every_request_gives_exactly_one_event_with_the_access_logs_id(audit_bun
 
 
 @pytest.mark.parametrize("failure", ["fail", "hang", "down"])
-def test_a_failing_receiver_costs_requests_nothing_and_drops_are_counted(audit_bundle, upstream, failure):
+def test_a_failing_receiver_costs_requests_nothing_and_drops_are_counted(audit_bundle, failure):
     receiver = LogReceiver().start()
     receiver.mode = failure
     receiver.hang_seconds = 3
@@ -156,7 +158,7 @@ def test_a_failing_receiver_costs_requests_nothing_and_drops_are_counted(audit_b
         receiver.stop()
     # A buffer of a few events, so that drops happen.
     envoy = start(f"r{failure}", logs_config(audit_bundle, console=False, buffer_size_limit_bytes=4000),
-                  receiver, upstream)
+                  receiver)
     try:
         port = envoy.port(f"r{failure}")
         for i in range(40):
