@@ -25,7 +25,9 @@ fn key_file(name: &str) -> String {
 }
 
 fn files(list: &[(&str, &[u8])]) -> Vec<(String, Vec<u8>)> {
-    list.iter().map(|(p, c)| (p.to_string(), c.to_vec())).collect()
+    list.iter()
+        .map(|(p, c)| (p.to_string(), c.to_vec()))
+        .collect()
 }
 
 /// A gzip stream of `tar` bytes: one entry `data.json` of `size` zero bytes, compressed as it
@@ -77,12 +79,16 @@ fn deeply_nested_json_is_an_error_not_a_crash() {
     let deep = |depth: usize| format!("{}{}", "[".repeat(depth), "]".repeat(depth)).into_bytes();
     for depth in [1_000, 100_000] {
         let json = deep(depth);
-        let err = Bundle::from_files(files(&[("data.json", &json)])).err().expect("refused");
+        let err = Bundle::from_files(files(&[("data.json", &json)]))
+            .err()
+            .expect("refused");
         assert_eq!(err.code(), "bad-data", "{err}");
         let mut manifest = br#"{"revision": "#.to_vec();
         manifest.extend_from_slice(&json);
         manifest.push(b'}');
-        let err = Bundle::from_files(files(&[(".manifest", &manifest)])).err().expect("refused");
+        let err = Bundle::from_files(files(&[(".manifest", &manifest)]))
+            .err()
+            .expect("refused");
         assert_eq!(err.code(), "bad-manifest", "{err}");
         // A request body: 400 (a request error), as OPA-Envoy answers a body it cannot parse.
         let request = HttpRequest {
@@ -114,7 +120,9 @@ fn deeply_nested_json_is_an_error_not_a_crash() {
 #[test]
 fn duplicate_keys_in_a_manifest_are_refused() {
     let manifest = br#"{"revision": "a", "roots": ["x"], "roots": [""]}"#;
-    let err = Bundle::from_files(files(&[(".manifest", manifest)])).err().expect("refused");
+    let err = Bundle::from_files(files(&[(".manifest", manifest)]))
+        .err()
+        .expect("refused");
     assert_eq!(err.code(), "bad-manifest", "{err}");
     assert!(err.to_string().contains("duplicate field"), "{err}");
 }
@@ -136,12 +144,20 @@ fn rs256_key() -> Key {
 /// Both keys configured, the token's `kid` picks one (as OPA does without `signing.keyid`).
 fn two_keys() -> Verification {
     Verification {
-        keys: BTreeMap::from([("rs".to_string(), rs256_key()), ("hs".to_string(), hs256_key("hs secret"))]),
+        keys: BTreeMap::from([
+            ("rs".to_string(), rs256_key()),
+            ("hs".to_string(), hs256_key("hs secret")),
+        ]),
         ..Verification::default()
     }
 }
 
-fn signed_with(bundle: &[(String, Vec<u8>)], alg: Algorithm, kid: &str, secret: &[u8]) -> Vec<(String, Vec<u8>)> {
+fn signed_with(
+    bundle: &[(String, Vec<u8>)],
+    alg: Algorithm,
+    kid: &str,
+    secret: &[u8],
+) -> Vec<(String, Vec<u8>)> {
     let sign = |input: &[u8]| token::hmac_sign(alg, secret, input);
     let signer = Signer {
         algorithm: alg,
@@ -150,7 +166,10 @@ fn signed_with(bundle: &[(String, Vec<u8>)], alg: Algorithm, kid: &str, secret: 
         sign: &sign,
     };
     let mut out = bundle.to_vec();
-    out.push((SIGNATURES_FILE.into(), signature::sign(bundle, &signer).unwrap()));
+    out.push((
+        SIGNATURES_FILE.into(),
+        signature::sign(bundle, &signer).unwrap(),
+    ));
     out
 }
 
@@ -167,7 +186,9 @@ fn with_header(
     let payload = token.split('.').nth(1).unwrap();
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let signing_input = format!("{}.{payload}", b64.encode(header));
-    let signature = sign.map(|s| b64.encode(s(signing_input.as_bytes()))).unwrap_or_default();
+    let signature = sign
+        .map(|s| b64.encode(s(signing_input.as_bytes())))
+        .unwrap_or_default();
     let mut out = bundle.to_vec();
     let file = serde_json::json!({"signatures": [format!("{signing_input}.{signature}")]});
     out.push((SIGNATURES_FILE.into(), file.to_string().into_bytes()));
@@ -184,13 +205,21 @@ fn bundle_files() -> Vec<(String, Vec<u8>)> {
 
 #[test]
 fn the_right_key_verifies_so_the_refusals_below_are_about_the_keys() {
-    signature::verify(&signed_with(&bundle_files(), Algorithm::HS256, "hs", b"hs secret"), Some(&two_keys())).unwrap();
+    signature::verify(
+        &signed_with(&bundle_files(), Algorithm::HS256, "hs", b"hs secret"),
+        Some(&two_keys()),
+    )
+    .unwrap();
 }
 
 #[test]
 fn an_unsigned_token_alg_none_is_refused() {
     for kid in ["rs", "hs"] {
-        let files = with_header(&bundle_files(), &format!(r#"{{"alg":"none","kid":"{kid}"}}"#), None);
+        let files = with_header(
+            &bundle_files(),
+            &format!(r#"{{"alg":"none","kid":"{kid}"}}"#),
+            None,
+        );
         let err = signature::verify(&files, Some(&two_keys())).unwrap_err();
         assert_eq!(err.code(), "bad-signature", "kid {kid}: {err}");
     }
@@ -202,7 +231,10 @@ fn hs256_with_the_rsa_public_key_as_secret_is_refused() {
     let files = signed_with(&bundle_files(), Algorithm::HS256, "rs", pem.as_bytes());
     let err = signature::verify(&files, Some(&two_keys())).unwrap_err();
     assert_eq!(err.code(), "bad-signature", "{err}");
-    assert!(err.to_string().contains("HS256") && err.to_string().contains("RS256"), "{err}");
+    assert!(
+        err.to_string().contains("HS256") && err.to_string().contains("RS256"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -210,19 +242,42 @@ fn a_kid_that_selects_another_key_does_not_verify() {
     // Signed with the HMAC secret but naming the RSA key, and the other way round with a
     // secret only the attacker knows naming the HMAC key.
     let files = signed_with(&bundle_files(), Algorithm::HS256, "rs", b"hs secret");
-    assert_eq!(signature::verify(&files, Some(&two_keys())).unwrap_err().code(), "bad-signature");
-    let files = signed_with(&bundle_files(), Algorithm::HS256, "hs", b"attacker's secret");
-    assert_eq!(signature::verify(&files, Some(&two_keys())).unwrap_err().code(), "bad-signature");
+    assert_eq!(
+        signature::verify(&files, Some(&two_keys()))
+            .unwrap_err()
+            .code(),
+        "bad-signature"
+    );
+    let files = signed_with(
+        &bundle_files(),
+        Algorithm::HS256,
+        "hs",
+        b"attacker's secret",
+    );
+    assert_eq!(
+        signature::verify(&files, Some(&two_keys()))
+            .unwrap_err()
+            .code(),
+        "bad-signature"
+    );
     // `signing.keyid` pins the key whatever the token names.
     let pinned = Verification {
         keyid: "rs".into(),
         ..two_keys()
     };
     let files = signed_with(&bundle_files(), Algorithm::HS256, "hs", b"hs secret");
-    assert_eq!(signature::verify(&files, Some(&pinned)).unwrap_err().code(), "bad-signature");
+    assert_eq!(
+        signature::verify(&files, Some(&pinned)).unwrap_err().code(),
+        "bad-signature"
+    );
     // A kid naming no configured key.
     let files = signed_with(&bundle_files(), Algorithm::HS256, "nobody", b"hs secret");
-    assert_eq!(signature::verify(&files, Some(&two_keys())).unwrap_err().code(), "unknown-key");
+    assert_eq!(
+        signature::verify(&files, Some(&two_keys()))
+            .unwrap_err()
+            .code(),
+        "unknown-key"
+    );
 }
 
 #[test]
@@ -239,14 +294,19 @@ fn a_critical_header_the_verifier_does_not_understand_is_refused() {
     assert_eq!(err.code(), "bad-signature", "{err}");
     assert!(err.to_string().contains("crit"), "{err}");
     // Without the `crit` header the same token verifies.
-    let files = with_header(&bundle_files(), r#"{"alg":"HS256","kid":"hs"}"#, Some(&sign));
+    let files = with_header(
+        &bundle_files(),
+        r#"{"alg":"HS256","kid":"hs"}"#,
+        Some(&sign),
+    );
     signature::verify(&files, Some(&two_keys())).unwrap();
 }
 
 #[test]
 fn duplicate_keys_in_signatures_json_are_refused() {
     let good = signed_with(&bundle_files(), Algorithm::HS256, "hs", b"hs secret");
-    let token = serde_json::from_slice::<serde_json::Value>(&good.last().unwrap().1).unwrap()["signatures"][0]
+    let token = serde_json::from_slice::<serde_json::Value>(&good.last().unwrap().1).unwrap()
+        ["signatures"][0]
         .as_str()
         .unwrap()
         .to_string();
@@ -269,5 +329,8 @@ fn data_with_duplicate_keys_loads_as_it_was_hashed() {
     signature::verify(&tampered, Some(&two_keys())).unwrap();
     let bundle = Bundle::from_targz(&write_targz(&tampered).unwrap(), &Limits::default()).unwrap();
     let data = bundle.data.to_json_str().unwrap();
-    assert!(data.contains("alice") && !data.contains("mallory"), "{data}");
+    assert!(
+        data.contains("alice") && !data.contains("mallory"),
+        "{data}"
+    );
 }

@@ -354,7 +354,11 @@ mod tests {
             FetchError::UnexpectedNotModified.code(),
             "unexpected-not-modified"
         );
-        assert_eq!(poller.next_at_ms(), 100 + MIN_RETRY_DELAY_MS, "backs off as after a failure");
+        assert_eq!(
+            poller.next_at_ms(),
+            100 + MIN_RETRY_DELAY_MS,
+            "backs off as after a failure"
+        );
     }
 
     #[test]

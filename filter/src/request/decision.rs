@@ -799,7 +799,10 @@ mod tests {
             for name in RESERVED_HEADERS {
                 let decision = format!(r#"{{"allowed": {allowed}, "{key}": {{"{name}": "0"}}}}"#);
                 assert!(
-                    matches!(verdict(&decision), Err(DecisionError::ReservedHeader { .. })),
+                    matches!(
+                        verdict(&decision),
+                        Err(DecisionError::ReservedHeader { .. })
+                    ),
                     "{decision}"
                 );
                 let upper = decision.replace(name, &name.to_ascii_uppercase());
@@ -809,10 +812,20 @@ mod tests {
                 );
             }
         }
-        for name in ["content-length", "transfer-encoding", "connection", "te", "upgrade"] {
-            let decision = format!(r#"{{"allowed": true, "request_headers_to_remove": ["{name}"]}}"#);
+        for name in [
+            "content-length",
+            "transfer-encoding",
+            "connection",
+            "te",
+            "upgrade",
+        ] {
+            let decision =
+                format!(r#"{{"allowed": true, "request_headers_to_remove": ["{name}"]}}"#);
             assert!(
-                matches!(verdict(&decision), Err(DecisionError::ReservedHeader { .. })),
+                matches!(
+                    verdict(&decision),
+                    Err(DecisionError::ReservedHeader { .. })
+                ),
                 "{decision}"
             );
         }
