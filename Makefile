@@ -21,7 +21,9 @@ WASM_OPT := /usr/bin/wasm-opt
 WASM_FEATURES := --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int --enable-mutable-globals
 RUST_SOURCES := $(shell find filter policy-bundler third_party -name '*.rs' -o -name Cargo.toml) Cargo.toml Cargo.lock
 
-.PHONY: help tools build test test-unit test-e2e corpus-native demo bench bench-bundles check clean conformance check-vs-opa rego-diff rego-diff-ci fuzz soak
+ZEROHOP_LOG_LOAD_REQUESTS ?= 100000
+
+.PHONY: help tools build test test-unit test-e2e test-decision-logs-load corpus-native demo bench bench-bundles check clean conformance check-vs-opa rego-diff rego-diff-ci fuzz soak
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -94,6 +96,9 @@ test-unit: ## native tests of the core and the bundler
 test-e2e: build $(TRAP_WASM) tools ## the filter in real Envoy on loopback; manifests against the schemas
 	cd tests/e2e && $(PYTEST) -q
 	$(PYTEST) -q tests/manifests
+
+test-decision-logs-load: build tools ## 100,000 requests through Envoy (2 workers): exactly one uploaded event each, ids as in the access log
+	cd tests/e2e && ZEROHOP_LOG_LOAD_REQUESTS=$(ZEROHOP_LOG_LOAD_REQUESTS) $(PYTEST) -q test_decision_logs.py -k exactly_one_event
 
 corpus-native: $(OPA) ## write testdata/corpus/native.json again (the corpus on the in-memory host, OPA's answers)
 	cd tests/e2e && $(VENV)/bin/python native_corpus.py requests

@@ -7,6 +7,7 @@ request did not get the status the policy promises.
 """
 
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "e2e"))
@@ -38,7 +39,9 @@ def main() -> int:
     clients = {uri: pki.client_context(*pki.issue(uri.rsplit("/", 1)[1], uri=uri)) for uri in (SHOP, OPS, WEB)}
     upstream = EchoUpstream().start()
     config = plugin_config(bundle)  # default path: envoy/authz/allow
-    envoy = Envoy([Listener("plain", config), Listener("mtls", config, tls=pki.server_tls())],
+    # The mTLS listener also writes OPA decision-log events to Envoy's log.
+    logged = plugin_config(bundle, decision_logs={"console": True})
+    envoy = Envoy([Listener("plain", config), Listener("mtls", logged, tls=pki.server_tls())],
                   upstream.port, work)
     print(f"bundle {work / 'demo.tar.gz'} ({len(bundle)} bytes), Envoy config {envoy.config_path}")
     failures = 0
@@ -61,6 +64,21 @@ def main() -> int:
                 print(f"{'':<7} upstream saw x-zerohop-identity: {r.json()['headers'].get('x-zerohop-identity')}")
             else:
                 print(f"{'':<7} client got: {r.body.decode().strip()!r}")
+        # One decision-log event (the last mTLS request's), as Envoy logged it.
+        deadline = time.monotonic() + 5
+        while True:
+            events = [line.split("zerohop-decision ", 1)[1] for line in envoy.log().splitlines()
+                      if "zerohop-decision " in line]
+            if events or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        if events:
+            print()
+            print("decision log (last event, from Envoy's log):")
+            print("zerohop-decision", events[-1])
+        else:
+            print("no decision-log line in Envoy's log", file=sys.stderr)
+            failures += 1
     finally:
         envoy.stop()
         upstream.stop()

@@ -22,12 +22,14 @@ pub struct RawBundle {
     size_limit_bytes: Option<u64>,
 }
 
+/// An HTTP service reached through an Envoy cluster: `bundle.service`, and
+/// `decision_logs.service` in the same shape.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawService {
+pub struct RawService {
     cluster: String,
     authority: Option<String>,
-    path: String,
+    path: Option<String>,
     #[serde(default)]
     headers: BTreeMap<String, String>,
     credentials: Option<RawCredentials>,
@@ -141,7 +143,10 @@ impl RawBundle {
                     .to_string(),
             ));
         }
-        let service = self.service.map(RawService::validate).transpose()?;
+        let service = self
+            .service
+            .map(|s| s.validate(&BUNDLE_SERVICE))
+            .transpose()?;
         let polling = match self.polling {
             None => Polling::default(),
             Some(raw) => raw.validate()?,
@@ -170,23 +175,45 @@ impl RawBundle {
     }
 }
 
+/// The keys of one section holding a `RawService`, for its error messages.
+pub struct ServiceKeys {
+    pub cluster: &'static str,
+    pub authority: &'static str,
+    pub path: &'static str,
+    pub timeout: &'static str,
+    pub headers: &'static str,
+    /// The path when none is configured; `None`: required.
+    pub default_path: Option<&'static str>,
+    /// Headers the client sets itself.
+    pub reserved_headers: &'static [&'static str],
+}
+
+const BUNDLE_SERVICE: ServiceKeys = ServiceKeys {
+    cluster: "bundle.service.cluster",
+    authority: "bundle.service.authority",
+    path: "bundle.service.path",
+    timeout: "bundle.service.timeout",
+    headers: "bundle.service.headers",
+    default_path: None,
+    reserved_headers: &["if-none-match", "prefer"],
+};
+
 impl RawService {
-    fn validate(self) -> Result<Service, Invalid> {
+    pub fn validate(self, keys: &ServiceKeys) -> Result<Service, Invalid> {
         if self.cluster.is_empty() {
-            return Err((
-                "bundle.service.cluster",
-                "must name an Envoy cluster".into(),
-            ));
+            return Err((keys.cluster, "must name an Envoy cluster".into()));
         }
-        if !self.path.starts_with('/') {
-            return Err((
-                "bundle.service.path",
-                format!("{:?} must start with `/`", self.path),
-            ));
+        let path = match (self.path, keys.default_path) {
+            (Some(path), _) => path,
+            (None, Some(default)) => default.to_string(),
+            (None, None) => return Err((keys.path, "is required".into())),
+        };
+        if !path.starts_with('/') {
+            return Err((keys.path, format!("{path:?} must start with `/`")));
         }
         let authority = match self.authority {
             Some(a) if !a.is_empty() => a,
-            Some(_) => return Err(("bundle.service.authority", "must not be empty".into())),
+            Some(_) => return Err((keys.authority, "must not be empty".into())),
             // Istio's cluster names end with the service's host name.
             None => match self.cluster.rsplit_once("||") {
                 Some((prefix, host)) if prefix.starts_with("outbound|") && !host.is_empty() => {
@@ -194,7 +221,7 @@ impl RawService {
                 }
                 _ => {
                     return Err((
-                        "bundle.service.authority",
+                        keys.authority,
                         "required unless the cluster is an Istio `outbound|port||host` name".into(),
                     ))
                 }
@@ -203,18 +230,15 @@ impl RawService {
         let timeout_ms = match self.timeout {
             None => DEFAULT_TIMEOUT_MS,
             Some(text) => parse_duration_ms(&text).filter(|ms| *ms > 0).ok_or((
-                "bundle.service.timeout",
+                keys.timeout,
                 format!("{text:?} is not a duration above 0 such as \"10s\" or \"500ms\""),
             ))?,
         };
         let mut headers = Vec::new();
         for (name, value) in self.headers {
             let lower = name.to_ascii_lowercase();
-            if lower.starts_with(':') || lower == "if-none-match" || lower == "prefer" {
-                return Err((
-                    "bundle.service.headers",
-                    format!("{name} is set by the bundle client itself"),
-                ));
+            if lower.starts_with(':') || keys.reserved_headers.contains(&lower.as_str()) {
+                return Err((keys.headers, format!("{name} is set by the client itself")));
             }
             headers.push((lower, value));
         }
@@ -229,7 +253,7 @@ impl RawService {
         Ok(Service {
             cluster: self.cluster,
             authority,
-            path: self.path,
+            path,
             headers,
             timeout_ms,
         })

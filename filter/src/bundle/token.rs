@@ -14,8 +14,11 @@ use crate::jws::{self, PssSalt, PublicKey};
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 /// The algorithm a JWS `alg` (or a key's configured algorithm) names.
+/// A bundle signing algorithm: OPA signs and verifies bundles with RS/PS/ES/HS only.
 pub fn algorithm(name: &str) -> Result<Algorithm, JwsError> {
-    Algorithm::from_name(name).ok_or_else(|| JwsError::UnknownAlgorithm(name.to_string()))
+    Algorithm::from_name(name)
+        .filter(|alg| *alg != Algorithm::EdDSA)
+        .ok_or_else(|| JwsError::UnknownAlgorithm(name.to_string()))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -137,6 +140,7 @@ impl VerifyingKey {
         };
         let fits = match (&public, alg) {
             (PublicKey::Unusable(why), _) => return Err(err((*why).to_string())),
+            (PublicKey::Ed25519(_), _) => false,
             (PublicKey::Rsa(_), _) => alg.name().starts_with("RS") || alg.name().starts_with("PS"),
             (PublicKey::Ec(ec), _) => match alg {
                 Algorithm::ES256 => ec.curve.name() == "P-256",

@@ -134,6 +134,7 @@ impl Bundles {
             &self.config.path,
             &self.config.bundle.limits,
             Trust::Verify(self.config.bundle.signing.as_ref()),
+            self.config.decision_logs.as_ref(),
         )
     }
 
@@ -236,7 +237,7 @@ impl Bundles {
                 .iter()
                 .map(|(n, v)| (n.as_str(), v.as_str())),
         );
-        match host.http_call(&service.cluster, &headers, request.timeout_ms) {
+        match host.http_call(&service.cluster, &headers, &[], request.timeout_ms) {
             Ok(token) => {
                 client.pending = Some(token);
                 self.metrics.fetched(host);

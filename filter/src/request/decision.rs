@@ -422,6 +422,8 @@ pub struct Outcome {
     pub reason: Reason,
     /// Dry-run or fail-open let through a request that would otherwise have been answered.
     pub overridden: bool,
+    /// The status the local reply would have had, when the request was let through instead.
+    pub would_be_status: Option<u16>,
     /// What went wrong, when no usable decision was made.
     pub detail: Option<String>,
     /// The decision's `dynamic_metadata`; kept under dry-run, as OPA-Envoy keeps it.
@@ -467,6 +469,7 @@ pub fn decide(enforcement: Enforcement, decision: Result<Value, Failure>) -> Out
                     action: Action::Forward(Allow::default()),
                     reason,
                     overridden: true,
+                    would_be_status: Some(status),
                     detail,
                     dynamic_metadata,
                 };
@@ -482,10 +485,11 @@ pub fn decide(enforcement: Enforcement, decision: Result<Value, Failure>) -> Out
         }
     };
     match action {
-        Action::Reply(_) if enforcement.dry_run => Outcome {
+        Action::Reply(deny) if enforcement.dry_run => Outcome {
             action: Action::Forward(Allow::default()),
             reason,
             overridden: true,
+            would_be_status: Some(deny.status),
             detail,
             dynamic_metadata,
         },
@@ -493,6 +497,7 @@ pub fn decide(enforcement: Enforcement, decision: Result<Value, Failure>) -> Out
             action,
             reason,
             overridden: false,
+            would_be_status: None,
             detail,
             dynamic_metadata,
         },
