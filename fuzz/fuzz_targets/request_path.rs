@@ -325,6 +325,11 @@ fuzz_target!(|request: Request| {
         target.push(if i == 0 { '?' } else { '&' });
         target.push_str(&format!("{}={}", k.render(), v.render()));
     }
+    // Envoy hands the filter no CR, LF or NUL in the request target either (the first
+    // 5-minute run stopped on this: the target's own CR LF, which the filter had not emitted).
+    if target.contains(['\r', '\n', '\0']) || method.contains(['\r', '\n', '\0']) {
+        return;
+    }
     let mut headers = vec![
         (":method".to_string(), method),
         (":path".to_string(), target),
