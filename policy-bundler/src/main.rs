@@ -98,6 +98,9 @@ enum Command {
         #[arg(long, value_enum, default_value_t = report::Format::Human)]
         format: report::Format,
     },
+    /// Parse a plugin configuration (a WasmPlugin/TrafficExtension `pluginConfig`, as JSON)
+    /// with the filter's own rules; errors name the key at fault.
+    Config { file: PathBuf },
     /// Show a bundle's manifest, files, entrypoints and program.
     Inspect {
         bundle: PathBuf,
@@ -219,6 +222,7 @@ fn main() -> ExitCode {
             },
             format,
         ),
+        Command::Config { file } => cmd::config::run(&file),
         Command::Inspect { bundle, format } => cmd::inspect::run(&bundle, format),
         Command::Eval {
             bundle,

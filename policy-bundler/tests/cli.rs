@@ -826,3 +826,30 @@ fn v0_modules_using_keywords_they_do_not_import_are_refused() {
     let out = bundler(&["check", "--v0-compatible", &dir.path("policy")]);
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
+
+#[test]
+fn config_parses_a_plugin_configuration_as_the_filter_does() {
+    let dir = Dir::new("config");
+    dir.write(
+        "good.json",
+        r#"{"path": "zerohop/authz/allow", "dry_run": true,
+            "bundle": {"service": {"cluster": "outbound|80||bundles.zerohop.svc.cluster.local",
+                                   "path": "/bundles/zero-trust.tar.gz"}}}"#,
+    );
+    let out = bundler(&["config", &dir.path("good.json")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains(
+            "valid; decision data.zerohop.authz.allow, bundle from service \
+             outbound|80||bundles.zerohop.svc.cluster.local/bundles/zero-trust.tar.gz, dry run"
+        ),
+        "{}",
+        text(&out.stdout)
+    );
+    dir.write(
+        "bad.json",
+        r#"{"bundle": {"service": {"cluster": "c", "path": "/b"}}, "dry_run": "yes"}"#,
+    );
+    let out = bundler(&["config", &dir.path("bad.json")]);
+    assert_fails(&out, 1, "at `dry_run`: invalid type: string \"yes\", expected a boolean");
+}

@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod check;
+pub mod config;
 pub mod eval;
 pub mod inspect;
 pub mod request;
