@@ -42,6 +42,9 @@ FORBIDDEN = {
 }
 # How many regenerations a seed gets when OPA refuses the program it drew.
 ATTEMPTS = 6
+# Seconds the oracle may spend on one seed. A few generated programs make OPA build numbers of
+# millions of digits (`bits.lsh(1, 1e9)`); one such seed must not stall a whole campaign.
+ORACLE_TIMEOUT = 120
 
 
 def program_for(seed):
@@ -59,6 +62,30 @@ def program_for(seed):
         prog["v0"] = gen.is_v0(seed)
         return seed, prog, results, refused
     return seed, None, None, refused
+
+
+def oracle_programs(seeds, workers, timeout=ORACLE_TIMEOUT):
+    """(seed, prog, results, refused) for every seed; a seed the oracle does not
+    finish within `timeout` seconds comes back as (seed, None, "timeout", []). The pool is
+    spawned, not forked: the campaign's feeder threads are running when a stuck pool is
+    replaced."""
+    ctx = multiprocessing.get_context("spawn")
+    pending = list(seeds)
+    while pending:
+        with ctx.Pool(workers) as pool:
+            asks = [(s, pool.apply_async(program_for, (s,))) for s in pending]
+            pending = []
+            for k, (s, ask) in enumerate(asks):
+                try:
+                    yield ask.get(timeout)
+                except multiprocessing.TimeoutError:
+                    yield s, None, "timeout", []
+                    # Kill the stuck worker with its pool; keep what the others finished.
+                    done = [a for a in asks[k + 1:] if a[1].ready()]
+                    pending = [t for t, a in asks[k + 1:] if not a.ready()]
+                    for t, a in done:
+                        yield a.get()
+                    break
 
 
 def source(prog):
@@ -343,16 +370,19 @@ def main():
         runner.close()
 
     feeders = [threading.Thread(target=feed) for _ in range(args.workers)]
-    with multiprocessing.Pool(args.workers) as pool:  # forked before any thread starts
-        for f in feeders:
-            f.start()
-        for k, (seed, prog, results, refused) in enumerate(pool.imap(program_for, seeds, chunksize=8)):
-            opa_refused += refused
-            if prog is not None:
-                programs.append((seed, prog, results))
-                jobs.put(job(seed, prog, MODES))
-            if (k + 1) % 500 == 0:
-                print(f"  oracle: {k + 1}/{args.n} ({time.time() - t0:.0f}s)", file=sys.stderr)
+    for f in feeders:
+        f.start()
+    oracle_timeouts = []
+    for k, (seed, prog, results, refused) in enumerate(oracle_programs(seeds, args.workers)):
+        opa_refused += refused
+        if results == "timeout":
+            oracle_timeouts.append(seed)
+            print(f"  oracle: seed {seed} timed out after {ORACLE_TIMEOUT}s, skipped", file=sys.stderr)
+        elif prog is not None:
+            programs.append((seed, prog, results))
+            jobs.put(job(seed, prog, MODES))
+        if (k + 1) % 500 == 0:
+            print(f"  oracle: {k + 1}/{args.n} ({time.time() - t0:.0f}s)", file=sys.stderr)
     t_opa = time.time() - t0
     for _ in feeders:
         jobs.put(None)
@@ -385,8 +415,11 @@ def main():
     print(f"  rego v0 ({v0_programs} programs): " + ", ".join(f"{c} {n}" for c, n in sorted(v0_counts.items())))
     unknown = sum(counts[m]["oracle-unknown"] for m in MODES)
     print(f"  oracle-unknown: {unknown / max(total, 1):.2%} of outcomes")
+    if oracle_timeouts:
+        print(f"  oracle timed out on {len(oracle_timeouts)} seeds: {oracle_timeouts}")
 
     report = {"n": args.n, "seed": args.seed, "programs": len(programs), "opa_refused_drafts": len(opa_refused),
+              "oracle_timeouts": oracle_timeouts,
               "seconds": round(elapsed, 1), "counts": {m: dict(counts[m]) for m in MODES},
               "v0": {"programs": v0_programs, "counts": dict(v0_counts)}, "examples": []}
 

@@ -1833,6 +1833,23 @@ fn every_body_unifies_with_the_quantified_variables() {
     }
 }
 
+/// A negated expression binds nothing: a variable in it is bound by the rest of the body first,
+/// whatever the order it is written in (answers from OPA v1.20.2). regorus let the `=` inside
+/// `not a = input.x` bind `a`, so the negation always failed and the rule was undefined.
+#[test]
+fn a_negated_unification_compares_with_a_variable_bound_later() {
+    for (rego, input, expected) in [
+        ("r := a if { not a = input.x; a = 3 }", r#"{"x": 4}"#, Some("3")),
+        ("r := a if { not a = input.x; a = 3 }", r#"{"x": 3}"#, None),
+        ("f(x) := x\nr := a if { not a = f(1); a = f(2) }", "{}", Some("2")),
+        ("r := a if { not [a, 1] = [2, 1]; a = 3 }", "{}", Some("3")),
+        ("r := i if { not input.x[i] == 1; i = 0 }", r#"{"x": [2]}"#, Some("0")),
+        ("r := i if { not input.x[i] == 1; i = 0 }", r#"{"x": [1]}"#, None),
+    ] {
+        assert_decides(rego, input, expected);
+    }
+}
+
 /// The head value of a rule with an `else` reads the variables its own body binds (answers
 /// from OPA v1.20.2). The loop hoister analysed the head once more with the `else` body, where
 /// `k` is unbound, and the head iterated over `k`: a key the input lacks gave another key's

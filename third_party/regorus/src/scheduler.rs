@@ -1105,14 +1105,25 @@ impl Analyzer {
                     }
                 }
                 Literal::NotExpr { expr, .. } => {
-                    self.process_expr(
+                    // A negated expression binds nothing: every variable in it must be bound
+                    // by the rest of the body first, as OPA orders it. `not a = f(1); a = f(2)`
+                    // compares `a` after `a = f(2)`; analysed as an expression, the `=` would
+                    // bind `a` inside the negation and the body would always fail.
+                    let mut bound_inside = vec![];
+                    let (mut used_vars, mut comprs) = Self::gather_used_vars_comprs_index_vars(
                         expr,
                         &mut scope,
                         &mut first_use,
-                        &mut definitions,
-                        with_mods_used_vars,
-                        with_mods_comprs,
+                        &mut bound_inside,
+                        &None,
                     )?;
+                    comprs.append(&mut with_mods_comprs);
+                    used_vars.append(&mut with_mods_used_vars);
+                    self.process_comprs(&comprs[..], &mut scope, &mut first_use, &mut used_vars)?;
+                    definitions.push(Definition {
+                        var: empty_str.clone(),
+                        used_vars,
+                    });
                 }
                 Literal::Every {
                     key,
