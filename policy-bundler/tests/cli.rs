@@ -851,5 +851,9 @@ fn config_parses_a_plugin_configuration_as_the_filter_does() {
         r#"{"bundle": {"service": {"cluster": "c", "path": "/b"}}, "dry_run": "yes"}"#,
     );
     let out = bundler(&["config", &dir.path("bad.json")]);
-    assert_fails(&out, 1, "at `dry_run`: invalid type: string \"yes\", expected a boolean");
+    assert_fails(
+        &out,
+        1,
+        "at `dry_run`: invalid type: string \"yes\", expected a boolean",
+    );
 }

@@ -1839,12 +1839,28 @@ fn every_body_unifies_with_the_quantified_variables() {
 #[test]
 fn a_negated_unification_compares_with_a_variable_bound_later() {
     for (rego, input, expected) in [
-        ("r := a if { not a = input.x; a = 3 }", r#"{"x": 4}"#, Some("3")),
+        (
+            "r := a if { not a = input.x; a = 3 }",
+            r#"{"x": 4}"#,
+            Some("3"),
+        ),
         ("r := a if { not a = input.x; a = 3 }", r#"{"x": 3}"#, None),
-        ("f(x) := x\nr := a if { not a = f(1); a = f(2) }", "{}", Some("2")),
+        (
+            "f(x) := x\nr := a if { not a = f(1); a = f(2) }",
+            "{}",
+            Some("2"),
+        ),
         ("r := a if { not [a, 1] = [2, 1]; a = 3 }", "{}", Some("3")),
-        ("r := i if { not input.x[i] == 1; i = 0 }", r#"{"x": [2]}"#, Some("0")),
-        ("r := i if { not input.x[i] == 1; i = 0 }", r#"{"x": [1]}"#, None),
+        (
+            "r := i if { not input.x[i] == 1; i = 0 }",
+            r#"{"x": [2]}"#,
+            Some("0"),
+        ),
+        (
+            "r := i if { not input.x[i] == 1; i = 0 }",
+            r#"{"x": [1]}"#,
+            None,
+        ),
     ] {
         assert_decides(rego, input, expected);
     }
