@@ -54,7 +54,7 @@ def label(doc) -> str:
 
 def test_the_base_and_overlays_are_there():
     assert {"base", "overlays/enforce", "overlays/wasmplugin", "overlays/ambient-waypoint",
-            "overlays/request-bodies", "kube-bench"} <= set(RENDERED)
+            "overlays/request-bodies", "overlays/oci-registry", "kube-bench"} <= set(RENDERED)
 
 
 def test_every_manifest_file_is_rendered_by_a_kustomization():
@@ -190,6 +190,20 @@ def test_the_filter_reaches_the_bundle_server_over_mtls():
     # The filter does not run where the bundles come from (it would wait for itself).
     filter_namespaces = {d["metadata"]["namespace"] for d in base if d["kind"] == "TrafficExtension"}
     assert namespace not in filter_namespaces
+
+
+def test_the_oci_registry_is_reached_with_tls_originated_by_the_sidecar():
+    rendered = RENDERED["overlays/oci-registry"]
+    service = plugin_config_of("overlays/oci-registry")["bundle"]["service"]
+    assert "path" not in service and service["oci"]["repository"]
+    _, port, _, host = service["cluster"].split("|")
+    entry = next(d for d in rendered if d["kind"] == "ServiceEntry")
+    assert host in entry["spec"]["hosts"] and entry["spec"]["location"] == "MESH_EXTERNAL"
+    (entry_port,) = [p for p in entry["spec"]["ports"] if p["number"] == int(port)]
+    assert (entry_port["protocol"], entry_port["targetPort"]) == ("HTTP", 443)
+    rule = next(d for d in rendered if d["kind"] == "DestinationRule" and d["spec"]["host"] == host)
+    (setting,) = [s for s in rule["spec"]["trafficPolicy"]["portLevelSettings"] if s["port"]["number"] == int(port)]
+    assert setting["tls"] == {"mode": "SIMPLE", "sni": host}
 
 
 def test_the_access_log_carries_the_decision_id():

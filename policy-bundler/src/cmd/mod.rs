@@ -5,6 +5,7 @@ pub mod check;
 pub mod config;
 pub mod eval;
 pub mod inspect;
+pub mod push;
 pub mod request;
 pub mod verify;
 
