@@ -1833,6 +1833,48 @@ fn every_body_unifies_with_the_quantified_variables() {
     }
 }
 
+/// Every package is a key of the data document, one holding only functions or no rule at all
+/// too (answers from OPA v1.20.2). The RVM left such packages out of a document read
+/// (`{"x": 3}` for `data.q`).
+#[test]
+fn packages_without_rule_values_are_keys_of_the_document() {
+    for (read, expected) in [
+        ("data.q", r#"{"foo": {}, "empty": {}, "x": 3}"#),
+        ("data.q.foo", "{}"),
+        ("data.q.empty", "{}"),
+        ("[k | data.q[k]]", r#"["empty", "foo", "x"]"#),
+        ("data.q.foo.f(2)", "2"),
+    ] {
+        let files = vec![
+            (
+                "t.rego".to_string(),
+                format!("package t\nr := {read}\n").into_bytes(),
+            ),
+            ("q.rego".to_string(), b"package q\nx := 3\n".to_vec()),
+            ("f.rego".to_string(), b"package q.foo\nf(x) := x\n".to_vec()),
+            (
+                "e.rego".to_string(),
+                b"package q.empty\nimport rego.v1\n".to_vec(),
+            ),
+        ];
+        let plain = Bundle::from_files(files).unwrap();
+        let mut policy = Policy::load(&plain, &path("t/r")).unwrap();
+        assert_eq!(policy.mode(), Mode::CompiledAtLoad, "{read}");
+        let expected = Value::from_json_str(expected).unwrap();
+        assert_eq!(
+            policy.evaluate(Value::new_object()),
+            Ok(expected.clone()),
+            "RVM: {read}"
+        );
+        let mut interpreter = parse(&plain).unwrap();
+        assert_eq!(
+            interpreter.eval_rule("data.t.r".into()).unwrap(),
+            expected,
+            "interpreter: {read}"
+        );
+    }
+}
+
 /// A negated expression binds nothing: a variable in it is bound by the rest of the body first,
 /// whatever the order it is written in (answers from OPA v1.20.2). regorus let the `=` inside
 /// `not a = input.x` bind `a`, so the negation always failed and the rule was undefined.

@@ -168,6 +168,26 @@ impl<'a> Compiler<'a> {
 
         self.program.rule_infos = rule_infos_map.into_values().collect();
 
+        // As OPA, every package is part of the data document, one whose rules are all
+        // functions too: `data.q` is `{"foo": {}}` when `package q.foo` holds only functions.
+        for module in self.policy.get_modules().iter() {
+            let package = crate::parser::Parser::get_static_string_path_components(
+                &module.package.refr,
+            )
+            .map_err(CompilerError::from)?;
+            let path: Vec<&str> = core::iter::once("data")
+                .chain(package.iter().map(String::as_str))
+                .collect();
+            let node = self
+                .program
+                .rule_tree
+                .make_or_get_value_mut(&path)
+                .map_err(CompilerError::from)?;
+            if *node == Value::Undefined {
+                *node = Value::new_object();
+            }
+        }
+
         for module in self.policy.get_modules().iter() {
             let source = &module.package.refr.span().source;
             let source_path = source.get_path().to_string();
