@@ -857,3 +857,25 @@ fn config_parses_a_plugin_configuration_as_the_filter_does() {
         "at `dry_run`: invalid type: string \"yes\", expected a boolean",
     );
 }
+
+#[test]
+fn push_refuses_a_reference_that_is_not_oci_and_a_file_that_is_not_a_bundle() {
+    let dir = Dir::new("push");
+    dir.write("not-a-bundle.tar.gz", "hello");
+    let out = bundler(&[
+        "push",
+        &dir.path("not-a-bundle.tar.gz"),
+        "registry.example/r:t",
+    ]);
+    assert_fails(
+        &out,
+        1,
+        "\"registry.example/r:t\": expected oci://HOST[:PORT]/REPOSITORY:TAG",
+    );
+    let out = bundler(&[
+        "push",
+        &dir.path("not-a-bundle.tar.gz"),
+        "oci://registry.example/r:t",
+    ]);
+    assert_fails(&out, 1, "not-a-bundle.tar.gz: ");
+}

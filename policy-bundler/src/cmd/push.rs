@@ -45,14 +45,11 @@ pub fn run(
     Bundle::from_targz(&bytes, &Limits::default())
         .map_err(|e| Failed(format!("{}: {e}", bundle_path.display())))?;
 
-    let temp;
-    let layout = match layout {
-        Some(dir) => dir.to_path_buf(),
-        None => {
-            temp = std::env::temp_dir().join(format!("policy-bundler-push-{}", std::process::id()));
-            temp.clone()
-        }
-    };
+    let keep = layout.is_some();
+    let layout = layout.map_or_else(
+        || std::env::temp_dir().join(format!("policy-bundler-push-{}", std::process::id())),
+        Path::to_path_buf,
+    );
     let blobs = layout.join("blobs").join("sha256");
     std::fs::create_dir_all(&blobs).with_context(|| format!("creating {}", blobs.display()))?;
     let write_blob = |data: &[u8]| -> anyhow::Result<String> {
@@ -100,9 +97,12 @@ pub fn run(
     }
     skopeo.arg(format!("oci:{}:{tag}", layout.display()));
     skopeo.arg(format!("docker://{target}"));
-    let status = skopeo
-        .status()
-        .context("running skopeo (Debian: apt-get install skopeo)")?;
+    let status = skopeo.status();
+    if !keep {
+        // Nothing to keep: the image is in the registry (or the error says why not).
+        let _ = std::fs::remove_dir_all(&layout);
+    }
+    let status = status.context("running skopeo (Debian: apt-get install skopeo)")?;
     if !status.success() {
         return Err(Failed(format!("skopeo could not push to {target} ({status})")).into());
     }
