@@ -99,6 +99,11 @@ def main() -> int:
         entry = mesh.call("frontend", "orders", "GET", "/orders/42").log
         print("one line of the orders sidecar's access log (the format of manifests/istiod/values.yaml):")
         print(f"  {json.dumps(entry)}")
+        event = mesh.decision_log_event("orders", entry["decision_id"]) if entry else None
+        print()
+        print("its decision-log event (decision_logs.console: OPA's EventV1 in the sidecar's log):")
+        print(f"  zerohop-decision {event}" if event else "  (none found)")
+        failures += event is None
     finally:
         mesh.stop()
     print()

@@ -30,7 +30,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "e2e"))
 
 from harness import (ROOT, WASM, Envoy, Listener, build_bundle, envoy_binary, free_port,  # noqa: E402
-                     plugin_config, request, temp_dir)
+                     plugin_config, request, static_cluster, temp_dir)
+from log_receiver import LogReceiver  # noqa: E402
 from tokens import KEYS, NOW, b64, bearer, token  # noqa: E402
 
 RESULTS = ROOT / "benches" / "results"
@@ -65,6 +66,8 @@ class Config:
     filters: list[dict] = field(default_factory=list)
     # zerohop's pluginConfig keys besides the bundle and path.
     settings: dict = field(default_factory=dict)
+    # A decision-log receiver on loopback, reached through the cluster `logs`.
+    log_receiver: bool = False
 
 
 # Every request of a run is the same, so zerohop answers all but the first from its decision
@@ -181,6 +184,15 @@ _CONFIGS = [
            probes=[("/orders/7", {}, 403), ("/orders/7", {"authorization": RS256_READER["authorization"] + "x"}, 403)]),
     Config("zerohop/path-rules", "(d) glob and regex path rules", policy="path-rules", decision="web/authz/allow",
            probes=[("/.env", {}, 403), ("/static/app.js", {}, 200)]),
+    Config("zerohop/path-rules/logs-console", "(d) with decision logs written to Envoy's log (`console`)",
+           policy="path-rules", decision="web/authz/allow", settings={"decision_logs": {"console": True}},
+           probes=[("/.env", {}, 403), ("/static/app.js", {}, 200)]),
+    Config("zerohop/path-rules/logs-service", "(d) with decision logs uploaded to a receiver on loopback "
+           "(`service`, OPA's protocol, every 1-2 s)",
+           policy="path-rules", decision="web/authz/allow", log_receiver=True,
+           settings={"decision_logs": {"service": {"cluster": "logs", "authority": "logs.test"},
+                                       "reporting": {"min_delay_seconds": 1, "max_delay_seconds": 2}}},
+           probes=[("/.env", {}, 403), ("/static/app.js", {}, 200)]),
     Config("zerohop/api-key-lookup", "(e) a key looked up in a 10,000-entry data document, tenant header added",
            path="/v1/search?q=shoes", headers={"x-api-key": "key-04242"},
            policy="api-key-lookup", decision="apikeys/authz/decision",
@@ -202,6 +214,7 @@ class Setup:
     def __init__(self, config: Config, work: Path, bundles: dict[str, Path], concurrency: int = 1,
                  timing: bool = False):
         self.config = config
+        self.receiver = LogReceiver() if config.log_receiver else None
         self.authorizer: subprocess.Popen | None = None
         self.authorizer_port = free_port()
         directory = work / f"{config.name.replace('/', '-')}-c{concurrency}{'-timing' if timing else ''}"
@@ -218,6 +231,8 @@ class Setup:
         chain["filters"][0]["typed_config"]["http_filters"][0:0] = copy.deepcopy(config.filters)
         if config.extauthz:
             generated["static_resources"]["clusters"].append(extauthz_cluster(self.authorizer_port))
+        if self.receiver:
+            generated["static_resources"]["clusters"].append(static_cluster("logs", self.receiver.port))
         if timing:
             # Histogram quantiles are computed at each stats flush (default every 5 s).
             generated["stats_flush_interval"] = "1s"
@@ -233,6 +248,8 @@ class Setup:
                  "--bundle", str(self.bundle), "--decision", self.config.decision],
                 stderr=subprocess.DEVNULL)
             wait_for_port(self.authorizer_port, self.authorizer)
+        if self.receiver:
+            self.receiver.start()
         started = time.monotonic()
         self.envoy.start(wait=False)
         deadline = started + 30
@@ -261,6 +278,8 @@ class Setup:
 
     def stop(self) -> None:
         self.envoy.stop()
+        if self.receiver:
+            self.receiver.stop()
         if self.authorizer:
             self.authorizer.terminate()
             self.authorizer.wait(timeout=10)

@@ -6,6 +6,7 @@
 
 use serde::Deserialize;
 
+use crate::audit::config::{DecisionLogs, RawDecisionLogs};
 use crate::bundle::source::{BundleConfig, RawBundle};
 use crate::decision_path::DecisionPath;
 use crate::engine::budget::Budget;
@@ -33,6 +34,7 @@ struct RawConfig {
     max_eval_memory_bytes: Option<u64>,
     max_eval_instructions: Option<u64>,
     max_eval_time_ms: Option<u32>,
+    decision_logs: Option<RawDecisionLogs>,
 }
 
 /// Envoy ext_authz's `with_request_body` (Istio's `includeRequestBodyInCheck`).
@@ -65,6 +67,8 @@ pub struct Config {
     /// `max_eval_memory_bytes`, `max_eval_instructions`, `max_eval_time_ms`: what one
     /// evaluation may use (`engine::budget`).
     pub budget: Budget,
+    /// `decision_logs`: events in OPA's format, to the log and/or a service (`audit`).
+    pub decision_logs: Option<DecisionLogs>,
 }
 
 impl Default for DecisionPath {
@@ -164,6 +168,11 @@ impl Config {
                     usize::try_from(bytes).unwrap_or(usize::MAX)
                 }),
             budget,
+            decision_logs: raw
+                .decision_logs
+                .map(RawDecisionLogs::validate)
+                .transpose()
+                .map_err(|(key, message)| ConfigError::Invalid { key, message })?,
         })
     }
 }

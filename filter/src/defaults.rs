@@ -23,3 +23,16 @@ pub const DEFAULT_MIN_DELAY_SECONDS: u64 = 60;
 pub const DEFAULT_MAX_DELAY_SECONDS: u64 = 120;
 /// `bundle.service.timeout`: OPA's default `response_header_timeout_seconds`.
 pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;
+/// `decision_logs.service.path`: OPA's `decision_logs.resource`.
+pub const DEFAULT_LOGS_PATH: &str = "/logs";
+/// `decision_logs.reporting.{min,max}_delay_seconds`. OPA waits 300 to 600 s; a VM's buffer is
+/// lost when Envoy tears the VM down (a new configuration or module), so zerohop uploads sooner.
+pub const DEFAULT_LOGS_MIN_DELAY_SECONDS: u64 = 5;
+pub const DEFAULT_LOGS_MAX_DELAY_SECONDS: u64 = 10;
+/// `decision_logs.reporting.upload_size_limit_bytes`: OPA's, gzip-compressed.
+pub const DEFAULT_UPLOAD_SIZE_LIMIT_BYTES: u64 = 32_768;
+/// `decision_logs.reporting.buffer_size_limit_bytes`, per VM (OPA's is unlimited).
+pub const DEFAULT_BUFFER_SIZE_LIMIT_BYTES: u64 = 4 << 20;
+/// `decision_logs.mask_decision` and `drop_decision`: OPA's.
+pub const DEFAULT_MASK_DECISION: &str = "system/log/mask";
+pub const DEFAULT_DROP_DECISION: &str = "system/log/drop";

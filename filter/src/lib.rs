@@ -11,6 +11,7 @@
 //! call in `proxy::host::set_filter_state`, whose SDK wrapper would panic, and the
 //! allocator wrapper that counts evaluations' memory (`engine::budget::CountingAllocator`).
 
+pub mod audit;
 pub mod bundle;
 pub mod codes;
 pub mod config;

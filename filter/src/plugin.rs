@@ -8,12 +8,16 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
+use crate::audit::counters::{DecisionCounters, Label};
+use crate::audit::log::{DecisionLog, Dropped};
+use crate::audit::upload::{Losses, Uploader};
 use crate::config::Config;
 use crate::engine::{CacheCounts, Exceeded, Policy};
 use crate::host::{Host, Level, MetricKind};
 use crate::request::body::StallWatch;
 use crate::request::decision::{DecisionId, DecisionIds};
 use crate::request::pipeline::Phase;
+use std::hash::BuildHasher;
 
 /// Shared by the root and every stream of one configuration.
 pub struct Plugin {
@@ -22,7 +26,11 @@ pub struct Plugin {
     pub config: Rc<Config>,
     /// `timing_stats`: the phase histograms.
     pub timing: Option<Timing>,
+    /// `decision_logs`: events, their masks and sinks.
+    pub decision_log: Option<DecisionLog>,
     budget_metrics: BudgetMetrics,
+    /// `zerohop.decisions.<outcome>`.
+    decisions: DecisionCounters,
     busy_metric: Option<u32>,
     policy: RefCell<Option<Policy>>,
     decision_ids: RefCell<DecisionIds>,
@@ -30,6 +38,15 @@ pub struct Plugin {
     stalls: RefCell<StallWatch>,
     /// Decision cache hits and misses of policies replaced since the last tick.
     cache_counts: Cell<CacheCounts>,
+    /// Events waiting for the decision-log service, and the upload in flight.
+    uploads: RefCell<Option<Uploads>>,
+}
+
+/// The decision-log service's client of one worker.
+pub struct Uploads {
+    uploader: Uploader,
+    /// The outstanding callout.
+    pending: Option<u32>,
 }
 
 /// A cell of `Plugin` was in use; already logged and counted.
@@ -42,6 +59,7 @@ pub enum CellName {
     Policy,
     DecisionIds,
     Stalls,
+    Uploads,
 }
 
 impl CellName {
@@ -50,6 +68,7 @@ impl CellName {
             CellName::Policy => "policy",
             CellName::DecisionIds => "decision ids",
             CellName::Stalls => "body stall watch",
+            CellName::Uploads => "decision-log uploads",
         }
     }
 }
@@ -70,12 +89,31 @@ impl Plugin {
         });
         Self {
             timing: config.timing_stats.then(|| Timing::new(host)),
+            decision_log: config
+                .decision_logs
+                .clone()
+                .map(|logs| DecisionLog::new(host, &name, config.path.as_path(), logs)),
             budget_metrics: BudgetMetrics::new(host),
+            decisions: DecisionCounters::new(host),
             busy_metric: host.define_metric(MetricKind::Counter, BUSY_METRIC),
             policy: RefCell::new(policy),
             decision_ids: RefCell::new(decision_ids),
             stalls: RefCell::new(StallWatch::default()),
             cache_counts: Cell::new(CacheCounts::default()),
+            uploads: RefCell::new(
+                config
+                    .decision_logs
+                    .as_ref()
+                    .filter(|logs| logs.service.is_some())
+                    .map(|logs| Uploads {
+                        uploader: Uploader::new(
+                            logs.reporting,
+                            std::collections::hash_map::RandomState::new().hash_one(host.now_ns()),
+                            host.now_ms(),
+                        ),
+                        pending: None,
+                    }),
+            ),
             name,
             config,
         }
@@ -172,6 +210,172 @@ impl Plugin {
                 None
             }
         }
+    }
+
+    /// Counts one decision under `zerohop.decisions.<label>`.
+    pub fn count_decision<H: Host>(&self, host: &H, label: Label) {
+        self.decisions.count(host, label);
+    }
+
+    /// Keeps an event's JSON for the decision-log service, if one is configured.
+    pub fn buffer_event<H: Host>(&self, host: &H, line: String) {
+        let Some(log) = &self.decision_log else {
+            return;
+        };
+        match self.uploads.try_borrow_mut() {
+            Ok(mut uploads) => {
+                if let Some(uploads) = uploads.as_mut() {
+                    let dropped = uploads.uploader.push(line);
+                    log.count_dropped(host, Dropped::BufferFull, dropped);
+                }
+            }
+            Err(_) => {
+                self.busy(host, CellName::Uploads);
+                log.count_dropped(host, Dropped::BufferFull, 1);
+            }
+        }
+    }
+
+    /// Sends the next chunk of events when one is due (from the root: the tick, or the answer
+    /// to the previous chunk).
+    pub fn send_events<H: Host>(&self, host: &H) {
+        let (Some(log), Some(service)) = (
+            &self.decision_log,
+            self.decision_log
+                .as_ref()
+                .and_then(|l| l.settings.service.as_ref()),
+        ) else {
+            return;
+        };
+        let Ok(mut slot) = self.uploads.try_borrow_mut() else {
+            self.busy(host, CellName::Uploads);
+            return;
+        };
+        let Some(uploads) = slot.as_mut() else {
+            return;
+        };
+        let now = host.now_ms();
+        if uploads.uploader.lost(now, service.timeout_ms) {
+            uploads.pending = None;
+            let dropped = uploads.uploader.failed(now);
+            self.upload_failed(
+                host,
+                log,
+                dropped,
+                &format!("no answer within {} ms", service.timeout_ms),
+            );
+        }
+        if !uploads.uploader.due(now) {
+            return;
+        }
+        let mut losses = Losses::default();
+        let chunk = uploads.uploader.start(now, &mut losses);
+        if losses.too_large > 0 {
+            log.count_dropped(host, Dropped::TooLarge, losses.too_large);
+            host.log(
+                Level::Warn,
+                &format!(
+                    "{}: dropped {} decision-log event(s) larger than upload_size_limit_bytes ({}) compressed",
+                    self.name, losses.too_large, log.settings.reporting.upload_size_limit_bytes
+                ),
+            );
+        }
+        let Some(chunk) = chunk else {
+            return;
+        };
+        let mut headers: Vec<(&str, &str)> = vec![
+            (":method", "POST"),
+            (":path", &service.path),
+            (":authority", &service.authority),
+            (":scheme", "http"),
+            ("content-type", "application/json"),
+            ("content-encoding", "gzip"),
+            ("user-agent", "zerohop"),
+        ];
+        headers.extend(
+            service
+                .headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str())),
+        );
+        match host.http_call(&service.cluster, &headers, &chunk.gzip, service.timeout_ms) {
+            Ok(token) => uploads.pending = Some(token),
+            Err(e) => {
+                let dropped = uploads.uploader.failed(now);
+                self.upload_failed(
+                    host,
+                    log,
+                    dropped,
+                    &format!("cannot call cluster {:?}: {e}", service.cluster),
+                );
+            }
+        }
+    }
+
+    /// A callout's answer, if it is the upload this worker waits for (`false` otherwise).
+    pub fn on_upload_response<H: Host>(
+        &self,
+        host: &H,
+        token: u32,
+        num_headers: usize,
+        body_size: usize,
+    ) -> bool {
+        let Some(log) = &self.decision_log else {
+            return false;
+        };
+        let Ok(mut slot) = self.uploads.try_borrow_mut() else {
+            return false;
+        };
+        let Some(uploads) = slot.as_mut().filter(|u| u.pending == Some(token)) else {
+            return false;
+        };
+        uploads.pending = None;
+        let now = host.now_ms();
+        let status = host
+            .http_call_response(num_headers, body_size, 0)
+            .ok()
+            .and_then(|(headers, _)| {
+                headers
+                    .into_iter()
+                    .find(|(n, _)| n == ":status")
+                    .and_then(|(_, v)| String::from_utf8(v).ok())
+                    .and_then(|v| v.parse::<u16>().ok())
+            });
+        match status {
+            Some(200..=299) => {
+                let events = uploads.uploader.succeeded(now);
+                log.count_uploaded(host, events);
+                drop(slot);
+                // The rest of the buffer follows at once.
+                self.send_events(host);
+            }
+            other => {
+                let dropped = uploads.uploader.failed(now);
+                let why = match other {
+                    Some(status) => format!("the service answered HTTP {status}"),
+                    None => "the service could not be reached".to_string(),
+                };
+                self.upload_failed(host, log, dropped, &why);
+            }
+        }
+        true
+    }
+
+    fn upload_failed<H: Host>(&self, host: &H, log: &DecisionLog, dropped: u64, why: &str) {
+        log.count_upload_failure(host);
+        log.count_dropped(host, Dropped::BufferFull, dropped);
+        host.log(
+            Level::Warn,
+            &format!(
+                "{}: decision-log upload failed, retrying with backoff: {why}",
+                self.name
+            ),
+        );
+    }
+
+    /// Whether events wait for the decision-log service (the root's tick sends them).
+    pub fn uploads_events(&self) -> bool {
+        self.uploads.try_borrow().is_ok_and(|u| u.is_some())
     }
 
     pub fn count_budget<H: Host>(&self, host: &H, exceeded: Exceeded) {
@@ -283,14 +487,11 @@ impl Timing {
         }
     }
 
-    /// Records the time since `started_ns` (a host clock reading) under `phase`; returns a
-    /// clock reading taken after the record, so that no phase pays for the previous one's.
-    pub fn record<H: Host>(&self, host: &H, phase: Phase, started_ns: u64) -> u64 {
-        let now = host.now_ns();
+    /// Records `ns` under `phase`.
+    pub fn record<H: Host>(&self, host: &H, phase: Phase, ns: u64) {
         if let Some(Some(id)) = self.ids.get(phase as usize) {
-            host.record_metric(*id, now.saturating_sub(started_ns));
+            host.record_metric(*id, ns);
         }
-        host.now_ns()
     }
 }
 

@@ -125,6 +125,9 @@ impl Root {
         }
         self.end_stalled_requests(host);
         self.flush_cache_counts(host);
+        if let Some(plugin) = self.plugin.as_ref() {
+            plugin.send_events(host);
+        }
         self.set_tick_period(host);
     }
 
@@ -135,6 +138,11 @@ impl Root {
         num_headers: usize,
         body_size: usize,
     ) {
+        if let Some(plugin) = self.plugin.as_ref() {
+            if plugin.on_upload_response(host, token, num_headers, body_size) {
+                return;
+            }
+        }
         if let (Some(bundles), Some(plugin)) = (self.bundles.as_mut(), self.plugin.as_ref()) {
             bundles.on_response(host, plugin, token, num_headers, body_size);
         }
@@ -165,9 +173,10 @@ impl Root {
                 && p.watch_stalls(host, |stalls| stalls.watching())
                     .unwrap_or(true)
         });
+        let uploading = self.plugin.as_ref().is_some_and(|p| p.uploads_events());
         let period = if live {
             Duration::from_millis(TICK_MS)
-        } else if watching || caching {
+        } else if watching || caching || uploading {
             Duration::from_secs(1)
         } else {
             Duration::ZERO
@@ -222,5 +231,6 @@ fn activate_inline(config: &Config) -> Option<Result<Policy, activation::Activat
         &config.path,
         &config.bundle.limits,
         Trust::Configured,
+        config.decision_logs.as_ref(),
     ))
 }

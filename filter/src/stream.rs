@@ -5,6 +5,8 @@
 
 use std::rc::Rc;
 
+use crate::audit::counters::Label;
+use crate::audit::event::{self, Phases};
 use crate::engine::EvalError;
 use crate::host::{Host, Level};
 use crate::plugin::Plugin;
@@ -12,6 +14,7 @@ use crate::request::body::{Body, Collect, WithRequestBody};
 use crate::request::decision::{
     decide, metadata_json, Action, Allow, DecisionId, Failure, Outcome, Reason,
 };
+use crate::request::input;
 use crate::request::path::rewrite_query;
 use crate::request::pipeline::{evaluate_request, Phase};
 
@@ -145,36 +148,77 @@ impl Stream {
         (!streaming).then_some(with)
     }
 
-    /// Evaluates and applies the outcome: forward with the decision's changes, or reply.
+    /// Evaluates and applies the outcome: forward with the decision's changes, or reply;
+    /// then, when decision logs are on, writes the decision's event.
     fn decide<H: Host>(&mut self, host: &H, body: Option<Body>) -> Flow {
         let decision_id = self.plugin.next_decision_id(host);
-        let result = self.evaluate(host, body);
-        let mut clock = self.clock(host);
-        let flow = self.apply(
-            host,
-            decide(self.plugin.config.enforcement, result),
-            decision_id,
-        );
-        self.lap(host, Phase::Apply, &mut clock);
+        let mut laps = Laps::start(host, &self.plugin);
+        let (result, logged) = self.evaluate(host, body, &mut laps);
+        let logged = logged.map(|mut logged| {
+            logged.result = result
+                .as_ref()
+                .ok()
+                .and_then(|v| serde_json::to_value(v).ok());
+            logged
+        });
+        let outcome = decide(self.plugin.config.enforcement, result);
+        let logged_outcome = logged.as_ref().map(|_| outcome.clone());
+        let flow = self.apply(host, outcome, decision_id);
+        laps.lap(host, &self.plugin, Phase::Apply);
+        if let (Some(logged), Some(outcome)) = (logged, logged_outcome) {
+            self.log_decision(host, decision_id, logged, &outcome, &laps);
+        }
         flow
     }
 
-    /// Reads the request from the host and evaluates it with the active policy.
-    fn evaluate<H: Host>(&self, host: &H, body: Option<Body>) -> Result<regorus::Value, Failure> {
-        let mut clock = self.clock(host);
+    /// Reads the request from the host and evaluates it with the active policy; with decision
+    /// logs on, also what the event needs (the input to log is built on its own, so the policy
+    /// sees exactly what it sees without logs).
+    fn evaluate<H: Host>(
+        &self,
+        host: &H,
+        body: Option<Body>,
+        laps: &mut Laps,
+    ) -> (Result<regorus::Value, Failure>, Option<Logged>) {
         let plugin = &self.plugin;
+        let log = plugin.decision_log.as_ref();
+        let mut logged = log.map(|_| Logged::default());
         let result = plugin
             .with_policy(host, |policy| {
+                let shape = match (&policy, log) {
+                    (_, Some(log)) if log.full_input() => &log.everything,
+                    (Some(policy), _) => policy.input_shape(),
+                    (None, Some(log)) => &log.everything,
+                    (None, None) => return Err(Failure::NoBundle),
+                };
+                let mut request = host.http_request(shape).map_err(|e| {
+                    EvalError::Failed(format!("cannot read the request headers: {e}"))
+                })?;
+                laps.lap(host, plugin, Phase::Request);
+                request.body = body;
+                if let (Some(log), Some(logged)) = (log, logged.as_mut()) {
+                    logged.requested_by = request
+                        .connection
+                        .as_ref()
+                        .and_then(|c| c.source.address.as_ref())
+                        .map(|a| format!("{}:{}", a.address, a.port));
+                    let shape = match &policy {
+                        _ if log.full_input() => Some(&log.everything),
+                        Some(policy) => Some(policy.input_shape()),
+                        None => None,
+                    };
+                    logged.input = shape
+                        .and_then(|shape| input::build(&request, &plugin.config.body, shape).ok())
+                        .and_then(|input| serde_json::to_value(&input).ok());
+                }
                 let Some(policy) = policy else {
                     return Err(Failure::NoBundle);
                 };
-                let mut request = host.http_request(policy.input_shape()).map_err(|e| {
-                    EvalError::Failed(format!("cannot read the request headers: {e}"))
-                })?;
-                self.lap(host, Phase::Request, &mut clock);
-                request.body = body;
+                if let Some(logged) = logged.as_mut() {
+                    logged.revision = Some(policy.revision().to_string());
+                }
                 let result = evaluate_request(policy, &request, &plugin.config.body, |phase| {
-                    self.lap(host, phase, &mut clock);
+                    laps.lap(host, plugin, phase);
                 });
                 for message in policy.take_prints() {
                     host.log(Level::Debug, &format!("print: {message}"));
@@ -185,7 +229,53 @@ impl Stream {
         if let Err(Failure::Evaluation(EvalError::Budget { exceeded, .. })) = &result {
             plugin.count_budget(host, *exceeded);
         }
-        result
+        (result, logged)
+    }
+
+    /// Builds the decision's event and hands it to the decision log.
+    fn log_decision<H: Host>(
+        &self,
+        host: &H,
+        decision_id: Option<DecisionId>,
+        logged: Logged,
+        outcome: &Outcome,
+        laps: &Laps,
+    ) {
+        let plugin = &self.plugin;
+        let Some(log) = plugin.decision_log.as_ref() else {
+            return;
+        };
+        let id = decision_id.map(|d| d.to_string()).unwrap_or_default();
+        let dry_run = plugin.config.enforcement.dry_run;
+        let event = event::event(
+            &log.fixed,
+            event::Decision {
+                decision_id: &id,
+                revision: logged.revision.as_deref(),
+                input: logged.input,
+                result: logged.result,
+                outcome,
+                label: Label::of(outcome, dry_run),
+                dry_run,
+                requested_by: logged.requested_by,
+                timestamp_ns: laps.started_ns,
+                phases: laps.phases,
+            },
+        );
+        let line = plugin
+            .with_policy(host, |policy| {
+                log.finish(
+                    host,
+                    &plugin.name,
+                    event,
+                    policy.and_then(|p| p.log_rules()),
+                )
+            })
+            .ok()
+            .flatten();
+        if let Some(line) = line {
+            plugin.buffer_event(host, line);
+        }
     }
 
     /// Reads the first `take` buffered bytes and decides. A body the host cannot hand over is
@@ -210,18 +300,6 @@ impl Stream {
         }
     }
 
-    /// A host clock reading when `timing_stats` is on.
-    fn clock<H: Host>(&self, host: &H) -> Option<u64> {
-        self.plugin.timing.map(|_| host.now_ns())
-    }
-
-    /// Records the time since `clock` under `phase` and restarts `clock`.
-    fn lap<H: Host>(&self, host: &H, phase: Phase, clock: &mut Option<u64>) {
-        if let (Some(timing), Some(started)) = (&self.plugin.timing, clock.as_mut()) {
-            *started = timing.record(host, phase, *started);
-        }
-    }
-
     /// Publishes the outcome, logs what needs a look, and forwards or replies.
     fn apply<H: Host>(
         &mut self,
@@ -229,6 +307,8 @@ impl Stream {
         outcome: Outcome,
         decision_id: Option<DecisionId>,
     ) -> Flow {
+        let label = Label::of(&outcome, self.plugin.config.enforcement.dry_run);
+        self.plugin.count_decision(host, label);
         let name = &*self.plugin.name;
         // The id also ties a log line to the access log entry of the same request.
         let id = decision_id.map(|d| d.to_string()).unwrap_or_default();
@@ -362,4 +442,55 @@ fn forward<H: Host>(host: &H, name: &str, allow: Allow) -> Vec<(String, String)>
         }
     }
     allow.response_headers_to_add
+}
+
+/// What a decision's event needs beyond the outcome, gathered while deciding.
+#[derive(Default)]
+struct Logged {
+    input: Option<serde_json::Value>,
+    result: Option<serde_json::Value>,
+    revision: Option<String>,
+    requested_by: Option<String>,
+}
+
+/// The clock of one decision, read only when `timing_stats` or decision logs need it: each
+/// phase's time goes to its histogram and to the event's `metrics`.
+struct Laps {
+    /// The clock when the decision started (0 when not read).
+    started_ns: u64,
+    /// The clock at the end of the last phase.
+    last_ns: Option<u64>,
+    phases: Phases,
+}
+
+impl Laps {
+    fn start<H: Host>(host: &H, plugin: &Plugin) -> Self {
+        let read = plugin.timing.is_some() || plugin.decision_log.is_some();
+        let now = if read { host.now_ns() } else { 0 };
+        Self {
+            started_ns: now,
+            last_ns: read.then_some(now),
+            phases: Phases::default(),
+        }
+    }
+
+    /// Records the time since the last phase under `phase`.
+    fn lap<H: Host>(&mut self, host: &H, plugin: &Plugin, phase: Phase) {
+        let Some(last) = self.last_ns else {
+            return;
+        };
+        let now = host.now_ns();
+        let ns = now.saturating_sub(last);
+        if let Some(slot) = self.phases.get_mut(event::slot(phase)) {
+            *slot = ns;
+        }
+        self.last_ns = Some(match &plugin.timing {
+            Some(timing) => {
+                timing.record(host, phase, ns);
+                // So that no phase pays for the previous one's record.
+                host.now_ns()
+            }
+            None => now,
+        });
+    }
 }

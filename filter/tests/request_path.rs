@@ -341,3 +341,66 @@ fn print_goes_to_the_host_log_at_debug_level() {
         )]
     );
 }
+
+/// Each decision is counted once, under what enforcement did or (dry run) would have done.
+#[test]
+fn decisions_are_counted_by_outcome() {
+    let count = |host: &MemoryHost, label: &str| {
+        host.metric(&format!("zerohop.decisions.{label}"))
+            .unwrap_or_else(|| panic!("{label} is defined"))
+    };
+    let (host, root) = configured(serde_json::json!({}));
+    for (method, path) in [
+        ("GET", "/a"),
+        ("GET", "/b"),
+        ("DELETE", "/a"),
+        ("PUT", "/a"),
+        ("GET", "/a%zz"),
+    ] {
+        request(&host, method, path, &[], b"");
+        root.stream(1).unwrap().on_request_headers(&host, true);
+    }
+    assert_eq!(count(&host, "allowed"), 2);
+    assert_eq!(count(&host, "denied"), 1);
+    assert_eq!(count(&host, "error.invalid-decision"), 1);
+    assert_eq!(count(&host, "error.request-parse-error"), 1);
+    assert_eq!(count(&host, "dry_run_denied"), 0);
+
+    let (host, root) = configured(serde_json::json!({"dry_run": true}));
+    request(&host, "DELETE", "/a", &[], b"");
+    assert_eq!(
+        root.stream(1).unwrap().on_request_headers(&host, true),
+        Flow::Continue
+    );
+    assert_eq!(count(&host, "dry_run_denied"), 1);
+    assert_eq!(count(&host, "denied"), 0);
+
+    let undefined_unless_get =
+        "package t\nimport rego.v1\nallow if input.attributes.request.http.method == \"GET\"\n";
+    let (host, root) = configured_with(undefined_unless_get, serde_json::json!({}));
+    request(&host, "POST", "/a", &[], b"");
+    root.stream(1).unwrap().on_request_headers(&host, true);
+    assert_eq!(count(&host, "undefined"), 1);
+    assert_eq!(count(&host, "error.evaluation-error"), 0);
+    let (host, root) = configured_with(
+        undefined_unless_get,
+        serde_json::json!({"max_eval_instructions": 1, "decision_cache_bytes": 0}),
+    );
+    request(&host, "GET", "/a", &[], b"");
+    root.stream(1).unwrap().on_request_headers(&host, true);
+    assert_eq!(
+        count(&host, "error.evaluation-error"),
+        1,
+        "{:?}",
+        host.take_log()
+    );
+
+    let host = MemoryHost::default();
+    let mut root = Root::default();
+    let config = serde_json::json!({"bundle": {"service": {"cluster": "c", "authority": "b.test", "path": "/b"}}});
+    assert!(root.configure(&host, "t".into(), Ok(config.to_string().into_bytes())));
+    request(&host, "GET", "/a", &[], b"");
+    root.stream(1).unwrap().on_request_headers(&host, true);
+    assert_eq!(count(&host, "no_bundle"), 1);
+    assert_eq!(count(&host, "allowed"), 0);
+}

@@ -164,6 +164,22 @@ enum Command {
               value_parser = clap::value_parser!(u32).range(1..), conflicts_with = "request")]
         max_eval_time_ms: u32,
     },
+    /// Replay decision logs against a candidate bundle: which decisions would change
+    Replay {
+        /// The candidate bundle (.tar.gz)
+        #[arg(short, long)]
+        bundle: PathBuf,
+        /// A decision-log file: Envoy's log (`zerohop-decision {...}` lines), uploaded JSON
+        /// arrays, or one event per line; gzip or not. Repeat for more files
+        #[arg(short, long = "logs", required = true)]
+        logs: Vec<PathBuf>,
+        /// How many changed decisions to show
+        #[arg(long, default_value_t = 10)]
+        show: usize,
+        /// Exit 1 when any decision would change
+        #[arg(long)]
+        fail_on_change: bool,
+    },
 }
 
 /// The version of modules the manifest gives none: OPA 1.x's v1, or v0 with
@@ -273,6 +289,12 @@ fn main() -> ExitCode {
             }
             (None, None) => unreachable!("clap requires --input or --request"),
         },
+        Command::Replay {
+            bundle,
+            logs,
+            show,
+            fail_on_change,
+        } => cmd::replay::run(&bundle, &logs, show, fail_on_change),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

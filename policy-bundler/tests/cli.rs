@@ -879,3 +879,99 @@ fn push_refuses_a_reference_that_is_not_oci_and_a_file_that_is_not_a_bundle() {
     ]);
     assert_fails(&out, 1, "not-a-bundle.tar.gz: ");
 }
+
+fn logged_event(id: &str, method: &str, path: &str, result: &str, masked: bool) -> String {
+    let erased = if masked {
+        r#","erased":["/input/attributes/request/http/headers/authorization"]"#
+    } else {
+        ""
+    };
+    format!(
+        r#"{{"decision_id":"{id}","path":"envoy/authz/allow","input":{{"attributes":{{"request":{{"http":{{"method":"{method}","path":"{path}","headers":{{}}}}}}}}}},"result":{result}{erased}}}"#
+    )
+}
+
+/// Issue 12: decision logs (Envoy's log lines, uploaded gzip arrays) against a candidate.
+#[test]
+fn replay_shows_the_decisions_a_candidate_would_change() {
+    let dir = Dir::new("replay");
+    dir.write(
+        "candidate/authz.rego",
+        "package envoy.authz\nimport rego.v1\ndefault allow := false\nallow if input.attributes.request.http.path == \"/public\"\n",
+    );
+    let out = bundler(&["build", &dir.path("candidate"), "-o", &dir.path("c.tar.gz")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let console = [
+        format!(
+            "[2026-12-07 15:00:00.000][12][warning][wasm] wasm log zerohop: zerohop-decision {}",
+            logged_event("id-1", "GET", "/public", "true", false)
+        ),
+        "[2026-12-07 15:00:00.001][12][info][main] something else".to_string(),
+        format!(
+            "[2026-12-07 15:00:00.002][12][warning][wasm] wasm log zerohop: zerohop-decision {}",
+            logged_event("id-2", "GET", "/private", "true", false)
+        ),
+    ];
+    dir.write("envoy.log", &console.join("\n"));
+    let uploaded = format!(
+        "[{},{}]",
+        logged_event("id-3", "GET", "/private", "true", true),
+        logged_event("id-4", "DELETE", "/private", "false", false)
+    );
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, uploaded.as_bytes()).unwrap();
+    std::fs::write(dir.path("upload.json.gz"), gz.finish().unwrap()).unwrap();
+
+    let args = [
+        "replay",
+        "--bundle",
+        &dir.path("c.tar.gz"),
+        "--logs",
+        &dir.path("envoy.log"),
+        "--logs",
+        &dir.path("upload.json.gz"),
+    ];
+    let out = bundler(&args);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        stdout.starts_with(&format!(
+            "4 events: 3 replayed with {}, 1 would change; 1 not replayable (masked input), 0 without input\n",
+            dir.path("c.tar.gz")
+        )),
+        "{stdout}"
+    );
+    assert!(stdout.contains("  allowed -> denied: 1\n"), "{stdout}");
+    assert!(stdout.contains("  envoy/authz/allow: 1\n"), "{stdout}");
+    assert!(
+        stdout.contains("  decision id-2 (envoy/authz/allow) GET /private: allowed -> denied\n    - result: true\n    + result: false"),
+        "{stdout}"
+    );
+    let mut failing = args.to_vec();
+    failing.push("--fail-on-change");
+    assert_fails(&bundler(&failing), 1, "1 decisions would change");
+
+    // Nothing changes against itself: exit 0 even with --fail-on-change.
+    dir.write("same.log", &console[0]);
+    let out = bundler(&[
+        "replay",
+        "-b",
+        &dir.path("c.tar.gz"),
+        "-l",
+        &dir.path("same.log"),
+        "--fail-on-change",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    dir.write("broken.log", "zerohop-decision {not json");
+    assert_fails(
+        &bundler(&[
+            "replay",
+            "-b",
+            &dir.path("c.tar.gz"),
+            "-l",
+            &dir.path("broken.log"),
+        ]),
+        1,
+        "broken.log:1:",
+    );
+}

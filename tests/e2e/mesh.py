@@ -336,6 +336,17 @@ class Mesh:
             time.sleep(0.05)
         return None
 
+    def decision_log_event(self, workload: str, decision_id: str, timeout: float = 5) -> str | None:
+        """The decision-log event (`decision_logs.console`) of one decision, as the sidecar
+        logged it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in self.workloads[workload].envoy.log().splitlines():
+                if "zerohop-decision " in line and decision_id in line:
+                    return line.split("zerohop-decision ", 1)[1]
+            time.sleep(0.1)
+        return None
+
     def direct(self, callee: str, context: ssl.SSLContext, path: str = "/") -> int:
         """A call straight to the callee's inbound sidecar with this TLS client (no sidecar of
         our own): the status, or an exception when the TLS handshake is refused."""

@@ -22,9 +22,11 @@ pub struct RawBundle {
     size_limit_bytes: Option<u64>,
 }
 
+/// An HTTP service reached through an Envoy cluster: `bundle.service`, and
+/// `decision_logs.service` in the same shape.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawService {
+pub struct RawService {
     cluster: String,
     authority: Option<String>,
     path: Option<String>,
@@ -168,7 +170,10 @@ impl RawBundle {
                     .to_string(),
             ));
         }
-        let service = self.service.map(RawService::validate).transpose()?;
+        let service = self
+            .service
+            .map(|s| s.validate(&BUNDLE_SERVICE))
+            .transpose()?;
         let polling = match self.polling {
             None => Polling::default(),
             Some(raw) => raw.validate()?,
@@ -197,40 +202,70 @@ impl RawBundle {
     }
 }
 
+/// The keys of one section holding a `RawService`, for its error messages.
+pub struct ServiceKeys {
+    pub cluster: &'static str,
+    pub authority: &'static str,
+    pub path: &'static str,
+    pub timeout: &'static str,
+    pub headers: &'static str,
+    /// The path when none is configured; `None`: required.
+    pub default_path: Option<&'static str>,
+    /// Headers the client sets itself.
+    pub reserved_headers: &'static [&'static str],
+    /// Whether the service may be an OCI registry (`oci`): bundles only.
+    pub oci_allowed: bool,
+}
+
+const BUNDLE_SERVICE: ServiceKeys = ServiceKeys {
+    cluster: "bundle.service.cluster",
+    authority: "bundle.service.authority",
+    path: "bundle.service.path",
+    timeout: "bundle.service.timeout",
+    headers: "bundle.service.headers",
+    default_path: None,
+    reserved_headers: &["if-none-match", "prefer"],
+    oci_allowed: true,
+};
+
 impl RawService {
-    fn validate(self) -> Result<Service, Invalid> {
+    pub fn validate(self, keys: &ServiceKeys) -> Result<Service, Invalid> {
         if self.cluster.is_empty() {
-            return Err((
-                "bundle.service.cluster",
-                "must name an Envoy cluster".into(),
-            ));
+            return Err((keys.cluster, "must name an Envoy cluster".into()));
         }
         let (path, oci) = match (self.path, self.oci) {
-            (Some(path), None) if path.starts_with('/') => (path, None),
-            (Some(path), None) => {
-                return Err((
-                    "bundle.service.path",
-                    format!("{path:?} must start with `/`"),
-                ))
-            }
-            (None, Some(oci)) => (String::new(), Some(oci.validate()?)),
-            (Some(_), Some(_)) => {
+            (Some(_), Some(_)) if keys.oci_allowed => {
                 return Err((
                     "bundle.service.oci",
                     "an OCI registry service has no `path`: the repository names the bundle".into(),
                 ))
             }
-            (None, None) => {
-                return Err((
-                    "bundle.service.path",
-                    "required (the bundle on an HTTP server), or `oci` (an image in a registry)"
-                        .into(),
-                ))
+            (None, Some(oci)) if keys.oci_allowed => (String::new(), Some(oci.validate()?)),
+            (_, Some(_)) => {
+                return Err((keys.path, "`oci` is for bundle services only".into()));
+            }
+            (path, None) => {
+                let path = match (path, keys.default_path) {
+                    (Some(path), _) => path,
+                    (None, Some(default)) => default.to_string(),
+                    (None, None) if keys.oci_allowed => {
+                        return Err((
+                            keys.path,
+                            "required (the bundle on an HTTP server), or `oci` (an image in a registry)"
+                                .into(),
+                        ))
+                    }
+                    (None, None) => return Err((keys.path, "is required".into())),
+                };
+                if !path.starts_with('/') {
+                    return Err((keys.path, format!("{path:?} must start with `/`")));
+                }
+                (path, None)
             }
         };
         let authority = match self.authority {
             Some(a) if !a.is_empty() => a,
-            Some(_) => return Err(("bundle.service.authority", "must not be empty".into())),
+            Some(_) => return Err((keys.authority, "must not be empty".into())),
             // Istio's cluster names end with the service's host name.
             None => match self.cluster.rsplit_once("||") {
                 Some((prefix, host)) if prefix.starts_with("outbound|") && !host.is_empty() => {
@@ -238,7 +273,7 @@ impl RawService {
                 }
                 _ => {
                     return Err((
-                        "bundle.service.authority",
+                        keys.authority,
                         "required unless the cluster is an Istio `outbound|port||host` name".into(),
                     ))
                 }
@@ -247,18 +282,15 @@ impl RawService {
         let timeout_ms = match self.timeout {
             None => DEFAULT_TIMEOUT_MS,
             Some(text) => parse_duration_ms(&text).filter(|ms| *ms > 0).ok_or((
-                "bundle.service.timeout",
+                keys.timeout,
                 format!("{text:?} is not a duration above 0 such as \"10s\" or \"500ms\""),
             ))?,
         };
         let mut headers = Vec::new();
         for (name, value) in self.headers {
             let lower = name.to_ascii_lowercase();
-            if lower.starts_with(':') || lower == "if-none-match" || lower == "prefer" {
-                return Err((
-                    "bundle.service.headers",
-                    format!("{name} is set by the bundle client itself"),
-                ));
+            if lower.starts_with(':') || keys.reserved_headers.contains(&lower.as_str()) {
+                return Err((keys.headers, format!("{name} is set by the client itself")));
             }
             headers.push((lower, value));
         }

@@ -269,6 +269,8 @@ pub struct Policy {
     peak_bytes: u64,
     /// What `print` wrote during the evaluations since `take_prints`.
     prints: Vec<String>,
+    /// The bundle's decision-log mask and drop rules, when decision logs are on.
+    log_rules: Option<crate::audit::mask::LogRules>,
 }
 
 /// Decisions answered from the cache and evaluated with the cache on, since they were last
@@ -400,6 +402,7 @@ impl Policy {
             budget: Budget::default(),
             peak_bytes: 0,
             prints: Vec::new(),
+            log_rules: None,
         };
         policy.set_decision_cache(crate::defaults::DEFAULT_DECISION_CACHE_BYTES);
         policy.set_budget(Budget::default());
@@ -547,6 +550,15 @@ impl Policy {
     /// counts it: `budget::CountingAllocator`).
     pub fn last_peak_bytes(&self) -> u64 {
         self.peak_bytes
+    }
+
+    /// Keeps the bundle's decision-log mask and drop rules with the policy.
+    pub fn set_log_rules(&mut self, rules: Option<crate::audit::mask::LogRules>) {
+        self.log_rules = rules;
+    }
+
+    pub fn log_rules(&mut self) -> Option<&mut crate::audit::mask::LogRules> {
+        self.log_rules.as_mut()
     }
 
     pub fn mode(&self) -> Mode {

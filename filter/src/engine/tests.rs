@@ -1834,15 +1834,17 @@ fn every_body_unifies_with_the_quantified_variables() {
 }
 
 /// Every package is a key of the data document, one holding only functions or no rule at all
-/// too (answers from OPA v1.20.2). The RVM left such packages out of a document read
-/// (`{"x": 3}` for `data.q`).
+/// too (patch 105), and so is the path of a function below its package (`h` of `h.g(x)`, patch
+/// 107; answers from OPA v1.20.2). The RVM left them out of a document read (`{"x": 3}` for
+/// `data.q`).
 #[test]
 fn packages_without_rule_values_are_keys_of_the_document() {
     for (read, expected) in [
-        ("data.q", r#"{"foo": {}, "empty": {}, "x": 3}"#),
+        ("data.q", r#"{"foo": {}, "empty": {}, "h": {}, "x": 3}"#),
         ("data.q.foo", "{}"),
         ("data.q.empty", "{}"),
-        ("[k | data.q[k]]", r#"["empty", "foo", "x"]"#),
+        ("data.q.h", "{}"),
+        ("[k | data.q[k]]", r#"["empty", "foo", "h", "x"]"#),
         ("data.q.foo.f(2)", "2"),
     ] {
         let files = vec![
@@ -1850,7 +1852,10 @@ fn packages_without_rule_values_are_keys_of_the_document() {
                 "t.rego".to_string(),
                 format!("package t\nr := {read}\n").into_bytes(),
             ),
-            ("q.rego".to_string(), b"package q\nx := 3\n".to_vec()),
+            (
+                "q.rego".to_string(),
+                b"package q\nx := 3\nh.g(x) := x + 1\n".to_vec(),
+            ),
             ("f.rego".to_string(), b"package q.foo\nf(x) := x\n".to_vec()),
             (
                 "e.rego".to_string(),

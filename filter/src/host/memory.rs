@@ -27,6 +27,7 @@ pub struct Callout {
     pub token: u32,
     pub cluster: String,
     pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
     pub timeout_ms: u64,
 }
 
@@ -274,6 +275,7 @@ impl Host for MemoryHost {
         &self,
         cluster: &str,
         headers: &[(&str, &str)],
+        body: &[u8],
         timeout_ms: u64,
     ) -> Result<u32, String> {
         if !self.clusters.borrow().iter().any(|c| c == cluster) {
@@ -290,6 +292,7 @@ impl Host for MemoryHost {
                 .iter()
                 .map(|(n, v)| (n.to_string(), v.to_string()))
                 .collect(),
+            body: body.to_vec(),
             timeout_ms,
         });
         Ok(token)

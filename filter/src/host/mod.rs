@@ -69,11 +69,12 @@ pub trait Host: Shared {
     /// answers it with `(status, body)`.
     fn end_stream(&self, stream: u32, reply: Option<(u16, &str)>) -> Result<(), String>;
 
-    /// Starts an HTTP callout; returns its token.
+    /// Starts an HTTP callout with `body` (none when empty); returns its token.
     fn http_call(
         &self,
         cluster: &str,
         headers: &[(&str, &str)],
+        body: &[u8],
         timeout_ms: u64,
     ) -> Result<u32, String>;
     /// The answer of the callout being reported, at most `max_body` bytes of its body.

@@ -2,6 +2,8 @@
 //! read within limits, verify the signature (bundles from a service), assemble, load. The
 //! proxy swaps the active policy only on `Ok`; every `Err` has a stable code.
 
+use crate::audit::config::DecisionLogs;
+use crate::audit::mask::LogRules;
 use crate::bundle::signature::{self, SignatureError, Verification};
 use crate::bundle::{archive, Bundle, BundleError, Layout, Limits, RegoVersion};
 use crate::decision_path::DecisionPath;
@@ -44,11 +46,20 @@ pub fn load(
     path: &DecisionPath,
     limits: &Limits,
     trust: Trust<'_>,
+    logs: Option<&DecisionLogs>,
 ) -> Result<Policy, ActivationError> {
     let (files, names) = archive::read_targz_named(targz, limits)?;
     if let Trust::Verify(verification) = trust {
         signature::verify(&files, verification)?;
     }
     let bundle = Bundle::assemble(files, &Layout::Archive(names), RegoVersion::V1)?;
-    Ok(Policy::load(&bundle, path)?)
+    let mut policy = Policy::load(&bundle, path)?;
+    if let Some(logs) = logs {
+        policy.set_log_rules(LogRules::load(
+            &bundle,
+            &logs.mask_decision,
+            &logs.drop_decision,
+        )?);
+    }
+    Ok(policy)
 }

@@ -138,6 +138,7 @@ impl Bundles {
             &self.config.path,
             &self.config.bundle.limits,
             Trust::Verify(self.config.bundle.signing.as_ref()),
+            self.config.decision_logs.as_ref(),
         )
     }
 
@@ -268,7 +269,7 @@ impl Bundles {
             ("user-agent", "zerohop"),
         ];
         headers.extend(call.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())));
-        match host.http_call(cluster, &headers, timeout_ms) {
+        match host.http_call(cluster, &headers, &[], timeout_ms) {
             Ok(token) => {
                 client.pending = Some(token);
                 true
@@ -353,8 +354,9 @@ impl Bundles {
                         content_type: None,
                         body: Vec::new(),
                     };
-                    // A 304 cannot fail.
-                    let _ = client.poller.finish(now, unchanged);
+                    if let Err(error) = client.poller.finish(now, unchanged) {
+                        self.fetch_failed(host, &error);
+                    }
                 }
                 Ok(Next::Bundle { bytes, digest }) => {
                     self.fetched(host, plugin, now, bytes, digest)

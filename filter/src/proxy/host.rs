@@ -94,12 +94,13 @@ impl Host for Envoy {
         &self,
         cluster: &str,
         headers: &[(&str, &str)],
+        body: &[u8],
         timeout_ms: u64,
     ) -> Result<u32, String> {
         hostcalls::dispatch_http_call(
             cluster,
             headers.to_vec(),
-            None,
+            (!body.is_empty()).then_some(body),
             Vec::new(),
             Duration::from_millis(timeout_ms),
         )

@@ -6,6 +6,7 @@ pub mod config;
 pub mod eval;
 pub mod inspect;
 pub mod push;
+pub mod replay;
 pub mod request;
 pub mod verify;
 

@@ -187,6 +187,24 @@ impl<'a> Compiler<'a> {
                 *node = Value::new_object();
             }
         }
+        // So is the path of a function below its package (`foo` of `foo.bar(x) := x`).
+        for function in self.policy.inner.functions.keys() {
+            let Some((_, prefix)) = self
+                .policy
+                .inner
+                .rule_path_components
+                .get(function)
+                .and_then(|parts| parts.split_last())
+            else {
+                continue;
+            };
+            let path: Vec<&str> = prefix.iter().map(String::as_str).collect();
+            if let Ok(node) = self.program.rule_tree.make_or_get_value_mut(&path) {
+                if *node == Value::Undefined {
+                    *node = Value::new_object();
+                }
+            }
+        }
 
         for module in self.policy.get_modules().iter() {
             let source = &module.package.refr.span().source;

@@ -168,6 +168,11 @@ impl<'a> Compiler<'a> {
             // Start from 1 to skip just "data"
             let rule_candidate =
                 format_string_path(&static_prefix[0..=i]).map_err(CompilerError::from)?;
+            if self.only_functions_at(&rule_candidate) {
+                // A function is no value of the document: `data.q.h` of `h.g(x) := x` is the
+                // (empty) document under `h`, read below.
+                continue;
+            }
 
             if let Ok(rule_index) = self.get_or_assign_rule_index(&rule_candidate) {
                 // Found a rule match! Call the rule
@@ -262,6 +267,25 @@ impl<'a> Compiler<'a> {
             return false;
         };
         Self::parts_match_path_pattern(rule_parts, pattern)
+    }
+
+    fn only_functions_at(&self, rule_path: &str) -> bool {
+        self.policy
+            .inner
+            .rules
+            .get(rule_path)
+            .is_some_and(|definitions| {
+                !definitions.is_empty()
+                    && definitions.iter().all(|definition| {
+                        matches!(
+                            definition.as_ref(),
+                            crate::ast::Rule::Spec {
+                                head: crate::ast::RuleHead::Func { .. },
+                                ..
+                            }
+                        )
+                    })
+            })
     }
 
     /// Whether the path reads a package without rules, or a document holding one: the package
