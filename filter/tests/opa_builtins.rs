@@ -547,6 +547,35 @@ fn time_add_date_normalizes_as_go() {
     }
 }
 
+/// Patch 108: inside a bracket class Go reads `[`, `&&`, `~~` and `--` as characters and ranges
+/// where Rust opens a nested class or a set operation (answers from OPA v1.20.2): a pattern
+/// was invalid or matched other characters (`regex.is_valid(json.marshal(input))` was false
+/// for `{"tags":[]}`).
+#[test]
+fn regex_classes_read_brackets_and_operators_as_go() {
+    for (pattern, text, matches) in [
+        (r#"{"parsed_path":[],"tags":[]}"#, "x", false),
+        ("[a[b]", "[", true),
+        ("x[[]y", "x[y", true),
+        ("[^[]", "x", true),
+        ("[a&&b]", "&", true),
+        ("[a&&b]", "b", true),
+        ("[a~~b]", "~", true),
+        ("[+--]", ",", true),
+        ("[--a]", "0", true),
+        ("[--a]", "b", false),
+        ("[^--a]", "0", false),
+        ("[[:alpha:]]", "a", true),
+    ] {
+        let call = format!(
+            "[regex.is_valid({p}), regex.match({p}, {t})]",
+            p = serde_json::to_string(pattern).unwrap(),
+            t = serde_json::to_string(text).unwrap()
+        );
+        assert_eq!(eval(&call), eval(&format!("[true, {matches}]")), "{call}");
+    }
+}
+
 /// Patch 103: `regex.split` splits as Go's `regexp.Split(s, -1)` (answers from OPA v1.20.2):
 /// empty matches at the ends give no empty pieces; regorus used Rust's `split`, which does.
 #[test]
