@@ -576,6 +576,29 @@ fn regex_classes_read_brackets_and_operators_as_go() {
     }
 }
 
+/// Patch 109: `json.marshal` and `json.marshal_with_options` escape `<`, `>`, `&`, U+2028 and
+/// U+2029 as Go's `json.Marshal` does (answers from OPA v1.20.2); `indent` and `prefix` are
+/// written as given.
+#[test]
+fn json_marshal_escapes_as_go() {
+    for (expr, want) in [
+        (
+            r#"json.marshal("<a>&\u2028\u2029é")"#,
+            r#""\"\\u003ca\\u003e\\u0026\\u2028\\u2029é\"""#,
+        ),
+        (
+            r#"json.marshal({"<": ["&"]})"#,
+            r#""{\"\\u003c\":[\"\\u0026\"]}""#,
+        ),
+        (
+            r#"json.marshal_with_options({"k<": "<&>"}, {"indent": "<"})"#,
+            r#""{\n<\"k\\u003c\": \"\\u003c\\u0026\\u003e\"\n}""#,
+        ),
+    ] {
+        assert_eq!(eval(expr), eval(want), "{expr}");
+    }
+}
+
 /// Patch 103: `regex.split` splits as Go's `regexp.Split(s, -1)` (answers from OPA v1.20.2):
 /// empty matches at the ends give no empty pieces; regorus used Rust's `split`, which does.
 #[test]
