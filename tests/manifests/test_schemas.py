@@ -136,7 +136,7 @@ def test_plugin_config_is_a_zerohop_config(tmp_path, overlay, where, module, plu
 
 
 @pytest.mark.parametrize("overlay", sorted(o for o in RENDERED if o != "kube-bench"))
-def test_each_overlay_runs_one_filter_closed_on_failure_pinned_by_digest(overlay):
+def test_each_overlay_runs_one_filter_never_open_on_failure_pinned_by_digest(overlay):
     """What the CRD's CEL rules and istiod would check, and what the kit promises."""
     found = list(filters(RENDERED[overlay]))
     assert len(found) == 1, f"{overlay}: {len(found)} zerohop filters"
@@ -144,11 +144,12 @@ def test_each_overlay_runs_one_filter_closed_on_failure_pinned_by_digest(overlay
     doc = next(d for d in RENDERED[overlay] if label(d) == where)
     spec = doc["spec"]
     if doc["kind"] == "EnvoyFilter":
-        assert module["failure_policy"] == "FAIL_CLOSED"
+        assert module["failure_policy"] == "FAIL_RELOAD"
         assert re.fullmatch(r"oci://[^@]+@sha256:[0-9a-f]{64}", module["vm_config"]["code"]["remote"]["http_uri"]["uri"])
         return
     assert spec["phase"] == "AUTHZ"
-    assert module["failStrategy"] == "FAIL_CLOSE"
+    # Never FAIL_OPEN; FAIL_RELOAD rather than FAIL_CLOSE (docs/budgets.md: a trap).
+    assert module["failStrategy"] == "FAIL_RELOAD"
     assert module["url"].startswith("oci://")
     assert re.fullmatch(r"[0-9a-f]{64}", module["sha256"])
     # CEL: only one of selector and targetRefs.
