@@ -23,7 +23,7 @@ RUST_SOURCES := $(shell find filter policy-bundler third_party -name '*.rs' -o -
 
 ZEROHOP_LOG_LOAD_REQUESTS ?= 100000
 
-.PHONY: help tools build test test-unit test-e2e test-decision-logs-load corpus-native demo bench bench-bundles check clean conformance check-vs-opa rego-diff rego-diff-ci
+.PHONY: help tools build test test-unit test-e2e test-decision-logs-load corpus-native demo bench bench-bundles check clean conformance check-vs-opa rego-diff rego-diff-ci fuzz soak
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -77,6 +77,13 @@ $(WASM): $(RUST_SOURCES) | $(TOOLS)/.wasm32-wasip1 $(WASM_OPT)
 	@size=$$(stat -c %s $@); echo "$@: $$size bytes (limit $(MAX_WASM_BYTES))"; \
 	  if [ $$size -gt $(MAX_WASM_BYTES) ]; then echo "error: $@ is larger than $(MAX_WASM_BYTES) bytes" >&2; rm -f $@; exit 1; fi
 
+# The trapping test build (filter feature `test-trap`): what Envoy's failure policies do after
+# a trap (tests/e2e/test_trap.py). Not optimized further, never shipped.
+TRAP_WASM := dist/zerohop-trap.wasm
+$(TRAP_WASM): $(RUST_SOURCES) | $(TOOLS)/.wasm32-wasip1
+	cargo build --locked -p zerohop-filter --target wasm32-wasip1 --profile trap-test --features test-trap
+	@mkdir -p dist && cp target/wasm32-wasip1/trap-test/zerohop_filter.wasm $@
+
 $(BUNDLER): $(RUST_SOURCES)
 	cargo build --locked -p policy-bundler --release
 	@mkdir -p dist && cp target/release/policy-bundler $@
@@ -86,7 +93,7 @@ test: test-unit rego-diff-ci test-e2e ## unit, integration, differential (vs OPA
 test-unit: ## native tests of the core and the bundler
 	cargo test --locked --workspace
 
-test-e2e: build tools ## the filter in real Envoy on loopback; manifests against the schemas
+test-e2e: build $(TRAP_WASM) tools ## the filter in real Envoy on loopback; manifests against the schemas
 	cd tests/e2e && $(PYTEST) -q
 	$(PYTEST) -q tests/manifests
 
@@ -166,3 +173,29 @@ rego-diff: regodiff-tools ## long differential campaign: make rego-diff N=20000 
 # does not allow.
 rego-diff-ci: regodiff-tools
 	$(REGODIFF) --n 2000 --seed 1 --ci --invalid 0 --report target/regodiff-ci.json
+
+# Fuzzing (fuzz/, docs/fuzzing.md): every cargo-fuzz target for FUZZ_SECONDS from its seeds in
+# testdata/fuzz/<target>/; what the fuzzer adds goes to target/fuzz-corpus/<target>/, and an
+# input that crashes, hangs (-timeout) or runs out of memory (-rss_limit_mb) stops the run and
+# is saved under fuzz/artifacts/<target>/.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= bundle_targz signatures jwt config input decision request_path
+fuzz: ## run each fuzz target for FUZZ_SECONDS (default 60; nightly + cargo-fuzz, installed if missing)
+	@cargo +nightly fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz --locked
+	cd fuzz && cargo +nightly fuzz build
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p target/fuzz-corpus/$$t; \
+	  echo "== fuzz $$t for $(FUZZ_SECONDS)s"; \
+	  (cd fuzz && cargo +nightly fuzz run $$t ../target/fuzz-corpus/$$t ../testdata/fuzz/$$t -- \
+	    -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1) 2>&1 \
+	    | tee target/fuzz-$$t.log | grep -E '^(stat::|==|INFO: seed|Done|SUMMARY|artifact_prefix)|panicked|ERROR' || true; \
+	  grep -q '^Done [0-9]* runs' target/fuzz-$$t.log || { echo "fuzz target $$t failed: target/fuzz-$$t.log" >&2; exit 1; }; \
+	done
+
+# Soak (tests/e2e/soak.py): SOAK_SECONDS at SOAK_RATE requests per second through Envoy with
+# 2 workers, a bundle swap every minute; fails on any answer other than the policy's, any
+# error, panic or trap. The memory curve goes to target/soak-memory.csv.
+SOAK_SECONDS ?= 1800
+SOAK_RATE ?= 100
+soak: build tools ## long run at a fixed rate with bundle swaps every minute (SOAK_SECONDS, default 1800)
+	cd tests/e2e && $(VENV)/bin/python soak.py --seconds $(SOAK_SECONDS) --rate $(SOAK_RATE) --out $(CURDIR)/target/soak-memory.csv

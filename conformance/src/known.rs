@@ -66,19 +66,19 @@ pub const ROOT_CAUSES: &[(&str, &str)] = &[
     ),
     (
         "rvm-package-extent",
-        "RVM: a package that holds only functions, read as part of a document, is left out \
-         where OPA gives it as an empty object (`{\"foo\": {}, \"x\": 3}`)",
+        "fixed (regorus patch 105): RVM: a package that holds only functions, read as part of \
+         a document, was left out where OPA gives it as an empty object",
     ),
     (
         "jwt-eddsa",
-        "io.jwt.decode_verify of an EdDSA (Ed25519) token answers [false, {}, {}]: the filter's \
-         JWT code has no Ed25519 (io.jwt.verify_eddsa is not available); OPA verifies it",
+        "fixed (Ed25519 in filter/src/jws): io.jwt.decode_verify of an EdDSA token answered \
+         [false, {}, {}] where OPA verifies it",
     ),
     (
         "future-keyword-not-order",
-        "with `import future.keywords.not`, a negated unification naming a variable that a later \
-         expression binds (`not a = f(1); a = f(2)`) is not evaluated after that binding, as \
-         OPA orders it: undefined where OPA answers",
+        "fixed (regorus patch 104): a negated unification naming a variable that a later \
+         expression binds (`not a = f(1); a = f(2)`) bound it inside the negation instead of \
+         comparing after the binding, as OPA orders it",
     ),
     (
         "string-interpolation",

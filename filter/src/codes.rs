@@ -97,6 +97,7 @@ codes! {
     HTTP_STATUS = "http-status": "the bundle server answered a status other than 200 and 304";
     EMPTY_BODY = "empty-body": "the bundle server answered 200 with no body";
     DOWNLOAD_TOO_LARGE = "download-too-large": "the download is larger than bundle.size_limit_bytes";
+    UNEXPECTED_NOT_MODIFIED = "unexpected-not-modified": "the bundle server answered 304 to a request that named no ETag";
 
     // policy-bundler's lints.
     WITH_KEYWORD = "with-keyword": "a with modifier: the RVM compiler lacks it, so decisions that reach it run on the interpreter";

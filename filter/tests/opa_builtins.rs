@@ -520,6 +520,33 @@ fn time_zones_this_build_lacks_stop_the_evaluation() {
     assert_eq!(eval(r#"time.date([0, "UTC"])"#), eval("[1970, 1, 1]"));
 }
 
+/// Patch 106: `time.add_date` normalizes as Go's `Time.AddDate` (answers from OPA v1.20.2): a
+/// day past the end of the month runs into the next month; regorus clamped it to the month's
+/// last day and made February 29 plus a year undefined.
+#[test]
+fn time_add_date_normalizes_as_go() {
+    for (expr, want) in [
+        // 1969-12-31T23:59:59.999999999Z + 1 year 30 months 1 day: "June 31" is July 1.
+        ("time.add_date(-1, 1, 30, 1)", "110505599999999999"),
+        // 2020-02-29 + 1 year: March 1, 2021.
+        (
+            "time.add_date(1582934400000000000, 1, 0, 0)",
+            "1614556800000000000",
+        ),
+        // 2020-10-31 + 1 month: December 1.
+        (
+            "time.add_date(1604102400000000000, 0, 1, 0)",
+            "1606780800000000000",
+        ),
+        (
+            "time.add_date(1604102400000000000, 0, -20, -400)",
+            "1517011200000000000",
+        ),
+    ] {
+        assert_eq!(eval(expr), eval(want), "{expr}");
+    }
+}
+
 /// Patch 103: `regex.split` splits as Go's `regexp.Split(s, -1)` (answers from OPA v1.20.2):
 /// empty matches at the ends give no empty pieces; regorus used Rust's `split`, which does.
 #[test]

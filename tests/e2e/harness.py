@@ -134,6 +134,8 @@ class Listener:
     allow_on_headers_stop_iteration: bool = False
     # Envoy's jwt_authn in front of the filter, as Istio places RequestAuthentication.
     jwt: JwtIssuer | None = None
+    # Envoy's PluginConfig.failure_policy: what a worker does after its VM traps.
+    failure_policy: str = "FAIL_CLOSED"
 
 
 def static_cluster(name: str, port: int) -> dict:
@@ -184,7 +186,7 @@ def envoy_config(listeners: list[Listener], upstream_port: int | None, admin_por
                         "runtime": "envoy.wasm.runtime.v8",
                         "code": {"local": {"filename": str(wasm)}},
                     },
-                    "failure_policy": "FAIL_CLOSED",
+                    "failure_policy": listener.failure_policy,
                     **({"allow_on_headers_stop_iteration": True} if listener.allow_on_headers_stop_iteration else {}),
                 },
             },
@@ -260,14 +262,14 @@ class Envoy:
     """An Envoy process started from a generated configuration."""
 
     def __init__(self, listeners: list[Listener], upstream_port: int | None, workdir: Path, concurrency: int = 2,
-                 clusters: list[dict] | None = None, access_log: bool = True):
+                 clusters: list[dict] | None = None, access_log: bool = True, wasm: Path = WASM):
         self.listeners = {l.name: l for l in listeners}
         self.admin_port = free_port()
         self.workdir = workdir
         self.config_path = workdir / "envoy.json"
         self.log_path = workdir / "envoy.log"
         self.access_log_path = workdir / "access.log"
-        config = envoy_config(listeners, upstream_port, self.admin_port, clusters=clusters,
+        config = envoy_config(listeners, upstream_port, self.admin_port, wasm=wasm, clusters=clusters,
                               access_log=self.access_log_path if access_log else None)
         self.config_path.write_text(json.dumps(config, indent=1))
         self.concurrency = concurrency

@@ -14,8 +14,11 @@ use crate::jws::{self, PssSalt, PublicKey};
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 /// The algorithm a JWS `alg` (or a key's configured algorithm) names.
+/// A bundle signing algorithm: OPA signs and verifies bundles with RS/PS/ES/HS only.
 pub fn algorithm(name: &str) -> Result<Algorithm, JwsError> {
-    Algorithm::from_name(name).ok_or_else(|| JwsError::UnknownAlgorithm(name.to_string()))
+    Algorithm::from_name(name)
+        .filter(|alg| *alg != Algorithm::EdDSA)
+        .ok_or_else(|| JwsError::UnknownAlgorithm(name.to_string()))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -30,6 +33,8 @@ pub enum JwsError {
     AlgorithmMismatch { header: String, key: &'static str },
     #[error("signature does not verify")]
     BadSignature,
+    #[error("the JWT header lists critical extensions ({0}), which bundle verification does not implement")]
+    Critical(String),
 }
 
 /// A compact JWS taken apart; nothing is trusted until `verify` succeeds.
@@ -75,6 +80,10 @@ impl<'a> Compact<'a> {
 
     /// Checks the signature with `key`; the header's `alg` must be the key's algorithm.
     pub fn verify(&self, key: &VerifyingKey) -> Result<(), JwsError> {
+        // RFC 7515 §4.1.11: extensions listed in `crit` must be understood, and none are.
+        if let Some(critical) = self.header.get("crit") {
+            return Err(JwsError::Critical(critical.to_string()));
+        }
         let alg = key.algorithm();
         if self.alg() != Some(alg.name()) {
             return Err(JwsError::AlgorithmMismatch {
@@ -131,6 +140,7 @@ impl VerifyingKey {
         };
         let fits = match (&public, alg) {
             (PublicKey::Unusable(why), _) => return Err(err((*why).to_string())),
+            (PublicKey::Ed25519(_), _) => false,
             (PublicKey::Rsa(_), _) => alg.name().starts_with("RS") || alg.name().starts_with("PS"),
             (PublicKey::Ec(ec), _) => match alg {
                 Algorithm::ES256 => ec.curve.name() == "P-256",

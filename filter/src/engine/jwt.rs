@@ -1,4 +1,5 @@
-//! OPA's `io.jwt.*` builtins (decode, decode_verify, verify_rs/ps/es/hs 256/384/512) on top of
+//! OPA's `io.jwt.*` builtins (decode, decode_verify, verify_rs/ps/es/hs 256/384/512,
+//! verify_eddsa) on top of
 //! `crate::jws`, with OPA's results: a token that fails a check gives `false` or
 //! `[false, {}, {}]`, and what OPA reports as a builtin error is `Err` here, which the engine
 //! turns into undefined, as OPA-Envoy (non-strict builtin errors) does.
@@ -26,6 +27,7 @@ pub const FUNCTIONS: &[(&str, usize)] = &[
     ("io.jwt.verify_es256", 2),
     ("io.jwt.verify_es384", 2),
     ("io.jwt.verify_es512", 2),
+    ("io.jwt.verify_eddsa", 2),
     ("io.jwt.verify_hs256", 2),
     ("io.jwt.verify_hs384", 2),
     ("io.jwt.verify_hs512", 2),
@@ -53,6 +55,7 @@ pub fn call(name: &str, args: &[Value], now_ns: i64) -> Result<Value, String> {
         "io.jwt.verify_es256" => verify(Alg::ES256),
         "io.jwt.verify_es384" => verify(Alg::ES384),
         "io.jwt.verify_es512" => verify(Alg::ES512),
+        "io.jwt.verify_eddsa" => verify(Alg::EdDSA),
         "io.jwt.verify_hs256" => verify_hmac(Hash::Sha256, arg(0)?, arg(1)?).map(Value::Bool),
         "io.jwt.verify_hs384" => verify_hmac(Hash::Sha384, arg(0)?, arg(1)?).map(Value::Bool),
         "io.jwt.verify_hs512" => verify_hmac(Hash::Sha512, arg(0)?, arg(1)?).map(Value::Bool),

@@ -61,6 +61,7 @@ pub(super) const SIGNATURES: &[(&str, &[u8], u8, &str, &str)] = &[
     ("intersection", &[32], 32, "xs: set[set[any]]", "set[any]"),
     ("io.jwt.decode", &[8], 16, "jwt: string", "array<object[any: any], object[any: any], string>"),
     ("io.jwt.decode_verify", &[8, 64], 16, "jwt: string, constraints: object[string: any]", "array<boolean, object[any: any], object[any: any]>"),
+    ("io.jwt.verify_eddsa", &[8, 8], 2, "jwt: string, certificate: string", "boolean"),
     ("io.jwt.verify_es256", &[8, 8], 2, "jwt: string, certificate: string", "boolean"),
     ("io.jwt.verify_es384", &[8, 8], 2, "jwt: string, certificate: string", "boolean"),
     ("io.jwt.verify_es512", &[8, 8], 2, "jwt: string, certificate: string", "boolean"),

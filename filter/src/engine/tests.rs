@@ -1833,18 +1833,81 @@ fn every_body_unifies_with_the_quantified_variables() {
     }
 }
 
+/// Every package is a key of the data document, one holding only functions or no rule at all
+/// too (patch 105), and so is the path of a function below its package (`h` of `h.g(x)`, patch
+/// 107; answers from OPA v1.20.2). The RVM left them out of a document read (`{"x": 3}` for
+/// `data.q`).
+#[test]
+fn packages_without_rule_values_are_keys_of_the_document() {
+    for (read, expected) in [
+        ("data.q", r#"{"foo": {}, "empty": {}, "h": {}, "x": 3}"#),
+        ("data.q.foo", "{}"),
+        ("data.q.empty", "{}"),
+        ("data.q.h", "{}"),
+        ("[k | data.q[k]]", r#"["empty", "foo", "h", "x"]"#),
+        ("data.q.foo.f(2)", "2"),
+    ] {
+        let files = vec![
+            (
+                "t.rego".to_string(),
+                format!("package t\nr := {read}\n").into_bytes(),
+            ),
+            (
+                "q.rego".to_string(),
+                b"package q\nx := 3\nh.g(x) := x + 1\n".to_vec(),
+            ),
+            ("f.rego".to_string(), b"package q.foo\nf(x) := x\n".to_vec()),
+            (
+                "e.rego".to_string(),
+                b"package q.empty\nimport rego.v1\n".to_vec(),
+            ),
+        ];
+        let plain = Bundle::from_files(files).unwrap();
+        let mut policy = Policy::load(&plain, &path("t/r")).unwrap();
+        assert_eq!(policy.mode(), Mode::CompiledAtLoad, "{read}");
+        let expected = Value::from_json_str(expected).unwrap();
+        assert_eq!(
+            policy.evaluate(Value::new_object()),
+            Ok(expected.clone()),
+            "RVM: {read}"
+        );
+        let mut interpreter = parse(&plain).unwrap();
+        assert_eq!(
+            interpreter.eval_rule("data.t.r".into()).unwrap(),
+            expected,
+            "interpreter: {read}"
+        );
+    }
+}
+
 /// A negated expression binds nothing: a variable in it is bound by the rest of the body first,
 /// whatever the order it is written in (answers from OPA v1.20.2). regorus let the `=` inside
 /// `not a = input.x` bind `a`, so the negation always failed and the rule was undefined.
 #[test]
 fn a_negated_unification_compares_with_a_variable_bound_later() {
     for (rego, input, expected) in [
-        ("r := a if { not a = input.x; a = 3 }", r#"{"x": 4}"#, Some("3")),
+        (
+            "r := a if { not a = input.x; a = 3 }",
+            r#"{"x": 4}"#,
+            Some("3"),
+        ),
         ("r := a if { not a = input.x; a = 3 }", r#"{"x": 3}"#, None),
-        ("f(x) := x\nr := a if { not a = f(1); a = f(2) }", "{}", Some("2")),
+        (
+            "f(x) := x\nr := a if { not a = f(1); a = f(2) }",
+            "{}",
+            Some("2"),
+        ),
         ("r := a if { not [a, 1] = [2, 1]; a = 3 }", "{}", Some("3")),
-        ("r := i if { not input.x[i] == 1; i = 0 }", r#"{"x": [2]}"#, Some("0")),
-        ("r := i if { not input.x[i] == 1; i = 0 }", r#"{"x": [1]}"#, None),
+        (
+            "r := i if { not input.x[i] == 1; i = 0 }",
+            r#"{"x": [2]}"#,
+            Some("0"),
+        ),
+        (
+            "r := i if { not input.x[i] == 1; i = 0 }",
+            r#"{"x": [1]}"#,
+            None,
+        ),
     ] {
         assert_decides(rego, input, expected);
     }

@@ -15,8 +15,9 @@ use super::JwsError;
 pub enum PublicKey {
     Rsa(RsaKey),
     Ec(Box<EcKey>),
-    /// A key OPA can parse but this module cannot verify with (Ed25519, other curves, RSA
-    /// outside the size bounds): it never verifies a signature.
+    Ed25519(Box<ed25519_dalek::VerifyingKey>),
+    /// A key OPA can parse but this module cannot verify with (other curves, RSA outside the
+    /// size bounds, an Ed25519 point off the curve): it never verifies a signature.
     Unusable(&'static str),
 }
 
@@ -25,6 +26,7 @@ impl std::fmt::Debug for PublicKey {
         match self {
             PublicKey::Rsa(key) => write!(f, "RSA-{}", key.bits()),
             PublicKey::Ec(key) => f.write_str(key.curve.name()),
+            PublicKey::Ed25519(_) => f.write_str("Ed25519"),
             PublicKey::Unusable(why) => write!(f, "unusable ({why})"),
         }
     }
@@ -159,7 +161,10 @@ fn from_jwk(jwk: &serde_json::Value) -> Result<Option<KeyEntry>, String> {
             Key::Public(ec_key(crv, &point))
         }
         "oct" => Key::Hmac(bytes("k")?),
-        "OKP" => Key::Public(PublicKey::Unusable("EdDSA keys are not supported")),
+        "OKP" => match text("crv")?.ok_or("JWK is missing crv")? {
+            "Ed25519" => Key::Public(ed25519_key(&bytes("x")?)),
+            _ => Key::Public(PublicKey::Unusable("only Ed25519 OKP keys are supported")),
+        },
         other => return Err(format!("unsupported JWK kty {other}")),
     };
     Ok(Some(KeyEntry { key, alg, kid }))
@@ -192,13 +197,23 @@ fn ec_key(curve: &str, sec1: &[u8]) -> PublicKey {
         })
 }
 
+/// An Ed25519 public key: 32 bytes, a point Go's `ed25519.Verify` can decode (it accepts
+/// non-canonical encodings, as `ed25519-dalek` does).
+fn ed25519_key(bytes: &[u8]) -> PublicKey {
+    <[u8; 32]>::try_from(bytes)
+        .ok()
+        .and_then(|bytes| ed25519_dalek::VerifyingKey::from_bytes(&bytes).ok())
+        .map_or(PublicKey::Unusable("not an Ed25519 public key"), |key| {
+            PublicKey::Ed25519(Box::new(key))
+        })
+}
+
 /// The key in a DER SubjectPublicKeyInfo (a `PUBLIC KEY` PEM block).
 pub(crate) fn from_spki_der(der: &[u8]) -> Result<PublicKey, String> {
     from_spki(&der::spki(der).map_err(|e| e.to_string())?)
 }
 
-/// The key in a SubjectPublicKeyInfo: RSA or EC on a NIST curve; Ed25519 is known but
-/// unusable.
+/// The key in a SubjectPublicKeyInfo: RSA, EC on a NIST curve, or Ed25519.
 fn from_spki(spki: &Spki<'_>) -> Result<PublicKey, String> {
     match spki.algorithm {
         der::OID_RSA => {
@@ -217,7 +232,7 @@ fn from_spki(spki: &Spki<'_>) -> Result<PublicKey, String> {
                 der::oid_text(other)
             )),
         },
-        der::OID_ED25519 => Ok(PublicKey::Unusable("EdDSA keys are not supported")),
+        der::OID_ED25519 => Ok(ed25519_key(spki.key)),
         other => Err(format!(
             "unknown public key algorithm {}",
             der::oid_text(other)

@@ -1,7 +1,8 @@
 //! JSON Web Signatures (RFC 7515) in compact form: split a token, decode its parts, verify its
-//! signature with RS/PS/ES/HS 256/384/512 and key material (PEM certificate, PEM public key,
-//! JWK, JWKS, HMAC secret). Verification only: HMAC and SHA-2 from RustCrypto, RSA and ECDSA
-//! written out on `num-bigint` (which the engine links anyway) to keep the filter small.
+//! signature with RS/PS/ES/HS 256/384/512 or EdDSA (Ed25519) and key material (PEM certificate, PEM public key,
+//! JWK, JWKS, HMAC secret). Verification only: HMAC and SHA-2 from RustCrypto, Ed25519 from
+//! `ed25519-dalek`, RSA and ECDSA written out on `num-bigint` (which the engine links anyway) to
+//! keep the filter small.
 //! Nothing here knows Rego, so the `io.jwt.*` builtins and bundle signature checks share it.
 //!
 //! Decoding follows OPA (Go): base64url with or without padding, JSON objects parsed as Go
@@ -58,6 +59,7 @@ pub enum Alg {
     ES256,
     ES384,
     ES512,
+    EdDSA,
 }
 
 /// The digest an algorithm signs.
@@ -88,7 +90,7 @@ impl Hash {
 }
 
 impl Alg {
-    pub const ALL: [Alg; 12] = [
+    pub const ALL: [Alg; 13] = [
         Alg::HS256,
         Alg::HS384,
         Alg::HS512,
@@ -101,6 +103,7 @@ impl Alg {
         Alg::ES256,
         Alg::ES384,
         Alg::ES512,
+        Alg::EdDSA,
     ];
 
     /// The algorithm named by a JWS `alg`, if this module verifies it.
@@ -122,6 +125,7 @@ impl Alg {
             Alg::ES256 => "ES256",
             Alg::ES384 => "ES384",
             Alg::ES512 => "ES512",
+            Alg::EdDSA => "EdDSA",
         }
     }
 
@@ -129,11 +133,13 @@ impl Alg {
         matches!(self, Alg::HS256 | Alg::HS384 | Alg::HS512)
     }
 
+    /// The digest the algorithm signs. Ed25519 signs the message itself (it hashes with
+    /// SHA-512 inside the scheme); nothing digests for it.
     pub fn hash(self) -> Hash {
         match self {
             Alg::HS256 | Alg::RS256 | Alg::PS256 | Alg::ES256 => Hash::Sha256,
             Alg::HS384 | Alg::RS384 | Alg::PS384 | Alg::ES384 => Hash::Sha384,
-            Alg::HS512 | Alg::RS512 | Alg::PS512 | Alg::ES512 => Hash::Sha512,
+            Alg::HS512 | Alg::RS512 | Alg::PS512 | Alg::ES512 | Alg::EdDSA => Hash::Sha512,
         }
     }
 }

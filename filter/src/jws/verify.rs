@@ -20,7 +20,8 @@ pub fn verify(alg: Alg, key: &Key, signing_input: &[u8], signature: &[u8]) -> bo
     }
 }
 
-/// Verifies an RS, PS or ES signature with a public key; HS algorithms never verify here.
+/// Verifies an RS, PS, ES or EdDSA signature with a public key; HS algorithms never verify
+/// here.
 pub fn verify_with_public_key(
     alg: Alg,
     key: &PublicKey,
@@ -28,6 +29,12 @@ pub fn verify_with_public_key(
     signature: &[u8],
     salt: PssSalt,
 ) -> bool {
+    if alg == Alg::EdDSA {
+        return match key {
+            PublicKey::Ed25519(key) => ed25519_verify(key, signing_input, signature),
+            _ => false,
+        };
+    }
     let hash = alg.hash();
     let digest = hash.digest(signing_input);
     match (alg, key) {
@@ -82,10 +89,18 @@ pub fn hmac_matches(hash: Hash, secret: &[u8], signing_input: &[u8], signature: 
     }
 }
 
+/// Go's `ed25519.Verify`: a 64-byte signature whose `S` is canonical, checked without the
+/// cofactor (`verify`, not `verify_strict`, which refuses small-order keys Go accepts).
+fn ed25519_verify(key: &ed25519_dalek::VerifyingKey, message: &[u8], signature: &[u8]) -> bool {
+    use ed25519_dalek::Verifier as _;
+    ed25519_dalek::Signature::from_slice(signature)
+        .is_ok_and(|signature| key.verify(message, &signature).is_ok())
+}
+
 fn ec_key(key: &PublicKey) -> Option<&EcKey> {
     match key {
         PublicKey::Ec(key) => Some(key),
-        PublicKey::Rsa(_) | PublicKey::Unusable(_) => None,
+        PublicKey::Rsa(_) | PublicKey::Ed25519(_) | PublicKey::Unusable(_) => None,
     }
 }
 

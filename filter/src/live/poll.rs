@@ -24,6 +24,8 @@ pub enum FetchError {
     TooLarge { limit: u64 },
     #[error("no answer within {0} ms")]
     Lost(u64),
+    #[error("the bundle server answered 304 Not Modified to a request that named no ETag")]
+    UnexpectedNotModified,
 }
 
 impl FetchError {
@@ -34,6 +36,7 @@ impl FetchError {
             FetchError::Status(_) => crate::codes::HTTP_STATUS.name,
             FetchError::EmptyBody => crate::codes::EMPTY_BODY.name,
             FetchError::TooLarge { .. } => crate::codes::DOWNLOAD_TOO_LARGE.name,
+            FetchError::UnexpectedNotModified => crate::codes::UNEXPECTED_NOT_MODIFIED.name,
         }
     }
 }
@@ -181,6 +184,9 @@ impl Poller {
                     etag: response.etag.unwrap_or_default(),
                 })
             }
+            // Not modified since what? A broken server or cache: keep what is active, count it,
+            // and back off rather than poll it as if all were well.
+            304 if self.etag.is_empty() => Err(FetchError::UnexpectedNotModified),
             304 => {
                 if let Some(etag) = response.etag.filter(|e| !e.is_empty()) {
                     self.etag = etag;
@@ -332,6 +338,26 @@ mod tests {
         assert!(
             delays.iter().any(|d| *d != delays[0]),
             "jittered: {delays:?}"
+        );
+    }
+
+    #[test]
+    fn a_304_to_a_request_without_an_etag_is_a_failure() {
+        let mut poller = Poller::new(polling(10, 20, None), 5_000, 1 << 20, String::new(), 7, 0);
+        let request = poller.start(0);
+        assert_eq!(header(&request, "if-none-match"), None);
+        assert_eq!(
+            poller.finish(100, response(Some(304), None, b"")),
+            Err(FetchError::UnexpectedNotModified)
+        );
+        assert_eq!(
+            FetchError::UnexpectedNotModified.code(),
+            "unexpected-not-modified"
+        );
+        assert_eq!(
+            poller.next_at_ms(),
+            100 + MIN_RETRY_DELAY_MS,
+            "backs off as after a failure"
         );
     }
 

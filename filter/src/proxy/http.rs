@@ -25,6 +25,18 @@ fn action(flow: Flow) -> Action {
     }
 }
 
+/// Test builds only (`--features test-trap`, `make dist/zerohop-trap.wasm`): a request with
+/// `x-zerohop-test-trap` panics, which traps the VM (panic = abort), so tests can show what
+/// Envoy's `failure_policy` does after a trap (tests/e2e/test_trap.py).
+#[cfg(feature = "test-trap")]
+#[allow(clippy::panic)]
+fn trap_on_request(host: &Envoy) {
+    use crate::host::Host as _;
+    if host.request_header("x-zerohop-test-trap").is_some() {
+        panic!("x-zerohop-test-trap: a deliberate trap (test build)");
+    }
+}
+
 impl Context for Http {
     fn on_done(&mut self) -> bool {
         self.stream.on_done(&self.host);
@@ -34,6 +46,8 @@ impl Context for Http {
 
 impl HttpContext for Http {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        #[cfg(feature = "test-trap")]
+        trap_on_request(&self.host);
         action(self.stream.on_request_headers(&self.host, end_of_stream))
     }
 

@@ -69,7 +69,29 @@ pub enum DecisionError {
     BadHeaderName(String),
     #[error("decision header {name:?} has a value with CR, LF or NUL")]
     BadHeaderValue { name: String },
+    #[error("decision key `{key}` names {name:?}, which frames the message or the connection: a policy may not set or remove it")]
+    ReservedHeader { key: &'static str, name: String },
 }
+
+/// Headers a decision may not set, add or remove. Measured in Envoy 1.40 (tests/e2e/
+/// test_security.py): a `content-length` or `transfer-encoding` set on an allowed request
+/// reaches the upstream next to the real body framing (a smuggled request), one added to the
+/// response gives the client two lengths, and `host` replaces the authority the request is
+/// routed and sent with. The hop-by-hop ones (RFC 9110 §7.6.1) are the connection's, not
+/// the policy's. Envoy's ext_authz ignores `host` and pseudo-headers; zerohop refuses the
+/// decision (`invalid-decision`), so the policy's author sees it. Removing `host` stays a
+/// no-op, as in ext_authz.
+pub const RESERVED_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "upgrade",
+];
 
 /// Envoy's `envoy.type.v3.StatusCode` values, which is what OPA-Envoy accepts for
 /// `http_status`, less the 1xx codes, which cannot end a request.
@@ -228,6 +250,9 @@ fn header_list(key: &'static str, value: &Value) -> Result<Vec<(String, String)>
                 return Err(DecisionError::KeyType { key, expected });
             };
             let name = header_name(name)?;
+            if RESERVED_HEADERS.contains(&name.as_str()) {
+                return Err(DecisionError::ReservedHeader { key, name });
+            }
             for value in string_or_strings(key, values)? {
                 if value.contains(['\r', '\n', '\0']) {
                     return Err(DecisionError::BadHeaderValue { name });
@@ -255,7 +280,13 @@ fn header_name(name: &str) -> Result<String, DecisionError> {
 fn names(key: &'static str, value: &Value) -> Result<Vec<String>, DecisionError> {
     strings(key, value)?
         .iter()
-        .map(|n| header_name(n))
+        .map(|n| {
+            let name = header_name(n)?;
+            if name != "host" && RESERVED_HEADERS.contains(&name.as_str()) {
+                return Err(DecisionError::ReservedHeader { key, name });
+            }
+            Ok(name)
+        })
         .collect()
 }
 
@@ -759,6 +790,48 @@ mod tests {
         assert_eq!(
             verdict(r#"{"allowed": true, "headers": {":path": "/admin"}}"#),
             Err(DecisionError::BadHeaderName(":path".into()))
+        );
+        for (key, allowed) in [
+            ("headers", true),
+            ("response_headers_to_add", true),
+            ("headers", false),
+        ] {
+            for name in RESERVED_HEADERS {
+                let decision = format!(r#"{{"allowed": {allowed}, "{key}": {{"{name}": "0"}}}}"#);
+                assert!(
+                    matches!(
+                        verdict(&decision),
+                        Err(DecisionError::ReservedHeader { .. })
+                    ),
+                    "{decision}"
+                );
+                let upper = decision.replace(name, &name.to_ascii_uppercase());
+                assert!(
+                    matches!(verdict(&upper), Err(DecisionError::ReservedHeader { .. })),
+                    "{upper}"
+                );
+            }
+        }
+        for name in [
+            "content-length",
+            "transfer-encoding",
+            "connection",
+            "te",
+            "upgrade",
+        ] {
+            let decision =
+                format!(r#"{{"allowed": true, "request_headers_to_remove": ["{name}"]}}"#);
+            assert!(
+                matches!(
+                    verdict(&decision),
+                    Err(DecisionError::ReservedHeader { .. })
+                ),
+                "{decision}"
+            );
+        }
+        assert!(
+            verdict(r#"{"allowed": true, "request_headers_to_remove": ["host"]}"#).is_ok(),
+            "removing host is ignored, as ext_authz does"
         );
         assert!(matches!(
             verdict(r#"{"allowed": true, "headers": {"x": 1}}"#),

@@ -569,3 +569,41 @@ fn a_remembered_signature_changes_no_answer() {
         );
     }
 }
+
+/// EdDSA (Ed25519) tokens verify as in OPA v1.20.2 (the token and key of OPA's conformance
+/// cases `jwtverifyeddsa/success-cert` and `jwtdecodeverify/EdDSA`; answers from OPA), with the
+/// key as PEM or as an OKP JWK; a changed signature or another algorithm's function does not.
+#[test]
+fn eddsa_tokens_verify_with_pem_and_jwk_keys() {
+    const TOKEN: &str = "eyJhbGciOiJFZERTQSIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiYWRtaW4iOnRydWUsImlhdCI6MTUxNjIzOTAyMn0.JkKWCY39IdWEQttmdqR7VdsvT-_QxheW_eb0S5wr_j83ltux_JDUIXs7a3Dtn3xuqzuhetiuJrWIvy5TzimeCg";
+    const PEM: &str = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAwmK6SSAu2E9V7uynkCKEaj5nZJyTvNG4x0KohsRzLpg=\n-----END PUBLIC KEY-----";
+    const JWK: &str =
+        r#"{"kty": "OKP", "crv": "Ed25519", "x": "wmK6SSAu2E9V7uynkCKEaj5nZJyTvNG4x0KohsRzLpg"}"#;
+    let forged = TOKEN.replace("TzimeCg", "TAAAACg");
+    let verify = |name: &str, token: &str, key: &str| call(name, &[s(token), s(key)], NOW_NS);
+    for key in [PEM, JWK] {
+        assert_eq!(
+            verify("io.jwt.verify_eddsa", TOKEN, key),
+            Ok(Value::Bool(true))
+        );
+        assert_eq!(
+            verify("io.jwt.verify_eddsa", &forged, key),
+            Ok(Value::Bool(false))
+        );
+        assert_eq!(
+            verify("io.jwt.verify_es256", TOKEN, key),
+            Ok(Value::Bool(false))
+        );
+        let constraints = format!(r#"{{"cert": {}}}"#, constraint_string(key));
+        assert_eq!(
+            decode_verify(TOKEN, &constraints),
+            Ok(json(
+                r#"[true, {"alg": "EdDSA", "typ": "JWT"},
+                    {"admin": true, "iat": 1516239022, "name": "John Doe", "sub": "1234567890"}]"#
+            ))
+        );
+        assert!(!verified(decode_verify(&forged, &constraints)));
+        let es256 = format!(r#"{{"cert": {}, "alg": "ES256"}}"#, constraint_string(key));
+        assert!(!verified(decode_verify(TOKEN, &es256)));
+    }
+}

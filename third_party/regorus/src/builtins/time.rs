@@ -15,7 +15,7 @@ use crate::*;
 use anyhow::{bail, Result};
 
 use chrono::{
-    DateTime, Datelike, Days, FixedOffset, Local, Months, TimeZone, Timelike, Utc,
+    DateTime, Datelike, FixedOffset, Local, TimeZone, Timelike, Utc,
     Weekday,
 };
 use chrono_tz::Tz;
@@ -45,27 +45,25 @@ fn add_date(span: &Span, params: &[Ref<Expr>], args: &[Value], strict: bool) -> 
     let months = ensure_i32(name, &params[2], &args[2])?;
     let days = ensure_i32(name, &params[3], &args[3])?;
 
-    let Some(new_year) = datetime.year().checked_add(years) else {
-        return Ok(Value::Undefined);
-    };
-
-    datetime
-        .with_year(new_year)
-        .and_then(|d| {
-            let rhs = Months::new(months.unsigned_abs());
-            if months >= 0 {
-                d.checked_add_months(rhs)
-            } else {
-                d.checked_sub_months(rhs)
-            }
-        })
-        .and_then(|d| {
-            let rhs = Days::new(days.unsigned_abs() as u64);
-            if days >= 0 {
-                d.checked_add_days(rhs)
-            } else {
-                d.checked_sub_days(rhs)
-            }
+    // Go's `Time.AddDate`: the year, month and day are added to the fields and the result
+    // normalized as `time.Date` does (October 31 plus one month is December 1, February 29
+    // plus one year is March 1), never clamped to the end of the month.
+    let local = datetime.naive_local();
+    let months = i64::from(local.year()) * 12
+        + i64::from(local.month0())
+        + i64::from(years) * 12
+        + i64::from(months);
+    let year = i32::try_from(months.div_euclid(12)).ok();
+    let month = u32::try_from(months.rem_euclid(12) + 1).ok();
+    let day_offset = i64::from(local.day()) - 1 + i64::from(days);
+    year.zip(month)
+        .and_then(|(year, month)| chrono::NaiveDate::from_ymd_opt(year, month, 1))
+        .and_then(|first| first.checked_add_signed(chrono::TimeDelta::try_days(day_offset)?))
+        .and_then(|date| {
+            datetime
+                .timezone()
+                .from_local_datetime(&date.and_time(local.time()))
+                .single()
         })
         .map_or(Ok(Value::Undefined), |d| {
             safe_timestamp_nanos(span, strict, d.timestamp_nanos_opt())

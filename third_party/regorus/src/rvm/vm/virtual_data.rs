@@ -230,6 +230,11 @@ impl RegoVM {
                 }
             }
             Value::Object(ref obj) => {
+                // A package or rule-path prefix is a key of the document even when nothing
+                // under it is defined (a package of functions only), as in OPA.
+                if obj.is_empty() && !relative_path.is_empty() {
+                    Self::ensure_object_node(result_subobject, relative_path)?;
+                }
                 for (key, value) in obj.iter() {
                     relative_path.push(key.clone());
                     self.traverse_rule_tree_subobject_with_path(

@@ -168,6 +168,44 @@ impl<'a> Compiler<'a> {
 
         self.program.rule_infos = rule_infos_map.into_values().collect();
 
+        // As OPA, every package is part of the data document, one whose rules are all
+        // functions too: `data.q` is `{"foo": {}}` when `package q.foo` holds only functions.
+        for module in self.policy.get_modules().iter() {
+            let package = crate::parser::Parser::get_static_string_path_components(
+                &module.package.refr,
+            )
+            .map_err(CompilerError::from)?;
+            let path: Vec<&str> = core::iter::once("data")
+                .chain(package.iter().map(String::as_str))
+                .collect();
+            let node = self
+                .program
+                .rule_tree
+                .make_or_get_value_mut(&path)
+                .map_err(CompilerError::from)?;
+            if *node == Value::Undefined {
+                *node = Value::new_object();
+            }
+        }
+        // So is the path of a function below its package (`foo` of `foo.bar(x) := x`).
+        for function in self.policy.inner.functions.keys() {
+            let Some((_, prefix)) = self
+                .policy
+                .inner
+                .rule_path_components
+                .get(function)
+                .and_then(|parts| parts.split_last())
+            else {
+                continue;
+            };
+            let path: Vec<&str> = prefix.iter().map(String::as_str).collect();
+            if let Ok(node) = self.program.rule_tree.make_or_get_value_mut(&path) {
+                if *node == Value::Undefined {
+                    *node = Value::new_object();
+                }
+            }
+        }
+
         for module in self.policy.get_modules().iter() {
             let source = &module.package.refr.span().source;
             let source_path = source.get_path().to_string();

@@ -168,6 +168,11 @@ impl<'a> Compiler<'a> {
             // Start from 1 to skip just "data"
             let rule_candidate =
                 format_string_path(&static_prefix[0..=i]).map_err(CompilerError::from)?;
+            if self.only_functions_at(&rule_candidate) {
+                // A function is no value of the document: `data.q.h` of `h.g(x) := x` is the
+                // (empty) document under `h`, read below.
+                continue;
+            }
 
             if let Ok(rule_index) = self.get_or_assign_rule_index(&rule_candidate) {
                 // Found a rule match! Call the rule
@@ -222,6 +227,9 @@ impl<'a> Compiler<'a> {
 
             return self.compile_data_virtual_lookup(&chain.components, span);
         }
+        if self.matches_empty_package(&path_pattern)? {
+            return self.compile_data_virtual_lookup(&chain.components, span);
+        }
 
         // No rules involved. A computed key may be a number, which OPA turns into the text of
         // a base document's key (`data.ports[8080]` finds `"8080"`); the document lookup
@@ -258,6 +266,49 @@ impl<'a> Compiler<'a> {
         let Some(rule_parts) = self.policy.inner.rule_path_components.get(rule_path) else {
             return false;
         };
+        Self::parts_match_path_pattern(rule_parts, pattern)
+    }
+
+    fn only_functions_at(&self, rule_path: &str) -> bool {
+        self.policy
+            .inner
+            .rules
+            .get(rule_path)
+            .is_some_and(|definitions| {
+                !definitions.is_empty()
+                    && definitions.iter().all(|definition| {
+                        matches!(
+                            definition.as_ref(),
+                            crate::ast::Rule::Spec {
+                                head: crate::ast::RuleHead::Func { .. },
+                                ..
+                            }
+                        )
+                    })
+            })
+    }
+
+    /// Whether the path reads a package without rules, or a document holding one: the package
+    /// is still a key of the document (`data.q` is `{}` for a `package q` with no rules, as in
+    /// OPA).
+    fn matches_empty_package(&self, pattern: &[Option<String>]) -> Result<bool> {
+        for module in self.policy.get_modules().iter() {
+            if !module.policy.is_empty() {
+                continue;
+            }
+            let package = crate::parser::Parser::get_static_string_path_components(
+                &module.package.refr,
+            )
+            .map_err(CompilerError::from)?;
+            let parts: Vec<String> = core::iter::once("data".to_string()).chain(package).collect();
+            if pattern.len() <= parts.len() && Self::parts_match_path_pattern(&parts, pattern) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    fn parts_match_path_pattern(rule_parts: &[String], pattern: &[Option<String>]) -> bool {
         // Check how many components of the pattern the rule can match
         let match_length = rule_parts.len().min(pattern.len());
 
