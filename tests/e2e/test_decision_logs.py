@@ -168,7 +168,8 @@ def test_a_failing_receiver_costs_requests_nothing_and_drops_are_counted(audit_b
         port = envoy.port(f"r{failure}")
         for i in range(40):
             assert request(port, f"/f/{i}").status == 200
-        deadline = time.monotonic() + 20
+        # Generous: a loaded machine delays Envoy's ticks (no timing is asserted).
+        deadline = time.monotonic() + 60
         while envoy.stat("wasmcustom.zerohop.decision_logs.upload_failures") < 2 and time.monotonic() < deadline:
             time.sleep(0.2)
         assert envoy.stat("wasmcustom.zerohop.decision_logs.upload_failures") >= 2
