@@ -86,7 +86,7 @@ codes! {
     MULTIPLE_DEFAULTS = "multiple-defaults": "two default rules for one name";
     CONFLICTING_RULES = "conflicting-rules": "rules of one name with different kinds or arities";
     FUNCTION_NOT_CALLED = "function-not-called": "a function referred to without a call";
-    NEGATED_TRUE = "negated-true": "a rule whose only condition is `not true`, which OPA evaluates against its own rules (`engine::opa_quirks`)";
+    NEGATED_TRUE = "negated-true": "a rule or function whose only condition is `not true`, which OPA evaluates against its own rules (`engine::opa_quirks`)";
     FUNCTION_ARITY = "function-arity": "a function of the policy called with the wrong number of arguments";
     FUNCTION_TYPE = "function-type": "a function of the policy given an argument of the wrong type";
     MATCH_ERROR = "match-error": "`=` or `==` between values whose types cannot be equal";

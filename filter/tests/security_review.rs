@@ -70,7 +70,7 @@ fn a_yaml_alias_bomb_in_data_is_refused_or_bounded() {
         yaml.push_str(&format!("a{level}: &a{level} [{refs}]\n"));
     }
     let bundle = Bundle::from_files(files(&[("data.yaml", yaml.as_bytes())]));
-    let err = bundle.err().expect("an alias bomb must not load");
+    let err = bundle.expect_err("an alias bomb must not load");
     assert_eq!(err.code(), "bad-data", "{err}");
 }
 
@@ -79,16 +79,12 @@ fn deeply_nested_json_is_an_error_not_a_crash() {
     let deep = |depth: usize| format!("{}{}", "[".repeat(depth), "]".repeat(depth)).into_bytes();
     for depth in [1_000, 100_000] {
         let json = deep(depth);
-        let err = Bundle::from_files(files(&[("data.json", &json)]))
-            .err()
-            .expect("refused");
+        let err = Bundle::from_files(files(&[("data.json", &json)])).expect_err("refused");
         assert_eq!(err.code(), "bad-data", "{err}");
         let mut manifest = br#"{"revision": "#.to_vec();
         manifest.extend_from_slice(&json);
         manifest.push(b'}');
-        let err = Bundle::from_files(files(&[(".manifest", &manifest)]))
-            .err()
-            .expect("refused");
+        let err = Bundle::from_files(files(&[(".manifest", &manifest)])).expect_err("refused");
         assert_eq!(err.code(), "bad-manifest", "{err}");
         // A request body: 400 (a request error), as OPA-Envoy answers a body it cannot parse.
         let request = HttpRequest {
@@ -120,9 +116,7 @@ fn deeply_nested_json_is_an_error_not_a_crash() {
 #[test]
 fn duplicate_keys_in_a_manifest_are_refused() {
     let manifest = br#"{"revision": "a", "roots": ["x"], "roots": [""]}"#;
-    let err = Bundle::from_files(files(&[(".manifest", manifest)]))
-        .err()
-        .expect("refused");
+    let err = Bundle::from_files(files(&[(".manifest", manifest)])).expect_err("refused");
     assert_eq!(err.code(), "bad-manifest", "{err}");
     assert!(err.to_string().contains("duplicate field"), "{err}");
 }
@@ -173,12 +167,14 @@ fn signed_with(
     out
 }
 
+type SignWith<'a> = &'a dyn Fn(&[u8]) -> Vec<u8>;
+
 /// A `.signatures.json` whose one token has `header` (JSON) and the payload a correct
 /// signature of `bundle` would carry, signed by `sign` (or with no signature).
 fn with_header(
     bundle: &[(String, Vec<u8>)],
     header: &str,
-    sign: Option<&dyn Fn(&[u8]) -> Vec<u8>>,
+    sign: Option<SignWith<'_>>,
 ) -> Vec<(String, Vec<u8>)> {
     let good = signed_with(bundle, Algorithm::HS256, "hs", b"hs secret");
     let file: serde_json::Value = serde_json::from_slice(&good.last().unwrap().1).unwrap();

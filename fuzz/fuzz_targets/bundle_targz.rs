@@ -17,14 +17,23 @@ const LIMITS: Limits = Limits {
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(files) = archive::read_targz(data, &LIMITS) {
-        let total: usize = files.iter().map(|(path, content)| path.len() + content.len()).sum();
-        assert!(total as u64 <= LIMITS.max_uncompressed_bytes, "{total} bytes read past the limit");
+        let total: usize = files
+            .iter()
+            .map(|(path, content)| path.len() + content.len())
+            .sum();
+        assert!(
+            total as u64 <= LIMITS.max_uncompressed_bytes,
+            "{total} bytes read past the limit"
+        );
         for (path, _) in &files {
             assert!(
                 !path.split('/').any(|part| part == ".." || part == "."),
                 "entry name kept a relative part: {path:?}"
             );
-            assert!(!path.starts_with('/'), "entry name kept a leading slash: {path:?}");
+            assert!(
+                !path.starts_with('/'),
+                "entry name kept a leading slash: {path:?}"
+            );
         }
     }
     let _ = Bundle::from_targz_as(data, &LIMITS, RegoVersion::V0);

@@ -36,21 +36,40 @@ fuzz_target!(|data: &[u8]| {
             assert!(decision_allows(&json), "allowed by {text}");
             for (name, value) in allow.headers.iter().chain(&allow.response_headers_to_add) {
                 assert_clean_header("allow", name, value);
-                assert!(!name.is_empty() && !name.starts_with(':'), "header {name:?} from {text}");
-                assert!(!RESERVED_HEADERS.contains(&name.as_str()), "header {name:?} from {text}");
+                assert!(
+                    !name.is_empty() && !name.starts_with(':'),
+                    "header {name:?} from {text}"
+                );
+                assert!(
+                    !RESERVED_HEADERS.contains(&name.as_str()),
+                    "header {name:?} from {text}"
+                );
             }
             for name in &allow.request_headers_to_remove {
                 assert_clean_header("remove", name, "");
-                assert!(name == "host" || !RESERVED_HEADERS.contains(&name.as_str()), "removes {name:?}: {text}");
+                assert!(
+                    name == "host" || !RESERVED_HEADERS.contains(&name.as_str()),
+                    "removes {name:?}: {text}"
+                );
             }
         }
         Action::Reply(deny) => {
-            assert!(is_valid_reply_status(deny.status), "status {} from {text}", deny.status);
+            assert!(
+                is_valid_reply_status(deny.status),
+                "status {} from {text}",
+                deny.status
+            );
             assert!((200..=599).contains(&deny.status));
             for (name, value) in &deny.headers {
                 assert_clean_header("deny", name, value);
-                assert!(!name.is_empty() && !name.starts_with(':'), "header {name:?} from {text}");
-                assert!(!RESERVED_HEADERS.contains(&name.as_str()), "header {name:?} from {text}");
+                assert!(
+                    !name.is_empty() && !name.starts_with(':'),
+                    "header {name:?} from {text}"
+                );
+                assert!(
+                    !RESERVED_HEADERS.contains(&name.as_str()),
+                    "header {name:?} from {text}"
+                );
             }
         }
     }

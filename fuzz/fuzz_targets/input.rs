@@ -36,7 +36,10 @@ fuzz_target!(|data: &[u8]| {
             received: body.len() as u64,
         });
         if let Ok(value) = input::build(&request, &settings, &shape) {
-            assert!(matches!(value, regorus::Value::Object(_)), "input is not an object");
+            assert!(
+                matches!(value, regorus::Value::Object(_)),
+                "input is not an object"
+            );
         }
     }
     let target = request
@@ -52,7 +55,8 @@ fuzz_target!(|data: &[u8]| {
             &["x".into()],
         );
         assert!(
-            !rewritten.contains(['\r', '\n', '\0', ' ']) || target.contains(['\r', '\n', '\0', ' ']),
+            !rewritten.contains(['\r', '\n', '\0', ' '])
+                || target.contains(['\r', '\n', '\0', ' ']),
             "the rewrite put a raw CR, LF, NUL or space in {rewritten:?}"
         );
     }

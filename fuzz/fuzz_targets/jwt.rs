@@ -36,17 +36,26 @@ fuzz_target!(|data: &[u8]| {
     let token_value = Value::from(token);
     let key_value = Value::from(key);
     let _ = jwt::call("io.jwt.decode", std::slice::from_ref(&token_value), NOW_NS);
-    for (name, _) in jwt::FUNCTIONS.iter().filter(|(name, arity)| *arity == 2 && name.starts_with("io.jwt.verify_")) {
+    for (name, _) in jwt::FUNCTIONS
+        .iter()
+        .filter(|(name, arity)| *arity == 2 && name.starts_with("io.jwt.verify_"))
+    {
         let _ = jwt::call(name, &[token_value.clone(), key_value.clone()], NOW_NS);
     }
     let alg = header_alg(token);
     for (constraint, must_be_hmac) in [("cert", false), ("secret", true)] {
         let mut constraints = serde_json::Map::new();
         constraints.insert(constraint.into(), key.into());
-        let Ok(constraints) = Value::from_json_str(&serde_json::Value::Object(constraints).to_string()) else {
+        let Ok(constraints) =
+            Value::from_json_str(&serde_json::Value::Object(constraints).to_string())
+        else {
             continue;
         };
-        let result = jwt::call("io.jwt.decode_verify", &[token_value.clone(), constraints], NOW_NS);
+        let result = jwt::call(
+            "io.jwt.decode_verify",
+            &[token_value.clone(), constraints],
+            NOW_NS,
+        );
         if verified(&result) {
             let alg = alg.as_deref().unwrap_or("<none>");
             assert_ne!(alg, "none", "an unsigned token verified with {constraint}");

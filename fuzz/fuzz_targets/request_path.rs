@@ -41,8 +41,12 @@ decision := d if {
 
 static BUNDLE: LazyLock<String> = LazyLock::new(|| {
     let path = DecisionPath::parse("fuzz/decision").expect("decision path");
-    let built = zerohop_filter::writer::build(vec![("fuzz.rego".into(), POLICY.into())], Some("fuzz"), &[path])
-        .expect("the fuzz policy builds");
+    let built = zerohop_filter::writer::build(
+        vec![("fuzz.rego".into(), POLICY.into())],
+        Some("fuzz"),
+        &[path],
+    )
+    .expect("the fuzz policy builds");
     base64::engine::general_purpose::STANDARD.encode(built.targz)
 });
 
@@ -76,7 +80,9 @@ impl Text {
     fn render(&self) -> String {
         match self {
             Text::Word(n) => format!("v{n}"),
-            Text::Injection(n) => ["a\r\nx-injected: 1", "a\nb", "a\0b", "\r", ":path", "a b"][*n as usize % 6].to_string(),
+            Text::Injection(n) => ["a\r\nx-injected: 1", "a\nb", "a\0b", "\r", ":path", "a b"]
+                [*n as usize % 6]
+                .to_string(),
             Text::Any(s) => s.clone(),
         }
     }
@@ -94,8 +100,18 @@ impl HeaderName {
         match self {
             HeaderName::Plain(n) => format!("x-h{}", n % 8),
             HeaderName::Special(n) => [
-                ":path", ":method", ":authority", "host", "content-length", "transfer-encoding",
-                "connection", "upgrade", "te", "x-envoy-auth-partial-body", "content-type", "Cookie",
+                ":path",
+                ":method",
+                ":authority",
+                "host",
+                "content-length",
+                "transfer-encoding",
+                "connection",
+                "upgrade",
+                "te",
+                "x-envoy-auth-partial-body",
+                "content-type",
+                "Cookie",
             ][*n as usize % 12]
                 .to_string(),
             HeaderName::Any(s) => s.clone(),
@@ -151,7 +167,13 @@ impl Headers {
             Headers::Array(objects) => Value::Array(
                 objects
                     .iter()
-                    .map(|o| Value::Object(o.iter().map(|(n, v)| (n.render(), json!(v.render()))).collect()))
+                    .map(|o| {
+                        Value::Object(
+                            o.iter()
+                                .map(|(n, v)| (n.render(), json!(v.render())))
+                                .collect(),
+                        )
+                    })
                     .collect(),
             ),
             Headers::Other(s) => s.json(),
@@ -205,28 +227,40 @@ impl Decision {
         };
         put("allowed", allowed.as_ref().map(Scalar::json));
         put("headers", headers.as_ref().map(Headers::json));
-        put("response_headers_to_add", response_headers_to_add.as_ref().map(Headers::json));
+        put(
+            "response_headers_to_add",
+            response_headers_to_add.as_ref().map(Headers::json),
+        );
         put(
             "request_headers_to_remove",
-            request_headers_to_remove.as_ref().map(|names| json!(names.iter().map(HeaderName::render).collect::<Vec<_>>())),
+            request_headers_to_remove
+                .as_ref()
+                .map(|names| json!(names.iter().map(HeaderName::render).collect::<Vec<_>>())),
         );
         put(
             "query_parameters_to_set",
-            query_parameters_to_set
-                .as_ref()
-                .map(|pairs| Value::Object(pairs.iter().map(|(k, v)| (k.render(), json!(v.render()))).collect())),
+            query_parameters_to_set.as_ref().map(|pairs| {
+                Value::Object(
+                    pairs
+                        .iter()
+                        .map(|(k, v)| (k.render(), json!(v.render())))
+                        .collect(),
+                )
+            }),
         );
         put(
             "query_parameters_to_remove",
-            query_parameters_to_remove.as_ref().map(|names| json!(names.iter().map(Text::render).collect::<Vec<_>>())),
+            query_parameters_to_remove
+                .as_ref()
+                .map(|names| json!(names.iter().map(Text::render).collect::<Vec<_>>())),
         );
         put("http_status", http_status.as_ref().map(Scalar::json));
         put("body", body.as_ref().map(Scalar::json));
         put(
             "dynamic_metadata",
-            dynamic_metadata
-                .as_ref()
-                .map(|pairs| Value::Object(pairs.iter().map(|(k, v)| (k.render(), v.json())).collect())),
+            dynamic_metadata.as_ref().map(|pairs| {
+                Value::Object(pairs.iter().map(|(k, v)| (k.render(), v.json())).collect())
+            }),
         );
         Some(Value::Object(object))
     }
@@ -255,7 +289,9 @@ fn config(kind: u8) -> String {
     let mut config = json!({"path": "fuzz/decision", "bundle": {"inline": &*BUNDLE}});
     match kind % 4 {
         1 => config["with_request_body"] = json!({"max_request_bytes": 256}),
-        2 => config["with_request_body"] = json!({"max_request_bytes": 64, "allow_partial_message": true, "pack_as_bytes": true}),
+        2 => {
+            config["with_request_body"] = json!({"max_request_bytes": 64, "allow_partial_message": true, "pack_as_bytes": true})
+        }
         3 => config["fail_open"] = json!(true),
         _ => {}
     }
@@ -297,14 +333,23 @@ fuzz_target!(|request: Request| {
     match &request.content_type {
         ContentType::None => {}
         ContentType::Json => headers.push(("content-type".into(), "application/json".into())),
-        ContentType::Form => headers.push(("content-type".into(), "application/x-www-form-urlencoded".into())),
-        ContentType::Multipart(b) => headers.push(("content-type".into(), format!("multipart/form-data; boundary={b}"))),
+        ContentType::Form => headers.push((
+            "content-type".into(),
+            "application/x-www-form-urlencoded".into(),
+        )),
+        ContentType::Multipart(b) => headers.push((
+            "content-type".into(),
+            format!("multipart/form-data; boundary={b}"),
+        )),
         ContentType::Other(t) => headers.push(("content-type".into(), t.clone())),
     }
     for (name, value) in &request.headers {
         let (name, value) = (name.render().to_ascii_lowercase(), value.render());
         // Envoy hands the filter no CR, LF or NUL in a header, and the decision header is ours.
-        if name == "x-decision" || name.contains(['\r', '\n', '\0']) || value.contains(['\r', '\n', '\0']) {
+        if name == "x-decision"
+            || name.contains(['\r', '\n', '\0'])
+            || value.contains(['\r', '\n', '\0'])
+        {
             continue;
         }
         headers.push((name, value));
@@ -316,7 +361,13 @@ fuzz_target!(|request: Request| {
             return;
         };
         let fail_open = request.config % 4 == 3;
-        host.set_request(HttpRequest { headers, ..HttpRequest::default() }, request.body.clone());
+        host.set_request(
+            HttpRequest {
+                headers,
+                ..HttpRequest::default()
+            },
+            request.body.clone(),
+        );
         let mut stream = root.stream(1).expect("a configured root makes streams");
         let mut flow = stream.on_request_headers(host, !request.with_body);
         if flow == Flow::Pause && host.reply().is_none() {
@@ -335,7 +386,11 @@ fuzz_target!(|request: Request| {
         }
         let reply = host.reply();
         if let Some(reply) = &reply {
-            assert!((200..=599).contains(&reply.status), "reply status {}", reply.status);
+            assert!(
+                (200..=599).contains(&reply.status),
+                "reply status {}",
+                reply.status
+            );
             for (name, value) in &reply.headers {
                 assert_clean_header("reply", name, value);
             }

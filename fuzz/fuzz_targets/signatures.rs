@@ -30,13 +30,22 @@ static VERIFICATIONS: LazyLock<Vec<Verification>> = LazyLock::new(|| {
         scope: "fuzz".into(),
     };
     let keys = BTreeMap::from([
-        ("rs".to_string(), key("RS256", include_str!("../../testdata/keys/rsa.pub.pem"))),
-        ("es".to_string(), key("ES256", include_str!("../../testdata/keys/ec256.pub.pem"))),
+        (
+            "rs".to_string(),
+            key("RS256", include_str!("../../testdata/keys/rsa.pub.pem")),
+        ),
+        (
+            "es".to_string(),
+            key("ES256", include_str!("../../testdata/keys/ec256.pub.pem")),
+        ),
         ("hs".to_string(), key("HS256", HMAC_SECRET)),
     ]);
     vec![
         // The token's `kid` picks the key.
-        Verification { keys: keys.clone(), ..Verification::default() },
+        Verification {
+            keys: keys.clone(),
+            ..Verification::default()
+        },
         // `signing.keyid` wins over the token's `kid`, with a scope and an excluded file.
         Verification {
             keys,
@@ -48,7 +57,10 @@ static VERIFICATIONS: LazyLock<Vec<Verification>> = LazyLock::new(|| {
 });
 
 fuzz_target!(|data: &[u8]| {
-    let mut files: Vec<(String, Vec<u8>)> = FILES.iter().map(|(p, c)| (p.to_string(), c.to_vec())).collect();
+    let mut files: Vec<(String, Vec<u8>)> = FILES
+        .iter()
+        .map(|(p, c)| (p.to_string(), c.to_vec()))
+        .collect();
     files.push((SIGNATURES_FILE.to_string(), data.to_vec()));
     for verification in VERIFICATIONS.iter() {
         let _ = signature::verify(&files, Some(verification));
@@ -58,6 +70,9 @@ fuzz_target!(|data: &[u8]| {
         content.push(b'\n');
     }
     if let Some(verification) = VERIFICATIONS.first() {
-        assert!(signature::verify(&files, Some(verification)).is_err(), "a changed policy file passed");
+        assert!(
+            signature::verify(&files, Some(verification)).is_err(),
+            "a changed policy file passed"
+        );
     }
 });

@@ -19,7 +19,9 @@ pub fn assert_clean_header(origin: &str, name: &str, value: &str) {
 pub fn decision_allows(decision: &serde_json::Value) -> bool {
     match decision {
         serde_json::Value::Bool(b) => *b,
-        serde_json::Value::Object(object) => object.get("allowed") == Some(&serde_json::Value::Bool(true)),
+        serde_json::Value::Object(object) => {
+            object.get("allowed") == Some(&serde_json::Value::Bool(true))
+        }
         _ => false,
     }
 }

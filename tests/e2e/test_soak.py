@@ -14,4 +14,3 @@ def test_a_minute_of_load_with_bundle_swaps_answers_only_decisions():
     assert set(result["by_kind"]) == {"allowed", "denied", "body-allowed", "body-denied", "jwt-allowed",
                                       "jwt-other-subject", "jwt-forged"}
     assert result["revisions_seen"] >= result["revisions_served"] - 1 >= 3
-    assert result["vms_active"] == result["vms_created"], "a VM was replaced"

@@ -80,7 +80,7 @@ def test_fail_closed_answers_503_until_reconfigured(tmp_path_factory, upstream, 
 def test_fail_open_lets_everything_through_unchecked(tmp_path_factory, upstream, bundle):
     envoy = start(tmp_path_factory, upstream, bundle, "FAIL_OPEN")
     try:
-        trap(envoy)
+        assert trap(envoy) == 200
         # What the policy denies now reaches the upstream: why FAIL_OPEN is never recommended.
         assert statuses(envoy, "/denied") == {200}
         assert statuses(envoy, "/ok") == {200}
