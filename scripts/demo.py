@@ -1,91 +1,115 @@
-"""make demo: the demo bundle in real Envoy on loopback, a few requests, and what happened.
+"""make demo: a zero-trust mesh in a box on loopback (tests/e2e/mesh.py).
 
-Builds testdata/policies/demo into a bundle, starts Envoy (2 workers) with the zerohop filter
-on a strict-mTLS listener and a plaintext one, sends a short script of requests as different
-workload identities, prints each decision, and shuts Envoy down. Exits non-zero if any
-request did not get the status the policy promises.
+Three workloads of the `shop` namespace (frontend, orders, payments), each an app plus an Envoy
+sidecar, with SPIFFE certificates from a demo CA: outbound sidecars originate mTLS, inbound
+sidecars require client certificates and run zerohop with manifests/bundles/zero-trust, which
+they fetch from a bundle server (nginx behind its own sidecar). The demo sends east-west calls
+and prints each decision as the callee's sidecar logged it, publishes a new bundle revision
+and shows the next calls decided by it, shows three callers the TLS handshake refuses, then
+shuts everything down. Exits non-zero if any call did not get the status the policy promises.
 """
 
+import json
+import ssl
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "e2e"))
 
-from harness import (ROOT, EchoUpstream, Envoy, Listener, Pki, build_bundle,  # noqa: E402
-                     plugin_config, request, temp_dir)
+from harness import temp_dir  # noqa: E402
+from mesh import Ca, Mesh, spiffe, zero_trust_bundle  # noqa: E402
 
-SHOP = "spiffe://cluster.local/ns/shop/sa/frontend"
-OPS = "spiffe://cluster.local/ns/ops/sa/admin"
-WEB = "spiffe://cluster.local/ns/web/sa/crawler"
-
-SCRIPT = [
-    # (listener, identity, method, path, expected status)
-    ("plain", None, "GET", "/health", 200),
-    ("plain", None, "GET", "/products", 403),
-    ("mtls", SHOP, "GET", "/products", 200),
-    ("mtls", SHOP, "GET", "/products/42?fields=name", 200),
-    ("mtls", SHOP, "DELETE", "/products/42", 403),
-    ("mtls", WEB, "GET", "/products", 403),
-    ("mtls", OPS, "DELETE", "/products/42", 200),
+REVISION_1 = [
+    # caller, callee, method, path, expected status
+    ("frontend", "orders", "GET", "/orders/42", 200),
+    ("frontend", "orders", "POST", "/orders", 200),
+    ("frontend", "orders", "DELETE", "/orders/42", 403),
+    ("orders", "payments", "POST", "/payments", 200),
+    ("orders", "payments", "GET", "/payments/7", 403),
+    ("frontend", "payments", "POST", "/payments", 403),
+    ("payments", "orders", "GET", "/orders", 403),
 ]
+# Revision 2 lets orders also GET payments.
+REVISION_2 = [
+    ("orders", "payments", "GET", "/payments/7", 200),
+    ("frontend", "payments", "POST", "/payments", 403),
+]
+
+HEADER = f"{'CALLER (mTLS identity)':<44} {'CALLEE':<9} {'METHOD':<7} {'PATH':<12} {'DECISION':<9} {'STATUS':<7} DECISION ID"
+
+
+def run_calls(mesh: Mesh, calls) -> int:
+    failures = 0
+    print(HEADER)
+    for caller, callee, method, path, expected in calls:
+        call = mesh.call(caller, callee, method, path)
+        log = call.log or {}
+        mark = "" if call.status == expected else f"   <-- expected {expected}"
+        failures += call.status != expected
+        print(f"{log.get('caller', '?'):<44} {callee:<9} {method:<7} {path:<12} {call.decision:<9} "
+              f"{call.status:<7} {log.get('decision_id', '-')}{mark}")
+    return failures
+
+
+def refusal(mesh: Mesh, context: ssl.SSLContext) -> str:
+    try:
+        return f"answered HTTP {mesh.direct('orders', context, '/orders/42')}   <-- expected a refused handshake"
+    except (ssl.SSLError, ConnectionResetError, BrokenPipeError) as e:
+        return f"refused by the TLS handshake ({getattr(e, 'reason', None) or type(e).__name__})"
 
 
 def main() -> int:
-    work = temp_dir("zerohop-demo-")
-    bundle = build_bundle(ROOT / "testdata" / "policies" / "demo", work / "demo.tar.gz", ["envoy/authz/allow"],
-                          revision="demo-1")
-    pki = Pki(work)
-    clients = {uri: pki.client_context(*pki.issue(uri.rsplit("/", 1)[1], uri=uri)) for uri in (SHOP, OPS, WEB)}
-    upstream = EchoUpstream().start()
-    config = plugin_config(bundle)  # default path: envoy/authz/allow
-    # The mTLS listener also writes OPA decision-log events to Envoy's log.
-    logged = plugin_config(bundle, decision_logs={"console": True})
-    envoy = Envoy([Listener("plain", config), Listener("mtls", logged, tls=pki.server_tls())],
-                  upstream.port, work)
-    print(f"bundle {work / 'demo.tar.gz'} ({len(bundle)} bytes), Envoy config {envoy.config_path}")
+    started = time.monotonic()
+    work = temp_dir("zerohop-mesh-")
+    mesh = Mesh(work, zero_trust_bundle(work, "zero-trust-1"))
     failures = 0
     try:
-        envoy.start()
-        for line in envoy.log().splitlines():
-            if "bundle revision" in line:
-                print("envoy:", line.split("wasm log: ", 1)[-1])
-                break
+        mesh.start()
+        mesh.wait_for_revision("zero-trust-1")
+        print(f"mesh up in {time.monotonic() - started:.0f} s: frontend, orders, payments (namespace shop) and the "
+              f"bundle server, each behind an Envoy sidecar; certificates from {mesh.ca.cert}")
+        print('every sidecar runs bundle revision "zero-trust-1": default deny; frontend -> orders GET/POST; '
+              "orders -> payments POST")
         print()
-        print(f"{'METHOD':<7} {'PATH':<26} {'IDENTITY':<44} {'DECISION':<9} STATUS")
-        for listener, identity, method, path, expected in SCRIPT:
-            r = request(envoy.port(listener), path, method=method, tls=clients.get(identity))
-            decision = "allow" if r.status == 200 else "deny"
-            mark = "" if r.status == expected else f"   <-- expected {expected}"
-            failures += r.status != expected
-            who = identity or "anonymous (no client certificate)"
-            print(f"{method:<7} {path:<26} {who:<44} {decision:<9} {r.status}{mark}")
-            if decision == "allow":
-                print(f"{'':<7} upstream saw x-zerohop-identity: {r.json()['headers'].get('x-zerohop-identity')}")
-            else:
-                print(f"{'':<7} client got: {r.body.decode().strip()!r}")
-        # One decision-log event (the last mTLS request's), as Envoy logged it.
-        deadline = time.monotonic() + 5
-        while True:
-            events = [line.split("zerohop-decision ", 1)[1] for line in envoy.log().splitlines()
-                      if "zerohop-decision " in line]
-            if events or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
-        if events:
-            print()
-            print("decision log (last event, from Envoy's log):")
-            print("zerohop-decision", events[-1])
-        else:
-            print("no decision-log line in Envoy's log", file=sys.stderr)
-            failures += 1
+        failures += run_calls(mesh, REVISION_1)
+
+        print()
+        print('publishing revision "zero-trust-2" on the bundle server (orders may also GET payments) ...')
+        published = time.monotonic()
+        mesh.publish(zero_trust_bundle(work, "zero-trust-2", allow_orders_to_get_payments=True))
+        mesh.wait_for_revision("zero-trust-2")
+        print(f"active in every sidecar after {time.monotonic() - published:.1f} s (each polls every second)")
+        print()
+        failures += run_calls(mesh, REVISION_2)
+
+        print()
+        print("callers without a mesh identity, straight to the orders sidecar:")
+        other_ca = Ca(work / "other-ca", "another CA")
+        expired = mesh.ca.issue("frontend-expired", spiffe("frontend"), start="20200101000000Z", end="20200102000000Z")
+        for who, context in [
+            ("no client certificate", mesh.ca.client_context()),
+            ("frontend's SPIFFE id from another CA", mesh.ca.client_context(*other_ca.issue("frontend", spiffe("frontend")))),
+            ("frontend's SPIFFE id, expired in 2020", mesh.ca.client_context(*expired)),
+        ]:
+            outcome = refusal(mesh, context)
+            failures += not outcome.startswith("refused")
+            print(f"  {who:<40} {outcome}")
+        print()
+        entry = mesh.call("frontend", "orders", "GET", "/orders/42").log
+        print("one line of the orders sidecar's access log (the format of manifests/istiod/values.yaml):")
+        print(f"  {json.dumps(entry)}")
+        event = mesh.decision_log_event("orders", entry["decision_id"]) if entry else None
+        print()
+        print("its decision-log event (decision_logs.console: OPA's EventV1 in the sidecar's log):")
+        print(f"  zerohop-decision {event}" if event else "  (none found)")
+        failures += event is None
     finally:
-        envoy.stop()
-        upstream.stop()
+        mesh.stop()
     print()
-    print(f"Envoy stopped cleanly; its log is at {envoy.log_path}")
+    print(f"everything stopped ({time.monotonic() - started:.0f} s in all); logs and certificates are in {work}")
     if failures:
-        print(f"{failures} request(s) did not get the expected status", file=sys.stderr)
+        print(f"{failures} call(s) did not get the expected outcome", file=sys.stderr)
     return 1 if failures else 0
 
 

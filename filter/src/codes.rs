@@ -95,6 +95,9 @@ codes! {
     // Why a fetch from the bundle service failed (`live::poll::FetchError`).
     FETCH_FAILED = "fetch-failed": "the bundle server could not be reached or never answered";
     HTTP_STATUS = "http-status": "the bundle server answered a status other than 200 and 304";
+    REGISTRY_AUTH = "registry-auth": "the OCI registry refused access: a 401 without a usable bearer challenge, a token service that failed, or a token refused";
+    REGISTRY_MANIFEST = "registry-manifest": "the OCI registry's manifest is not an image with exactly one bundle layer (application/vnd.oci.image.layer.v1.tar+gzip)";
+    LAYER_DIGEST_MISMATCH = "layer-digest-mismatch": "the bundle layer the OCI registry sent does not match the digest in the manifest";
     EMPTY_BODY = "empty-body": "the bundle server answered 200 with no body";
     DOWNLOAD_TOO_LARGE = "download-too-large": "the download is larger than bundle.size_limit_bytes";
     UNEXPECTED_NOT_MODIFIED = "unexpected-not-modified": "the bundle server answered 304 to a request that named no ETag";

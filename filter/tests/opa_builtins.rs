@@ -547,6 +547,58 @@ fn time_add_date_normalizes_as_go() {
     }
 }
 
+/// Patch 108: inside a bracket class Go reads `[`, `&&`, `~~` and `--` as characters and ranges
+/// where Rust opens a nested class or a set operation (answers from OPA v1.20.2): a pattern
+/// was invalid or matched other characters (`regex.is_valid(json.marshal(input))` was false
+/// for `{"tags":[]}`).
+#[test]
+fn regex_classes_read_brackets_and_operators_as_go() {
+    for (pattern, text, matches) in [
+        (r#"{"parsed_path":[],"tags":[]}"#, "x", false),
+        ("[a[b]", "[", true),
+        ("x[[]y", "x[y", true),
+        ("[^[]", "x", true),
+        ("[a&&b]", "&", true),
+        ("[a&&b]", "b", true),
+        ("[a~~b]", "~", true),
+        ("[+--]", ",", true),
+        ("[--a]", "0", true),
+        ("[--a]", "b", false),
+        ("[^--a]", "0", false),
+        ("[[:alpha:]]", "a", true),
+    ] {
+        let call = format!(
+            "[regex.is_valid({p}), regex.match({p}, {t})]",
+            p = serde_json::to_string(pattern).unwrap(),
+            t = serde_json::to_string(text).unwrap()
+        );
+        assert_eq!(eval(&call), eval(&format!("[true, {matches}]")), "{call}");
+    }
+}
+
+/// Patch 109: `json.marshal` and `json.marshal_with_options` escape `<`, `>`, `&`, U+2028 and
+/// U+2029 as Go's `json.Marshal` does (answers from OPA v1.20.2); `indent` and `prefix` are
+/// written as given.
+#[test]
+fn json_marshal_escapes_as_go() {
+    for (expr, want) in [
+        (
+            r#"json.marshal("<a>&\u2028\u2029é")"#,
+            r#""\"\\u003ca\\u003e\\u0026\\u2028\\u2029é\"""#,
+        ),
+        (
+            r#"json.marshal({"<": ["&"]})"#,
+            r#""{\"\\u003c\":[\"\\u0026\"]}""#,
+        ),
+        (
+            r#"json.marshal_with_options({"k<": "<&>"}, {"indent": "<"})"#,
+            r#""{\n<\"k\\u003c\": \"\\u003c\\u0026\\u003e\"\n}""#,
+        ),
+    ] {
+        assert_eq!(eval(expr), eval(want), "{expr}");
+    }
+}
+
 /// Patch 103: `regex.split` splits as Go's `regexp.Split(s, -1)` (answers from OPA v1.20.2):
 /// empty matches at the ends give no empty pieces; regorus used Rust's `split`, which does.
 #[test]

@@ -98,6 +98,22 @@ enum Command {
         #[arg(long, value_enum, default_value_t = report::Format::Human)]
         format: report::Format,
     },
+    /// Parse a plugin configuration (a WasmPlugin/TrafficExtension `pluginConfig`, as JSON)
+    /// with the filter's own rules; errors name the key at fault.
+    Config { file: PathBuf },
+    /// Publish a bundle as an image in an OCI registry (OPA's `type: oci` layout: the bundle
+    /// is the one application/vnd.oci.image.layer.v1.tar+gzip layer), through skopeo.
+    Push {
+        bundle: PathBuf,
+        /// oci://HOST[:PORT]/REPOSITORY:TAG
+        reference: String,
+        /// Keep the OCI image layout written for skopeo in this directory.
+        #[arg(long)]
+        layout: Option<PathBuf>,
+        /// The registry speaks plain HTTP (a registry on loopback for tests).
+        #[arg(long)]
+        plain_http: bool,
+    },
     /// Show a bundle's manifest, files, entrypoints and program.
     Inspect {
         bundle: PathBuf,
@@ -235,6 +251,13 @@ fn main() -> ExitCode {
             },
             format,
         ),
+        Command::Config { file } => cmd::config::run(&file),
+        Command::Push {
+            bundle,
+            reference,
+            layout,
+            plain_http,
+        } => cmd::push::run(&bundle, &reference, layout.as_deref(), plain_http),
         Command::Inspect { bundle, format } => cmd::inspect::run(&bundle, format),
         Command::Eval {
             bundle,

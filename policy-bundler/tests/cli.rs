@@ -827,6 +827,59 @@ fn v0_modules_using_keywords_they_do_not_import_are_refused() {
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
 
+#[test]
+fn config_parses_a_plugin_configuration_as_the_filter_does() {
+    let dir = Dir::new("config");
+    dir.write(
+        "good.json",
+        r#"{"path": "zerohop/authz/allow", "dry_run": true,
+            "bundle": {"service": {"cluster": "outbound|80||bundles.zerohop.svc.cluster.local",
+                                   "path": "/bundles/zero-trust.tar.gz"}}}"#,
+    );
+    let out = bundler(&["config", &dir.path("good.json")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains(
+            "valid; decision data.zerohop.authz.allow, bundle from service \
+             outbound|80||bundles.zerohop.svc.cluster.local/bundles/zero-trust.tar.gz, dry run"
+        ),
+        "{}",
+        text(&out.stdout)
+    );
+    dir.write(
+        "bad.json",
+        r#"{"bundle": {"service": {"cluster": "c", "path": "/b"}}, "dry_run": "yes"}"#,
+    );
+    let out = bundler(&["config", &dir.path("bad.json")]);
+    assert_fails(
+        &out,
+        1,
+        "at `dry_run`: invalid type: string \"yes\", expected a boolean",
+    );
+}
+
+#[test]
+fn push_refuses_a_reference_that_is_not_oci_and_a_file_that_is_not_a_bundle() {
+    let dir = Dir::new("push");
+    dir.write("not-a-bundle.tar.gz", "hello");
+    let out = bundler(&[
+        "push",
+        &dir.path("not-a-bundle.tar.gz"),
+        "registry.example/r:t",
+    ]);
+    assert_fails(
+        &out,
+        1,
+        "\"registry.example/r:t\": expected oci://HOST[:PORT]/REPOSITORY:TAG",
+    );
+    let out = bundler(&[
+        "push",
+        &dir.path("not-a-bundle.tar.gz"),
+        "oci://registry.example/r:t",
+    ]);
+    assert_fails(&out, 1, "not-a-bundle.tar.gz: ");
+}
+
 fn logged_event(id: &str, method: &str, path: &str, result: &str, masked: bool) -> String {
     let erased = if masked {
         r#","erased":["/input/attributes/request/http/headers/authorization"]"#

@@ -91,6 +91,7 @@ const SERVICE_KEYS: ServiceKeys = ServiceKeys {
     headers: "decision_logs.service.headers",
     default_path: Some(DEFAULT_LOGS_PATH),
     reserved_headers: &["content-type", "content-encoding", "content-length"],
+    oci_allowed: false,
 };
 
 impl RawDecisionLogs {

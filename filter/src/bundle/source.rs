@@ -30,10 +30,23 @@ pub struct RawService {
     cluster: String,
     authority: Option<String>,
     path: Option<String>,
+    oci: Option<RawOci>,
     #[serde(default)]
     headers: BTreeMap<String, String>,
     credentials: Option<RawCredentials>,
     timeout: Option<String>,
+}
+
+/// OPA's `type: oci` service: the bundle is the layer of an image in a registry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOci {
+    repository: String,
+    #[serde(default)]
+    tag: Option<String>,
+    #[serde(default)]
+    digest: Option<String>,
+    token_cluster: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -99,10 +112,24 @@ pub struct Service {
     /// The Envoy cluster, e.g. Istio's `outbound|80||bundles.zerohop.svc.cluster.local`.
     pub cluster: String,
     pub authority: String,
+    /// The bundle's path on an HTTP bundle server; empty for an OCI registry.
     pub path: String,
+    /// The bundle is an image in an OCI registry (OPA's `type: oci`) instead.
+    pub oci: Option<Oci>,
     /// Extra request headers, the bearer token's `authorization` included.
     pub headers: Vec<(String, String)>,
     pub timeout_ms: u64,
+}
+
+/// An image in an OCI registry whose bundle layer is the bundle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Oci {
+    pub repository: String,
+    /// A tag or a `sha256:` digest.
+    pub reference: String,
+    /// The cluster that reaches the registry's token service (the `realm` of its bearer
+    /// challenge); default: the registry's own cluster.
+    pub token_cluster: Option<String>,
 }
 
 /// OPA's `polling`, in milliseconds.
@@ -186,6 +213,8 @@ pub struct ServiceKeys {
     pub default_path: Option<&'static str>,
     /// Headers the client sets itself.
     pub reserved_headers: &'static [&'static str],
+    /// Whether the service may be an OCI registry (`oci`): bundles only.
+    pub oci_allowed: bool,
 }
 
 const BUNDLE_SERVICE: ServiceKeys = ServiceKeys {
@@ -196,6 +225,7 @@ const BUNDLE_SERVICE: ServiceKeys = ServiceKeys {
     headers: "bundle.service.headers",
     default_path: None,
     reserved_headers: &["if-none-match", "prefer"],
+    oci_allowed: true,
 };
 
 impl RawService {
@@ -203,14 +233,36 @@ impl RawService {
         if self.cluster.is_empty() {
             return Err((keys.cluster, "must name an Envoy cluster".into()));
         }
-        let path = match (self.path, keys.default_path) {
-            (Some(path), _) => path,
-            (None, Some(default)) => default.to_string(),
-            (None, None) => return Err((keys.path, "is required".into())),
+        let (path, oci) = match (self.path, self.oci) {
+            (Some(_), Some(_)) if keys.oci_allowed => {
+                return Err((
+                    "bundle.service.oci",
+                    "an OCI registry service has no `path`: the repository names the bundle".into(),
+                ))
+            }
+            (None, Some(oci)) if keys.oci_allowed => (String::new(), Some(oci.validate()?)),
+            (_, Some(_)) => {
+                return Err((keys.path, "`oci` is for bundle services only".into()));
+            }
+            (path, None) => {
+                let path = match (path, keys.default_path) {
+                    (Some(path), _) => path,
+                    (None, Some(default)) => default.to_string(),
+                    (None, None) if keys.oci_allowed => {
+                        return Err((
+                            keys.path,
+                            "required (the bundle on an HTTP server), or `oci` (an image in a registry)"
+                                .into(),
+                        ))
+                    }
+                    (None, None) => return Err((keys.path, "is required".into())),
+                };
+                if !path.starts_with('/') {
+                    return Err((keys.path, format!("{path:?} must start with `/`")));
+                }
+                (path, None)
+            }
         };
-        if !path.starts_with('/') {
-            return Err((keys.path, format!("{path:?} must start with `/`")));
-        }
         let authority = match self.authority {
             Some(a) if !a.is_empty() => a,
             Some(_) => return Err((keys.authority, "must not be empty".into())),
@@ -250,12 +302,89 @@ impl RawService {
                 format!("{scheme} {}", credentials.bearer.token),
             ));
         }
+        if oci.is_some() && !headers.is_empty() {
+            return Err((
+                "bundle.service.oci",
+                "an OCI registry service takes no `headers` or `credentials` (anonymous or the registry's token flow)"
+                    .into(),
+            ));
+        }
         Ok(Service {
             cluster: self.cluster,
             authority,
             path,
+            oci,
             headers,
             timeout_ms,
+        })
+    }
+}
+
+impl RawOci {
+    fn validate(self) -> Result<Oci, Invalid> {
+        // The distribution spec's repository name grammar, without regular expressions.
+        let component_ok = |c: &str| {
+            !c.is_empty()
+                && c.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+                && c.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+                && c.bytes().last().is_some_and(|b| b.is_ascii_alphanumeric())
+        };
+        if !self.repository.split('/').all(component_ok) {
+            return Err((
+                "bundle.service.oci.repository",
+                format!(
+                    "{:?} is not a repository name such as `team/authz`",
+                    self.repository
+                ),
+            ));
+        }
+        let reference = match (self.tag, self.digest) {
+            (Some(tag), None)
+                if !tag.is_empty()
+                    && tag.len() <= 128
+                    && tag
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) =>
+            {
+                tag
+            }
+            (Some(tag), None) => {
+                return Err(("bundle.service.oci.tag", format!("{tag:?} is not a tag")))
+            }
+            (None, Some(digest))
+                if digest.strip_prefix("sha256:").is_some_and(|hex| {
+                    hex.len() == 64
+                        && hex
+                            .bytes()
+                            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+                }) =>
+            {
+                digest
+            }
+            (None, Some(digest)) => {
+                return Err((
+                    "bundle.service.oci.digest",
+                    format!("{digest:?} is not `sha256:` and 64 lowercase hex digits"),
+                ))
+            }
+            _ => {
+                return Err((
+                    "bundle.service.oci",
+                    "needs exactly one of `tag` and `digest`".into(),
+                ))
+            }
+        };
+        if self.token_cluster.as_deref() == Some("") {
+            return Err((
+                "bundle.service.oci.token_cluster",
+                "must name an Envoy cluster".into(),
+            ));
+        }
+        Ok(Oci {
+            repository: self.repository,
+            reference,
+            token_cluster: self.token_cluster,
         })
     }
 }
@@ -364,12 +493,54 @@ mod tests {
     }
 
     #[test]
+    fn oci_service() {
+        let config = parse(
+            r#"{"service":{"cluster":"outbound|5000||registry.example","oci":{"repository":"mesh/authz","tag":"v1"}}}"#,
+        )
+        .unwrap();
+        let service = config.service.unwrap();
+        assert_eq!(service.authority, "registry.example");
+        assert_eq!(
+            service.oci,
+            Some(Oci {
+                repository: "mesh/authz".into(),
+                reference: "v1".into(),
+                token_cluster: None
+            })
+        );
+    }
+
+    #[test]
     fn bad_values_name_their_key() {
         let cases = [
             (r#"{}"#, "bundle"),
             (
                 r#"{"service":{"cluster":"c","path":"/x"}}"#,
                 "bundle.service.authority",
+            ),
+            (
+                r#"{"service":{"cluster":"c","authority":"a"}}"#,
+                "bundle.service.path",
+            ),
+            (
+                r#"{"service":{"cluster":"c","authority":"a","path":"/x","oci":{"repository":"r","tag":"t"}}}"#,
+                "bundle.service.oci",
+            ),
+            (
+                r#"{"service":{"cluster":"c","authority":"a","oci":{"repository":"Team/x","tag":"t"}}}"#,
+                "bundle.service.oci.repository",
+            ),
+            (
+                r#"{"service":{"cluster":"c","authority":"a","oci":{"repository":"r"}}}"#,
+                "bundle.service.oci",
+            ),
+            (
+                r#"{"service":{"cluster":"c","authority":"a","oci":{"repository":"r","tag":"a b"}}}"#,
+                "bundle.service.oci.tag",
+            ),
+            (
+                r#"{"service":{"cluster":"c","authority":"a","oci":{"repository":"r","digest":"sha256:ab"}}}"#,
+                "bundle.service.oci.digest",
             ),
             (
                 r#"{"service":{"cluster":"c","authority":"a","path":"x"}}"#,

@@ -1882,6 +1882,33 @@ fn packages_without_rule_values_are_keys_of_the_document() {
     }
 }
 
+/// An object literal whose computed key equals another key (answers from OPA v1.20.2): a
+/// computed key replaces a literal one, as OPA orders variables after scalars; two computed
+/// keys with two values are ordered by OPA's generated variable names, so the evaluation stops
+/// instead of picking one. The interpreter kept the last item written.
+#[test]
+fn computed_object_keys_that_collide_answer_as_opa_or_stop() {
+    for (rego, expected) in [
+        (r#"r := {x: 1, "a": 2} if x := "a""#, r#"{"a": 1}"#),
+        (r#"r := {"a": 2, x: 1} if x := "a""#, r#"{"a": 1}"#),
+        (
+            r#"r := [{k: v, "z": 0} | some k, v in {"a": 1, "z": 2}]"#,
+            r#"[{"a": 1, "z": 0}, {"z": 2}]"#,
+        ),
+        (
+            r#"r := {x: 1, y: 1} if { x := "a"; y := "a" }"#,
+            r#"{"a": 1}"#,
+        ),
+    ] {
+        assert_decides(rego, "{}", Some(expected));
+    }
+    assert_evaluation_fails(
+        r#"r := {x: 1, y: 2} if { x := "a"; y := "a" }"#,
+        "{}",
+        "two different values",
+    );
+}
+
 /// A negated expression binds nothing: a variable in it is bound by the rest of the body first,
 /// whatever the order it is written in (answers from OPA v1.20.2). regorus let the `=` inside
 /// `not a = input.x` bind `a`, so the negation always failed and the rule was undefined.

@@ -7,6 +7,7 @@
 
 pub mod activation;
 pub mod lease;
+pub mod oci;
 pub mod poll;
 
 use std::collections::HashMap;
@@ -15,6 +16,7 @@ use std::rc::Rc;
 
 use activation::{ActivationError, Trust};
 use lease::{Keys, Published};
+use oci::{Answer, Next, OciFetch};
 use poll::{FetchError, Fetched, Poller, Response};
 
 use crate::codes;
@@ -45,6 +47,8 @@ struct Client {
     poller: Poller,
     /// The outstanding callout.
     pending: Option<u32>,
+    /// For an OCI registry service: the chain of callouts of the current fetch.
+    oci: Option<OciFetch>,
 }
 
 impl Bundles {
@@ -206,6 +210,13 @@ impl Bundles {
                     now,
                 ),
                 pending: None,
+                oci: service.oci.clone().map(|oci| {
+                    OciFetch::new(
+                        oci,
+                        service.authority.clone(),
+                        self.config.bundle.limits.max_uncompressed_bytes,
+                    )
+                }),
             }
         });
         if client.poller.lost(now) {
@@ -218,41 +229,62 @@ impl Bundles {
             return;
         }
         let request = client.poller.start(now);
+        let call = match client.oci.as_mut() {
+            Some(oci) => oci.start(client.poller.etag()),
+            None => oci::Call {
+                token_service: false,
+                authority: service.authority.clone(),
+                path: service.path.clone(),
+                headers: service
+                    .headers
+                    .iter()
+                    .cloned()
+                    .chain(request.headers)
+                    .collect(),
+            },
+        };
+        if self.send(host, &call, request.timeout_ms) {
+            self.metrics.fetched(host);
+        } else if let Some(client) = self.client.as_mut() {
+            client.poller.not_sent(now);
+        }
+    }
+
+    /// Sends one callout of a fetch; false (logged and counted) if the host refused it.
+    fn send<H: Host>(&mut self, host: &H, call: &oci::Call, timeout_ms: u64) -> bool {
+        let (Some(service), Some(client)) =
+            (self.config.bundle.service.as_ref(), self.client.as_mut())
+        else {
+            return false;
+        };
+        let cluster = match (&service.oci, call.token_service) {
+            (Some(oci), true) => oci.token_cluster.as_deref().unwrap_or(&service.cluster),
+            _ => &service.cluster,
+        };
         let mut headers: Vec<(&str, &str)> = vec![
             (":method", "GET"),
-            (":path", &service.path),
-            (":authority", &service.authority),
+            (":path", &call.path),
+            (":authority", &call.authority),
             (":scheme", "http"),
             ("user-agent", "zerohop"),
         ];
-        headers.extend(
-            service
-                .headers
-                .iter()
-                .map(|(n, v)| (n.as_str(), v.as_str())),
-        );
-        headers.extend(
-            request
-                .headers
-                .iter()
-                .map(|(n, v)| (n.as_str(), v.as_str())),
-        );
-        match host.http_call(&service.cluster, &headers, &[], request.timeout_ms) {
+        headers.extend(call.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+        match host.http_call(cluster, &headers, &[], timeout_ms) {
             Ok(token) => {
                 client.pending = Some(token);
-                self.metrics.fetched(host);
+                true
             }
             Err(e) => {
-                client.poller.not_sent(now);
                 let code = codes::FETCH_FAILED.name;
                 host.log(
                     Level::Warn,
                     &format!(
-                        "{}: bundle fetch failed [{code}]: cannot call cluster {:?}: {e}",
-                        self.name, service.cluster
+                        "{}: bundle fetch failed [{code}]: cannot call cluster {cluster:?}: {e}",
+                        self.name
                     ),
                 );
                 self.metrics.failed(host, code);
+                false
             }
         }
     }
@@ -283,6 +315,59 @@ impl Bundles {
                 );
                 Default::default()
             });
+        if let Some(fetch) = client.oci.as_mut() {
+            let answer = Answer {
+                status: headers
+                    .iter()
+                    .find(|(n, _)| n == ":status")
+                    .and_then(|(_, v)| std::str::from_utf8(v).ok()?.parse().ok()),
+                headers: headers
+                    .iter()
+                    .map(|(n, v)| {
+                        (
+                            n.to_ascii_lowercase(),
+                            String::from_utf8_lossy(v).into_owned(),
+                        )
+                    })
+                    .collect(),
+                body,
+            };
+            match fetch.answer(answer) {
+                Ok(Next::Call(call)) => {
+                    client.poller.still_in_flight(now);
+                    let timeout_ms = self
+                        .config
+                        .bundle
+                        .service
+                        .as_ref()
+                        .map_or(1, |s| s.timeout_ms);
+                    if !self.send(host, &call, timeout_ms) {
+                        if let Some(client) = self.client.as_mut() {
+                            client.poller.not_sent(now);
+                        }
+                    }
+                }
+                Ok(Next::Unchanged) => {
+                    let unchanged = Response {
+                        status: Some(304),
+                        etag: None,
+                        content_type: None,
+                        body: Vec::new(),
+                    };
+                    if let Err(error) = client.poller.finish(now, unchanged) {
+                        self.fetch_failed(host, &error);
+                    }
+                }
+                Ok(Next::Bundle { bytes, digest }) => {
+                    self.fetched(host, plugin, now, bytes, digest)
+                }
+                Err(error) => {
+                    client.poller.failed(now);
+                    self.fetch_failed_because(host, error.code(), &error.to_string());
+                }
+            }
+            return;
+        }
         let header = |name: &str| {
             headers
                 .iter()
@@ -303,15 +388,15 @@ impl Bundles {
     }
 
     fn fetch_failed<H: Host>(&mut self, host: &H, error: &FetchError) {
+        self.fetch_failed_because(host, error.code(), &error.to_string());
+    }
+
+    fn fetch_failed_because<H: Host>(&mut self, host: &H, code: &'static str, message: &str) {
         host.log(
             Level::Warn,
-            &format!(
-                "{}: bundle fetch failed [{}]: {error}",
-                self.name,
-                error.code()
-            ),
+            &format!("{}: bundle fetch failed [{code}]: {message}", self.name),
         );
-        self.metrics.failed(host, error.code());
+        self.metrics.failed(host, code);
     }
 
     /// A downloaded bundle: loaded in full here, then published for the other workers.

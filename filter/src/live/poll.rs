@@ -148,6 +148,12 @@ impl Poller {
         }
     }
 
+    /// A fetch that takes several callouts (an OCI registry's) sent its next one: the lost
+    /// callout watch starts again.
+    pub fn still_in_flight(&mut self, now_ms: u64) {
+        self.in_flight_since = Some(now_ms);
+    }
+
     /// The callout could not be sent at all.
     pub fn not_sent(&mut self, now_ms: u64) {
         self.failed(now_ms);

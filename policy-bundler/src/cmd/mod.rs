@@ -2,8 +2,10 @@
 
 pub mod build;
 pub mod check;
+pub mod config;
 pub mod eval;
 pub mod inspect;
+pub mod push;
 pub mod replay;
 pub mod request;
 pub mod verify;

@@ -2610,13 +2610,14 @@ impl Interpreter {
     fn eval_object(&mut self, fields: &Vec<(Span, ExprRef, ExprRef)>) -> Result<Value> {
         self.check_execution_time()?;
         let mut object = BTreeMap::new();
+        let mut computed = Vec::new();
 
-        for (_, key, value) in fields {
+        for (_, key_expr, value) in fields {
             // TODO: check this
             // While the grammar defines a object-item as
             // ( scalar | ref | var ) ":" term, the OPA
             // implementation is more like expr ":" expr
-            let key = self.eval_expr(key)?;
+            let key = self.eval_expr(key_expr)?;
             if key == Value::Undefined {
                 return Ok(Value::Undefined);
             }
@@ -2624,6 +2625,27 @@ impl Interpreter {
             if value == Value::Undefined {
                 return Ok(Value::Undefined);
             }
+            match key_expr.as_ref() {
+                Expr::String { .. }
+                | Expr::RawString { .. }
+                | Expr::Number { .. }
+                | Expr::Bool { .. }
+                | Expr::Null { .. } => {
+                    object.insert(key, value);
+                }
+                _ => computed.push((key, value)),
+            }
+        }
+        // As OPA (and the RVM): a computed key equal to a literal key replaces it; two computed
+        // keys giving one key two values are ordered by OPA's compiler internals.
+        let mut computed_keys = BTreeSet::new();
+        for (key, value) in computed {
+            if computed_keys.contains(&key) && object.get(&key) != Some(&value) {
+                return Err(anyhow::Error::new(
+                    crate::builtins::EngineGapError::object_key_twice(&key),
+                ));
+            }
+            computed_keys.insert(key.clone());
             object.insert(key, value);
         }
 

@@ -432,12 +432,32 @@ fn json_is_valid(
     Ok(Value::Bool(Value::from_json_str(json_str).is_ok()))
 }
 
+/// JSON text as Go's `json.Marshal` writes it: `<`, `>`, `&`, U+2028 and U+2029 escaped as
+/// `\u003c`, `\u003e`, `\u0026`, `\u2028`, `\u2029`. They can only stand inside strings.
+fn go_json_escapes(text: String) -> String {
+    if !text.contains(['<', '>', '&', '\u{2028}', '\u{2029}']) {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        match c {
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 fn json_marshal(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> Result<Value> {
     let name = "json.marshal";
     ensure_args_count(span, name, params, args, 1)?;
-    Ok(Value::from(serde_json::to_string(&args[0]).map_err(
+    Ok(Value::from(go_json_escapes(serde_json::to_string(&args[0]).map_err(
         |e| span.error(&format!("could not serialize to json\nCaused by\n{e}")),
-    )?))
+    )?)))
 }
 
 fn json_marshal_with_options(
@@ -478,13 +498,16 @@ fn json_marshal_with_options(
     }
 
     if !pretty || options.is_empty() {
-        return Ok(Value::from(serde_json::to_string(&args[0]).map_err(
+        return Ok(Value::from(go_json_escapes(serde_json::to_string(&args[0]).map_err(
             |e| span.error(&format!("could not serialize to json\nCaused by\n{e}")),
-        )?));
+        )?)));
     }
 
-    let pretty = serde_json::to_string_pretty(&args[0])
-        .map_err(|e| span.error(&format!("could not serialize to json\nCaused by\n{e}")))?;
+    // Escaped before indenting: Go writes `indent` and `prefix` as given.
+    let pretty = go_json_escapes(
+        serde_json::to_string_pretty(&args[0])
+            .map_err(|e| span.error(&format!("could not serialize to json\nCaused by\n{e}")))?,
+    );
     // Indent and prefix are repeated on every line: check the output fits before building it.
     let indent_len = indent.as_ref().map_or(0, String::len);
     let prefix_len = prefix.as_ref().map_or(0, String::len);

@@ -115,6 +115,18 @@ impl EngineGapError {
         }
     }
 
+    /// An object literal whose computed keys give one key two different values: OPA keeps
+    /// one of them by the order of its compiler's generated variable names. (A computed key
+    /// equal to a literal key wins, as in OPA, where variables sort after scalars.)
+    pub fn object_key_twice(key: &Value) -> Self {
+        Self {
+            message: alloc::format!(
+                "an object literal gives the key {key} two different values; OPA keeps one by \
+                 its compiler's variable order, which this engine does not reproduce"
+            ),
+        }
+    }
+
     pub fn unicode_regex(pattern: &str) -> Self {
         Self {
             message: alloc::format!(

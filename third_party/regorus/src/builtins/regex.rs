@@ -60,8 +60,10 @@ fn compile_regex(pattern: &str) -> core::result::Result<Regex, regex::Error> {
 /// identifier with them let through values OPA refuses. Outside a bracket class `\d` becomes
 /// `[0-9]`; inside one, `0-9` (negations as nested classes, which Rust accepts); `\b` and
 /// `\B` become ASCII word boundaries. `\Q…\E` (quoted text) becomes escaped literals.
+/// Inside a class, Go reads `[` (unless it starts `[:alpha:]`), `&&`, `~~` and `--` as
+/// literal characters where Rust opens a nested class or a set operation: they are escaped.
 fn go_perl_classes(pattern: &str) -> Cow<'_, str> {
-    if !pattern.contains(['\\', '{']) {
+    if !pattern.contains(['\\', '{', '[']) {
         return Cow::Borrowed(pattern);
     }
     let mut out = String::with_capacity(pattern.len() + 16);
@@ -136,6 +138,16 @@ fn go_perl_classes(pattern: &str) -> Cow<'_, str> {
             ']' if in_class && !at_class_start => {
                 in_class = false;
                 out.push(c);
+            }
+            '[' | '&' | '~' if in_class => {
+                out.push('\\');
+                out.push(c);
+            }
+            // Never Rust's set difference: `[--a]` in Go is the range from `-` to `a`, `[+--]`
+            // the range from `+` to `-`.
+            '-' if in_class && chars.peek() == Some(&'-') => {
+                chars.next();
+                out.push_str(if at_class_start { "\\--" } else { "-\\-" });
             }
             _ => out.push(c),
         }

@@ -581,9 +581,23 @@ impl RegoVM {
                             current_literal_update = literal_updates.next();
                         }
 
+                        // A computed key replaces a literal one, as in OPA; two computed keys
+                        // giving one key two values are ordered by OPA's compiler internals.
+                        let mut computed_keys = alloc::collections::BTreeSet::new();
                         for &(key_reg, value_reg) in params.field_pairs() {
                             let key_value = self.get_register(key_reg)?.clone();
                             let value_value = self.get_register(value_reg)?.clone();
+                            if computed_keys.contains(&key_value)
+                                && obj_mut.get(&key_value) != Some(&value_value)
+                            {
+                                let gap =
+                                    crate::builtins::EngineGapError::object_key_twice(&key_value);
+                                return Err(VmError::EngineGap {
+                                    message: alloc::format!("{gap}"),
+                                    pc: self.pc,
+                                });
+                            }
+                            computed_keys.insert(key_value.clone());
                             obj_mut.insert(key_value, value_value);
                         }
                     } else {
