@@ -19,6 +19,7 @@ pub mod decision_path;
 pub mod defaults;
 pub mod engine;
 pub mod host;
+pub mod jitter;
 pub mod jws;
 pub mod live;
 pub mod plugin;

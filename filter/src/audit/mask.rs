@@ -12,6 +12,7 @@ use serde_json::{Map, Value as Json};
 use crate::bundle::Bundle;
 use crate::decision_path::DecisionPath;
 use crate::engine::{self, compile_checks, LoadError};
+use crate::request::decision::type_name;
 
 /// Erased from every event unless `default_masks` is off: credentials, and the request body's
 /// raw text (`parsed_body` stays, for mask rules to pick from).
@@ -107,7 +108,12 @@ pub fn ops(answer: &Value) -> Result<Vec<Op>, String> {
     let items: Vec<&Value> = match answer {
         Value::Set(items) => items.iter().collect(),
         Value::Array(items) => items.iter().collect(),
-        other => return Err(format!("the mask rule answered {}, not a set", kind(other))),
+        other => {
+            return Err(format!(
+                "the mask rule answered {}, not a set",
+                type_name(other)
+            ))
+        }
     };
     items.into_iter().map(op).collect()
 }
@@ -134,24 +140,11 @@ fn op(item: &Value) -> Result<Op, String> {
         other => {
             return Err(format!(
                 "a mask entry must be a pointer or an object, not {}",
-                kind(other)
+                type_name(other)
             ))
         }
     };
     Ok(op)
-}
-
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Set(_) => "a set",
-        Value::Object(_) => "an object",
-        Value::Undefined => "undefined",
-    }
 }
 
 /// OPA accepts pointers under `/input` and `/result` (and `/nd_builtin_cache`, which zerohop

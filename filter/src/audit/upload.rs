@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::io::Write as _;
 
 use super::config::Reporting;
-use crate::live::poll::MIN_RETRY_DELAY_MS;
+use crate::jitter::Jitter;
 
 /// A callout Envoy never answered is given up after its timeout plus this.
 const LOST_CALLOUT_GRACE_MS: u64 = 5_000;
@@ -44,7 +44,7 @@ pub struct Uploader {
     next_at_ms: u64,
     /// Consecutive failures.
     retries: u32,
-    rng: u64,
+    jitter: Jitter,
 }
 
 impl Uploader {
@@ -57,7 +57,7 @@ impl Uploader {
             estimate: reporting.upload_size_limit_bytes,
             next_at_ms: now_ms,
             retries: 0,
-            rng: seed | 1,
+            jitter: Jitter::new(seed),
         };
         uploader.next_at_ms = now_ms + uploader.jittered_delay();
         uploader
@@ -183,36 +183,18 @@ impl Uploader {
             max_delay_ms: max,
             ..
         } = self.reporting;
-        min + (self.random() * max.saturating_sub(min) as f64) as u64
+        self.jitter.between(min, max)
     }
 
     /// OPA's `util.DefaultBackoff(100ms, max_delay, retries)`: ×1.6 per retry up to the max
     /// delay, ±20 % jitter.
     fn backoff_ms(&mut self) -> u64 {
-        let max = self.reporting.max_delay_ms as f64;
-        let mut backoff = MIN_RETRY_DELAY_MS as f64;
-        let mut retries = self.retries;
-        while backoff < max && retries > 0 {
-            backoff *= 1.6;
-            retries -= 1;
-        }
-        backoff = backoff.min(max);
-        backoff *= 1.0 + 0.2 * (self.random() * 2.0 - 1.0);
-        backoff.max(0.0) as u64
+        self.jitter
+            .backoff_ms(self.reporting.max_delay_ms, self.retries)
     }
 
     pub fn next_at_ms(&self) -> u64 {
         self.next_at_ms
-    }
-
-    /// Uniform in [0, 1): xorshift64*, seeded per worker so workers do not upload in lockstep.
-    fn random(&mut self) -> f64 {
-        let mut x = self.rng;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.rng = x;
-        (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 

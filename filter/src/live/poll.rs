@@ -7,7 +7,8 @@
 use crate::bundle::source::Polling;
 
 /// OPA's `minRetryDelay`.
-pub const MIN_RETRY_DELAY_MS: u64 = 100;
+use crate::jitter::Jitter;
+pub use crate::jitter::MIN_RETRY_DELAY_MS;
 /// A callout Envoy never answered is given up after its timeout plus this.
 const LOST_CALLOUT_GRACE_MS: u64 = 5_000;
 
@@ -79,7 +80,7 @@ pub struct Poller {
     in_flight_since: Option<u64>,
     /// The server answered with `application/vnd.openpolicyagent.bundles`.
     long_poll: bool,
-    rng: u64,
+    jitter: Jitter,
 }
 
 impl Poller {
@@ -102,7 +103,7 @@ impl Poller {
             retries: 0,
             in_flight_since: None,
             long_poll: false,
-            rng: seed | 1,
+            jitter: Jitter::new(seed),
         }
     }
 
@@ -220,7 +221,7 @@ impl Poller {
                 max_delay_ms: max,
                 ..
             } = self.polling;
-            min + (self.random() * (max.saturating_sub(min)) as f64) as u64
+            self.jitter.between(min, max)
         };
         self.next_at_ms = now_ms + delay;
     }
@@ -239,19 +240,11 @@ impl Poller {
     /// OPA's `util.DefaultBackoff(100ms, max_delay, retries)`: ×1.6 per retry up to the max,
     /// ±20 % jitter.
     fn backoff_ms(&mut self) -> u64 {
-        let max = self.polling.max_delay_ms as f64;
-        let mut backoff = MIN_RETRY_DELAY_MS as f64;
         if self.retries == 0 {
             return MIN_RETRY_DELAY_MS;
         }
-        let mut retries = self.retries;
-        while backoff < max && retries > 0 {
-            backoff *= 1.6;
-            retries -= 1;
-        }
-        backoff = backoff.min(max);
-        backoff *= 1.0 + 0.2 * (self.random() * 2.0 - 1.0);
-        backoff.max(0.0) as u64
+        self.jitter
+            .backoff_ms(self.polling.max_delay_ms, self.retries)
     }
 
     pub fn etag(&self) -> &str {
@@ -260,16 +253,6 @@ impl Poller {
 
     pub fn next_at_ms(&self) -> u64 {
         self.next_at_ms
-    }
-
-    /// Uniform in [0, 1): xorshift64*, seeded per worker so workers do not poll in lockstep.
-    fn random(&mut self) -> f64 {
-        let mut x = self.rng;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.rng = x;
-        (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 

@@ -204,7 +204,8 @@ impl Deny {
     }
 }
 
-fn type_name(value: &Value) -> &'static str {
+/// How a message names the type of a value ("an array").
+pub(crate) fn type_name(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
