@@ -18,18 +18,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "e2e"))
 
 from harness import temp_dir  # noqa: E402
-from mesh import Ca, Mesh, spiffe, zero_trust_bundle  # noqa: E402
+from mesh import REVISION_1_CALLS, Ca, Mesh, spiffe, zero_trust_bundle  # noqa: E402
 
-REVISION_1 = [
-    # caller, callee, method, path, expected status
-    ("frontend", "orders", "GET", "/orders/42", 200),
-    ("frontend", "orders", "POST", "/orders", 200),
-    ("frontend", "orders", "DELETE", "/orders/42", 403),
-    ("orders", "payments", "POST", "/payments", 200),
-    ("orders", "payments", "GET", "/payments/7", 403),
-    ("frontend", "payments", "POST", "/payments", 403),
-    ("payments", "orders", "GET", "/orders", 403),
-]
 # Revision 2 lets orders also GET payments.
 REVISION_2 = [
     ("orders", "payments", "GET", "/payments/7", 200),
@@ -72,7 +62,7 @@ def main() -> int:
         print('every sidecar runs bundle revision "zero-trust-1": default deny; frontend -> orders GET/POST; '
               "orders -> payments POST")
         print()
-        failures += run_calls(mesh, REVISION_1)
+        failures += run_calls(mesh, REVISION_1_CALLS)
 
         print()
         print('publishing revision "zero-trust-2" on the bundle server (orders may also GET payments) ...')

@@ -351,3 +351,16 @@ class Mesh:
         """A call straight to the callee's inbound sidecar with this TLS client (no sidecar of
         our own): the status, or an exception when the TLS handshake is refused."""
         return request(self.workloads[callee].inbound_port, path, tls=context).status
+
+
+# East-west calls and what revision 1 of the zero-trust bundle answers (the demo prints them,
+# test_mesh.py asserts them): caller, callee, method, path, expected status.
+REVISION_1_CALLS = [
+    ("frontend", "orders", "GET", "/orders/42", 200),
+    ("frontend", "orders", "POST", "/orders", 200),
+    ("frontend", "orders", "DELETE", "/orders/42", 403),
+    ("orders", "payments", "POST", "/payments", 200),
+    ("orders", "payments", "GET", "/payments/7", 403),
+    ("frontend", "payments", "POST", "/payments", 403),
+    ("payments", "orders", "GET", "/orders", 403),
+]

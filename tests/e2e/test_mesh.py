@@ -10,7 +10,7 @@ import ssl
 
 import pytest
 
-from mesh import Ca, Mesh, spiffe, zero_trust_bundle
+from mesh import REVISION_1_CALLS, Ca, Mesh, spiffe, zero_trust_bundle
 
 DECISION_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 
@@ -28,18 +28,7 @@ def mesh(tmp_path_factory):
         box.stop()
 
 
-CALLS = [
-    ("frontend", "orders", "GET", "/orders/42", 200),
-    ("frontend", "orders", "POST", "/orders", 200),
-    ("frontend", "orders", "DELETE", "/orders/42", 403),
-    ("orders", "payments", "POST", "/payments", 200),
-    ("orders", "payments", "GET", "/payments/7", 403),
-    ("frontend", "payments", "POST", "/payments", 403),
-    ("payments", "orders", "GET", "/orders", 403),
-]
-
-
-@pytest.mark.parametrize("caller,callee,method,path,status", CALLS)
+@pytest.mark.parametrize("caller,callee,method,path,status", REVISION_1_CALLS)
 def test_east_west_calls_are_decided_by_mtls_identities(mesh, caller, callee, method, path, status):
     call = mesh.call(caller, callee, method, path)
     assert call.status == status
