@@ -758,6 +758,95 @@ impl ModuleScope<'_> {
     }
 }
 
+/// The safety analysis's view of single statements, for the checks of how OPA evaluates a
+/// body (`opa_quirks`): what a statement needs bound and what it binds, as `check` decides.
+pub(super) struct Binder<'s, 'a> {
+    safety: Safety<'s, 'a>,
+}
+
+/// What a statement or value needs bound before it runs, and what it binds.
+pub(super) struct Binding {
+    /// Local variables not bound where they are used, with where.
+    pub unbound: Vec<(String, Span)>,
+    pub binds: BTreeSet<String>,
+}
+
+impl Binder<'_, '_> {
+    fn frame(declared: &BTreeSet<String>, bound: &BTreeSet<String>) -> Frame {
+        Frame {
+            declared: declared.clone(),
+            bound: bound.clone(),
+            ..Frame::default()
+        }
+    }
+
+    /// `stmt` run with the local variables `bound` bound, `declared` declared in its scope.
+    pub fn statement(
+        &mut self,
+        stmt: &LiteralStmt,
+        declared: &BTreeSet<String>,
+        bound: &BTreeSet<String>,
+    ) -> Binding {
+        let needs = self.safety.statement(stmt, &Self::frame(declared, bound));
+        self.safety.errors.clear();
+        Binding {
+            unbound: needs.unbound,
+            binds: needs.binds,
+        }
+    }
+
+    /// `value` evaluated (its references bind their variable keys).
+    pub fn value(
+        &mut self,
+        value: &Expr,
+        declared: &BTreeSet<String>,
+        bound: &BTreeSet<String>,
+    ) -> Binding {
+        let mut needs = Needs::default();
+        self.safety
+            .eval(value, &Self::frame(declared, bound), true, &mut needs);
+        self.safety.errors.clear();
+        Binding {
+            unbound: needs.unbound,
+            binds: needs.binds,
+        }
+    }
+
+    /// Whether `name` is a variable (not a rule, import, `input` or `data`).
+    pub fn is_local(&self, name: &str, declared: &BTreeSet<String>) -> bool {
+        declared.contains(name) || !self.safety.scope.is_global(name)
+    }
+}
+
+/// Calls `visit` with each module and a `Binder` for its scope.
+pub(super) fn with_binders(
+    modules: &[Ref<Module>],
+    host_functions: &[(&str, usize)],
+    mut visit: impl FnMut(&Module, &mut Binder<'_, '_>),
+) {
+    let program = Program::new(modules, host_functions);
+    for module in modules {
+        let Some(package) = package_path(module) else {
+            continue;
+        };
+        let scope = ModuleScope::new(&program, module, &package);
+        let mut binder = Binder {
+            safety: Safety {
+                scope: &scope,
+                errors: Vec::new(),
+                references: Vec::new(),
+                unsupported: Vec::new(),
+                lifted: Vec::new(),
+                values: Vec::new(),
+                closures: BTreeMap::new(),
+                in_every: 0,
+                params: Vec::new(),
+            },
+        };
+        visit(module, &mut binder);
+    }
+}
+
 fn rule_head(rule: &Rule) -> Option<&Expr> {
     match rule {
         Rule::Spec { head, .. } => match head {
@@ -2544,7 +2633,7 @@ fn statement_mentions(stmt: &LiteralStmt, name: &str) -> bool {
 }
 
 /// The variables a statement declares for its whole query (`:=`, `some`, `some … in`).
-fn declared_by(literal: &Literal, declared: &mut BTreeSet<String>) {
+pub(super) fn declared_by(literal: &Literal, declared: &mut BTreeSet<String>) {
     match literal {
         Literal::SomeVars { vars, .. } => {
             declared.extend(vars.iter().map(|v| v.text().to_string()));
@@ -2626,7 +2715,7 @@ fn unassignable(lhs: &Expr) -> Vec<(&'static str, &Span)> {
 }
 
 /// The variables of a pattern (variables, arrays and object values).
-fn pattern_vars(expr: &Expr, names: &mut BTreeSet<String>) {
+pub(super) fn pattern_vars(expr: &Expr, names: &mut BTreeSet<String>) {
     let mut spans = Vec::new();
     assigned_vars(expr, names, &mut spans);
 }
@@ -2655,12 +2744,12 @@ fn assigned_vars(expr: &Expr, names: &mut BTreeSet<String>, spans: &mut Vec<(Str
 
 /// The variable names `expr` uses in its own scope: not those of comprehensions, which are
 /// scopes of their own.
-fn collect_scope_vars(expr: &Expr, names: &mut BTreeSet<String>) {
+pub(super) fn collect_scope_vars(expr: &Expr, names: &mut BTreeSet<String>) {
     collect_names(expr, names, false);
 }
 
 /// Every variable name in `expr`, comprehensions included.
-fn collect_vars(expr: &Expr, names: &mut BTreeSet<String>) {
+pub(super) fn collect_vars(expr: &Expr, names: &mut BTreeSet<String>) {
     collect_names(expr, names, true);
 }
 

@@ -787,7 +787,7 @@ fn parse_with_clock(bundle: &Bundle, clock: &EvalClock) -> Result<regorus::Engin
     }
     let mut refused = compile_checks::check(engine.get_modules(), &host_functions());
     if refused.is_empty() {
-        refused = opa_quirks::check(engine.get_modules());
+        refused = opa_quirks::check(engine.get_modules(), &host_functions());
     }
     if !refused.is_empty() {
         return Err(LoadError::Refused(refused));

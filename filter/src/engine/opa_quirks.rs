@@ -6,14 +6,35 @@
 //!   is `input`, `s contains input if { not true }` holds it, `f(x) := input if { not true }`
 //!   answers `input`), and as if it failed otherwise (`r := 1 if { not true }` is undefined).
 //!   The condition never holds; no policy means it.
+//! - `opa-comprehension-index`: a comprehension that OPA's compiler indexes (it evaluates the
+//!   body once, on its own, and looks its results up by the enclosing body's variables the body
+//!   binds) whose body reads one of those variables in a call or comparison before binding it:
+//!   OPA fails such a body with `eval_internal_error` (`v = 1; x := [data.r[v] | input > v]`:
+//!   "gt called with operand 2 that requires evaluation: v").
+use std::collections::BTreeSet;
 
-use regorus::unstable::{Expr, Literal, Module, Ref, Rule};
+use regorus::unstable::{BoolOp, Expr, Literal, LiteralStmt, Module, Query, Ref, Rule, RuleHead};
+use regorus::utils::get_path_string;
 use regorus::Value;
 
-use super::compile_checks::{place, CompileError};
+use super::compile_checks::{
+    collect_scope_vars, collect_vars, declared_by, pattern_vars, place, with_binders, Binder,
+    CompileError,
+};
+use super::walk::{self, Visitor};
 
-/// The rules of `modules` OPA evaluates against its own rules, by place.
-pub fn check(modules: &[Ref<Module>]) -> Vec<CompileError> {
+/// What OPA evaluates against its own rules in `modules`, by place. `host_functions` are the
+/// functions the filter adds to regorus's builtins (name, argument count).
+pub fn check(modules: &[Ref<Module>], host_functions: &[(&str, usize)]) -> Vec<CompileError> {
+    let mut errors = negated_true(modules);
+    errors.extend(comprehension_index(modules, host_functions));
+    errors.sort();
+    errors.dedup();
+    errors
+}
+
+/// Rules and functions whose only condition is `not true`.
+fn negated_true(modules: &[Ref<Module>]) -> Vec<CompileError> {
     let mut errors = Vec::new();
     for module in modules {
         for rule in &module.policy {
@@ -51,4 +72,548 @@ pub fn check(modules: &[Ref<Module>]) -> Vec<CompileError> {
         }
     }
     errors
+}
+
+const WILDCARD: &str = "_";
+
+/// Comprehensions OPA indexes and then fails to evaluate, by place of the failing read.
+///
+/// OPA (`buildComprehensionIndices`, `getComprehensionIndex` in its compiler) walks each
+/// rule's bodies, in the order its compiler leaves them, then the bodies nested in them, with
+/// one growing set of candidate keys: the function's arguments and the variables of every
+/// expression walked so far. Its compiler first moves each comprehension out of the expression
+/// holding it into `__local = <comprehension>` (head values included), which it indexes unless
+/// the expression has a `with`, when the comprehension's body alone (its term appended) binds
+/// all its variables in one pass, no reference in it has a candidate key it has not seen yet
+/// among its variables, no comprehension nested in it mentions a candidate, and it binds some
+/// candidate. It then evaluates that body with nothing of the enclosing body bound: a call or
+/// comparison (not `==`, which is unification) reading an enclosing variable before the body
+/// binds it fails. Where this model is unsure it lets the policy through.
+fn comprehension_index(
+    modules: &[Ref<Module>],
+    host_functions: &[(&str, usize)],
+) -> Vec<CompileError> {
+    let mut errors = Vec::new();
+    with_binders(modules, host_functions, |module, binder| {
+        for rule in &module.policy {
+            let Rule::Spec { head, bodies, .. } = rule.as_ref() else {
+                continue;
+            };
+            let mut args = BTreeSet::new();
+            let head_value = match head {
+                RuleHead::Compr { assign, .. } => assign.as_ref(),
+                RuleHead::Func {
+                    args: params,
+                    assign,
+                    ..
+                } => {
+                    for param in params {
+                        pattern_vars(param, &mut args);
+                    }
+                    assign.as_ref()
+                }
+                RuleHead::Set { .. } => None,
+            };
+            args.remove(WILDCARD);
+            let mut index = Index {
+                binder: &mut *binder,
+                errors: &mut errors,
+                candidates: BTreeSet::new(),
+            };
+            if bodies.is_empty() {
+                index.candidates.clone_from(&args);
+                let values: Vec<&Expr> = head_value.iter().map(|a| a.value.as_ref()).collect();
+                index.body(&[], &values, &args, &args);
+            }
+            for body in bodies {
+                // Each body (`else` included) is a rule of its own to OPA.
+                index.candidates.clone_from(&args);
+                let values: Vec<&Expr> = body
+                    .assign
+                    .as_ref()
+                    .or(head_value)
+                    .map(|a| a.value.as_ref())
+                    .into_iter()
+                    .collect();
+                index.body(&body.query.stmts, &values, &args, &args);
+            }
+        }
+    });
+    errors
+}
+
+struct Index<'w, 's, 'a> {
+    binder: &'w mut Binder<'s, 'a>,
+    errors: &'w mut Vec<CompileError>,
+    /// OPA's candidate keys so far.
+    candidates: BTreeSet<String>,
+}
+
+/// A statement in the order OPA's compiler runs a body, with the variables bound before it.
+type Ordered<'q> = (&'q LiteralStmt, BTreeSet<String>);
+
+impl Index<'_, '_, '_> {
+    /// The statements of a body in the order OPA runs them (each once what it reads is bound,
+    /// as `compile_checks` orders them) and what is bound after them; `None` if some statement
+    /// never can run.
+    fn order<'q>(
+        &mut self,
+        stmts: &'q [LiteralStmt],
+        declared: &BTreeSet<String>,
+        bound: &BTreeSet<String>,
+    ) -> Option<(Vec<Ordered<'q>>, BTreeSet<String>)> {
+        let mut bound = bound.clone();
+        let mut order = Vec::new();
+        let mut pending: Vec<&LiteralStmt> = stmts.iter().collect();
+        while !pending.is_empty() {
+            let mut still = Vec::new();
+            for stmt in &pending {
+                let binding = self.binder.statement(stmt, declared, &bound);
+                if binding.unbound.is_empty() {
+                    order.push((*stmt, bound.clone()));
+                    bound.extend(binding.binds);
+                } else {
+                    still.push(*stmt);
+                }
+            }
+            if still.len() == pending.len() {
+                return None;
+            }
+            pending = still;
+        }
+        Some((order, bound))
+    }
+
+    /// One body (`stmts`, then the `values` OPA appends to it: a rule's head value, a
+    /// comprehension's term), its comprehensions, then the bodies nested in it.
+    fn body(
+        &mut self,
+        stmts: &[LiteralStmt],
+        values: &[&Expr],
+        declared: &BTreeSet<String>,
+        bound: &BTreeSet<String>,
+    ) {
+        let mut own = BTreeSet::new();
+        for stmt in stmts {
+            declared_by(&stmt.literal, &mut own);
+        }
+        let mut declared = declared.clone();
+        declared.extend(own.iter().cloned());
+        let bound: BTreeSet<String> = bound.difference(&own).cloned().collect();
+        let Some((order, after)) = self.order(stmts, &declared, &bound) else {
+            return;
+        };
+        for (stmt, before) in &order {
+            if stmt.with_mods.is_empty() {
+                for comprehension in statement_comprehensions(stmt) {
+                    self.comprehension(comprehension, &declared, before);
+                }
+            }
+            statement_vars(stmt, &mut self.candidates);
+        }
+        for value in values {
+            for comprehension in comprehensions(value) {
+                self.comprehension(comprehension, &declared, &after);
+            }
+        }
+        // OPA walks the nested bodies after the whole body, with the candidates grown.
+        for (stmt, before) in &order {
+            let mut bound = before.clone();
+            bound.extend(self.binder.statement(stmt, &declared, before).binds);
+            for comprehension in statement_comprehensions(stmt) {
+                if let Some((query, terms)) = parts(comprehension) {
+                    self.body(&query.stmts, &terms, &declared, &bound);
+                }
+            }
+            if let Literal::Every {
+                key, value, query, ..
+            } = &stmt.literal
+            {
+                let mut declared = declared.clone();
+                for var in key.iter().chain(std::iter::once(value)) {
+                    declared.insert(var.text().to_string());
+                    bound.insert(var.text().to_string());
+                }
+                self.body(&query.stmts, &[], &declared, &bound);
+            }
+        }
+        for value in values {
+            for comprehension in comprehensions(value) {
+                if let Some((query, terms)) = parts(comprehension) {
+                    self.body(&query.stmts, &terms, &declared, &after);
+                }
+            }
+        }
+    }
+
+    /// A comprehension of the body, where `bound` is bound: refused when OPA indexes it and
+    /// its body reads an enclosing variable before binding it.
+    fn comprehension(
+        &mut self,
+        comprehension: &Expr,
+        declared: &BTreeSet<String>,
+        bound: &BTreeSet<String>,
+    ) {
+        let Some((query, terms)) = parts(comprehension) else {
+            return;
+        };
+        let mut own = BTreeSet::new();
+        for stmt in &query.stmts {
+            declared_by(&stmt.literal, &mut own);
+        }
+        let mut declared = declared.clone();
+        declared.extend(own.iter().cloned());
+        let candidates: BTreeSet<String> = self
+            .candidates
+            .iter()
+            .filter(|c| *c != WILDCARD && !own.contains(*c) && self.binder.is_local(c, &declared))
+            .cloned()
+            .collect();
+        if candidates.is_empty() {
+            return;
+        }
+        let outer: BTreeSet<String> = bound.difference(&own).cloned().collect();
+        let Some((order, _)) = self.order(&query.stmts, &declared, &outer) else {
+            return;
+        };
+        // OPA appends the term as an expression when it needs evaluating.
+        let terms: Vec<&Expr> = terms.into_iter().filter(|t| evaluates(t)).collect();
+        // The body alone binds all its variables, in one pass.
+        let mut outputs = BTreeSet::new();
+        let mut vars = BTreeSet::new();
+        for (stmt, _) in &order {
+            let binds = self.binder.statement(stmt, &declared, &outputs).binds;
+            outputs.extend(binds);
+            statement_vars(stmt, &mut vars);
+        }
+        for term in &terms {
+            let binds = self.binder.value(term, &declared, &outputs).binds;
+            outputs.extend(binds);
+            collect_scope_vars(term, &mut vars);
+        }
+        vars.retain(|v| v != WILDCARD && self.binder.is_local(v, &declared));
+        if !vars.is_subset(&outputs) || candidates.is_disjoint(&outputs) {
+            return;
+        }
+        // No reference has a candidate key not seen before it (counted by statement, which
+        // sees less than OPA and so indexes less); no `walk`; no nested comprehension
+        // mentions a candidate.
+        let mut seen = BTreeSet::new();
+        let stmts = order.iter().map(|(stmt, _)| Some(*stmt));
+        for (stmt, term) in stmts
+            .map(|s| (s, None))
+            .chain(terms.iter().map(|t| (None, Some(*t))))
+        {
+            let mut found = Found::default();
+            match (stmt, term) {
+                (Some(stmt), _) => statement_walk(stmt, true, &mut found),
+                (None, Some(term)) => walk::expr(term, &mut found),
+                _ => {}
+            }
+            if found.walk
+                || found.nested.iter().any(|v| candidates.contains(v))
+                || found
+                    .ref_keys
+                    .iter()
+                    .any(|v| candidates.contains(v) && !seen.contains(v))
+            {
+                return;
+            }
+            match (stmt, term) {
+                (Some(stmt), _) => statement_vars(stmt, &mut seen),
+                (None, Some(term)) => collect_scope_vars(term, &mut seen),
+                _ => {}
+            }
+        }
+        // Evaluated alone: the first expression that cannot run.
+        let mut alone = BTreeSet::new();
+        for (stmt, _) in &order {
+            let binding = self.binder.statement(stmt, &declared, &alone);
+            if binding.unbound.is_empty() {
+                alone.extend(binding.binds);
+                continue;
+            }
+            let mut found = Found::default();
+            statement_walk(stmt, true, &mut found);
+            let read = binding.unbound.iter().find(|(name, span)| {
+                outer.contains(name)
+                    && !binding.binds.contains(name)
+                    && found.operands.contains(&(span.line, span.col))
+            });
+            if let Some((name, span)) = read {
+                let binder = order
+                    .iter()
+                    .map(|(stmt, _)| stmt.span.text().to_string())
+                    .chain(terms.iter().map(|t| t.span().text().to_string()))
+                    .zip(
+                        order
+                            .iter()
+                            .map(|(stmt, _)| self.binder.statement(stmt, &declared, &BTreeSet::new()).binds)
+                            .chain(terms.iter().map(|t| {
+                                self.binder.value(t, &declared, &BTreeSet::new()).binds
+                            }))
+                            .collect::<Vec<_>>(),
+                    )
+                    .find(|(_, binds)| binds.contains(name))
+                    .map(|(text, _)| text);
+                let hint = match binder {
+                    Some(text) => format!(" (put `{text}` before `{}`)", stmt.span.text()),
+                    None => String::new(),
+                };
+                let (file, line, column) = place(span);
+                self.errors.push(CompileError {
+                    file,
+                    line,
+                    column,
+                    code: crate::codes::OPA_COMPREHENSION_INDEX.name,
+                    message: format!(
+                        "OPA v1.20 evaluates this comprehension on its own (its comprehension \
+                         index), before `{name}` is bound, and fails with an internal error \
+                         reading `{name}` here; bind `{name}` inside the comprehension before \
+                         this expression{hint}"
+                    ),
+                });
+            }
+            return;
+        }
+    }
+}
+
+/// A comprehension's body and its terms.
+fn parts(comprehension: &Expr) -> Option<(&Query, Vec<&Expr>)> {
+    match comprehension {
+        Expr::ArrayCompr { term, query, .. } | Expr::SetCompr { term, query, .. } => {
+            Some((query, vec![term]))
+        }
+        Expr::ObjectCompr {
+            key, value, query, ..
+        } => Some((query, vec![key, value])),
+        _ => None,
+    }
+}
+
+/// Whether OPA appends a comprehension's term to its body: it has a reference, a call or a
+/// comprehension.
+fn evaluates(term: &Expr) -> bool {
+    struct Dynamic(bool);
+    impl Visitor for Dynamic {
+        fn expr(&mut self, expr: &Expr) -> bool {
+            match expr {
+                Expr::Var { .. }
+                | Expr::String { .. }
+                | Expr::RawString { .. }
+                | Expr::Number { .. }
+                | Expr::Bool { .. }
+                | Expr::Null { .. }
+                | Expr::Array { .. }
+                | Expr::Set { .. }
+                | Expr::Object { .. } => true,
+                _ => {
+                    self.0 = true;
+                    false
+                }
+            }
+        }
+    }
+    let mut dynamic = Dynamic(false);
+    walk::expr(term, &mut dynamic);
+    dynamic.0
+}
+
+/// The comprehensions in `expr`, not those nested in them.
+fn comprehensions(expr: &Expr) -> Vec<&Expr> {
+    let mut found = Vec::new();
+    collect_comprehensions(expr, &mut found);
+    found
+}
+
+fn collect_comprehensions<'e>(expr: &'e Expr, found: &mut Vec<&'e Expr>) {
+    if parts(expr).is_some() {
+        found.push(expr);
+        return;
+    }
+    for child in children(expr) {
+        collect_comprehensions(child, found);
+    }
+}
+
+/// An expression's direct sub-expressions (a call's arguments, not its function).
+fn children(expr: &Expr) -> Vec<&Expr> {
+    match expr {
+        Expr::Array { items, .. } | Expr::Set { items, .. } => {
+            items.iter().map(|i| i.as_ref()).collect()
+        }
+        Expr::Object { fields, .. } => fields
+            .iter()
+            .flat_map(|(_, k, v)| [k.as_ref(), v.as_ref()])
+            .collect(),
+        Expr::Call { params, .. } => params.iter().map(|p| p.as_ref()).collect(),
+        Expr::UnaryExpr { expr, .. } => vec![expr],
+        Expr::RefDot { refr, .. } => vec![refr],
+        Expr::RefBrack { refr, index, .. } => vec![refr, index],
+        Expr::BinExpr { lhs, rhs, .. }
+        | Expr::BoolExpr { lhs, rhs, .. }
+        | Expr::ArithExpr { lhs, rhs, .. }
+        | Expr::AssignExpr { lhs, rhs, .. } => vec![lhs, rhs],
+        Expr::Membership {
+            key,
+            value,
+            collection,
+            ..
+        } => key
+            .iter()
+            .map(|k| k.as_ref())
+            .chain([value.as_ref(), collection.as_ref()])
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The comprehensions of a statement, outside `every` bodies (which are bodies of their own).
+fn statement_comprehensions(stmt: &LiteralStmt) -> Vec<&Expr> {
+    let mut found = Vec::new();
+    match &stmt.literal {
+        Literal::SomeVars { .. } => {}
+        Literal::SomeIn {
+            key,
+            value,
+            collection,
+            ..
+        } => {
+            for expr in key.iter().chain([value, collection]) {
+                collect_comprehensions(expr, &mut found);
+            }
+        }
+        Literal::Expr { expr, .. } | Literal::NotExpr { expr, .. } => {
+            collect_comprehensions(expr, &mut found);
+        }
+        Literal::Every { domain, .. } => collect_comprehensions(domain, &mut found),
+    }
+    found
+}
+
+/// A statement's variables as OPA collects an expression's: not those of comprehensions or
+/// `every` bodies, not functions' names.
+fn statement_vars(stmt: &LiteralStmt, vars: &mut BTreeSet<String>) {
+    match &stmt.literal {
+        Literal::SomeVars { .. } => {}
+        Literal::SomeIn {
+            key,
+            value,
+            collection,
+            ..
+        } => {
+            for expr in key.iter().chain([value, collection]) {
+                collect_scope_vars(expr, vars);
+            }
+        }
+        Literal::Expr { expr, .. } | Literal::NotExpr { expr, .. } => {
+            collect_scope_vars(expr, vars);
+        }
+        Literal::Every { domain, .. } => collect_scope_vars(domain, vars),
+    }
+    for with in &stmt.with_mods {
+        collect_scope_vars(&with.r#as, vars);
+    }
+}
+
+/// What a walk over a comprehension's body finds, outside nested comprehensions.
+#[derive(Default)]
+struct Found {
+    /// Variables among references' keys (which OPA's regression check reads as outputs).
+    ref_keys: BTreeSet<String>,
+    /// A call of `walk`, whose output OPA's regression check reads too.
+    walk: bool,
+    /// Variables mentioned in nested comprehensions.
+    nested: BTreeSet<String>,
+    /// Where variables are read as operands of calls and comparisons (`==` unifies).
+    operands: BTreeSet<(u32, u32)>,
+}
+
+impl Found {
+    fn operand(&mut self, expr: &Expr) {
+        match expr {
+            Expr::Var { span, .. } => {
+                self.operands.insert((span.line, span.col));
+            }
+            Expr::Array { items, .. } | Expr::Set { items, .. } => {
+                items.iter().for_each(|item| self.operand(item));
+            }
+            Expr::Object { fields, .. } => {
+                for (_, key, value) in fields {
+                    self.operand(key);
+                    self.operand(value);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Visitor for Found {
+    fn expr(&mut self, expr: &Expr) -> bool {
+        match expr {
+            Expr::ArrayCompr { .. } | Expr::SetCompr { .. } | Expr::ObjectCompr { .. } => {
+                collect_vars(expr, &mut self.nested);
+                return false;
+            }
+            Expr::RefBrack { index, .. } => collect_vars(index, &mut self.ref_keys),
+            Expr::Call { fcn, params, .. } => {
+                self.walk |= get_path_string(fcn, None).is_ok_and(|name| name == "walk");
+                params.iter().for_each(|param| self.operand(param));
+            }
+            Expr::BoolExpr {
+                op: BoolOp::Eq, ..
+            } => {}
+            Expr::BoolExpr { lhs, rhs, .. }
+            | Expr::ArithExpr { lhs, rhs, .. }
+            | Expr::BinExpr { lhs, rhs, .. } => {
+                self.operand(lhs);
+                self.operand(rhs);
+            }
+            Expr::Membership {
+                key,
+                value,
+                collection,
+                ..
+            } => {
+                key.iter().for_each(|key| self.operand(key));
+                self.operand(value);
+                self.operand(collection);
+            }
+            _ => {}
+        }
+        true
+    }
+}
+
+/// Walks a statement with `found`; `every` bodies too when `every`.
+fn statement_walk(stmt: &LiteralStmt, every: bool, found: &mut Found) {
+    match &stmt.literal {
+        Literal::SomeVars { .. } => {}
+        Literal::SomeIn {
+            key,
+            value,
+            collection,
+            ..
+        } => {
+            // `some k, v in c` is `c[k] = v` to OPA: `k` is a reference's key.
+            if let Some(key) = key {
+                collect_vars(key, &mut found.ref_keys);
+                walk::expr(key, found);
+            }
+            walk::expr(value, found);
+            walk::expr(collection, found);
+        }
+        Literal::Expr { expr, .. } | Literal::NotExpr { expr, .. } => walk::expr(expr, found),
+        Literal::Every { domain, query, .. } => {
+            walk::expr(domain, found);
+            if every {
+                walk::query(query, found);
+            }
+        }
+    }
+    for with in &stmt.with_mods {
+        walk::expr(&with.r#as, found);
+    }
 }
