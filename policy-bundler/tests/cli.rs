@@ -428,6 +428,35 @@ fn check_and_build_refuse_what_opa_refuses_to_compile() {
     }
 }
 
+/// OPA v1.20.2 compiles this but fails it with `eval_internal_error` (its comprehension
+/// index evaluates the body before `v` is bound): refused by `check` and `build` alike.
+#[test]
+fn check_and_build_refuse_a_comprehension_opa_fails_to_evaluate() {
+    let dir = Dir::new("comprehension-index");
+    dir.write(
+        "p/t.rego",
+        "package t\n\np := x if {\n\t1 = v\n\tx := [data.cfg.roles[v] | input > v]\n}\n",
+    );
+    let expected = format!(
+        "error: {}:5:36: opa-comprehension-index: OPA v1.20 evaluates this comprehension on \
+         its own (its comprehension index), before `v` is bound, and fails with an internal \
+         error reading `v` here; bind `v` inside the comprehension before this expression \
+         (put `data.cfg.roles[v]` before `input > v`)",
+        dir.path("p/t.rego")
+    );
+    let check = bundler(&["check", &dir.path("p")]);
+    assert_first_error_line(&check, &expected);
+    let build = bundler(&[
+        "build",
+        &dir.path("p"),
+        "-e",
+        "t/p",
+        "-o",
+        &dir.path("b.tar.gz"),
+    ]);
+    assert_first_error_line(&build, &expected);
+}
+
 #[test]
 fn check_accepts_what_opa_compiles() {
     let dir = Dir::new("accepted");

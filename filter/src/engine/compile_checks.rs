@@ -812,6 +812,22 @@ impl Binder<'_, '_> {
         }
     }
 
+    /// Whether `fcn` names a function of the policy (or one that cannot be told), not a builtin.
+    pub fn is_policy_function(&self, fcn: &Expr) -> bool {
+        let Ok(name) = get_path_string(fcn, None) else {
+            return true;
+        };
+        let scope = self.safety.scope;
+        scope
+            .program
+            .function_arity(&scope.resolve(&name))
+            .is_some()
+            || scope
+                .program
+                .function_arity(&format!("{}.{name}", scope.package))
+                .is_some()
+    }
+
     /// Whether `name` is a variable (not a rule, import, `input` or `data`).
     pub fn is_local(&self, name: &str, declared: &BTreeSet<String>) -> bool {
         declared.contains(name) || !self.safety.scope.is_global(name)

@@ -282,13 +282,26 @@ impl Index<'_, '_, '_> {
         let mut outputs = BTreeSet::new();
         let mut vars = BTreeSet::new();
         for (stmt, _) in &order {
-            let binds = self.binder.statement(stmt, &declared, &outputs).binds;
-            outputs.extend(binds);
+            let binding = self.binder.statement(stmt, &declared, &outputs);
+            let binder = &*self.binder;
+            let is_bound = |name: &str| outputs.contains(name) || !binder.is_local(name, &declared);
+            let used = used_call_reads(stmt, &is_bound);
+            if binding
+                .unbound
+                .iter()
+                .any(|(_, span)| used.contains(&(span.line, span.col)))
+            {
+                return;
+            }
+            outputs.extend(binding.binds);
             statement_vars(stmt, &mut vars);
         }
         for term in &terms {
-            let binds = self.binder.value(term, &declared, &outputs).binds;
-            outputs.extend(binds);
+            let binding = self.binder.value(term, &declared, &outputs);
+            if !binding.unbound.is_empty() {
+                return;
+            }
+            outputs.extend(binding.binds);
             collect_scope_vars(term, &mut vars);
         }
         vars.retain(|v| v != WILDCARD && self.binder.is_local(v, &declared));
@@ -304,7 +317,7 @@ impl Index<'_, '_, '_> {
             .map(|s| (s, None))
             .chain(terms.iter().map(|t| (None, Some(*t))))
         {
-            let mut found = Found::default();
+            let mut found = Found::new(self.binder);
             match (stmt, term) {
                 (Some(stmt), _) => statement_walk(stmt, true, &mut found),
                 (None, Some(term)) => walk::expr(term, &mut found),
@@ -333,7 +346,7 @@ impl Index<'_, '_, '_> {
                 alone.extend(binding.binds);
                 continue;
             }
-            let mut found = Found::default();
+            let mut found = Found::new(self.binder);
             statement_walk(stmt, true, &mut found);
             let read = binding.unbound.iter().find(|(name, span)| {
                 outer.contains(name)
@@ -469,6 +482,77 @@ fn children(expr: &Expr) -> Vec<&Expr> {
     }
 }
 
+/// Where a statement reads variables into calls whose value it uses. OPA's compiler gives each
+/// such call an output variable, which a body binds only when the call's arguments are bound,
+/// or when the call is one side of `=` (or `==`) whose other side is (`is_bound`).
+fn used_call_reads(stmt: &LiteralStmt, is_bound: &dyn Fn(&str) -> bool) -> BTreeSet<(u32, u32)> {
+    let mut reads = BTreeSet::new();
+    match &stmt.literal {
+        Literal::Expr { expr, .. } | Literal::NotExpr { expr, .. } => match expr.as_ref() {
+            Expr::AssignExpr { lhs, rhs, .. }
+            | Expr::BoolExpr {
+                op: BoolOp::Eq,
+                lhs,
+                rhs,
+                ..
+            } => {
+                for (side, other) in [(lhs, rhs), (rhs, lhs)] {
+                    let mut vars = BTreeSet::new();
+                    collect_scope_vars(other, &mut vars);
+                    let alone = is_call(side) && vars.iter().all(|v| is_bound(v));
+                    call_reads(side, alone, false, &mut reads);
+                }
+            }
+            expr => call_reads(expr, is_call(expr), false, &mut reads),
+        },
+        Literal::SomeIn {
+            key,
+            value,
+            collection,
+            ..
+        } => {
+            for expr in key.iter().chain([value, collection]) {
+                call_reads(expr, false, false, &mut reads);
+            }
+        }
+        Literal::Every { domain, .. } => call_reads(domain, false, false, &mut reads),
+        Literal::SomeVars { .. } => {}
+    }
+    reads
+}
+
+/// The variables in `expr` read by calls whose value is used (`inside` one), by place; `top`:
+/// `expr` is a call whose value is not used.
+fn call_reads(expr: &Expr, top: bool, inside: bool, reads: &mut BTreeSet<(u32, u32)>) {
+    match expr {
+        Expr::Var { span, .. } => {
+            if inside {
+                reads.insert((span.line, span.col));
+            }
+        }
+        _ if parts(expr).is_some() => {}
+        _ => {
+            let inside = inside || (is_call(expr) && !top);
+            for child in children(expr) {
+                call_reads(child, false, inside, reads);
+            }
+        }
+    }
+}
+
+/// Calls and operators (`==` too, where it is not a statement's unification).
+fn is_call(expr: &Expr) -> bool {
+    matches!(
+        expr,
+        Expr::Call { .. }
+            | Expr::ArithExpr { .. }
+            | Expr::BinExpr { .. }
+            | Expr::BoolExpr { .. }
+            | Expr::Membership { .. }
+            | Expr::UnaryExpr { .. }
+    )
+}
+
 /// The comprehensions of a statement, outside `every` bodies (which are bodies of their own).
 fn statement_comprehensions(stmt: &LiteralStmt) -> Vec<&Expr> {
     let mut found = Vec::new();
@@ -518,19 +602,30 @@ fn statement_vars(stmt: &LiteralStmt, vars: &mut BTreeSet<String>) {
 }
 
 /// What a walk over a comprehension's body finds, outside nested comprehensions.
-#[derive(Default)]
-struct Found {
+struct Found<'b, 's, 'a> {
+    binder: &'b Binder<'s, 'a>,
     /// Variables among references' keys (which OPA's regression check reads as outputs).
     ref_keys: BTreeSet<String>,
     /// A call of `walk`, whose output OPA's regression check reads too.
     walk: bool,
     /// Variables mentioned in nested comprehensions.
     nested: BTreeSet<String>,
-    /// Where variables are read as operands of calls and comparisons (`==` unifies).
+    /// Where variables are read as operands of builtin calls and operators (`==` unifies; a
+    /// function of the policy may bind an argument it is given unbound).
     operands: BTreeSet<(u32, u32)>,
 }
 
-impl Found {
+impl<'b, 's, 'a> Found<'b, 's, 'a> {
+    fn new(binder: &'b Binder<'s, 'a>) -> Self {
+        Self {
+            binder,
+            ref_keys: BTreeSet::new(),
+            walk: false,
+            nested: BTreeSet::new(),
+            operands: BTreeSet::new(),
+        }
+    }
+
     fn operand(&mut self, expr: &Expr) {
         match expr {
             Expr::Var { span, .. } => {
@@ -550,7 +645,7 @@ impl Found {
     }
 }
 
-impl Visitor for Found {
+impl Visitor for Found<'_, '_, '_> {
     fn expr(&mut self, expr: &Expr) -> bool {
         match expr {
             Expr::ArrayCompr { .. } | Expr::SetCompr { .. } | Expr::ObjectCompr { .. } => {
@@ -560,7 +655,9 @@ impl Visitor for Found {
             Expr::RefBrack { index, .. } => collect_vars(index, &mut self.ref_keys),
             Expr::Call { fcn, params, .. } => {
                 self.walk |= get_path_string(fcn, None).is_ok_and(|name| name == "walk");
-                params.iter().for_each(|param| self.operand(param));
+                if !self.binder.is_policy_function(fcn) {
+                    params.iter().for_each(|param| self.operand(param));
+                }
             }
             Expr::BoolExpr {
                 op: BoolOp::Eq, ..
@@ -588,7 +685,7 @@ impl Visitor for Found {
 }
 
 /// Walks a statement with `found`; `every` bodies too when `every`.
-fn statement_walk(stmt: &LiteralStmt, every: bool, found: &mut Found) {
+fn statement_walk(stmt: &LiteralStmt, every: bool, found: &mut Found<'_, '_, '_>) {
     match &stmt.literal {
         Literal::SomeVars { .. } => {}
         Literal::SomeIn {

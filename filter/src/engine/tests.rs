@@ -255,6 +255,89 @@ fn a_rule_whose_only_condition_is_not_true_is_refused() {
     assert_decides("r := input if { not true; input }", "{}", None);
 }
 
+/// A comprehension OPA v1.20.2 indexes (evaluates once on its own, then looks up by the
+/// enclosing variables it binds) whose body reads such a variable in a call or comparison
+/// before binding it: OPA fails with `eval_internal_error` ("gt called with operand 2 that
+/// requires evaluation: v"), where the engine would answer. Each one errs in OPA.
+#[test]
+fn a_comprehension_opa_indexes_and_cannot_evaluate_is_refused() {
+    for rego in [
+        "r := x if {\n\t1 = v\n\tx := [data.cfg.roles[v] | input > v]\n}",
+        "r := x if {\n\tv := 1\n\tx := [data.cfg.roles[v] | input > v]\n}",
+        "r := x if {\n\tsome v\n\tv = 1\n\tx := [data.cfg.roles[v] | input > v]\n}",
+        "r := x if {\n\tv = 1\n\tx := count([data.cfg.roles[v] | input > v])\n}",
+        "r := x if {\n\tv = 1\n\tx := [input.roles[v] | not input.x > v]\n}",
+        "r := x if {\n\tv = 1\n\tx := [input.roles[v] | every y in input.roles { y < v }]\n}",
+        "r := x if {\n\tv = 1\n\tx := [input.roles[v] | v in input.roles]\n}",
+        "r := x if {\n\tv = 1\n\tx := [input.roles[v] | input.other[y]; y = v + 1]\n}",
+        "r := x if {\n\tv = 1\n\tx := [input.roles[v] | input.x > v; input.roles[v]]\n}",
+        "r := x if {\n\tv = 1\n\tx := [input.roles[v] | input.x != v]\n}",
+        "r := x if {\n\tv = 1\n\tx := [input.roles[v] | is_number(v)]\n}",
+        "r := x if {\n\tv = 1\n\tx := [input.roles[v] | count([v]) == 1]\n}",
+        "r := x if {\n\tx := [input.roles[v] | input.x > v]\n\tv = 1\n}",
+        "r := x if {\n\tv = 1\n\tx := {input.roles[v] | input.x > v}\n}",
+        "r := x if {\n\tv = 1\n\tx := {v: input.roles[v] | input.x > v}\n}",
+        "r := x if {\n\tv = 1\n\tx := [[input.roles[v] | input.x > v]]\n}",
+        "r := x if {\n\tv = 1\n\tsome x in [input.roles[v] | input.x > v]\n}",
+        "r := x if {\n\tv = 1\n\tx := 1\n\tnot count([input.roles[v] | input.x > v]) > 5\n}",
+        "r := [input.roles[v] | input.x > v] if {\n\tv = 1\n}",
+        "r := x if {\n\tinput.nope\n\tx := 1\n} else := [input.roles[v] | input.x > v] if {\n\tv = 1\n}",
+        "f(v) := [input.roles[v] | input.x > v]\nr := f(1)",
+        "f(v) := x if {\n\tx := [input.roles[v] | input.x > v]\n}\nr := f(1)",
+    ] {
+        let source = format!("package t\n{rego}\n");
+        let plain = Bundle::from_files(vec![("t.rego".into(), source.into_bytes())]).unwrap();
+        for load in [Policy::load, Policy::load_interpreted] {
+            let err = load(&plain, &path("t/r")).err().unwrap();
+            assert_eq!(err.code(), "opa-comprehension-index", "{rego}: {err}");
+        }
+    }
+    let err = Policy::load(
+        &Bundle::from_files(vec![(
+            "t.rego".into(),
+            b"package t\nr := x if {\n  1 = v\n  x := [data.cfg.roles[v] | input > v]\n}\n".to_vec(),
+        )])
+        .unwrap(),
+        &path("t/r"),
+    )
+    .err()
+    .unwrap();
+    assert_eq!(
+        err.to_string(),
+        "t.rego:4:37: opa-comprehension-index: OPA v1.20 evaluates this comprehension on its \
+         own (its comprehension index), before `v` is bound, and fails with an internal error \
+         reading `v` here; bind `v` inside the comprehension before this expression (put \
+         `data.cfg.roles[v]` before `input > v`)"
+    );
+    // What OPA evaluates (it does not index these, or their bodies bind first): answers from
+    // OPA v1.20.2.
+    let roles = r#"{"x": 5, "y": 1, "roles": [0, 1, 2], "other": [0, 1, 2, 3]}"#;
+    for rego in [
+        // Binds nothing the enclosing body has.
+        "r := x if {\n\t1 = v\n\tx := [v | input.x > v]\n}",
+        // A reference binds `v` before anything reads it.
+        "r := x if {\n\tv = 1\n\tx := [input.roles[v] | input.roles[v]; input.x > v]\n}",
+        "r := x if {\n\tv = 1\n\tx := [input.roles[v] | v = input.y; input.x > v]\n}",
+        // `==` unifies.
+        "r := x if {\n\tv = 1\n\tx := [input.roles[v] | not v == 2]\n}",
+        "r := x if {\n\tv = 1\n\tx := [input.roles[v] | v == 1]\n}",
+        "r := x if {\n\tv = 1\n\tx := [input.roles[v] | [v, 2] == [1, 2]]\n}",
+        // `with`.
+        "r := x if {\n\tv = 1\n\tx := [input.roles[v] | input.x > v] with input.x as 3\n}",
+        // The body alone cannot bind the value of `v + 1`, `v * 2`, `g(v)`.
+        "r := x if {\n\tv = 1\n\tx := [input.roles[v] | y := v + 1]\n}",
+        "r := x if {\n\tv = 1\n\tx := [input.roles[v] | y := v * 2; input.roles[y]]\n}",
+        "r := x if {\n\tv = 1\n\tx := [input.roles[v] | y = v + 1; input.other[y]]\n}",
+        "g(a) := a\nr := x if {\n\tv = 1\n\tx := [input.roles[v] | g(v) == 1]\n}",
+        // A reference with `w`, which the body has not seen before it.
+        "r := x if {\n\tv = 1\n\tw = 2\n\tx := [input.roles[v] | input.x > v; input.roles[w]]\n}",
+        // A nested comprehension closes over `v`.
+        "r := x if {\n\tv = 1\n\tx := [input.roles[v] | input.x > v; y := [z | z := v]]\n}",
+    ] {
+        assert_decides(rego, roles, Some("[1]"));
+    }
+}
+
 #[test]
 fn rego_opa_refuses_to_compile_is_refused_at_load() {
     // regorus would evaluate this (the unsafe `x` leaves `deny` undefined); OPA refuses it.
