@@ -780,6 +780,14 @@ impl Binder<'_, '_> {
         }
     }
 
+    /// Drops what the analysis collects for `check`: only bindings are asked for here.
+    fn forget(&mut self) {
+        self.safety.errors.clear();
+        self.safety.references.clear();
+        self.safety.unsupported.clear();
+        self.safety.closures.clear();
+    }
+
     /// `stmt` run with the local variables `bound` bound, `declared` declared in its scope.
     pub fn statement(
         &mut self,
@@ -788,7 +796,7 @@ impl Binder<'_, '_> {
         bound: &BTreeSet<String>,
     ) -> Binding {
         let needs = self.safety.statement(stmt, &Self::frame(declared, bound));
-        self.safety.errors.clear();
+        self.forget();
         Binding {
             unbound: needs.unbound,
             binds: needs.binds,
@@ -805,7 +813,7 @@ impl Binder<'_, '_> {
         let mut needs = Needs::default();
         self.safety
             .eval(value, &Self::frame(declared, bound), true, &mut needs);
-        self.safety.errors.clear();
+        self.forget();
         Binding {
             unbound: needs.unbound,
             binds: needs.binds,
