@@ -354,21 +354,26 @@ impl Index<'_, '_, '_> {
                     && found.operands.contains(&(span.line, span.col))
             });
             if let Some((name, span)) = read {
-                let binder = order
-                    .iter()
-                    .map(|(stmt, _)| stmt.span.text().to_string())
-                    .chain(terms.iter().map(|t| t.span().text().to_string()))
-                    .zip(
-                        order
-                            .iter()
-                            .map(|(stmt, _)| self.binder.statement(stmt, &declared, &BTreeSet::new()).binds)
-                            .chain(terms.iter().map(|t| {
-                                self.binder.value(t, &declared, &BTreeSet::new()).binds
-                            }))
-                            .collect::<Vec<_>>(),
-                    )
-                    .find(|(_, binds)| binds.contains(name))
-                    .map(|(text, _)| text);
+                // What binds it when nothing else is bound: the expression to move first.
+                let mut binder = None;
+                for (other, _) in &order {
+                    let binds = self.binder.statement(other, &declared, &BTreeSet::new()).binds;
+                    if binds.contains(name) {
+                        binder = Some(other.span.text().to_string());
+                        break;
+                    }
+                }
+                for term in &terms {
+                    if binder.is_none()
+                        && self
+                            .binder
+                            .value(term, &declared, &BTreeSet::new())
+                            .binds
+                            .contains(name)
+                    {
+                        binder = Some(term.span().text().to_string());
+                    }
+                }
                 let hint = match binder {
                     Some(text) => format!(" (put `{text}` before `{}`)", stmt.span.text()),
                     None => String::new(),
@@ -396,11 +401,11 @@ impl Index<'_, '_, '_> {
 fn parts(comprehension: &Expr) -> Option<(&Query, Vec<&Expr>)> {
     match comprehension {
         Expr::ArrayCompr { term, query, .. } | Expr::SetCompr { term, query, .. } => {
-            Some((query, vec![term]))
+            Some((query.as_ref(), vec![term.as_ref()]))
         }
         Expr::ObjectCompr {
             key, value, query, ..
-        } => Some((query, vec![key, value])),
+        } => Some((query.as_ref(), vec![key.as_ref(), value.as_ref()])),
         _ => None,
     }
 }
@@ -461,13 +466,13 @@ fn children(expr: &Expr) -> Vec<&Expr> {
             .flat_map(|(_, k, v)| [k.as_ref(), v.as_ref()])
             .collect(),
         Expr::Call { params, .. } => params.iter().map(|p| p.as_ref()).collect(),
-        Expr::UnaryExpr { expr, .. } => vec![expr],
-        Expr::RefDot { refr, .. } => vec![refr],
-        Expr::RefBrack { refr, index, .. } => vec![refr, index],
+        Expr::UnaryExpr { expr, .. } => vec![expr.as_ref()],
+        Expr::RefDot { refr, .. } => vec![refr.as_ref()],
+        Expr::RefBrack { refr, index, .. } => vec![refr.as_ref(), index.as_ref()],
         Expr::BinExpr { lhs, rhs, .. }
         | Expr::BoolExpr { lhs, rhs, .. }
         | Expr::ArithExpr { lhs, rhs, .. }
-        | Expr::AssignExpr { lhs, rhs, .. } => vec![lhs, rhs],
+        | Expr::AssignExpr { lhs, rhs, .. } => vec![lhs.as_ref(), rhs.as_ref()],
         Expr::Membership {
             key,
             value,
