@@ -357,7 +357,10 @@ impl Index<'_, '_, '_> {
                 // What binds it when nothing else is bound: the expression to move first.
                 let mut binder = None;
                 for (other, _) in &order {
-                    let binds = self.binder.statement(other, &declared, &BTreeSet::new()).binds;
+                    let binds = self
+                        .binder
+                        .statement(other, &declared, &BTreeSet::new())
+                        .binds;
                     if binds.contains(name) {
                         binder = Some(other.span.text().to_string());
                         break;
@@ -664,9 +667,7 @@ impl Visitor for Found<'_, '_, '_> {
                     params.iter().for_each(|param| self.operand(param));
                 }
             }
-            Expr::BoolExpr {
-                op: BoolOp::Eq, ..
-            } => {}
+            Expr::BoolExpr { op: BoolOp::Eq, .. } => {}
             Expr::BoolExpr { lhs, rhs, .. }
             | Expr::ArithExpr { lhs, rhs, .. }
             | Expr::BinExpr { lhs, rhs, .. } => {

@@ -295,7 +295,8 @@ fn a_comprehension_opa_indexes_and_cannot_evaluate_is_refused() {
     let err = Policy::load(
         &Bundle::from_files(vec![(
             "t.rego".into(),
-            b"package t\nr := x if {\n  1 = v\n  x := [data.cfg.roles[v] | input > v]\n}\n".to_vec(),
+            b"package t\nr := x if {\n  1 = v\n  x := [data.cfg.roles[v] | input > v]\n}\n"
+                .to_vec(),
         )])
         .unwrap(),
         &path("t/r"),
