@@ -319,7 +319,7 @@ impl Index<'_, '_, '_> {
         {
             let mut found = Found::new(self.binder);
             match (stmt, term) {
-                (Some(stmt), _) => statement_walk(stmt, true, &mut found),
+                (Some(stmt), _) => statement_walk(stmt, &mut found),
                 (None, Some(term)) => walk::expr(term, &mut found),
                 _ => {}
             }
@@ -332,11 +332,7 @@ impl Index<'_, '_, '_> {
             {
                 return;
             }
-            match (stmt, term) {
-                (Some(stmt), _) => statement_vars(stmt, &mut seen),
-                (None, Some(term)) => collect_scope_vars(term, &mut seen),
-                _ => {}
-            }
+            seen.extend(found.vars);
         }
         // Evaluated alone: the first expression that cannot run.
         let mut alone = BTreeSet::new();
@@ -347,7 +343,7 @@ impl Index<'_, '_, '_> {
                 continue;
             }
             let mut found = Found::new(self.binder);
-            statement_walk(stmt, true, &mut found);
+            statement_walk(stmt, &mut found);
             let read = binding.unbound.iter().find(|(name, span)| {
                 outer.contains(name)
                     && !binding.binds.contains(name)
@@ -618,6 +614,8 @@ struct Found<'b, 's, 'a> {
     walk: bool,
     /// Variables mentioned in nested comprehensions.
     nested: BTreeSet<String>,
+    /// Variables mentioned outside them (`every` bodies included, as OPA's check sees them).
+    vars: BTreeSet<String>,
     /// Where variables are read as operands of builtin calls and operators (`==` unifies; a
     /// function of the policy may bind an argument it is given unbound).
     operands: BTreeSet<(u32, u32)>,
@@ -630,6 +628,7 @@ impl<'b, 's, 'a> Found<'b, 's, 'a> {
             ref_keys: BTreeSet::new(),
             walk: false,
             nested: BTreeSet::new(),
+            vars: BTreeSet::new(),
             operands: BTreeSet::new(),
         }
     }
@@ -659,6 +658,9 @@ impl Visitor for Found<'_, '_, '_> {
             Expr::ArrayCompr { .. } | Expr::SetCompr { .. } | Expr::ObjectCompr { .. } => {
                 collect_vars(expr, &mut self.nested);
                 return false;
+            }
+            Expr::Var { span, .. } => {
+                self.vars.insert(span.text().to_string());
             }
             Expr::RefBrack { index, .. } => collect_vars(index, &mut self.ref_keys),
             Expr::Call { fcn, params, .. } => {
@@ -690,8 +692,8 @@ impl Visitor for Found<'_, '_, '_> {
     }
 }
 
-/// Walks a statement with `found`; `every` bodies too when `every`.
-fn statement_walk(stmt: &LiteralStmt, every: bool, found: &mut Found<'_, '_, '_>) {
+/// Walks a statement with `found`, `every` bodies included.
+fn statement_walk(stmt: &LiteralStmt, found: &mut Found<'_, '_, '_>) {
     match &stmt.literal {
         Literal::SomeVars { .. } => {}
         Literal::SomeIn {
@@ -709,11 +711,18 @@ fn statement_walk(stmt: &LiteralStmt, every: bool, found: &mut Found<'_, '_, '_>
             walk::expr(collection, found);
         }
         Literal::Expr { expr, .. } | Literal::NotExpr { expr, .. } => walk::expr(expr, found),
-        Literal::Every { domain, query, .. } => {
+        Literal::Every {
+            key,
+            value,
+            domain,
+            query,
+            ..
+        } => {
             walk::expr(domain, found);
-            if every {
-                walk::query(query, found);
+            for var in key.iter().chain(std::iter::once(value)) {
+                found.vars.insert(var.text().to_string());
             }
+            walk::query(query, found);
         }
     }
     for with in &stmt.with_mods {
