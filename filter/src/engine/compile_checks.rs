@@ -788,7 +788,8 @@ impl Binder<'_, '_> {
         self.safety.closures.clear();
     }
 
-    /// `stmt` run with the local variables `bound` bound, `declared` declared in its scope.
+    /// `stmt` run with the local variables `bound` bound, `declared` declared in its scope, as
+    /// OPA's compiler orders a body.
     pub fn statement(
         &mut self,
         stmt: &LiteralStmt,
@@ -796,6 +797,38 @@ impl Binder<'_, '_> {
         bound: &BTreeSet<String>,
     ) -> Binding {
         let needs = self.safety.statement(stmt, &Self::frame(declared, bound));
+        self.forget();
+        Binding {
+            unbound: needs.unbound,
+            binds: needs.binds,
+        }
+    }
+
+    /// `stmt` evaluated as OPA does once its compiler has ordered the body and rewritten a
+    /// statement `a == b` into the unification `a = b`.
+    pub fn evaluated(
+        &mut self,
+        stmt: &LiteralStmt,
+        declared: &BTreeSet<String>,
+        bound: &BTreeSet<String>,
+    ) -> Binding {
+        let frame = Self::frame(declared, bound);
+        let needs = match &stmt.literal {
+            Literal::Expr { expr, .. } if stmt.with_mods.is_empty() => match expr.as_ref() {
+                Expr::BoolExpr {
+                    op: BoolOp::Eq,
+                    lhs,
+                    rhs,
+                    ..
+                } => {
+                    let mut needs = Needs::default();
+                    self.safety.unify(lhs, rhs, &frame, &mut needs);
+                    needs
+                }
+                _ => self.safety.statement(stmt, &frame),
+            },
+            _ => self.safety.statement(stmt, &frame),
+        };
         self.forget();
         Binding {
             unbound: needs.unbound,

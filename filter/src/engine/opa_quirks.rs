@@ -282,7 +282,7 @@ impl Index<'_, '_, '_> {
         let mut outputs = BTreeSet::new();
         let mut vars = BTreeSet::new();
         for (stmt, _) in &order {
-            let binding = self.binder.statement(stmt, &declared, &outputs);
+            let binding = self.binder.evaluated(stmt, &declared, &outputs);
             let binder = &*self.binder;
             let is_bound = |name: &str| outputs.contains(name) || !binder.is_local(name, &declared);
             let used = used_call_reads(stmt, &is_bound);
@@ -337,7 +337,7 @@ impl Index<'_, '_, '_> {
         // Evaluated alone: the first expression that cannot run.
         let mut alone = BTreeSet::new();
         for (stmt, _) in &order {
-            let binding = self.binder.statement(stmt, &declared, &alone);
+            let binding = self.binder.evaluated(stmt, &declared, &alone);
             if binding.unbound.is_empty() {
                 alone.extend(binding.binds);
                 continue;
@@ -355,7 +355,7 @@ impl Index<'_, '_, '_> {
                 for (other, _) in &order {
                     let binds = self
                         .binder
-                        .statement(other, &declared, &BTreeSet::new())
+                        .evaluated(other, &declared, &BTreeSet::new())
                         .binds;
                     if binds.contains(name) {
                         binder = Some(other.span.text().to_string());

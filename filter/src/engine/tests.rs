@@ -284,6 +284,9 @@ fn a_comprehension_opa_indexes_and_cannot_evaluate_is_refused() {
         "r := x if {\n\tinput.nope\n\tx := 1\n} else := [input.roles[v] | input.x > v] if {\n\tv = 1\n}",
         "f(v) := [input.roles[v] | input.x > v]\nr := f(1)",
         "f(v) := x if {\n\tx := [input.roles[v] | input.x > v]\n}\nr := f(1)",
+        "r := ys if {\n\tx := input.x\n\tys := [y | some y in input.ys; y > x; input.m[x]]\n}",
+        // `==` unifies: `x` is bound by the body, after `is_number(i)` reads `i`.
+        "r := ys if {\n\tsome i, x in input.ys\n\tys := [j | is_number(i); input.ys[j] == x; input.ys[i]]\n}",
     ] {
         let source = format!("package t\n{rego}\n");
         let plain = Bundle::from_files(vec![("t.rego".into(), source.into_bytes())]).unwrap();
@@ -334,8 +337,16 @@ fn a_comprehension_opa_indexes_and_cannot_evaluate_is_refused() {
         "r := x if {\n\tv = 1\n\tw = 2\n\tx := [input.roles[v] | input.x > v; input.roles[w]]\n}",
         // A nested comprehension closes over `v`.
         "r := x if {\n\tv = 1\n\tx := [input.roles[v] | input.x > v; y := [z | z := v]]\n}",
+        "f(u) := [p | some p in input.roles; p == u]\nr := f(1)",
     ] {
         assert_decides(rego, roles, Some("[1]"));
+    }
+    // Nothing in the body binds `x` or `u`.
+    for rego in [
+        "r := ys if {\n\tx := 0\n\tys := [y | some y in input.roles; y > x]\n}",
+        "f(u) := [p | some p in input.roles; p > u]\nr := f(0)",
+    ] {
+        assert_decides(rego, roles, Some("[1, 2]"));
     }
 }
 
