@@ -326,8 +326,6 @@ fn a_comprehension_opa_indexes_and_cannot_evaluate_is_refused() {
         "r := x if {\n\tv = 1\n\tx := [input.roles[v] | not v == 2]\n}",
         "r := x if {\n\tv = 1\n\tx := [input.roles[v] | v == 1]\n}",
         "r := x if {\n\tv = 1\n\tx := [input.roles[v] | [v, 2] == [1, 2]]\n}",
-        // `with`.
-        "r := x if {\n\tv = 1\n\tx := [input.roles[v] | input.x > v] with input.x as 3\n}",
         // The body alone cannot bind the value of `v + 1`, `v * 2`, `g(v)`.
         "r := x if {\n\tv = 1\n\tx := [input.roles[v] | y := v + 1]\n}",
         "r := x if {\n\tv = 1\n\tx := [input.roles[v] | y := v * 2; input.roles[y]]\n}",
@@ -341,6 +339,15 @@ fn a_comprehension_opa_indexes_and_cannot_evaluate_is_refused() {
     ] {
         assert_decides(rego, roles, Some("[1]"));
     }
+    // `with` (which the interpreter runs).
+    assert_eq!(
+        decide_loaded(
+            "r := x if {\n\tv = 1\n\tx := [input.roles[v] | input.x > v] with input.x as 3\n}",
+            roles,
+            true
+        ),
+        [Some("[\n  1\n]".to_string()), Some("[\n  1\n]".to_string())]
+    );
     // Nothing in the body binds `x` or `u`.
     for rego in [
         "r := ys if {\n\tx := 0\n\tys := [y | some y in input.roles; y > x]\n}",
