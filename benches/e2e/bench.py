@@ -2,12 +2,16 @@
 configuration, one run, one table. See benches/README.md for what each configuration measures.
 
     python benches/e2e/bench.py [--seconds 5] [--smoke]
+    python benches/e2e/bench.py --against OLD.wasm [--rounds 3] [--only NAME]
 
 Per configuration: cold start (Envoy started → first expected answer), resident memory, maximum
 throughput (wrk, closed loop), and latency percentiles at fixed rates of 25% and 50% of the
 no-filter maximum (zerohop-loadgen, open loop, latency from each request's due time).
 `--smoke` runs every configuration for about a second and checks only that each answers with
 its expected status (CI). Results: benches/results/bench.{json,md} and benches/README.md's Results.
+`--against OLD.wasm` compares two builds of the filter instead: the maximum throughput of each
+zerohop configuration that OLD.wasm also understands, old and new alternating for `--rounds`
+rounds in the same run (so drift in the machine's load hits both), medians printed.
 """
 
 from __future__ import annotations
@@ -212,19 +216,20 @@ class Setup:
     """One configuration's Envoy (and authorizer) on a fresh port."""
 
     def __init__(self, config: Config, work: Path, bundles: dict[str, Path], concurrency: int = 1,
-                 timing: bool = False):
+                 timing: bool = False, wasm: Path = WASM):
         self.config = config
         self.receiver = LogReceiver() if config.log_receiver else None
         self.authorizer: subprocess.Popen | None = None
         self.authorizer_port = free_port()
         directory = work / f"{config.name.replace('/', '-')}-c{concurrency}{'-timing' if timing else ''}"
-        directory.mkdir()
+        directory.mkdir(exist_ok=True)
         plugin = None
         if config.policy and not config.extauthz:
             settings = {**config.settings, **({"timing_stats": True} if timing else {})}
             plugin = plugin_config(bundles[config.policy].read_bytes(), path=config.decision, **settings)
         self.listener = Listener(config.name, plugin)
-        self.envoy = Envoy([self.listener], None, directory, concurrency=concurrency, access_log=False)
+        self.envoy = Envoy([self.listener], None, directory, concurrency=concurrency, access_log=False,
+                           wasm=wasm)
         self.envoy.prefix = pinned(ENVOY_CORE)
         generated = json.loads(self.envoy.config_path.read_text())
         chain = generated["static_resources"]["listeners"][0]["filter_chains"][0]
@@ -272,6 +277,19 @@ class Setup:
         raise SystemExit(f"{self.config.name}: no {self.config.expect} within 30 s (last status {last}):\n"
                          f"{self.envoy.log()[-3000:]}")
 
+    def cpu_seconds(self) -> float:
+        """Envoy's user + system CPU time so far."""
+        fields = Path(f"/proc/{self.envoy.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def throughput(self, seconds: float) -> dict:
+        """The maximum throughput (wrk), and Envoy's CPU time per request meanwhile: the cost
+        of a request that a busy machine or a core stolen by the hypervisor does not inflate."""
+        before = self.cpu_seconds()
+        result = wrk(self.config, self.listener.port, seconds)
+        result["cpu_us_per_request"] = (self.cpu_seconds() - before) * 1e6 / max(result["requests"], 1)
+        return result
+
     def rss_mib(self) -> float:
         status = Path(f"/proc/{self.envoy.process.pid}/status").read_text()
         return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1024
@@ -312,7 +330,7 @@ def wrk(config: Config, port: int, seconds: float) -> dict:
         total - (int(non_2xx.group(1)) if non_2xx else 0)
     if wrong or (errors and any(int(x) for x in errors.groups())):
         raise SystemExit(f"{config.name}: wrk saw {wrong} answers other than {config.expect}, errors {errors and errors.groups()}:\n{out}")
-    return {"rps": rps}
+    return {"rps": rps, "requests": total}
 
 
 def loadgen(config: Config, port: int, rate: float, seconds: float) -> dict:
@@ -370,7 +388,13 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=5, help="per throughput or fixed-rate run")
     parser.add_argument("--smoke", action="store_true", help="about a second per configuration, no results written")
     parser.add_argument("--only", help="run only configurations whose name contains this (plus no-filter)")
+    parser.add_argument("--against", type=Path, help="compare dist/zerohop.wasm with this older build")
+    parser.add_argument("--rounds", type=int, default=3, help="with --against: alternations per configuration")
     args = parser.parse_args()
+    # This script (and the decision-log receiver it runs) stays off Envoy's core, beside the
+    # load generator, as a log collector on another machine would.
+    if LOAD_CORE in os.sched_getaffinity(0):
+        os.sched_setaffinity(0, {LOAD_CORE})
     seconds = 1 if args.smoke else args.seconds
     for tool, hint in ((shutil.which("wrk"), "apt-get install wrk"), (LOADGEN.exists(), "make bench builds it"),
                        (EXTAUTHZ.exists(), "make bench builds it"), (NOOP_WASM.exists(), "make bench builds it"),
@@ -385,6 +409,8 @@ def main() -> int:
         if c.policy and c.policy not in bundles:
             bundles[c.policy] = work / f"{c.policy}.tar.gz"
             build_bundle(POLICIES / c.policy, bundles[c.policy], [c.decision], revision="bench")
+    if args.against:
+        return compare(configs, work, bundles, args.against, args.rounds, seconds)
     host = machine()
     results: dict[str, dict] = {}
     rates: list[float] = []
@@ -404,7 +430,7 @@ def main() -> int:
                 result["cold_start_ms"] = cold * 1000
                 result["rss_mib"] = rss[1]
                 wrk(config, setup.listener.port, 1)  # warm up
-                result.update(wrk(config, setup.listener.port, seconds))
+                result.update(setup.throughput(seconds))
                 if config.name == "no-filter":
                     # 25% and 50% of the no-filter maximum, and a low rate every configuration
                     # sustains, so each one's added latency is measured at least once.
@@ -451,6 +477,39 @@ def main() -> int:
     return 0
 
 
+def compare(configs: list[Config], work: Path, bundles: dict[str, Path], old: Path, rounds: int,
+            seconds: float) -> int:
+    """The old and the new build, alternating, per configuration the old build understands
+    (decision logs are newer than some builds: those rows are skipped): maximum throughput, and
+    Envoy's CPU time per request under that load, which a busy or stolen core does not inflate."""
+    rows = []
+    for config in configs:
+        if not config.policy or config.extauthz or "decision_logs" in config.settings:
+            continue
+        runs: dict[str, list[tuple[float, float]]] = {"old": [], "new": []}
+        for _ in range(rounds):
+            for label, wasm in (("old", old), ("new", WASM)):
+                setup = Setup(config, work, bundles, wasm=wasm)
+                try:
+                    setup.start()
+                    wrk(config, setup.listener.port, 1)  # warm up
+                    result = setup.throughput(seconds)
+                    runs[label].append((result["rps"], result["cpu_us_per_request"]))
+                finally:
+                    setup.stop()
+        median = {label: [sorted(column)[len(column) // 2] for column in zip(*r)] for label, r in runs.items()}
+        (old_rps, old_cpu), (new_rps, new_cpu) = median["old"], median["new"]
+        rows.append(f"| {config.name} | {old_rps:.0f} | {new_rps:.0f} | {100 * (new_rps / old_rps - 1):+.1f}% | "
+                    f"{old_cpu:.1f} | {new_cpu:.1f} | {100 * (new_cpu / old_cpu - 1):+.1f}% |")
+        print(rows[-1], flush=True)
+    print(f"\n{old} against {WASM}: {rounds} alternating rounds of {seconds:g} s each, medians; CPU is "
+          "Envoy's user + system time per request during the run:\n")
+    print("| configuration | old req/s | new req/s | change | old CPU µs/req | new CPU µs/req | change |\n"
+          "|---|---|---|---|---|---|---|")
+    print("\n".join(rows))
+    return 0
+
+
 def render(results: dict, host: dict, seconds: float, wasm_sizes: dict) -> str:
     lines = [
         f"{host['date']}, {host['cpu']}, {host['cores']} cores, Linux {host['kernel']}, Envoy {host['envoy']} "
@@ -459,11 +518,17 @@ def render(results: dict, host: dict, seconds: float, wasm_sizes: dict) -> str:
         f"zerohop-loadgen ({CONNECTIONS} connections, open loop) for {seconds:g} s at each fixed rate. "
         f"`.wasm`: zerohop {wasm_sizes['zerohop.wasm']:,} bytes, noop {wasm_sizes['noop.wasm']:,} bytes.",
         "",
-        "| configuration | max req/s | ratio to no filter | cold start ms | RSS over no filter MiB | one more worker MiB |",
-        "|---|---|---|---|---|---|",
+        "Envoy CPU: Envoy's user + system time per request during the maximum-throughput run (an "
+        "ext_authz authorizer's own time not included); added = minus no-filter's.",
+        "",
+        "| configuration | max req/s | ratio to no filter | Envoy CPU µs/req | added CPU µs/req | cold start ms | "
+        "RSS over no filter MiB | one more worker MiB |",
+        "|---|---|---|---|---|---|---|---|",
     ]
+    base_cpu = results["no-filter"]["cpu_us_per_request"]
     for name, r in results.items():
-        lines.append(f"| {name} | {r['rps']:.0f} | {r['ratio']:.2f} | {r['cold_start_ms']:.0f} | "
+        lines.append(f"| {name} | {r['rps']:.0f} | {r['ratio']:.2f} | {r['cpu_us_per_request']:.1f} | "
+                     f"{r['cpu_us_per_request'] - base_cpu:+.1f} | {r['cold_start_ms']:.0f} | "
                      f"{r['rss_over_no_filter_mib']:+.1f} | {r['worker_mib']:.1f} ({r['worker_over_no_filter_mib']:+.1f}) |")
     lines += [
         "",

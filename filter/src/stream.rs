@@ -7,6 +7,7 @@ use std::rc::Rc;
 
 use crate::audit::counters::Label;
 use crate::audit::event::{self, Phases};
+use crate::audit::mask;
 use crate::engine::EvalError;
 use crate::host::{Host, Level};
 use crate::plugin::Plugin;
@@ -155,10 +156,7 @@ impl Stream {
         let mut laps = Laps::start(host, &self.plugin);
         let (result, logged) = self.evaluate(host, body, &mut laps);
         let logged = logged.map(|mut logged| {
-            logged.result = result
-                .as_ref()
-                .ok()
-                .and_then(|v| serde_json::to_value(v).ok());
+            logged.result = result.as_ref().ok().cloned();
             logged
         });
         let outcome = decide(self.plugin.config.enforcement, result);
@@ -181,7 +179,7 @@ impl Stream {
         laps: &mut Laps,
     ) -> (Result<regorus::Value, Failure>, Option<Logged>) {
         let plugin = &self.plugin;
-        let log = plugin.decision_log.as_ref();
+        let log = plugin.decision_log.as_ref().filter(|log| log.admit(host));
         let mut logged = log.map(|_| Logged::default());
         let result = plugin
             .with_policy(host, |policy| {
@@ -208,8 +206,10 @@ impl Stream {
                         None => None,
                     };
                     logged.input = shape
-                        .and_then(|shape| input::build(&request, &plugin.config.body, shape).ok())
-                        .and_then(|input| serde_json::to_value(&input).ok());
+                        .and_then(|shape| input::build(&request, &plugin.config.body, shape).ok());
+                    if let (true, Some(input)) = (log.settings.default_masks, &mut logged.input) {
+                        logged.erased = mask::erase_defaults(input);
+                    }
                 }
                 let Some(policy) = policy else {
                     return Err(Failure::NoBundle);
@@ -249,11 +249,12 @@ impl Stream {
         let dry_run = plugin.config.enforcement.dry_run;
         let event = event::event(
             &log.fixed,
-            event::Decision {
+            &event::Decision {
                 decision_id: &id,
                 revision: logged.revision.as_deref(),
                 input: logged.input,
-                result: logged.result,
+                erased: logged.erased,
+                result: logged.result.filter(|v| *v != regorus::Value::Undefined),
                 outcome,
                 label: Label::of(outcome, dry_run),
                 dry_run,
@@ -262,6 +263,16 @@ impl Stream {
                 phases: laps.phases,
             },
         );
+        let Some(event) = event else {
+            host.log(
+                Level::Warn,
+                &format!(
+                    "{}: a decision's event cannot be written as JSON",
+                    plugin.name
+                ),
+            );
+            return;
+        };
         let line = plugin
             .with_policy(host, |policy| {
                 log.finish(
@@ -447,8 +458,10 @@ fn forward<H: Host>(host: &H, name: &str, allow: Allow) -> Vec<(String, String)>
 /// What a decision's event needs beyond the outcome, gathered while deciding.
 #[derive(Default)]
 struct Logged {
-    input: Option<serde_json::Value>,
-    result: Option<serde_json::Value>,
+    input: Option<regorus::Value>,
+    /// The default masks' pointers that erased something from `input`.
+    erased: Vec<&'static str>,
+    result: Option<regorus::Value>,
     revision: Option<String>,
     requested_by: Option<String>,
 }

@@ -199,6 +199,45 @@ fn dry_run_says_what_enforcement_would_have_done() {
 }
 
 #[test]
+fn max_decisions_per_second_logs_at_most_that_many_and_counts_the_rest() {
+    let (host, root) = configured(
+        &[("t.rego", POLICY)],
+        json!({"console": true, "reporting": {"max_decisions_per_second": 2}}),
+        json!({}),
+    );
+    host.take_log();
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(send(&host, &root, "GET", "/a", &[], ""));
+    }
+    let (events, _) = console(&host);
+    let logged: Vec<_> = events.iter().map(|e| e["decision_id"].clone()).collect();
+    assert_eq!(
+        logged,
+        [json!(ids[0]), json!(ids[1])],
+        "a burst of the rate"
+    );
+    assert_eq!(
+        host.metric("zerohop.decision_logs.dropped.rate_limit"),
+        Some(3)
+    );
+    assert_eq!(
+        host.metric("zerohop.decisions.allowed"),
+        Some(5),
+        "every decision is still made and counted"
+    );
+    host.advance_ms(500);
+    for _ in 0..3 {
+        send(&host, &root, "GET", "/a", &[], "");
+    }
+    assert_eq!(console(&host).0.len(), 1, "half a second refills one");
+    assert_eq!(
+        host.metric("zerohop.decision_logs.dropped.rate_limit"),
+        Some(5)
+    );
+}
+
+#[test]
 fn failures_are_events_with_an_error() {
     let (host, root) = configured(
         &[(

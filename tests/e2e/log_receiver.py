@@ -42,12 +42,11 @@ class LogReceiver:
                     time.sleep(receiver.hang_seconds)
                 if mode in ("fail", "hang"):
                     return self.answer(500, b"failing on purpose\n")
-                problem = receiver.check(self.path, self.headers, body)
+                problem, events = receiver.check(self.path, self.headers, body)
                 if problem:
                     with receiver.lock:
                         receiver.refused.append(problem)
                     return self.answer(400, problem.encode())
-                events = json.loads(gzip.decompress(body))
                 with receiver.lock:
                     receiver.events.extend(events)
                 self.answer(200, b"")
@@ -61,20 +60,21 @@ class LogReceiver:
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self.server.daemon_threads = True
 
-    def check(self, path: str, headers, body: bytes) -> str | None:
+    def check(self, path: str, headers, body: bytes) -> tuple[str | None, list]:
+        """What is wrong with an upload (None if nothing), and its events."""
         if path != self.path:
-            return f"unexpected path {path}"
+            return f"unexpected path {path}", []
         if headers.get("content-encoding") != "gzip":
-            return f"content-encoding {headers.get('content-encoding')!r}, not gzip"
+            return f"content-encoding {headers.get('content-encoding')!r}, not gzip", []
         if headers.get("content-type") != "application/json":
-            return f"content-type {headers.get('content-type')!r}, not application/json"
+            return f"content-type {headers.get('content-type')!r}, not application/json", []
         try:
             events = json.loads(gzip.decompress(body))
         except (OSError, ValueError) as e:
-            return f"body is not gzip JSON: {e}"
+            return f"body is not gzip JSON: {e}", []
         if not isinstance(events, list):
-            return "body is not a JSON array"
-        return None
+            return "body is not a JSON array", []
+        return None, events
 
     def start(self) -> "LogReceiver":
         threading.Thread(target=self.server.serve_forever, daemon=True).start()

@@ -2,7 +2,8 @@
 //! names OPA's pipelines ingest, plus a `zerohop` object with what the filter did (the
 //! outcome, the status sent or, under dry run, the status enforcement would have sent).
 
-use serde_json::{Map, Value as Json};
+use serde::Serialize;
+use serde_json::Value as Json;
 
 use super::counters::Label;
 use crate::request::decision::{Action, Outcome};
@@ -16,9 +17,11 @@ pub struct Decision<'a> {
     pub decision_id: &'a str,
     /// The active bundle's revision (`None`: no bundle).
     pub revision: Option<&'a str>,
-    pub input: Option<Json>,
+    pub input: Option<regorus::Value>,
+    /// The pointers already erased from `input` (the default masks).
+    pub erased: Vec<&'static str>,
     /// The decision value; `None` when there is none (the outcome's detail says why).
-    pub result: Option<Json>,
+    pub result: Option<regorus::Value>,
     pub outcome: &'a Outcome,
     pub label: Label,
     pub dry_run: bool,
@@ -38,67 +41,125 @@ pub struct Fixed {
     pub path: String,
 }
 
-/// The event, before masking.
-pub fn event(fixed: &Fixed, decision: Decision<'_>) -> Map<String, Json> {
-    let mut event = Map::new();
-    event.insert("labels".into(), fixed.labels.clone());
-    event.insert("decision_id".into(), decision.decision_id.into());
-    if let Some(revision) = decision.revision {
-        let mut bundle = Map::new();
-        bundle.insert("revision".into(), revision.into());
-        let mut bundles = Map::new();
-        bundles.insert(fixed.bundle_name.clone(), Json::Object(bundle));
-        event.insert("bundles".into(), Json::Object(bundles));
-    }
-    event.insert("path".into(), fixed.path.as_str().into());
-    if let Some(input) = decision.input {
-        event.insert("input".into(), input);
-    }
-    match decision.result {
-        Some(result) => {
-            event.insert("result".into(), result);
+/// The event as written: fields in the order of their names, as a JSON object of them would
+/// print; the input and the result are written straight from the engine's values.
+#[derive(Serialize)]
+struct EventV1<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bundles: Option<Bundles<'a>>,
+    decision_id: &'a str,
+    #[serde(skip_serializing_if = "no_pointers")]
+    erased: &'a [&'static str],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<Error<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    input: Option<&'a regorus::Value>,
+    labels: &'a Json,
+    metrics: Metrics,
+    path: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    requested_by: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<&'a regorus::Value>,
+    timestamp: String,
+    zerohop: Zerohop,
+}
+
+fn no_pointers(pointers: &&[&str]) -> bool {
+    pointers.is_empty()
+}
+
+/// `bundles`: {name: {revision}}, one bundle.
+struct Bundles<'a> {
+    name: &'a str,
+    revision: &'a str,
+}
+
+impl Serialize for Bundles<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        #[derive(Serialize)]
+        struct Revision<'a> {
+            revision: &'a str,
         }
-        None => {
-            let mut error = Map::new();
-            error.insert("code".into(), decision.outcome.reason.code().into());
-            if let Some(detail) = &decision.outcome.detail {
-                error.insert("message".into(), detail.as_str().into());
-            }
-            event.insert("error".into(), Json::Object(error));
-        }
+        let mut map = serializer.serialize_map(Some(1))?;
+        map.serialize_entry(
+            self.name,
+            &Revision {
+                revision: self.revision,
+            },
+        )?;
+        map.end()
     }
-    if let Some(peer) = decision.requested_by {
-        event.insert("requested_by".into(), peer.into());
-    }
-    event.insert(
-        "timestamp".into(),
-        rfc3339_nano(decision.timestamp_ns).into(),
-    );
-    let [request, input, evaluate, apply] = decision.phases;
-    let mut metrics = Map::new();
-    metrics.insert("timer_rego_query_eval_ns".into(), evaluate.into());
-    metrics.insert("timer_zerohop_request_ns".into(), request.into());
-    metrics.insert("timer_zerohop_input_ns".into(), input.into());
-    metrics.insert("timer_zerohop_apply_ns".into(), apply.into());
-    event.insert("metrics".into(), Json::Object(metrics));
-    let mut zerohop = Map::new();
-    zerohop.insert("outcome".into(), decision.label.as_str().into());
-    let (action, status) = match &decision.outcome.action {
-        Action::Forward(_) => ("forward", decision.outcome.would_be_status),
+}
+
+#[derive(Serialize)]
+struct Error<'a> {
+    code: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Metrics {
+    timer_rego_query_eval_ns: u64,
+    timer_zerohop_apply_ns: u64,
+    timer_zerohop_input_ns: u64,
+    timer_zerohop_request_ns: u64,
+}
+
+#[derive(Serialize)]
+struct Zerohop {
+    action: &'static str,
+    dry_run: bool,
+    outcome: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    would_be_status: Option<u16>,
+}
+
+/// The event's JSON, before the bundle's mask rule (the default masks are already applied to
+/// `decision.input`); `None` if a value cannot be written as JSON.
+pub fn event(fixed: &Fixed, decision: &Decision<'_>) -> Option<String> {
+    let outcome = decision.outcome;
+    let (action, status) = match &outcome.action {
+        Action::Forward(_) => ("forward", outcome.would_be_status),
         Action::Reply(deny) => ("reply", Some(deny.status)),
     };
-    zerohop.insert("action".into(), action.into());
-    if let Some(status) = status {
-        let key = if decision.outcome.overridden {
-            "would_be_status"
-        } else {
-            "status"
-        };
-        zerohop.insert(key.into(), status.into());
-    }
-    zerohop.insert("dry_run".into(), decision.dry_run.into());
-    event.insert("zerohop".into(), Json::Object(zerohop));
-    event
+    let [request, input, evaluate, apply] = decision.phases;
+    let event = EventV1 {
+        bundles: decision.revision.map(|revision| Bundles {
+            name: &fixed.bundle_name,
+            revision,
+        }),
+        decision_id: decision.decision_id,
+        erased: &decision.erased,
+        error: decision.result.is_none().then(|| Error {
+            code: outcome.reason.code(),
+            message: outcome.detail.as_deref(),
+        }),
+        input: decision.input.as_ref(),
+        labels: &fixed.labels,
+        metrics: Metrics {
+            timer_rego_query_eval_ns: evaluate,
+            timer_zerohop_apply_ns: apply,
+            timer_zerohop_input_ns: input,
+            timer_zerohop_request_ns: request,
+        },
+        path: &fixed.path,
+        requested_by: decision.requested_by.as_deref(),
+        result: decision.result.as_ref(),
+        timestamp: rfc3339_nano(decision.timestamp_ns),
+        zerohop: Zerohop {
+            action,
+            dry_run: decision.dry_run,
+            outcome: decision.label.as_str(),
+            status: status.filter(|_| !outcome.overridden),
+            would_be_status: status.filter(|_| outcome.overridden),
+        },
+    };
+    serde_json::to_string(&event).ok()
 }
 
 /// The slot of `phase` in `Phases`.

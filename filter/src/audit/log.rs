@@ -133,66 +133,83 @@ impl DecisionLog {
         add(host, self.metrics.upload_failures, 1);
     }
 
-    /// Whether one more event fits `max_decisions_per_second` (a token bucket of one second).
-    fn within_rate<H: Host>(&self, host: &H) -> bool {
+    /// Whether this decision is logged: one more event fits `max_decisions_per_second` (a
+    /// token bucket of one second, as OPA's limiter). A decision over the rate is counted and
+    /// costs nothing more.
+    pub fn admit<H: Host>(&self, host: &H) -> bool {
         let Some(rate) = self.settings.reporting.max_decisions_per_second else {
             return true;
         };
         let now = host.now_ns();
         let (tokens, since) = self.bucket.get();
         let refilled = (tokens + now.saturating_sub(since) as f64 * rate / 1e9).min(rate.max(1.0));
-        if refilled >= 1.0 {
-            self.bucket.set((refilled - 1.0, now));
-            true
-        } else {
-            self.bucket.set((refilled, now));
-            false
+        let admitted = refilled >= 1.0;
+        self.bucket
+            .set((if admitted { refilled - 1.0 } else { refilled }, now));
+        if !admitted {
+            self.count_dropped(host, Dropped::RateLimit, 1);
         }
+        admitted
     }
 
-    /// Masks `event` (defaults, then the bundle's rule), applies the drop rule, and returns
-    /// the JSON line to hand to the sinks, written to the console if configured. `None`: not
-    /// logged (dropped, counted).
+    /// Applies the bundle's drop and mask rules to `event` (already carrying the default
+    /// masks) and returns the JSON line to hand to the sinks, written to the console if
+    /// configured. `None`: dropped by the drop rule (counted).
     pub fn finish<H: Host>(
         &self,
         host: &H,
         name: &str,
-        mut event: Map<String, Json>,
+        event: String,
         rules: Option<&mut LogRules>,
     ) -> Option<String> {
-        if !self.within_rate(host) {
-            self.count_dropped(host, Dropped::RateLimit, 1);
-            return None;
-        }
-        if self.settings.default_masks {
-            mask::apply(&mut event, &mask::default_ops());
-        }
-        if let Some(rules) = rules {
-            let mut whole = Json::Object(event);
-            match rules.drops(&whole) {
-                Ok(true) => {
-                    self.count_dropped(host, Dropped::DropRule, 1);
-                    return None;
-                }
-                Ok(false) => {}
-                Err(e) => self.mask_error(host, name, "drop", &e),
-            }
-            let ops = rules.masks(&whole);
-            event = match whole {
-                Json::Object(ref mut map) => std::mem::take(map),
-                _ => Map::new(),
-            };
-            match ops {
-                Ok(ops) => mask::apply(&mut event, &ops),
-                Err(e) => self.mask_error(host, name, "mask", &e),
-            }
-        }
-        let line = Json::Object(event).to_string();
+        let line = match rules {
+            Some(rules) => self.apply_rules(host, name, event, rules)?,
+            None => event,
+        };
         add(host, self.metrics.written, 1);
         if self.settings.console {
             host.log(Level::Warn, &format!("{CONSOLE_PREFIX}{line}"));
         }
         Some(line)
+    }
+
+    /// `None`: the drop rule dropped the event. A rule that fails leaves the event as it is.
+    fn apply_rules<H: Host>(
+        &self,
+        host: &H,
+        name: &str,
+        event: String,
+        rules: &mut LogRules,
+    ) -> Option<String> {
+        let input = match regorus::Value::from_json_str(&event) {
+            Ok(input) => input,
+            Err(e) => {
+                self.mask_error(host, name, "mask", &format!("{e:#}"));
+                return Some(event);
+            }
+        };
+        match rules.drops(&input) {
+            Ok(true) => {
+                self.count_dropped(host, Dropped::DropRule, 1);
+                return None;
+            }
+            Ok(false) => {}
+            Err(e) => self.mask_error(host, name, "drop", &e),
+        }
+        match rules.masks(&input) {
+            Ok(ops) if ops.is_empty() => Some(event),
+            Ok(ops) => match serde_json::from_str::<Json>(&event) {
+                Ok(Json::Object(mut fields)) => {
+                    mask::apply(&mut fields, &ops);
+                    Some(Json::Object(fields).to_string())
+                }
+                _ => Some(event),
+            },
+            Err(e) => {
+                self.mask_error(host, name, "mask", &e);
+                Some(event)
+            }
+        }
     }
 
     /// The rule's error is logged without the event (it may hold what the rule was to mask).

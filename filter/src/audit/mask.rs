@@ -6,6 +6,8 @@
 //! headers and the body's raw text (`default_masks`), so no rule can forget them; a mask rule
 //! that fails or answers something else leaves those default erasures, never less.
 
+use std::sync::LazyLock;
+
 use regorus::Value;
 use serde_json::{Map, Value as Json};
 
@@ -67,16 +69,15 @@ impl LogRules {
         Ok(Some(Self { engine, mask, drop }))
     }
 
-    fn eval(&mut self, rule: &str, event: &Json) -> Result<Value, String> {
-        let input = Value::from_json_str(&event.to_string()).map_err(|e| format!("{e:#}"))?;
-        self.engine.set_input(input);
+    fn eval(&mut self, rule: &str, event: &Value) -> Result<Value, String> {
+        self.engine.set_input(event.clone());
         self.engine
             .eval_rule(rule.to_string())
             .map_err(|e| format!("{e:#}"))
     }
 
     /// Whether `data.system.log.drop` is true for `event`.
-    pub fn drops(&mut self, event: &Json) -> Result<bool, String> {
+    pub fn drops(&mut self, event: &Value) -> Result<bool, String> {
         let Some(rule) = self.drop.clone() else {
             return Ok(false);
         };
@@ -85,7 +86,7 @@ impl LogRules {
 
     /// The mask rule's answer for `event`, checked: `Ok(vec![])` when there is no rule or it is
     /// undefined.
-    pub fn masks(&mut self, event: &Json) -> Result<Vec<Op>, String> {
+    pub fn masks(&mut self, event: &Value) -> Result<Vec<Op>, String> {
         let Some(rule) = self.mask.clone() else {
             return Ok(Vec::new());
         };
@@ -261,11 +262,88 @@ fn upsert(event: &mut Map<String, Json>, path: &str, value: Json) -> bool {
     }
 }
 
-/// The default erasures, as remove operations.
-pub fn default_ops() -> Vec<Op> {
-    DEFAULT_ERASED
+/// `DEFAULT_ERASED` as engine values: the path to `http`, then (key, pointer) below
+/// `http.headers` and below `http`.
+struct ErasedKeys {
+    http: [Value; 3],
+    headers: Value,
+    in_headers: Vec<(Value, &'static str)>,
+    in_http: Vec<(Value, &'static str)>,
+}
+
+static ERASED_KEYS: LazyLock<ErasedKeys> = LazyLock::new(|| {
+    const HTTP: &str = "/input/attributes/request/http/";
+    let (mut in_headers, mut in_http) = (Vec::new(), Vec::new());
+    for pointer in DEFAULT_ERASED {
+        let below = pointer.strip_prefix(HTTP).unwrap_or(pointer);
+        match below.strip_prefix("headers/") {
+            Some(header) => in_headers.push((Value::from(header), pointer)),
+            None => in_http.push((Value::from(below), pointer)),
+        }
+    }
+    ErasedKeys {
+        http: ["attributes", "request", "http"].map(Value::from),
+        headers: Value::from("headers"),
+        in_headers,
+        in_http,
+    }
+});
+
+/// Erases `DEFAULT_ERASED` from the input an event will carry, before it is written; returns
+/// the pointers that reached something, for the event's `erased`. Nothing is copied unless
+/// something is erased (the input's objects may be shared).
+pub fn erase_defaults(input: &mut Value) -> Vec<&'static str> {
+    let keys = &*ERASED_KEYS;
+    let found = |node: &Value, wanted: &[(Value, &'static str)]| -> Vec<(Value, &'static str)> {
+        let Ok(fields) = node.as_object() else {
+            return Vec::new();
+        };
+        wanted
+            .iter()
+            .filter(|(key, _)| fields.contains_key(key))
+            .cloned()
+            .collect()
+    };
+    let Some(http) = keys
+        .http
         .iter()
-        .map(|p| Op::Remove((*p).to_string()))
+        .try_fold(&*input, |node, key| node.as_object().ok()?.get(key))
+    else {
+        return Vec::new();
+    };
+    let headers = http
+        .as_object()
+        .ok()
+        .and_then(|fields| fields.get(&keys.headers));
+    let in_headers = headers
+        .map(|h| found(h, &keys.in_headers))
+        .unwrap_or_default();
+    let in_http = found(http, &keys.in_http);
+    if in_headers.is_empty() && in_http.is_empty() {
+        return Vec::new();
+    }
+    let Some(http) = keys
+        .http
+        .iter()
+        .try_fold(input, |node, key| node.as_object_mut().ok()?.get_mut(key))
+    else {
+        return Vec::new();
+    };
+    let Ok(http) = http.as_object_mut() else {
+        return Vec::new();
+    };
+    for (key, _) in &in_http {
+        http.remove(key);
+    }
+    if let Some(Ok(headers)) = http.get_mut(&keys.headers).map(Value::as_object_mut) {
+        for (key, _) in &in_headers {
+            headers.remove(key);
+        }
+    }
+    in_headers
+        .into_iter()
+        .chain(in_http)
+        .map(|(_, pointer)| pointer)
         .collect()
 }
 
@@ -323,14 +401,35 @@ mod tests {
 
     #[test]
     fn credentials_and_raw_bodies_are_erased_by_default() {
-        let mut e = event(json!({"input": {"attributes": {"request": {"http": {
-            "headers": {"authorization": "Bearer s3cret", "cookie": "c", "x": "y"},
-            "body": "password=1"}}}}}));
-        apply(&mut e, &default_ops());
+        let mut input = Value::from_json_str(
+            r#"{"attributes": {"request": {"http": {
+                "headers": {"authorization": "Bearer s3cret", "cookie": "c", "x": "y"},
+                "body": "password=1"}}}, "parsed_body": {"password": 1}}"#,
+        )
+        .unwrap();
+        let shared = input.clone();
+        let erased = erase_defaults(&mut input);
         assert_eq!(
-            Json::Object(e.clone())["input"],
-            json!({"attributes": {"request": {"http": {"headers": {"x": "y"}}}}})
+            input,
+            Value::from_json_str(
+                r#"{"attributes": {"request": {"http": {"headers": {"x": "y"}}}},
+                    "parsed_body": {"password": 1}}"#
+            )
+            .unwrap()
         );
-        assert_eq!(e["erased"].as_array().unwrap().len(), 3);
+        assert_eq!(
+            erased,
+            [
+                "/input/attributes/request/http/headers/authorization",
+                "/input/attributes/request/http/headers/cookie",
+                "/input/attributes/request/http/body",
+            ]
+        );
+        assert!(
+            shared.to_json_str().unwrap().contains("s3cret"),
+            "a copy is not touched"
+        );
+        let mut nothing = Value::from_json_str(r#"{"attributes": {"source": {}}}"#).unwrap();
+        assert!(erase_defaults(&mut nothing).is_empty());
     }
 }

@@ -38,9 +38,13 @@ pub struct Uploader {
     buffered: u64,
     /// The chunk being uploaded: its events, kept to requeue on failure.
     in_flight: Option<(Vec<String>, u64)>,
-    /// How many bytes of JSON a chunk starts with; grown while chunks compress well below the
-    /// limit, shrunk when one goes over (OPA's adaptive estimate).
+    /// How many bytes of JSON a chunk holds: the limit times the compression ratio of the last
+    /// chunk, with a margin, so that chunks land just under the limit and are compressed once;
+    /// halved when one still goes over.
     estimate: u64,
+    /// Chunks compressed so far, and those compressed again because they went over the limit.
+    compressions: u64,
+    recompressions: u64,
     next_at_ms: u64,
     /// Consecutive failures.
     retries: u32,
@@ -55,6 +59,8 @@ impl Uploader {
             buffered: 0,
             in_flight: None,
             estimate: reporting.upload_size_limit_bytes,
+            compressions: 0,
+            recompressions: 0,
             next_at_ms: now_ms,
             retries: 0,
             jitter: Jitter::new(seed),
@@ -120,15 +126,14 @@ impl Uploader {
             if events.is_empty() {
                 return None;
             }
-            let filled = !self.buffer.is_empty();
             let gzip = compress(&events);
+            self.compressions += 1;
             if gzip.len() as u64 <= limit {
-                if filled && (gzip.len() as u64) < limit / 10 * 9 {
-                    self.estimate = self
-                        .estimate
-                        .saturating_mul(2)
-                        .min(limit.saturating_mul(64));
-                }
+                // Events of one configuration compress alike: the next chunk holds this
+                // chunk's ratio times the limit, less a tenth.
+                let ratio = size as f64 / gzip.len().max(1) as f64;
+                self.estimate =
+                    ((limit as f64 * ratio * 0.9) as u64).clamp(1, limit.saturating_mul(64));
                 let count = events.len();
                 self.in_flight = Some((events, now_ms));
                 return Some(Chunk {
@@ -141,6 +146,7 @@ impl Uploader {
                 continue;
             }
             // Over the limit: the events go back, and chunks start at half the size.
+            self.recompressions += 1;
             for event in events.into_iter().rev() {
                 self.buffered += event.len() as u64;
                 self.buffer.push_front(event);
@@ -195,6 +201,11 @@ impl Uploader {
 
     pub fn next_at_ms(&self) -> u64 {
         self.next_at_ms
+    }
+
+    /// (chunks compressed, of which compressed again for going over the limit).
+    pub fn compressions(&self) -> (u64, u64) {
+        (self.compressions, self.recompressions)
     }
 }
 
@@ -280,6 +291,40 @@ mod tests {
         let expected: Vec<String> = (0..200).map(|i| i.to_string()).collect();
         assert_eq!(seen, expected);
         assert!(up.next_at_ms() >= at + 1000, "the delay again once empty");
+    }
+
+    #[test]
+    fn chunks_fill_the_limit_and_are_compressed_about_once() {
+        // Decision events repeat most of their text: they compress about tenfold.
+        let limit = 32 * 1024;
+        let mut up = Uploader::new(reporting(limit, 64 << 20), 3, 0);
+        let event = |i: usize| {
+            format!(
+                r#"{{"decision_id":"{i:08}","input":{{"attributes":{{"request":{{"http":{{"path":"/api/v2/products/{}","headers":{{"user-agent":"wrk","x-request-id":"{:016x}"}}}}}}}}}},"result":true}}"#,
+                i % 97,
+                (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            )
+        };
+        for i in 0..20_000 {
+            up.push(event(i));
+        }
+        let mut losses = Losses::default();
+        let mut sizes = Vec::new();
+        while let Some(chunk) = up.start(0, &mut losses) {
+            assert!(chunk.gzip.len() as u64 <= limit);
+            sizes.push(chunk.gzip.len() as u64);
+            up.succeeded(0);
+        }
+        let (compressions, again) = up.compressions();
+        assert!(
+            again * 10 <= compressions,
+            "{again} of {compressions} chunks compressed twice"
+        );
+        let full = &sizes[1..sizes.len() - 1];
+        assert!(
+            full.iter().all(|size| *size > limit * 7 / 10),
+            "chunks use the limit: {sizes:?}"
+        );
     }
 
     #[test]

@@ -435,7 +435,12 @@ fn json_is_valid(
 /// JSON text as Go's `json.Marshal` writes it: `<`, `>`, `&`, U+2028 and U+2029 escaped as
 /// `\u003c`, `\u003e`, `\u0026`, `\u2028`, `\u2029`. They can only stand inside strings.
 fn go_json_escapes(text: String) -> String {
-    if !text.contains(['<', '>', '&', '\u{2028}', '\u{2029}']) {
+    // A byte scan (0xE2 leads U+2028 and U+2029 in UTF-8): marshalled documents are long and
+    // rarely hold any of these.
+    if !text
+        .bytes()
+        .any(|b| matches!(b, b'<' | b'>' | b'&' | 0xE2))
+    {
         return text;
     }
     let mut out = String::with_capacity(text.len() + 16);
