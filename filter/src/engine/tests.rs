@@ -2663,3 +2663,33 @@ fn print_writes_as_opa_on_every_path() {
         }
     }
 }
+
+/// An error in one definition of a function stops the evaluation even when another definition
+/// answers (OPA v1.20.2 fails all of these). regorus's interpreter kept the other answer
+/// without strict builtin errors, though a builtin's error is already undefined by then: a
+/// conflict or an engine gap inside the second definition was answered away (fail open).
+#[test]
+fn an_error_in_one_function_definition_stops_the_evaluation() {
+    for (rego, needle) in [
+        (
+            "r0 := x if { some x in [1, 2] }\nf(x) := 1\nf(x) := y if { y := r0 }\nr := f(1)",
+            "multiple outputs",
+        ),
+        (
+            "r0 := x if { some x in [1, 2] }\nf(x) := y if { y := r0 }\nf(x) := 1\nr := f(1)",
+            "multiple outputs",
+        ),
+        (
+            "r0 := x if { some x in [1, 2] }\nf(x) := 1\nf(x) := y if { y := r0 }\ndefault f(_) := true\nr := f(1)",
+            "multiple outputs",
+        ),
+        (
+            "f(x) := 1\nf(x) := hex.decode(\"abc123\")\ndefault f(_) := true\nr := f(1)",
+            "not UTF-8",
+        ),
+    ] {
+        assert_evaluation_fails(rego, "{}", needle);
+    }
+    // A builtin's error is undefined without strict errors: the other definition answers.
+    assert_decides("f(x) := 1\nf(x) := y if { y := 1 / 0 }\nr := f(1)", "{}", Some("1"));
+}

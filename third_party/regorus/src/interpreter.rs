@@ -3241,7 +3241,10 @@ impl Interpreter {
             }
         }
 
-        if self.compiled_policy.strict_builtin_errors && !errors.is_empty() {
+        // Builtin errors are already undefined here without strict builtin errors (see
+        // `eval_builtin_call`): what reaches this point (a conflict, an engine gap, a budget)
+        // stops the evaluation, as OPA stops at it, even when another definition answered.
+        if !errors.is_empty() {
             return Err(errors
                 .first()
                 .map(|e| anyhow!(e.to_string()))
