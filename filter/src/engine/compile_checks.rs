@@ -326,7 +326,7 @@ impl Program {
             };
             for rule in &module.policy {
                 let (refr, kind, is_default) = match rule.as_ref() {
-                    Rule::Spec { head, .. } => match head {
+                    Rule::Spec { head, bodies, .. } => match head {
                         RuleHead::Compr { refr, .. } => {
                             let kind = if has_var_key(refr) {
                                 RuleKind::Keyed
@@ -346,8 +346,11 @@ impl Program {
                             };
                             (refr, kind, false)
                         }
-                        // `f() := 1` is no function to OPA: it defines `f`.
-                        RuleHead::Func { refr, args, .. } if args.is_empty() => {
+                        // `f() := 1` is no function to OPA: it defines `f`; with a body
+                        // (`f() := x if { … }`) it is a function of no arguments.
+                        RuleHead::Func { refr, args, .. }
+                            if args.is_empty() && bodies.is_empty() =>
+                        {
                             (refr, RuleKind::Single, false)
                         }
                         RuleHead::Func { refr, args, .. } => {

@@ -2691,5 +2691,38 @@ fn an_error_in_one_function_definition_stops_the_evaluation() {
         assert_evaluation_fails(rego, "{}", needle);
     }
     // A builtin's error is undefined without strict errors: the other definition answers.
-    assert_decides("f(x) := 1\nf(x) := y if { y := 1 / 0 }\nr := f(1)", "{}", Some("1"));
+    assert_decides(
+        "f(x) := 1\nf(x) := y if { y := 1 / 0 }\nr := f(1)",
+        "{}",
+        Some("1"),
+    );
+}
+
+/// `f() := x if { … }` is a function of no arguments to OPA (called `f()`); `f() := 2` without
+/// a body defines the rule `f` (answers from OPA v1.20.2). The compile checks took both for the
+/// rule and refused the call as an undefined function (an Athenz Envoy policy does this).
+#[test]
+fn a_function_of_no_arguments_with_a_body_is_called() {
+    for (rego, input, expected) in [
+        (
+            "f() := x if { x := input.a } else := 2\nr if { f() == 1 }",
+            r#"{"a": 1}"#,
+            "true",
+        ),
+        (
+            "f() := x if { x := input.a } else := 2\nr := f()",
+            r#"{"b": 1}"#,
+            "2",
+        ),
+        ("f() := 2\nr := f", "{}", "2"),
+    ] {
+        assert_decides(rego, input, Some(expected));
+    }
+    let source = "package t\nf() := 2\nr := f()\n".to_string();
+    let bundle = Bundle::from_files(vec![("t.rego".into(), source.into_bytes())]).unwrap();
+    let refused = Policy::load(&bundle, &path("t/r"))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(refused.contains("undefined function data.t.f"), "{refused}");
 }
