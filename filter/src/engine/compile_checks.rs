@@ -2572,39 +2572,41 @@ fn set_name(op: &BinOp) -> &'static str {
     }
 }
 
-/// Whether `name` occurs in `query` outside statement `sidx`.
+/// An expression's direct sub-expressions (a call's arguments, not its function; not the
+/// bodies of closures).
+pub(super) fn children(expr: &Expr) -> Vec<&Expr> {
+    match expr {
+        Expr::Array { items, .. } | Expr::Set { items, .. } => {
+            items.iter().map(|i| i.as_ref()).collect()
+        }
+        Expr::Object { fields, .. } => fields
+            .iter()
+            .flat_map(|(_, k, v)| [k.as_ref(), v.as_ref()])
+            .collect(),
+        Expr::Call { params, .. } => params.iter().map(|p| p.as_ref()).collect(),
+        Expr::UnaryExpr { expr, .. } => vec![expr.as_ref()],
+        Expr::RefDot { refr, .. } => vec![refr.as_ref()],
+        Expr::RefBrack { refr, index, .. } => vec![refr.as_ref(), index.as_ref()],
+        Expr::ArithExpr { lhs, rhs, .. }
+        | Expr::BinExpr { lhs, rhs, .. }
+        | Expr::BoolExpr { lhs, rhs, .. }
+        | Expr::AssignExpr { lhs, rhs, .. } => vec![lhs.as_ref(), rhs.as_ref()],
+        Expr::Membership {
+            key,
+            value,
+            collection,
+            ..
+        } => key
+            .iter()
+            .map(|k| k.as_ref())
+            .chain([value.as_ref(), collection.as_ref()])
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// The outermost calls and operators nested in `expr` (not `expr` itself), outside closures.
 fn nested_calls(expr: &Expr) -> Vec<&Expr> {
-    fn children(expr: &Expr) -> Vec<&Expr> {
-        match expr {
-            Expr::Array { items, .. } | Expr::Set { items, .. } => {
-                items.iter().map(|i| i.as_ref()).collect()
-            }
-            Expr::Object { fields, .. } => fields
-                .iter()
-                .flat_map(|(_, k, v)| [k.as_ref(), v.as_ref()])
-                .collect(),
-            Expr::Call { params, .. } => params.iter().map(|p| p.as_ref()).collect(),
-            Expr::UnaryExpr { expr, .. } => vec![expr.as_ref()],
-            Expr::RefDot { refr, .. } => vec![refr.as_ref()],
-            Expr::RefBrack { refr, index, .. } => vec![refr.as_ref(), index.as_ref()],
-            Expr::ArithExpr { lhs, rhs, .. }
-            | Expr::BinExpr { lhs, rhs, .. }
-            | Expr::BoolExpr { lhs, rhs, .. }
-            | Expr::AssignExpr { lhs, rhs, .. } => vec![lhs.as_ref(), rhs.as_ref()],
-            Expr::Membership {
-                key,
-                value,
-                collection,
-                ..
-            } => key
-                .iter()
-                .map(|k| k.as_ref())
-                .chain([value.as_ref(), collection.as_ref()])
-                .collect(),
-            _ => Vec::new(),
-        }
-    }
     fn is_call(expr: &Expr) -> bool {
         matches!(
             expr,
@@ -2631,6 +2633,7 @@ fn nested_calls(expr: &Expr) -> Vec<&Expr> {
     calls
 }
 
+/// Whether `name` occurs in `query` outside statement `sidx`.
 fn used_elsewhere(query: &Query, name: &str, sidx: u32) -> bool {
     query
         .stmts

@@ -18,8 +18,8 @@ use regorus::utils::get_path_string;
 use regorus::Value;
 
 use super::compile_checks::{
-    collect_scope_vars, collect_vars, declared_by, pattern_vars, place, with_binders, Binder,
-    CompileError,
+    children, collect_scope_vars, collect_vars, declared_by, pattern_vars, place, with_binders,
+    Binder, CompileError,
 };
 use super::walk::{self, Visitor};
 
@@ -451,38 +451,6 @@ fn collect_comprehensions<'e>(expr: &'e Expr, found: &mut Vec<&'e Expr>) {
     }
     for child in children(expr) {
         collect_comprehensions(child, found);
-    }
-}
-
-/// An expression's direct sub-expressions (a call's arguments, not its function).
-fn children(expr: &Expr) -> Vec<&Expr> {
-    match expr {
-        Expr::Array { items, .. } | Expr::Set { items, .. } => {
-            items.iter().map(|i| i.as_ref()).collect()
-        }
-        Expr::Object { fields, .. } => fields
-            .iter()
-            .flat_map(|(_, k, v)| [k.as_ref(), v.as_ref()])
-            .collect(),
-        Expr::Call { params, .. } => params.iter().map(|p| p.as_ref()).collect(),
-        Expr::UnaryExpr { expr, .. } => vec![expr.as_ref()],
-        Expr::RefDot { refr, .. } => vec![refr.as_ref()],
-        Expr::RefBrack { refr, index, .. } => vec![refr.as_ref(), index.as_ref()],
-        Expr::BinExpr { lhs, rhs, .. }
-        | Expr::BoolExpr { lhs, rhs, .. }
-        | Expr::ArithExpr { lhs, rhs, .. }
-        | Expr::AssignExpr { lhs, rhs, .. } => vec![lhs.as_ref(), rhs.as_ref()],
-        Expr::Membership {
-            key,
-            value,
-            collection,
-            ..
-        } => key
-            .iter()
-            .map(|k| k.as_ref())
-            .chain([value.as_ref(), collection.as_ref()])
-            .collect(),
-        _ => Vec::new(),
     }
 }
 
