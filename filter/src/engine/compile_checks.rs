@@ -2605,19 +2605,21 @@ pub(super) fn children(expr: &Expr) -> Vec<&Expr> {
     }
 }
 
+/// Calls and operators (`==` too, where it is not a statement's unification).
+pub(super) fn is_call(expr: &Expr) -> bool {
+    matches!(
+        expr,
+        Expr::Call { .. }
+            | Expr::UnaryExpr { .. }
+            | Expr::ArithExpr { .. }
+            | Expr::BinExpr { .. }
+            | Expr::BoolExpr { .. }
+            | Expr::Membership { .. }
+    )
+}
+
 /// The outermost calls and operators nested in `expr` (not `expr` itself), outside closures.
 fn nested_calls(expr: &Expr) -> Vec<&Expr> {
-    fn is_call(expr: &Expr) -> bool {
-        matches!(
-            expr,
-            Expr::Call { .. }
-                | Expr::UnaryExpr { .. }
-                | Expr::ArithExpr { .. }
-                | Expr::BinExpr { .. }
-                | Expr::BoolExpr { .. }
-                | Expr::Membership { .. }
-        )
-    }
     fn collect<'e>(expr: &'e Expr, calls: &mut Vec<&'e Expr>) {
         for child in children(expr) {
             if is_call(child) {

@@ -18,8 +18,8 @@ use regorus::utils::get_path_string;
 use regorus::Value;
 
 use super::compile_checks::{
-    children, collect_scope_vars, collect_vars, declared_by, pattern_vars, place, with_binders,
-    Binder, CompileError,
+    children, collect_scope_vars, collect_vars, declared_by, is_call, pattern_vars, place,
+    with_binders, Binder, CompileError,
 };
 use super::walk::{self, Visitor};
 
@@ -512,38 +512,30 @@ fn call_reads(expr: &Expr, top: bool, inside: bool, reads: &mut BTreeSet<(u32, u
     }
 }
 
-/// Calls and operators (`==` too, where it is not a statement's unification).
-fn is_call(expr: &Expr) -> bool {
-    matches!(
-        expr,
-        Expr::Call { .. }
-            | Expr::ArithExpr { .. }
-            | Expr::BinExpr { .. }
-            | Expr::BoolExpr { .. }
-            | Expr::Membership { .. }
-            | Expr::UnaryExpr { .. }
-    )
-}
-
-/// The comprehensions of a statement, outside `every` bodies (which are bodies of their own).
-fn statement_comprehensions(stmt: &LiteralStmt) -> Vec<&Expr> {
-    let mut found = Vec::new();
+/// A statement's expressions: not its `with` modifiers, not an `every` body (a body of its own).
+fn statement_exprs(stmt: &LiteralStmt) -> Vec<&Expr> {
     match &stmt.literal {
-        Literal::SomeVars { .. } => {}
+        Literal::SomeVars { .. } => Vec::new(),
         Literal::SomeIn {
             key,
             value,
             collection,
             ..
-        } => {
-            for expr in key.iter().chain([value, collection]) {
-                collect_comprehensions(expr, &mut found);
-            }
-        }
-        Literal::Expr { expr, .. } | Literal::NotExpr { expr, .. } => {
-            collect_comprehensions(expr, &mut found);
-        }
-        Literal::Every { domain, .. } => collect_comprehensions(domain, &mut found),
+        } => key
+            .iter()
+            .chain([value, collection])
+            .map(|e| e.as_ref())
+            .collect(),
+        Literal::Expr { expr, .. } | Literal::NotExpr { expr, .. } => vec![expr.as_ref()],
+        Literal::Every { domain, .. } => vec![domain.as_ref()],
+    }
+}
+
+/// The comprehensions of a statement, outside `every` bodies.
+fn statement_comprehensions(stmt: &LiteralStmt) -> Vec<&Expr> {
+    let mut found = Vec::new();
+    for expr in statement_exprs(stmt) {
+        collect_comprehensions(expr, &mut found);
     }
     found
 }
@@ -551,25 +543,8 @@ fn statement_comprehensions(stmt: &LiteralStmt) -> Vec<&Expr> {
 /// A statement's variables as OPA collects an expression's: not those of comprehensions or
 /// `every` bodies, not functions' names.
 fn statement_vars(stmt: &LiteralStmt, vars: &mut BTreeSet<String>) {
-    match &stmt.literal {
-        Literal::SomeVars { .. } => {}
-        Literal::SomeIn {
-            key,
-            value,
-            collection,
-            ..
-        } => {
-            for expr in key.iter().chain([value, collection]) {
-                collect_scope_vars(expr, vars);
-            }
-        }
-        Literal::Expr { expr, .. } | Literal::NotExpr { expr, .. } => {
-            collect_scope_vars(expr, vars);
-        }
-        Literal::Every { domain, .. } => collect_scope_vars(domain, vars),
-    }
-    for with in &stmt.with_mods {
-        collect_scope_vars(&with.r#as, vars);
+    for expr in statement_exprs(stmt) {
+        collect_scope_vars(expr, vars);
     }
 }
 
