@@ -2251,6 +2251,69 @@ fn a_precompiled_literal_keeps_its_decimal() {
     );
 }
 
+/// OPA keeps the text a number literal or a JSON number was written with (`1.0`, `1e3`,
+/// `-0.0`): `json.marshal` writes it, `sprintf` reads the Go type from it, and an array index
+/// is an integer only as `Number.Int` reads the text (answers from OPA v1.20.2). regorus kept
+/// the value only: `json.marshal(1000.0)` was `"1000"`, `[1,2,3][x]` with `x := 1e0` was 2.
+#[test]
+fn numbers_keep_the_text_they_were_written_with() {
+    for (rego, input, expected) in [
+        (
+            "r := json.marshal([1000.0, 1e3, 2.50, 1E3, 0.10, -0.0, - 1.50, -0, 1.5e2, 7])",
+            "{}",
+            r#""[1000.0,1e3,2.50,1E3,0.10,-0.0,-1.50,-0,1.5e2,7]""#,
+        ),
+        // Through input, data-like rules, variables, collections and builtins that return
+        // their argument; arithmetic and rounding give the value's own text.
+        (
+            "q := {\"b\": 1.0}\nr := [json.marshal(input), json.marshal(q), json.marshal([x | x := input.a[_]]),
+                json.marshal([max([1.0, 0]), to_number(\"2.50\"), object.get({}, \"k\", 3.0)]),
+                json.marshal([1.0 + 0, abs(1.0), round(2.0), -1.0 * 1]), json.marshal({1.0: 2})]",
+            r#"{"a": [1.0, 2.50]}"#,
+            r#"["{\"a\":[1.0,2.50]}", "{\"b\":1.0}", "[1.0,2.50]", "[1.0,2.50,3.0]", "[1,1,2,-1]", "{\"1.0\":2}"]"#,
+        ),
+        // Equal numbers are one set element or key: the first written stays.
+        (
+            "r := [json.marshal({x | some x in [1.0, 1]}), json.marshal({x | some x in [1, 1.0]}),
+                json.marshal({1.0, 1}), json.marshal({1, 1.0}), 1.0 == 1]",
+            "{}",
+            r#"["[1.0]", "[1]", "[1.0]", "[1]", true]"#,
+        ),
+        // sprintf: an integer as `Number.Int` reads the text, a float with a `.`, else the
+        // text, a string; inside a collection the text.
+        (
+            r#"r := [sprintf("%s|%s|%s|%s|%s", [1.0, 1e3, 2.50, 1.5e2, 100000000000000000000.0]),
+                sprintf("%v|%v|%v|%d", [1.0, 10e-1, 1.5e2, 1.0]), sprintf("%v", [[1.0, 2.50]])]"#,
+            "{}",
+            r#"["%!s(int64=1)|1e3|%!s(float64=2.5)|%!s(float64=150)|%!s(float64=1e+20)", "1|10e-1|150|1", "[1.0, 2.50]"]"#,
+        ),
+        // An array index: `1.0` and `1.00` are 1; `1e0`, `10e-1` and more than 19
+        // characters are no integer.
+        (
+            "r := [[1, 2, 3][x] | some x in [1.0, 1.00, 1e0, 10e-1, 1.0000000000000000000, input.i]]",
+            r#"{"i": 2.0}"#,
+            "[2, 2, 3]",
+        ),
+    ] {
+        assert_decides(rego, input, Some(expected));
+    }
+}
+
+/// A precompiled program keeps its literals' text, and two literals equal in value but
+/// written differently stay two literals.
+#[test]
+fn a_precompiled_literal_keeps_its_text() {
+    let rego = "package t\nimport rego.v1\nr := json.marshal([1, 1.0, 1e0, 1E0, -0.0])";
+    let mut built = bundle(vec![("t.rego".into(), rego.as_bytes().to_vec())], &["t/r"]);
+    built.modules.clear();
+    let mut policy = Policy::load(&built, &path("t/r")).unwrap();
+    assert_eq!(policy.mode(), Mode::Precompiled);
+    assert_eq!(
+        policy.evaluate(Value::from_json_str("{}").unwrap()),
+        Ok(Value::from("[1,1.0,1e0,1E0,-0.0]"))
+    );
+}
+
 /// A JSON input number keeps its decimal value, as OPA's `json.Number` does: an integer of any
 /// size, a decimal with more digits than an f64 holds, a value beyond f64's range (answers
 /// from OPA v1.20.2); so does a Rego literal beyond f64's range. regorus read JSON numbers

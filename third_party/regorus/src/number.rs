@@ -87,6 +87,17 @@ pub enum Number {
     /// A non-integer whose decimal no f64 holds (see `wide_float`): OPA's results at 64 bits
     /// such as `-0.32500000000000000002`, or such a literal.
     Wide(Rc<WideNumber>),
+    /// A literal or JSON number whose text is not how OPA writes its value (`1.0`, `1e3`,
+    /// `-0.0`): OPA keeps a number's text, and `json.marshal`, `sprintf` and array indexing
+    /// read it. Everything else sees `value`.
+    Written(Rc<WrittenNumber>),
+}
+
+/// A number and the text it was written with (`Number::Written`).
+#[derive(Debug)]
+pub struct WrittenNumber {
+    value: Number,
+    text: Box<str>,
 }
 
 #[verus_verify]
@@ -151,6 +162,7 @@ impl Number {
             Number::BigInt(v) => Some((**v).clone()),
             Number::Float(f) => Self::float_to_small_bigint(*f),
             Number::Wide(_) => None,
+            Number::Written(w) => w.value.to_bigint_owned(),
         }
     }
 
@@ -214,13 +226,14 @@ impl Number {
         ensures
             self@.to_f64_lossy_ensures(result),
     )]
-    fn to_f64_lossy(&self) -> f64 {
+    pub(crate) fn to_f64_lossy(&self) -> f64 {
         proof! { axiom_f64_ops_deterministic(); }
         match self {
             Number::UInt(v) => *v as f64,
             Number::Int(v) => *v as f64,
             Number::Float(v) => *v,
             Number::Wide(v) => v.decimal().to_f64(),
+            Number::Written(w) => w.value.to_f64_lossy(),
             Number::BigInt(v) => {
                 if let Some(f) = v.to_f64() {
                     f
@@ -246,10 +259,153 @@ impl Number {
             Number::UInt(0) | Number::Int(0) => true,
             Number::Float(f) => *f == 0.0,
             Number::BigInt(v) => v.is_zero(),
+            Number::Written(w) => w.value.is_zero(),
             _ => false,
         }
     }
 
+}
+
+/// Numbers and the text OPA keeps for them.
+impl Number {
+    /// The value of a written number, itself for any other.
+    pub(crate) fn value(&self) -> &Number {
+        match self {
+            Number::Written(w) => &w.value,
+            n => n,
+        }
+    }
+
+    /// Both operands' values when either is a written number: arithmetic is on values.
+    fn values_if_written<'a>(a: &'a Number, b: &'a Number) -> Option<(&'a Number, &'a Number)> {
+        (matches!(a, Number::Written(_)) || matches!(b, Number::Written(_)))
+            .then(|| (a.value(), b.value()))
+    }
+
+    /// A number parsed from a literal's or JSON number's text, keeping the text when OPA's
+    /// `json.marshal`, `sprintf` or indexing would read it differently from the value.
+    pub fn from_text(text: &str) -> Result<Number, ParseNumberError> {
+        Ok(Number::written(Number::from_str(text)?, text))
+    }
+
+    /// The text OPA keeps for a number parsed from `text` (a literal, a JSON number): `text`
+    /// itself when it is a JSON number written otherwise than OPA writes the value, else none.
+    fn written(value: Number, text: &str) -> Number {
+        if is_canonical_integer_text(text)
+            || !is_json_number(text)
+            || value.format_decimal() == text
+        {
+            return value;
+        }
+        Number::Written(Rc::new(WrittenNumber {
+            value,
+            text: text.into(),
+        }))
+    }
+
+    /// The text a number is written with: a literal's or JSON number's own text when it has
+    /// one (`1.0`, `1e3`), else how OPA writes the value.
+    pub fn text(&self) -> alloc::borrow::Cow<'_, str> {
+        match self {
+            Number::Written(w) => alloc::borrow::Cow::Borrowed(&w.text),
+            n => alloc::borrow::Cow::Owned(n.format_decimal()),
+        }
+    }
+
+    /// The text of a literal or JSON number written otherwise than OPA writes its value.
+    pub fn written_text(&self) -> Option<&str> {
+        match self {
+            Number::Written(w) => Some(&w.text),
+            _ => None,
+        }
+    }
+
+    /// The integer OPA's `Number.Int` reads from the number's text (`util.Atoi64`: at most
+    /// 19 digits, a `.` followed only by zeros allowed, no exponent): `1.0` is one, `1e0` and
+    /// `1.0000000000000000000` are not. Array indexing and `sprintf` read numbers so.
+    pub fn opa_int(&self) -> Option<i64> {
+        match self {
+            Number::Written(w) => opa_atoi64(&w.text),
+            n => n.as_i64(),
+        }
+    }
+
+    /// The number as an array index (`opa_int`).
+    pub fn as_index(&self) -> Option<u64> {
+        self.opa_int().and_then(|i| u64::try_from(i).ok())
+    }
+
+    /// Whether two numbers are the same literal: equal and written alike.
+    pub fn is_same_literal(&self, other: &Number) -> bool {
+        self == other && self.written_text() == other.written_text()
+    }
+}
+
+/// Digits with an optional `-` and no leading zero: written as OPA writes the value.
+fn is_canonical_integer_text(text: &str) -> bool {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && (digits == "0" || !digits.starts_with('0'))
+        && text != "-0"
+}
+
+/// JSON's number grammar: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
+pub(crate) fn is_json_number(text: &str) -> bool {
+    let b = text.as_bytes();
+    let mut i = usize::from(b.first() == Some(&b'-'));
+    let digits = |i: &mut usize| {
+        let start = *i;
+        while *i < b.len() && b[*i].is_ascii_digit() {
+            *i += 1;
+        }
+        *i - start
+    };
+    match b.get(i) {
+        Some(b'0') => i += 1,
+        Some(b'1'..=b'9') => {
+            digits(&mut i);
+        }
+        _ => return false,
+    }
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    }
+    i == b.len()
+}
+
+/// OPA's `util.Atoi64`: an optional sign, at most 19 characters, digits, and a `.` followed
+/// only by zeros.
+fn opa_atoi64(text: &str) -> Option<i64> {
+    let (negative, digits) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    if digits.is_empty() || digits.len() > 19 {
+        return None;
+    }
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    if !whole.bytes().all(|b| b.is_ascii_digit()) || !fraction.bytes().all(|b| b == b'0') {
+        return None;
+    }
+    let mut n: i64 = 0;
+    for b in whole.bytes() {
+        n = n.checked_mul(10)?.checked_add(i64::from(b - b'0'))?;
+    }
+    Some(if negative { -n } else { n })
 }
 
 impl Debug for Number {
@@ -258,11 +414,22 @@ impl Debug for Number {
     }
 }
 
+/// The name serde_json gives a number kept as text (`arbitrary_precision`).
+const SERDE_JSON_NUMBER: &str = "$serde_json::private::Number";
+
 impl Serialize for Number {
     fn serialize<S>(&self, serializer: S) -> Result<S::Ok, S::Error>
     where
         S: Serializer,
     {
+        if let Number::Written(w) = self {
+            // serde_json writes this struct's field as a number, verbatim (its
+            // `arbitrary_precision` form); `Number::from_str` would rewrite `1e2` as `1e+2`.
+            use serde::ser::SerializeStruct as _;
+            let mut number = serializer.serialize_struct(SERDE_JSON_NUMBER, 1)?;
+            number.serialize_field(SERDE_JSON_NUMBER, &*w.text)?;
+            return number.end();
+        }
         let s = self.format_decimal();
         let v = serde_json::Number::from_str(&s)
             .map_err(|_| serde::ser::Error::custom("could not serialize number"))?;
@@ -729,6 +896,8 @@ impl Ord for Number {
             }
         }
         match (self, other) {
+            (Number::Written(a), _) => a.value.cmp(other),
+            (_, Number::Written(b)) => self.cmp(&b.value),
             // OPA compares numbers by their decimal values.
             (Number::Wide(a), Number::UInt(_) | Number::Int(_) | Number::BigInt(_)) => {
                 a.cmp_int(&other.to_bigint_owned().unwrap_or_default())
@@ -810,6 +979,7 @@ impl Number {
             axiom_f64_comparisons_match_ieee();
         }
         match self {
+            Number::Written(w) => w.value.as_u128(),
             Number::UInt(v) => Some(*v as u128),
             Number::Int(v) if *v >= 0 => Some(*v as u128),
             Number::BigInt(v) => v.to_u128(),
@@ -854,6 +1024,7 @@ impl Number {
             axiom_f64_ops_deterministic();
         }
         match self {
+            Number::Written(w) => w.value.as_i128(),
             Number::UInt(v) => Some(*v as i128),
             Number::Int(v) => Some(*v as i128),
             Number::BigInt(v) => v.to_i128(),
@@ -902,6 +1073,7 @@ impl Number {
             axiom_f64_comparisons_match_ieee();
         }
         match self {
+            Number::Written(w) => w.value.as_u64(),
             Number::UInt(v) => Some(*v),
             Number::Int(v) if *v >= 0 => Some(*v as u64),
             Number::BigInt(v) => v.to_u64(),
@@ -950,6 +1122,7 @@ impl Number {
             axiom_f64_comparisons_match_ieee();
         }
         match self {
+            Number::Written(w) => w.value.as_i64(),
             Number::UInt(v) if *v <= i64::MAX as u64 => Some(*v as i64),
             Number::Int(v) => Some(*v),
             Number::BigInt(v) => v.to_i64(),
@@ -993,6 +1166,7 @@ impl Number {
             lemma_bigint_bits_le_53();
         }
         match self {
+            Number::Written(w) => w.value.as_f64(),
             Number::Float(f) if f.is_finite() => Some(*f),
             Number::UInt(v) if *v <= F64_SAFE_INTEGER as u64 => Some(*v as f64),
             Number::Int(v) if (*v as i128).abs() <= F64_SAFE_INTEGER as i128 => Some(*v as f64),
@@ -1107,6 +1281,7 @@ impl Number {
         }
 
         match (self, rhs) {
+            (Number::Written(_), _) | (_, Number::Written(_)) => self.value().add(rhs.value()),
             (Number::Float(_) | Number::Wide(_), _) | (_, Number::Float(_) | Number::Wide(_)) => {
                 if let (Some(a), Some(b)) = (self.exact_int(), rhs.exact_int()) {
                     return Ok(Number::from_bigint_owned(a + b));
@@ -1172,6 +1347,7 @@ impl Number {
         }
 
         match (self, rhs) {
+            (Number::Written(_), _) | (_, Number::Written(_)) => self.value().sub(rhs.value()),
             (Number::Float(_) | Number::Wide(_), _) | (_, Number::Float(_) | Number::Wide(_)) => {
                 if let (Some(a), Some(b)) = (self.exact_int(), rhs.exact_int()) {
                     return Ok(Number::from_bigint_owned(a - b));
@@ -1248,6 +1424,7 @@ impl Number {
         }
 
         match (self, rhs) {
+            (Number::Written(_), _) | (_, Number::Written(_)) => self.value().mul(rhs.value()),
             (Number::Float(_) | Number::Wide(_), _) | (_, Number::Float(_) | Number::Wide(_)) => {
                 if let (Some(a), Some(b)) = (self.exact_int(), rhs.exact_int()) {
                     return Ok(Number::from_bigint_owned(a * b));
@@ -1307,6 +1484,9 @@ impl Number {
             lemma_number_primitive_division_facts(&self, rhs);
         }
 
+        if let Some((a, b)) = Self::values_if_written(&self, rhs) {
+            return a.clone().divide(b);
+        }
         if rhs.is_zero() {
             bail!("division by zero");
         }
@@ -1391,6 +1571,9 @@ impl Number {
 
         // Conversion fails for a non-integral float, and also for an integral
         // one whose magnitude exceeds 2^53, which cannot be represented exactly.
+        if let Some((a, b)) = Self::values_if_written(&self, rhs) {
+            return a.clone().modulo(b);
+        }
         let (a, b) = match (self.exact_int(), rhs.exact_int()) {
             (Some(a), Some(b)) => (a, b),
             _ => bail!("modulo on floating-point number"),
@@ -1414,6 +1597,7 @@ impl Number {
     pub fn is_integer(&self) -> bool {
         proof! { axiom_f64_obeys_eq_spec(); }
         match self {
+            Number::Written(w) => w.value.is_integer(),
             Number::Float(f) => f.is_finite() && f.fract() == 0.0,
             Number::Wide(_) => false,
             _ => true,
@@ -1429,6 +1613,7 @@ impl Number {
     )]
     pub fn is_positive(&self) -> bool {
         match self {
+            Number::Written(w) => w.value.is_positive(),
             Number::UInt(_) => true,
             Number::Int(v) => *v >= 0,
             Number::BigInt(v) => !v.is_negative(),
@@ -1604,6 +1789,7 @@ impl Number {
     )]
     pub fn abs(&self) -> Number {
         match self {
+            Number::Written(w) => w.value.abs(),
             Number::UInt(_) => self.clone(),
             Number::Int(v) => {
                 if let Some(abs) = v.checked_abs() {
@@ -1629,6 +1815,7 @@ impl Number {
     )]
     pub fn floor(&self) -> Number {
         match self {
+            Number::Written(w) => w.value.floor(),
             Number::Float(_) | Number::Wide(_) | Number::BigInt(_) => self
                 .opa_integral(|value, whole| {
                     // As OPA: a zero integer part counts as positive (`floor(-0.5)` is 0).
@@ -1652,6 +1839,7 @@ impl Number {
     )]
     pub fn ceil(&self) -> Number {
         match self {
+            Number::Written(w) => w.value.ceil(),
             Number::Float(_) | Number::Wide(_) | Number::BigInt(_) => self
                 .opa_integral(|value, whole| {
                     // As OPA: a zero integer part counts as positive (`ceil(-0.5)` is 1).
@@ -1675,6 +1863,7 @@ impl Number {
     )]
     pub fn round(&self) -> Number {
         match self {
+            Number::Written(w) => w.value.round(),
             // As OPA: half away from zero added at 64 bits, then truncated.
             Number::Float(_) | Number::Wide(_) | Number::BigInt(_) => self
                 .opa_integral(|value, _| {
@@ -1787,6 +1976,7 @@ impl Number {
     #[verus_spec(ensures true)]
     pub fn format_scientific(&self) -> String {
         match self {
+            Number::Written(w) => w.value.format_scientific(),
             Number::Float(f) => format!("{:e}", f),
             Number::Wide(v) => v.decimal().format_scientific(),
             _ => self
@@ -1798,6 +1988,7 @@ impl Number {
 
     pub fn format_decimal(&self) -> String {
         match self {
+            Number::Written(w) => w.value.format_decimal(),
             Number::UInt(v) => v.to_string(),
             Number::Int(v) => v.to_string(),
             Number::BigInt(v) => v.to_string(),
@@ -1817,6 +2008,7 @@ impl Number {
     #[verus_spec(ensures true)]
     pub fn format_decimal_with_width(&self, d: u32) -> String {
         match self {
+            Number::Written(w) => w.value.format_decimal_with_width(d),
             Number::Float(f) => {
                 let factor = 10f64.powi(d as i32);
                 let rounded = (f * factor).round() / factor;
@@ -1845,6 +2037,7 @@ impl Number {
     /// encoder writes for it.
     fn decimal(&self) -> Decimal {
         match self {
+            Number::Written(w) => w.value.decimal(),
             Number::UInt(v) => Decimal::from_int(&BigInt::from(*v)),
             Number::Int(v) => Decimal::from_int(&BigInt::from(*v)),
             Number::BigInt(v) => Decimal::from_int(v),
@@ -1856,6 +2049,7 @@ impl Number {
     /// The integer, when the number is one (OPA's `NumberToInt`, exact for any size).
     fn exact_int(&self) -> Option<BigInt> {
         match self {
+            Number::Written(w) => w.value.exact_int(),
             Number::Float(f) if f.is_finite() && f.fract() == 0.0 => self.decimal().to_int(),
             Number::Float(_) | Number::Wide(_) => None,
             _ => self.to_bigint_owned(),
@@ -1865,6 +2059,7 @@ impl Number {
     /// The operand as OPA's float arithmetic reads it: its decimal rounded to 64 bits.
     fn to_wide(&self) -> Result<WideFloat> {
         match self {
+            Number::Written(w) => w.value.to_wide(),
             Number::Wide(v) => Ok(*v.float()),
             Number::Float(_) => WideFloat::from_decimal(&self.decimal())
                 .ok_or_else(|| Self::numeric_overflow_error("conversion")),

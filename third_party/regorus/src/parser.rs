@@ -23,7 +23,6 @@ use crate::*;
 use crate::utils::limits::PolicyLengthConfig;
 use alloc::collections::{BTreeMap, BTreeSet};
 use core::num::NonZeroU32;
-use core::str::FromStr;
 
 use anyhow::{anyhow, bail, Result};
 
@@ -586,7 +585,7 @@ impl<'source> Parser<'source> {
     }
 
     fn read_number(&mut self, span: Span) -> Result<Expr> {
-        match Number::from_str(span.text()) {
+        match Number::from_text(span.text()) {
             Ok(v) => Ok(Expr::Number {
                 span,
                 value: Value::Number(v),
@@ -965,6 +964,17 @@ impl<'source> Parser<'source> {
         }
         let expr = self.parse_in_expr()?;
         span.end = self.end;
+        // As OPA's parser: `-` before a number literal is part of the literal, whose text
+        // (`-1.50`, `-0.0`) `json.marshal` writes.
+        if let Expr::Number { span: number, .. } = &expr {
+            if let Ok(n) = Number::from_text(&format!("-{}", number.text())) {
+                return Ok(Expr::Number {
+                    span,
+                    value: Value::Number(n),
+                    eidx: self.next_eidx(),
+                });
+            }
+        }
         Ok(Expr::UnaryExpr {
             span,
             expr: Ref::new(expr),

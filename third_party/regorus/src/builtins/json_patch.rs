@@ -427,6 +427,9 @@ fn parse_path(path: &Value) -> Result<Vec<Value>> {
 
 fn array_index(length: usize, segment: &Value, append_ok: bool) -> Result<usize> {
     let raw = match segment {
+        Value::Number(n @ Number::Written(_)) => {
+            return array_index(length, &Value::Number(n.value().clone()), append_ok);
+        }
         Value::Number(Number::UInt(value)) => {
             i64::try_from(*value).map_err(|_| anyhow!("array index is too large"))?
         }

@@ -18,6 +18,7 @@ use crate::number::Number;
 use crate::value::Value;
 use crate::*;
 
+use alloc::borrow::Cow;
 use anyhow::{bail, Result};
 
 mod go_is_print;
@@ -222,7 +223,7 @@ fn to_string(v: &Value, unescape: bool) -> String {
             serde_json::to_string(s.as_ref()).unwrap_or(s.as_ref().to_string())
         }
         Value::String(s) => s.as_ref().to_string(),
-        Value::Number(n) => n.format_decimal(),
+        Value::Number(n) => n.text().into_owned(),
         Value::Array(a) => {
             "[".to_owned()
                 + &a.iter()
@@ -356,11 +357,31 @@ fn append_hex_escape(out: &mut String, prefix: char, value: u32, digits: usize) 
     }
 }
 
+/// What OPA hands Go's `fmt` for a number with its own text (`Number::Written`), read from
+/// the text: an integer when `Number.Int` reads one (`1.0`), a float when it has a `.`
+/// (`2.50`), else the text itself, a string (`1e3`).
+fn go_operand(v: &Value) -> Cow<'_, Value> {
+    if let Value::Number(n) = v {
+        if let Some(text) = n.written_text() {
+            if n.opa_int().is_none() && !text.contains('.') {
+                return Cow::Owned(Value::from(text));
+            }
+        }
+    }
+    Cow::Borrowed(v)
+}
+
 /// The Go type and `%v` text of a `sprintf` argument as OPA hands it to Go's `fmt`: an integer
 /// is an `int64` (or a `*big.Int`), another number a `float64`, a string a `string`, and any
 /// other value its Rego text, a `string` too.
 fn go_argument(v: &Value) -> (&'static str, String) {
     match v {
+        // Written with a `.` and not an integer as `Number.Int` reads it (`1.5e2`): a float.
+        Value::Number(n)
+            if n.opa_int().is_none() && n.written_text().is_some_and(|t| t.contains('.')) =>
+        {
+            ("float64", go_float(n.to_f64_lossy()))
+        }
         Value::Number(n) if n.is_integer() => match n.as_i64() {
             Some(i) => ("int64", i.to_string()),
             None => ("*big.Int", n.format_decimal()),
@@ -490,6 +511,8 @@ fn sprintf(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> 
             continue;
         };
         args_idx += 1;
+        let operand = go_operand(arg);
+        let arg: &Value = &operand;
         let (go_type, go_value) = go_argument(arg);
         if !go_verb_fits(verb, go_type) {
             // Go writes the argument as `%v` with the width given (`%2F` of 3: `%!F(int64= 3)`).

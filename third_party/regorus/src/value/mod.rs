@@ -324,10 +324,11 @@ impl<'de> Visitor<'de> for ValueVisitor {
                     if let Ok(n) = v.parse::<u64>() {
                         return Ok(Value::from(n));
                     }
-                    if let Ok(n) = v.parse::<i64>() {
+                    // `-0` keeps its text (`Number::Written`).
+                    if let Some(n) = v.parse::<i64>().ok().filter(|_| v.as_ref() != "-0") {
                         return Ok(Value::from(n));
                     }
-                    match Number::from_str(v) {
+                    match Number::from_text(v) {
                         Ok(n) => return Ok(Value::from(n)),
                         _ => return Err(de::Error::custom("failed to read big number")),
                     }
@@ -1814,7 +1815,7 @@ impl ops::Index<&Value> for Value {
                 Some(v) => v,
                 _ => &Value::Undefined,
             },
-            (Value::Array(a), Value::Number(n)) => match n.as_u64() {
+            (Value::Array(a), Value::Number(n)) => match n.as_index() {
                 Some(index) => a.get(index as usize).unwrap_or(&Value::Undefined),
                 _ => &Value::Undefined,
             },

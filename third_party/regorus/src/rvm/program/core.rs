@@ -354,10 +354,11 @@ impl Program {
             .any(|instruction| matches!(instruction, Instruction::HostAwait { .. }));
     }
 
-    /// Add literal value and return its index
+    /// Add literal value and return its index (an equal literal's, if one is there)
     pub fn add_literal(&mut self, value: Value) -> usize {
         for (i, existing) in self.literals.iter().enumerate() {
-            if existing == &value {
+            // Equal numbers written differently (`1`, `1.0`) are different literals.
+            if existing == &value && existing.to_string() == value.to_string() {
                 return i;
             }
         }

@@ -110,17 +110,7 @@ impl<'a> Compiler<'a> {
 
     /// Add a literal value to the literal table, returning its index
     pub fn add_literal(&mut self, value: Value) -> u16 {
-        // Check if literal already exists to avoid duplication
-        // TODO: Optimize lookup
-        for (idx, existing) in self.program.literals.iter().enumerate() {
-            if existing == &value {
-                return idx as u16;
-            }
-        }
-
-        let idx = self.program.literals.len() as u16;
-        self.program.literals.push(value);
-        idx
+        self.program.add_literal(value) as u16
     }
 
     /// Push a new variable scope (like the interpreter)

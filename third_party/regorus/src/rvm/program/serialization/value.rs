@@ -25,6 +25,7 @@ const VARIANT_UNDEFINED: u32 = 7;
 const VARIANT_NUMBER_I64: u32 = 8;
 const VARIANT_NUMBER_U64: u32 = 9;
 const VARIANT_NUMBER_F64: u32 = 10;
+const VARIANT_NUMBER_WRITTEN: u32 = 11;
 
 /// Wrapper type for zero-copy binary serialization of a `Value`.
 /// Keeps references into the original data so collections and strings are not cloned.
@@ -41,7 +42,15 @@ impl<'a> Serialize for BinaryValueRef<'a> {
                 serializer.serialize_newtype_variant("BinaryValue", VARIANT_BOOL, "Bool", &b)
             }
             Value::Number(ref n) => {
-                if let Number::Wide(_) = n {
+                if let Some(text) = n.written_text() {
+                    // A literal's own text (`1.0`), which `json.marshal` writes.
+                    serializer.serialize_newtype_variant(
+                        "BinaryValue",
+                        VARIANT_NUMBER_WRITTEN,
+                        "NumberWritten",
+                        text,
+                    )
+                } else if let Number::Wide(_) = n {
                     // No f64 holds it: its decimal text, read back exactly.
                     serializer.serialize_newtype_variant(
                         "BinaryValue",
@@ -192,6 +201,7 @@ const BINARY_VARIANTS: &[&str] = &[
     "NumberI64",
     "NumberU64",
     "NumberF64",
+    "NumberWritten",
 ];
 
 #[derive(Deserialize)]
@@ -208,6 +218,7 @@ enum BinaryVariant {
     NumberI64,
     NumberU64,
     NumberF64,
+    NumberWritten,
 }
 
 struct BinaryValueVisitor;
@@ -237,6 +248,12 @@ impl<'de> Visitor<'de> for BinaryValueVisitor {
                 let number = Number::from_str(numeric).map_err(|_| {
                     de::Error::custom(format!("Invalid numeric string '{numeric}'"))
                 })?;
+                Ok(BinaryValue(Value::from(number)))
+            }
+            (BinaryVariant::NumberWritten, variant) => {
+                let text = variant.newtype_variant::<&'de str>()?;
+                let number = Number::from_text(text)
+                    .map_err(|_| de::Error::custom(format!("Invalid numeric string '{text}'")))?;
                 Ok(BinaryValue(Value::from(number)))
             }
             (BinaryVariant::NumberI64, variant) => {

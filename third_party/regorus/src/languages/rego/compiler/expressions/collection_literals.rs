@@ -89,9 +89,14 @@ impl<'a> Compiler<'a> {
         items: &[ExprRef],
         span: &Span,
     ) -> Result<Register> {
-        let all_const: Option<BTreeSet<_>> =
-            items.iter().map(|i| try_eval_const(i.as_ref())).collect();
-        if let Some(values) = all_const {
+        let all_const: Option<Vec<_>> = items.iter().map(|i| try_eval_const(i.as_ref())).collect();
+        if let Some(items) = all_const {
+            // Inserted in order, so of equal items (`1`, `1.0`) the first stays, as in OPA
+            // (`collect` into a set keeps the last).
+            let mut values = BTreeSet::new();
+            for item in items {
+                values.insert(item);
+            }
             let dest = self.alloc_register()?;
             let literal_idx = self.add_literal(Value::from_set(values));
             self.emit_instruction(Instruction::Load { dest, literal_idx }, span);
