@@ -2314,6 +2314,18 @@ fn a_precompiled_literal_keeps_its_text() {
     );
 }
 
+/// `urlquery.encode` is Go's `url.QueryEscape` (answers from OPA v1.20.2): `*` escaped, `~`
+/// kept, a space `+`. regorus's form encoding kept `*` and escaped `~`.
+#[test]
+fn urlquery_encodes_as_go_query_escape() {
+    assert_decides(
+        r#"r := [urlquery.encode("*.ex ample~.com/é?&="),
+            urlquery.encode_object({"b": ["x*", "y~"], "a": "1 2", "c": {"q", "p"}})]"#,
+        "{}",
+        Some(r#"["%2A.ex+ample~.com%2F%C3%A9%3F%26%3D", "a=1+2&b=x%2A&b=y~&c=p&c=q"]"#),
+    );
+}
+
 /// A JSON input number keeps its decimal value, as OPA's `json.Number` does: an integer of any
 /// size, a decimal with more digits than an f64 holds, a value beyond f64's range (answers
 /// from OPA v1.20.2); so does a Rego literal beyond f64's range. regorus read JSON numbers

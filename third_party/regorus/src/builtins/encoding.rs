@@ -323,18 +323,29 @@ fn urlquery_encode(
     ensure_args_count(span, name, params, args, 1)?;
 
     let s = ensure_string(name, &params[0], &args[0])?;
-    let mut url = match url::Url::parse("https://non-existent") {
-        Ok(v) => v,
-        Err(_) => bail!(params[0].span().error("not a valid url query")),
-    };
+    Ok(Value::from(query_escape(&s)))
+}
 
-    url.query_pairs_mut().append_pair(&s, "");
-    let query_str = url.query().unwrap_or("");
-    if query_str.is_empty() {
-        Ok(Value::String("".into()))
-    } else {
-        Ok(Value::String(query_str[..query_str.len() - 1].into()))
+/// Go's `url.QueryEscape`, which OPA's `urlquery.encode` calls: letters, digits and `-_.~`
+/// stay, a space is `+`, every other byte `%XX`. (The form encoding of the `url` crate keeps
+/// `*` and escapes `~`.)
+#[cfg(feature = "urlquery")]
+fn query_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(char::from(byte))
+            }
+            b' ' => out.push('+'),
+            _ => {
+                out.push('%');
+                out.push(char::from(b"0123456789ABCDEF"[usize::from(byte >> 4)]));
+                out.push(char::from(b"0123456789ABCDEF"[usize::from(byte & 0x0f)]));
+            }
+        }
     }
+    out
 }
 
 #[cfg(feature = "urlquery")]
@@ -348,25 +359,29 @@ fn urlquery_encode_object(
     ensure_args_count(span, name, params, args, 1)?;
 
     let obj = ensure_object(name, &params[0], args[0].clone())?;
-    let mut url = match url::Url::parse("https://non-existent") {
-        Ok(v) => v,
-        Err(_) => bail!(params[0].span().error("not a valid url query")),
-    };
-
+    // Go's `url.Values.Encode`: `key=value` pairs by key, each side `url.QueryEscape`d.
+    let mut query = String::new();
     {
-        let mut pairs = url.query_pairs_mut();
+        let mut append_pair = |key: &str, value: &str| {
+            if !query.is_empty() {
+                query.push('&');
+            }
+            query.push_str(&query_escape(key));
+            query.push('=');
+            query.push_str(&query_escape(value));
+        };
         for (key, value) in obj.iter_sorted() {
             let key = ensure_string(name, &params[0], key)?;
             match value {
                 Value::String(v) => {
-                    pairs.append_pair(key.as_ref(), v.as_ref());
+                    append_pair(key.as_ref(), v.as_ref());
                     // Guard encoded parameter growth when serializing string fields.
                     enforce_limit()?;
                 }
                 _ => {
                     let values = ensure_string_collection(name, &params[0], value)?;
                     for v in values {
-                        pairs.append_pair(key.as_ref(), v);
+                        append_pair(key.as_ref(), v);
                         // Guard encoded parameter growth when serializing multi-valued fields.
                         enforce_limit()?;
                     }
@@ -375,7 +390,7 @@ fn urlquery_encode_object(
         }
     }
 
-    Ok(Value::String(url.query().unwrap_or("").into()))
+    Ok(Value::from(query))
 }
 
 #[cfg(feature = "yaml")]
