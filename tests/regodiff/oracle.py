@@ -18,6 +18,7 @@ import json
 import math
 import re
 import sys
+from collections import Counter
 from decimal import Decimal
 
 import opa_bindings.engine as opa_engine
@@ -101,10 +102,21 @@ def canon(v):
     raise TypeError(repr(v))
 
 
+def take_set_path(set_paths, path):
+    """Whether the list at `path` is a set: `set_paths` counts the sets at each path (a
+    Counter of `canon` keys). An element's path is the element itself, so a set's elements
+    `[]` and `set()` share a path key; counting gives each set path to one of them (they
+    read alike, so which one does not change the value)."""
+    key = canon(list(path))
+    if set_paths[key] > 0:
+        set_paths[key] -= 1
+        return True
+    return False
+
+
 def mark_sets(v, set_paths, path=()):
     """OPA's JSON value with the sets at `set_paths` (from `walk`) as `{"__set__": [...]}`."""
-    key = canon(list(path))
-    if key in set_paths:
+    if isinstance(v, list) and take_set_path(set_paths, path):
         return {"__set__": [mark_sets(x, set_paths, path + (x,)) for x in v]}
     if isinstance(v, list):
         return [mark_sets(x, set_paths, path + (i,)) for i, x in enumerate(v)]
@@ -114,7 +126,7 @@ def mark_sets(v, set_paths, path=()):
 
 
 def rego_literal(v, set_paths, path=()):
-    if canon(list(path)) in set_paths:
+    if isinstance(v, list) and take_set_path(set_paths, path):
         items = [rego_literal(x, set_paths, path + (x,)) for x in v]
         return "{" + ", ".join(items) + "}" if items else "set()"
     if isinstance(v, list):
@@ -147,7 +159,7 @@ class Oracle:
         try:
             if non_string_keys:
                 raise ValueError("object with a non-string key")
-            paths = {canon(p) for p in set_paths}
+            paths = Counter(canon(p) for p in set_paths)
             arg_text = [rego_literal(a, paths, (i,)) for i, a in enumerate(args)]
         except ValueError:
             self.unknown = True
@@ -245,7 +257,7 @@ class Oracle:
         row = rows[0]
         if row["nk"]:
             return (UNKNOWN, "object with a non-string key")
-        return ("value", mark_sets(row["x"], {canon(p) for p in row["sp"]}))
+        return ("value", mark_sets(row["x"], Counter(canon(p) for p in row["sp"])))
 
     def _non_strict(self, program):
         def wrap(name, args):

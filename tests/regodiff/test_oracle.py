@@ -65,6 +65,13 @@ def test_set_results_are_marked():
         "s": [("value", {"__set__": [1, 2]}), ("value", {"__set__": [1, 2]})]}
 
 
+def test_a_set_and_an_array_that_read_alike_inside_a_set():
+    # `{[], set()}`: both elements read `[]` in JSON and have the same path.
+    ps = ["pset", "s", ["set", []], ["body"]]
+    pa = ["pset", "s", lit([]), ["body"]]
+    assert answers([ps, pa], ["s"], [{}]) == {"s": [("value", {"__set__": [{"__set__": []}, []]})]}
+
+
 def test_sets_cross_the_non_strict_builtin():
     # `q` fails for the input, so the whole program runs the non-strict rendering; `r`
     # passes sets to `|` and gets a set back.
