@@ -2272,6 +2272,12 @@ fn numbers_keep_the_text_they_were_written_with() {
             r#"{"a": [1.0, 2.50]}"#,
             r#"["{\"a\":[1.0,2.50]}", "{\"b\":1.0}", "[1.0,2.50]", "[1.0,2.50,3.0]", "[1,1,2,-1]", "{\"1.0\":2}"]"#,
         ),
+        // A zero from OPA's `big.Float` keeps its sign: products of a non-integer, quotients.
+        (
+            "r := json.marshal([0 * -1.5, -0.0 * 1.5, 0 * -1, 0.0 * -1, 1e0 * -0.0, 0 / -2, -0 / 2, -0.0 / -2, 0 / 2])",
+            "{}",
+            r#""[-0,-0,0,0,0,-0,-0,0,0]""#,
+        ),
         // Equal numbers are one set element or key: the first written stays.
         (
             "r := [json.marshal({x | some x in [1.0, 1]}), json.marshal({x | some x in [1, 1.0]}),

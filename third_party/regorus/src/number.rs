@@ -276,12 +276,6 @@ impl Number {
         }
     }
 
-    /// Both operands' values when either is a written number: arithmetic is on values.
-    fn values_if_written<'a>(a: &'a Number, b: &'a Number) -> Option<(&'a Number, &'a Number)> {
-        (matches!(a, Number::Written(_)) || matches!(b, Number::Written(_)))
-            .then(|| (a.value(), b.value()))
-    }
-
     /// A number parsed from a literal's or JSON number's text, keeping the text when OPA's
     /// `json.marshal`, `sprintf` or indexing would read it differently from the value.
     pub fn from_text(text: &str) -> Result<Number, ParseNumberError> {
@@ -301,6 +295,23 @@ impl Number {
             value,
             text: text.into(),
         }))
+    }
+
+    /// A zero result as OPA writes it when `big.Float` gave it a minus sign: `-0`
+    /// (`0 * -1.5`, `0 / -2`).
+    fn signed_zero(self, negative: bool) -> Number {
+        if negative && self.is_zero() {
+            return Number::written(self, "-0");
+        }
+        self
+    }
+
+    /// Whether OPA's `big.Float` reads the number as negative: `-0.0` and `-0` are.
+    fn has_minus_sign(&self) -> bool {
+        match self {
+            Number::Written(w) => w.text.starts_with('-'),
+            n => !n.is_positive(),
+        }
     }
 
     /// The text a number is written with: a literal's or JSON number's own text when it has
@@ -1408,6 +1419,13 @@ impl Number {
             },
     )]
     pub fn mul(&self, rhs: &Self) -> Result<Number> {
+        // OPA multiplies with `big.Float` unless both are integers, which keeps a zero's sign.
+        let negative = !(self.is_integer() && rhs.is_integer())
+            && self.has_minus_sign() != rhs.has_minus_sign();
+        Ok(self.mul_values(rhs)?.signed_zero(negative))
+    }
+
+    fn mul_values(&self, rhs: &Self) -> Result<Number> {
         proof! {
             axiom_f64_ops_deterministic();
             axiom_bigint_obeys_mul_spec();
@@ -1424,7 +1442,7 @@ impl Number {
         }
 
         match (self, rhs) {
-            (Number::Written(_), _) | (_, Number::Written(_)) => self.value().mul(rhs.value()),
+            (Number::Written(_), _) | (_, Number::Written(_)) => self.value().mul_values(rhs.value()),
             (Number::Float(_) | Number::Wide(_), _) | (_, Number::Float(_) | Number::Wide(_)) => {
                 if let (Some(a), Some(b)) = (self.exact_int(), rhs.exact_int()) {
                     return Ok(Number::from_bigint_owned(a * b));
@@ -1477,6 +1495,12 @@ impl Number {
             },
     )]
     pub fn divide(self, rhs: &Self) -> Result<Number> {
+        // OPA divides with `big.Float`, which keeps a zero's sign.
+        let negative = self.has_minus_sign() != rhs.has_minus_sign();
+        Ok(self.divide_values(rhs)?.signed_zero(negative))
+    }
+
+    fn divide_values(self, rhs: &Self) -> Result<Number> {
         proof! {
             axiom_f64_ops_deterministic();
             axiom_bigint_obeys_div_rem_spec();
@@ -1484,9 +1508,6 @@ impl Number {
             lemma_number_primitive_division_facts(&self, rhs);
         }
 
-        if let Some((a, b)) = Self::values_if_written(&self, rhs) {
-            return a.clone().divide(b);
-        }
         if rhs.is_zero() {
             bail!("division by zero");
         }
@@ -1571,9 +1592,6 @@ impl Number {
 
         // Conversion fails for a non-integral float, and also for an integral
         // one whose magnitude exceeds 2^53, which cannot be represented exactly.
-        if let Some((a, b)) = Self::values_if_written(&self, rhs) {
-            return a.clone().modulo(b);
-        }
         let (a, b) = match (self.exact_int(), rhs.exact_int()) {
             (Some(a), Some(b)) => (a, b),
             _ => bail!("modulo on floating-point number"),
