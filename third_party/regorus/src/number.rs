@@ -1442,7 +1442,9 @@ impl Number {
         }
 
         match (self, rhs) {
-            (Number::Written(_), _) | (_, Number::Written(_)) => self.value().mul_values(rhs.value()),
+            (Number::Written(_), _) | (_, Number::Written(_)) => {
+                self.value().mul_values(rhs.value())
+            }
             (Number::Float(_) | Number::Wide(_), _) | (_, Number::Float(_) | Number::Wide(_)) => {
                 if let (Some(a), Some(b)) = (self.exact_int(), rhs.exact_int()) {
                     return Ok(Number::from_bigint_owned(a * b));
