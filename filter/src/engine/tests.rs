@@ -2272,6 +2272,13 @@ fn numbers_keep_the_text_they_were_written_with() {
             r#"{"a": [1.0, 2.50]}"#,
             r#"["{\"a\":[1.0,2.50]}", "{\"b\":1.0}", "[1.0,2.50]", "[1.0,2.50,3.0]", "[1,1,2,-1]", "{\"1.0\":2}"]"#,
         ),
+        // An input's numbers as the JSON wrote them, exponents too (serde_json rewrites
+        // `1E2` as `1e+2` and reads `-0` as 0).
+        (
+            "r := [json.marshal(input), json.marshal(json.unmarshal(\"[1E2, -0, 2.5e3]\"))]",
+            r#"{"a": [1E2, -0, 1e2, 1e-2, 7, 1.50]}"#,
+            r#"["{\"a\":[1E2,-0,1e2,1e-2,7,1.50]}", "[1E2,-0,2.5e3]"]"#,
+        ),
         // A zero from OPA's `big.Float` keeps its sign: products of a non-integer, quotients.
         (
             "r := json.marshal([0 * -1.5, -0.0 * 1.5, 0 * -1, 0.0 * -1, 1e0 * -0.0, 0 / -2, -0 / 2, -0.0 / -2, 0 / 2])",

@@ -17,6 +17,8 @@ mod set;
 
 #[cfg(feature = "std")]
 mod interning;
+#[cfg(feature = "std")]
+mod number_texts;
 
 #[cfg(test)]
 mod tests;
@@ -253,6 +255,15 @@ impl<'de> Visitor<'de> for ValueVisitor {
     where
         E: de::Error,
     {
+        // serde_json reads `-0` as the integer 0; OPA keeps the text.
+        #[cfg(feature = "std")]
+        if v == 0 {
+            if let Some(n) =
+                number_texts::next_number_text().and_then(|t| Number::from_text(&t).ok())
+            {
+                return Ok(Value::from(n));
+            }
+        }
         Ok(Value::from(v))
     }
 
@@ -320,12 +331,18 @@ impl<'de> Visitor<'de> for ValueVisitor {
         if let Some((key, value)) = visitor.next_entry()? {
             if let (Value::String(k), Value::String(v)) = (&key, &value) {
                 if k.as_ref() == "$serde_json::private::Number" {
+                    #[cfg(feature = "std")]
+                    let written = number_texts::next_number_text();
+                    #[cfg(not(feature = "std"))]
+                    let written: Option<String> = None;
+                    // The number as the document wrote it, when serde_json rewrote it.
+                    let v: &str = written.as_deref().unwrap_or(v);
                     // Most numbers are machine integers: no need for the general parse.
                     if let Ok(n) = v.parse::<u64>() {
                         return Ok(Value::from(n));
                     }
                     // `-0` keeps its text (`Number::Written`).
-                    if let Some(n) = v.parse::<i64>().ok().filter(|_| v.as_ref() != "-0") {
+                    if let Some(n) = v.parse::<i64>().ok().filter(|_| v != "-0") {
                         return Ok(Value::from(n));
                     }
                     match Number::from_text(v) {
@@ -508,6 +525,8 @@ impl Value {
         // of N objects sharing K keys allocates K key strings instead of N * K.
         #[cfg(feature = "std")]
         let _guard = interning::InternGuard::install();
+        #[cfg(feature = "std")]
+        let _texts = number_texts::NumberTextsGuard::install(json);
         #[cfg(all(feature = "allocator-memory-limits", not(miri)))]
         let limit_error_capture =
             keep_malformed_retryable.then(ResumeDeserializationLimitErrorCapture::new);
