@@ -28,6 +28,7 @@ pub mod budget;
 mod builtins;
 mod cache;
 pub mod compile_checks;
+pub mod http_send;
 pub mod jwt;
 mod opa_quirks;
 mod reads;
@@ -197,7 +198,12 @@ impl EvalError {
 }
 
 enum Backend {
-    Vm(Box<RegoVM>),
+    /// The VM, and what makes another for an evaluation that waits on `http.send`.
+    Vm {
+        vm: Box<RegoVM>,
+        program: Arc<Program>,
+        data: Value,
+    },
     Interpreter(Box<regorus::Engine>),
 }
 
@@ -232,10 +238,14 @@ impl EvalClock {
 /// call in one evaluation the same time, which the host function does too.
 const TIME_NOW_NS: (&str, usize) = ("time.now_ns", 0);
 
+/// `http.send`: the evaluation suspends at the call, and the host makes the callout.
+const HTTP_SEND: (&str, usize) = ("http.send", 1);
+
 /// The functions the filter adds to regorus's builtins, with their argument counts.
 fn host_functions() -> Vec<(&'static str, usize)> {
     let mut functions = jwt::FUNCTIONS.to_vec();
     functions.push(TIME_NOW_NS);
+    functions.push(HTTP_SEND);
     functions.extend(builtins::functions());
     functions
 }
@@ -412,10 +422,7 @@ impl Policy {
     /// Holds every evaluation to `budget`.
     pub fn set_budget(&mut self, budget: Budget) {
         match &mut self.backend {
-            Backend::Vm(vm) => {
-                vm.set_max_instructions(budget.instructions);
-                vm.set_execution_timer_config(Some(budget.timer()));
-            }
+            Backend::Vm { vm, .. } => apply_budget(vm, &budget),
             Backend::Interpreter(engine) => engine.set_execution_timer_config(budget.timer()),
         }
         self.budget = budget;
@@ -467,44 +474,80 @@ impl Policy {
         }
     }
 
-    /// Evaluates the decision rule for `input`, or answers from the decision cache.
+    /// Evaluates the decision rule for `input`, or answers from the decision cache. A host
+    /// that makes `http.send` callouts calls `start` instead: here `http.send` fails the
+    /// evaluation.
     pub fn evaluate(&mut self, input: Value) -> Result<Value, EvalError> {
+        match self.start(input) {
+            Step::Done(result) => result,
+            Step::Send(_) => Err(EvalError::Failed(format!(
+                "{}: http.send needs a host that makes callouts",
+                self.rule
+            ))),
+        }
+    }
+
+    /// Starts evaluating the decision rule for `input` (or answers from the decision cache):
+    /// done, or waiting for the answer of an `http.send` (`Pending::resume`).
+    pub fn start(&mut self, input: Value) -> Step {
         self.prints.clear();
         let key = self.cache.enabled().then(|| DecisionCache::key(&input));
         if let Some(key) = &key {
             if let Some(decision) = self.cache.get(key, &input) {
                 self.cache_counts.hits += 1;
-                return match decision {
+                return Step::Done(match decision {
                     Value::Undefined => Err(EvalError::Undefined),
                     decision => Ok(decision.clone()),
-                };
+                });
             }
         }
         let cached_input = key.as_ref().map(|_| {
             self.cache_counts.misses += 1;
             input.clone()
         });
-        let result = self.evaluate_uncached(input);
-        if let (Some(key), Some(input)) = (key, cached_input) {
-            // Failures (a budget, a host error) are not decisions: not kept.
-            match &result {
+        let step = self.start_uncached(input);
+        if let (Some(key), Some(input), Step::Done(result)) = (key, cached_input, &step) {
+            // Failures (a budget, a host error) are not decisions: not kept. A policy that
+            // calls `http.send` never caches (`reads::NONDETERMINISTIC`).
+            match result {
                 Ok(decision) => self.cache.insert(key, input, decision.clone()),
                 Err(EvalError::Undefined) => self.cache.insert(key, input, Value::Undefined),
                 Err(EvalError::Failed(_) | EvalError::Budget { .. }) => {}
             }
         }
-        result
+        step
     }
 
-    fn evaluate_uncached(&mut self, input: Value) -> Result<Value, EvalError> {
+    fn start_uncached(&mut self, input: Value) -> Step {
         self.clock.reset();
+        let segment = Segment {
+            rule: self.rule.clone(),
+            clock: self.clock.clone(),
+            budget: self.budget,
+        };
         budget::begin(&self.budget);
         let result = match &mut self.backend {
-            Backend::Vm(vm) => {
+            Backend::Vm { vm, program, data } => {
                 vm.set_input(input);
-                let result = run(vm, &self.entry, &self.clock).map_err(|e| EvalError::from_vm(&e));
+                let ran = match vm.execute_entry_point_by_name(&self.entry) {
+                    Ok(result) => drive(vm, result, &self.clock),
+                    Err(e) => Ran::Done(Err(EvalError::from_vm(&e))),
+                };
                 self.prints.extend(vm.take_prints());
-                result
+                match ran {
+                    Ran::Done(result) => result,
+                    Ran::Send(argument) => {
+                        // The suspended VM goes with the request; the policy takes a new one.
+                        match new_vm(program.clone(), data) {
+                            Ok(mut fresh) => {
+                                apply_budget(&mut fresh, &self.budget);
+                                let vm = std::mem::replace(vm, Box::new(fresh));
+                                return segment.suspend(vm, &argument, &mut self.prints);
+                            }
+                            Err(e) => Err(EvalError::Failed(e.to_string())),
+                        }
+                    }
+                }
             }
             Backend::Interpreter(engine) => {
                 engine.set_input(input);
@@ -515,28 +558,9 @@ impl Policy {
                 result
             }
         };
-        let (peak_bytes, exceeded) = budget::end(&self.budget);
+        let (step, peak_bytes) = segment.finish(result);
         self.peak_bytes = peak_bytes;
-        let result = match (exceeded, result) {
-            (_, Err(EvalError::Budget { exceeded, detail })) => Err(EvalError::Budget {
-                exceeded,
-                detail: format!("{}: {detail}", self.rule),
-            }),
-            // Also when no check saw it (an error turned into undefined on the way, say):
-            // an answer computed past the budget is not trusted.
-            (Some(exceeded), _) => Err(EvalError::Budget {
-                exceeded,
-                detail: format!(
-                    "{}: held more than {} bytes",
-                    self.rule, self.budget.memory_bytes
-                ),
-            }),
-            (None, result) => result,
-        };
-        match result? {
-            Value::Undefined => Err(EvalError::Undefined),
-            value => Ok(value),
-        }
+        step
     }
 
     /// What `print` wrote during the last evaluation (`file:line: message`), in order: the
@@ -574,10 +598,15 @@ impl Policy {
     }
 }
 
-/// Runs the decision rule; a program that calls host functions suspends at each call and
-/// resumes with its answer.
-fn run(vm: &mut RegoVM, rule: &str, clock: &EvalClock) -> Result<Value, VmError> {
-    let mut result = vm.execute_entry_point_by_name(rule)?;
+/// Where a VM's run stopped: done, or suspended at `http.send` with its argument.
+enum Ran {
+    Done(Result<Value, EvalError>),
+    Send(Value),
+}
+
+/// Drives a VM from `result` of its last execute or resume: answers the host functions it
+/// suspends at, until it is done or waits on `http.send`.
+fn drive(vm: &mut RegoVM, mut result: Value, clock: &EvalClock) -> Ran {
     loop {
         let answer = match vm.execution_state() {
             ExecutionState::Suspended {
@@ -597,12 +626,126 @@ fn run(vm: &mut RegoVM, rule: &str, clock: &EvalClock) -> Result<Value, VmError>
                     Value::Array(args) => args.as_slice(),
                     _ => &[],
                 };
+                if name == HTTP_SEND.0 {
+                    return Ran::Send(args.first().cloned().unwrap_or(Value::Undefined));
+                }
                 host_call(name, args, clock)
             }
             ExecutionState::Suspended { .. } => Value::Undefined,
-            _ => return Ok(result),
+            _ => return Ran::Done(Ok(result)),
         };
-        result = vm.resume(Some(answer))?;
+        result = match vm.resume(Some(answer)) {
+            Ok(result) => result,
+            Err(e) => return Ran::Done(Err(EvalError::from_vm(&e))),
+        };
+    }
+}
+
+/// What an evaluation gives: its end, or an `http.send` callout to make first.
+pub enum Step {
+    Done(Result<Value, EvalError>),
+    Send(Box<Pending>),
+}
+
+/// An evaluation waiting for the answer of an `http.send` callout.
+pub struct Pending {
+    vm: Box<RegoVM>,
+    /// What to send.
+    pub request: http_send::SendRequest,
+    segment: Segment,
+}
+
+impl Pending {
+    /// Goes on with the callout's answer: the response's headers (`:status` among them) and
+    /// body, or the error that stopped it (`Err`: reset, timeout, no such cluster). What the
+    /// policy `print`s meanwhile is added to `prints`.
+    pub fn resume(
+        self,
+        answer: Result<&crate::host::CallResponse, &str>,
+        prints: &mut Vec<String>,
+    ) -> Step {
+        let value = match answer {
+            Ok((headers, body)) => http_send::response(&self.request, headers, body),
+            Err(message) => http_send::network_error(&self.request, message)
+                .ok_or_else(|| format!("http.send: {message}")),
+        };
+        // An error of the call is undefined, as OPA-Envoy's non-strict builtin errors are.
+        self.segment
+            .resume(self.vm, value.unwrap_or(Value::Undefined), prints)
+    }
+}
+
+/// One stretch of an evaluation between suspensions, held to the policy's budget.
+struct Segment {
+    rule: String,
+    clock: EvalClock,
+    budget: Budget,
+}
+
+impl Segment {
+    /// Starts the next stretch: `vm` goes on with `value` as the answer of its call.
+    fn resume(self, mut vm: Box<RegoVM>, value: Value, prints: &mut Vec<String>) -> Step {
+        budget::begin(&self.budget);
+        let ran = match vm.resume(Some(value)) {
+            Ok(result) => drive(&mut vm, result, &self.clock),
+            Err(e) => Ran::Done(Err(EvalError::from_vm(&e))),
+        };
+        prints.extend(vm.take_prints());
+        match ran {
+            Ran::Done(result) => self.finish(result).0,
+            Ran::Send(argument) => self.suspend(vm, &argument, prints),
+        }
+    }
+
+    /// Ends the stretch at an `http.send`: the request to make, or the evaluation's end when
+    /// the request cannot be made here.
+    fn suspend(self, vm: Box<RegoVM>, argument: &Value, prints: &mut Vec<String>) -> Step {
+        let (_, exceeded) = budget::end(&self.budget);
+        if let Some(exceeded) = exceeded {
+            return self.finish_exceeded(exceeded);
+        }
+        match http_send::request(argument) {
+            Ok(request) => Step::Send(Box::new(Pending {
+                vm,
+                request,
+                segment: self,
+            })),
+            // OPA's own error of the call: undefined (non-strict), and the evaluation goes on.
+            Err(http_send::RequestError::Opa(_)) => self.resume(vm, Value::Undefined, prints),
+            Err(http_send::RequestError::Proxy(message)) => {
+                Step::Done(Err(EvalError::Failed(format!("{}: {message}", self.rule))))
+            }
+        }
+    }
+
+    fn finish_exceeded(self, exceeded: Exceeded) -> Step {
+        Step::Done(Err(EvalError::Budget {
+            exceeded,
+            detail: format!(
+                "{}: held more than {} bytes",
+                self.rule, self.budget.memory_bytes
+            ),
+        }))
+    }
+
+    /// Ends the evaluation: its result against the budget, and the most memory it held.
+    fn finish(self, result: Result<Value, EvalError>) -> (Step, u64) {
+        let (peak_bytes, exceeded) = budget::end(&self.budget);
+        let result = match (exceeded, result) {
+            (_, Err(EvalError::Budget { exceeded, detail })) => Err(EvalError::Budget {
+                exceeded,
+                detail: format!("{}: {detail}", self.rule),
+            }),
+            // Also when no check saw it (an error turned into undefined on the way, say):
+            // an answer computed past the budget is not trusted.
+            (Some(exceeded), _) => return (self.finish_exceeded(exceeded), peak_bytes),
+            (None, result) => result,
+        };
+        let result = match result {
+            Ok(Value::Undefined) => Err(EvalError::Undefined),
+            other => other,
+        };
+        (Step::Done(result), peak_bytes)
     }
 }
 
@@ -658,15 +801,27 @@ pub fn compile(bundle: &Bundle, rules: &[&str]) -> Result<Compiled, LoadError> {
         )),
         Err(e) => {
             // The RVM compiler stopped before it met every call; the interpreter would fail on
-            // each request that reaches one of this build's missing builtins.
+            // each request that reaches one of this build's missing builtins, or `http.send`,
+            // which only a compiled program can wait on.
+            let mut interpreted = host_functions();
+            interpreted.retain(|function| *function != HTTP_SEND);
             let unsupported =
-                compile_checks::unsupported_calls(engine.get_modules(), &host_functions(), rules);
+                compile_checks::unsupported_calls(engine.get_modules(), &interpreted, rules);
             if let Some(call) = unsupported.into_iter().next() {
+                let message = if call.message.contains(HTTP_SEND.0) {
+                    format!(
+                        "{}: http.send needs the compiled program, and the RVM compiler \
+                         refuses this policy: {e}",
+                        call.message
+                    )
+                } else {
+                    call.message
+                };
                 return Err(LoadError::Unsupported(RegoError {
                     file: call.file,
                     line: call.line,
                     column: call.column,
-                    message: call.message,
+                    message,
                     snippet: String::new(),
                 }));
             }
@@ -789,6 +944,9 @@ fn parse_with_clock(bundle: &Bundle, clock: &EvalClock) -> Result<regorus::Engin
     if refused.is_empty() {
         refused = opa_quirks::check(engine.get_modules(), &host_functions());
     }
+    if refused.is_empty() {
+        refused = http_send::refusals(engine.get_modules());
+    }
     if !refused.is_empty() {
         return Err(LoadError::Refused(refused));
     }
@@ -865,6 +1023,14 @@ fn deserialize(bytes: &[u8], info: &ProgramInfo) -> Result<Arc<Program>, LoadErr
 }
 
 fn vm(program: Arc<Program>, data: &Value) -> Result<Backend, LoadError> {
+    Ok(Backend::Vm {
+        vm: Box::new(new_vm(program.clone(), data)?),
+        program,
+        data: data.clone(),
+    })
+}
+
+fn new_vm(program: Arc<Program>, data: &Value) -> Result<RegoVM, LoadError> {
     let mut vm = RegoVM::new();
     // Suspending costs on every instruction; only programs that call host functions need it.
     if program.has_host_await() {
@@ -873,7 +1039,12 @@ fn vm(program: Arc<Program>, data: &Value) -> Result<Backend, LoadError> {
     vm.load_program(program);
     vm.set_data(data.clone())
         .map_err(|e| LoadError::Data(e.to_string()))?;
-    Ok(Backend::Vm(Box::new(vm)))
+    Ok(vm)
+}
+
+fn apply_budget(vm: &mut RegoVM, budget: &Budget) {
+    vm.set_max_instructions(budget.instructions);
+    vm.set_execution_timer_config(Some(budget.timer()));
 }
 
 #[cfg(test)]

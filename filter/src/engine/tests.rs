@@ -2814,3 +2814,136 @@ fn a_function_of_no_arguments_with_a_body_is_called() {
         .to_string();
     assert!(refused.contains("undefined function data.t.f"), "{refused}");
 }
+
+/// A policy that calls `http.send` suspends at the call with the request to make, and
+/// resumes with the callout's answer (also a second call, and a failed one); it never caches.
+#[test]
+fn http_send_suspends_and_resumes_with_the_callout_answer() {
+    let rego = r#"package t
+import rego.v1
+user := http.send({"method": "GET", "url": sprintf("http://users.internal/u/%s", [input.user]),
+                   "headers": {"x-trace": "1"}}).body
+quota := http.send({"method": "GET", "url": "http://quota.internal/", "raise_error": false})
+r := {"admin": user.admin, "quota": quota.status_code}"#;
+    let bundle = Bundle::from_files(vec![("t.rego".into(), rego.as_bytes().to_vec())]).unwrap();
+    let mut policy = Policy::load(&bundle, &path("t/r")).unwrap();
+    assert_eq!(policy.mode(), Mode::CompiledAtLoad);
+    assert!(!policy.caches());
+    let input = Value::from_json_str(r#"{"user": "alice"}"#).unwrap();
+    let Step::Send(first) = policy.start(input.clone()) else {
+        panic!("no callout")
+    };
+    assert_eq!(
+        (
+            first.request.method.as_str(),
+            first.request.origin.as_str(),
+            first.request.path.as_str()
+        ),
+        ("GET", "http://users.internal", "/u/alice")
+    );
+    assert_eq!(
+        first.request.headers,
+        vec![("x-trace".to_string(), "1".to_string())]
+    );
+    let json = vec![
+        (":status".to_string(), b"200".to_vec()),
+        ("content-type".to_string(), b"application/json".to_vec()),
+    ];
+    let answer = (json, br#"{"admin": true}"#.to_vec());
+    let Step::Send(second) = first.resume(Ok(&answer), &mut Vec::new()) else {
+        panic!("no second callout")
+    };
+    assert_eq!(second.request.origin, "http://quota.internal");
+    let Step::Done(result) = second.resume(Err("upstream reset"), &mut Vec::new()) else {
+        panic!("a third callout")
+    };
+    assert_eq!(
+        result,
+        Ok(Value::from_json_str(r#"{"admin": true, "quota": 0}"#).unwrap())
+    );
+    // The policy evaluates other requests meanwhile, on a VM of its own.
+    assert!(matches!(policy.start(input.clone()), Step::Send(_)));
+    // `raise_error` (default): a failed callout is an error of the call, undefined.
+    let mut step = policy.start(input);
+    let result = loop {
+        match step {
+            Step::Send(pending) => step = pending.resume(Err("timeout"), &mut Vec::new()),
+            Step::Done(result) => break result,
+        }
+    };
+    assert_eq!(result, Err(EvalError::Undefined));
+}
+
+/// What a proxy cannot do for `http.send` is refused at load when the policy writes it, and
+/// fails the evaluation with the reason when it is computed; OPA's own errors of the call are
+/// undefined, as in OPA-Envoy.
+#[test]
+fn http_send_options_a_proxy_cannot_carry_out_are_refused() {
+    for (call, line_column) in [
+        (
+            r#"{"method": "GET", "url": "https://a", "tls_client_cert_file": "/c"}"#,
+            (3, 55),
+        ),
+        (
+            r#"{"method": "GET", "url": "https://a", "enable_redirect": true}"#,
+            (3, 55),
+        ),
+    ] {
+        let rego = format!("package t\nimport rego.v1\nr := http.send({call})");
+        let bundle = Bundle::from_files(vec![("t.rego".into(), rego.into_bytes())]).unwrap();
+        match Policy::load(&bundle, &path("t/r")) {
+            Err(LoadError::Refused(errors)) => {
+                let e = &errors[0];
+                assert_eq!(
+                    (e.code, e.line, e.column),
+                    ("http-send-option", line_column.0, line_column.1),
+                    "{e}"
+                );
+            }
+            Err(other) => panic!("{call}: {other}"),
+            Ok(_) => panic!("{call}: loaded"),
+        }
+    }
+    for (rego, expected) in [
+        (
+            r#"r := http.send(object.union({"method": "GET", "url": "https://a"}, {"tls_client_key_file": input.f}))"#,
+            "tls_client_key_file",
+        ),
+        (r#"r := http.send({"url": "https://a"})"#, ""),
+    ] {
+        let source = format!("package t\nimport rego.v1\n{rego}");
+        let bundle = Bundle::from_files(vec![("t.rego".into(), source.into_bytes())]).unwrap();
+        let mut policy = Policy::load(&bundle, &path("t/r")).unwrap();
+        match policy.start(Value::from_json_str(r#"{"f": "/k"}"#).unwrap()) {
+            Step::Done(Err(EvalError::Failed(message))) if !expected.is_empty() => {
+                assert!(message.contains(expected), "{rego}: {message}")
+            }
+            Step::Done(Err(EvalError::Undefined)) if expected.is_empty() => {}
+            Step::Done(other) => panic!("{rego}: {other:?}"),
+            Step::Send(_) => panic!("{rego}: sent"),
+        }
+    }
+}
+
+/// Only a compiled program can wait on a callout: a policy the RVM compiler refuses (here
+/// for `with`) and that calls `http.send` is refused at load, at the call, with the reason.
+#[test]
+fn http_send_in_a_policy_the_interpreter_would_run_is_refused() {
+    let rego = r#"package t
+import rego.v1
+r if wants with input.want as "x"
+wants if http.send({"method": "GET", "url": "http://a/"}).status_code == 200
+"#;
+    let bundle = Bundle::from_files(vec![("t.rego".into(), rego.as_bytes().to_vec())]).unwrap();
+    match Policy::load(&bundle, &path("t/r")) {
+        Err(LoadError::Unsupported(e)) => {
+            assert_eq!((e.file.as_str(), e.line), ("t.rego", 4), "{e:?}");
+            assert!(
+                e.message.contains("http.send needs the compiled program"),
+                "{e:?}"
+            );
+        }
+        Err(other) => panic!("{other}"),
+        Ok(policy) => panic!("loaded ({:?})", policy.mode()),
+    }
+}

@@ -1,0 +1,516 @@
+//! `http.send` as a callout: the request object OPA takes, read into what a host sends, and
+//! the host's answer made into the response object OPA gives the policy. The evaluation
+//! suspends at the call (`Policy::start`), the host makes the callout, and the evaluation
+//! resumes with `response` (`Pending::resume`).
+
+use std::collections::BTreeMap;
+
+use regorus::unstable::{Expr, Module, Ref};
+use regorus::utils::get_path_string;
+use regorus::Value;
+
+use super::compile_checks::{place, CompileError};
+use super::walk::{self, Visitor};
+
+/// Options of OPA's request object this filter carries out.
+const SUPPORTED: [&str; 9] = [
+    "method",
+    "url",
+    "headers",
+    "body",
+    "raw_body",
+    "timeout",
+    "raise_error",
+    "force_json_decode",
+    "enable_redirect",
+];
+
+/// Options that only change how OPA caches or retries: accepted, without effect here (each
+/// request is sent; a cached answer would be an answer OPA may also give fresh).
+const WITHOUT_EFFECT: [&str; 6] = [
+    "cache",
+    "force_cache",
+    "force_cache_duration_seconds",
+    "caching_mode",
+    "max_retry_attempts",
+    "cache_ignored_headers",
+];
+
+/// Options OPA has that cannot be carried out inside a proxy: certificates and keys from
+/// files or the environment, a Unix socket, the system's certificate pool, OPA's own
+/// TLS settings. A request that uses one fails the evaluation (`status_on_error`).
+const REFUSED: [&str; 11] = [
+    "tls_use_system_certs",
+    "tls_ca_cert",
+    "tls_ca_cert_file",
+    "tls_ca_cert_env_variable",
+    "tls_client_cert",
+    "tls_client_cert_file",
+    "tls_client_key",
+    "tls_client_key_file",
+    "tls_insecure_skip_verify",
+    "tls_server_name",
+    "force_yaml_decode",
+];
+
+/// The `http.send` calls whose request object names, in the policy's text, an option a proxy
+/// cannot carry out: refused at `check`, `build` and load, at the option.
+pub fn refusals(modules: &[Ref<Module>]) -> Vec<CompileError> {
+    struct Calls(Vec<CompileError>);
+    impl Visitor for Calls {
+        fn expr(&mut self, expr: &Expr) -> bool {
+            let Expr::Call { fcn, params, .. } = expr else {
+                return true;
+            };
+            if get_path_string(fcn, None).ok().as_deref() != Some("http.send") {
+                return true;
+            }
+            let Some(Expr::Object { fields, .. }) = params.first().map(|p| p.as_ref()) else {
+                return true;
+            };
+            for (_, key, value) in fields {
+                let Expr::String {
+                    span, value: key, ..
+                } = key.as_ref()
+                else {
+                    continue;
+                };
+                let Ok(key) = key.as_string() else {
+                    continue;
+                };
+                let key = key.as_ref();
+                let redirect = key == "enable_redirect"
+                    && matches!(value.as_ref(), Expr::Bool { value, .. } if *value == Value::Bool(true));
+                if REFUSED.contains(&key) || redirect {
+                    let (file, line, column) = place(span);
+                    self.0.push(CompileError {
+                        file,
+                        line,
+                        column,
+                        code: crate::codes::HTTP_SEND_OPTION.name,
+                        message: format!(
+                            "http.send: `{key}` cannot be carried out inside the proxy: the \
+                             callout goes through an Envoy cluster, which holds the TLS \
+                             settings (and does not follow redirects)"
+                        ),
+                    });
+                }
+            }
+            true
+        }
+    }
+    let mut calls = Calls(Vec::new());
+    for module in modules {
+        for rule in &module.policy {
+            walk::rule(rule, &mut calls);
+        }
+    }
+    calls.0
+}
+
+/// A request as a host sends it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendRequest {
+    pub method: String,
+    /// The URL's scheme and authority (`https://users.internal:8443`), which the plugin
+    /// maps to a cluster.
+    pub origin: String,
+    /// The authority alone, sent as `:authority`.
+    pub authority: String,
+    /// Path and query, sent as `:path`.
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// `None`: the plugin's default.
+    pub timeout_ms: Option<u64>,
+    /// OPA's `raise_error` (default true): a network error is an error of the call (undefined
+    /// in OPA-Envoy), else a response with `status_code` 0 and the error.
+    pub raise_error: bool,
+    pub force_json_decode: bool,
+}
+
+/// Why a request object cannot be sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestError {
+    /// OPA refuses it too (its wording): an error of the call, undefined in OPA-Envoy.
+    Opa(String),
+    /// OPA would send it; a proxy cannot (client certificates from files, redirects): the
+    /// evaluation fails, never answers otherwise than OPA.
+    Proxy(String),
+}
+
+impl From<String> for RequestError {
+    fn from(message: String) -> Self {
+        RequestError::Opa(message)
+    }
+}
+
+impl From<&str> for RequestError {
+    fn from(message: &str) -> Self {
+        RequestError::Opa(message.to_string())
+    }
+}
+
+/// Reads OPA's request object.
+pub fn request(argument: &Value) -> Result<SendRequest, RequestError> {
+    let Value::Object(fields) = argument else {
+        return Err("http.send: operand 1 must be object".into());
+    };
+    let mut unknown = Vec::new();
+    for key in fields.keys() {
+        let Value::String(key) = key else {
+            return Err("http.send: operand 1 must be object[string: any]".into());
+        };
+        let key = key.as_ref();
+        if REFUSED.contains(&key) {
+            return Err(RequestError::Proxy(format!(
+                "http.send: `{key}` is not available inside the proxy (the callout goes \
+                 through an Envoy cluster: configure TLS on the cluster)"
+            )));
+        }
+        if !SUPPORTED.contains(&key) && !WITHOUT_EFFECT.contains(&key) {
+            unknown.push(key.to_string());
+        }
+    }
+    if !unknown.is_empty() {
+        return Err(format!(
+            "http.send: invalid request parameters(s): {{{}}}",
+            unknown.join(", ")
+        )
+        .into());
+    }
+    let string = |name: &str| match &argument[name] {
+        Value::String(s) => Ok(Some(s.to_string())),
+        Value::Undefined => Ok(None),
+        _ => Err(format!("http.send: {name} must be a string")),
+    };
+    let boolean = |name: &str| match &argument[name] {
+        Value::Bool(b) => Ok(*b),
+        Value::Undefined => Ok(false),
+        _ => Err(format!("http.send: {name} must be a boolean")),
+    };
+    let method = string("method")?
+        .ok_or("http.send: missing required request parameters(s): {method}")?
+        .to_ascii_uppercase();
+    let url = string("url")?.ok_or("http.send: missing required request parameters(s): {url}")?;
+    let (origin, authority, path) = split_url(&url)?;
+    let mut headers = Vec::new();
+    match &argument["headers"] {
+        Value::Undefined | Value::Null => {}
+        Value::Object(h) => {
+            for (name, value) in h.iter() {
+                let (Value::String(name), Value::String(value)) = (name, value) else {
+                    return Err("http.send: headers must be an object of strings".into());
+                };
+                headers.push((name.to_ascii_lowercase(), value.to_string()));
+            }
+        }
+        _ => return Err("http.send: headers must be an object".into()),
+    }
+    let body = match (&argument["raw_body"], &argument["body"]) {
+        (Value::String(raw), _) => raw.as_bytes().to_vec(),
+        (Value::Undefined, Value::Undefined | Value::Null) => Vec::new(),
+        (Value::Undefined, body) => {
+            if !headers.iter().any(|(n, _)| n == "content-type") {
+                headers.push(("content-type".into(), "application/json".into()));
+            }
+            serde_json::to_vec(body).map_err(|e| format!("http.send: body: {e}"))?
+        }
+        _ => return Err("http.send: raw_body must be a string".into()),
+    };
+    let timeout_ms = match &argument["timeout"] {
+        Value::Undefined => None,
+        Value::Number(n) => {
+            Some(n.as_u64().ok_or("http.send: timeout must be positive")? / 1_000_000)
+        }
+        Value::String(s) => Some(duration_ms(s)?),
+        _ => return Err("http.send: timeout must be a number or a duration".into()),
+    };
+    let raise_error = match &argument["raise_error"] {
+        Value::Undefined => true,
+        _ => boolean("raise_error")?,
+    };
+    if boolean("enable_redirect")? {
+        return Err(RequestError::Proxy(
+            "http.send: enable_redirect is not available inside the proxy (Envoy's cluster \
+             does not follow redirects)"
+                .into(),
+        ));
+    }
+    Ok(SendRequest {
+        method,
+        origin,
+        authority,
+        path,
+        headers,
+        body,
+        timeout_ms,
+        raise_error,
+        force_json_decode: boolean("force_json_decode")?,
+    })
+}
+
+/// `scheme://authority/path?query` into origin, authority and path.
+fn split_url(url: &str) -> Result<(String, String, String), String> {
+    let bad = || format!("http.send: invalid url: {url}");
+    let (scheme, rest) = url.split_once("://").ok_or_else(bad)?;
+    if !matches!(scheme, "http" | "https") {
+        return Err(format!(
+            "http.send: unsupported protocol scheme \"{scheme}\""
+        ));
+    }
+    let (authority, path) = match rest.find(['/', '?']) {
+        Some(at) => (&rest[..at], &rest[at..]),
+        None => (rest, "/"),
+    };
+    if authority.is_empty() || authority.contains('@') {
+        return Err(bad());
+    }
+    let path = if path.starts_with('?') {
+        format!("/{path}")
+    } else {
+        path.to_string()
+    };
+    Ok((
+        format!("{scheme}://{authority}"),
+        authority.to_string(),
+        path,
+    ))
+}
+
+/// A Go duration (`5s`, `250ms`, `1m30s`) in milliseconds.
+fn duration_ms(text: &str) -> Result<u64, String> {
+    let bad = || format!("http.send: timeout: invalid duration {text:?}");
+    let mut total = 0f64;
+    let mut rest = text;
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .ok_or_else(bad)?;
+        let value: f64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_end] {
+            "ns" => 1e-6,
+            "us" | "µs" => 1e-3,
+            "ms" => 1.0,
+            "s" => 1e3,
+            "m" => 60e3,
+            "h" => 3600e3,
+            _ => return Err(bad()),
+        };
+        total += value * scale;
+        rest = &rest[unit_end..];
+    }
+    Ok(total as u64)
+}
+
+/// OPA's response object for a callout's answer: `status`, `status_code`, `headers` (each
+/// lowercase name with its values), `raw_body`, and `body`, the JSON when the response says
+/// it is JSON (or `force_json_decode`), else null.
+pub fn response(
+    request: &SendRequest,
+    headers: &[(String, Vec<u8>)],
+    body: &[u8],
+) -> Result<Value, String> {
+    let mut status_code = 0u16;
+    let mut by_name: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    let mut json = request.force_json_decode;
+    for (name, value) in headers {
+        let value = String::from_utf8_lossy(value).into_owned();
+        if name == ":status" {
+            status_code = value.parse().unwrap_or(0);
+            continue;
+        }
+        if name.starts_with(':') {
+            continue;
+        }
+        let name = name.to_ascii_lowercase();
+        if name == "content-type" {
+            let media = value.split(';').next().unwrap_or("").trim();
+            json |= media.eq_ignore_ascii_case("application/json") || media.ends_with("+json");
+        }
+        by_name.entry(name).or_default().push(Value::from(value));
+    }
+    let raw_body = String::from_utf8_lossy(body).into_owned();
+    let decoded = if json && !body.is_empty() {
+        Value::from_json_str(&raw_body).map_err(|e| format!("http.send: {e}"))?
+    } else {
+        Value::Null
+    };
+    let mut object = BTreeMap::new();
+    object.insert(Value::from("status"), Value::from(status_line(status_code)));
+    object.insert(
+        Value::from("status_code"),
+        Value::from(u64::from(status_code)),
+    );
+    object.insert(
+        Value::from("headers"),
+        Value::from(
+            by_name
+                .into_iter()
+                .map(|(name, values)| (Value::from(name), Value::from(values)))
+                .collect::<BTreeMap<_, _>>(),
+        ),
+    );
+    object.insert(Value::from("body"), decoded);
+    object.insert(Value::from("raw_body"), Value::from(raw_body));
+    Ok(Value::from(object))
+}
+
+/// What the call gives when the callout failed (reset, timeout, no cluster): with
+/// `raise_error` false OPA's object with `status_code` 0 and the error; else `None`, an error
+/// of the call (undefined in OPA-Envoy).
+pub fn network_error(request: &SendRequest, message: &str) -> Option<Value> {
+    if request.raise_error {
+        return None;
+    }
+    let mut error = BTreeMap::new();
+    error.insert(
+        Value::from("code"),
+        Value::from("eval_http_send_network_error"),
+    );
+    error.insert(Value::from("message"), Value::from(message));
+    let mut object = BTreeMap::new();
+    object.insert(Value::from("status_code"), Value::from(0u64));
+    object.insert(Value::from("error"), Value::from(error));
+    Some(Value::from(object))
+}
+
+/// Go's `resp.Status`: the code and its reason phrase.
+fn status_line(code: u16) -> String {
+    let reason = match code {
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        304 => "Not Modified",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "",
+    };
+    if reason.is_empty() {
+        code.to_string()
+    } else {
+        format!("{code} {reason}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value(json: &str) -> Value {
+        Value::from_json_str(json).unwrap()
+    }
+
+    #[test]
+    fn a_request_object_is_read_as_opa_reads_it() {
+        let sent = request(&value(
+            r#"{"method": "post", "url": "https://users.internal:8443/v1/check?x=1",
+                "headers": {"X-Token": "t"}, "body": {"user": "alice"}, "timeout": "2.5s",
+                "raise_error": false, "cache": true}"#,
+        ))
+        .unwrap();
+        assert_eq!(sent.method, "POST");
+        assert_eq!(sent.origin, "https://users.internal:8443");
+        assert_eq!(sent.authority, "users.internal:8443");
+        assert_eq!(sent.path, "/v1/check?x=1");
+        assert_eq!(
+            sent.headers,
+            vec![
+                ("x-token".to_string(), "t".to_string()),
+                ("content-type".to_string(), "application/json".to_string())
+            ]
+        );
+        assert_eq!(sent.body, br#"{"user":"alice"}"#);
+        assert_eq!(sent.timeout_ms, Some(2500));
+        assert!(!sent.raise_error);
+        let bare = request(&value(r#"{"method": "GET", "url": "http://a"}"#)).unwrap();
+        assert_eq!((bare.path.as_str(), bare.raise_error), ("/", true));
+    }
+
+    #[test]
+    fn what_a_proxy_cannot_do_is_an_error_with_the_reason() {
+        for (json, needle) in [
+            (
+                r#"{"method": "GET", "url": "https://a", "tls_client_cert_file": "/c"}"#,
+                "tls_client_cert_file",
+            ),
+            (
+                r#"{"method": "GET", "url": "https://a", "enable_redirect": true}"#,
+                "redirect",
+            ),
+            (
+                r#"{"method": "GET", "url": "https://a", "bogus": 1}"#,
+                "invalid request parameters(s): {bogus}",
+            ),
+            (r#"{"url": "https://a"}"#, "{method}"),
+            (
+                r#"{"method": "GET", "url": "ftp://a"}"#,
+                "unsupported protocol scheme",
+            ),
+        ] {
+            let (RequestError::Opa(error) | RequestError::Proxy(error)) =
+                request(&value(json)).unwrap_err();
+            assert!(error.contains(needle), "{json}: {error}");
+        }
+    }
+
+    #[test]
+    fn a_response_is_opa_s_object() {
+        let sent = request(&value(r#"{"method": "GET", "url": "http://a/"}"#)).unwrap();
+        let headers = vec![
+            (":status".to_string(), b"200".to_vec()),
+            (
+                "content-type".to_string(),
+                b"application/json; charset=utf-8".to_vec(),
+            ),
+            ("set-cookie".to_string(), b"a=1".to_vec()),
+            ("set-cookie".to_string(), b"b=2".to_vec()),
+        ];
+        let got = response(&sent, &headers, br#"{"allowed": true}"#).unwrap();
+        assert_eq!(
+            got,
+            value(
+                r#"{"status": "200 OK", "status_code": 200, "body": {"allowed": true},
+                    "raw_body": "{\"allowed\": true}",
+                    "headers": {"content-type": ["application/json; charset=utf-8"],
+                                "set-cookie": ["a=1", "b=2"]}}"#
+            )
+        );
+        let text = response(&sent, &[(":status".into(), b"503".to_vec())], b"busy").unwrap();
+        assert_eq!(text["body"], Value::Null);
+        assert_eq!(text["status"], Value::from("503 Service Unavailable"));
+        assert_eq!(network_error(&sent, "reset"), None);
+        let lenient = request(&value(
+            r#"{"method": "GET", "url": "http://a/", "raise_error": false}"#,
+        ))
+        .unwrap();
+        assert_eq!(
+            network_error(&lenient, "reset"),
+            Some(value(
+                r#"{"status_code": 0, "error": {"code": "eval_http_send_network_error", "message": "reset"}}"#
+            ))
+        );
+    }
+}
