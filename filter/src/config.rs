@@ -35,6 +35,49 @@ struct RawConfig {
     max_eval_instructions: Option<u64>,
     max_eval_time_ms: Option<u32>,
     decision_logs: Option<RawDecisionLogs>,
+    http_send: Option<RawHttpSend>,
+}
+
+/// Where `http.send` may go: each URL origin a policy may call, and the Envoy cluster that
+/// reaches it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttpSend {
+    clusters: std::collections::BTreeMap<String, String>,
+    timeout_ms: Option<u64>,
+    max_response_bytes: Option<u32>,
+}
+
+/// `http_send`: the callouts policies may make.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HttpSend {
+    /// URL origin (`https://users.internal:8443`, default ports left out) → cluster.
+    pub clusters: std::collections::BTreeMap<String, String>,
+    /// When the request object gives no `timeout`.
+    pub timeout_ms: u64,
+    pub max_response_bytes: usize,
+}
+
+impl HttpSend {
+    /// The cluster for a request's origin (`scheme://authority`).
+    pub fn cluster(&self, origin: &str) -> Option<&str> {
+        self.clusters
+            .get(&normalize_origin(origin))
+            .map(String::as_str)
+    }
+}
+
+/// An origin as the clusters map keys it: lowercase, without the scheme's default port.
+fn normalize_origin(origin: &str) -> String {
+    let origin = origin.trim_end_matches('/').to_ascii_lowercase();
+    for (scheme, port) in [("http://", ":80"), ("https://", ":443")] {
+        if origin.starts_with(scheme) {
+            if let Some(bare) = origin.strip_suffix(port) {
+                return bare.to_string();
+            }
+        }
+    }
+    origin
 }
 
 /// Envoy ext_authz's `with_request_body` (Istio's `includeRequestBodyInCheck`).
@@ -69,6 +112,9 @@ pub struct Config {
     pub budget: Budget,
     /// `decision_logs`: events in OPA's format, to the log and/or a service (`audit`).
     pub decision_logs: Option<DecisionLogs>,
+    /// `http_send`: where `http.send` may go; none, a policy's `http.send` fails its
+    /// evaluation.
+    pub http_send: HttpSend,
 }
 
 impl Default for DecisionPath {
@@ -149,7 +195,43 @@ impl Config {
                     .unwrap_or(defaults::DEFAULT_TIME_MS),
             )),
         };
+        let http_send = match raw.http_send {
+            None => HttpSend::default(),
+            Some(raw) => {
+                let mut clusters = std::collections::BTreeMap::new();
+                for (origin, cluster) in raw.clusters {
+                    let bare = origin.trim_end_matches('/');
+                    let authority = bare
+                        .strip_prefix("https://")
+                        .or_else(|| bare.strip_prefix("http://"));
+                    let valid = authority
+                        .is_some_and(|a| !a.is_empty() && !a.contains(['/', '?', '#', '@']));
+                    if !valid || cluster.is_empty() {
+                        return Err(ConfigError::Invalid {
+                            key: "http_send.clusters",
+                            message: format!(
+                                "`{origin}`: keys are URL origins (`https://host[:port]`), \
+                                 values Envoy cluster names"
+                            ),
+                        });
+                    }
+                    clusters.insert(normalize_origin(&origin), cluster);
+                }
+                HttpSend {
+                    clusters,
+                    timeout_ms: positive("http_send.timeout_ms", raw.timeout_ms)?
+                        .unwrap_or(defaults::DEFAULT_HTTP_SEND_TIMEOUT_MS),
+                    max_response_bytes: positive(
+                        "http_send.max_response_bytes",
+                        raw.max_response_bytes,
+                    )?
+                    .unwrap_or(defaults::DEFAULT_HTTP_SEND_MAX_RESPONSE_BYTES)
+                        as usize,
+                }
+            }
+        };
         Ok(Self {
+            http_send,
             path,
             bundle,
             body: BodySettings {
@@ -424,5 +506,43 @@ mod tests {
         assert!(err.to_string().contains("bundle"), "{err}");
         let err = parse("not json").unwrap_err();
         assert!(matches!(err, ConfigError::Syntax { .. }));
+    }
+
+    #[test]
+    fn http_send_maps_url_origins_to_clusters() {
+        let config = parse(
+            r#"{"bundle": {"inline": "aGk="}, "http_send": {"clusters": {
+                "https://Users.Internal:443": "users", "http://quota.internal:8080/": "quota"},
+                "timeout_ms": 2000}}"#,
+        )
+        .unwrap();
+        let send = &config.http_send;
+        assert_eq!(send.cluster("https://users.internal"), Some("users"));
+        assert_eq!(send.cluster("https://users.internal:443"), Some("users"));
+        assert_eq!(send.cluster("http://quota.internal:8080"), Some("quota"));
+        assert_eq!(send.cluster("http://quota.internal"), None);
+        assert_eq!(
+            send.cluster("http://users.internal"),
+            None,
+            "another scheme"
+        );
+        assert_eq!(send.timeout_ms, 2000);
+        assert_eq!(
+            parse(r#"{"bundle": {"inline": "aGk="}}"#)
+                .unwrap()
+                .http_send
+                .cluster("http://a"),
+            None
+        );
+        for bad in [
+            r#"{"clusters": {"users.internal": "users"}}"#,
+            r#"{"clusters": {"https://a/path": "users"}}"#,
+            r#"{"clusters": {"https://a": ""}}"#,
+            r#"{"clusters": {}, "timeout_ms": 0}"#,
+        ] {
+            let json = format!(r#"{{"bundle": {{"inline": "aGk="}}, "http_send": {bad}}}"#);
+            let error = parse(&json).unwrap_err().to_string();
+            assert!(error.contains("http_send."), "{bad}: {error}");
+        }
     }
 }

@@ -36,3 +36,7 @@ pub const DEFAULT_BUFFER_SIZE_LIMIT_BYTES: u64 = 4 << 20;
 /// `decision_logs.mask_decision` and `drop_decision`: OPA's.
 pub const DEFAULT_MASK_DECISION: &str = "system/log/mask";
 pub const DEFAULT_DROP_DECISION: &str = "system/log/drop";
+/// `http_send.timeout_ms`: OPA's `http.send` waits 5 seconds unless the request says otherwise.
+pub const DEFAULT_HTTP_SEND_TIMEOUT_MS: u64 = 5_000;
+/// `http_send.max_response_bytes`: the most of a callout's body the policy sees.
+pub const DEFAULT_HTTP_SEND_MAX_RESPONSE_BYTES: u32 = 1 << 20;

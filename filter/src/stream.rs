@@ -8,8 +8,8 @@ use std::rc::Rc;
 use crate::audit::counters::Label;
 use crate::audit::event::{self, Phases};
 use crate::audit::mask;
-use crate::engine::EvalError;
-use crate::host::{Host, Level};
+use crate::engine::{EvalError, Pending, Step};
+use crate::host::{CallAnswer, Host, Level};
 use crate::plugin::Plugin;
 use crate::request::body::{Body, Collect, WithRequestBody};
 use crate::request::decision::{
@@ -17,7 +17,7 @@ use crate::request::decision::{
 };
 use crate::request::input;
 use crate::request::path::rewrite_query;
-use crate::request::pipeline::{evaluate_request, Phase};
+use crate::request::pipeline::{start_request, Phase};
 
 /// Filter state keys (`wasm.<key>` in Envoy) where each decision is published.
 pub const DECISION_ID_KEY: &str = "zerohop.decision_id";
@@ -45,6 +45,17 @@ pub struct Stream {
     awaiting_body: Option<WithRequestBody>,
     /// The body size the host reported last (bodies arriving in several chunks).
     buffered: usize,
+    /// The decision under way while an `http.send` callout is out.
+    waiting: Option<Waiting>,
+}
+
+/// A decision waiting for the answer of the `http.send` callout `token`.
+struct Waiting {
+    token: u32,
+    pending: Box<Pending>,
+    decision_id: Option<DecisionId>,
+    laps: Laps,
+    logged: Option<Logged>,
 }
 
 impl Stream {
@@ -55,6 +66,7 @@ impl Stream {
             response_headers: Vec::new(),
             awaiting_body: None,
             buffered: 0,
+            waiting: None,
         }
     }
 
@@ -149,12 +161,91 @@ impl Stream {
         (!streaming).then_some(with)
     }
 
+    /// The answer of an `http.send` callout: the evaluation goes on with it, and when it is
+    /// done the outcome is applied and the request let go on or answered.
+    pub fn on_http_call_response<H: Host>(
+        &mut self,
+        host: &H,
+        token: u32,
+        num_headers: usize,
+        body_size: usize,
+    ) {
+        if self.waiting.as_ref().is_none_or(|w| w.token != token) {
+            return;
+        }
+        let Some(waiting) = self.waiting.take() else {
+            return;
+        };
+        let max_body = self.plugin.config.http_send.max_response_bytes;
+        let mut prints = Vec::new();
+        let step = match host.http_call_answer(num_headers, body_size, max_body) {
+            Ok(CallAnswer::Upstream(response)) => {
+                waiting.pending.resume(Ok(&response), &mut prints)
+            }
+            Ok(CallAnswer::Failed(reason)) => waiting.pending.resume(Err(&reason), &mut prints),
+            Err(e) => waiting
+                .pending
+                .resume(Err(&format!("cannot read the response: {e}")), &mut prints),
+        };
+        for message in prints {
+            host.log(Level::Debug, &format!("print: {message}"));
+        }
+        let flow = self.go_on(
+            host,
+            Ok(step),
+            waiting.decision_id,
+            waiting.laps,
+            waiting.logged,
+        );
+        if flow == Flow::Continue {
+            if let Err(e) = host.resume_request() {
+                host.log(
+                    Level::Error,
+                    &format!("{}: cannot resume the request: {e}", self.plugin.name),
+                );
+            }
+        }
+    }
+
     /// Evaluates and applies the outcome: forward with the decision's changes, or reply;
     /// then, when decision logs are on, writes the decision's event.
     fn decide<H: Host>(&mut self, host: &H, body: Option<Body>) -> Flow {
         let decision_id = self.plugin.next_decision_id(host);
         let mut laps = Laps::start(host, &self.plugin);
-        let (result, logged) = self.evaluate(host, body, &mut laps);
+        let (step, logged) = self.evaluate(host, body, &mut laps);
+        self.go_on(host, step, decision_id, laps, logged)
+    }
+
+    /// Makes the callout the evaluation waits on (and holds the request), or applies its
+    /// result.
+    fn go_on<H: Host>(
+        &mut self,
+        host: &H,
+        step: Result<Step, Failure>,
+        decision_id: Option<DecisionId>,
+        mut laps: Laps,
+        logged: Option<Logged>,
+    ) -> Flow {
+        let result = match step {
+            Ok(Step::Send(pending)) => match self.send(host, &pending) {
+                Ok(token) => {
+                    self.waiting = Some(Waiting {
+                        token,
+                        pending,
+                        decision_id,
+                        laps,
+                        logged,
+                    });
+                    return Flow::Pause;
+                }
+                Err(failure) => Err(failure),
+            },
+            Ok(Step::Done(result)) => result.map_err(Failure::from),
+            Err(failure) => Err(failure),
+        };
+        if let Err(Failure::Evaluation(EvalError::Budget { exceeded, .. })) = &result {
+            self.plugin.count_budget(host, *exceeded);
+        }
         let logged = logged.map(|mut logged| {
             logged.result = result.as_ref().ok().cloned();
             logged
@@ -169,6 +260,39 @@ impl Stream {
         flow
     }
 
+    /// Starts the callout `pending` waits on, to the cluster configured for its URL's origin.
+    /// An origin without one, or a cluster Envoy does not know, fails the evaluation.
+    fn send<H: Host>(&self, host: &H, pending: &Pending) -> Result<u32, Failure> {
+        let request = &pending.request;
+        let settings = &self.plugin.config.http_send;
+        let cluster = settings.cluster(&request.origin).ok_or_else(|| {
+            EvalError::Failed(format!(
+                "http.send: {} is not in http_send.clusters",
+                request.origin
+            ))
+        })?;
+        let mut headers = vec![
+            (":method", request.method.as_str()),
+            (":path", request.path.as_str()),
+            (":authority", request.authority.as_str()),
+        ];
+        headers.extend(
+            request
+                .headers
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_str())),
+        );
+        let timeout_ms = request.timeout_ms.unwrap_or(settings.timeout_ms);
+        host.http_call(cluster, &headers, &request.body, timeout_ms)
+            .map_err(|e| {
+                EvalError::Failed(format!(
+                    "http.send to {}: cluster {cluster}: {e}",
+                    request.origin
+                ))
+                .into()
+            })
+    }
+
     /// Reads the request from the host and evaluates it with the active policy; with decision
     /// logs on, also what the event needs (the input to log is built on its own, so the policy
     /// sees exactly what it sees without logs).
@@ -177,7 +301,7 @@ impl Stream {
         host: &H,
         body: Option<Body>,
         laps: &mut Laps,
-    ) -> (Result<regorus::Value, Failure>, Option<Logged>) {
+    ) -> (Result<Step, Failure>, Option<Logged>) {
         let plugin = &self.plugin;
         let log = plugin.decision_log.as_ref().filter(|log| log.admit(host));
         let mut logged = log.map(|_| Logged::default());
@@ -217,7 +341,7 @@ impl Stream {
                 if let Some(logged) = logged.as_mut() {
                     logged.revision = Some(policy.revision().to_string());
                 }
-                let result = evaluate_request(policy, &request, &plugin.config.body, |phase| {
+                let result = start_request(policy, &request, &plugin.config.body, |phase| {
                     laps.lap(host, plugin, phase);
                 });
                 for message in policy.take_prints() {
@@ -226,9 +350,6 @@ impl Stream {
                 result
             })
             .unwrap_or_else(|_busy| Err(EvalError::Failed("plugin state in use".into()).into()));
-        if let Err(Failure::Evaluation(EvalError::Budget { exceeded, .. })) = &result {
-            plugin.count_budget(host, *exceeded);
-        }
         (result, logged)
     }
 

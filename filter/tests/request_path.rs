@@ -404,3 +404,88 @@ fn decisions_are_counted_by_outcome() {
     assert_eq!(count(&host, "no_bundle"), 1);
     assert_eq!(count(&host, "allowed"), 0);
 }
+
+const HTTP_SEND_POLICY: &str = r#"package t
+
+import rego.v1
+
+default allow := false
+
+user := http.send({
+	"method": "GET",
+	"url": sprintf("https://users.internal/u/%s", [input.attributes.request.http.headers["x-user"]]),
+	"headers": {"accept": "application/json"},
+	"timeout": "250ms",
+})
+
+allow if user.body.admin
+"#;
+
+/// A policy's `http.send` holds the request, calls the cluster configured for the URL's
+/// origin, and decides when the answer comes; without one, the evaluation fails.
+#[test]
+fn http_send_holds_the_request_until_the_callout_answers() {
+    let settings = serde_json::json!({
+        "http_send": {"clusters": {"https://users.internal:443": "users"}},
+        "status_on_error": 500,
+    });
+    let (host, root) = configured_with(HTTP_SEND_POLICY, settings);
+    host.accept_cluster("users");
+    for (answer, admitted) in [(r#"{"admin": true}"#, true), (r#"{"admin": false}"#, false)] {
+        let mut stream = root.stream(1).unwrap();
+        request(&host, "GET", "/a", &[("x-user", "alice")], b"");
+        let callouts = host.callouts().len();
+        assert_eq!(stream.on_request_headers(&host, true), Flow::Pause);
+        let callout = host.callouts().pop().unwrap();
+        assert_eq!(host.callouts().len(), callouts + 1);
+        assert_eq!(callout.cluster, "users");
+        assert_eq!(callout.timeout_ms, 250);
+        assert_eq!(
+            callout.headers,
+            [
+                (":method", "GET"),
+                (":path", "/u/alice"),
+                (":authority", "users.internal"),
+                ("accept", "application/json"),
+            ]
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+        );
+        assert_eq!(host.reply(), None, "held, not answered");
+        let resumed = host.resumed();
+        host.set_response(200, &[("content-type", "application/json")], answer.into());
+        stream.on_http_call_response(&host, callout.token, 2, answer.len());
+        if admitted {
+            assert_eq!(host.resumed(), resumed + 1, "{:?}", host.take_log());
+            assert_eq!(host.reply(), None);
+        } else {
+            assert_eq!(host.resumed(), resumed);
+            assert_eq!(host.reply().map(|r| r.status), Some(403));
+        }
+    }
+    // A reset callout: the call is undefined (`raise_error`), so `allow` is its default.
+    let mut stream = root.stream(1).unwrap();
+    request(&host, "GET", "/a", &[("x-user", "bob")], b"");
+    assert_eq!(stream.on_request_headers(&host, true), Flow::Pause);
+    let callout = host.callouts().pop().unwrap();
+    stream.on_http_call_response(&host, callout.token, 0, 0);
+    assert_eq!(host.reply().map(|r| r.status), Some(403));
+}
+
+#[test]
+fn http_send_to_an_origin_without_a_cluster_fails_the_evaluation() {
+    let (host, root) = configured_with(
+        HTTP_SEND_POLICY,
+        serde_json::json!({"status_on_error": 500}),
+    );
+    let mut stream = root.stream(1).unwrap();
+    request(&host, "GET", "/a", &[("x-user", "alice")], b"");
+    assert_eq!(stream.on_request_headers(&host, true), Flow::Pause);
+    assert!(host.callouts().is_empty());
+    assert_eq!(host.reply().map(|r| r.status), Some(500));
+    let log = host.take_log();
+    assert!(
+        log.iter()
+            .any(|(_, line)| line.contains("https://users.internal is not in http_send.clusters")),
+        "{log:?}"
+    );
+}

@@ -80,6 +80,8 @@ pub struct MemoryHost {
     /// The cluster names `http_call` accepts; others fail as an unknown cluster does.
     clusters: RefCell<Vec<String>>,
     ended: RefCell<Vec<(u32, Option<Reply>)>>,
+    /// How often the current stream was let go on after being held (`resume_request`).
+    resumed: Cell<u32>,
     tick_period: Cell<Duration>,
     metrics: RefCell<Vec<(MetricKind, String, u64)>>,
     log: RefCell<Vec<(Level, String)>>,
@@ -149,6 +151,11 @@ impl MemoryHost {
                 .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec())),
         );
         *self.response.borrow_mut() = Some((all, body));
+    }
+
+    /// How often a held stream was let go on (`resume_request`).
+    pub fn resumed(&self) -> u32 {
+        self.resumed.get()
     }
 
     /// Streams ended from the root (stalled bodies): (stream, the reply; `None`: let through).
@@ -258,6 +265,11 @@ impl Host for MemoryHost {
             headers: headers.to_vec(),
             body: body.to_string(),
         });
+        Ok(())
+    }
+
+    fn resume_request(&self) -> Result<(), String> {
+        self.resumed.set(self.resumed.get() + 1);
         Ok(())
     }
 

@@ -40,6 +40,14 @@ pub trait Shared {
 /// A callout's response headers and body.
 pub type CallResponse = (Vec<(String, Vec<u8>)>, Vec<u8>);
 
+/// What came back from a callout: the upstream's response, or why there is none (a reset,
+/// a timeout, an unreachable upstream), which the host may report as a reply of its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallAnswer {
+    Upstream(CallResponse),
+    Failed(String),
+}
+
 /// One host, seen from one context: during a stream's callbacks the request methods act on
 /// that stream; during the root's callbacks, on none.
 pub trait Host: Shared {
@@ -65,6 +73,8 @@ pub trait Host: Shared {
         headers: &[(String, String)],
         body: &str,
     ) -> Result<(), String>;
+    /// Lets the current stream, held at its headers, go on.
+    fn resume_request(&self) -> Result<(), String>;
     /// Ends another stream, held at its headers, from the root: lets it through (`None`) or
     /// answers it with `(status, body)`.
     fn end_stream(&self, stream: u32, reply: Option<(u16, &str)>) -> Result<(), String>;
@@ -84,6 +94,21 @@ pub trait Host: Shared {
         body_size: usize,
         max_body: usize,
     ) -> Result<CallResponse, String>;
+    /// `http_call_response`, told apart: the upstream's response, or the callout's failure.
+    /// A host that reports failures with a reply of its own overrides this.
+    fn http_call_answer(
+        &self,
+        num_headers: usize,
+        body_size: usize,
+        max_body: usize,
+    ) -> Result<CallAnswer, String> {
+        let (headers, body) = self.http_call_response(num_headers, body_size, max_body)?;
+        Ok(if headers.is_empty() {
+            CallAnswer::Failed("no response".into())
+        } else {
+            CallAnswer::Upstream((headers, body))
+        })
+    }
     /// How often the root is ticked; `Duration::ZERO` stops the ticks.
     fn set_tick_period(&self, period: Duration);
 

@@ -11,7 +11,10 @@ use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use crate::host::Shared;
-use crate::host::{CallResponse, Host, Level, MetricKind};
+use crate::host::{CallAnswer, CallResponse, Host, Level, MetricKind};
+
+/// The header Envoy's router adds to a response that came from the upstream.
+const UPSTREAM_MARKER: &str = "x-envoy-upstream-service-time";
 use crate::request::decision::DecisionIds;
 use crate::request::input::{Connection, HttpRequest, Peer, SocketAddress};
 use crate::request::metadata;
@@ -79,6 +82,10 @@ impl Host for Envoy {
         hostcalls::send_http_response(u32::from(code), headers, body).map_err(status)
     }
 
+    fn resume_request(&self) -> Result<(), String> {
+        hostcalls::resume_http_request().map_err(status)
+    }
+
     fn end_stream(&self, stream: u32, reply: Option<(u16, &str)>) -> Result<(), String> {
         hostcalls::set_effective_context(stream).map_err(status)?;
         match reply {
@@ -105,6 +112,33 @@ impl Host for Envoy {
             Duration::from_millis(timeout_ms),
         )
         .map_err(status)
+    }
+
+    /// Envoy answers a callout that got no response (a reset, a timeout, no healthy host)
+    /// with a reply of its own (`504 upstream request timeout`); its router marks a response
+    /// that came from the upstream with `x-envoy-upstream-service-time`, which is how the two
+    /// are told apart. The marker is Envoy's, so the policy does not see it.
+    fn http_call_answer(
+        &self,
+        num_headers: usize,
+        body_size: usize,
+        max_body: usize,
+    ) -> Result<CallAnswer, String> {
+        let (mut headers, body) = self.http_call_response(num_headers, body_size, max_body)?;
+        let marked = headers.len();
+        headers.retain(|(name, _)| name != UPSTREAM_MARKER);
+        if headers.is_empty() {
+            return Ok(CallAnswer::Failed("no response".into()));
+        }
+        if headers.len() == marked {
+            let reason = String::from_utf8_lossy(&body).into_owned();
+            return Ok(CallAnswer::Failed(if reason.is_empty() {
+                "no response".into()
+            } else {
+                reason
+            }));
+        }
+        Ok(CallAnswer::Upstream((headers, body)))
     }
 
     /// Headers and body are read only when the host says there are some (the SDK panics on

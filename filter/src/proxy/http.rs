@@ -38,6 +38,17 @@ fn trap_on_request(host: &Envoy) {
 }
 
 impl Context for Http {
+    fn on_http_call_response(
+        &mut self,
+        token_id: u32,
+        num_headers: usize,
+        body_size: usize,
+        _num_trailers: usize,
+    ) {
+        self.stream
+            .on_http_call_response(&self.host, token_id, num_headers, body_size);
+    }
+
     fn on_done(&mut self) -> bool {
         self.stream.on_done(&self.host);
         true

@@ -7,7 +7,7 @@ use regorus::Value;
 use super::body::BodySettings;
 use super::decision::{decide, Enforcement, Failure, Outcome};
 use super::input::{self, HttpRequest};
-use crate::engine::Policy;
+use crate::engine::{Policy, Step};
 
 /// The phases of one decision, as `timing_stats` splits them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,7 +23,8 @@ pub enum Phase {
 }
 
 /// Builds the `input` document of `request` (only what the policy reads) and evaluates it;
-/// `lap` is called after each phase.
+/// `lap` is called after each phase. For hosts that make no callouts: a policy's `http.send`
+/// fails the evaluation.
 pub fn evaluate_request(
     policy: &mut Policy,
     request: &HttpRequest,
@@ -35,6 +36,21 @@ pub fn evaluate_request(
     let decision = policy.evaluate(input?);
     lap(Phase::Evaluate);
     Ok(decision?)
+}
+
+/// `evaluate_request` for a host that makes `http.send` callouts: the evaluation may wait on
+/// one (`Step::Send`).
+pub fn start_request(
+    policy: &mut Policy,
+    request: &HttpRequest,
+    bodies: &BodySettings,
+    mut lap: impl FnMut(Phase),
+) -> Result<Step, Failure> {
+    let input = input::build(request, bodies, policy.input_shape());
+    lap(Phase::Input);
+    let step = policy.start(input?);
+    lap(Phase::Evaluate);
+    Ok(step)
 }
 
 /// What happens to `request`: evaluation (no policy: the no-bundle outcome), then the
