@@ -33,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "e2e"))
 
-from harness import (ROOT, WASM, Envoy, Listener, build_bundle, envoy_binary, free_port,  # noqa: E402
+from harness import (ROOT, WASM, Envoy, Listener, Nginx, build_bundle, envoy_binary, free_port,  # noqa: E402
                      plugin_config, request, static_cluster, temp_dir)
 from log_receiver import LogReceiver  # noqa: E402
 from tokens import KEYS, NOW, b64, bearer, token  # noqa: E402
@@ -72,6 +72,9 @@ class Config:
     settings: dict = field(default_factory=dict)
     # A decision-log receiver on loopback, reached through the cluster `logs`.
     log_receiver: bool = False
+    # nginx serving the http-send policy's user profiles, reached through the cluster
+    # `attributes` (`http_send.clusters`).
+    attribute_service: bool = False
 
 
 # Every request of a run is the same, so zerohop answers all but the first from its decision
@@ -197,6 +200,12 @@ _CONFIGS = [
            settings={"decision_logs": {"service": {"cluster": "logs", "authority": "logs.test"},
                                        "reporting": {"min_delay_seconds": 1, "max_delay_seconds": 2}}},
            probes=[("/.env", {}, 403), ("/static/app.js", {}, 200)]),
+    Config("zerohop/http-send", "roles from an attribute service by `http.send` (nginx on loopback, one "
+           "callout per request; decisions never cached)",
+           path="/catalog", headers={"x-user": "alice"}, policy="http-send", decision="attrs/authz/allow",
+           attribute_service=True,
+           settings={"http_send": {"clusters": {"http://attributes.test": "attributes"}}},
+           probes=[("/catalog", {"x-user": "mallory"}, 403), ("/catalog", {}, 403)]),
     Config("zerohop/api-key-lookup", "(e) a key looked up in a 10,000-entry data document, tenant header added",
            path="/v1/search?q=shoes", headers={"x-api-key": "key-04242"},
            policy="api-key-lookup", decision="apikeys/authz/decision",
@@ -219,6 +228,7 @@ class Setup:
                  timing: bool = False, wasm: Path = WASM):
         self.config = config
         self.receiver = LogReceiver() if config.log_receiver else None
+        self.attributes = attribute_service(work) if config.attribute_service else None
         self.authorizer: subprocess.Popen | None = None
         self.authorizer_port = free_port()
         directory = work / f"{config.name.replace('/', '-')}-c{concurrency}{'-timing' if timing else ''}"
@@ -238,6 +248,8 @@ class Setup:
             generated["static_resources"]["clusters"].append(extauthz_cluster(self.authorizer_port))
         if self.receiver:
             generated["static_resources"]["clusters"].append(static_cluster("logs", self.receiver.port))
+        if self.attributes:
+            generated["static_resources"]["clusters"].append(static_cluster("attributes", self.attributes.port))
         if timing:
             # Histogram quantiles are computed at each stats flush (default every 5 s).
             generated["stats_flush_interval"] = "1s"
@@ -255,6 +267,8 @@ class Setup:
             wait_for_port(self.authorizer_port, self.authorizer)
         if self.receiver:
             self.receiver.start()
+        if self.attributes:
+            self.attributes.start()
         started = time.monotonic()
         self.envoy.start(wait=False)
         deadline = started + 30
@@ -298,9 +312,20 @@ class Setup:
         self.envoy.stop()
         if self.receiver:
             self.receiver.stop()
+        if self.attributes:
+            self.attributes.stop()
         if self.authorizer:
             self.authorizer.terminate()
             self.authorizer.wait(timeout=10)
+
+
+def attribute_service(work: Path) -> Nginx:
+    """nginx answering the http-send policy's profile lookups: alice reads, mallory does not."""
+    server = Nginx(temp_dir("attributes"))
+    (server.root / "users").mkdir()
+    server.serve("users/alice.json", json.dumps({"roles": ["reader"]}).encode())
+    server.serve("users/mallory.json", json.dumps({"roles": []}).encode())
+    return server
 
 
 def wait_for_port(port: int, process: subprocess.Popen) -> None:

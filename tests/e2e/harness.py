@@ -523,7 +523,7 @@ master_process off;
 worker_processes 1;
 pid {workdir}/nginx.pid;
 error_log {workdir}/error.log warn;
-events {{ worker_connections 64; }}
+events {{ worker_connections 1024; }}
 http {{
     access_log {self.access_log};
     client_body_temp_path {temp}/body;
@@ -531,7 +531,7 @@ http {{
     fastcgi_temp_path {temp}/fastcgi;
     uwsgi_temp_path {temp}/uwsgi;
     scgi_temp_path {temp}/scgi;
-    types {{ application/gzip gz; }}
+    types {{ application/gzip gz; application/json json; }}
     server {{
         listen 127.0.0.1:{self.port};
         root {self.root};

@@ -1,0 +1,177 @@
+"""`http.send` in real Envoy (2 workers): the policy's callout goes to the cluster configured
+for the URL's origin while the request waits, and the decision follows the answer: JSON
+attributes, an error status, an upstream slower than the request's `timeout`, a reset
+connection, an origin without a cluster; concurrent requests each get their own answer."""
+
+import json
+import socket
+import struct
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from harness import Envoy, Listener, ROOT, build_bundle, plugin_config, request, static_cluster, temp_dir
+
+POLICY = """package sendtest
+
+import rego.v1
+
+user := input.attributes.request.http.headers["x-user"]
+
+# Short for the test of a slow upstream; the others run beside a loaded machine.
+timeout := "500ms" if startswith(user, "slow") else := "10s"
+
+attributes := http.send({
+	"method": "GET",
+	"url": sprintf("http://attrs.test/u/%s", [user]),
+	"headers": {"x-asked-by": "zerohop"},
+	"timeout": timeout,
+	"raise_error": false,
+})
+
+default decision := {"allowed": false, "http_status": 403, "body": "no answer"}
+
+decision := {"allowed": false, "http_status": 403, "body": concat(",", sort(object.keys(attributes.headers)))} if user == "headers"
+
+decision := {"allowed": true, "headers": {"x-role": attributes.body.role}} if {
+	attributes.status_code == 200
+	attributes.body.role == "admin"
+}
+
+decision := {"allowed": false, "http_status": 403, "body": sprintf("status %d %s", [attributes.status_code, object.get(attributes, ["error", "code"], "")])} if {
+	user != "headers"
+	not attributes.body.role == "admin"
+}
+
+# Another origin, not in http_send.clusters.
+elsewhere := http.send({"method": "GET", "url": "https://elsewhere.test/"}) if user == "stranger"
+decision := {"allowed": true} if elsewhere
+"""
+
+
+class AttributeServer:
+    """Answers `/u/<name>` as `<name>` says: an admin, a user, a 500, a slow answer, a reset."""
+
+    def __init__(self):
+        self.asked: list[tuple[str, str | None]] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            # Keep-alive, as a real service: an HTTP/1.0 server closes each connection, and a
+            # pooled one Envoy reuses as it closes is a reset.
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                name = self.path.rsplit("/", 1)[-1]
+                server.asked.append((self.path, self.headers.get("x-asked-by")))
+                if name.startswith("reset"):
+                    # Closed with a zero linger when the handler returns: a TCP reset.
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    self.close_connection = True
+                    return
+                if name.startswith("slow"):
+                    time.sleep(1.5)
+                if name == "headers":
+                    self._answer(200, b"{}", "application/json")
+                    return
+                if name.startswith("broken"):
+                    self._answer(500, b"internal error", "text/plain")
+                    return
+                role = "admin" if name.startswith(("admin", "slowadmin")) or name.startswith("concurrent-a") else "user"
+                if name.startswith("concurrent"):
+                    time.sleep(0.2)
+                self._answer(200, json.dumps({"role": role}).encode(), "application/json")
+
+            def _answer(self, status, body, content_type):
+                self.send_response(status)
+                self.send_header("content-type", content_type)
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+
+    def start(self) -> "AttributeServer":
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self):
+        self.httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def setup():
+    work = temp_dir("http-send")
+    (work / "policy").mkdir()
+    (work / "policy" / "send.rego").write_text(POLICY)
+    bundle = build_bundle(work / "policy", work / "send.tar.gz", ["sendtest/decision"])
+    attrs = AttributeServer().start()
+    config = plugin_config(bundle, path="sendtest/decision", status_on_error=500,
+                           http_send={"clusters": {"http://attrs.test": "attrs"}})
+    from harness import EchoUpstream
+    upstream = EchoUpstream().start()
+    proxy = Envoy([Listener("send", config)], upstream.port, work,
+                  clusters=[static_cluster("attrs", attrs.port)]).start()
+    yield proxy, attrs
+    proxy.stop()
+    upstream.stop()
+    attrs.stop()
+
+
+def ask(proxy, user):
+    return request(proxy.listeners["send"].port, "/resource", headers={"x-user": user})
+
+
+def test_the_decision_follows_the_callout_answer(setup):
+    proxy, attrs = setup
+    allowed = ask(proxy, "admin-alice")
+    assert allowed.status == 200, proxy.log()[-3000:]
+    assert ("/u/admin-alice", "zerohop") in attrs.asked
+    denied = ask(proxy, "bob")
+    assert (denied.status, denied.body) == (403, b"status 200 ")
+    # What the policy sees of the response: the upstream's headers, not Envoy's marker.
+    headers = ask(proxy, "headers")
+    assert (headers.status, headers.body) == (403, b"content-length,content-type,date,server")
+    broken = ask(proxy, "broken")
+    assert (broken.status, broken.body) == (403, b"status 500 ")
+
+
+def test_a_slow_or_reset_upstream_is_a_network_error_not_a_stuck_request(setup):
+    proxy, _ = setup
+    started = time.monotonic()
+    slow = ask(proxy, "slowadmin")
+    took = time.monotonic() - started
+    assert (slow.status, slow.body) == (403, b"status 0 eval_http_send_network_error")
+    assert took < 1.4, f"the request's 500 ms timeout did not hold: {took:.2f} s"
+    started = time.monotonic()
+    reset = ask(proxy, "reset")
+    assert (reset.status, reset.body) == (403, b"status 0 eval_http_send_network_error")
+    assert time.monotonic() - started < 5, "the reset was not seen before the 10 s timeout"
+
+
+def test_an_origin_without_a_cluster_fails_the_evaluation(setup):
+    proxy, _ = setup
+    stranger = ask(proxy, "stranger")
+    assert stranger.status == 500
+    assert "https://elsewhere.test is not in http_send.clusters" in proxy.log()
+
+
+def test_concurrent_requests_each_get_their_own_answer(setup):
+    proxy, _ = setup
+    users = [f"concurrent-{'a' if i % 2 else 'u'}{i}" for i in range(40)]
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        answers = list(pool.map(lambda u: ask(proxy, u), users))
+    for i, (user, answer) in enumerate(zip(users, answers)):
+        if i % 2:
+            assert answer.status == 200, (user, answer.body)
+            assert answer.json()["headers"]["x-role"] == "admin"
+        else:
+            assert (answer.status, answer.body) == (403, b"status 200 "), user
