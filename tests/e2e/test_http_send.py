@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from harness import Envoy, Listener, ROOT, build_bundle, plugin_config, request, static_cluster, temp_dir
+from opa_oracle import OpaEngine
 
 POLICY = """package sendtest
 
@@ -36,13 +37,20 @@ default decision := {"allowed": false, "http_status": 403, "body": "no answer"}
 
 decision := {"allowed": false, "http_status": 403, "body": concat(",", sort(object.keys(attributes.headers)))} if user == "headers"
 
+# The response object as the policy sees it, but for the date, which changes every second.
+decision := {"allowed": false, "http_status": 403, "body": json.marshal(shown)} if startswith(user, "shown-")
+
+shown := json.remove(attributes, ["headers/date"])
+
 decision := {"allowed": true, "headers": {"x-role": attributes.body.role}} if {
+	not startswith(user, "shown-")
 	attributes.status_code == 200
 	attributes.body.role == "admin"
 }
 
 decision := {"allowed": false, "http_status": 403, "body": sprintf("status %d %s", [attributes.status_code, object.get(attributes, ["error", "code"], "")])} if {
 	user != "headers"
+	not startswith(user, "shown-")
 	not attributes.body.role == "admin"
 }
 
@@ -68,7 +76,7 @@ class AttributeServer:
                 pass
 
             def do_GET(self):
-                name = self.path.rsplit("/", 1)[-1]
+                name = self.path.rsplit("/", 1)[-1].removeprefix("shown-")
                 server.asked.append((self.path, self.headers.get("x-asked-by")))
                 if name.startswith("reset"):
                     # Closed with a zero linger when the handler returns: a TCP reset.
@@ -162,6 +170,26 @@ def test_an_origin_without_a_cluster_fails_the_evaluation(setup):
     stranger = ask(proxy, "stranger")
     assert stranger.status == 500
     assert "https://elsewhere.test is not in http_send.clusters" in proxy.log()
+
+
+def test_the_response_object_is_opas(setup):
+    """The same upstream answers asked by OPA's own http.send (the real engine, directly) and
+    by the policy through Envoy: the same object, but for a network error's message."""
+    proxy, attrs = setup
+    opa = OpaEngine()
+    opa.add_policy("q.rego", "package q\n")
+    for name in ["admin-carol", "bob", "broken", "headers", "reset"]:
+        through_envoy = ask(proxy, f"shown-{name}")
+        assert through_envoy.status == 403, through_envoy.body
+        ours = json.loads(through_envoy.body)
+        query = ('x := http.send({"method": "GET", "url": "http://127.0.0.1:%d/u/%s", '
+                 '"headers": {"x-asked-by": "zerohop"}, "raise_error": false})' % (attrs.port, name))
+        theirs = opa.eval_query(query, {})[0]["x"]
+        theirs.get("headers", {}).pop("date", None)
+        if name == "reset":
+            assert (ours["status_code"], ours["error"]["code"]) == (theirs["status_code"], theirs["error"]["code"])
+            continue
+        assert ours == theirs, name
 
 
 def test_concurrent_requests_each_get_their_own_answer(setup):
