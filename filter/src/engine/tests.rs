@@ -2296,9 +2296,11 @@ fn numbers_keep_the_text_they_were_written_with() {
         // text, a string; inside a collection the text.
         (
             r#"r := [sprintf("%s|%s|%s|%s|%s", [1.0, 1e3, 2.50, 1.5e2, 100000000000000000000.0]),
-                sprintf("%v|%v|%v|%d", [1.0, 10e-1, 1.5e2, 1.0]), sprintf("%v", [[1.0, 2.50]])]"#,
+                sprintf("%v|%v|%v|%d", [1.0, 10e-1, 1.5e2, 1.0]), sprintf("%v", [[1.0, 2.50]]),
+                sprintf("x", [1e+20, 2.50, 1.0])]"#,
             "{}",
-            r#"["%!s(int64=1)|1e3|%!s(float64=2.5)|%!s(float64=150)|%!s(float64=1e+20)", "1|10e-1|150|1", "[1.0, 2.50]"]"#,
+            r#"["%!s(int64=1)|1e3|%!s(float64=2.5)|%!s(float64=150)|%!s(float64=1e+20)", "1|10e-1|150|1", "[1.0, 2.50]",
+                "x%!(EXTRA string=1e+20, float64=2.5, int64=1)"]"#,
         ),
         // An array index: `1.0` and `1.00` are 1; `1e0`, `10e-1` and more than 19
         // characters are no integer.

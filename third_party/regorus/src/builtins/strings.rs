@@ -690,7 +690,7 @@ fn sprintf(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> 
         .iter()
         .skip(args_idx)
         .map(|arg| {
-            let (go_type, go_value) = go_argument(arg);
+            let (go_type, go_value) = go_argument(&go_operand(arg));
             format!("{go_type}={go_value}")
         })
         .collect();
