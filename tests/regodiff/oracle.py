@@ -168,16 +168,15 @@ class Oracle:
         if key in self.calls:
             result = self.calls[key]
         else:
-            result = self._call(name, arg_text, None if paths else args)
+            result = self._call(name, arg_text)
             self.calls[key] = result
         if result is None:
             self.unknown = True
             return {}
         return result
 
-    def _call(self, name, arg_text, args=None):
-        """`args`: the decoded arguments, when none holds a set (they can then be passed
-        untyped, through `json.unmarshal`)."""
+    def _call(self, name, arg_text):
+        """One call of `name` with the arguments written as Rego literals."""
         if name in ("and", "or") or name in gen.ARITH.values():
             op = {v: k for k, v in gen.ARITH.items()}[name]
             expr = f"({arg_text[0]}) {op} ({arg_text[1]})"
@@ -193,10 +192,11 @@ class Oracle:
                 return None  # the rendering failed (e.g. a parse error): cannot tell
             # The type checker saw the literal arguments' types. In the program the arguments
             # come from references, whose types OPA does not know, and some builtins answer
-            # for any type at run time (`regex.is_valid(true)` is false): ask again untyped.
-            if args is None or name in ("and", "or") or name in gen.ARITH.values():
+            # for any type at run time (`regex.is_valid(true)` is false): ask again untyped,
+            # each argument through `object.get`, whose result type is `any` (sets too).
+            if name in ("and", "or") or name in gen.ARITH.values():
                 return {}
-            untyped = ", ".join(f"json.unmarshal({json.dumps(exact_dumps(a))})" for a in args)
+            untyped = ", ".join(f'object.get({{}}, "_", {text})' for text in arg_text)
             try:
                 rows = engine.eval_query(f"x := {name}({untyped}); {SET_PATHS}")
             except OpaError as e2:

@@ -72,6 +72,14 @@ def test_a_set_and_an_array_that_read_alike_inside_a_set():
     assert answers([ps, pa], ["s"], [{}]) == {"s": [("value", {"__set__": [{"__set__": []}, []]})]}
 
 
+def test_a_set_through_a_reference_reaches_a_builtin_that_takes_any_type():
+    # `regex.is_valid(set())` does not type-check, but through `object.get` OPA runs it and
+    # answers false; the other definition's type error makes the non-strict path run.
+    r1 = rule("r", call("regex.is_valid", call("object.get", ["obj", []], lit("k"), ["set", []])))
+    r2 = rule("r", ["bin", "-", v("input"), v("input")])
+    assert answers([r1, r2], ["r"], [{}]) == {"r": [("value", False)]}
+
+
 def test_sets_cross_the_non_strict_builtin():
     # `q` fails for the input, so the whole program runs the non-strict rendering; `r`
     # passes sets to `|` and gets a set back.
