@@ -115,6 +115,9 @@ pub struct Config {
     /// `http_send`: where `http.send` may go; none, a policy's `http.send` fails its
     /// evaluation.
     pub http_send: HttpSend,
+    /// What `opa.runtime()` answers: this configuration without its secrets, the VM's
+    /// environment, the version (`engine::runtime_info`).
+    pub runtime: regorus::Value,
 }
 
 impl Default for DecisionPath {
@@ -147,7 +150,10 @@ impl Config {
                 message: e.into_inner().to_string(),
             }
         })?;
-        Self::validate(raw)
+        let mut config = Self::validate(raw)?;
+        let json: Option<serde_json::Value> = serde_json::from_slice(json).ok();
+        config.runtime = crate::engine::runtime_info(json.as_ref());
+        Ok(config)
     }
 
     fn validate(raw: RawConfig) -> Result<Self, ConfigError> {
@@ -231,6 +237,7 @@ impl Config {
             }
         };
         Ok(Self {
+            runtime: regorus::Value::Undefined,
             http_send,
             path,
             bundle,

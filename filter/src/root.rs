@@ -61,16 +61,14 @@ impl Root {
         if let Some(bundles) = self.bundles.take() {
             bundles.release(host);
         }
-        // A kept policy takes this configuration's cache budget too (and starts it empty).
+        // A kept policy takes this configuration's settings too (its decision cache starts empty).
         if let Some(previous) = previous.as_mut() {
-            previous.set_decision_cache(config.decision_cache_bytes);
-            previous.set_budget(config.budget);
+            previous.configure(&config);
         }
         let policy = match activate_inline(&config) {
             None => previous,
             Some(Ok(mut policy)) => {
-                policy.set_decision_cache(config.decision_cache_bytes);
-                policy.set_budget(config.budget);
+                policy.configure(&config);
                 host.log(
                     Level::Info,
                     &format!(

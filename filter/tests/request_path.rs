@@ -489,3 +489,34 @@ fn http_send_to_an_origin_without_a_cluster_fails_the_evaluation() {
         "{log:?}"
     );
 }
+
+/// `opa.runtime()` answers the plugin configuration without its secrets, the environment and
+/// the version, as OPA answers its own configuration.
+#[test]
+fn opa_runtime_answers_the_configuration_without_secrets() {
+    let policy = "package t\n\nimport rego.v1\n\nallow := {\"allowed\": false, \"body\": json.marshal(opa.runtime())}\n";
+    let settings = serde_json::json!({
+        "status_on_error": 500,
+        "decision_logs": {"service": {"cluster": "logs", "authority": "logs.test", "credentials": {"bearer": {"token": "s3cret"}},
+                                       "headers": {"x-api-key": "s3cret"}}},
+    });
+    let (host, root) = configured_with(policy, settings);
+    request(&host, "GET", "/a", &[], b"");
+    root.stream(1).unwrap().on_request_headers(&host, true);
+    let reply = host.reply().unwrap();
+    assert!(!reply.body.contains("s3cret"), "{}", reply.body);
+    let runtime: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+    assert_eq!(runtime["config"]["path"], "t/allow");
+    assert_eq!(runtime["config"]["status_on_error"], 500);
+    assert_eq!(
+        runtime["config"]["decision_logs"]["service"]["cluster"],
+        "logs"
+    );
+    assert_eq!(
+        runtime["config"]["bundle"],
+        serde_json::json!({}),
+        "the inline bundle is left out"
+    );
+    assert_eq!(runtime["version"], env!("CARGO_PKG_VERSION"));
+    assert!(runtime["env"].is_object());
+}

@@ -207,21 +207,25 @@ enum Backend {
     Interpreter(Box<regorus::Engine>),
 }
 
-/// The time of the evaluation under way, as OPA gives every builtin of one query the same
-/// time. It is read once, on the first host function call that needs it, from the clock
-/// regorus's `time.now_ns` reads (the system clock: WASI's realtime clock inside Envoy), so a
-/// policy without such calls never reads it.
+/// What host functions read besides their arguments. The time of the evaluation under way,
+/// as OPA gives every builtin of one query the same time: read once, on the first host
+/// function call that needs it, from the clock regorus's `time.now_ns` reads (the system
+/// clock: WASI's realtime clock inside Envoy), so a policy without such calls never reads
+/// it. And what `opa.runtime` answers (`Policy::set_runtime`).
 #[derive(Clone, Default)]
-pub struct EvalClock(Arc<AtomicI64>);
+pub struct EvalContext {
+    now_ns: Arc<AtomicI64>,
+    runtime: Arc<std::sync::Mutex<Option<Value>>>,
+}
 
-impl EvalClock {
+impl EvalContext {
     /// Starts a new evaluation: the next `now_ns` reads the clock again.
     fn reset(&self) {
-        self.0.store(0, Ordering::Relaxed);
+        self.now_ns.store(0, Ordering::Relaxed);
     }
 
     fn now_ns(&self) -> i64 {
-        let cached = self.0.load(Ordering::Relaxed);
+        let cached = self.now_ns.load(Ordering::Relaxed);
         if cached != 0 {
             return cached;
         }
@@ -229,9 +233,59 @@ impl EvalClock {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
             .unwrap_or(1);
-        self.0.store(now, Ordering::Relaxed);
+        self.now_ns.store(now, Ordering::Relaxed);
         now
     }
+
+    /// `opa.runtime()`: what the host set, else the environment and the version alone.
+    fn runtime(&self) -> Value {
+        match self.runtime.lock().as_deref() {
+            Ok(Some(runtime)) => runtime.clone(),
+            _ => runtime_info(None),
+        }
+    }
+}
+
+/// `opa.runtime()`'s answer as OPA shapes it: `config`, when there is one (the plugin
+/// configuration, without credentials, keys, headers and inline bundles), `env` (the
+/// process's environment: in Envoy, the VM's `environment_variables`) and `version` (this
+/// filter's).
+pub fn runtime_info(config: Option<&serde_json::Value>) -> Value {
+    fn without_secrets(value: &serde_json::Value) -> serde_json::Value {
+        const SECRET: [&str; 8] = [
+            "credentials",
+            "headers",
+            "inline",
+            "key",
+            "private_key",
+            "password",
+            "secret",
+            "token",
+        ];
+        match value {
+            serde_json::Value::Object(fields) => serde_json::Value::Object(
+                fields
+                    .iter()
+                    .filter(|(name, _)| !SECRET.contains(&name.as_str()))
+                    .map(|(name, value)| (name.clone(), without_secrets(value)))
+                    .collect(),
+            ),
+            serde_json::Value::Array(items) => {
+                serde_json::Value::Array(items.iter().map(without_secrets).collect())
+            }
+            other => other.clone(),
+        }
+    }
+    let mut info = serde_json::Map::new();
+    info.insert(
+        "env".into(),
+        serde_json::json!(std::env::vars().collect::<std::collections::BTreeMap<_, _>>()),
+    );
+    info.insert("version".into(), env!("CARGO_PKG_VERSION").into());
+    if let Some(config) = config {
+        info.insert("config".into(), without_secrets(config));
+    }
+    Value::from_json_str(&serde_json::Value::Object(info).to_string()).unwrap_or(Value::Undefined)
 }
 
 /// `time.now_ns`: this build leaves regorus's `time` builtins out (size), and OPA gives every
@@ -241,30 +295,37 @@ const TIME_NOW_NS: (&str, usize) = ("time.now_ns", 0);
 /// `http.send`: the evaluation suspends at the call, and the host makes the callout.
 const HTTP_SEND: (&str, usize) = ("http.send", 1);
 
+/// `opa.runtime`: the plugin's configuration (without secrets), environment and version.
+const OPA_RUNTIME: (&str, usize) = ("opa.runtime", 0);
+
 /// The functions the filter adds to regorus's builtins, with their argument counts.
 fn host_functions() -> Vec<(&'static str, usize)> {
     let mut functions = jwt::FUNCTIONS.to_vec();
     functions.push(TIME_NOW_NS);
     functions.push(HTTP_SEND);
+    functions.push(OPA_RUNTIME);
     functions.extend(builtins::functions());
     functions
 }
 
 /// Answers a host function call: a builtin error is undefined, as in OPA-Envoy.
-fn host_call(name: &str, args: &[Value], clock: &EvalClock) -> Value {
+fn host_call(name: &str, args: &[Value], context: &EvalContext) -> Value {
     if name == TIME_NOW_NS.0 {
-        return Value::from(clock.now_ns());
+        return Value::from(context.now_ns());
+    }
+    if name == OPA_RUNTIME.0 {
+        return context.runtime();
     }
     if let Some(result) = builtins::call(name, args) {
         return result.unwrap_or(Value::Undefined);
     }
-    jwt::call(name, args, clock.now_ns()).unwrap_or(Value::Undefined)
+    jwt::call(name, args, context.now_ns()).unwrap_or(Value::Undefined)
 }
 
 /// A bundle ready to evaluate one decision rule.
 pub struct Policy {
     backend: Backend,
-    clock: EvalClock,
+    context: EvalContext,
     /// The decision rule, as configured (`data.envoy.authz.allow`).
     rule: String,
     /// What is evaluated: `rule`, or the rule that reads its document (`document_entry`).
@@ -317,13 +378,13 @@ impl Policy {
             }
             _ => None,
         };
-        let (backend, mode, clock, analysis, entry) = match precompiled {
+        let (backend, mode, context, analysis, entry) = match precompiled {
             Some((program, analysis)) => {
                 let entry = program_entry(&program, &rule);
                 (
                     vm(program, &bundle.data)?,
                     Mode::Precompiled,
-                    EvalClock::default(),
+                    EvalContext::default(),
                     analysis,
                     entry,
                 )
@@ -334,28 +395,28 @@ impl Policy {
                     (
                         vm(program, &bundle.data)?,
                         Mode::CompiledAtLoad,
-                        EvalClock::default(),
+                        EvalContext::default(),
                         analysis,
                         entry,
                     )
                 }
                 Compiled::Interpreter {
                     engine,
-                    clock,
+                    context,
                     analysis,
                     mut entries,
                     ..
                 } => (
                     Backend::Interpreter(engine),
                     Mode::Interpreted,
-                    clock,
+                    context,
                     analysis,
                     entries.pop().unwrap_or_else(|| rule.clone()),
                 ),
             },
         };
         Ok(Self::assemble(
-            bundle, rule, entry, backend, mode, clock, analysis,
+            bundle, rule, entry, backend, mode, context, analysis,
         ))
     }
 
@@ -366,8 +427,8 @@ impl Policy {
     pub fn load_interpreted(bundle: &Bundle, path: &DecisionPath) -> Result<Self, LoadError> {
         let rule = path.rule().to_string();
         compile(bundle, &[rule.as_str()])?;
-        let clock = EvalClock::default();
-        let mut engine = parse_with_clock(bundle, &clock)?;
+        let context = EvalContext::default();
+        let mut engine = parse_with_context(bundle, &context)?;
         let entry = add_document_entries(&mut engine, &[rule.as_str()])?
             .pop()
             .unwrap_or_else(|| rule.clone());
@@ -379,7 +440,7 @@ impl Policy {
             entry,
             backend,
             Mode::Interpreted,
-            clock,
+            context,
             analysis,
         ))
     }
@@ -390,7 +451,7 @@ impl Policy {
         entry: String,
         backend: Backend,
         mode: Mode,
-        clock: EvalClock,
+        context: EvalContext,
         analysis: Analysis,
     ) -> Self {
         let mut backend = backend;
@@ -400,7 +461,7 @@ impl Policy {
         }
         let mut policy = Self {
             backend,
-            clock,
+            context,
             rule,
             entry,
             mode,
@@ -426,6 +487,16 @@ impl Policy {
             Backend::Interpreter(engine) => engine.set_execution_timer_config(budget.timer()),
         }
         self.budget = budget;
+    }
+
+    /// Takes the plugin configuration's settings for evaluations: the decision cache's
+    /// budget, the evaluation budget, `opa.runtime()`'s answer.
+    pub fn configure(&mut self, config: &crate::config::Config) {
+        self.set_decision_cache(config.decision_cache_bytes);
+        self.set_budget(config.budget);
+        if let Ok(mut runtime) = self.context.runtime.lock() {
+            *runtime = Some(config.runtime.clone());
+        }
     }
 
     /// The paths under `input` the policy can read.
@@ -519,10 +590,10 @@ impl Policy {
     }
 
     fn start_uncached(&mut self, input: Value) -> Step {
-        self.clock.reset();
+        self.context.reset();
         let segment = Segment {
             rule: self.rule.clone(),
-            clock: self.clock.clone(),
+            context: self.context.clone(),
             budget: self.budget,
         };
         budget::begin(&self.budget);
@@ -530,7 +601,7 @@ impl Policy {
             Backend::Vm { vm, program, data } => {
                 vm.set_input(input);
                 let ran = match vm.execute_entry_point_by_name(&self.entry) {
-                    Ok(result) => drive(vm, result, &self.clock),
+                    Ok(result) => drive(vm, result, &self.context),
                     Err(e) => Ran::Done(Err(EvalError::from_vm(&e))),
                 };
                 self.prints.extend(vm.take_prints());
@@ -606,7 +677,7 @@ enum Ran {
 
 /// Drives a VM from `result` of its last execute or resume: answers the host functions it
 /// suspends at, until it is done or waits on `http.send`.
-fn drive(vm: &mut RegoVM, mut result: Value, clock: &EvalClock) -> Ran {
+fn drive(vm: &mut RegoVM, mut result: Value, context: &EvalContext) -> Ran {
     loop {
         let answer = match vm.execution_state() {
             ExecutionState::Suspended {
@@ -629,7 +700,7 @@ fn drive(vm: &mut RegoVM, mut result: Value, clock: &EvalClock) -> Ran {
                 if name == HTTP_SEND.0 {
                     return Ran::Send(args.first().cloned().unwrap_or(Value::Undefined));
                 }
-                host_call(name, args, clock)
+                host_call(name, args, context)
             }
             ExecutionState::Suspended { .. } => Value::Undefined,
             _ => return Ran::Done(Ok(result)),
@@ -678,7 +749,7 @@ impl Pending {
 /// One stretch of an evaluation between suspensions, held to the policy's budget.
 struct Segment {
     rule: String,
-    clock: EvalClock,
+    context: EvalContext,
     budget: Budget,
 }
 
@@ -687,7 +758,7 @@ impl Segment {
     fn resume(self, mut vm: Box<RegoVM>, value: Value, prints: &mut Vec<String>) -> Step {
         budget::begin(&self.budget);
         let ran = match vm.resume(Some(value)) {
-            Ok(result) => drive(&mut vm, result, &self.clock),
+            Ok(result) => drive(&mut vm, result, &self.context),
             Err(e) => Ran::Done(Err(EvalError::from_vm(&e))),
         };
         prints.extend(vm.take_prints());
@@ -759,7 +830,7 @@ pub enum Compiled {
     /// The RVM compiler refused; the reason says why and the interpreter takes over.
     Interpreter {
         engine: Box<regorus::Engine>,
-        clock: EvalClock,
+        context: EvalContext,
         reason: String,
         analysis: Analysis,
         /// What to evaluate for each rule (`add_document_entries`).
@@ -770,8 +841,8 @@ pub enum Compiled {
 /// Parses the bundle's modules with its data and compiles `rules` into one RVM program.
 /// `policy-bundler build` and bundle activation both come here.
 pub fn compile(bundle: &Bundle, rules: &[&str]) -> Result<Compiled, LoadError> {
-    let clock = EvalClock::default();
-    let mut engine = parse_with_clock(bundle, &clock)?;
+    let context = EvalContext::default();
+    let mut engine = parse_with_context(bundle, &context)?;
     let entries = add_document_entries(&mut engine, rules)?;
     let mut compiled = None;
     for (rule, entry) in rules.iter().zip(&entries) {
@@ -827,7 +898,7 @@ pub fn compile(bundle: &Bundle, rules: &[&str]) -> Result<Compiled, LoadError> {
             }
             Ok(Compiled::Interpreter {
                 engine: Box::new(engine),
-                clock,
+                context,
                 reason: e.to_string(),
                 analysis,
                 entries,
@@ -898,17 +969,20 @@ fn program_entry(program: &Program, rule: &str) -> String {
 
 /// Parses the bundle's modules and loads its data into an interpreter.
 pub fn parse(bundle: &Bundle) -> Result<regorus::Engine, LoadError> {
-    parse_with_clock(bundle, &EvalClock::default())
+    parse_with_context(bundle, &EvalContext::default())
 }
 
-/// `parse`, with host functions that read the evaluation time from `clock`.
-fn parse_with_clock(bundle: &Bundle, clock: &EvalClock) -> Result<regorus::Engine, LoadError> {
+/// `parse`, with host functions that read the evaluation time and `opa.runtime` from `context`.
+fn parse_with_context(
+    bundle: &Bundle,
+    context: &EvalContext,
+) -> Result<regorus::Engine, LoadError> {
     let mut engine = regorus::Engine::new();
     // OPA-Envoy does not evaluate with strict builtin errors: a failing builtin is undefined.
     engine.set_strict_builtin_errors(false);
     for (name, arg_count) in host_functions() {
-        let clock = clock.clone();
-        let extension = move |args: Vec<Value>| Ok(host_call(name, &args, &clock));
+        let context = context.clone();
+        let extension = move |args: Vec<Value>| Ok(host_call(name, &args, &context));
         engine
             .add_extension(
                 name.to_string(),

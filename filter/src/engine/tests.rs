@@ -1321,7 +1321,7 @@ fn time_now_ns_is_one_time_per_evaluation() {
 
 #[test]
 fn one_evaluation_has_one_time() {
-    let clock = EvalClock::default();
+    let clock = EvalContext::default();
     let first = clock.now_ns();
     std::thread::sleep(std::time::Duration::from_millis(2));
     assert_eq!(clock.now_ns(), first);
@@ -2948,4 +2948,15 @@ wants if http.send({"method": "GET", "url": "http://a/"}).status_code == 200
         Err(other) => panic!("{other}"),
         Ok(policy) => panic!("loaded ({:?})", policy.mode()),
     }
+}
+
+/// `opa.runtime()` without a plugin configuration (`policy-bundler eval`): the environment
+/// and the version; OPA leaves `config` out when it has none.
+#[test]
+fn opa_runtime_without_a_configuration_has_env_and_version() {
+    assert_decides(
+        r#"r := [object.keys(opa.runtime()), is_object(opa.runtime().env)]"#,
+        "{}",
+        Some(r#"[["env", "version"], true]"#),
+    );
 }

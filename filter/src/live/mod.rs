@@ -151,8 +151,7 @@ impl Bundles {
         started_ms: u64,
         source: &str,
     ) {
-        policy.set_decision_cache(self.config.decision_cache_bytes);
-        policy.set_budget(self.config.budget);
+        policy.configure(&self.config);
         let active = format!(
             "{}: bundle revision {:?} active (generation {}, {source}), decision {} ({}), loaded in {} ms; reads {}; decision cache {}",
             self.name,
