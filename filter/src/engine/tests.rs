@@ -2960,3 +2960,32 @@ fn opa_runtime_without_a_configuration_has_env_and_version() {
         Some(r#"[["env", "version"], true]"#),
     );
 }
+
+/// What OPA moves out of a negated expression it evaluates in its order: references with
+/// constant keys into `input` or base data first, then the rest (comprehensions, references
+/// with variable keys, rule references) as they appear. A comprehension whose body fails (a
+/// rule conflict) fails the evaluation when OPA reaches it, and only then (answers from OPA
+/// v1.20.2). The comprehension stayed inside the negation, after a reference moved out, so
+/// `not ([r0 | true] < data.d[input])` was undefined where OPA fails (fail open).
+#[test]
+fn a_negated_comprehension_is_evaluated_where_opa_evaluates_it() {
+    let conflict = "r0 := v if { some _, v in input }\n";
+    let input = r#"{"size": "5", "items": [], "k": "x"}"#;
+    for body in [
+        "not ([r0 | true] < data.d[input])",
+        "k := \"x\"; not ([r0 | true] < input.h[k])",
+        "not ([r0 | true] < zz)",
+        "not ([r0 | true] < data.t.zz)",
+    ] {
+        let rego = format!("{conflict}zz := 1 if false\nr := 1 if {{ {body} }}");
+        assert_evaluation_fails(&rego, input, "multiple outputs");
+    }
+    for body in [
+        "not ([r0 | true] < input.missing)",
+        "not ([r0 | true] < data.d.x)",
+        "not (data.d[input] > [r0 | true])",
+    ] {
+        let rego = format!("{conflict}r := 1 if {{ {body} }}");
+        assert_decides(&rego, input, None);
+    }
+}

@@ -22,8 +22,8 @@ use crate::utils::*;
 #[cfg(not(feature = "std"))]
 use crate::utils::{
     append_path_component, append_path_value_component, format_path_components, format_string_path,
-    get_extra_arg, get_extra_arg_with_extensions, get_path_string, get_root_var, get_rule_path_components,
-    split_canonical_path_root, FunctionTable, PathComponent,
+    get_extra_arg, get_extra_arg_with_extensions, get_path_string, get_root_var,
+    get_rule_path_components, split_canonical_path_root, FunctionTable, PathComponent,
 };
 use crate::value::*;
 use crate::*;
@@ -1174,6 +1174,13 @@ impl Interpreter {
         }
         let mut operands = Vec::new();
         Self::negated_expr_operands(expr, &mut operands);
+        let policy = &self.compiled_policy;
+        let operands = crate::languages::rego::compiler::negation::in_opa_order(operands, |path| {
+            crate::languages::rego::compiler::negation::is_rule_path(
+                policy.rules.keys().chain(policy.default_rules.keys()),
+                path,
+            )
+        });
         for operand in operands {
             if self.eval_expr(&operand)? == Value::Undefined {
                 return Ok(false);
@@ -1269,8 +1276,8 @@ impl Interpreter {
         }
     }
 
-    /// A term evaluated before the negation when it is a ref or a call; collections are
-    /// looked into.
+    /// A term evaluated before the negation when it is a ref, a call or a comprehension (for
+    /// the errors its body may raise); collections are looked into.
     fn dynamic_terms(term: &ExprRef, out: &mut Vec<ExprRef>) {
         match term.as_ref() {
             // A local variable is bound, and `_` is bound by the loop hoisted around the
@@ -1284,7 +1291,10 @@ impl Interpreter {
             | Expr::BoolExpr { .. }
             | Expr::ArithExpr { .. }
             | Expr::BinExpr { .. }
-            | Expr::Membership { .. } => out.push(term.clone()),
+            | Expr::Membership { .. }
+            | Expr::ArrayCompr { .. }
+            | Expr::SetCompr { .. }
+            | Expr::ObjectCompr { .. } => out.push(term.clone()),
             Expr::Array { items, .. } | Expr::Set { items, .. } => {
                 for item in items {
                     Self::dynamic_terms(item, out);
@@ -2196,7 +2206,11 @@ impl Interpreter {
                 // This pass gives nothing; what earlier passes gave stands (OPA evaluates each
                 // pass on its own). Without any, the rule is undefined so far (an `else` follows).
                 if output == Value::Undefined || !comps_defined {
-                    if ctx_mut.rule_value.as_object().is_ok_and(|values| values.is_empty()) {
+                    if ctx_mut
+                        .rule_value
+                        .as_object()
+                        .is_ok_and(|values| values.is_empty())
+                    {
                         ctx_mut.rule_value = Value::Undefined;
                     }
                     return Ok(false);

@@ -13,7 +13,7 @@ mod error;
 mod expressions;
 mod function_calls;
 mod loops;
-mod negation;
+pub(crate) mod negation;
 mod program;
 mod queries;
 mod references;

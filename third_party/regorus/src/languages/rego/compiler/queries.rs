@@ -6,7 +6,7 @@
     clippy::pattern_type_mismatch
 )]
 
-use super::negation::negation_operands;
+use super::negation::{is_rule_path, negation_operands};
 use super::{Compiler, CompilerError, ComprehensionType, ContextType, Result};
 use crate::ast::{self, LiteralStmt, Query};
 use crate::rvm::instructions::GuardMode;
@@ -273,7 +273,10 @@ impl<'a> Compiler<'a> {
                 let operands = if self.negation_keeps_operands() {
                     Vec::new()
                 } else {
-                    negation_operands(expr)
+                    let inner = &self.policy.inner;
+                    negation_operands(expr, |path| {
+                        is_rule_path(inner.rules.keys().chain(inner.default_rules.keys()), path)
+                    })
                 };
                 for operand in operands {
                     let register =
