@@ -615,6 +615,37 @@ fn v0_modules_using_keywords_they_do_not_import_are_refused() {
     }
 }
 
+/// In a Rego v0 module that does not import it, `in` is a name (OPA's v0 parser): a statement
+/// may begin with it on the line after an expression. It was taken for the membership
+/// operator continuing that expression and refused as a keyword without its import (an
+/// OPA-Envoy policy in opa-envoy-plugin's tests does this); on the same line it still is.
+#[test]
+fn in_is_a_name_in_rego_v0_without_its_import() {
+    let rego = "package p\n\nallow {\n\tin := input.x\n\tin == 1\n}\n\nf(in) = x {\n\tx := in + 1\n}\n\ng = y {\n\ty := f(1)\n\tin := [2]\n\tin[0] == y\n}\n";
+    let files = vec![
+        (".manifest".to_string(), br#"{"rego_version": 0}"#.to_vec()),
+        ("p.rego".to_string(), rego.as_bytes().to_vec()),
+    ];
+    let bundle = Bundle::from_files(files).unwrap();
+    for (rule, input, expected) in [
+        ("p/allow", r#"{"x": 1}"#, Some(Value::from(true))),
+        ("p/allow", r#"{"x": 2}"#, None),
+        ("p/g", "{}", Some(Value::from(2u64))),
+    ] {
+        let mut policy = Policy::load(&bundle, &path(rule)).unwrap();
+        let decided = policy.evaluate(Value::from_json_str(input).unwrap()).ok();
+        assert_eq!(decided, expected, "{rule} {input}");
+    }
+    let files = vec![
+        (".manifest".to_string(), br#"{"rego_version": 0}"#.to_vec()),
+        ("p.rego".to_string(), b"package p\n\nallow {\n\tx := input.x in [1]\n}\n".to_vec()),
+    ];
+    let err = Policy::load(&Bundle::from_files(files).unwrap(), &path("p/allow"))
+        .err()
+        .unwrap();
+    assert_eq!(err.code(), "v0-future-keyword");
+}
+
 #[test]
 fn functions_the_filter_lacks_are_refused_at_load() {
     let rego = "package p\nimport rego.v1\nallow if {\n\tcerts := crypto.x509.parse_certificates(input.cert)\n\tcerts[0].subject == \"alice\"\n}\n";

@@ -1305,7 +1305,7 @@ impl<'source> Parser<'source> {
         while self.token_text() == "in" && self.future_keywords.contains_key("in") {
             expr = self.parse_membership_tail(start, expr, None)?;
         }
-        if self.token_text() == "in" {
+        if self.token_text() == "in" && self.tok.1.line == self.line {
             return Err(self.future_keyword_error());
         }
 
@@ -1358,7 +1358,8 @@ impl<'source> Parser<'source> {
         while self.token_text() == "in" && self.is_imported_future_keyword("in") {
             expr = self.parse_membership_tail(start, expr, None)?;
         }
-        if self.token_text() == "in" {
+        // Without the keyword, `in` on the next line is a name starting the next statement.
+        if self.token_text() == "in" && self.tok.1.line == self.line {
             return Err(self.future_keyword_error());
         }
 
