@@ -638,7 +638,10 @@ fn in_is_a_name_in_rego_v0_without_its_import() {
     }
     let files = vec![
         (".manifest".to_string(), br#"{"rego_version": 0}"#.to_vec()),
-        ("p.rego".to_string(), b"package p\n\nallow {\n\tx := input.x in [1]\n}\n".to_vec()),
+        (
+            "p.rego".to_string(),
+            b"package p\n\nallow {\n\tx := input.x in [1]\n}\n".to_vec(),
+        ),
     ];
     let err = Policy::load(&Bundle::from_files(files).unwrap(), &path("p/allow"))
         .err()
