@@ -46,16 +46,30 @@ struct RawHttpSend {
     clusters: std::collections::BTreeMap<String, String>,
     timeout_ms: Option<u64>,
     max_response_bytes: Option<u32>,
+    cached_responses: Option<u32>,
 }
 
 /// `http_send`: the callouts policies may make.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpSend {
     /// URL origin (`https://users.internal:8443`, default ports left out) → cluster.
     pub clusters: std::collections::BTreeMap<String, String>,
     /// When the request object gives no `timeout`.
     pub timeout_ms: u64,
     pub max_response_bytes: usize,
+    /// How many answers of `cache`/`force_cache` requests each VM keeps (0: none).
+    pub cached_responses: usize,
+}
+
+impl Default for HttpSend {
+    fn default() -> Self {
+        HttpSend {
+            clusters: std::collections::BTreeMap::new(),
+            timeout_ms: defaults::DEFAULT_HTTP_SEND_TIMEOUT_MS,
+            max_response_bytes: defaults::DEFAULT_HTTP_SEND_MAX_RESPONSE_BYTES as usize,
+            cached_responses: defaults::DEFAULT_HTTP_SEND_CACHED_RESPONSES,
+        }
+    }
 }
 
 impl HttpSend {
@@ -233,6 +247,9 @@ impl Config {
                     )?
                     .unwrap_or(defaults::DEFAULT_HTTP_SEND_MAX_RESPONSE_BYTES)
                         as usize,
+                    cached_responses: raw
+                        .cached_responses
+                        .map_or(defaults::DEFAULT_HTTP_SEND_CACHED_RESPONSES, |n| n as usize),
                 }
             }
         };

@@ -40,3 +40,5 @@ pub const DEFAULT_DROP_DECISION: &str = "system/log/drop";
 pub const DEFAULT_HTTP_SEND_TIMEOUT_MS: u64 = 5_000;
 /// `http_send.max_response_bytes`: the most of a callout's body the policy sees.
 pub const DEFAULT_HTTP_SEND_MAX_RESPONSE_BYTES: u32 = 1 << 20;
+/// `http_send.cached_responses`: how many `cache`/`force_cache` answers each VM keeps.
+pub const DEFAULT_HTTP_SEND_CACHED_RESPONSES: usize = 1000;

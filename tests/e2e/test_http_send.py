@@ -31,6 +31,7 @@ attributes := http.send({
 	"headers": {"x-asked-by": "zerohop"},
 	"timeout": timeout,
 	"raise_error": false,
+	"cache": startswith(user, "cached"),
 })
 
 default decision := {"allowed": false, "http_status": 403, "body": "no answer"}
@@ -91,14 +92,17 @@ class AttributeServer:
                 if name.startswith("broken"):
                     self._answer(500, b"internal error", "text/plain")
                     return
-                role = "admin" if name.startswith(("admin", "slowadmin")) or name.startswith("concurrent-a") else "user"
+                role = "admin" if name.startswith(("admin", "slowadmin", "cached-admin", "concurrent-a")) else "user"
                 if name.startswith("concurrent"):
                     time.sleep(0.2)
-                self._answer(200, json.dumps({"role": role}).encode(), "application/json")
+                self._answer(200, json.dumps({"role": role}).encode(), "application/json",
+                             cache=name.startswith("cached"))
 
-            def _answer(self, status, body, content_type):
+            def _answer(self, status, body, content_type, cache=False):
                 self.send_response(status)
                 self.send_header("content-type", content_type)
+                if cache:
+                    self.send_header("cache-control", "max-age=60")
                 self.send_header("content-length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
@@ -170,6 +174,15 @@ def test_an_origin_without_a_cluster_fails_the_evaluation(setup):
     stranger = ask(proxy, "stranger")
     assert stranger.status == 500
     assert "https://elsewhere.test is not in http_send.clusters" in proxy.log()
+
+
+def test_an_answer_with_cache_is_kept_by_each_worker(setup):
+    """`cache: true` and `Cache-Control: max-age=60`: each worker's VM asks once."""
+    proxy, attrs = setup
+    for _ in range(8):
+        assert ask(proxy, "cached-admin-dora").status == 200
+    asked = sum(path == "/u/cached-admin-dora" for path, _ in attrs.asked)
+    assert 1 <= asked <= proxy.concurrency, attrs.asked
 
 
 def test_the_response_object_is_opas(setup):

@@ -13,7 +13,7 @@ use super::compile_checks::{place, CompileError};
 use super::walk::{self, Visitor};
 
 /// Options of OPA's request object this filter carries out.
-const SUPPORTED: [&str; 9] = [
+const SUPPORTED: [&str; 12] = [
     "method",
     "url",
     "headers",
@@ -23,14 +23,14 @@ const SUPPORTED: [&str; 9] = [
     "raise_error",
     "force_json_decode",
     "enable_redirect",
-];
-
-/// Options that only change how OPA caches or retries: accepted, without effect here (each
-/// request is sent; a cached answer would be an answer OPA may also give fresh).
-const WITHOUT_EFFECT: [&str; 6] = [
     "cache",
     "force_cache",
     "force_cache_duration_seconds",
+];
+
+/// Options that only change how OPA keeps cached answers or retries: accepted, without
+/// effect here (an answer kept as a value, or sent once, is one OPA may also give).
+const WITHOUT_EFFECT: [&str; 3] = [
     "caching_mode",
     "max_retry_attempts",
     "cache_ignored_headers",
@@ -127,6 +127,11 @@ pub struct SendRequest {
     /// in OPA-Envoy), else a response with `status_code` 0 and the error.
     pub raise_error: bool,
     pub force_json_decode: bool,
+    /// OPA's `cache`: keep the answer as long as its `Cache-Control: max-age` or `Expires`
+    /// says.
+    pub cache: bool,
+    /// OPA's `force_cache` with `force_cache_duration_seconds`: keep any answer that long.
+    pub force_cache_seconds: Option<u64>,
 }
 
 /// Why a request object cannot be sent.
@@ -247,7 +252,137 @@ pub fn request(argument: &Value) -> Result<SendRequest, RequestError> {
         timeout_ms,
         raise_error,
         force_json_decode: boolean("force_json_decode")?,
+        cache: boolean("cache")?,
+        force_cache_seconds: match (boolean("force_cache")?, &argument["force_cache_duration_seconds"]) {
+            (false, _) => None,
+            (true, Value::Number(n)) => Some(
+                n.as_u64()
+                    .ok_or("http.send: force_cache_duration_seconds must be a positive integer")?,
+            ),
+            (true, _) => {
+                return Err("http.send: 'force_cache' set but 'force_cache_duration_seconds' parameter is missing".into())
+            }
+        },
     })
+}
+
+/// Answers kept for `cache` and `force_cache` requests, per VM: at most `capacity`, the one
+/// closest to expiring dropped first when full.
+#[derive(Default)]
+pub struct ResponseCache {
+    entries: BTreeMap<String, (Value, u64)>,
+    capacity: usize,
+}
+
+impl ResponseCache {
+    pub fn new(capacity: usize) -> Self {
+        ResponseCache {
+            entries: BTreeMap::new(),
+            capacity,
+        }
+    }
+
+    /// The answer kept for `request`, if still fresh at `now_ns`.
+    pub fn get(&mut self, request: &SendRequest, now_ns: u64) -> Option<Value> {
+        if !request.cache && request.force_cache_seconds.is_none() {
+            return None;
+        }
+        let key = cache_key(request);
+        match self.entries.get(&key) {
+            Some((value, expires)) if *expires > now_ns => Some(value.clone()),
+            Some(_) => {
+                self.entries.remove(&key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Keeps `response` (OPA's object, from `headers`) for `request` when it may be kept.
+    pub fn put(
+        &mut self,
+        request: &SendRequest,
+        headers: &[(String, Vec<u8>)],
+        response: &Value,
+        now_ns: u64,
+    ) {
+        let seconds = match request.force_cache_seconds {
+            Some(seconds) => Some(seconds),
+            None if request.cache => fresh_for(headers),
+            None => None,
+        };
+        let Some(seconds) = seconds.filter(|s| *s > 0) else {
+            return;
+        };
+        if self.capacity == 0 {
+            return;
+        }
+        if self.entries.len() >= self.capacity {
+            self.entries.retain(|_, (_, expires)| *expires > now_ns);
+        }
+        if self.entries.len() >= self.capacity {
+            let soonest = self
+                .entries
+                .iter()
+                .min_by_key(|(_, (_, expires))| *expires)
+                .map(|(key, _)| key.clone());
+            if let Some(key) = soonest {
+                self.entries.remove(&key);
+            }
+        }
+        let expires = now_ns.saturating_add(seconds.saturating_mul(1_000_000_000));
+        self.entries
+            .insert(cache_key(request), (response.clone(), expires));
+    }
+}
+
+/// What tells two requests apart for the cache: method, URL, headers, body.
+fn cache_key(request: &SendRequest) -> String {
+    let mut headers = request.headers.clone();
+    headers.sort();
+    format!(
+        "{} {}{}\n{headers:?}\n{}",
+        request.method,
+        request.origin,
+        request.path,
+        String::from_utf8_lossy(&request.body)
+    )
+}
+
+/// How long a response may be kept by its headers (`cache`): `Cache-Control: max-age`,
+/// nothing with `no-store` or `no-cache`, else `Expires` against `Date`. `None`: not at all.
+fn fresh_for(headers: &[(String, Vec<u8>)]) -> Option<u64> {
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    };
+    let status: u16 = header(":status")?.parse().ok()?;
+    // RFC 7231's heuristically cacheable statuses, as OPA's cache checks them.
+    if ![200, 203, 204, 206, 300, 301, 404, 405, 410, 414, 501].contains(&status) {
+        return None;
+    }
+    if let Some(control) = header("cache-control") {
+        let directives: Vec<String> = control
+            .split(',')
+            .map(|d| d.trim().to_ascii_lowercase())
+            .collect();
+        if directives
+            .iter()
+            .any(|d| d == "no-store" || d == "no-cache")
+        {
+            return None;
+        }
+        if let Some(age) = directives.iter().find_map(|d| d.strip_prefix("max-age=")) {
+            return age.parse().ok();
+        }
+    }
+    let expires = httpdate::parse_http_date(&header("expires")?).ok()?;
+    let date = header("date")
+        .and_then(|d| httpdate::parse_http_date(&d).ok())
+        .unwrap_or_else(std::time::SystemTime::now);
+    expires.duration_since(date).ok().map(|d| d.as_secs())
 }
 
 /// `scheme://authority/path?query` into origin, authority and path.
@@ -474,6 +609,97 @@ mod tests {
                 request(&value(json)).unwrap_err();
             assert!(error.contains(needle), "{json}: {error}");
         }
+    }
+
+    #[test]
+    fn answers_are_kept_as_long_as_their_headers_or_force_cache_say() {
+        let headers = |status: &str, extra: &[(&str, &str)]| {
+            let mut all = vec![(":status".to_string(), status.as_bytes().to_vec())];
+            all.extend(
+                extra
+                    .iter()
+                    .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec())),
+            );
+            all
+        };
+        assert_eq!(
+            fresh_for(&headers("200", &[("cache-control", "public, max-age=60")])),
+            Some(60)
+        );
+        assert_eq!(
+            fresh_for(&headers(
+                "200",
+                &[("cache-control", "max-age=60, no-store")]
+            )),
+            None
+        );
+        assert_eq!(
+            fresh_for(&headers("500", &[("cache-control", "max-age=60")])),
+            None
+        );
+        assert_eq!(
+            fresh_for(&headers(
+                "200",
+                &[
+                    ("date", "Mon, 07 Dec 2026 10:00:00 GMT"),
+                    ("expires", "Mon, 07 Dec 2026 10:02:00 GMT"),
+                ]
+            )),
+            Some(120)
+        );
+        assert_eq!(fresh_for(&headers("200", &[])), None);
+
+        let cached = request(&value(
+            r#"{"method": "GET", "url": "http://a/x", "cache": true}"#,
+        ))
+        .unwrap();
+        let forced = request(&value(
+            r#"{"method": "GET", "url": "http://a/y", "force_cache": true, "force_cache_duration_seconds": 5}"#,
+        ))
+        .unwrap();
+        let plain = request(&value(r#"{"method": "GET", "url": "http://a/x"}"#)).unwrap();
+        let second = 1_000_000_000;
+        let mut cache = ResponseCache::new(2);
+        let answer = Value::from("answer");
+        cache.put(
+            &cached,
+            &headers("200", &[("cache-control", "max-age=10")]),
+            &answer,
+            0,
+        );
+        cache.put(&forced, &headers("500", &[]), &answer, 0);
+        cache.put(
+            &plain,
+            &headers("200", &[("cache-control", "max-age=10")]),
+            &answer,
+            0,
+        );
+        assert_eq!(cache.get(&cached, 9 * second), Some(answer.clone()));
+        assert_eq!(cache.get(&plain, second), None, "asked without cache");
+        assert_eq!(cache.get(&forced, 4 * second), Some(answer.clone()));
+        assert_eq!(cache.get(&forced, 5 * second), None, "expired");
+        assert_eq!(cache.get(&cached, 10 * second), None);
+        // Full: the answer closest to expiring goes.
+        let other = request(&value(
+            r#"{"method": "GET", "url": "http://a/z", "cache": true}"#,
+        ))
+        .unwrap();
+        cache.put(
+            &cached,
+            &headers("200", &[("cache-control", "max-age=100")]),
+            &answer,
+            0,
+        );
+        cache.put(&forced, &headers("200", &[]), &answer, 0);
+        cache.put(
+            &other,
+            &headers("200", &[("cache-control", "max-age=50")]),
+            &answer,
+            0,
+        );
+        assert_eq!(cache.get(&forced, 0), None);
+        assert_eq!(cache.get(&cached, 0), Some(answer.clone()));
+        assert_eq!(cache.get(&other, 0), Some(answer));
     }
 
     #[test]

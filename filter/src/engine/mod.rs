@@ -211,11 +211,25 @@ enum Backend {
 /// as OPA gives every builtin of one query the same time: read once, on the first host
 /// function call that needs it, from the clock regorus's `time.now_ns` reads (the system
 /// clock: WASI's realtime clock inside Envoy), so a policy without such calls never reads
-/// it. And what `opa.runtime` answers (`Policy::set_runtime`).
-#[derive(Clone, Default)]
+/// it. What `opa.runtime` answers (`Policy::configure`). The `http.send` answers kept for
+/// `cache` and `force_cache` requests.
+#[derive(Clone)]
 pub struct EvalContext {
     now_ns: Arc<AtomicI64>,
     runtime: Arc<std::sync::Mutex<Option<Value>>>,
+    http_cache: Arc<std::sync::Mutex<http_send::ResponseCache>>,
+}
+
+impl Default for EvalContext {
+    fn default() -> Self {
+        EvalContext {
+            now_ns: Arc::default(),
+            runtime: Arc::default(),
+            http_cache: Arc::new(std::sync::Mutex::new(http_send::ResponseCache::new(
+                crate::defaults::DEFAULT_HTTP_SEND_CACHED_RESPONSES,
+            ))),
+        }
+    }
 }
 
 impl EvalContext {
@@ -497,6 +511,9 @@ impl Policy {
         if let Ok(mut runtime) = self.context.runtime.lock() {
             *runtime = Some(config.runtime.clone());
         }
+        if let Ok(mut cache) = self.context.http_cache.lock() {
+            *cache = http_send::ResponseCache::new(config.http_send.cached_responses);
+        }
     }
 
     /// The paths under `input` the policy can read.
@@ -736,7 +753,16 @@ impl Pending {
         prints: &mut Vec<String>,
     ) -> Step {
         let value = match answer {
-            Ok((headers, body)) => http_send::response(&self.request, headers, body),
+            Ok((headers, body)) => {
+                let response = http_send::response(&self.request, headers, body);
+                if let (Ok(response), Ok(mut cache)) =
+                    (&response, self.segment.context.http_cache.lock())
+                {
+                    let now = self.segment.context.now_ns().unsigned_abs();
+                    cache.put(&self.request, headers, response, now);
+                }
+                response
+            }
             Err(message) => http_send::network_error(&self.request, message)
                 .ok_or_else(|| format!("http.send: {message}")),
         };
@@ -776,11 +802,23 @@ impl Segment {
             return self.finish_exceeded(exceeded);
         }
         match http_send::request(argument) {
-            Ok(request) => Step::Send(Box::new(Pending {
-                vm,
-                request,
-                segment: self,
-            })),
+            Ok(request) => {
+                let now = self.context.now_ns().unsigned_abs();
+                let kept = self
+                    .context
+                    .http_cache
+                    .lock()
+                    .ok()
+                    .and_then(|mut cache| cache.get(&request, now));
+                match kept {
+                    Some(response) => self.resume(vm, response, prints),
+                    None => Step::Send(Box::new(Pending {
+                        vm,
+                        request,
+                        segment: self,
+                    })),
+                }
+            }
             // OPA's own error of the call: undefined (non-strict), and the evaluation goes on.
             Err(http_send::RequestError::Opa(_)) => self.resume(vm, Value::Undefined, prints),
             Err(http_send::RequestError::Proxy(message)) => {

@@ -3023,3 +3023,39 @@ fn a_negated_comprehension_is_evaluated_where_opa_evaluates_it() {
         assert_decides(&rego, input, None);
     }
 }
+
+/// An `http.send` with `cache` is answered from the answers the VM kept, without a callout,
+/// as long as the response's `Cache-Control` says; without `cache` it is always sent.
+#[test]
+fn http_send_with_cache_is_answered_from_kept_answers() {
+    let rego = r#"package t
+import rego.v1
+r := http.send({"method": "GET", "url": "http://users.internal/u", "cache": input.cache}).body"#;
+    let bundle = Bundle::from_files(vec![("t.rego".into(), rego.as_bytes().to_vec())]).unwrap();
+    let mut policy = Policy::load(&bundle, &path("t/r")).unwrap();
+    let answer = (
+        vec![
+            (":status".to_string(), b"200".to_vec()),
+            ("content-type".to_string(), b"application/json".to_vec()),
+            ("cache-control".to_string(), b"max-age=60".to_vec()),
+        ],
+        br#"{"n": 1}"#.to_vec(),
+    );
+    let expected = Ok(Value::from_json_str(r#"{"n": 1}"#).unwrap());
+    for cache in [true, false] {
+        let input = Value::from_json_str(&format!(r#"{{"cache": {cache}}}"#)).unwrap();
+        let Step::Send(pending) = policy.start(input.clone()) else {
+            panic!("no callout (cache {cache})")
+        };
+        let Step::Done(result) = pending.resume(Ok(&answer), &mut Vec::new()) else {
+            panic!("another callout")
+        };
+        assert_eq!(result, expected);
+        match policy.start(input) {
+            Step::Done(result) if cache => assert_eq!(result, expected),
+            Step::Send(_) if !cache => {}
+            Step::Done(_) => panic!("answered from the cache without `cache`"),
+            Step::Send(_) => panic!("sent again with `cache`"),
+        }
+    }
+}
