@@ -8,7 +8,7 @@ use std::rc::Rc;
 use crate::audit::counters::Label;
 use crate::audit::event::{self, Phases};
 use crate::audit::mask;
-use crate::engine::{EvalError, Pending, Step};
+use crate::engine::{http_send, EvalError, Pending, Step};
 use crate::host::{CallAnswer, Host, Level};
 use crate::plugin::Plugin;
 use crate::request::body::{Body, Collect, WithRequestBody};
@@ -53,6 +53,8 @@ pub struct Stream {
 struct Waiting {
     token: u32,
     pending: Box<Pending>,
+    /// Redirects followed so far (`enable_redirect`).
+    redirects: usize,
     decision_id: Option<DecisionId>,
     laps: Laps,
     logged: Option<Logged>,
@@ -173,17 +175,55 @@ impl Stream {
         if self.waiting.as_ref().is_none_or(|w| w.token != token) {
             return;
         }
-        let Some(waiting) = self.waiting.take() else {
+        let Some(mut waiting) = self.waiting.take() else {
             return;
         };
         let max_body = self.plugin.config.http_send.max_response_bytes;
+        let answer = host.http_call_answer(num_headers, body_size, max_body);
+        let mut failed = None;
+        if let Ok(CallAnswer::Upstream((headers, _))) = &answer {
+            match http_send::redirect(&waiting.pending.request, headers) {
+                Some(Ok(_)) if waiting.redirects == http_send::MAX_REDIRECTS => {
+                    failed = Some(format!(
+                        "stopped after {} redirects",
+                        http_send::MAX_REDIRECTS
+                    ));
+                }
+                Some(Ok(next)) => {
+                    waiting.pending.request = next;
+                    waiting.redirects += 1;
+                    match self.send(host, &waiting.pending) {
+                        Ok(token) => {
+                            waiting.token = token;
+                            self.waiting = Some(waiting);
+                        }
+                        Err(failure) => {
+                            let flow = self.go_on(
+                                host,
+                                Err(failure),
+                                waiting.decision_id,
+                                waiting.laps,
+                                waiting.logged,
+                            );
+                            self.resume_if(host, flow);
+                        }
+                    }
+                    return;
+                }
+                Some(Err(e)) => failed = Some(e),
+                None => {}
+            }
+        }
         let mut prints = Vec::new();
-        let step = match host.http_call_answer(num_headers, body_size, max_body) {
-            Ok(CallAnswer::Upstream(response)) => {
+        let step = match (answer, failed) {
+            (_, Some(reason)) => waiting.pending.resume(Err(&reason), &mut prints),
+            (Ok(CallAnswer::Upstream(response)), None) => {
                 waiting.pending.resume(Ok(&response), &mut prints)
             }
-            Ok(CallAnswer::Failed(reason)) => waiting.pending.resume(Err(&reason), &mut prints),
-            Err(e) => waiting
+            (Ok(CallAnswer::Failed(reason)), None) => {
+                waiting.pending.resume(Err(&reason), &mut prints)
+            }
+            (Err(e), None) => waiting
                 .pending
                 .resume(Err(&format!("cannot read the response: {e}")), &mut prints),
         };
@@ -197,6 +237,11 @@ impl Stream {
             waiting.laps,
             waiting.logged,
         );
+        self.resume_if(host, flow);
+    }
+
+    /// Lets the held request go on when the decision forwards it.
+    fn resume_if<H: Host>(&self, host: &H, flow: Flow) {
         if flow == Flow::Continue {
             if let Err(e) = host.resume_request() {
                 host.log(
@@ -232,6 +277,7 @@ impl Stream {
                     self.waiting = Some(Waiting {
                         token,
                         pending,
+                        redirects: 0,
                         decision_id,
                         laps,
                         logged,

@@ -32,6 +32,7 @@ attributes := http.send({
 	"timeout": timeout,
 	"raise_error": false,
 	"cache": startswith(user, "cached"),
+	"enable_redirect": startswith(user, "moved"),
 })
 
 default decision := {"allowed": false, "http_status": 403, "body": "no answer"}
@@ -86,6 +87,15 @@ class AttributeServer:
                     return
                 if name.startswith("slow"):
                     time.sleep(1.5)
+                if name.startswith("moved-"):
+                    # moved-admin-x → admin-x here; moved-away → another origin; moved-loop → itself
+                    target = {"moved-away": "https://elsewhere.test/u/admin",
+                              "moved-loop": "/u/moved-loop"}.get(name, "/u/" + name.removeprefix("moved-"))
+                    self.send_response(302)
+                    self.send_header("location", target)
+                    self.send_header("content-length", "0")
+                    self.end_headers()
+                    return
                 if name == "headers":
                     self._answer(200, b"{}", "application/json")
                     return
@@ -174,6 +184,19 @@ def test_an_origin_without_a_cluster_fails_the_evaluation(setup):
     stranger = ask(proxy, "stranger")
     assert stranger.status == 500
     assert "https://elsewhere.test is not in http_send.clusters" in proxy.log()
+
+
+def test_enable_redirect_follows_3xx_answers(setup):
+    proxy, attrs = setup
+    moved = ask(proxy, "moved-admin-erin")
+    assert moved.status == 200, moved.body
+    assert ("/u/admin-erin", "zerohop") in attrs.asked
+    # Go's client stops after 10 redirects: a network error of the call.
+    loop = ask(proxy, "moved-loop")
+    assert (loop.status, loop.body) == (403, b"status 0 eval_http_send_network_error")
+    assert sum(path == "/u/moved-loop" for path, _ in attrs.asked) == 11
+    # A redirect to an origin without a cluster fails the evaluation, as a first call would.
+    assert ask(proxy, "moved-away").status == 500
 
 
 def test_an_answer_with_cache_is_kept_by_each_worker(setup):

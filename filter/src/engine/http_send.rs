@@ -68,7 +68,7 @@ pub fn refusals(modules: &[Ref<Module>]) -> Vec<CompileError> {
             let Some(Expr::Object { fields, .. }) = params.first().map(|p| p.as_ref()) else {
                 return true;
             };
-            for (_, key, value) in fields {
+            for (_, key, _) in fields {
                 let Expr::String {
                     span, value: key, ..
                 } = key.as_ref()
@@ -79,9 +79,7 @@ pub fn refusals(modules: &[Ref<Module>]) -> Vec<CompileError> {
                     continue;
                 };
                 let key = key.as_ref();
-                let redirect = key == "enable_redirect"
-                    && matches!(value.as_ref(), Expr::Bool { value, .. } if *value == Value::Bool(true));
-                if REFUSED.contains(&key) || redirect {
+                if REFUSED.contains(&key) {
                     let (file, line, column) = place(span);
                     self.0.push(CompileError {
                         file,
@@ -91,7 +89,7 @@ pub fn refusals(modules: &[Ref<Module>]) -> Vec<CompileError> {
                         message: format!(
                             "http.send: `{key}` cannot be carried out inside the proxy: the \
                              callout goes through an Envoy cluster, which holds the TLS \
-                             settings (and does not follow redirects)"
+                             settings"
                         ),
                     });
                 }
@@ -127,6 +125,8 @@ pub struct SendRequest {
     /// in OPA-Envoy), else a response with `status_code` 0 and the error.
     pub raise_error: bool,
     pub force_json_decode: bool,
+    /// OPA's `enable_redirect`: follow 3xx answers (at most `MAX_REDIRECTS`, as Go's client).
+    pub follow_redirects: bool,
     /// OPA's `cache`: keep the answer as long as its `Cache-Control: max-age` or `Expires`
     /// says.
     pub cache: bool,
@@ -235,13 +235,6 @@ pub fn request(argument: &Value) -> Result<SendRequest, RequestError> {
         Value::Undefined => true,
         _ => boolean("raise_error")?,
     };
-    if boolean("enable_redirect")? {
-        return Err(RequestError::Proxy(
-            "http.send: enable_redirect is not available inside the proxy (Envoy's cluster \
-             does not follow redirects)"
-                .into(),
-        ));
-    }
     Ok(SendRequest {
         method,
         origin,
@@ -252,6 +245,7 @@ pub fn request(argument: &Value) -> Result<SendRequest, RequestError> {
         timeout_ms,
         raise_error,
         force_json_decode: boolean("force_json_decode")?,
+        follow_redirects: boolean("enable_redirect")?,
         cache: boolean("cache")?,
         force_cache_seconds: match (boolean("force_cache")?, &argument["force_cache_duration_seconds"]) {
             (false, _) => None,
@@ -264,6 +258,53 @@ pub fn request(argument: &Value) -> Result<SendRequest, RequestError> {
             }
         },
     })
+}
+
+/// Redirects followed for one call before it fails, as Go's HTTP client (OPA's).
+pub const MAX_REDIRECTS: usize = 10;
+
+/// The request a 3xx answer sends `request` on to, when it follows redirects (as Go's client:
+/// 301, 302 and 303 turn into a `GET` without a body, unless `HEAD`; 307 and 308 keep both);
+/// `None` when the answer is the response. An unreadable `Location` is an error of the call.
+pub fn redirect(
+    request: &SendRequest,
+    headers: &[(String, Vec<u8>)],
+) -> Option<Result<SendRequest, String>> {
+    if !request.follow_redirects {
+        return None;
+    }
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    };
+    let status: u16 = header(":status")?.parse().ok()?;
+    if !matches!(status, 301 | 302 | 303 | 307 | 308) {
+        return None;
+    }
+    let location = header("location")?;
+    let url = if location.starts_with('/') {
+        format!("{}{location}", request.origin)
+    } else {
+        location
+    };
+    let (origin, authority, path) = match split_url(&url) {
+        Ok(parts) => parts,
+        Err(e) => return Some(Err(e)),
+    };
+    let mut next = SendRequest {
+        origin,
+        authority,
+        path,
+        ..request.clone()
+    };
+    if matches!(status, 301 | 302 | 303) && request.method != "HEAD" {
+        next.method = "GET".into();
+        next.body.clear();
+        next.headers.retain(|(name, _)| name != "content-type");
+    }
+    Some(Ok(next))
 }
 
 /// Answers kept for `cache` and `force_cache` requests, per VM: at most `capacity`, the one
@@ -592,10 +633,6 @@ mod tests {
                 "tls_client_cert_file",
             ),
             (
-                r#"{"method": "GET", "url": "https://a", "enable_redirect": true}"#,
-                "redirect",
-            ),
-            (
                 r#"{"method": "GET", "url": "https://a", "bogus": 1}"#,
                 "invalid request parameters(s): {bogus}",
             ),
@@ -700,6 +737,49 @@ mod tests {
         assert_eq!(cache.get(&forced, 0), None);
         assert_eq!(cache.get(&cached, 0), Some(answer.clone()));
         assert_eq!(cache.get(&other, 0), Some(answer));
+    }
+
+    #[test]
+    fn redirects_are_followed_as_go_follows_them() {
+        let answer = |status: &str, location: &str| {
+            vec![
+                (":status".to_string(), status.as_bytes().to_vec()),
+                ("location".to_string(), location.as_bytes().to_vec()),
+            ]
+        };
+        let post = request(&value(
+            r#"{"method": "POST", "url": "http://a:8080/x", "body": {"k": 1}, "enable_redirect": true}"#,
+        ))
+        .unwrap();
+        let next = redirect(&post, &answer("302", "/y?z=1")).unwrap().unwrap();
+        assert_eq!(
+            (
+                next.method.as_str(),
+                next.origin.as_str(),
+                next.path.as_str(),
+                next.body.len()
+            ),
+            ("GET", "http://a:8080", "/y?z=1", 0)
+        );
+        let kept = redirect(&post, &answer("307", "https://b/w"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (
+                kept.method.as_str(),
+                kept.origin.as_str(),
+                kept.path.as_str()
+            ),
+            ("POST", "https://b", "/w")
+        );
+        assert_eq!(kept.body, post.body);
+        assert_eq!(redirect(&post, &answer("200", "/y")), None);
+        let off = request(&value(r#"{"method": "GET", "url": "http://a/x"}"#)).unwrap();
+        assert_eq!(
+            redirect(&off, &answer("302", "/y")),
+            None,
+            "without enable_redirect"
+        );
     }
 
     #[test]

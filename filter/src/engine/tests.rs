@@ -2921,7 +2921,7 @@ fn http_send_options_a_proxy_cannot_carry_out_are_refused() {
             (3, 55),
         ),
         (
-            r#"{"method": "GET", "url": "https://a", "enable_redirect": true}"#,
+            r#"{"method": "GET", "url": "https://a", "tls_ca_cert_file": "/ca"}"#,
             (3, 55),
         ),
     ] {
