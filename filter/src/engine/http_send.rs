@@ -299,7 +299,7 @@ pub fn redirect(
         path,
         ..request.clone()
     };
-    if matches!(status, 301 | 302 | 303) && request.method != "HEAD" {
+    if (301..=303).contains(&status) && request.method != "HEAD" {
         next.method = "GET".into();
         next.body.clear();
         next.headers.retain(|(name, _)| name != "content-type");
