@@ -3059,3 +3059,14 @@ r := http.send({"method": "GET", "url": "http://users.internal/u", "cache": inpu
         }
     }
 }
+
+/// `sprintf` writes the empty set as OPA's Rego text does, `set()` (`{}` is the empty object),
+/// also nested and as an extra argument (answers from OPA v1.20.2).
+#[test]
+fn sprintf_writes_the_empty_set_as_rego_does() {
+    assert_decides(
+        r#"r := [sprintf("%v", [set()]), sprintf("%v", [[set(), {}, {1}]]), sprintf("x", [set()])]"#,
+        "{}",
+        Some(r#"["set()", "[set(), {}, {1}]", "x%!(EXTRA string=set())"]"#),
+    );
+}
