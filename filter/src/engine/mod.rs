@@ -340,8 +340,9 @@ fn host_call(name: &str, args: &[Value], context: &EvalContext) -> Value {
 pub struct Policy {
     backend: Backend,
     context: EvalContext,
-    /// The decision rule, as configured (`data.envoy.authz.allow`).
-    rule: String,
+    /// The decision rule, as configured (`data.envoy.authz.allow`); shared with each
+    /// evaluation's `Segment` without a copy.
+    rule: Arc<str>,
     /// What is evaluated: `rule`, or the rule that reads its document (`document_entry`).
     entry: String,
     mode: Mode,
@@ -476,7 +477,7 @@ impl Policy {
         let mut policy = Self {
             backend,
             context,
-            rule,
+            rule: rule.into(),
             entry,
             mode,
             revision: bundle.manifest.revision.clone(),
@@ -774,7 +775,7 @@ impl Pending {
 
 /// One stretch of an evaluation between suspensions, held to the policy's budget.
 struct Segment {
-    rule: String,
+    rule: Arc<str>,
     context: EvalContext,
     budget: Budget,
 }
