@@ -43,6 +43,11 @@ BUILTINS = {
     "min": ("A", "x"), "sort": ("A", "a"),
     "bits.and": ("nn", "n"), "bits.or": ("nn", "n"), "bits.xor": ("nn", "n"),
     "bits.negate": ("n", "n"), "bits.lsh": ("nn", "n"), "bits.rsh": ("nn", "n"),
+    # operators by their builtin names
+    "plus": ("nn", "n"), "minus": ("nn", "n"), "mul": ("nn", "n"), "div": ("nn", "n"),
+    "rem": ("nn", "n"), "and": ("SS", "S"), "or": ("SS", "S"), "equal": ("xx", "b"),
+    "neq": ("xx", "b"), "lt": ("xx", "b"), "lte": ("xx", "b"), "gt": ("xx", "b"),
+    "gte": ("xx", "b"),
     # types
     "is_array": ("x", "b"), "is_boolean": ("x", "b"), "is_null": ("x", "b"),
     "is_number": ("x", "b"), "is_object": ("x", "b"), "is_set": ("x", "b"),

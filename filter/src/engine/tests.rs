@@ -3070,3 +3070,33 @@ fn sprintf_writes_the_empty_set_as_rego_does() {
         Some(r#"["set()", "[set(), {}, {1}]", "x%!(EXTRA string=set())"]"#),
     );
 }
+
+/// OPA's operators called by their builtin names decide as the infix forms, a function of
+/// the policy's own with such a name wins, and a wrong operand is a builtin error (undefined,
+/// the default applies) (answers from OPA v1.20.2).
+#[test]
+fn operators_called_by_name_decide_as_the_infix_forms() {
+    assert_decides(
+        r#"r := [plus(1, 2), minus(3, 1), minus({1, 2}, {1}), mul(2, 3), div(6, 4), rem(7, 2),
+            lt(1, 2), lte(2, 1), gt(1, "a"), gte(1, 1), equal(1, 1.0), neq(1, 2),
+            and({1, 2}, {2}), or({1}, {2})]"#,
+        "{}",
+        Some(r#"[3, 2, [2], 6, 1.5, 1, true, false, false, true, true, true, [2], [1, 2]]"#),
+    );
+    assert_decides("r := x if { plus(1, 2, x) }", "{}", Some("3"));
+    assert_decides("r if { lt(input.a, 2) }", r#"{"a": 3}"#, None);
+    assert_decides("lt(a, b) := \"mine\"\nr := lt(1, 2)", "{}", Some(r#""mine""#));
+    for (call, input) in [
+        ("plus(input.a, 1)", r#"{"a": "x"}"#),
+        ("div(input.a, 0)", r#"{"a": 1}"#),
+        ("rem(input.a, 2)", r#"{"a": 1.5}"#),
+        ("minus(input.a, 2)", r#"{"a": [1]}"#),
+        ("and(input.a, {2})", r#"{"a": [1]}"#),
+    ] {
+        assert_decides(
+            &format!("default r := \"d\"\nr := {call}"),
+            input,
+            Some(r#""d""#),
+        );
+    }
+}

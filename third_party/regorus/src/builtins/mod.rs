@@ -36,6 +36,7 @@ mod net;
 #[cfg(feature = "jsonpatch")]
 mod json_patch;
 pub mod numbers;
+mod operators;
 mod objects;
 #[cfg(feature = "opa-runtime")]
 mod opa;
@@ -159,6 +160,7 @@ lazy_static! {
 
 	// comparison functions are directly called.
 	numbers::register(&mut m);
+	operators::register(&mut m);
 	aggregates::register(&mut m);
 	arrays::register(&mut m);
 	sets::register(&mut m);
