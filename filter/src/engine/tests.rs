@@ -3100,3 +3100,20 @@ fn operators_called_by_name_decide_as_the_infix_forms() {
         );
     }
 }
+
+/// `json.marshal` writes a non-string key as its JSON text and orders the entries by those
+/// texts, as OPA's Go map does; of keys with one text, the greatest in Rego's order wins
+/// (answers from OPA v1.20.2).
+#[test]
+fn json_marshal_orders_non_string_keys_by_their_text() {
+    assert_decides(
+        r#"r := [json.marshal(object.get({}, "_", {null: 1, "": 2, "d": 3, 1: 4, "0": 5, true: 6, [1]: 7, "[": 8})),
+            json.marshal(object.get({}, "_", {"1": 4, 1: 5})),
+            json.marshal_with_options(object.get({}, "_", {null: 1, "": 2}), {"pretty": true})]"#,
+        "{}",
+        Some(
+            r#"["{\"\":2,\"0\":5,\"1\":4,\"[\":8,\"[1]\":7,\"d\":3,\"null\":1,\"true\":6}",
+                "{\"1\":4}", "{\n\t\"\": 2,\n\t\"null\": 1\n}"]"#,
+        ),
+    );
+}

@@ -15,18 +15,29 @@ use crate::value::Value;
 impl Serialize for Object {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::Error;
-        let mut map = serializer.serialize_map(Some(self.len()))?;
-        // Sorted iteration: canonical JSON.
-        for (k, v) in self.iter_sorted() {
-            match *k {
-                Value::String(_) => map.serialize_entry(k, v)?,
-                _ => {
-                    // Non-string keys are stringified via serde_json::to_string
-                    // so the resulting JSON has valid string keys.
-                    let key_str = serde_json::to_string(k).map_err(Error::custom)?;
-                    map.serialize_entry(&key_str, v)?;
-                }
+        if self.iter_sorted().all(|(k, _)| matches!(*k, Value::String(_))) {
+            let mut map = serializer.serialize_map(Some(self.len()))?;
+            // Sorted iteration: canonical JSON.
+            for (k, v) in self.iter_sorted() {
+                map.serialize_entry(k, v)?;
             }
+            return map.end();
+        }
+        // A non-string key is written as its JSON text, as OPA does (`{null: 1}` is
+        // `{"null": 1}`). The entries are then ordered by those texts, and of keys with one
+        // text the greatest in Rego's order wins (`{1: "a", "1": "b"}` is `{"1": "b"}`): OPA
+        // fills a Go map in key order, which encoding/json writes sorted by text.
+        let mut entries = alloc::collections::BTreeMap::new();
+        for (k, v) in self.iter_sorted() {
+            let text = match *k {
+                Value::String(ref s) => s.to_string(),
+                _ => serde_json::to_string(k).map_err(Error::custom)?,
+            };
+            entries.insert(text, v);
+        }
+        let mut map = serializer.serialize_map(Some(entries.len()))?;
+        for (k, v) in entries {
+            map.serialize_entry(&k, v)?;
         }
         map.end()
     }
