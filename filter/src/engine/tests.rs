@@ -3117,3 +3117,21 @@ fn json_marshal_orders_non_string_keys_by_their_text() {
         ),
     );
 }
+
+/// A policy decides each request afresh after an evaluation that failed inside a loop: a
+/// `walk` over a collection with two values conflicts every time (OPA v1.20.2 fails each).
+/// regorus's interpreter kept the loop's variables of the failed evaluation, so the next
+/// request through the same policy was undefined (or `{}` for a partial object: fail open).
+#[test]
+fn a_failed_evaluation_leaves_no_loop_state_behind() {
+    let rego = "package t\nr := v if { walk({1, 2}, [_, v]) }\n";
+    let plain = Bundle::from_files(vec![("t.rego".into(), rego.as_bytes().to_vec())]).unwrap();
+    let mut policy = Policy::load_interpreted(&plain, &path("t/r")).unwrap();
+    for _ in 0..3 {
+        let decided = policy.evaluate(Value::new_object());
+        assert!(
+            matches!(&decided, Err(EvalError::Failed(m)) if m.contains("multiple outputs")),
+            "{decided:?}"
+        );
+    }
+}

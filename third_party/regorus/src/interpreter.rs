@@ -430,6 +430,8 @@ impl Interpreter {
         self.data = self.init_data.clone();
         self.processed.clear();
         self.processed_paths = Value::new_object();
+        // An evaluation that failed inside a loop left its loop variables set.
+        self.loop_var_values.clear_all();
         self.ensure_loop_var_values_capacity();
         self.scopes = vec![Scope::new()];
         self.contexts = vec![];

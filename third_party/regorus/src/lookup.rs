@@ -120,6 +120,13 @@ impl<T: Clone> Lookup<T> {
         self.slot_ref(module_idx, node_idx)
     }
 
+    /// Clear every entry, keeping the capacity.
+    pub(crate) fn clear_all(&mut self) {
+        for module in &mut self.slots {
+            module.fill(None);
+        }
+    }
+
     /// Clear data at the given indices by setting it to None.
     pub(crate) fn clear(&mut self, module_idx: u32, node_idx: u32) {
         if let Ok(slot) = self.slot_mut(module_idx, node_idx) {
