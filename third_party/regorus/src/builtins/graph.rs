@@ -7,7 +7,6 @@ use crate::ast::{Expr, Ref};
 use crate::builtins;
 use crate::builtins::utils::{enforce_limit, ensure_args_count, ensure_object};
 use crate::lexer::Span;
-use crate::value::Object;
 use crate::value::Value;
 use crate::*;
 
@@ -80,77 +79,13 @@ fn reachable(span: &Span, params: &[Ref<Expr>], args: &[Value], strict: bool) ->
     Ok(Value::from_set(reachable))
 }
 
-fn visit(
-    graph: &Object,
-    visited: &mut BTreeSet<Value>,
-    node: &Value,
-    path: &mut Vec<Value>,
-    paths: &mut BTreeSet<Value>,
-) -> Result<()> {
-    if let Value::String(s) = node {
-        if s.as_ref() == "" {
-            if !path.is_empty() {
-                paths.insert(Value::from_array(path.clone()));
-                // Guard path result growth when terminating at empty edge.
-                enforce_limit()?;
-            }
-            return Ok(());
-        }
+/// The vertices an edge list names: an array's or a set's items; any other value names none.
+fn vertices(edges: &Value) -> Vec<&Value> {
+    match edges {
+        Value::Array(arr) => arr.iter().collect(),
+        Value::Set(set) => set.iter().collect(),
+        _ => Vec::new(),
     }
-
-    let neighbors = graph.get(node);
-    if neighbors.is_none() {
-        // Current node is not valid. Add path as is.
-        if !path.is_empty() {
-            paths.insert(Value::from_array(path.clone()));
-            // Guard path set growth when encountering missing nodes.
-            enforce_limit()?;
-        }
-        return Ok(());
-    }
-
-    if visited.contains(node) {
-        paths.insert(Value::from_array(path.clone()));
-        // Guard path set growth when detecting a cycle.
-        enforce_limit()?;
-    } else {
-        path.push(node.clone());
-        // Guard path stack growth while descending the graph.
-        enforce_limit()?;
-        visited.insert(node.clone());
-        // Guard visited set growth while marking nodes as seen.
-        enforce_limit()?;
-        let n = match neighbors {
-            Some(Value::Array(arr)) => {
-                for n in arr.iter().rev() {
-                    visit(graph, visited, n, path, paths)?;
-                }
-                arr.len()
-            }
-            Some(Value::Set(set)) => {
-                for n in set.iter().rev() {
-                    visit(graph, visited, n, path, paths)?;
-                }
-                set.len()
-            }
-            Some(&Value::Null) => 0,
-            _ => bail!(format!("neighbors for node `{node}` must be array/set.")),
-        };
-
-        if n == 0 {
-            // Current node has no neighbors.
-            if !path.is_empty() {
-                paths.insert(Value::from_array(path.clone()));
-                // Guard path set growth when recording leaf nodes.
-                enforce_limit()?;
-            }
-        }
-
-        visited.remove(node);
-        path.pop();
-    }
-
-    Ok(())
 }
 
 fn reachable_paths(
@@ -163,23 +98,52 @@ fn reachable_paths(
     ensure_args_count(span, name, params, args, 2)?;
 
     let graph = ensure_object(name, &params[0], args[0].clone())?;
-    let mut visited = BTreeSet::new();
-    let mut path = vec![];
-    let mut paths = BTreeSet::new();
-
-    match &args[1] {
-        Value::Array(arr) => {
-            for node in arr.iter() {
-                visit(&graph, &mut visited, node, &mut path, &mut paths)?;
-            }
-        }
-        Value::Set(set) => {
-            for node in set.iter() {
-                visit(&graph, &mut visited, node, &mut path, &mut paths)?;
-            }
-        }
+    let initial = match &args[1] {
+        Value::Array(_) | Value::Set(_) => vertices(&args[1]),
         _ if strict => bail!(params[1].span().error("initial vertices must be array/set")),
         _ => return Ok(Value::Undefined),
+    };
+
+    // OPA's paths: from each initial vertex in the graph, every path along its edges that
+    // ends at a vertex without edges, before a vertex already on the path (a cycle), or
+    // before a vertex the graph does not have. A vertex whose edges are not an array or a
+    // set has none. The search is depth-first with an explicit stack, so a deep graph cannot
+    // exhaust the call stack.
+    let mut paths = BTreeSet::new();
+    let mut stack: Vec<(&Value, Vec<Value>)> = Vec::new();
+    for node in initial {
+        let Some(edges) = graph.get(node) else {
+            continue;
+        };
+        let neighbors = vertices(edges);
+        if neighbors.is_empty() {
+            paths.insert(Value::from_array(vec![node.clone()]));
+            enforce_limit()?;
+        }
+        for neighbor in neighbors.into_iter().rev() {
+            stack.push((neighbor, vec![node.clone()]));
+        }
+        while let Some((vertex, mut path)) = stack.pop() {
+            // Guard path growth while the search goes on.
+            enforce_limit()?;
+            let Some(edges) = graph.get(vertex) else {
+                paths.insert(Value::from_array(path));
+                continue;
+            };
+            path.push(vertex.clone());
+            let neighbors = vertices(edges);
+            if neighbors.is_empty() {
+                paths.insert(Value::from_array(path));
+                continue;
+            }
+            for neighbor in neighbors.into_iter().rev() {
+                if path.contains(neighbor) {
+                    paths.insert(Value::from_array(path.clone()));
+                } else {
+                    stack.push((neighbor, path.clone()));
+                }
+            }
+        }
     }
 
     Ok(Value::from_set(paths))
