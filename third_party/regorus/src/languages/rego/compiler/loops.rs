@@ -106,10 +106,9 @@ impl<'a> Compiler<'a> {
                 )?;
                 Ok(())
             }
-            LoopType::Walk => Err(CompilerError::General {
-                message: "walk loops are not yet supported in the RVM compiler".to_string(),
+            LoopType::Walk => {
+                self.compile_walk_loop(&current_loop.collection, stmts, remaining_loops)
             }
-            .into()),
         }
     }
 
@@ -349,6 +348,94 @@ impl<'a> Compiler<'a> {
             );
         }
 
+        Ok(())
+    }
+
+    /// `walk(x, out)`: a loop over the `[path, value]` pairs of `walk(x)`, each matched
+    /// against `out` (its binding plan; a pair that does not match is skipped), as the
+    /// interpreter runs it. The call then stands for the current pair in its statement.
+    fn compile_walk_loop(
+        &mut self,
+        call: &ExprRef,
+        remaining_stmts: &[&LiteralStmt],
+        remaining_loops: &[HoistedLoop],
+    ) -> Result<()> {
+        let (fcn, params, span) = match call.as_ref() {
+            ast::Expr::Call {
+                fcn, params, span, ..
+            } if params.len() == 2 => (fcn, params, span),
+            _ => {
+                return Err(CompilerError::General {
+                    message: "walk is a relation: walk(x, [path, value])".to_string(),
+                }
+                .at(call.span()))
+            }
+        };
+        let output = &params[1];
+        let plan = self.expect_binding_plan_for_expr(output, "walk output")?;
+        let pairs_reg = self.compile_function_call(fcn, &params[..1], span.clone())?;
+
+        let key_reg = self.alloc_register()?;
+        let pair_reg = self.alloc_register()?;
+        let result_reg = self.alloc_register()?;
+        self.loop_expr_register_map.insert(call.clone(), pair_reg);
+
+        let loop_params_index = self.program.add_loop_params(LoopStartParams {
+            mode: LoopMode::ForEach,
+            collection: pairs_reg,
+            key_reg,
+            value_reg: pair_reg,
+            result_reg,
+            body_start: 0,
+            loop_end: 0,
+        });
+        self.emit_instruction(
+            Instruction::LoopStart {
+                params_index: loop_params_index,
+            },
+            span,
+        );
+        let body_start = self.program.instructions.len() as u16;
+
+        self.apply_binding_plan(&plan, pair_reg, output.span())
+            .map_err(|e| CompilerError::from(e).at(output.span()))?;
+        self.compile_hoisted_loops(remaining_stmts, remaining_loops)?;
+
+        self.emit_instruction(
+            Instruction::LoopNext {
+                body_start,
+                loop_end: 0,
+            },
+            span,
+        );
+        let loop_end = self.program.instructions.len() as u16;
+        self.program
+            .update_loop_params(loop_params_index, |params| {
+                params.body_start = body_start;
+                params.loop_end = loop_end;
+            });
+        let loop_next_idx = self.program.instructions.len() - 1;
+        if let Instruction::LoopNext {
+            loop_end: ref mut end,
+            ..
+        } = &mut self.program.instructions[loop_next_idx]
+        {
+            *end = loop_end;
+        }
+
+        // As for an index iteration: inside an `every` body, no match fails the iteration.
+        if matches!(
+            self.context_stack.last().map(|c| &c.context_type),
+            Some(ContextType::Every)
+        ) {
+            self.emit_instruction(
+                Instruction::Guard {
+                    register: result_reg,
+                    mode: GuardMode::Condition,
+                },
+                span,
+            );
+        }
         Ok(())
     }
 
