@@ -72,10 +72,6 @@ const LEFT_OUT: &[(&str, &str)] = &[
         "json.match_schema(",
         "json.*_schema: regorus feature `jsonschema` off",
     ),
-    (
-        "graph.reachable",
-        "graph.reachable*: regorus feature `graph` off",
-    ),
 ];
 
 /// Why the filter does not run this case at all, if it does not.

@@ -43,6 +43,7 @@ BUILTINS = {
     "min": ("A", "x"), "sort": ("A", "a"),
     "bits.and": ("nn", "n"), "bits.or": ("nn", "n"), "bits.xor": ("nn", "n"),
     "bits.negate": ("n", "n"), "bits.lsh": ("nn", "n"), "bits.rsh": ("nn", "n"),
+    "graph.reachable": ("oc", "S"), "graph.reachable_paths": ("oc", "S"),
     # operators by their builtin names
     "plus": ("nn", "n"), "minus": ("nn", "n"), "mul": ("nn", "n"), "div": ("nn", "n"),
     "rem": ("nn", "n"), "and": ("SS", "S"), "or": ("SS", "S"), "equal": ("xx", "b"),
@@ -413,7 +414,8 @@ class Gen:
 
     def binding(self, scope, depth):
         r = self.r
-        kind = self.pick(["assign", "assign", "somein", "somein", "somekv", "unify", "destructure"])
+        kind = self.pick(["assign", "assign", "somein", "somein", "somekv", "unify", "destructure",
+                          "walk"])
         if kind == "assign" or depth <= 0:
             t = self.pick("nsbaoSx")
             v = self.fresh()
@@ -431,6 +433,14 @@ class Gen:
             scope[k] = "x"
             scope[v] = "x"
             return ["somein", ["var", k], ["var", v], coll]
+        if kind == "walk":
+            coll = self.pick([self.input_ref("x"), self.data_ref("o", scope), self.term("c", scope, depth - 1)])
+            p, v = self.fresh(), self.fresh()
+            scope[p] = "a"
+            if self.chance(0.3):
+                return ["walk", coll, ["arr", [["var", p], self.term("x", scope, 0)]]]
+            scope[v] = "x"
+            return ["walk", coll, ["arr", [["var", p], ["var", v]]]]
         if kind == "unify":
             v = self.fresh()
             term = self.term(self.pick("nsx"), scope, depth)
@@ -713,6 +723,8 @@ def render_lit(l, wrap):
         return f"some {rt(l[1])}, {rt(l[2])} in {rt(l[3])}"
     if k == "somedecl":
         return "some " + ", ".join(l[1])
+    if k == "walk":
+        return f"walk({rt(l[1])}, {rt(l[2])})"
     if k == "every":
         head = f"{l[1]}, {l[2]}" if l[1] else l[2]
         inner = "; ".join(render_lit(x, wrap) for x in l[4][1:]) or "true"

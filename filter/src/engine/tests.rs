@@ -3085,7 +3085,11 @@ fn operators_called_by_name_decide_as_the_infix_forms() {
     );
     assert_decides("r := x if { plus(1, 2, x) }", "{}", Some("3"));
     assert_decides("r if { lt(input.a, 2) }", r#"{"a": 3}"#, None);
-    assert_decides("lt(a, b) := \"mine\"\nr := lt(1, 2)", "{}", Some(r#""mine""#));
+    assert_decides(
+        "lt(a, b) := \"mine\"\nr := lt(1, 2)",
+        "{}",
+        Some(r#""mine""#),
+    );
     for (call, input) in [
         ("plus(input.a, 1)", r#"{"a": "x"}"#),
         ("div(input.a, 0)", r#"{"a": 1}"#),
@@ -3134,4 +3138,24 @@ fn a_failed_evaluation_leaves_no_loop_state_behind() {
             "{decided:?}"
         );
     }
+}
+
+/// `graph.reachable_paths` gives OPA's paths: one ends at a vertex without edges (edges that
+/// are not an array or a set are none), before a vertex already on it, or before a vertex
+/// the graph lacks; `graph.reachable` and `walk` run as OPA's (answers from OPA v1.20.2).
+#[test]
+fn graph_builtins_and_walk_decide_as_opa() {
+    assert_decides(
+        r#"r := [graph.reachable_paths(object.get({}, "_", {"a": ["b", "x"], "b": [], "c": null, "d": true}), {"a", "c", "d", "zz"}),
+            graph.reachable_paths({"a": ["b", "c"], "b": ["c"], "c": ["a"]}, ["a"]),
+            graph.reachable(object.get({}, "_", {"a": "b", "b": ["c"], "c": {"d"}}), ["a", "b"]),
+            [x | walk({"a": [1, {"b": 2}]}, x)],
+            {p | walk(input, [p, 2])}]"#,
+        r#"{"a": [1, {"b": 2}], "c": 2}"#,
+        Some(
+            r#"[[["a"], ["a", "b"], ["c"], ["d"]], [["a", "b", "c"], ["a", "c"]], ["a", "b", "c"],
+                [[[], {"a": [1, {"b": 2}]}], [["a"], [1, {"b": 2}]], [["a", 0], 1], [["a", 1], {"b": 2}], [["a", 1, "b"], 2]],
+                [["a", 1, "b"], ["c"]]]"#,
+        ),
+    );
 }
