@@ -3159,3 +3159,33 @@ fn graph_builtins_and_walk_decide_as_opa() {
         ),
     );
 }
+
+/// An integer operand is read from the number's text, as OPA's `builtins.IntOperand` reads
+/// it: `1.0` is one, `1e0` is a builtin error (undefined, the default applies), whether
+/// written in the policy or in the request (answers from OPA v1.20.2).
+#[test]
+fn integer_operands_are_read_from_the_number_text() {
+    for call in [
+        "substring(\"abcd\", N, 1)",
+        "array.slice([1, 2, 3], N, 2)",
+        "regex.find_n(\"a\", \"aaa\", N)",
+        "regex.find_all_string_submatch_n(\"a\", \"aaa\", N)",
+        "time.add_date(0, N, 0, 0)",
+    ] {
+        for (n, input, integer) in [
+            ("1e0", "{}", false),
+            ("input.n", r#"{"n": 1E0}"#, false),
+            ("1.0", "{}", true),
+            ("input.n", r#"{"n": 1.00}"#, true),
+        ] {
+            let rego = format!("default r := \"d\"\nr := {}", call.replace('N', n));
+            let [decided, interpreted] = decide(&rego, input);
+            assert_eq!(decided, interpreted, "{rego} for {input}");
+            assert_eq!(
+                decided.as_deref() != Some("\"d\""),
+                integer,
+                "{rego} for {input}: {decided:?}"
+            );
+        }
+    }
+}

@@ -48,13 +48,13 @@ fn slice(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> Re
         return Ok(Value::Undefined);
     }
 
-    let start = match start.as_i64() {
+    let start = match start.opa_int() {
         Some(n) if n < 0 => 0,
         Some(n) => n as usize,
         _ => return Ok(Value::Undefined),
     };
 
-    let stop = match stop.as_i64() {
+    let stop = match stop.opa_int() {
         Some(n) if n < 0 => 0,
         Some(n) if n as usize > array.len() => array.len(),
         Some(n) => n as usize,

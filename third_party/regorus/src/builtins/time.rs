@@ -203,7 +203,7 @@ fn weekday(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> 
 
 fn ensure_i32(name: &str, arg: &Expr, v: &Value) -> Result<i32> {
     ensure_numeric(name, arg, v)?
-        .as_i64()
+        .opa_int()
         .and_then(|n| n.try_into().ok())
         .ok_or_else(|| arg.span().error("could not convert to int32"))
 }

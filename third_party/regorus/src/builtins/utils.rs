@@ -61,8 +61,10 @@ pub fn ensure_numeric(fcn: &str, arg: &Expr, v: &Value) -> Result<Number> {
 /// An integer operand as OPA's `builtins.IntOperand` reads it: an integral number that fits
 /// Go's 64-bit `int`. Anything else (`0.5`, `2^64`) is a builtin error, which a non-strict
 /// evaluation turns into an undefined call, as OPA does.
+/// An integer operand as OPA's `builtins.IntOperand` reads it, from the number's text
+/// (`Number::opa_int`: `1.0` is one, `1e0` is not).
 pub fn ensure_int_operand(fcn: &str, arg: &Expr, v: &Value) -> Result<i64> {
-    match ensure_numeric(fcn, arg, v)?.as_i64() {
+    match ensure_numeric(fcn, arg, v)?.opa_int() {
         Some(n) => Ok(n),
         None => bail!(arg
             .span()
