@@ -143,6 +143,7 @@ pub(super) const SIGNATURES: &[(&str, &[u8], u8, &str, &str)] = &[
     ("strings.count", &[8, 8], 4, "search: string, substring: string", "number"),
     ("strings.replace_n", &[64, 8], 8, "patterns: object[string: string], value: string", "string"),
     ("strings.reverse", &[8], 8, "x: string", "string"),
+    ("strings.split_n", &[8, 8, 4], 16, "x: string, delimiter: string, n: number", "array[string]"),
     ("substring", &[8, 4, 4], 8, "value: string, offset: number, length: number", "string"),
     ("sum", &[48], 4, "collection: any<array[number], set[number]>", "number"),
     ("time.add_date", &[4, 4, 4, 4], 4, "ns: number, years: number, months: number, days: number", "number"),

@@ -3171,6 +3171,7 @@ fn integer_operands_are_read_from_the_number_text() {
         "regex.find_n(\"a\", \"aaa\", N)",
         "regex.find_all_string_submatch_n(\"a\", \"aaa\", N)",
         "time.add_date(0, N, 0, 0)",
+        "strings.split_n(\"a,b\", \",\", N)",
     ] {
         for (n, input, integer) in [
             ("1e0", "{}", false),
@@ -3188,4 +3189,26 @@ fn integer_operands_are_read_from_the_number_text() {
             );
         }
     }
+}
+
+/// `strings.split_n` keeps the first `n` parts of Go's `strings.SplitN(s, d, n + 1)`, or for a
+/// negative `n` the last `-n` parts; an empty delimiter splits characters (answers from OPA
+/// v1.20.2).
+#[test]
+fn strings_split_n_keeps_opas_parts() {
+    assert_decides(
+        r#"r := [strings.split_n("a,b,c", ",", 0), strings.split_n("a,b,c", ",", -1),
+            strings.split_n("a,b,c", ",", 1), strings.split_n("a,b,c", ",", 2),
+            strings.split_n("a,b,c", ",", 5), strings.split_n("a,b,c", ",", -2),
+            strings.split_n("a,b,c", ",", -9), strings.split_n("abc", "", 2),
+            strings.split_n("", ",", 2), strings.split_n("", "", 2), strings.split_n("", "", -1),
+            strings.split_n("", ",", -1), strings.split_n("ab€c", "", 3),
+            strings.split_n("ab€c", "", -1), strings.split_n("x", "x", 3),
+            strings.split_n(",,", ",", -2), strings.split_n("a", ",", 9223372036854775807)]"#,
+        "{}",
+        Some(
+            r#"[[], ["c"], ["a"], ["a", "b"], ["a", "b", "c"], ["b", "c"], ["a", "b", "c"],
+                ["a", "b"], [""], [], [], [""], ["a", "b", "€"], ["c"], ["", ""], ["", ""], ["a"]]"#,
+        ),
+    );
 }

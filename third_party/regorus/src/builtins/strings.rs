@@ -33,6 +33,7 @@ pub fn register(m: &mut builtins::BuiltinsMap<&'static str, builtins::BuiltinFcn
     m.insert("lower", (lower, 1));
     m.insert("replace", (replace, 3));
     m.insert("split", (split, 2));
+    m.insert("strings.split_n", (split_n, 3));
     m.insert("sprintf", (sprintf, 2));
     m.insert("startswith", (startswith, 2));
     m.insert("strings.any_prefix_match", (any_prefix_match, 2));
@@ -181,6 +182,56 @@ fn replaced_len(s: &str, old: &str, new: &str) -> usize {
         s.matches(old).count()
     };
     s.len().saturating_add(matches.saturating_mul(new.len()))
+}
+
+/// Go's `strings.SplitN(s, sep, limit)`, all parts without a limit: at most `limit` parts,
+/// the last holding the rest; an empty `sep` splits after each character.
+fn go_split_n<'a>(s: &'a str, sep: &str, limit: Option<usize>) -> Vec<&'a str> {
+    if !sep.is_empty() {
+        return match limit {
+            Some(limit) => s.splitn(limit, sep).collect(),
+            None => s.split(sep).collect(),
+        };
+    }
+    let mut parts = Vec::new();
+    for (i, c) in s.char_indices() {
+        if limit == Some(parts.len() + 1) {
+            parts.push(&s[i..]);
+            break;
+        }
+        parts.push(&s[i..i + c.len_utf8()]);
+    }
+    parts
+}
+
+/// `strings.split_n(s, delimiter, n)` as OPA: the first `n` parts of Go's
+/// `strings.SplitN(s, delimiter, n + 1)`, or for a negative `n` the last `-n` parts of
+/// `strings.Split(s, delimiter)`.
+fn split_n(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> Result<Value> {
+    let name = "strings.split_n";
+    ensure_args_count(span, name, params, args, 3)?;
+    let s = ensure_string(name, &params[0], &args[0])?;
+    let delimiter = ensure_string(name, &params[1], &args[1])?;
+    let n = ensure_int_operand(name, &params[2], &args[2])?;
+    let kept: Vec<&str> = match usize::try_from(n) {
+        Ok(n) => {
+            let parts = go_split_n(&s, &delimiter, n.checked_add(1));
+            parts.into_iter().take(n).collect()
+        }
+        Err(_) => {
+            let parts = go_split_n(&s, &delimiter, None);
+            let from_end = usize::try_from(n.unsigned_abs()).unwrap_or(usize::MAX);
+            let start = parts.len().saturating_sub(from_end);
+            parts.into_iter().skip(start).collect()
+        }
+    };
+    let mut out = Vec::with_capacity(kept.len());
+    for part in kept {
+        out.push(Value::String(part.into()));
+        // Guard part accumulation as in `split`.
+        enforce_limit()?;
+    }
+    Ok(Value::from(out))
 }
 
 fn split(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> Result<Value> {
