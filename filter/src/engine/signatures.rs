@@ -8,6 +8,7 @@ pub(super) const SIGNATURES: &[(&str, &[u8], u8, &str, &str)] = &[
     ("and", &[32, 32], 32, "x: set[any], y: set[any]", "set[any]"),
     ("any", &[48], 2, "any<array[any], set[any]>", "boolean"),
     ("array.concat", &[16, 16], 16, "x: array[any], y: array[any]", "array[any]"),
+    ("array.flatten", &[16], 16, "arr: array[any]", "array[any]"),
     ("array.reverse", &[16], 16, "arr: array[any]", "array[any]"),
     ("array.slice", &[16, 4, 4], 16, "arr: array[any], start: number, stop: number", "array[any]"),
     ("assign", &[127, 127], 2, "any, any", "boolean"),

@@ -3212,3 +3212,19 @@ fn strings_split_n_keeps_opas_parts() {
         ),
     );
 }
+
+/// `array.flatten` replaces each item that is an array by its items, one level deep (answers
+/// from OPA v1.20.2).
+#[test]
+fn array_flatten_flattens_one_level() {
+    assert_decides(
+        r#"r := [array.flatten([]), array.flatten([[], [[]], 1, "x", {"a": [1]}, {1}, [2, [3]]])]"#,
+        "{}",
+        Some(r#"[[], [[], 1, "x", {"a": [1]}, [1], 2, [3]]]"#),
+    );
+    assert_decides(
+        "default r := \"d\"\nr := array.flatten(input.a)",
+        r#"{"a": "x"}"#,
+        Some(r#""d""#),
+    );
+}

@@ -4,15 +4,17 @@
 
 use crate::ast::{Expr, Ref};
 use crate::builtins;
-use crate::builtins::utils::{ensure_args_count, ensure_array, ensure_numeric};
+use crate::builtins::utils::{enforce_limit, ensure_args_count, ensure_array, ensure_numeric};
 use crate::lexer::Span;
 use crate::Rc;
+use alloc::vec::Vec;
 use crate::Value;
 
 use anyhow::Result;
 
 pub fn register(m: &mut builtins::BuiltinsMap<&'static str, builtins::BuiltinFcn>) {
     m.insert("array.concat", (concat, 2));
+    m.insert("array.flatten", (flatten, 1));
     m.insert("array.reverse", (reverse, 1));
     m.insert("array.slice", (slice, 3));
 }
@@ -25,6 +27,23 @@ fn concat(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> R
 
     Rc::make_mut(&mut v1).append(Rc::make_mut(&mut v2));
     Ok(Value::Array(v1))
+}
+
+/// `array.flatten`: the items of the array, an item that is an array replaced by its items
+/// (one level, as OPA).
+fn flatten(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> Result<Value> {
+    let name = "array.flatten";
+    ensure_args_count(span, name, params, args, 1)?;
+    let array = ensure_array(name, &params[0], args[0].clone())?;
+    let mut flat = Vec::with_capacity(array.len());
+    for item in array.iter() {
+        match item {
+            Value::Array(inner) => flat.extend(inner.iter().cloned()),
+            other => flat.push(other.clone()),
+        }
+        enforce_limit()?;
+    }
+    Ok(Value::from(flat))
 }
 
 fn reverse(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> Result<Value> {
