@@ -32,6 +32,7 @@ BUILTINS = {
     "glob.match": ("sLs", "b"), "glob.quote_meta": ("s", "s"),
     # arrays, objects, sets
     "array.concat": ("aa", "a"), "array.reverse": ("a", "a"), "array.slice": ("ann", "a"),
+    "array.flatten": ("a", "a"), "strings.split_n": ("ssn", "a"),
     "object.get": ("oxx", "x"), "object.keys": ("o", "S"), "object.remove": ("oc", "o"),
     "object.filter": ("oc", "o"), "object.union": ("oo", "o"), "object.union_n": ("O", "o"),
     "object.subset": ("oo", "b"), "json.filter": ("oc", "o"), "json.remove": ("oc", "o"),
