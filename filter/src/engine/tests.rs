@@ -3228,3 +3228,22 @@ fn array_flatten_flattens_one_level() {
         Some(r#""d""#),
     );
 }
+
+/// `walk(x)` without an output argument iterates as the relation does, the call standing for
+/// each `[path, value]` pair (`[path, value] := walk(x)`, OPA's issue 7656 case; answers from
+/// OPA v1.20.2). regorus matched each pair against `x` and found none: `{}`, undefined.
+#[test]
+fn walk_without_an_output_stands_for_each_pair() {
+    assert_decides(
+        r#"x := {"a": [{"b": [{"c": [{"aa": "AA"}, {"bb": "BB"}, {"cc": "CC"}, {"dd": "DDD"}]}]}]}
+r := [{path: value | [path, value] := walk(x); count(value) == 2},
+    count([y | y := walk(input)]), [y | walk({"a": 1}) = y],
+    [true | [_, "secret"] = walk(input)]]"#,
+        r#"{"a": [1, {"b": "secret"}], "c": 2}"#,
+        Some(
+            r#"[{"[\"a\",0,\"b\",0,\"c\",0,\"aa\"]": "AA", "[\"a\",0,\"b\",0,\"c\",1,\"bb\"]": "BB",
+                 "[\"a\",0,\"b\",0,\"c\",2,\"cc\"]": "CC"},
+                6, [[[], {"a": 1}], [["a"], 1]], [true]]"#,
+        ),
+    );
+}

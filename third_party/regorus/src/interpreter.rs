@@ -501,6 +501,10 @@ impl Interpreter {
         }
 
         if let Expr::Call { params, .. } = Self::loop_assignment_expr(loop_info).as_ref() {
+            // `walk(x)` without an output argument: the call stands for each pair.
+            if params.len() < 2 {
+                return Ok(None);
+            }
             if let Some(last_param) = params.last() {
                 let module_idx = self.current_module_index;
                 let expr_idx = last_param.as_ref().eidx();
@@ -1822,7 +1826,8 @@ impl Interpreter {
             // If the loop's index variable h<as already been assigned a value
             // (this can happen if the same index is used for two different collections),
             // then evaluate statements only if the index applies to this collection.
-            if let Some(walk_plan) = self.get_walk_binding_plan(loop_info)? {
+            if loop_info.loop_type == LoopType::Walk {
+                let walk_plan = self.get_walk_binding_plan(loop_info)?;
                 let loop_target_expr = Self::loop_assignment_expr(loop_info);
                 self.scopes.push(Scope::default());
 
@@ -1835,9 +1840,13 @@ impl Interpreter {
                             self.memory_check()?;
                             self.set_loop_var_value(loop_target_expr, item.clone())?;
 
-                            if self.execute_destructuring_plan(&walk_plan, item)?
-                                == Value::from(true)
-                            {
+                            let matched = match &walk_plan {
+                                Some(plan) => {
+                                    self.execute_destructuring_plan(plan, item)? == Value::from(true)
+                                }
+                                None => true,
+                            };
+                            if matched {
                                 walk_result =
                                     self.eval_stmts_in_loop(stmts, loop_tail)? || walk_result;
                             }

@@ -353,7 +353,8 @@ impl<'a> Compiler<'a> {
 
     /// `walk(x, out)`: a loop over the `[path, value]` pairs of `walk(x)`, each matched
     /// against `out` (its binding plan; a pair that does not match is skipped), as the
-    /// interpreter runs it. The call then stands for the current pair in its statement.
+    /// interpreter runs it. The call then stands for the current pair in its statement, as
+    /// `walk(x)` without an output does (`[path, value] := walk(x)`).
     fn compile_walk_loop(
         &mut self,
         call: &ExprRef,
@@ -363,16 +364,23 @@ impl<'a> Compiler<'a> {
         let (fcn, params, span) = match call.as_ref() {
             ast::Expr::Call {
                 fcn, params, span, ..
-            } if params.len() == 2 => (fcn, params, span),
+            } if matches!(params.len(), 1 | 2) => (fcn, params, span),
             _ => {
                 return Err(CompilerError::General {
-                    message: "walk is a relation: walk(x, [path, value])".to_string(),
+                    message: "walk takes a value and an optional output: walk(x, [path, value])"
+                        .to_string(),
                 }
                 .at(call.span()))
             }
         };
-        let output = &params[1];
-        let plan = self.expect_binding_plan_for_expr(output, "walk output")?;
+        // Without an output (`[path, value] := walk(x)`) the call stands for each pair.
+        let output = match params.get(1) {
+            Some(output) => Some((
+                output,
+                self.expect_binding_plan_for_expr(output, "walk output")?,
+            )),
+            None => None,
+        };
         let pairs_reg = self.compile_function_call(fcn, &params[..1], span.clone())?;
 
         let key_reg = self.alloc_register()?;
@@ -397,8 +405,10 @@ impl<'a> Compiler<'a> {
         );
         let body_start = self.program.instructions.len() as u16;
 
-        self.apply_binding_plan(&plan, pair_reg, output.span())
-            .map_err(|e| CompilerError::from(e).at(output.span()))?;
+        if let Some((output, plan)) = &output {
+            self.apply_binding_plan(plan, pair_reg, output.span())
+                .map_err(|e| CompilerError::from(e).at(output.span()))?;
+        }
         self.compile_hoisted_loops(remaining_stmts, remaining_loops)?;
 
         self.emit_instruction(
