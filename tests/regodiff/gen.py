@@ -439,9 +439,14 @@ class Gen:
             p, v = self.fresh(), self.fresh()
             scope[p] = "a"
             if self.chance(0.3):
-                return ["walk", coll, ["arr", [["var", p], self.term("x", scope, 0)]]]
-            scope[v] = "x"
-            return ["walk", coll, ["arr", [["var", p], ["var", v]]]]
+                pattern = ["arr", [["var", p], self.term("x", scope, 0)]]
+                form = self.pick(["relation", "unify"])
+            else:
+                scope[v] = "x"
+                pattern = ["arr", [["var", p], ["var", v]]]
+                form = self.pick(["relation", "relation", "assign", "unify"])
+            # `walk(x, out)`, or the call standing for each pair: `out := walk(x)`, `out = walk(x)`.
+            return ["walk", coll, pattern, form]
         if kind == "unify":
             v = self.fresh()
             term = self.term(self.pick("nsx"), scope, depth)
@@ -725,7 +730,9 @@ def render_lit(l, wrap):
     if k == "somedecl":
         return "some " + ", ".join(l[1])
     if k == "walk":
-        return f"walk({rt(l[1])}, {rt(l[2])})"
+        if l[3] == "relation":
+            return f"walk({rt(l[1])}, {rt(l[2])})"
+        return f"{rt(l[2])} {':=' if l[3] == 'assign' else '='} walk({rt(l[1])})"
     if k == "every":
         head = f"{l[1]}, {l[2]}" if l[1] else l[2]
         inner = "; ".join(render_lit(x, wrap) for x in l[4][1:]) or "true"
