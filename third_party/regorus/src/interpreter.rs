@@ -890,8 +890,11 @@ impl Interpreter {
                 field_plans,
                 dynamic_fields,
             } => {
-                // Value must be an object with matching fields
+                // Value must be an object with exactly the pattern's fields, as in OPA.
                 if let Value::Object(obj) = value {
+                    if obj.len() != field_plans.len().saturating_add(dynamic_fields.len()) {
+                        return Ok(Value::Undefined);
+                    }
                     // Check that all required fields are present and match
                     for (key, field_plan) in field_plans {
                         if let Some(field_value) = obj.get(key) {
