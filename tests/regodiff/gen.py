@@ -454,12 +454,20 @@ class Gen:
             if self.chance(0.5):
                 return ["unify", ["var", v], term]
             return ["unify", term, ["var", v]]
-        src = self.pick([["arr", [self.term("x", scope, 0), self.term("x", scope, 0)]],
-                         ["call", "split", [self.term("s", scope, 1), lit(self.pick([",", ".", "/"]))]],
-                         self.input_ref("a")])
         a, b = self.fresh(), self.fresh()
         scope[a] = "x"
         scope[b] = "x"
+        if self.chance(0.3):
+            # An object pattern matches only an object with exactly its keys.
+            keys = self.r.sample(["role", "level", "name", "eng", "ops", "a"], self.r.randint(1, 2))
+            pattern = ["obj", [[lit(k), ["var", v]] for k, v in zip(keys, (a, b))]]
+            if len(keys) == 1:
+                scope.pop(b)
+            src = self.pick([self.input_ref("o"), self.data_ref("o", scope), self.term("o", scope, 1)])
+            return [self.pick(["assign", "unify"]), pattern, src]
+        src = self.pick([["arr", [self.term("x", scope, 0), self.term("x", scope, 0)]],
+                         ["call", "split", [self.term("s", scope, 1), lit(self.pick([",", ".", "/"]))]],
+                         self.input_ref("a")])
         pattern = ["arr", [["var", a], ["var", b]]]
         return [self.pick(["assign", "unify"]), pattern, src]
 
