@@ -322,18 +322,23 @@ fn host_functions() -> Vec<(&'static str, usize)> {
     functions
 }
 
-/// Answers a host function call: a builtin error is undefined, as in OPA-Envoy.
-fn host_call(name: &str, args: &[Value], context: &EvalContext) -> Value {
+/// Answers a host function call: a builtin error is undefined, as in OPA-Envoy. `Err` is a
+/// call OPA answers and this filter cannot (an engine gap): it stops the evaluation, fail
+/// closed, instead of answering differently.
+fn host_call(name: &str, args: &[Value], context: &EvalContext) -> Result<Value, String> {
     if name == TIME_NOW_NS.0 {
-        return Value::from(context.now_ns());
+        return Ok(Value::from(context.now_ns()));
     }
     if name == OPA_RUNTIME.0 {
-        return context.runtime();
+        return Ok(context.runtime());
     }
     if let Some(result) = builtins::call(name, args) {
-        return result.unwrap_or(Value::Undefined);
+        return Ok(result.unwrap_or(Value::Undefined));
     }
-    jwt::call(name, args, context.now_ns()).unwrap_or(Value::Undefined)
+    if let Some(gap) = jwt::gap(name, args) {
+        return Err(gap);
+    }
+    Ok(jwt::call(name, args, context.now_ns()).unwrap_or(Value::Undefined))
 }
 
 /// A bundle ready to evaluate one decision rule.
@@ -718,7 +723,10 @@ fn drive(vm: &mut RegoVM, mut result: Value, context: &EvalContext) -> Ran {
                 if name == HTTP_SEND.0 {
                     return Ran::Send(args.first().cloned().unwrap_or(Value::Undefined));
                 }
-                host_call(name, args, context)
+                match host_call(name, args, context) {
+                    Ok(answer) => answer,
+                    Err(gap) => return Ran::Done(Err(EvalError::Failed(gap))),
+                }
             }
             ExecutionState::Suspended { .. } => Value::Undefined,
             _ => return Ran::Done(Ok(result)),
@@ -1021,7 +1029,8 @@ fn parse_with_context(
     engine.set_strict_builtin_errors(false);
     for (name, arg_count) in host_functions() {
         let context = context.clone();
-        let extension = move |args: Vec<Value>| Ok(host_call(name, &args, &context));
+        let extension =
+            move |args: Vec<Value>| host_call(name, &args, &context).map_err(anyhow::Error::msg);
         engine
             .add_extension(
                 name.to_string(),

@@ -62,6 +62,8 @@ pub(super) const SIGNATURES: &[(&str, &[u8], u8, &str, &str)] = &[
     ("intersection", &[32], 32, "xs: set[set[any]]", "set[any]"),
     ("io.jwt.decode", &[8], 16, "jwt: string", "array<object[any: any], object[any: any], string>"),
     ("io.jwt.decode_verify", &[8, 64], 16, "jwt: string, constraints: object[string: any]", "array<boolean, object[any: any], object[any: any]>"),
+    ("io.jwt.encode_sign", &[64, 64, 64], 8, "headers: object[string: any], payload: object[string: any], key: object[string: any]", "string"),
+    ("io.jwt.encode_sign_raw", &[8, 8, 8], 8, "headers: string, payload: string, key: string", "string"),
     ("io.jwt.verify_eddsa", &[8, 8], 2, "jwt: string, certificate: string", "boolean"),
     ("io.jwt.verify_es256", &[8, 8], 2, "jwt: string, certificate: string", "boolean"),
     ("io.jwt.verify_es384", &[8, 8], 2, "jwt: string, certificate: string", "boolean"),

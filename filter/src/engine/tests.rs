@@ -3251,3 +3251,28 @@ r := [{path: value | [path, value] := walk(x); count(value) == 2},
         ),
     );
 }
+
+/// `io.jwt.encode_sign` runs on both engines; with ES* or PS* and a private key of that kind,
+/// which OPA signs and this filter does not, the evaluation fails (`status_on_error`) on both,
+/// never undefined (a `default` would answer where OPA gives a token).
+#[test]
+fn encode_sign_decides_as_opa_or_stops() {
+    assert_decides(
+        r#"r := io.jwt.encode_sign({"alg": "HS256"}, {"a": 1}, {"kty": "oct", "k": "AyM1"})"#,
+        "{}",
+        Some(r#""eyJhbGciOiJIUzI1NiJ9.eyJhIjoxfQ.RpmgSucwPKnVqn-SD35k8YjsH4p2i1O8x-5KUHOJrUo""#),
+    );
+    let rego = r#"package t
+default r := "d"
+r := io.jwt.encode_sign({"alg": "ES256"}, {"a": 1}, {"kty": "EC", "crv": "P-256", "d": "jpsQnnGQmL-YBIffH1136cspYG6-0iY7X1fCE9-E9LI"})
+"#;
+    let plain = Bundle::from_files(vec![("t.rego".into(), rego.as_bytes().to_vec())]).unwrap();
+    for load in [Policy::load, Policy::load_interpreted] {
+        let mut policy = load(&plain, &path("t/r")).unwrap();
+        let decided = policy.evaluate(Value::new_object());
+        assert!(
+            matches!(&decided, Err(EvalError::Failed(m)) if m.contains("signing with ES256 is not available")),
+            "{decided:?}"
+        );
+    }
+}

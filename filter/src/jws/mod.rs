@@ -13,6 +13,7 @@ mod ecdsa;
 mod key;
 mod montgomery;
 mod rsassa;
+mod sign;
 mod verify;
 
 #[cfg(test)]
@@ -21,6 +22,7 @@ pub(crate) mod testkeys;
 pub(crate) use key::{from_pkcs1_der, from_spki_der, pem_decode};
 pub use key::{keys_from_pem_or_jwk, Key, KeyEntry, PublicKey};
 pub use rsassa::PssSalt;
+pub use sign::{sign_compact, signing_key, SigningKey};
 pub use verify::{hmac_matches, verify, verify_ecdsa_halves, verify_with_public_key};
 
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};

@@ -77,23 +77,28 @@ fn digest_info_prefix(hash: Hash) -> &'static [u8] {
     }
 }
 
-/// RSASSA-PKCS1-v1_5: the opened signature must be exactly `00 01 FF.. 00 DigestInfo`.
-pub fn pkcs1v15_verify(key: &RsaKey, hash: Hash, digest: &[u8], signature: &[u8]) -> bool {
+/// EMSA-PKCS1-v1_5 of a `digest` for a key of `k` bytes: `00 01 FF.. 00 DigestInfo`
+/// (RFC 8017 §9.2); `None` when the key is too small.
+pub fn emsa_pkcs1v15(hash: Hash, digest: &[u8], k: usize) -> Option<Vec<u8>> {
     let prefix = digest_info_prefix(hash);
-    let k = key.size();
     let t_len = prefix.len() + digest.len();
     if digest.len() != hash.output_len() || k < t_len + 11 {
-        return false;
+        return None;
     }
-    let Some(em) = key.open(signature) else {
+    let mut em = vec![0x00, 0x01];
+    em.resize(k - t_len - 1, 0xff);
+    em.push(0x00);
+    em.extend_from_slice(prefix);
+    em.extend_from_slice(digest);
+    Some(em)
+}
+
+/// RSASSA-PKCS1-v1_5: the opened signature must be exactly the encoding of the digest.
+pub fn pkcs1v15_verify(key: &RsaKey, hash: Hash, digest: &[u8], signature: &[u8]) -> bool {
+    let Some(expected) = emsa_pkcs1v15(hash, digest, key.size()) else {
         return false;
     };
-    let mut expected = vec![0x00, 0x01];
-    expected.resize(k - t_len - 1, 0xff);
-    expected.push(0x00);
-    expected.extend_from_slice(prefix);
-    expected.extend_from_slice(digest);
-    expected == em
+    key.open(signature).is_some_and(|em| em == expected)
 }
 
 /// How RSASSA-PSS finds the salt: JWS (RFC 7518) fixes it to the hash length; OPA's

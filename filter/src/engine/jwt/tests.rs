@@ -607,3 +607,148 @@ fn eddsa_tokens_verify_with_pem_and_jwk_keys() {
         assert!(!verified(decode_verify(TOKEN, &es256)));
     }
 }
+
+/// `io.jwt.encode_sign` and `encode_sign_raw` give OPA v1.20.2's tokens byte for byte for
+/// HS*, RS* and EdDSA (deterministic signatures): the header and payload as Go's
+/// `json.Marshal` writes them (sorted keys, `<`, `>`, `&` escaped, a number's text kept, a
+/// set as an array), a JWKS's first key, and a payload that need not be JSON when `typ` is
+/// neither empty nor `JWT`. What OPA fails is a builtin error.
+#[test]
+fn encode_sign_gives_opas_tokens() {
+    let hs_key = r#"{"kty": "oct", "k": "AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow"}"#;
+    let ed_key = r#"{"kty": "OKP", "crv": "Ed25519", "d": "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#;
+    let sign = |header: &str, payload: &str, key: &str| {
+        call(
+            "io.jwt.encode_sign",
+            &[json(header), json(payload), json(key)],
+            NOW_NS,
+        )
+    };
+    let sign_raw = |header: &str, payload: &str, key: &str| {
+        call(
+            "io.jwt.encode_sign_raw",
+            &[s(header), s(payload), s(key)],
+            NOW_NS,
+        )
+    };
+    assert_eq!(
+        sign(
+            r#"{"alg": "HS256", "typ": "JWT"}"#,
+            r#"{"iss": "joe", "note": "<a&b>", "n": 1.50}"#,
+            hs_key
+        ),
+        Ok(s("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJqb2UiLCJuIjoxLjUwLCJub3RlIjoiXHUwMDNjYVx1MDAyNmJcdTAwM2UifQ.SBAiyubjOUxnNSYBpEHlL9YZzCArODHHl2TUe-xGpx0"))
+    );
+    let roles = Value::from_json_str(r#"{"roles": ["dev", "admin"]}"#).unwrap();
+    let roles = match roles {
+        Value::Object(o) => {
+            let set: std::collections::BTreeSet<Value> =
+                [s("admin"), s("dev")].into_iter().collect();
+            let mut o = (*o).clone();
+            o.insert(s("roles"), Value::from(set));
+            Value::from(o)
+        }
+        _ => unreachable!(),
+    };
+    assert_eq!(
+        call(
+            "io.jwt.encode_sign",
+            &[
+                json(r#"{"alg": "HS512"}"#),
+                roles,
+                json(r#"{"keys": [{"kty": "oct", "k": "AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ"}]}"#)
+            ],
+            NOW_NS
+        ),
+        Ok(s("eyJhbGciOiJIUzUxMiJ9.eyJyb2xlcyI6WyJhZG1pbiIsImRldiJdfQ.Oq6KF85I-GAJV7yKSjfSy2hOV09CMi5bLga3uFHCaz3gOaunhEaDHmcx-7leB-UbUJ5m-YLHvY0sKAEzn0-G-w"))
+    );
+    assert_eq!(
+        sign(r#"{"alg": "EdDSA"}"#, r#"{"sub": "alice"}"#, ed_key),
+        Ok(s("eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJhbGljZSJ9.eFTpuxd5oo38-eZyGVq9scoNkxAqvbc-sDJt27w46VWKPwLPHyUnUvvw3A2jBpmW3-qynlegeDc8tXCZrv_YAw"))
+    );
+    assert_eq!(
+        sign_raw(r#"{"alg":"HS256","typ":"text"}"#, "plain text", r#"{"kty":"oct","k":"AyM1"}"#),
+        Ok(s("eyJhbGciOiJIUzI1NiIsInR5cCI6InRleHQifQ.cGxhaW4gdGV4dA.jKJ1-UeU9Z0zoueVJhFuP4vkUk9EQ0k2ZwabEnmOsEQ"))
+    );
+    // OPA: "type is JWT but payload is not JSON", "unknown JWS algorithm", "invalid key type".
+    assert!(sign_raw(
+        r#"{"alg":"HS256"}"#,
+        "plain text",
+        r#"{"kty":"oct","k":"AyM1"}"#
+    )
+    .is_err());
+    assert!(sign(r#"{"alg": "HS257"}"#, "{}", r#"{"kty":"oct","k":"AyM1"}"#).is_err());
+    assert!(sign(r#"{"alg": "RS256"}"#, "{}", r#"{"kty":"oct","k":"AyM1"}"#).is_err());
+}
+
+/// RS256 with RFC 7515 appendix A.2's key gives the RFC's (and OPA's) signature.
+#[test]
+fn encode_sign_rs256_gives_the_rfc_signature() {
+    let token = call(
+        "io.jwt.encode_sign_raw",
+        &[
+            s(r#"{"alg":"RS256"}"#),
+            s("{\"iss\":\"joe\",\r\n \"exp\":1300819380,\r\n \"http://example.com/is_root\":true}"),
+            s(RFC7515_A2_KEY),
+        ],
+        NOW_NS,
+    )
+    .unwrap();
+    assert_eq!(
+        token,
+        s("eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ.cC4hiUPoj9Eetdgtv3hF80EGrhuB__dzERat0XF9g2VtQgr9PJbu3XOiZj5RZmh7AAuHIm4Bh-0Qc_lF5YKt_O8W2Fp5jujGbds9uJdbF9CUAr7t1dnZcAcQjbKBYNX4BAynRFdiuB--f_nZLgrnbyTyWzO75vRK5h6xBArLIARNPvkSjtQBMHlb1L07Qe7K0GarZRmB_eSN9383LcOLn6_dO--xi12jzDwusC-eOkHWEsqtFZESc6BfI7noOPqvhJ1phCnvWh6IeYI2w9QOYEUipUTI8np6LbgGY9Fs98rqVt5AXLIhWkWywlVmtVrBp0igcN_IoypGlUPQGe77Rw")
+    );
+}
+
+/// PS* and ES* with a private key of their kind are signed by OPA and not here: the call
+/// stops the evaluation (`gap`) instead of being undefined, which would answer differently.
+#[test]
+fn encode_sign_with_ps_or_es_is_a_gap() {
+    let ec = json(
+        r#"{"kty": "EC", "crv": "P-256", "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0", "d": "jpsQnnGQmL-YBIffH1136cspYG6-0iY7X1fCE9-E9LI"}"#,
+    );
+    let gap_for = |alg: &str, key: &Value| {
+        gap(
+            "io.jwt.encode_sign",
+            &[
+                json(&format!(r#"{{"alg": "{alg}"}}"#)),
+                json("{}"),
+                key.clone(),
+            ],
+        )
+    };
+    assert!(gap_for("ES256", &ec).is_some());
+    assert!(gap_for("PS256", &json(RFC7515_A2_KEY)).is_some());
+    assert!(gap(
+        "io.jwt.encode_sign_raw",
+        &[
+            s(r#"{"alg":"ES384"}"#),
+            s("{}"),
+            s(&ec.to_json_str().unwrap())
+        ]
+    )
+    .is_some());
+    // A key OPA cannot sign with either: OPA's builtin error, undefined here too.
+    assert!(gap_for("ES256", &json(r#"{"kty": "oct", "k": "AyM1"}"#)).is_none());
+    assert!(gap_for(
+        "PS256",
+        &json(r#"{"kty": "RSA", "n": "AQAB", "e": "AQAB"}"#)
+    )
+    .is_none());
+    assert!(gap_for("HS256", &json(r#"{"kty": "oct", "k": "AyM1"}"#)).is_none());
+}
+
+/// RFC 7515 appendix A.2's RSA key (the private exponent is all RS* signing needs).
+const RFC7515_A2_KEY: &str = concat!(
+    r#"{"kty": "RSA", "e": "AQAB", "n": ""#,
+    "ofgWCuLjybRlzo0tZWJjNiuSfb4p4fAkd_wWJcyQoTbji9k0l8W26mPddxHmfHQp-Vaw-4qPCJrcS2mJPMEzP1Pt0B",
+    "m4d4QlL-yRT-SFd2lZS-pCgNMsD1W_YpRPEwOWvG6b32690r2jZ47soMZo9wGzjb_7OMg0LOL-bSf63kpaSHSXndS5",
+    "z5rexMdbBYUsLA9e-KXBdQOS-UTo7WTBEMa2R2CapHg665xsmtdVMTBQY4uDZlxvb3qCo5ZwKh9kG4LT6_I5IhlJH7",
+    "aGhyxXFvUK-DWNmoudF8NAco9_h9iaGNj8q2ethFkMLs91kzk2PAcDTW9gb54h4FRWyuXpoQ",
+    r#"", "d": ""#,
+    "Eq5xpGnNCivDflJsRQBXHx1hdR1k6Ulwe2JZD50LpXyWPEAeP88vLNO97IjlA7_GQ5sLKMgvfTeXZx9SE-7YwVol2N",
+    "XOoAJe46sui395IW_GO-pWJ1O0BkTGoVEn2bKVRUCgu-GjBVaYLU6f3l9kJfFNS3E0QbVdxzubSu3Mkqzjkn439X0M",
+    "_V51gfpRLI9JYanrC4D4qAdGcopV_0ZHHzQlBjudU2QvXt4ehNYTCBr6XCLQUShb1juUO1ZdiYoFaFQT5Tw8bGUl_x",
+    "_jTj3ccPDVZFD9pIuhLhBOneufuBiB4cS98l2SR_RQyGWSeWjnczT0QU91p1DhOVRuOopznQ",
+    r#""}"#
+);
