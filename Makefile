@@ -186,6 +186,7 @@ rego-diff: regodiff-tools ## long differential campaign: make rego-diff N=20000 
 # does not allow.
 rego-diff-ci: regodiff-tools
 	$(REGODIFF) --n 2000 --seed 1 --ci --invalid 0 --report target/regodiff-ci.json
+	python3 tests/regodiff/jwt_sign_diff.py 1 100
 
 # Fuzzing (fuzz/, docs/fuzzing.md): every cargo-fuzz target for FUZZ_SECONDS from its seeds in
 # testdata/fuzz/<target>/; what the fuzzer adds goes to target/fuzz-corpus/<target>/, and an
