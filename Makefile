@@ -11,12 +11,13 @@ export ENVOY
 PYTEST := $(VENV)/bin/pytest
 WASM := dist/zerohop.wasm
 BUNDLER := dist/policy-bundler
-# 3.30 MiB: a gate against regressions, above DESIGN's 2.5 MB goal, which this build misses
-# (3.41 MB: regorus + time.* + Unicode regexes ~2.49 MB, io.jwt.* RSA/P-256 crates ~170 KB,
+# 3.33 MiB: a gate against regressions, above DESIGN's 2.5 MB goal, which this build misses
+# (3.48 MB: regorus + time.* + Unicode regexes ~2.49 MB, io.jwt.* RSA/P-256 crates ~170 KB,
 # live bundles ~180 KB with a second, num-bigint signature verifier; OPA's type checks at
-# load ~72 KB, crypto.*/net.cidr_*/uuid.*/regex.globs_match ~61 KB, http.send and number
-# texts ~53 KB, graph.*/walk on the RVM and operators by name ~25 KB, Rego v0 ~14 KB).
-MAX_WASM_BYTES := 3461120
+# load ~72 KB, crypto.*/net.cidr_*/uuid.*/regex.globs_match ~61 KB, io.jwt.encode_sign*,
+# strings.split_n, array.flatten ~64 KB, http.send and number texts ~53 KB, graph.*/walk
+# on the RVM and operators by name ~25 KB, Rego v0 ~14 KB).
+MAX_WASM_BYTES := 3493888
 WASM_OPT := /usr/bin/wasm-opt
 # The features rustc enables for wasm32-wasip1 that binaryen must accept.
 WASM_FEATURES := --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int --enable-mutable-globals

@@ -96,8 +96,7 @@ fn go_json(value: &Value) -> Result<String, String> {
 /// unless the header's `typ` is neither empty nor `JWT`) with the first key of the JWK text.
 fn encode_sign(header: &str, payload: &str, jwk: &str) -> Result<Value, String> {
     let key = jws::signing_key(jwk)?;
-    let fields: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(header).map_err(|e| e.to_string())?;
+    let fields = jws::json_object(header.as_bytes(), "header").map_err(|e| e.to_string())?;
     let text_field = |name: &str| match fields.get(name) {
         None => Ok(""),
         Some(serde_json::Value::String(s)) => Ok(s.as_str()),
@@ -107,7 +106,7 @@ fn encode_sign(header: &str, payload: &str, jwk: &str) -> Result<Value, String> 
     let alg = Alg::from_name(alg_name).ok_or("unknown signature algorithm")?;
     let typ = text_field("typ")?;
     if (typ.is_empty() || typ == "JWT")
-        && serde_json::from_str::<serde::de::IgnoredAny>(payload).is_err()
+        && serde_json::from_str::<serde_json::Value>(payload).is_err()
     {
         return Err("type is JWT but payload is not JSON".into());
     }
@@ -118,21 +117,28 @@ fn encode_sign(header: &str, payload: &str, jwk: &str) -> Result<Value, String> 
 /// key or ES* and an EC private key, which this filter does not sign (OPA returns a token; undefined would
 /// be a different answer). With another key OPA fails too, and so does the call here.
 pub fn gap(name: &str, args: &[Value]) -> Option<String> {
-    let as_json = |value: &Value| -> Option<serde_json::Value> {
+    let parsed = |value: &Value| -> Option<Value> {
         match (name, value) {
-            ("io.jwt.encode_sign", value) => serde_json::to_value(value).ok(),
-            ("io.jwt.encode_sign_raw", Value::String(text)) => serde_json::from_str(text).ok(),
+            ("io.jwt.encode_sign", value) => Some(value.clone()),
+            ("io.jwt.encode_sign_raw", Value::String(text)) => Value::from_json_str(text).ok(),
             _ => None,
         }
     };
-    let header = as_json(args.first()?)?;
-    let key = as_json(args.get(2)?)?;
-    let key = key.get("keys").and_then(|keys| keys.get(0)).unwrap_or(&key);
-    let alg = header.get("alg")?.as_str()?;
-    let kty = key.get("kty")?.as_str()?;
+    let header = parsed(args.first()?)?;
+    let key = parsed(args.get(2)?)?;
+    let key = match get(&key, "keys") {
+        Some(Value::Array(keys)) => keys.first()?.clone(),
+        _ => key,
+    };
+    let text = |object: &Value, field: &str| match get(object, field) {
+        Some(Value::String(s)) => Some(s.to_string()),
+        _ => None,
+    };
+    let alg = text(&header, "alg")?;
+    let kty = text(&key, "kty")?;
     // A public key (no `d`) cannot sign: OPA fails the call too.
-    key.get("d")?;
-    let unsigned = match Alg::from_name(alg)? {
+    get(&key, "d")?;
+    let unsigned = match Alg::from_name(&alg)? {
         Alg::PS256 | Alg::PS384 | Alg::PS512 => kty == "RSA",
         Alg::ES256 | Alg::ES384 | Alg::ES512 => kty == "EC",
         _ => false,

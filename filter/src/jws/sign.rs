@@ -4,12 +4,13 @@
 //! randomized in OPA as in any signer; this module does not sign them (an error, which the
 //! builtin turns into OPA's builtin error).
 //!
-//! RSA signing is `m^d mod n` on `num-bigint`, not constant time: a policy that signs with
+//! RSA signing is `m^d mod n` with the verifier's Montgomery arithmetic, not constant time: a policy that signs with
 //! an RSA key in a proxy that answers attackers should prefer HS* or EdDSA.
 
 use base64::Engine as _;
 use num_bigint::BigUint;
 
+use super::montgomery::Montgomery;
 use super::rsassa::emsa_pkcs1v15;
 use super::{base64url_decode, Alg, Hash};
 
@@ -88,7 +89,10 @@ fn sign(alg: Alg, key: &SigningKey, input: &[u8]) -> Result<Vec<u8>, String> {
             let size = usize::try_from(n.bits().div_ceil(8)).map_err(|e| e.to_string())?;
             let em = emsa_pkcs1v15(alg.hash(), &alg.hash().digest(input), size)
                 .ok_or("the RSA key is too small for the digest")?;
-            let signature = BigUint::from_bytes_be(&em).modpow(d, n).to_bytes_be();
+            let signature = Montgomery::new(n)
+                .ok_or("the RSA modulus is even")?
+                .modpow(&BigUint::from_bytes_be(&em), d)
+                .to_bytes_be();
             let mut out = vec![0; size.saturating_sub(signature.len())];
             out.extend_from_slice(&signature);
             Ok(out)
