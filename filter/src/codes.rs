@@ -86,6 +86,7 @@ codes! {
     MULTIPLE_DEFAULTS = "multiple-defaults": "two default rules for one name";
     CONFLICTING_RULES = "conflicting-rules": "rules of one name with different kinds or arities";
     FUNCTION_NOT_CALLED = "function-not-called": "a function referred to without a call";
+    FUNCTION_NAMED_EQUAL = "function-named-equal": "a function of the policy named `equal`, OPA's name of `==`, which the engine reads as the builtin (`engine::opa_quirks`)";
     NEGATED_TRUE = "negated-true": "a rule or function whose only condition is `not true`, which OPA evaluates against its own rules (`engine::opa_quirks`)";
     HTTP_SEND_OPTION = "http-send-option": "an `http.send` request with an option a proxy cannot carry out (certificates and keys from files; `engine::http_send`)";
     OPA_COMPREHENSION_INDEX = "opa-comprehension-index": "a comprehension whose body reads a variable of the enclosing body in a call or comparison before binding it, which OPA v1.20 indexes and then fails with an internal error (`engine::opa_quirks`)";

@@ -6,6 +6,10 @@
 //!   is `input`, `s contains input if { not true }` holds it, `f(x) := input if { not true }`
 //!   answers `input`), and as if it failed otherwise (`r := 1 if { not true }` is undefined).
 //!   The condition never holds; no policy means it.
+//! - `function-named-equal`: a function of the policy named `equal`, OPA's name of `==`. The
+//!   engine evaluates `not equal(a, b)` as `not a == b` (OPA rewrites both to a unification,
+//!   so an undefined operand does not fail the body); a function of that name would make the
+//!   bare call the policy's own.
 //! - `opa-comprehension-index`: a comprehension that OPA's compiler indexes (it evaluates the
 //!   body once, on its own, and looks its results up by the enclosing body's variables the body
 //!   binds) whose body reads one of those variables in a call or comparison before binding it:
@@ -27,9 +31,40 @@ use super::walk::{self, Visitor};
 /// functions the filter adds to regorus's builtins (name, argument count).
 pub fn check(modules: &[Ref<Module>], host_functions: &[(&str, usize)]) -> Vec<CompileError> {
     let mut errors = negated_true(modules);
+    errors.extend(functions_named_equal(modules));
     errors.extend(comprehension_index(modules, host_functions));
     errors.sort();
     errors.dedup();
+    errors
+}
+
+/// Functions of the policy named `equal`.
+fn functions_named_equal(modules: &[Ref<Module>]) -> Vec<CompileError> {
+    let mut errors = Vec::new();
+    for module in modules {
+        for rule in &module.policy {
+            let Rule::Spec {
+                head: RuleHead::Func { refr, span, .. },
+                ..
+            } = rule.as_ref()
+            else {
+                continue;
+            };
+            if get_path_string(refr, None).ok().as_deref() != Some("equal") {
+                continue;
+            }
+            let (file, line, column) = place(span);
+            errors.push(CompileError {
+                file,
+                line,
+                column,
+                code: crate::codes::FUNCTION_NAMED_EQUAL.name,
+                message: "a function named `equal` shadows OPA's name of `==`, which this \
+                          filter reads as the builtin; rename the function"
+                    .to_string(),
+            });
+        }
+    }
     errors
 }
 

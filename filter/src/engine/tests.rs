@@ -3276,3 +3276,25 @@ r := io.jwt.encode_sign({"alg": "ES256"}, {"a": 1}, {"kty": "EC", "crv": "P-256"
         );
     }
 }
+
+/// `not equal(a, b)` is `not a == b`: OPA rewrites both to a unification, so an operand that
+/// is undefined does not fail the body (other calls, `lt`, `neq`, move their references out
+/// first and fail it). A function of the policy's own named `equal` is refused (answers from
+/// OPA v1.20.2).
+#[test]
+fn negated_equal_by_name_is_negated_equality() {
+    for (rego, expected) in [
+        ("r if { not equal(input.n, true) }", Some("true")),
+        ("r if { not equal(input.n, input.m) }", Some("true")),
+        ("r if { not input.n == true }", Some("true")),
+        ("r if { not equal(count(input.n), 1) }", None),
+        ("r if { not lt(input.n, 1) }", None),
+        ("r if { not neq(input.n, true) }", None),
+    ] {
+        assert_decides(rego, "{}", expected);
+    }
+    let rego = "package t\nequal(a, b) := true\nr if { not equal(input.n, 1) }\n";
+    let plain = Bundle::from_files(vec![("t.rego".into(), rego.as_bytes().to_vec())]).unwrap();
+    let refused = Policy::load(&plain, &path("t/r")).err().unwrap();
+    assert_eq!(refused.code(), "function-named-equal", "{refused}");
+}

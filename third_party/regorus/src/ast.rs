@@ -816,3 +816,10 @@ pub struct Module {
 }
 
 pub type ExprRef = Ref<Expr>;
+
+/// Whether a call is OPA's `equal(a, b)`, the builtin name of `a == b`. (A function of the
+/// policy's own named `equal` would shadow the builtin: the caller must rule that out.)
+pub fn is_equal_call(fcn: &ExprRef, params: &[ExprRef]) -> bool {
+    params.len() == 2
+        && matches!(fcn.as_ref(), Expr::Var { value: Value::String(name), .. } if name.as_ref() == "equal")
+}

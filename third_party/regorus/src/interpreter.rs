@@ -1230,6 +1230,12 @@ impl Interpreter {
                 Self::equality_operand_dynamics(lhs, out);
                 Self::equality_operand_dynamics(rhs, out);
             }
+            // `equal(a, b)` is `a == b` (OPA rewrites both to a unification).
+            Expr::Call { fcn, params, .. } if crate::ast::is_equal_call(fcn, params) => {
+                for param in params {
+                    Self::equality_operand_dynamics(param, out);
+                }
+            }
             Expr::Call { params, .. } => {
                 for param in params {
                     Self::dynamic_terms(param, out);

@@ -128,6 +128,10 @@ fn negated(expr: &ExprRef, out: &mut Vec<ExprRef>) {
             operand(rhs, out);
         }
         Expr::UnaryExpr { expr, .. } => operand(expr, out),
+        // `equal(a, b)` is `a == b` (OPA rewrites both to a unification).
+        Expr::Call { fcn, params, .. } if crate::ast::is_equal_call(fcn, params) => {
+            params.iter().for_each(|p| unified(p, out))
+        }
         Expr::Call { params, .. } => params.iter().for_each(|p| operand(p, out)),
         Expr::Membership {
             key,
