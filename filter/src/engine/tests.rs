@@ -3298,3 +3298,17 @@ fn negated_equal_by_name_is_negated_equality() {
     let refused = Policy::load(&plain, &path("t/r")).err().unwrap();
     assert_eq!(refused.code(), "function-named-equal", "{refused}");
 }
+
+/// An array pattern matches only an array and an object pattern only an object, whatever
+/// their lengths: the RVM compared lengths only, so `[]` matched `{}` and `""`, `{}` matched
+/// `[]` (answers from OPA v1.20.2; the interpreter checked the kind).
+#[test]
+fn patterns_match_only_their_kind() {
+    assert_decides(
+        r#"r := [count([1 | [] = input.o]), count([1 | {} = input.a]), count([1 | {} = input.s]),
+            count([1 | [] = input.s]), count([1 | [x, y] := input.a2]),
+            count([1 | {"a": z} := input.oa]), count([1 | walk({}, [_, []])])]"#,
+        r#"{"o": {}, "a": [], "s": "", "a2": [1, 2], "oa": {"a": 1}}"#,
+        Some("[0, 0, 0, 0, 1, 1, 0]"),
+    );
+}

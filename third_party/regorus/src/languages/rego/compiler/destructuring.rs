@@ -7,7 +7,7 @@ use crate::compiler::destructuring_planner::plans::{
     AssignmentPlan, BindingPlan, DestructuringPlan, WildcardSide,
 };
 use crate::lexer::Span;
-use crate::rvm::instructions::{GuardMode, Instruction};
+use crate::rvm::instructions::{BuiltinCallParams, GuardMode, Instruction};
 use crate::value::Value;
 use anyhow::{bail, Result};
 
@@ -198,6 +198,7 @@ impl<'a> Compiler<'a> {
                 );
             }
             DestructuringPlan::Array { element_plans } => {
+                self.assert_kind(value_register, "is_array", span)?;
                 self.assert_collection_length(value_register, element_plans.len(), span)?;
                 for (index, element_plan) in element_plans.iter().enumerate() {
                     let literal_idx = self.add_literal(Value::from(index));
@@ -225,6 +226,7 @@ impl<'a> Compiler<'a> {
                 dynamic_fields,
             } => {
                 // An object pattern matches an object with exactly its keys, as in OPA.
+                self.assert_kind(value_register, "is_object", span)?;
                 self.assert_collection_length(
                     value_register,
                     field_plans.len().saturating_add(dynamic_fields.len()),
@@ -330,6 +332,31 @@ impl<'a> Compiler<'a> {
         let dest = self.alloc_register()?;
         self.emit_instruction(Instruction::Load { dest, literal_idx }, span);
         Ok(dest)
+    }
+
+    /// Fails the match unless the value is of the pattern's kind (`is_array`, `is_object`):
+    /// its length alone would let `[]` match `{}` or `""`, and `[x]` match `{0: x}`.
+    fn assert_kind(&mut self, value_register: Register, check: &str, span: &Span) -> Result<()> {
+        let builtin_index = self.get_builtin_index(check)?;
+        let dest = self.alloc_register()?;
+        let params_index = self
+            .program
+            .instruction_data
+            .add_builtin_call_params(BuiltinCallParams {
+                dest,
+                builtin_index,
+                num_args: 1,
+                args: [value_register, 0, 0, 0, 0, 0, 0, 0],
+            });
+        self.emit_instruction(Instruction::BuiltinCall { params_index }, span);
+        self.emit_instruction(
+            Instruction::Guard {
+                register: dest,
+                mode: GuardMode::Condition,
+            },
+            span,
+        );
+        Ok(())
     }
 
     fn assert_collection_length(
