@@ -3312,3 +3312,39 @@ fn patterns_match_only_their_kind() {
         Some("[0, 0, 0, 0, 1, 1, 0]"),
     );
 }
+
+/// A number beyond what the engine computes (OPA's `big.Float` goes much further) stops the
+/// evaluation on both engines: the interpreter took the overflow for a builtin error, so the
+/// expression was undefined and an `else` or `default` answered where OPA gives a number.
+#[test]
+fn a_number_beyond_the_engine_stops_the_evaluation() {
+    for rego in [
+        "r := (1 / bits.lsh(12345678901234567890, 65536)) if { true } else := -3.25",
+        "default r := \"d\"\nr := 0.5 * bits.lsh(1, 65536)",
+    ] {
+        let [decided, interpreted] = decide_errors(rego);
+        assert!(
+            decided.contains("numeric overflow"),
+            "RVM: {rego}: {decided}"
+        );
+        assert!(
+            interpreted.contains("numeric overflow"),
+            "interpreter: {rego}: {interpreted}"
+        );
+    }
+}
+
+/// The RVM's and the interpreter's errors for `rego` (each must fail).
+fn decide_errors(rego: &str) -> [String; 2] {
+    let source = format!("package t\n{rego}\n");
+    let plain = Bundle::from_files(vec![("t.rego".into(), source.into_bytes())]).unwrap();
+    [Policy::load, Policy::load_interpreted].map(|load| {
+        match load(&plain, &path("t/r"))
+            .unwrap()
+            .evaluate(Value::new_object())
+        {
+            Err(EvalError::Failed(message)) => message,
+            other => panic!("{rego}: {other:?}"),
+        }
+    })
+}

@@ -145,10 +145,14 @@ impl core::fmt::Display for EngineGapError {
 
 impl core::error::Error for EngineGapError {}
 
-/// Errors that stop the evaluation even when builtin errors are not strict.
+/// Errors that stop the evaluation even when builtin errors are not strict. A number beyond
+/// what this engine computes is a gap too: OPA computes it.
 pub fn is_hard_builtin_error(error: &anyhow::Error) -> bool {
     error.downcast_ref::<crate::LimitError>().is_some()
         || error.downcast_ref::<EngineGapError>().is_some()
+        || error
+            .downcast_ref::<crate::number::NumericOverflowError>()
+            .is_some()
 }
 
 pub type BuiltinFcn = (fn(&Span, &[Ref<Expr>], &[Value], bool) -> Result<Value>, u8);
