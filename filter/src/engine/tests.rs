@@ -3348,3 +3348,27 @@ fn decide_errors(rego: &str) -> [String; 2] {
         }
     })
 }
+
+/// `json.remove` and `json.filter` read a string path as OPA's `parsePath`: leading `/`s
+/// dropped (`"/user/password"`), `~1` and `~0` unescaped, and the empty path (`""` or `[]`)
+/// is no path at all (answers from OPA v1.20.2). regorus kept a leading empty segment, and
+/// took an empty path for the whole document (`json.remove(x, [[]])` was undefined).
+#[test]
+fn json_paths_are_read_as_opa_reads_them() {
+    assert_decides(
+        r#"r := [json.remove({"a": {"b": 1}, "": {"a": 3}}, ["/a"]),
+            json.remove({"a": {"b": 1}, "": 2}, ["/"]),
+            json.remove({"a": {"b": 1}, "": 2}, [[]]),
+            json.remove({"a": {"b": 1}, "": 2}, [""]),
+            json.remove({"a": {"b": 1}, "c": 2}, [[], ["c"]]),
+            json.remove({"a~b": 1, "c/d": 2, "e": 3}, ["a~0b", "c~1d"]),
+            json.filter({"a": {"b": 1}, "": {"a": 3}}, ["/a"]),
+            json.filter({"a": {"b": 1}, "": 2}, [[]]),
+            json.filter({"a": {"b": 1, "c": 2}}, ["a/b", ""])]"#,
+        "{}",
+        Some(
+            r#"[{"": {"a": 3}}, {"a": {"b": 1}}, {"": 2, "a": {"b": 1}}, {"": 2, "a": {"b": 1}},
+                {"a": {"b": 1}}, {"e": 3}, {"a": {"b": 1}}, {}, {"a": {"b": 1}}]"#,
+        ),
+    );
+}
