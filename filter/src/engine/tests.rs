@@ -3372,3 +3372,25 @@ fn json_paths_are_read_as_opa_reads_them() {
         ),
     );
 }
+
+/// `replace` and `strings.replace_n` with an empty string to replace: OPA inserts around every
+/// byte, so in a string with a multi-byte character its answer is not UTF-8, which no Rust
+/// string holds; the evaluation stops there (fail closed), and in ASCII the answers agree
+/// (OPA v1.20.2: `replace("ÄÖ", "", "-")` has bytes of `Ä` apart; regorus answered per
+/// character, a different string).
+#[test]
+fn an_empty_replacement_key_in_non_ascii_text_stops_the_evaluation() {
+    assert_decides(
+        r#"r := [replace("ab", "", "-"), strings.replace_n({"": "-"}, "ab")]"#,
+        "{}",
+        Some(r#"["-a-b-", "-a-b-"]"#),
+    );
+    for rego in [
+        r#"r := replace("ÄÖ", "", "-")"#,
+        r#"r := strings.replace_n({"": "-"}, "ÄÖ")"#,
+    ] {
+        for error in decide_errors(rego) {
+            assert!(error.contains("not UTF-8"), "{rego}: {error}");
+        }
+    }
+}

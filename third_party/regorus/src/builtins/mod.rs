@@ -92,6 +92,14 @@ impl EngineGapError {
         }
     }
 
+    pub fn splits_characters(builtin: &str) -> Self {
+        Self {
+            message: alloc::format!(
+                "{builtin}: an empty string to replace inserts between the bytes of a character, and the answer is not UTF-8, which this engine cannot hold in a string (OPA can)"
+            ),
+        }
+    }
+
     pub fn range_beyond_64_bits(builtin: &str) -> Self {
         Self {
             message: alloc::format!(
