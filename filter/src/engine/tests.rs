@@ -3394,3 +3394,27 @@ fn an_empty_replacement_key_in_non_ascii_text_stops_the_evaluation() {
         }
     }
 }
+
+/// Statements run in the order they are written unless one must wait for a variable a later
+/// one binds, as OPA's `reorderBodyForSafety` orders them: an array comprehension over two
+/// independent loops lists its items in OPA's order (answers from OPA v1.20.2). regorus's
+/// scheduler took statements by the names of the variables they bind, so a `walk(x, out)`
+/// ran after a later `some`.
+#[test]
+fn independent_loops_run_in_the_order_written() {
+    assert_decides(
+        r#"r := [[v, w] | walk({"a": 1}, [_, v]); some w in [1, 2]]"#,
+        "{}",
+        Some(r#"[[{"a": 1}, 1], [{"a": 1}, 2], [1, 1], [1, 2]]"#),
+    );
+    assert_decides(
+        r#"r := [[zeta, alpha] | some zeta in ["z1", "z2"]; some alpha in ["a1", "a2"]]"#,
+        "{}",
+        Some(r#"[["z1", "a1"], ["z1", "a2"], ["z2", "a1"], ["z2", "a2"]]"#),
+    );
+    assert_decides(
+        r#"r := [[x, y] | x := input.xs[_]; y := [x, 10][_]]"#,
+        r#"{"xs": [1, 2]}"#,
+        Some("[[1, 1], [1, 10], [2, 2], [2, 10]]"),
+    );
+}

@@ -61,23 +61,13 @@ pub enum SortResult {
     Cycle(String, Vec<usize>),
 }
 
+/// The order to run a query's statements in. `_empty` (the name of statements that define no
+/// variable) is no longer needed: statements are taken in their written order.
 pub fn schedule<Str: Clone + cmp::Ord + fmt::Debug>(
     infos: &mut [StmtInfo<Str>],
-    empty: &Str,
+    _empty: &Str,
 ) -> Result<SortResult> {
     let num_statements = infos.len();
-
-    // Mapping from each var to the list of statements that define it.
-    let mut defining_stmts: BTreeMap<Str, Vec<usize>> = BTreeMap::new();
-
-    // For each statement, interate through its definitions and add the
-    // statement (index) to the var's defining-statements list.
-    for (idx, info) in infos.iter().enumerate() {
-        for defn in &info.definitions {
-            let varc = defn.var.clone();
-            defining_stmts.entry(varc).or_default().push(idx);
-        }
-    }
 
     // Order of execution for statements.
     let mut order = Vec::with_capacity(infos.len());
@@ -87,10 +77,6 @@ pub fn schedule<Str: Clone + cmp::Ord + fmt::Debug>(
 
     // Keep track of whether a statement has been scheduled or not.
     let mut scheduled = vec![false; infos.len()];
-
-    // List of vars to be processed.
-    let mut vars_to_process: Vec<Str> = defining_stmts.keys().cloned().collect();
-    let mut tmp = vec![];
 
     let mut queue = VecDeque::new();
     let mut schedule_stmt = |stmt_idx: usize| {
@@ -163,54 +149,19 @@ pub fn schedule<Str: Clone + cmp::Ord + fmt::Debug>(
         }
     };
 
-    let mut process_var = |var| {
-        let mut stmt_scheduled = false;
-        let mut reprocess_var = false;
-        // Loop through each statement that defines the var.
-        for stmt_idx in defining_stmts.entry(var).or_default().iter().cloned() {
-            match schedule_stmt(stmt_idx) {
-                Some(true) => {
-                    stmt_scheduled = true;
-                }
-                Some(false) => {
-                    reprocess_var = true;
-                }
-                None => {
-                    // Statement has already been scheduled.
-                }
+    // As OPA's `reorderBodyForSafety`: pass over the statements in their written order,
+    // scheduling each whose variables are defined by then, until a pass schedules none. A
+    // statement moves only when it must wait for a later one; independent loops keep the
+    // order they were written in, which fixes the order of an array comprehension's items.
+    loop {
+        let mut progress = false;
+        for stmt_idx in 0..num_statements {
+            if schedule_stmt(stmt_idx) == Some(true) {
+                progress = true;
             }
         }
-
-        (stmt_scheduled, reprocess_var)
-    };
-
-    process_var(empty.clone());
-
-    let mut done = false;
-    while !done {
-        done = true;
-
-        // Swap with temporary vec.
-        core::mem::swap(&mut vars_to_process, &mut tmp);
-
-        // Loop through each unscheduled var.
-        for var in tmp.iter().cloned() {
-            let (stmt_scheduled, reprocess_var) = process_var(var.clone());
-
-            if stmt_scheduled {
-                done = false;
-
-                // If a statement has been scheduled, it means that the
-                // var has been defined. Process "" (statements that don't define any var)
-                // to see if any statements that depend on var can be scheduled.
-                // Doing so allows statements like `x > 10` to be scheduled immediately after x has been defined.
-                // TODO: Also schedule statements like `y = x > 10` immediately.
-                process_var(empty.clone());
-            }
-
-            if reprocess_var {
-                vars_to_process.push(var);
-            }
+        if !progress {
+            break;
         }
     }
 
