@@ -3381,13 +3381,15 @@ fn json_paths_are_read_as_opa_reads_them() {
 #[test]
 fn an_empty_replacement_key_in_non_ascii_text_stops_the_evaluation() {
     assert_decides(
-        r#"r := [replace("ab", "", "-"), strings.replace_n({"": "-"}, "ab")]"#,
+        r#"r := [replace("ab", "", "-"), strings.replace_n({"": "-"}, "ab"),
+            strings.replace_n({"": "-", "Ä": "A", "Ö": "O"}, "ÄÖ")]"#,
         "{}",
-        Some(r#"["-a-b-", "-a-b-"]"#),
+        Some(r#"["-a-b-", "-a-b-", "-A-O-"]"#),
     );
     for rego in [
         r#"r := replace("ÄÖ", "", "-")"#,
         r#"r := strings.replace_n({"": "-"}, "ÄÖ")"#,
+        r#"r := strings.replace_n({"": "-", "Ä": "A"}, "ÄÖ")"#,
     ] {
         for error in decide_errors(rego) {
             assert!(error.contains("not UTF-8"), "{rego}: {error}");

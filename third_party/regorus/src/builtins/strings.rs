@@ -174,9 +174,9 @@ fn replace(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> 
     Ok(Value::String(s.replace(old.as_ref(), new.as_ref()).into()))
 }
 
-/// OPA replaces an empty `old` around every byte: in a string with a character of more than
-/// one byte that splits the character, and the answer is not UTF-8, which this engine cannot
-/// hold in a string (an engine gap; in ASCII, bytes are characters and the answers agree).
+/// OPA's `replace` inserts at every byte when `old` is empty: in a string with a character of
+/// more than one byte that splits the character, and the answer is not UTF-8, which this
+/// engine cannot hold in a string (an engine gap; in ASCII, bytes are characters).
 fn ensure_whole_characters(name: &str, s: &str, old: &str) -> Result<()> {
     if old.is_empty() && !s.is_ascii() {
         return Err(anyhow::Error::new(builtins::EngineGapError::splits_characters(name)));
@@ -903,7 +903,6 @@ fn replace_n(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -
     for item in obj.as_ref().iter_sorted() {
         match item {
             (Value::String(k), Value::String(v)) => {
-                ensure_whole_characters(name, &s, k)?;
                 // What each key's replacements can add, at most: checked before building.
                 output_bound =
                     output_bound.saturating_add(replaced_len(&s, k, v).saturating_sub(s.len()));
@@ -918,14 +917,21 @@ fn replace_n(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -
     }
 
     reserve_output(output_bound)?;
-    Ok(Value::String(replace_in_one_pass(&s, &pairs).into()))
+    match replace_in_one_pass(&s, &pairs) {
+        Some(replaced) => Ok(Value::String(replaced.into())),
+        None => Err(anyhow::Error::new(
+            builtins::EngineGapError::splits_characters(name),
+        )),
+    }
 }
 
 /// Go's `strings.NewReplacer`, which OPA's `strings.replace_n` builds from the pattern's keys
 /// in sorted order: one pass from left to right; at each position the first key in that order
 /// that matches there is replaced; replaced text is not scanned again; an empty key matches
-/// at every position (the end included), before the text there.
-fn replace_in_one_pass(s: &str, pairs: &[(Rc<str>, Rc<str>)]) -> String {
+/// at every position (the end included), before the text there. Go then copies one byte:
+/// `None` when that byte starts a character of more than one byte, where the empty key's
+/// next match splits the character and the answer is not UTF-8.
+fn replace_in_one_pass(s: &str, pairs: &[(Rc<str>, Rc<str>)]) -> Option<String> {
     let mut out = String::with_capacity(s.len());
     let mut at = 0;
     // After an empty key matched at `at`, the other keys still get their turn there.
@@ -945,13 +951,16 @@ fn replace_in_one_pass(s: &str, pairs: &[(Rc<str>, Rc<str>)]) -> String {
                 let Some(c) = rest.chars().next() else {
                     break;
                 };
+                if after_empty_match && c.len_utf8() > 1 {
+                    return None;
+                }
                 out.push(c);
                 at += c.len_utf8();
                 after_empty_match = false;
             }
         }
     }
-    out
+    Some(out)
 }
 
 fn reverse(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> Result<Value> {
