@@ -83,6 +83,9 @@ BUILTINS = {
 # rarely, so most programs exercise evaluation.
 MISSING = set()
 
+# Comparison operators by name: they never fail, so the oracle leaves them unwrapped.
+COMPARISONS = {"equal", "neq", "lt", "lte", "gt", "gte"}
+
 # Infix operators the oracle wraps like builtins (they fail on wrong types: builtin errors).
 ARITH = {"+": "plus", "-": "minus", "*": "mul", "/": "div", "%": "rem", "&": "and", "|": "or"}
 COMPARE = ["==", "!=", "<", "<=", ">", ">="]
@@ -694,7 +697,9 @@ def render_term(t, wrap=None):
         return "{" + ", ".join(f"{rt(a)}: {rt(b)}" for a, b in t[1]) + "}"
     if k == "call":
         args = [rt(x) for x in t[2]]
-        if wrap and t[1] in BUILTINS:
+        # Comparisons never fail, and wrapping `equal` would change its meaning under `not`
+        # (OPA reads `equal(a, b)` as `a == b`, a unification, not as a call).
+        if wrap and t[1] in BUILTINS and t[1] not in COMPARISONS:
             return wrap(t[1], args)
         return f"{t[1]}({', '.join(args)})"
     if k == "bin":
