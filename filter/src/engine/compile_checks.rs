@@ -211,7 +211,7 @@ pub fn place(span: &Span) -> (String, u32, u32) {
 }
 
 /// An error at `span`.
-fn error(span: &Span, code: &'static str, message: String) -> CompileError {
+pub(super) fn error(span: &Span, code: &'static str, message: String) -> CompileError {
     let (file, line, column) = place(span);
     CompileError {
         file,

@@ -22,7 +22,7 @@ use regorus::utils::get_path_string;
 use regorus::Value;
 
 use super::compile_checks::{
-    children, collect_scope_vars, collect_vars, declared_by, is_call, pattern_vars, place,
+    children, collect_scope_vars, collect_vars, declared_by, error, is_call, pattern_vars,
     with_binders, Binder, CompileError,
 };
 use super::walk::{self, Visitor};
@@ -53,16 +53,13 @@ fn functions_named_equal(modules: &[Ref<Module>]) -> Vec<CompileError> {
             if get_path_string(refr, None).ok().as_deref() != Some("equal") {
                 continue;
             }
-            let (file, line, column) = place(span);
-            errors.push(CompileError {
-                file,
-                line,
-                column,
-                code: crate::codes::FUNCTION_NAMED_EQUAL.name,
-                message: "a function named `equal` shadows OPA's name of `==`, which this \
-                          filter reads as the builtin; rename the function"
+            errors.push(error(
+                span,
+                crate::codes::FUNCTION_NAMED_EQUAL.name,
+                "a function named `equal` shadows OPA's name of `==`, which this filter reads \
+                 as the builtin; rename the function"
                     .to_string(),
-            });
+            ));
         }
     }
     errors
@@ -92,17 +89,14 @@ fn negated_true(modules: &[Ref<Module>]) -> Vec<CompileError> {
                 ) {
                     continue;
                 }
-                let (file, line, column) = place(span);
-                errors.push(CompileError {
-                    file,
-                    line,
-                    column,
-                    code: crate::codes::NEGATED_TRUE.name,
-                    message: "a rule or function whose only condition is `not true`: OPA \
-                              v1.20 decides it as if the condition held when the head has a \
-                              reference or a call; remove it"
+                errors.push(error(
+                    span,
+                    crate::codes::NEGATED_TRUE.name,
+                    "a rule or function whose only condition is `not true`: OPA v1.20 decides \
+                     it as if the condition held when the head has a reference or a call; \
+                     remove it"
                         .to_string(),
-                });
+                ));
             }
         }
     }
@@ -412,19 +406,16 @@ impl Index<'_, '_, '_> {
                     Some(text) => format!(" (put `{text}` before `{}`)", stmt.span.text()),
                     None => String::new(),
                 };
-                let (file, line, column) = place(span);
-                self.errors.push(CompileError {
-                    file,
-                    line,
-                    column,
-                    code: crate::codes::OPA_COMPREHENSION_INDEX.name,
-                    message: format!(
+                self.errors.push(error(
+                    span,
+                    crate::codes::OPA_COMPREHENSION_INDEX.name,
+                    format!(
                         "OPA v1.20 evaluates this comprehension on its own (its comprehension \
                          index), before `{name}` is bound, and fails with an internal error \
                          reading `{name}` here; bind `{name}` inside the comprehension before \
                          this expression{hint}"
                     ),
-                });
+                ));
             }
             return;
         }
