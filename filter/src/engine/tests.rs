@@ -3420,3 +3420,23 @@ fn independent_loops_run_in_the_order_written() {
         Some("[[1, 1], [1, 10], [2, 2], [2, 10]]"),
     );
 }
+
+/// `units.parse` and `units.parse_bytes` read an amount as OPA does: a dot right after the
+/// digits belongs to it (`1.`, `1.k`), and an amount without a digit is no number (answers
+/// from OPA v1.20.2: `units.parse(".")` fails, undefined in OPA-Envoy; regorus gave 0).
+#[test]
+fn unit_amounts_are_read_as_opa_reads_them() {
+    assert_decides(
+        r#"r := [units.parse("1."), units.parse("1.k"), units.parse_bytes("1.KB"), units.parse(".5"),
+            units.parse("-.5"), units.parse("1e3k"), units.parse_bytes("0.")]"#,
+        "{}",
+        Some("[1, 1000, 1000, 0.5, -0.5, 1000000, 0]"),
+    );
+    for amount in [".", "-.", ".k", "1.5.5"] {
+        assert_decides(
+            &format!("default r := \"d\"\nr := units.parse({amount:?})"),
+            "{}",
+            Some(r#""d""#),
+        );
+    }
+}

@@ -91,14 +91,10 @@ fn parse(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> Re
         bail!(span.error("spaces not allowed in resource strings"));
     }
 
-    let (number_part, suffix) = match string.rfind(|c: char| c.is_ascii_digit()) {
-        Some(p) => (&string[0..p + 1], &string[p + 1..]),
-        _ => (string, ""),
+    let (number_part, suffix) = split_amount(string);
+    let Some(canonical_part) = canonicalize_number_part(number_part) else {
+        return Ok(Value::Undefined);
     };
-
-    // Canonicalize quirky literals (e.g. ".5", "-.1") so downstream parsing always sees
-    // a stable representation that includes an explicit leading digit.
-    let canonical_part = canonicalize_number_part(number_part);
 
     let Some((mantissa, shift)) = units_factor(suffix) else {
         return Ok(Value::Undefined);
@@ -126,14 +122,10 @@ fn parse_bytes(span: &Span, params: &[Ref<Expr>], args: &[Value], strict: bool) 
         bail!(span.error("spaces not allowed in resource strings"));
     }
 
-    let (number_part, suffix) = match string.rfind(|c: char| c.is_ascii_digit()) {
-        Some(p) => (&string[0..p + 1], &string[p + 1..]),
-        _ => (string, ""),
+    let (number_part, suffix) = split_amount(string);
+    let Some(canonical_part) = canonicalize_number_part(number_part) else {
+        return Ok(Value::Undefined);
     };
-
-    // Canonicalize quirky literals (e.g. ".5", "-.1") so downstream parsing always sees
-    // a stable representation that includes an explicit leading digit.
-    let canonical_part = canonicalize_number_part(number_part);
 
     let Some(factor) = bytes_factor(suffix) else {
         return Ok(Value::Undefined);
@@ -146,16 +138,38 @@ fn parse_bytes(span: &Span, params: &[Ref<Expr>], args: &[Value], strict: bool) 
     Ok(Value::from(number.opa_bytes_product(factor)?))
 }
 
-// Normalizes numbers that start with a decimal point by injecting the implicit leading zero.
-// This means inputs like ".5" and "-.1" become "0.5" / "-0.1", which Number::from_str accepts.
-fn canonicalize_number_part(number_part: &str) -> Cow<'_, str> {
-    if let Some(rest) = number_part.strip_prefix("-.") {
+/// The amount and the unit: the amount runs to the last digit, and a dot right after it
+/// belongs to the amount (`1.k` is `1.` kilo, as OPA reads it).
+fn split_amount(string: &str) -> (&str, &str) {
+    let end = match string.rfind(|c: char| c.is_ascii_digit()) {
+        Some(p) => p + 1,
+        None => string.len(),
+    };
+    let (amount, unit) = string.split_at(end);
+    match unit.strip_prefix('.') {
+        Some(rest) if !amount.contains(['.', 'e', 'E']) => (&string[..end + 1], rest),
+        _ => (amount, unit),
+    }
+}
+
+// Normalizes numbers that start or end with a decimal point, as Go's parser reads them:
+// ".5", "-.1" and "1." become "0.5", "-0.1" and "1.0", which Number::from_str accepts. An
+// amount without a digit (".", "-.") is no number (`None`), as in OPA.
+fn canonicalize_number_part(number_part: &str) -> Option<Cow<'_, str>> {
+    if !number_part.contains(|c: char| c.is_ascii_digit()) {
+        return None;
+    }
+    let number_part: Cow<'_, str> = match number_part.strip_suffix('.') {
+        Some(whole) => Cow::Owned(format!("{whole}.0")),
+        None => Cow::Borrowed(number_part),
+    };
+    Some(if let Some(rest) = number_part.strip_prefix("-.") {
         Cow::Owned(format!("-0.{rest}"))
     } else if let Some(rest) = number_part.strip_prefix("+.") {
         Cow::Owned(format!("+0.{rest}"))
     } else if let Some(rest) = number_part.strip_prefix('.') {
         Cow::Owned(format!("0.{rest}"))
     } else {
-        Cow::Borrowed(number_part)
-    }
+        number_part
+    })
 }
